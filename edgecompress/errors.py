@@ -1,0 +1,47 @@
+"""Errors a user can act on.
+
+Every failure caused by input (a file, a profile, a host, the data) is raised as an
+`EdgeCompressError` that carries *what* is wrong and *what to do*. The CLI prints these as
+one paragraph without a traceback (unless --debug); anything else is a bug in edgecompress
+and is shown with its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EdgeCompressError(Exception):
+    """A problem the user can fix; `fix` tells them how."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.problem} {self.fix}".strip()
+
+
+class ProfileError(EdgeCompressError):
+    """A device profile is missing, malformed or contradicts itself."""
+
+
+class ModelError(EdgeCompressError):
+    """The model file is unreadable, not Keras, or uses layers we will not load."""
+
+
+class DataError(EdgeCompressError):
+    """The data cannot be read or does not fit the model."""
+
+
+class TargetError(EdgeCompressError):
+    """The device cannot be reached, trusted, or cannot run the artifact."""
+
+    exit_code = 3
+
+
+class BudgetError(EdgeCompressError):
+    """No compression option fits the profile's memory or flash budget."""
+
+    exit_code = 4

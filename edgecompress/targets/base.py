@@ -1,0 +1,72 @@
+"""What every target (this machine, a board over SSH, a fleet) must do.
+
+A target takes a measurement job -- an exported model plus an evaluation set -- runs the
+board-side runner (`firmware/runner/edgecompress_runner.py`) *on the device*, and returns
+the runner's JSON document unchanged plus a description of the device. `deploy` does not
+know or care how the bytes got there.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MeasureJob:
+    """One artifact to measure on the device.
+
+    `eval_data` is an .npz written by `edgecompress.data.write_eval_npz`: float32 `x`
+    already scaled the way the model expects, int `y`, `class_names`, and `output_kind`
+    ('softmax' | 'sigmoid' | 'logits'), so the runner needs no knowledge of the data source.
+    """
+
+    model: Path
+    eval_data: Path
+    warmup: int = 20
+    runs: int = 100
+    threads: int | None = None
+    timeout_s: float = 900.0
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass
+class Measurement:
+    """The runner's JSON, as it came back from the device, plus where it was measured."""
+
+    target: str
+    result: dict[str, Any]
+    device: dict[str, Any] = field(default_factory=dict)
+    log: str = ""
+
+
+class Target(abc.ABC):
+    """A place artifacts run. Subclasses: LocalTarget, SshTarget."""
+
+    #: short name used in reports and folder names, e.g. 'local' or 'pi@10.0.0.7:22'
+    name: str
+
+    @abc.abstractmethod
+    def probe(self) -> dict[str, Any]:
+        """Describe the device (arch, OS, Python, memory, runtimes) before anything is sent.
+
+        Raise TargetError when the device cannot run the runner at all, naming the fix.
+        """
+
+    @abc.abstractmethod
+    def measure(self, job: MeasureJob) -> Measurement:
+        """Run the runner on the device for `job` and return its JSON.
+
+        Raise TargetError (with the failed step and the fix) when the run cannot complete.
+        """
+
+    def close(self) -> None:
+        """Release connections. Safe to call twice."""
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
