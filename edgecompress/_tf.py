@@ -7,7 +7,10 @@ TensorFlow goes through here instead of importing it directly.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from typing import Iterator
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ INFO/WARNING chatter
@@ -15,11 +18,44 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # edge work is CPU work; sk
 
 
 def tensorflow():  # noqa: ANN201 - returns the module
-    """Import TensorFlow lazily: the CLI's --help and the profile commands must not pay 2 s for it."""
-    import tensorflow as tf
+    """Import TensorFlow lazily: the CLI's --help and the profile commands must not pay 2 s for it.
+
+    TensorFlow's C++ runtime prints CUDA/oneDNN notices to stderr before any log level can
+    take effect; they would bury edgecompress's own messages, so the first import runs with
+    stderr silenced (EDGECOMPRESS_DEBUG=1 shows them).
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with _quiet_stderr():
+        import tensorflow as tf
+        import tf_keras  # noqa: F401 - imports TF's remaining native modules while quiet
+
+        tf.config.list_physical_devices("GPU")  # device discovery (cuInit) prints here, not later
 
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    if os.environ.get("EDGECOMPRESS_DEBUG"):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def keras():  # noqa: ANN201 - returns the module

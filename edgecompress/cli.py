@@ -1,0 +1,181 @@
+"""The `edgecompress` command. Each command is a thin shell over the Python API of the same name.
+
+Errors a user caused (EdgeCompressError) are printed as one paragraph and a non-zero exit
+code; a traceback is shown only with --debug, or for genuine bugs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from edgecompress.errors import EdgeCompressError
+
+app = typer.Typer(
+    help="Compress a trained Keras model for an edge device, run it there, and report measured latency, size, memory and accuracy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _mount_subcommands() -> None:
+    from edgecompress.cli_profiles import app as profiles_app
+
+    app.add_typer(profiles_app, name="profiles", help="List and inspect device profiles.")
+
+
+def _setup_logging(debug: bool) -> None:
+    if debug:
+        os.environ["EDGECOMPRESS_DEBUG"] = "1"
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("edgecompress").setLevel(logging.INFO)
+
+
+def _say(message: str) -> None:
+    console.print(f"[cyan]•[/cyan] {message}", highlight=False)
+
+
+@app.command()
+def deploy(
+    model: Optional[Path] = typer.Argument(None, help="Keras model file (.h5 or .keras). Not needed with --resume."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Device profile name (see `edgecompress profiles list`) or path to your own profile file."),
+    data: str = typer.Option("sklearn:digits", "--data", "-d", help="Class-folder directory, .npz file, or sklearn:digits."),
+    classes: Optional[str] = typer.Option(None, help="Comma-separated class subset in the model's output order, e.g. cat,dog."),
+    target: list[str] = typer.Option(["local"], "--target", "-t", help="local, ssh://user@host[:port], or a target name/file. Repeat for a fleet."),
+    output: Path = typer.Option(Path("runs"), "--output", "-o", help="Folder that receives one sub-folder per run."),
+    seed: int = typer.Option(0, help="Seed for data splits and calibration sampling."),
+    scaling: Optional[str] = typer.Option(None, help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: inferred from the model's first layers)."),
+    resize: bool = typer.Option(False, "--resize", help="Resize images to the model's input size instead of refusing mismatched data."),
+    max_eval: int = typer.Option(2000, help="Evaluation images measured on the device (stratified subset of the test split)."),
+    warmup: int = typer.Option(20, help="Warm-up inferences before timing."),
+    runs: int = typer.Option(100, help="Timed inferences."),
+    threads: Optional[int] = typer.Option(None, help="Interpreter threads on the device (default: the runtime's choice)."),
+    resume_dir: Optional[Path] = typer.Option(None, "--resume", help="Finish a failed run folder, repeating only what is missing."),
+    identity: Optional[Path] = typer.Option(None, help="SSH private key file."),
+    known_hosts: Optional[Path] = typer.Option(None, help="known_hosts file to verify boards against (default ~/.ssh/known_hosts)."),
+    accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help="Trust and record the host key of a board seen for the first time."),
+    keep_remote: bool = typer.Option(False, "--keep-remote", help="Keep the run folder on the board."),
+    password_env: Optional[str] = typer.Option(None, help="Name of an environment variable holding the SSH password."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and TensorFlow's own messages."),
+) -> None:
+    """Convert MODEL for a device profile, run it on the target, and write a report."""
+    _setup_logging(debug)
+    from edgecompress import pipeline
+    from edgecompress.report import render_summary
+
+    if resume_dir is not None:
+        result = pipeline.resume(resume_dir, progress=_say)
+    else:
+        if model is None or profile is None:
+            raise EdgeCompressError("deploy needs a MODEL file and --profile.", "Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits")
+        ssh_options = {
+            "identity": identity,
+            "known_hosts": known_hosts,
+            "accept_new_host_key": accept_new_host_key,
+            "keep_remote": keep_remote,
+            "password_env": password_env,
+        }
+        result = pipeline.deploy(
+            model,
+            profile,
+            data=data,
+            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+            target=target,
+            output=output,
+            seed=seed,
+            scaling=scaling,
+            resize=resize,
+            max_eval=max_eval,
+            warmup=warmup,
+            runs=runs,
+            threads=threads,
+            progress=_say,
+            **{k: v for k, v in ssh_options.items() if v not in (None, False)},
+        )
+    out.print(render_summary(result.report))
+    out.print(f"Run folder: {result.run_dir}")
+
+
+@app.command("example-model")
+def example_model(
+    output: Path = typer.Argument(Path("digits_cnn.h5"), help="Where to save the trained .h5 model."),
+    epochs: int = typer.Option(15, help="Training epochs (early stopping may end sooner)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train a small CNN on scikit-learn's digits (nothing downloaded) to try deploy with."""
+    _setup_logging(False)
+    from edgecompress.example_model import train_example_model
+
+    _say(f"Training the example CNN on sklearn:digits ({epochs} epochs max, 2 cores: under a minute)")
+    figures = train_example_model(output, epochs=epochs, seed=seed)
+    out.print(f"Saved {output}: {int(figures['parameters']):,} parameters, test accuracy {figures['test_accuracy']:.2%}")
+
+
+@app.command()
+def quickstart(
+    profile: str = typer.Option("rpi4", "--profile", "-p", help="Device profile to deploy for."),
+    output: Path = typer.Option(Path("runs"), "--output", "-o"),
+    workdir: Path = typer.Option(Path("."), help="Where the example model is written."),
+) -> None:
+    """The whole main job on a fresh machine: train the example model, then deploy it locally."""
+    _setup_logging(False)
+    from edgecompress import pipeline
+    from edgecompress.example_model import train_example_model
+    from edgecompress.report import render_summary
+
+    model_path = workdir / "digits_cnn.h5"
+    _say(f"1/2 edgecompress example-model {model_path}")
+    figures = train_example_model(model_path)
+    _say(f"    test accuracy {figures['test_accuracy']:.2%}")
+    _say(f"2/2 edgecompress deploy --profile {profile} {model_path} --data sklearn:digits --target local")
+    result = pipeline.deploy(model_path, profile, data="sklearn:digits", target="local", output=output, progress=_say)
+    out.print(render_summary(result.report))
+    out.print(f"Run folder: {result.run_dir}")
+
+
+@app.command()
+def version() -> None:
+    """Print the edgecompress version."""
+    import edgecompress
+
+    out.print(edgecompress.__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the app and turn user errors into a clear paragraph; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    _mount_subcommands()
+    try:
+        app(args=argv, prog_name="edgecompress")  # standalone: usage errors print and exit here
+        return 0
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except EdgeCompressError as error:
+        if debug:
+            console.print_exception()
+        console.print(f"[bold red]Error:[/bold red] {error.problem}", highlight=False)
+        if error.fix:
+            console.print(f"[bold]What to do:[/bold] {error.fix}", highlight=False)
+        return error.exit_code
+    except KeyboardInterrupt:
+        console.print("[bold red]Interrupted.[/bold red]")
+        return 130
+
+
+def entry_point() -> None:
+    """What the `edgecompress` script calls."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry_point()

@@ -1,0 +1,159 @@
+"""`edgecompress deploy` end to end on the local target, and how it refuses bad input.
+
+These mirror the README: train the example model, deploy it for a profile, read report.json.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import edgecompress
+from edgecompress.cli import main
+from edgecompress.report import SCHEMA_VERSION
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's example model, trained here exactly as `edgecompress example-model` does."""
+    from edgecompress.example_model import train_example_model
+
+    path = tmp_path_factory.mktemp("model") / "digits_cnn.h5"
+    figures = train_example_model(path, epochs=8)
+    assert figures["test_accuracy"] > 0.9
+    return path
+
+
+@pytest.fixture(scope="module")
+def rpi4_run(digits_model: Path, tmp_path_factory: pytest.TempPathFactory) -> edgecompress.pipeline.DeployResult:
+    runs = tmp_path_factory.mktemp("runs")
+    return edgecompress.deploy(digits_model, "rpi4", data="sklearn:digits", target="local", output=runs, warmup=5, runs=30)
+
+
+def test_deploy_writes_a_finished_run_folder_with_artifacts_and_report(rpi4_run) -> None:
+    run_dir = rpi4_run.run_dir
+    assert run_dir.is_dir() and not run_dir.name.endswith((".partial", ".failed"))
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["schema"] == "edgecompress.report" and report["schema_version"] == SCHEMA_VERSION
+    names = [a["name"] for a in report["artifacts"]]
+    assert names == ["baseline-fp32", "ptq-int8"]
+    for artifact in report["artifacts"]:
+        assert (run_dir / "artifacts" / artifact["path"]).is_file()
+        assert 0 < artifact["gzip_bytes"] <= artifact["file_bytes"] + 64
+    assert (run_dir / "deploy.log").is_file() and (run_dir / "request.json").is_file()
+
+
+def test_int8_is_smaller_and_as_accurate_as_fp32_on_the_device(rpi4_run) -> None:
+    report = rpi4_run.report
+    rows = {row["artifact"]: row for row in report["comparison"]}
+    assert rows["ptq-int8"]["file_bytes"] < rows["baseline-fp32"]["file_bytes"] / 2.5
+    assert abs(rows["ptq-int8"]["accuracy_delta_points"]) <= 2.0
+    fp32 = next(m for m in report["measurements"] if m["artifact"] == "baseline-fp32")
+    assert fp32["accuracy"]["overall"] == pytest.approx(report["keras_reference"]["accuracy"], abs=0.005)
+
+
+def test_every_measurement_has_latency_memory_and_per_class_accuracy(rpi4_run) -> None:
+    for m in rpi4_run.report["measurements"]:
+        latency = m["latency_ms"]
+        assert latency["runs"] == 30 and latency["warmup"] == 5
+        assert 0 < latency["median"] <= latency["p90"] <= latency["p99"]
+        assert m["memory"]["peak_rss_bytes"] > 10_000_000
+        assert set(m["accuracy"]["per_class"]) == {str(d) for d in range(10)}
+        samples = json.loads((rpi4_run.run_dir / m["latency_samples_file"]).read_text())
+        assert len(samples) == 30
+
+
+def test_a_profile_without_int8_gets_fp16(digits_model: Path, tmp_path: Path) -> None:
+    profile = tmp_path / "gpu-only.yaml"
+    base = (Path(edgecompress.__file__).parent.parent / "profiles" / "jetson-nano.yaml").read_text()
+    profile.write_text(base)
+    result = edgecompress.deploy(digits_model, profile, output=tmp_path / "runs", warmup=2, runs=5, max_eval=200)
+    kinds = [a["kind"] for a in result.report["artifacts"]]
+    assert kinds[0] == "float32" and kinds[1] in {"fp16", "int8"}
+
+
+# --- bad input: one paragraph, non-zero exit, no traceback, no run folder posing as a success ---
+
+
+def _images(root: Path, classes: dict[str, int], size: tuple[int, int]) -> Path:
+    rng = np.random.default_rng(0)
+    for name, count in classes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, size, dtype=np.uint8), mode="L").save(root / name / f"{i}.png")
+    return root
+
+
+def _lambda_model(path: Path) -> Path:
+    from edgecompress._tf import keras
+
+    k = keras()
+    model = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Lambda(lambda x: x * 2), k.layers.Flatten(), k.layers.Dense(10)])
+    model.save(path)
+    return path
+
+
+BAD_INPUTS = {
+    "corrupt h5": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_truncate(model, tmp / "cut.h5"))], "damaged"),
+    "text named .h5": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_text(tmp / "notes.h5"))], "text file"),
+    "lambda layer": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_lambda_model(tmp / "lam.h5"))], "Lambda"),
+    "unknown profile": lambda tmp, model: (["deploy", "--profile", "rpi5", str(model)], "rpi"),
+    "typo in profile": lambda tmp, model: (["deploy", "--profile", str(_typo_profile(tmp)), str(model)], "int8_suport"),
+    "one class": lambda tmp, model: (["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "one", {"a": 6}, (8, 8)))], "class"),
+    "wrong image size": lambda tmp, model: (
+        ["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "big", {str(d): 4 for d in range(10)}, (16, 16)))],
+        "16x16",
+    ),
+}
+
+
+def _truncate(source: Path, target: Path) -> Path:
+    target.write_bytes(source.read_bytes()[:2000])
+    return target
+
+
+def _text(path: Path) -> Path:
+    path.write_text("definitely not a model\n")
+    return path
+
+
+def _typo_profile(tmp: Path) -> Path:
+    base = (Path(edgecompress.__file__).parent.parent / "profiles" / "rpi4.yaml").read_text()
+    assert "int8:" in base
+    path = tmp / "my-board.yaml"
+    path.write_text(base.replace("int8:", "int8_suport:", 1))
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_ends_in_one_clear_paragraph(case: str, digits_model: Path, tmp_path: Path, capsys) -> None:
+    args, expected = BAD_INPUTS[case](tmp_path, digits_model)
+    runs = tmp_path / "runs"
+    code = main([*args, "--output", str(runs)])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Traceback" not in err
+    assert "Error:" in err and "What to do:" in err
+    assert expected in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_debug_shows_the_traceback(digits_model: Path, tmp_path: Path, capsys) -> None:
+    code = main(["deploy", "--profile", "rpi5", str(digits_model), "--debug", "--output", str(tmp_path)])
+    assert code != 0
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_the_console_script_runs_the_same_checks(tmp_path: Path) -> None:
+    bad = _text(tmp_path / "bad.h5")
+    script = Path(sys.executable).with_name("edgecompress")
+    done = subprocess.run([str(script), "deploy", "--profile", "rpi4", str(bad)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "text file" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()
