@@ -1,0 +1,849 @@
+#!/usr/bin/env python3
+"""edgecompress board-side runner: measure one .tflite/.onnx model on *this* device.
+
+This file is copied to the device and run there as is, so it must stay standalone:
+Python 3.8+, the standard library, NumPy and one inference runtime. It never imports
+edgecompress or TensorFlow's training stack (tensorflow.lite is only the last fallback).
+The contract (arguments, JSON, error kinds) is in firmware/runner/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import traceback
+import zipfile
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+RUNNER_VERSION = "1"
+
+#: (name reported in JSON, module to import, pip package that provides it), best first.
+TFLITE_RUNTIMES = (
+    ("ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime", "tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow", "tensorflow", "tensorflow"),
+)
+ONNX_RUNTIMES = (("onnxruntime", "onnxruntime", "onnxruntime"),)
+RUNTIMES_BY_SUFFIX = {".tflite": TFLITE_RUNTIMES, ".onnx": ONNX_RUNTIMES}
+ALL_RUNTIMES = TFLITE_RUNTIMES + ONNX_RUNTIMES
+
+OUTPUT_KINDS = ("softmax", "sigmoid", "logits")
+#: A single-output model predicts class 1 when its score passes this threshold.
+BINARY_THRESHOLDS = {"sigmoid": 0.5, "softmax": 0.5, "logits": 0.0}
+
+#: Exit codes: one per error kind so shell scripts on the board can branch without JSON.
+EXIT_CODES = {"bad_args": 2, "no_runtime": 3, "bad_model": 4, "bad_data": 5, "runtime_error": 6}
+
+
+class RunnerError(Exception):
+    """A failure the person at the board can act on; becomes the `{"error": ...}` document."""
+
+    def __init__(self, kind: str, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.fix = fix
+
+    def as_json(self) -> Dict[str, Any]:
+        return {"error": {"kind": self.kind, "message": self.message, "fix": self.fix}}
+
+
+# --------------------------------------------------------------------------- stdout guard
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to fd 1 to stderr while runtimes are imported, loaded and run.
+
+    Some runtimes print banners to stdout from C++, which would corrupt the one JSON
+    document the caller parses. C stdio buffers are flushed before fd 1 is restored, or
+    their contents would surface after the JSON at process exit.
+    """
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 at all (closed by the caller): nothing to protect
+        yield
+        return
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        _flush_c_stdio()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except Exception:  # noqa: BLE001 - best effort; not every libc is reachable via ctypes
+        pass
+
+
+def progress_printer(enabled: bool) -> Callable[[str], None]:
+    def emit(message: str) -> None:
+        if enabled:
+            sys.stderr.write("edgecompress-runner: %s\n" % message)
+            sys.stderr.flush()
+
+    return emit
+
+
+# --------------------------------------------------------------------------- device facts
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container or taskset can allow fewer than exist)."""
+    try:
+        return len(os.sched_getaffinity(0))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def platform_info() -> Dict[str, Any]:
+    return {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable_cpus(),
+        "cpu_model": _cpu_model(),
+    }
+
+
+def _cpu_model() -> Optional[str]:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _proc_status_bytes(field: str) -> Optional[int]:
+    """A `VmRSS`-style field of /proc/self/status in bytes; None where /proc does not exist."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def peak_rss_bytes() -> Optional[int]:
+    """Peak resident set size of this process; ru_maxrss is KiB on Linux but bytes on macOS."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
+
+
+def current_rss_bytes() -> Optional[int]:
+    return _proc_status_bytes("VmRSS")
+
+
+def system_memory() -> Dict[str, Optional[int]]:
+    info = {}  # type: Dict[str, int]
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                info[key] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    total = info.get("MemTotal")
+    if total is None:
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            total = None
+    return {"total_bytes": total, "available_bytes": info.get("MemAvailable")}
+
+
+def probe() -> Dict[str, Any]:
+    """Describe this device without loading a model; must work even with no NumPy at all."""
+    try:
+        import numpy
+
+        numpy_version = numpy.__version__  # type: Optional[str]
+    except Exception:  # noqa: BLE001 - a broken NumPy is as good as none
+        numpy_version = None
+    runtimes = {}  # type: Dict[str, Optional[str]]
+    problems = {}  # type: Dict[str, str]
+    for name, module, package in ALL_RUNTIMES:
+        if name == "tensorflow":
+            # Importing TensorFlow takes seconds; installed-and-versioned is enough to know.
+            runtimes[name] = _installed_version(package) if _module_exists(module) else None
+            continue
+        try:
+            runtimes[name] = _runtime_version(_import_module(module), package)
+        except Exception as exc:  # noqa: BLE001 - report why, do not fail the probe
+            runtimes[name] = None
+            if _module_exists(name):
+                problems[name] = "%s: %s" % (type(exc).__name__, exc)
+    try:
+        disk_free = shutil.disk_usage(os.path.dirname(os.path.abspath(__file__))).free  # type: Optional[int]
+    except OSError:
+        disk_free = None
+    return {
+        "runner_version": RUNNER_VERSION,
+        "platform": platform_info(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "numpy": numpy_version,
+        "runtimes": runtimes,
+        "runtime_import_errors": problems,
+        "memory": system_memory(),
+        "disk_free_bytes": disk_free,
+    }
+
+
+def _module_exists(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module.split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _import_module(module: str) -> Any:
+    import importlib
+
+    return importlib.import_module(module)
+
+
+def _installed_version(package: str) -> Optional[str]:
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8 is not supported, but say "unknown" rather than crash
+        return "unknown"
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _runtime_version(module: Any, package: str) -> str:
+    top = sys.modules.get(module.__name__.split(".")[0], module)
+    return str(getattr(top, "__version__", None) or _installed_version(package))
+
+
+# --------------------------------------------------------------------------- eval data
+
+
+class EvalData:
+    """The eval .npz, read so that `x` never has to sit in memory whole.
+
+    A CIFAR-10 test set is 123 MB of float32; on a 512 MB board that would both crowd the
+    model and swamp the peak-RSS figure, so `x` is streamed from the zip member in batches.
+    """
+
+    def __init__(self, path: str) -> None:
+        np = _numpy()
+        self.path = path
+        if not os.path.isfile(path):
+            raise RunnerError("bad_data", "Eval data %s does not exist." % path, "Pass the .npz written by edgecompress with --data.")
+        try:
+            archive = np.load(path, allow_pickle=False)
+            members = set(archive.files)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+            raise RunnerError("bad_data", "Eval data %s is not a readable .npz file (%s)." % (path, exc), _REEXPORT_DATA) from exc
+        missing = [key for key in ("x", "y", "class_names", "output_kind") if key not in members]
+        if missing:
+            raise RunnerError("bad_data", "Eval data %s lacks %s." % (path, ", ".join(missing)), _REEXPORT_DATA)
+        try:
+            self.y = np.asarray(archive["y"]).astype(np.int64).reshape(-1)
+            self.class_names = [str(name) for name in np.asarray(archive["class_names"]).reshape(-1)]
+            self.output_kind = str(np.asarray(archive["output_kind"]).reshape(-1)[0])
+        except Exception as exc:  # noqa: BLE001
+            raise RunnerError("bad_data", "Eval data %s has unreadable y/class_names/output_kind (%s)." % (path, exc), _REEXPORT_DATA) from exc
+        if self.output_kind not in OUTPUT_KINDS:
+            raise RunnerError(
+                "bad_data",
+                "Eval data %s has output_kind %r." % (path, self.output_kind),
+                "output_kind must be one of %s; re-export the eval data." % ", ".join(OUTPUT_KINDS),
+            )
+        self._in_memory_x = None  # type: Any
+        self.shape, self.dtype = self._read_x_header()
+        if len(self.shape) < 2 or self.shape[0] != len(self.y):
+            raise RunnerError(
+                "bad_data",
+                "Eval data %s: x has shape %s but y has %d labels." % (path, list(self.shape), len(self.y)),
+                "x must be (n_samples, *input_shape) with one label in y per sample; re-export the eval data.",
+            )
+        if len(self.y) == 0:
+            raise RunnerError("bad_data", "Eval data %s holds no samples." % path, _REEXPORT_DATA)
+
+    @property
+    def n(self) -> int:
+        return int(self.shape[0])
+
+    def _read_x_header(self) -> Tuple[Tuple[int, ...], Any]:
+        np = _numpy()
+        with zipfile.ZipFile(self.path) as archive, archive.open("x.npy") as stream:
+            version = np.lib.format.read_magic(stream)
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            reader = readers.get(version)
+            if reader is not None:
+                shape, fortran_order, dtype = reader(stream)
+                if not fortran_order and not dtype.hasobject:
+                    return tuple(int(d) for d in shape), dtype
+        # Rare layouts (Fortran order, format 3.0): fall back to holding x in memory.
+        try:
+            self._in_memory_x = np.ascontiguousarray(np.load(self.path, allow_pickle=False)["x"])
+        except Exception as exc:  # noqa: BLE001
+            raise RunnerError("bad_data", "Eval data %s: x is unreadable (%s)." % (self.path, exc), _REEXPORT_DATA) from exc
+        return tuple(self._in_memory_x.shape), self._in_memory_x.dtype
+
+    def batches(self, batch: int, limit: Optional[int] = None) -> Iterator[Any]:
+        """Yield float32 arrays of up to `batch` samples from the start of x."""
+        np = _numpy()
+        total = self.n if limit is None else min(limit, self.n)
+        if self._in_memory_x is not None:
+            for start in range(0, total, batch):
+                yield self._in_memory_x[start : min(start + batch, total)].astype(np.float32, copy=False)
+            return
+        row_items = int(np.prod(self.shape[1:], dtype=np.int64))
+        with zipfile.ZipFile(self.path) as archive, archive.open("x.npy") as stream:
+            version = np.lib.format.read_magic(stream)
+            (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(stream)
+            for start in range(0, total, batch):
+                count = min(batch, total - start)
+                raw = _read_exactly(stream, count * row_items * self.dtype.itemsize)
+                rows = np.frombuffer(raw, dtype=self.dtype).reshape((count,) + self.shape[1:])
+                yield rows.astype(np.float32)
+
+    def head(self, count: int) -> Any:
+        """The first `count` samples, used as latency inputs."""
+        return next(self.batches(count))
+
+
+def _read_exactly(stream: Any, size: int) -> bytes:
+    chunks = []  # type: List[bytes]
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            raise RunnerError("bad_data", "Eval data ends early: x.npy is truncated.", _REEXPORT_DATA)
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+_REEXPORT_DATA = (
+    "Re-create it with edgecompress (it writes x, y, class_names and output_kind), "
+    "or np.savez(path, x=float32_inputs, y=int_labels, class_names=[...], output_kind='softmax')."
+)
+
+
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError as exc:
+        raise RunnerError(
+            "no_runtime",
+            "NumPy is not installed for %s." % (sys.executable or "python3"),
+            "Install it on the device: %s -m pip install numpy" % _python_command(),
+        ) from exc
+    return numpy
+
+
+def _python_command() -> str:
+    return sys.executable or "python3"
+
+
+# --------------------------------------------------------------------------- runtimes
+
+
+class Session:
+    """One loaded model behind a runtime-neutral face: float in, float scores out."""
+
+    runtime = ""
+    version = ""
+
+    def __init__(self) -> None:
+        self.input_shape = ()  # type: Tuple[Optional[int], ...]  # None marks a dynamic dim
+        self.input_dtype = None  # type: Any
+        self.batch = 1
+
+    def run(self, x: Any) -> Any:
+        """Score a float32 batch of exactly `self.batch` samples; returns float32 (batch, -1)."""
+        raise NotImplementedError
+
+    def try_batch(self, batch: int) -> bool:
+        """Switch to `batch` samples per call if the model allows it; False leaves batch 1."""
+        raise NotImplementedError
+
+
+class TfliteSession(Session):
+    def __init__(self, interpreter_class: Any, runtime: str, version: str, model: str, threads: int) -> None:
+        super().__init__()
+        self.runtime, self.version = runtime, version
+        self.interpreter = interpreter_class(model_path=model, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        _require_single("input", len(inputs), model)
+        _require_single("output", len(outputs), model)
+        self._input, self._output = inputs[0], outputs[0]
+        signature = self._input.get("shape_signature", self._input["shape"])
+        self.input_shape = tuple(None if int(d) < 0 else int(d) for d in signature)
+        self.input_dtype = self._input["dtype"]
+        self.input_quantization = tuple(self._input.get("quantization", (0.0, 0)))
+        self.output_dtype = self._output["dtype"]
+
+    def run(self, x: Any) -> Any:
+        self.interpreter.set_tensor(self._input["index"], quantize(x, self.input_dtype, self.input_quantization))
+        self.interpreter.invoke()
+        scores = self.interpreter.get_tensor(self._output["index"])
+        return dequantize(scores, tuple(self._output.get("quantization", (0.0, 0)))).reshape(len(x), -1)
+
+    def try_batch(self, batch: int) -> bool:
+        shape = [batch] + [int(d) for d in self._input["shape"][1:]]
+        try:
+            self.interpreter.resize_tensor_input(self._input["index"], shape)
+            self.interpreter.allocate_tensors()
+        except Exception:  # noqa: BLE001 - a fixed-shape model simply stays at batch 1
+            self.interpreter.resize_tensor_input(self._input["index"], [1] + shape[1:])
+            self.interpreter.allocate_tensors()
+            return False
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self.batch = batch
+        return True
+
+
+class OnnxSession(Session):
+    _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+               "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64"}
+
+    def __init__(self, ort: Any, version: str, model: str, threads: int) -> None:
+        super().__init__()
+        self.runtime, self.version = "onnxruntime", version
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        _require_single("input", len(inputs), model)
+        _require_single("output", len(outputs), model)
+        self._input_name, self._output_name = inputs[0].name, outputs[0].name
+        self.input_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inputs[0].shape)
+        dtype = self._DTYPES.get(inputs[0].type)
+        if dtype is None:
+            raise RunnerError("bad_model", "%s takes %s input, which the runner cannot feed." % (model, inputs[0].type),
+                              "Export the model with a float32 input.")
+        self.input_dtype = _numpy().dtype(dtype)
+
+    def run(self, x: Any) -> Any:
+        np = _numpy()
+        feed = quantize(x, self.input_dtype, (0.0, 0)) if self.input_dtype.kind in "iu" else x.astype(self.input_dtype)
+        (scores,) = self.session.run([self._output_name], {self._input_name: feed})
+        return np.asarray(scores, dtype=np.float32).reshape(len(x), -1)
+
+    def try_batch(self, batch: int) -> bool:
+        if self.input_shape and self.input_shape[0] is None:
+            self.batch = batch
+            return True
+        return False
+
+
+def _require_single(what: str, count: int, model: str) -> None:
+    if count != 1:
+        raise RunnerError(
+            "bad_model",
+            "%s has %d %ss; the runner measures classifiers with exactly one %s." % (model, count, what, what),
+            "Export a model with one input and one output (the class scores).",
+        )
+
+
+def quantize(x: Any, dtype: Any, quantization: Tuple[float, int]) -> Any:
+    """Map float inputs into an integer input tensor with the model's own scale/zero point."""
+    np = _numpy()
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu":
+        return x.astype(dtype, copy=False)
+    scale, zero_point = float(quantization[0]), int(quantization[1])
+    values = np.round(x / scale) + zero_point if scale else np.round(x)
+    info = np.iinfo(dtype)
+    return np.clip(values, info.min, info.max).astype(dtype)
+
+
+def dequantize(scores: Any, quantization: Tuple[float, int]) -> Any:
+    np = _numpy()
+    scale, zero_point = float(quantization[0]), int(quantization[1])
+    if scores.dtype.kind in "iu" and scale:
+        return ((scores.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return scores.astype(np.float32, copy=False)
+
+
+class Runtime:
+    """An imported runtime module, not yet holding a model."""
+
+    def __init__(self, name: str, module: Any, version: str, suffix: str) -> None:
+        self.name, self.module, self.version, self.suffix = name, module, version, suffix
+
+    def load(self, model: str, threads: int) -> Session:
+        try:
+            if self.suffix == ".onnx":
+                return OnnxSession(self.module, self.version, model, threads)
+            interpreter_class = self.module.lite.Interpreter if self.name == "tensorflow" else self.module.Interpreter
+            return TfliteSession(interpreter_class, self.name, self.version, model, threads)
+        except RunnerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - runtimes raise assorted types for a bad file
+            raise RunnerError(
+                "bad_model", "%s could not load %s: %s" % (self.name, model, _one_line(exc)), _BAD_MODEL_FIXES[self.suffix]
+            ) from exc
+
+
+_BAD_MODEL_FIXES = {
+    ".tflite": "Check the file copied completely (compare its sha256) and re-export it with edgecompress; "
+    "models with TF Select (Flex) or custom ops need full TensorFlow on the device (--runtime tensorflow).",
+    ".onnx": "Check the file copied completely (compare its sha256) and re-export it with edgecompress; "
+    "an opset newer than this onnxruntime supports needs a newer onnxruntime on the device.",
+}
+
+
+def import_runtime(model: str, requested: str, emit: Callable[[str], None]) -> Runtime:
+    """The first importable runtime for the model's format (or exactly the requested one)."""
+    suffix = os.path.splitext(model)[1].lower()
+    candidates = RUNTIMES_BY_SUFFIX.get(suffix)
+    if candidates is None:
+        raise RunnerError("bad_model", "%s is neither .tflite nor .onnx." % model,
+                          "Pass the .tflite or .onnx file edgecompress exported.")
+    if not os.path.isfile(model):
+        raise RunnerError("bad_model", "Model file %s does not exist." % model, "Copy the model to the device and pass its path with --model.")
+    if requested != "auto":
+        candidates = tuple(c for c in candidates if c[0] == requested)
+        if not candidates:
+            raise RunnerError("bad_args", "Runtime %s cannot run %s files." % (requested, suffix),
+                              "Use --runtime auto or one of: %s." % ", ".join(c[0] for c in RUNTIMES_BY_SUFFIX[suffix]))
+    _numpy()
+    failures = []  # type: List[str]
+    for name, module, package in candidates:
+        emit("importing %s" % name)
+        if name == "tensorflow":
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            imported = _import_module(module)
+        except Exception as exc:  # noqa: BLE001 - try the next runtime, keep the reason
+            failures.append("%s (%s: %s)" % (name, type(exc).__name__, exc))
+            continue
+        return Runtime(name, imported, _runtime_version(imported, package), suffix)
+    raise RunnerError(
+        "no_runtime",
+        "No runtime for %s files is importable by %s: %s." % (suffix, _python_command(), "; ".join(failures)),
+        _install_fix(suffix),
+    )
+
+
+def _install_fix(suffix: str) -> str:
+    python = _python_command()
+    if suffix == ".onnx":
+        return "Install ONNX Runtime on the device: %s -m pip install onnxruntime" % python
+    preferred = "ai-edge-litert" if sys.version_info >= (3, 9) else "tflite-runtime"
+    return (
+        "Install LiteRT on the device: %s -m pip install %s (if no wheel exists for this board, "
+        "try %s -m pip install tflite-runtime; on a distro-managed Python create a venv first: "
+        "python3 -m venv ~/edgecompress-env && ~/edgecompress-env/bin/pip install numpy %s)."
+        % (python, preferred, python, preferred)
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:400] + "...") if len(text) > 400 else text
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def predict(scores: Any, output_kind: str) -> Any:
+    """Class indices from a (batch, n_outputs) score array."""
+    np = _numpy()
+    if scores.shape[1] == 1:
+        return (scores[:, 0] > BINARY_THRESHOLDS[output_kind]).astype(np.int64)
+    return np.argmax(scores, axis=1)
+
+
+def latency_stats(samples_ms: Sequence[float], warmup: int) -> Dict[str, Any]:
+    np = _numpy()
+    values = np.asarray(samples_ms, dtype=np.float64)
+    percentile = lambda q: float(np.percentile(values, q))  # noqa: E731
+    return {
+        "warmup": warmup,
+        "runs": int(values.size),
+        "median": round(percentile(50), 4),
+        "p90": round(percentile(90), 4),
+        "p99": round(percentile(99), 4),
+        "mean": round(float(values.mean()), 4),
+        "std": round(float(values.std()), 4),
+        "min": round(float(values.min()), 4),
+        "max": round(float(values.max()), 4),
+    }
+
+
+def time_single_runs(session: Session, inputs: Any, count: int, offset: int) -> List[float]:
+    """Wall time of `count` batch-1 calls (set input, invoke, read output), cycling the inputs.
+
+    GC is paused so a collection does not land inside one sample, as timeit does.
+    """
+    timings = []  # type: List[float]
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(count):
+            sample = inputs[(offset + i) % len(inputs)][None, ...]
+            start = time.perf_counter()
+            session.run(sample)
+            timings.append((time.perf_counter() - start) * 1000.0)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return timings
+
+
+def check_input_shape(session: Session, data: EvalData, model: str) -> None:
+    expected = session.input_shape[1:]
+    actual = data.shape[1:]
+    fits = len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual))
+    if not fits:
+        shown = ["?" if d is None else d for d in expected]
+        raise RunnerError(
+            "bad_data",
+            "%s expects inputs of shape %s but %s holds samples of shape %s." % (model, shown, data.path, list(actual)),
+            "Export the eval data for this model (same input size and channel layout).",
+        )
+
+
+def evaluate(session: Session, data: EvalData, batch: int, reference: Any, emit: Callable[[str], None]) -> Dict[str, Any]:
+    """Accuracy over the whole eval set, batched when the model allows.
+
+    `reference` holds batch-1 scores for sample 0; if a batched run disagrees with them the
+    batched path is not trusted and the set is re-run at batch 1.
+    """
+    np = _numpy()
+    if batch > 1 and session.try_batch(batch):
+        first = _score_batch(session, data.head(1))[0]
+        if not np.allclose(first, reference, rtol=1e-3, atol=1e-4):
+            emit("batched scores differ from batch-1 scores; evaluating at batch 1")
+            session.try_batch(1)
+    n_outputs = int(reference.size)
+    n_classes = max(len(data.class_names), 2 if n_outputs == 1 else n_outputs)
+    if data.y.min() < 0 or data.y.max() >= n_classes:
+        raise RunnerError(
+            "bad_data",
+            "Labels in %s run from %d to %d but the model has %d classes." % (data.path, data.y.min(), data.y.max(), n_classes),
+            "Labels must be class indices 0..%d in the model's class order." % (n_classes - 1),
+        )
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    done = 0
+    for chunk in data.batches(session.batch):
+        predicted = predict(_score_batch(session, chunk), data.output_kind)
+        truth = data.y[done : done + len(chunk)]
+        np.add.at(confusion, (truth, predicted), 1)
+        done += len(chunk)
+        if done % max(session.batch, 500) < session.batch or done == data.n:
+            emit("accuracy %d/%d" % (done, data.n))
+    per_class = {}
+    for index in range(n_classes):
+        total = int(confusion[index].sum())
+        correct = int(confusion[index, index])
+        per_class[str(index)] = {
+            "name": data.class_names[index] if index < len(data.class_names) else str(index),
+            "n": total,
+            "correct": correct,
+            "accuracy": round(correct / total, 6) if total else None,
+        }
+    correct_total = int(np.trace(confusion))
+    return {
+        "n": data.n,
+        "correct": correct_total,
+        "overall": round(correct_total / data.n, 6),
+        "batch": session.batch,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
+
+
+def _score_batch(session: Session, chunk: Any) -> Any:
+    """Run a chunk that may be shorter than the session's batch by zero-padding it."""
+    np = _numpy()
+    if session.batch == 1:
+        return np.concatenate([session.run(row[None, ...]) for row in chunk], axis=0)
+    padded = chunk
+    if len(chunk) < session.batch:
+        padded = np.concatenate([chunk, np.zeros((session.batch - len(chunk),) + chunk.shape[1:], dtype=chunk.dtype)])
+    return session.run(padded)[: len(chunk)]
+
+
+def write_samples(path: str, samples: Sequence[float], warmup: int) -> None:
+    try:
+        with open(path, "w") as handle:
+            json.dump({"unit": "ms", "warmup": warmup, "samples": [round(s, 6) for s in samples]}, handle)
+    except OSError as exc:
+        raise RunnerError("bad_args", "Cannot write --samples-out %s: %s" % (path, exc), "Pass a writable path to --samples-out.") from exc
+
+
+def file_facts(path: str) -> Dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": os.path.abspath(path), "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def measure(args: argparse.Namespace) -> Dict[str, Any]:
+    emit = progress_printer(args.progress)
+    threads = args.threads or usable_cpus()
+    data = EvalData(args.data)
+    latency_inputs = data.head(min(data.n, 64))
+    rss_before_import = current_rss_bytes()
+    start = time.perf_counter()
+    runtime = import_runtime(args.model, args.runtime, emit)
+    import_ms = (time.perf_counter() - start) * 1000.0
+
+    rss_before_load = current_rss_bytes()
+    peak_before_load = peak_rss_bytes()
+    emit("loading %s with %s %s, %d thread(s)" % (os.path.basename(args.model), runtime.name, runtime.version, threads))
+    start = time.perf_counter()
+    session = runtime.load(args.model, threads)
+    load_ms = (time.perf_counter() - start) * 1000.0
+    rss_after_load = current_rss_bytes()
+    check_input_shape(session, data, args.model)
+
+    emit("first inference")
+    try:
+        start = time.perf_counter()
+        reference = session.run(latency_inputs[:1])[0]
+        first_ms = (time.perf_counter() - start) * 1000.0
+        emit("warmup %d, timed runs %d" % (args.warmup, args.runs))
+        time_single_runs(session, latency_inputs, args.warmup, offset=1)
+        samples = time_single_runs(session, latency_inputs, args.runs, offset=1 + args.warmup)
+        peak_batch1 = peak_rss_bytes()
+        hwm_batch1 = _proc_status_bytes("VmHWM")
+        emit("latency median %.3f ms" % sorted(samples)[len(samples) // 2])
+        accuracy = evaluate(session, data, args.batch, reference, emit)
+    except RunnerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an invoke failure on the device is reported, not crashed on
+        raise RunnerError("runtime_error", "%s failed while running %s: %s" % (session.runtime, args.model, _one_line(exc)),
+                          "Re-run with --progress to see the failing step; if the model loads but cannot run, re-export it "
+                          "with edgecompress or try another runtime with --runtime.") from exc
+
+    if args.samples_out:
+        write_samples(args.samples_out, samples, args.warmup)
+    return {
+        "runner_version": RUNNER_VERSION,
+        "runtime": {"name": session.runtime, "version": session.version},
+        "model": file_facts(args.model),
+        "platform": platform_info(),
+        "threads": threads,
+        "import_ms": round(import_ms, 4),
+        "load_ms": round(load_ms, 4),
+        "first_inference_ms": round(first_ms, 4),
+        "latency_ms": latency_stats(samples, args.warmup),
+        "memory": {
+            "rss_before_import_bytes": rss_before_import,
+            "rss_before_load_bytes": rss_before_load,
+            "rss_after_load_bytes": rss_after_load,
+            "peak_rss_bytes": peak_batch1,
+            "peak_rss_before_load_bytes": peak_before_load,
+            "peak_rss_after_eval_bytes": peak_rss_bytes(),
+            "vm_hwm_bytes": hwm_batch1,
+            "vm_rss_bytes": current_rss_bytes(),
+        },
+        "accuracy": accuracy,
+    }
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+class _JsonArgumentParser(argparse.ArgumentParser):
+    """Argument mistakes must also come back as the one JSON document, not argparse's usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise RunnerError("bad_args", message, "Usage: " + " ".join(self.format_usage().split()[1:]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _JsonArgumentParser(prog="edgecompress_runner.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--probe", action="store_true", help="describe this device and exit")
+    parser.add_argument("--model", help=".tflite or .onnx file")
+    parser.add_argument("--data", help="eval .npz (x, y, class_names, output_kind)")
+    parser.add_argument("--warmup", type=_non_negative, default=20)
+    parser.add_argument("--runs", type=_positive, default=100)
+    parser.add_argument("--threads", type=_positive, default=None, help="default: CPUs usable by this process")
+    parser.add_argument("--batch", type=_positive, default=32, help="batch size for the accuracy pass (1 = never resize)")
+    parser.add_argument("--runtime", default="auto", choices=["auto"] + [name for name, _, _ in ALL_RUNTIMES])
+    parser.add_argument("--samples-out", help="write every timed latency sample (ms) to this JSON file")
+    parser.add_argument("--progress", action="store_true", help="progress lines on stderr")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1, got %s" % text)
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0, got %s" % text)
+    return value
+
+
+def run(argv: Optional[Sequence[str]]) -> Tuple[Dict[str, Any], int]:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.probe:
+            return probe(), 0
+        if not args.model or not args.data:
+            raise RunnerError("bad_args", "--model and --data are required (or --probe).",
+                              "Usage: edgecompress_runner.py --model MODEL.tflite --data eval.npz")
+        return measure(args), 0
+    except RunnerError as exc:
+        return exc.as_json(), EXIT_CODES[exc.kind]
+    except Exception as exc:  # noqa: BLE001 - a runner bug still answers in JSON; the traceback goes to stderr
+        traceback.print_exc()
+        error = RunnerError("runtime_error", "Unexpected %s: %s" % (type(exc).__name__, _one_line(exc)),
+                            "This is a bug in the edgecompress runner; please report it with the stderr log.")
+        return error.as_json(), EXIT_CODES[error.kind]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    with stdout_to_stderr():
+        document, code = run(argv)
+    sys.stdout.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
