@@ -37,24 +37,39 @@ def tensorflow():  # noqa: ANN201 - returns the module
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_native_output() -> Iterator[None]:
+    """Silence what TensorFlow's C++ side prints (fd 2) and its Python warnings, unless debugging."""
+    import warnings
+
+    with _quiet_stderr((1, 2)), warnings.catch_warnings():
+        if not os.environ.get("EDGECOMPRESS_DEBUG"):
+            warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
+def _quiet_stderr(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
     if os.environ.get("EDGECOMPRESS_DEBUG"):
         yield
         return
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        saved = os.dup(2)
+        saved = [os.dup(fd) for fd in fds]
     except OSError:
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        sys.stderr.flush()
-        os.dup2(devnull, 2)
+        for fd in fds:
+            os.dup2(devnull, fd)
         yield
     finally:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
         os.close(devnull)
 
 

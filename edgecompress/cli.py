@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 150)  # piped output: don't squeeze tables to 80 columns
 
 
 def _mount_subcommands() -> None:

@@ -149,7 +149,15 @@ def _proc_status_bytes(field: str) -> Optional[int]:
 
 
 def peak_rss_bytes() -> Optional[int]:
-    """Peak resident set size of this process; ru_maxrss is KiB on Linux but bytes on macOS."""
+    """Peak resident set size of this process.
+
+    /proc's VmHWM first: Linux carries ru_maxrss across fork+exec, so a runner started by a
+    large parent (a Python process holding TensorFlow, say) would report the parent's peak
+    instead of its own. ru_maxrss (KiB on Linux, bytes on macOS) only where /proc is absent.
+    """
+    hwm = _proc_status_bytes("VmHWM")
+    if hwm is not None:
+        return hwm
     try:
         import resource
     except ImportError:  # Windows

@@ -1,0 +1,84 @@
+"""`edgecompress profiles list|show`: see what each device profile implies before deploying.
+
+Mounted by the main CLI as `edgecompress profiles`. A bad name or file raises ProfileError,
+which the main CLI prints as one paragraph; nothing here exits on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Callable
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from edgecompress.profiles import Profile, format_size, list_profiles, load_profile, schema_help
+
+app = typer.Typer(
+    help="List and inspect device profiles (bundled ones, or your own .yaml/.toml file).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+#: `profiles list` columns: header and how to read it off a profile (arch, runtimes and
+#: compression defaults are in `profiles show`; the list must fit a 100-column terminal)
+LIST_COLUMNS: tuple[tuple[str, Callable[[Profile], str]], ...] = (
+    ("name", lambda p: p.name),
+    ("class", lambda p: p.device_class),
+    ("cpu", lambda p: f"{p.cpu.cores}x {_clock(p.cpu.clock_mhz)}"),
+    ("RAM", lambda p: format_size(p.ram_bytes) + (f"\n+ {format_size(p.external_ram_bytes)}" if p.external_ram_bytes else "")),
+    ("budget", lambda p: f"{format_size(p.model_memory_budget_bytes)} RAM"
+                         + (f"\n{format_size(p.flash_budget_bytes)} flash" if p.flash_budget_bytes else "")),
+    ("int8/fp16", lambda p: "/".join(kind for kind in ("int8", "fp16") if getattr(p, kind)) or "—"),
+    ("accelerator", lambda p: p.accelerator + ("*" if p.accelerator_int8_only else "")),
+)
+
+
+def _clock(mhz: int) -> str:
+    return f"{mhz / 1000:g} GHz" if mhz >= 1000 else f"{mhz} MHz"
+
+
+def _console() -> Console:
+    # Built per call so output goes to whatever stdout is now (CliRunner swaps it in tests).
+    # A pipe or file has no width to respect, so rows are not folded into 80 columns there.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+@app.command("list")
+def list_command() -> None:
+    """Show every bundled profile: class, CPU, RAM, model budget, number formats, accelerator."""
+    table = Table(title="Device profiles", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True)
+    for header, _ in LIST_COLUMNS:
+        table.add_column(header, no_wrap=True)
+    for profile in list_profiles():
+        table.add_row(*(read(profile) for _, read in LIST_COLUMNS))
+    console = _console()
+    console.print(table)
+    console.print("budget: room for the model in RAM at run time, and in flash for its file.  * int8 models only.\n"
+                  f"Details: edgecompress profiles show NAME.  Your own board: see {schema_help()}.")
+
+
+@app.command()
+def show(
+    profile: str = typer.Argument(..., metavar="NAME|PATH", help="Bundled profile name (e.g. rpi4) or path to your own .yaml/.toml profile."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON (sizes in bytes) instead of a table."),
+) -> None:
+    """Show every field of one profile, sizes in human units."""
+    loaded = load_profile(profile)
+    if as_json:
+        typer.echo(json.dumps(loaded.to_dict(), indent=2))
+        return
+    _console().print(_detail_table(loaded))
+
+
+def _detail_table(profile: Profile) -> Table:
+    table = Table(title=f"{profile.name}: {profile.description}", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("field", no_wrap=True)
+    table.add_column("value")
+    for field, value in profile.summary_rows():
+        table.add_row(field, value)
+    return table

@@ -1,0 +1,554 @@
+"""Device profiles: what a board can run, how much room the model gets, and how to compress for it.
+
+A profile is a small YAML (or TOML) file. Bundled ones live in `profiles/`; users write
+their own for boards we do not ship. Profiles are where most user typos happen and a
+typo here silently changes what gets built, so the schema forbids unknown fields
+everywhere, checks that the fields agree with each other (an int8-only accelerator cannot
+be fed an fp16 model), and every error names the file, the field path, the bad value and
+what would be accepted.
+
+Sizes may be written as integers (bytes) or as strings with a unit, see `parse_size`.
+Importing this module must stay cheap: it never touches TensorFlow.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from edgecompress.errors import ProfileError
+from edgecompress.resources import bundled_dir
+
+# --------------------------------------------------------------------------------------
+# Sizes
+# --------------------------------------------------------------------------------------
+
+#: Units a size string may carry. Case matters: spec sheets write "8 Mb" for megabits,
+#: and silently reading that as megabytes would be off by 8x, so only these spellings pass.
+SIZE_UNITS: dict[str, int] = {
+    "B": 1,
+    "KB": 10**3, "kB": 10**3, "MB": 10**6, "GB": 10**9,
+    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30,
+}
+_SIZE_RE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*)\s*$")
+_SIZE_HELP = "Write a whole number of bytes, or a number with one of the units " + ", ".join(SIZE_UNITS) + " (e.g. 256KiB, 4GiB, 1MB)."
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from `value`: an int, or a string such as '256KiB', '1.5 GiB' or '8MB'.
+
+    KiB/MiB/GiB are powers of 1024, KB/MB/GB powers of 1000 (IEC 80000-13).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"not a size. {_SIZE_HELP}")
+    if isinstance(value, int):
+        number, unit = value, "B"
+    else:
+        match = _SIZE_RE.match(value)
+        if match is None:
+            raise ValueError(f"not a size. {_SIZE_HELP}")
+        number, unit = float(match["number"]), match["unit"] or "B"
+        if unit not in SIZE_UNITS:
+            hint = _did_you_mean(unit, SIZE_UNITS, cutoff=0.3)
+            raise ValueError(f"unknown unit '{unit}'{hint}. {_SIZE_HELP}")
+    size = number * SIZE_UNITS[unit]
+    if size != math.floor(size):
+        raise ValueError(f"is not a whole number of bytes ({size}). {_SIZE_HELP}")
+    return int(size)
+
+
+def format_size(n_bytes: int) -> str:
+    """Human-readable size that round-trips when exact: 262144 -> '256 KiB', 10**6 -> '1 MB'."""
+    for unit in ("GiB", "MiB", "KiB", "GB", "MB", "KB"):
+        if n_bytes >= SIZE_UNITS[unit] and n_bytes % SIZE_UNITS[unit] == 0:
+            return f"{n_bytes // SIZE_UNITS[unit]} {unit}"
+    for unit in ("GiB", "MiB", "KiB"):
+        if n_bytes >= SIZE_UNITS[unit]:
+            return f"{n_bytes / SIZE_UNITS[unit]:.1f} {unit}"
+    return f"{n_bytes} B"
+
+
+def _size_or_none(value: Any) -> Any:
+    return None if value is None else parse_size(value)
+
+
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=1)]
+OptionalSize = Annotated[Union[Annotated[int, Field(ge=1)], None], BeforeValidator(_size_or_none)]
+
+# --------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------
+
+DeviceClass = Literal["linux-board", "phone", "microcontroller"]
+CpuArch = Literal["aarch64", "armv7l", "armv6l", "x86_64", "xtensa", "armv6-m", "armv7e-m", "armv8-m", "riscv32", "riscv64"]
+Accelerator = Literal["none", "gpu", "npu", "dsp", "edgetpu"]
+Runtime = Literal["litert", "tflite-micro", "onnxruntime", "edgetpu"]
+PtqMode = Literal["int8", "fp16", "dynamic", "float32"]
+IoDtype = Literal["float32", "int8"]
+#: mildest first, as in edgecompress.compression.recipes.STRATEGIES (a tight budget may move right)
+Strategy = Literal["ptq-only", "clustering", "cqat", "cqat-binary", "mixed-precision", "binary"]
+LayerPrecision = Literal["int8", "float32"]
+FinalArtifact = Literal["tflite", "tflite-micro"]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors, not silently ignored: a typo must never change what is built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Cpu(_Strict):
+    arch: CpuArch = Field(description="instruction set as `uname -m` or the MCU core family names it")
+    cores: int = Field(ge=1, le=256, description="CPU cores the model can use")
+    clock_mhz: int = Field(ge=1, le=10_000, description="peak clock in MHz (e.g. 1800 for 1.8 GHz)")
+    model: str = Field(min_length=1, description="SoC / core, e.g. 'Broadcom BCM2711, 4x Cortex-A72'")
+
+
+class Compression(_Strict):
+    """The compression the profile implies unless the user overrides it."""
+
+    ptq: PtqMode = Field(description="post-training quantization of the shipped model")
+    io_dtype: IoDtype = Field(default="float32", description="dtype of the model's input and output tensors")
+    significance_delta: float = Field(default=20.0, gt=0, description="TwoNN significance threshold: layers whose intrinsic-dimension change is below it count as insignificant")
+    clusters: int = Field(default=16, ge=2, le=256, description="weight clusters per layer for clustering / CQAT")
+    strategy: Strategy = Field(default="cqat", description="how the model is compressed before export; a tighter budget may force a more aggressive one")
+    mixed_precision_bits: int = Field(default=2, ge=1, le=7, description="bits per weight of significant layers under the mixed-precision strategy (insignificant layers are binarised)")
+    first_last_precision: LayerPrecision = Field(default="float32", description="precision of the first and last layers, which are most sensitive to quantization")
+    final_artifact: FinalArtifact = Field(default="tflite", description="what is shipped to the device")
+
+
+class Profile(_Strict):
+    """One device: what it can execute, its memory, and the compression defaults that follow."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="short lowercase id used on the command line, e.g. rpi4")
+    description: str = Field(min_length=1, description="one line a person recognises the device by")
+    device_class: DeviceClass = Field(description="linux-board, phone or microcontroller")
+    cpu: Cpu
+    ram_bytes: Size = Field(description="main RAM (on a microcontroller: on-chip SRAM)")
+    external_ram_bytes: OptionalSize = Field(default=None, description="extra RAM the model may use, e.g. a microcontroller module's PSRAM")
+    model_memory_budget_bytes: Size = Field(description="RAM the model may take while running: weights + activations on Linux/phones, the tensor arena on microcontrollers")
+    flash_budget_bytes: OptionalSize = Field(default=None, description="storage for the model file; required for microcontrollers, whose weights live in flash")
+    int8: bool = Field(description="int8 inference is a fast path on the device's main compute unit")
+    fp16: bool = Field(description="float16 arithmetic is a fast path on the device's main compute unit")
+    accelerator: Accelerator = Field(default="none", description="the unit models are offloaded to, if any")
+    accelerator_int8_only: bool = Field(default=False, description="the accelerator runs nothing but fully int8 models")
+    preferred_runtimes: list[Runtime] = Field(min_length=1, description="inference runtimes to use, best first")
+    compression: Compression
+    sources: list[str] = Field(default_factory=list, description="where the figures come from (datasheets, product pages)")
+
+    @model_validator(mode="after")
+    def _fields_agree(self) -> Profile:
+        broken = [rule for rule in CONSISTENCY_RULES if rule.broken(self)]
+        if broken:
+            raise ValueError("\n".join(rule.explain(self) for rule in broken))
+        return self
+
+    @property
+    def usable_ram_bytes(self) -> int:
+        """All RAM a model could be placed in: on-chip plus external (PSRAM/SDRAM)."""
+        return self.ram_bytes + (self.external_ram_bytes or 0)
+
+    @property
+    def artifact_budget_bytes(self) -> int:
+        """Largest model file that fits: flash on a microcontroller, else the memory budget
+        (Linux and phone runtimes map the whole file into RAM)."""
+        if self.flash_budget_bytes is not None and self.device_class == "microcontroller":
+            return self.flash_budget_bytes
+        return self.model_memory_budget_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (sizes in bytes) that loads back into an equal Profile."""
+        return self.model_dump(mode="json")
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """(field path, human value) for every field, in schema order, for display."""
+        return _rows(self, prefix="")
+
+
+def _rows(model: BaseModel, prefix: str) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        path = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            rows.extend(_rows(value, prefix=f"{path}."))
+        else:
+            rows.append((path, _display(name, value)))
+    return rows
+
+
+def _display(name: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    if name.endswith("_bytes"):
+        return f"{format_size(value)} ({value:,} bytes)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "\n".join(value) if name == "sources" else ", ".join(value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------
+# Consistency rules: one row per thing that cannot be true at the same time
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`broken(profile)` is True when the profile contradicts itself; `why` and `fix` may use {p}."""
+
+    field: str
+    broken: Callable[[Profile], bool]
+    why: str
+    fix: str
+
+    def explain(self, profile: Profile) -> str:
+        value: Any = profile
+        for part in self.field.split("."):
+            value = getattr(value, part)
+        shown = "is not set" if value is None else f"= {_yaml_value(value)}"
+        return f"{self.field} {shown}: {self.why.format(p=profile)} {self.fix.format(p=profile)}"
+
+
+def _yaml_value(value: Any) -> str:
+    """A value as the user wrote it in YAML (true, not True; [a, b], not ['a', 'b'])."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+
+def _int8_only(p: Profile) -> bool:
+    return p.accelerator_int8_only
+
+
+def _mcu(p: Profile) -> bool:
+    return p.device_class == "microcontroller"
+
+
+CONSISTENCY_RULES: tuple[Rule, ...] = (
+    Rule("compression.ptq", lambda p: p.compression.ptq == "int8" and not p.int8,
+         "int8 quantization needs a fast int8 path, but int8 is false.",
+         "Set int8: true, or choose compression.ptq fp16, dynamic or float32."),
+    Rule("compression.ptq", lambda p: p.compression.ptq == "fp16" and not p.fp16,
+         "float16 quantization needs a fast float16 path, but fp16 is false.",
+         "Set fp16: true, or choose compression.ptq int8, dynamic or float32."),
+    Rule("compression.io_dtype", lambda p: p.compression.io_dtype == "int8" and p.compression.ptq != "int8",
+         "int8 inputs and outputs exist only in a fully int8 model, but compression.ptq is {p.compression.ptq}.",
+         "Set compression.io_dtype: float32, or compression.ptq: int8."),
+    Rule("accelerator_int8_only", lambda p: _int8_only(p) and p.accelerator == "none",
+         "there is no accelerator (accelerator is none).",
+         "Name the accelerator (gpu, npu, dsp, edgetpu), or set accelerator_int8_only: false."),
+    Rule("int8", lambda p: _int8_only(p) and not p.int8,
+         "the accelerator runs only int8 models (accelerator_int8_only is true).",
+         "Set int8: true."),
+    Rule("compression.ptq", lambda p: _int8_only(p) and p.compression.ptq != "int8",
+         "the {p.accelerator} accelerator runs only fully int8 models (accelerator_int8_only is true).",
+         "Set compression.ptq: int8."),
+    Rule("compression.io_dtype", lambda p: _int8_only(p) and p.compression.io_dtype != "int8",
+         "the int8-only {p.accelerator} accelerator cannot take float tensors; the graph would fall back to the CPU.",
+         "Set compression.io_dtype: int8."),
+    Rule("compression.first_last_precision", lambda p: _int8_only(p) and p.compression.first_last_precision != "int8",
+         "float layers cannot run on the int8-only {p.accelerator} accelerator.",
+         "Set compression.first_last_precision: int8."),
+    Rule("accelerator_int8_only", lambda p: p.accelerator == "edgetpu" and not p.accelerator_int8_only,
+         "the Edge TPU executes only fully int8-quantized models.",
+         "Set accelerator_int8_only: true."),
+    Rule("preferred_runtimes", lambda p: "edgetpu" in p.preferred_runtimes and p.accelerator != "edgetpu",
+         "the edgetpu runtime needs an Edge TPU, but accelerator is {p.accelerator}.",
+         "Set accelerator: edgetpu, or remove edgetpu from preferred_runtimes."),
+    Rule("preferred_runtimes", lambda p: len(set(p.preferred_runtimes)) != len(p.preferred_runtimes),
+         "a runtime is listed twice.",
+         "List each runtime once, best first."),
+    Rule("flash_budget_bytes", lambda p: _mcu(p) and p.flash_budget_bytes is None,
+         "a microcontroller keeps the model in flash, so its size must be bounded.",
+         "Add flash_budget_bytes (e.g. 512KiB): the flash left after the firmware."),
+    Rule("compression.final_artifact", lambda p: _mcu(p) and p.compression.final_artifact != "tflite-micro",
+         "a microcontroller runs TFLite Micro.",
+         "Set compression.final_artifact: tflite-micro."),
+    Rule("compression.final_artifact", lambda p: not _mcu(p) and p.compression.final_artifact == "tflite-micro",
+         "TFLite Micro is for microcontrollers, but device_class is {p.device_class}.",
+         "Set compression.final_artifact: tflite, or device_class: microcontroller."),
+    Rule("preferred_runtimes", lambda p: _mcu(p) and "tflite-micro" not in p.preferred_runtimes,
+         "tflite-micro is the only runtime a microcontroller can run.",
+         "Set preferred_runtimes: [tflite-micro]."),
+    Rule("preferred_runtimes", lambda p: not _mcu(p) and "tflite-micro" in p.preferred_runtimes,
+         "tflite-micro is for microcontrollers, but device_class is {p.device_class}.",
+         "Use litert or onnxruntime, or set device_class: microcontroller."),
+    Rule("compression.ptq", lambda p: p.compression.final_artifact == "tflite-micro" and p.compression.ptq not in ("int8", "float32"),
+         "TFLite Micro has kernels only for int8 and float32 models.",
+         "Set compression.ptq: int8 (or float32)."),
+    Rule("model_memory_budget_bytes", lambda p: p.model_memory_budget_bytes > p.usable_ram_bytes,
+         "the budget is more than the RAM the model can use ({p.usable_ram_bytes:,} bytes: ram_bytes + external_ram_bytes).",
+         "Lower the budget, or correct ram_bytes / external_ram_bytes."),
+)
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+PROFILE_SUFFIXES = (".yaml", ".yml", ".toml")
+
+
+def profile_names() -> list[str]:
+    """Names of the bundled profiles, sorted."""
+    return sorted(path.stem for path in _bundled_files())
+
+
+def list_profiles() -> list[Profile]:
+    """Every bundled profile, sorted by name."""
+    return [load_profile(name) for name in profile_names()]
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a bundled profile by name ('rpi4') or the user's own file ('./my-board.yaml').
+
+    Anything containing a path separator or ending in .yaml/.yml/.toml is a file; any
+    other string is a bundled name.
+    """
+    text = str(name_or_path).strip()
+    if _looks_like_file(text):
+        return _load_file(Path(text).expanduser())
+    path = _bundled_path(text)
+    profile = _load_file(path)
+    if profile.name != path.stem:
+        raise ProfileError(f"{path}: name is '{profile.name}' but the file is {path.name}.", "Bundled profiles are named after their file; rename one of them.")
+    return profile
+
+
+def schema_help() -> Path:
+    """The profile-writing guide that ships with the bundled profiles (wherever they were installed)."""
+    return bundled_dir("profiles") / "README.md"
+
+
+def _looks_like_file(text: str) -> bool:
+    return "/" in text or "\\" in text or text.lower().endswith(PROFILE_SUFFIXES)
+
+
+def _bundled_files() -> list[Path]:
+    return [p for p in bundled_dir("profiles").iterdir() if p.suffix in PROFILE_SUFFIXES and p.is_file()]
+
+
+def _bundled_path(name: str) -> Path:
+    by_name = {path.stem: path for path in _bundled_files()}
+    if name in by_name:
+        return by_name[name]
+    hint = _did_you_mean(name, by_name, cutoff=0.5)
+    raise ProfileError(
+        f"There is no bundled profile named '{name}'{hint}. Available: {', '.join(sorted(by_name))}.",
+        "Run `edgecompress profiles list` to compare them, or pass the path of your own profile file "
+        f"(e.g. ./my-board.yaml; {schema_help()} describes the fields).",
+    )
+
+
+def _load_file(path: Path) -> Profile:
+    if path.suffix.lower() not in PROFILE_SUFFIXES:
+        raise ProfileError(f"{path} is not a profile file: profiles end in {', '.join(PROFILE_SUFFIXES)}.", "Rename the file or pass the right one.")
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ProfileError(f"The profile file {path} {what}.", "Check the path, or use a bundled profile name (`edgecompress profiles list`).")
+    document = _read_document(path)
+    try:
+        return Profile.model_validate(document)
+    except ValidationError as error:
+        problems = _explain_all(error.errors(include_url=False))
+        heading = f"{path} has {len(problems)} problems:" if len(problems) > 1 else f"{path}:"
+        raise ProfileError(
+            heading + ("\n  - " + "\n  - ".join(problems) if len(problems) > 1 else f" {problems[0]}"),
+            f"Edit {path.name}; {schema_help()} describes every field, its units and allowed values.",
+        ) from None
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = _parse_toml(text, path) if path.suffix.lower() == ".toml" else yaml.load(text, Loader=_StrictYamlLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProfileError(f"{path} is not valid YAML{where}: {error.problem or error.context}.", "Fix the YAML syntax there (indentation uses spaces, `key: value`).") from None
+    except yaml.YAMLError as error:
+        raise ProfileError(f"{path} is not valid YAML: {error}.", "Fix the YAML syntax.") from None
+    if document is None:
+        raise ProfileError(f"{path} is empty.", f"Start from a bundled profile (`edgecompress profiles show rpi4 --json`); {schema_help()} describes the fields.")
+    if not isinstance(document, dict):
+        raise ProfileError(f"{path} must hold a mapping of fields (name: ..., cpu: ...), not a {type(document).__name__}.", f"See {schema_help()} for the layout.")
+    return document
+
+
+def _parse_toml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        raise ProfileError(f"Reading {path} needs Python 3.11+ (tomllib).", "Write the profile as .yaml instead.") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:  # its message ends in "(at line N, column M)"
+        raise ProfileError(f"{path} is not valid TOML: {error}.", "Fix the TOML syntax there.") from None
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, which plain YAML resolves silently (last one wins)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first at line {seen[key] + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+# --------------------------------------------------------------------------------------
+# Turning pydantic's errors into sentences that name the field and what is allowed
+# --------------------------------------------------------------------------------------
+
+
+def _explain_all(errors: list[dict[str, Any]]) -> list[str]:
+    """One sentence per problem; an unknown field and the missing field it misspells become one."""
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    explained: list[str] = []
+    for error in sorted(errors, key=lambda e: e["type"] != "extra_forbidden"):
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden":
+            siblings_missing = [m[-1] for m in missing if m[:-1] == loc[:-1]]
+            meant = difflib.get_close_matches(str(loc[-1]), siblings_missing, n=1, cutoff=0.3)
+            if meant:
+                missing.discard((*loc[:-1], meant[0]))
+            explained.append(_unknown_field(loc, meant[0] if meant else None))
+        elif error["type"] == "value_error" and not loc:  # consistency rules, one per line
+            explained.extend(str(error["ctx"]["error"]).splitlines())
+        elif error["type"] != "missing" or loc in missing:
+            explained.append(_explain(error))
+    return explained
+
+
+def _explain(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    path = _dotted(loc)
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "missing":
+        return f"required field '{path}' is missing{_described(loc)}."
+    if kind == "value_error":
+        return f"{path} = {_yaml_value(value)}: {error['ctx']['error']}"
+    allowed = _allowed_values(loc)
+    if allowed:
+        hint = _did_you_mean(str(value), map(str, allowed), cutoff=0.5)
+        return f"{path} = {_yaml_value(value)} is not allowed{hint}. Allowed values: {', '.join(map(str, allowed))}."
+    if kind in ("model_type", "dict_type"):
+        return f"{path} must be a mapping of fields ({', '.join(_fields_of(_model_at(loc)))}), not {_yaml_value(value)}."
+    return f"{path} = {_yaml_value(value)}: {error['msg']}{_described(loc)}."
+
+
+def _unknown_field(loc: tuple[Any, ...], meant: str | None) -> str:
+    """Name the unknown field and the field it most likely was meant to be."""
+    *parent, key = loc
+    known = _fields_of(_model_at(tuple(parent)))
+    target = meant or _closest(str(key), known) or _home_of(str(key))
+    if target and target in known:
+        target = _dotted((*parent, target))
+    hint = f" (did you mean '{target}'?)" if target else ""
+    where = f" in {_dotted(tuple(parent))}" if parent else ""
+    return f"unknown field '{_dotted(loc)}'{hint}. Known fields{where}: {', '.join(known)}."
+
+
+def _closest(word: str, choices: Any, cutoff: float = 0.6) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _did_you_mean(word: str, choices: Any, cutoff: float = 0.6) -> str:
+    close = _closest(word, choices, cutoff)
+    return f" (did you mean '{close}'?)" if close else ""
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is Union:
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = members[0] if len(members) == 1 else annotation
+    return annotation
+
+
+def _annotation_at(loc: tuple[Any, ...]) -> Any:
+    annotation: Any = Profile
+    for part in loc:
+        annotation = _strip_optional(annotation)
+        if isinstance(part, int):
+            args = get_args(annotation)
+            annotation = args[0] if args else None
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel) and part in annotation.model_fields:
+            annotation = annotation.model_fields[part].annotation
+        else:
+            return None
+    return _strip_optional(annotation)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    annotation = _annotation_at(loc)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else Profile
+
+
+def _fields_of(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _allowed_values(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    annotation = _annotation_at(loc)
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    if annotation is bool:
+        return ("true", "false")
+    return ()
+
+
+def _described(loc: tuple[Any, ...]) -> str:
+    if not loc or isinstance(loc[-1], int):
+        return ""
+    model = _model_at(loc[:-1])
+    field = model.model_fields.get(loc[-1])
+    return f" ({field.description})" if field is not None and field.description else ""
+
+
+def _home_of(key: str) -> str:
+    """Dotted path of the one schema field called `key`, wherever it sits."""
+    homes = [f"{name}.{key}" for name, field in Profile.model_fields.items()
+             if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) and key in field.annotation.model_fields]
+    homes += [key] if key in Profile.model_fields else []
+    return homes[0] if len(homes) == 1 else ""
+
+
+__all__ = [
+    "CONSISTENCY_RULES",
+    "Compression",
+    "Cpu",
+    "Profile",
+    "ProfileError",
+    "Rule",
+    "SIZE_UNITS",
+    "format_size",
+    "list_profiles",
+    "load_profile",
+    "parse_size",
+    "profile_names",
+    "schema_help",
+]
