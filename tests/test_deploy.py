@@ -107,7 +107,7 @@ BAD_INPUTS = {
     "typo in profile": lambda tmp, model: (["deploy", "--profile", str(_typo_profile(tmp)), str(model)], "int8_suport"),
     "one class": lambda tmp, model: (["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "one", {"a": 6}, (8, 8)))], "class"),
     "wrong image size": lambda tmp, model: (
-        ["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "big", {str(d): 4 for d in range(10)}, (16, 16)))],
+        ["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "big", {str(d): 10 for d in range(10)}, (16, 16)))],
         "16x16",
     ),
 }
