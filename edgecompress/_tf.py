@@ -13,7 +13,7 @@ import sys
 from typing import Iterator
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ INFO/WARNING chatter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, graph versions) bury our messages
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # edge work is CPU work; skip cuInit noise
 
 

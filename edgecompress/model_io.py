@@ -243,14 +243,14 @@ def describe_model(model: Any, *, path: Path, layer_classes: list[str] | None = 
         sha256=sha256_of(path) if path.is_file() else "",
         input_shape=tuple(int(d) for d in in_shape),
         n_outputs=int(out_shape[0]),
-        output_kind=_output_kind(model),
+        output_kind=output_kind(model),
         scaling=_expected_scaling(model),
         n_params=int(model.count_params()),
         layer_classes=layer_classes or [type(layer).__name__ for layer in model.layers],
     )
 
 
-def _output_kind(model: Any) -> str:
+def output_kind(model: Any) -> str:
     """How to read the scores: the last layer's activation decides."""
     last = model.layers[-1]
     activation = getattr(last, "activation", None)
@@ -268,3 +268,6 @@ def _expected_scaling(model: Any) -> str:
         if type(layer).__name__ in SELF_SCALING_LAYERS:
             return "0-255"
     return "0-1"
+
+
+_output_kind = output_kind  # older name, kept for callers inside the package

@@ -1,0 +1,133 @@
+"""Carry out a Plan: at most two fine-tuned stages, then a model ready for `to_tflite`.
+
+1. *shape*: every layer whose recipe reshapes its weights is wrapped by its technique
+   (tfmot clustering, tfmot pruning, our straight-through low-bit quantizer), the model is
+   fine-tuned, and the wrappers are stripped so the layers hold the final values.
+2. *quantize*: layers whose recipe is QAT or CQAT are annotated and fine-tuned with fake
+   int8 quantization; the layers shaped in stage 1 are frozen so their value sets survive.
+
+The caller's model is never modified; a plan without training stages returns a copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from edgecompress._tf import keras
+from edgecompress.compression import clustering, lowbit, pruning, qat
+from edgecompress.compression.finetune import FineTuning, Split, finetune, loss_for, split_validation, training_arrays
+from edgecompress.compression.graph import copy_model, require_graph_model
+from edgecompress.compression.plan import Plan
+from edgecompress.compression.recipes import RECIPES, SHAPED
+from edgecompress.compression.values import kernel_values
+
+
+@dataclass
+class CompressedModel:
+    """The fine-tuned, stripped model and what the export must do with it."""
+
+    model: Any
+    export_mode: str
+    io_dtype: str
+    plan: Plan
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    kernel_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def float_layers(self) -> list[str]:
+        return self.plan.float_layers
+
+
+@dataclass(frozen=True)
+class _Technique:
+    """How one shape-stage technique wraps its layers and gets them back out."""
+
+    param: str
+    wrap: Callable[..., Any]  # (model, {layer: param}, **schedule) -> wrapped model
+    strip: Callable[[Any], Any]
+    callbacks: Callable[[], list[Any]] = lambda: []
+    needs_ramp: bool = False  # shape changes over the first epochs (pruning's sparsity schedule)
+
+
+_TECHNIQUES: dict[str, _Technique] = {
+    "cluster": _Technique("clusters", clustering.cluster_layers, clustering.strip_clustering),
+    "lowbit": _Technique("bits", lowbit.wrap_layers, lowbit.materialize),
+    "prune": _Technique("sparsity", pruning.prune_layers, pruning.strip_pruning, pruning.pruning_callbacks, needs_ramp=True),
+}
+
+
+def apply_plan(plan: Plan, model: Any, data: Any, *, settings: FineTuning | None = None) -> CompressedModel:
+    """Compress `model` as `plan` says, fine-tuning on `data` (a Dataset or an (x, y) pair)."""
+    require_graph_model(model)
+    settings = settings or FineTuning()
+    keras().utils.set_random_seed(settings.seed)  # kmeans++ centroids are drawn when layers are wrapped
+    working = copy_model(model)
+    stages: list[dict[str, Any]] = []
+    if plan.needs_training:
+        x, y = training_arrays(data)
+        training = _Training(split_validation(x, y, settings.validation_fraction, settings.seed), settings, loss_for(model))
+        working = _shape_stage(plan, working, training, stages)
+        working = _quantize_stage(plan, working, training, stages)
+    return CompressedModel(
+        model=working,
+        export_mode=plan.export_mode,
+        io_dtype=plan.io_dtype,
+        plan=plan,
+        stages=stages,
+        kernel_values=kernel_values(working),
+    )
+
+
+@dataclass(frozen=True)
+class _Training:
+    split: Split
+    settings: FineTuning
+    loss: Any
+
+    def run(self, model: Any, learning_rate: float, label: str, **options: Any) -> dict[str, Any]:
+        return finetune(model, self.split, self.settings, learning_rate=learning_rate, loss=self.loss, label=label, **options)
+
+
+def _layers_by(plan: Plan, keep: Callable[[Any], bool]) -> list[Any]:
+    return [layer for layer in plan.layers if keep(RECIPES[layer.recipe])]
+
+
+def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]]) -> Any:
+    shaped = _layers_by(plan, lambda recipe: recipe.shaper is not None)
+    if not shaped:
+        return model
+    steps_per_epoch = -(-len(training.split.x_train) // training.settings.batch_size)
+    ramp_epochs = -(-training.settings.epochs // 2)
+    end_step, frequency = pruning.ramp_schedule(steps_per_epoch, ramp_epochs)
+    used = {RECIPES[layer.recipe].shaper for layer in shaped}
+    callbacks, settle = [], 0
+    for name in sorted(used):
+        technique = _TECHNIQUES[name]
+        params = {layer.name: layer.params[technique.param] for layer in shaped if RECIPES[layer.recipe].shaper == name}
+        schedule = {"end_step": end_step, "frequency": frequency} if technique.needs_ramp else {}
+        model = technique.wrap(model, params, **schedule)
+        callbacks += technique.callbacks()
+        settle = max(settle, ramp_epochs if technique.needs_ramp else 0)
+    rate = max(RECIPES[layer.recipe].learning_rate for layer in shaped)
+    label = f"shape ({', '.join(sorted({layer.recipe for layer in shaped}))})"
+    stages.append(training.run(model, rate, label, callbacks=callbacks, settle_epochs=settle))
+    for name in sorted(used):
+        model = _TECHNIQUES[name].strip(model)
+    return model
+
+
+def _quantize_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]]) -> Any:
+    annotated = _layers_by(plan, lambda recipe: "quantize" in recipe.stages)
+    if not annotated:
+        return model
+    frozen = {layer.name for layer in plan.layers if layer.recipe in SHAPED}
+    model = qat.quantize_layers(
+        model,
+        {layer.name for layer in annotated},
+        freeze=frozen,
+        preserve_clusters=any(RECIPES[layer.recipe].value_set == "clusters" for layer in annotated),
+    )
+    rate = max(RECIPES[layer.recipe].learning_rate for layer in annotated)
+    stages.append(training.run(model, rate, f"quantize ({', '.join(sorted({layer.recipe for layer in annotated}))})"))
+    return model

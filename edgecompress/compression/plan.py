@@ -1,0 +1,433 @@
+"""Profile + significance + model -> a plan: one recipe per layer, sized before training.
+
+The plan is the contract `deploy` shows the user before any fine-tuning starts (and all
+`--dry-run` prints), and it is stored in the run folder. It is built from data only:
+`recipes.STRATEGIES` says which recipe each role gets, `estimate` says what that costs.
+When the profile's preferred strategy does not fit the budget the plan moves to the next
+more aggressive one; when none fits it raises BudgetError *before* training, saying by how
+much the closest option misses.
+
+Budget basis: the profile's artifact budget (flash on microcontrollers, the model memory
+budget elsewhere) is compared with the *bit-packed* estimate, because that is the size the
+compression recipes reduce (clustered and binary weights are still stored at 8 bits in a
+.tflite file). The dense file estimate is shown next to it so nobody mistakes one for the
+other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Protocol
+
+from edgecompress.compression import estimate
+from edgecompress.compression.recipes import (
+    EDGE_PRECISION,
+    EDGE_RECIPES,
+    RECIPES,
+    STRATEGIES,
+    STRATEGY_BY_NAME,
+    Strategy,
+    strategies_from,
+)
+from edgecompress.errors import BudgetError, ModelError
+
+SIZE_BASIS = "bit-packed weights (weights x ceil(log2(unique values)) + codebooks + scales + biases)"
+#: Attributes that hold a layer's main weight matrix, in the order tried.
+_KERNEL_ATTRS = ("kernel", "depthwise_kernel", "embeddings")
+
+
+class _SignificantLayer(Protocol):
+    name: str
+    significant: bool
+    kept_high_precision: bool
+
+
+class _Significance(Protocol):
+    layers: list[_SignificantLayer]
+
+
+@dataclass(frozen=True)
+class LayerFacts:
+    """What the plan needs to know about one weighted layer of the model."""
+
+    name: str
+    layer_class: str
+    shape: estimate.LayerShape
+    role: str  # 'edge' | 'significant' | 'insignificant' | 'other' (no kernel / nested model)
+    note: str = ""
+
+    @property
+    def parameters(self) -> int:
+        return self.shape.n_weights + self.shape.n_bias + self.shape.n_other
+
+
+@dataclass
+class LayerPlan:
+    """The recipe chosen for one layer, with the reason when it is not the strategy's first choice."""
+
+    name: str
+    layer_class: str
+    role: str
+    parameters: int
+    recipe: str
+    params: dict[str, float]
+    estimated_bytes: int
+    estimated_file_bytes: int
+    note: str = ""
+
+    @property
+    def setting(self) -> str:
+        """The recipe's knob as people read it: '16 clusters', '2 bits', '50% sparse'."""
+        if "clusters" in self.params:
+            return f"{int(self.params['clusters'])} clusters"
+        if "bits" in self.params:
+            return f"{int(self.params['bits'])} bit" + ("s" if self.params["bits"] != 1 else "")
+        if "sparsity" in self.params:
+            return f"{self.params['sparsity']:.0%} sparse"
+        return ""
+
+
+@dataclass
+class Plan:
+    """One recipe per layer, the export mode, and the sizes the plan promises."""
+
+    profile: str
+    strategy: str
+    description: str
+    export_mode: str
+    io_dtype: str
+    layers: list[LayerPlan]
+    budget_bytes: int | None = None
+    budget_field: str | None = None
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    size_basis: str = SIZE_BASIS
+
+    @property
+    def estimated_bytes(self) -> int:
+        return sum(layer.estimated_bytes for layer in self.layers)
+
+    @property
+    def estimated_file_bytes(self) -> int:
+        return sum(layer.estimated_file_bytes for layer in self.layers)
+
+    @property
+    def fits(self) -> bool | None:
+        return None if self.budget_bytes is None else self.estimated_bytes <= self.budget_bytes
+
+    @property
+    def float_layers(self) -> list[str]:
+        """Layers the export must leave in float32 even in an integer model."""
+        return [layer.name for layer in self.layers if layer.recipe == "float"]
+
+    @property
+    def needs_training(self) -> bool:
+        return any(RECIPES[layer.recipe].stages for layer in self.layers)
+
+    def recipe_of(self, layer_name: str) -> LayerPlan:
+        for layer in self.layers:
+            if layer.name == layer_name:
+                return layer
+        raise KeyError(layer_name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: what run folders store and reports quote."""
+        data = asdict(self)
+        for entry, layer in zip(data["layers"], self.layers):
+            entry["setting"] = layer.setting
+            entry["description"] = RECIPES[layer.recipe].description
+        data.update(
+            estimated_bytes=self.estimated_bytes,
+            estimated_file_bytes=self.estimated_file_bytes,
+            fits=self.fits,
+            float_layers=self.float_layers,
+        )
+        return data
+
+    def table(self) -> Any:
+        """A rich Table: one row per weighted layer, sizes and budget in the caption."""
+        from rich.table import Table
+
+        table = Table(title=f"Compression plan ({self.profile or 'no profile'}): {self.strategy} - {self.description}", title_justify="left")
+        for column, justify in (("layer", "left"), ("type", "left"), ("role", "left"), ("params", "right"),
+                                ("recipe", "left"), ("setting", "left"), ("est. bytes", "right"), ("note", "left")):
+            table.add_column(column, justify=justify, overflow="fold")
+        for layer in self.layers:
+            table.add_row(layer.name, layer.layer_class, layer.role, f"{layer.parameters:,}", layer.recipe,
+                          layer.setting, f"{layer.estimated_bytes:,}", layer.note)
+        table.caption = "\n".join(self.summary_lines())
+        table.caption_justify = "left"
+        return table
+
+    def summary_lines(self) -> list[str]:
+        lines = [
+            f"export: {self.export_mode} (input/output {self.io_dtype})"
+            + (f"; kept in float32: {', '.join(self.float_layers)}" if self.float_layers else ""),
+            f"estimated size: {self.estimated_bytes:,} bytes bit-packed, {self.estimated_file_bytes:,} bytes of weights in the file",
+        ]
+        if self.budget_bytes is not None:
+            verdict = "fits" if self.fits else "DOES NOT FIT"
+            lines.append(f"budget: {self.budget_bytes:,} bytes ({self.budget_field}), compared with the bit-packed size: {verdict}")
+        if self.alternatives:
+            lines.append("options: " + "; ".join(
+                f"{a['strategy']} {a['estimated_bytes']:,} B" + ("" if a["fits"] is None else (" fits" if a["fits"] else " too big"))
+                for a in self.alternatives))
+        lines.extend(f"note: {note}" for note in self.notes)
+        return lines
+
+
+# --------------------------------------------------------------------------------------
+# Model facts
+# --------------------------------------------------------------------------------------
+
+
+def layer_facts(model: Any, significance: _Significance | None = None) -> tuple[list[LayerFacts], list[str]]:
+    """Every weighted top-level layer with its role, plus notes on what was assumed."""
+    notes: list[str] = []
+    rows = [_raw_facts(layer) for layer in model.layers if layer.weights]
+    kernel_rows = [i for i, row in enumerate(rows) if row.role != "other"]
+    if not kernel_rows:
+        raise ModelError(
+            f"Model '{model.name}' has no Conv/Dense-style weight layers, so there is nothing to compress.",
+            "Pass the trained classifier itself (its .h5/.keras file), not a preprocessing model.",
+        )
+    edges = {kernel_rows[0], kernel_rows[-1]}
+    verdicts = {layer.name: layer for layer in significance.layers} if significance is not None else {}
+    if significance is None:
+        notes.append("no significance analysis: every middle layer is treated as significant")
+    unknown = []
+    for index in kernel_rows:
+        row = rows[index]
+        verdict = verdicts.get(row.name)
+        if index in edges:
+            role, note = "edge", ("first weighted layer" if index == kernel_rows[0] else "last weighted layer")
+        elif verdict is not None and getattr(verdict, "kept_high_precision", False):
+            role, note = "edge", "kept at high precision by the significance analysis"
+        elif verdict is not None:
+            role, note = ("significant" if verdict.significant else "insignificant"), ""
+        else:
+            role, note = "significant", ""
+            if significance is not None:
+                unknown.append(row.name)
+        rows[index] = LayerFacts(row.name, row.layer_class, row.shape, role, note)
+    if unknown:
+        notes.append(f"not in the significance analysis, treated as significant: {', '.join(unknown)}")
+    return rows, notes
+
+
+def _raw_facts(layer: Any) -> LayerFacts:
+    class_name = type(layer).__name__
+    total = int(sum(_size(w) for w in layer.weights))
+    if hasattr(layer, "layers"):  # a nested model
+        shape = estimate.LayerShape(n_weights=0, out_channels=0, n_bias=0, n_other=total)
+        return LayerFacts(layer.name, class_name, shape, "other", "nested model: only the export mode applies")
+    kernel = next((getattr(layer, attr) for attr in _KERNEL_ATTRS if getattr(layer, attr, None) is not None), None)
+    if kernel is None:
+        shape = estimate.LayerShape(n_weights=0, out_channels=0, n_bias=0, n_other=total)
+        return LayerFacts(layer.name, class_name, shape, "other", "no kernel: only the export mode applies")
+    bias = getattr(layer, "bias", None)
+    n_bias = _size(bias) if bias is not None else 0
+    out_channels = n_bias or int(kernel.shape[-1])
+    shape = estimate.LayerShape(
+        n_weights=_size(kernel), out_channels=out_channels, n_bias=n_bias, n_other=total - _size(kernel) - n_bias
+    )
+    return LayerFacts(layer.name, class_name, shape, "pending")
+
+
+def _size(variable: Any) -> int:
+    size = 1
+    for dim in variable.shape:
+        size *= int(dim)
+    return size
+
+
+# --------------------------------------------------------------------------------------
+# Recipes per layer
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The numbers recipes take from the profile (or a baseline's defaults)."""
+
+    clusters: int = 16
+    bits: int = 2
+    sparsity: float = 0.5
+    first_last_precision: str = "int8"
+
+    def params_for(self, recipe: str) -> dict[str, float]:
+        return {
+            "clustering": {"clusters": self.clusters},
+            "cqat": {"clusters": self.clusters},
+            "bits": {"bits": self.bits},
+            "binary": {"bits": 1},
+            "pruning": {"sparsity": self.sparsity},
+        }.get(recipe, {})
+
+
+def assign_recipes(facts: Iterable[LayerFacts], roles: dict[str, str], export_mode: str, knobs: Knobs) -> list[LayerPlan]:
+    """One LayerPlan per layer: the role's recipe, or its fallback when the layer or mode rules it out."""
+    plans = []
+    for fact in facts:
+        wanted = roles.get(fact.role, "keep")
+        if wanted == EDGE_PRECISION:
+            wanted = EDGE_RECIPES[knobs.first_last_precision]
+        recipe, reasons = _usable_recipe(wanted, fact, export_mode, knobs)
+        params = knobs.params_for(recipe)
+        value_set = RECIPES[recipe].value_set
+        note = "; ".join(filter(None, [fact.note, *reasons]))
+        plans.append(LayerPlan(
+            name=fact.name,
+            layer_class=fact.layer_class,
+            role=fact.role,
+            parameters=fact.parameters,
+            recipe=recipe,
+            params=params,
+            estimated_bytes=estimate.packed_bytes(value_set, fact.shape, export_mode, params),
+            estimated_file_bytes=estimate.file_bytes(value_set, fact.shape, export_mode),
+            note=note,
+        ))
+    return plans
+
+
+def _usable_recipe(name: str, fact: LayerFacts, export_mode: str, knobs: Knobs) -> tuple[str, list[str]]:
+    reasons = []
+    while True:
+        recipe = RECIPES[name]
+        reason = recipe.allows(fact.layer_class, export_mode)
+        if reason is None and recipe.value_set == "clusters" and fact.shape.n_weights <= knobs.clusters:
+            reason = f"{fact.shape.n_weights} weights cannot form {knobs.clusters} clusters"
+        if reason is None:
+            return name, reasons
+        fallback = recipe.fallback or "keep"  # 'keep' allows every layer and mode, so this ends
+        reasons.append(f"{reason}: {fallback} instead")
+        name = fallback
+
+
+# --------------------------------------------------------------------------------------
+# Profile -> plan
+# --------------------------------------------------------------------------------------
+
+
+def export_choice(profile: Any) -> tuple[str, str, list[str]]:
+    """(export mode, input/output dtype, notes) the device can run."""
+    compression = profile.compression
+    if getattr(profile, "accelerator_int8_only", False):
+        notes = [] if compression.ptq == "int8" else [f"{profile.accelerator} runs only full-integer models: int8 export instead of {compression.ptq}"]
+        io_dtype = compression.io_dtype if compression.io_dtype != "float32" else "int8"
+        return "int8", io_dtype, notes
+    mode = compression.ptq
+    if mode in ("int8", "dynamic") and not profile.int8:
+        fallback = "fp16" if profile.fp16 else "float32"
+        return fallback, "float32", [f"the device has no int8 path: {fallback} export instead of {mode}"]
+    return mode, compression.io_dtype if mode == "int8" else "float32", []
+
+
+def _budget(profile: Any) -> tuple[int | None, str | None]:
+    budget = getattr(profile, "artifact_budget_bytes", None)
+    if budget is None:
+        budget = getattr(profile, "model_memory_budget_bytes", None)
+    if budget is None:
+        return None, None
+    field_name = next(
+        (name for name in ("flash_budget_bytes", "model_memory_budget_bytes") if getattr(profile, name, None) == budget),
+        "model_memory_budget_bytes",
+    )
+    return int(budget), field_name
+
+
+def make_plan(profile: Any, model: Any, significance: _Significance | None = None) -> Plan:
+    """The plan `deploy` will follow for `profile`; raises BudgetError when nothing fits.
+
+    `profile` is an `edgecompress.profiles.Profile` (anything with the same fields works);
+    `significance` is the TwoNN `SignificanceProfile` or None (every middle layer significant).
+    """
+    compression = profile.compression
+    export_mode, io_dtype, notes = export_choice(profile)
+    first_last = compression.first_last_precision
+    if first_last == "float32" and getattr(profile, "accelerator_int8_only", False):
+        first_last = "int8"
+        notes.append("first/last layers at int8: the accelerator cannot run float layers")
+    knobs = Knobs(clusters=compression.clusters, bits=compression.mixed_precision_bits, first_last_precision=first_last)
+    facts, fact_notes = layer_facts(model, significance)
+    budget, budget_field = _budget(profile)
+
+    def build(strategy: Strategy) -> Plan:
+        return Plan(
+            profile=profile.name,
+            strategy=strategy.name,
+            description=strategy.description,
+            export_mode=export_mode,
+            io_dtype=io_dtype,
+            layers=assign_recipes(facts, strategy.roles, export_mode, knobs),
+            budget_bytes=budget,
+            budget_field=budget_field,
+            notes=notes + fact_notes,
+        )
+
+    candidates = {strategy.name: build(strategy) for strategy in STRATEGIES}
+    alternatives = [
+        {"strategy": name, "estimated_bytes": plan.estimated_bytes, "fits": plan.fits} for name, plan in candidates.items()
+    ]
+    allowed = [candidates[strategy.name] for strategy in strategies_from(compression.strategy)]
+    chosen = next((plan for plan in allowed if plan.fits is not False), None)
+    if chosen is None:
+        closest = min(allowed, key=lambda plan: plan.estimated_bytes)
+        raise _budget_error(profile.name, closest, budget, budget_field)
+    if chosen.strategy != compression.strategy:
+        chosen.notes.insert(0, (
+            f"the preferred strategy '{compression.strategy}' needs about {candidates[compression.strategy].estimated_bytes:,} "
+            f"bytes, over the {budget:,}-byte budget: using '{chosen.strategy}'"
+        ))
+    chosen.alternatives = alternatives
+    return chosen
+
+
+def _budget_error(profile_name: str, closest: Plan, budget: int, budget_field: str | None) -> BudgetError:
+    miss = closest.estimated_bytes - budget
+    return BudgetError(
+        f"No compression option fits profile '{profile_name}': its {budget_field} is {budget:,} bytes and the "
+        f"closest option, '{closest.strategy}' ({closest.description}), needs about {closest.estimated_bytes:,} bytes "
+        f"bit-packed - {miss:,} bytes ({miss / budget:.0%}) too many. Nothing was trained.",
+        f"Raise {budget_field} in the profile to at least {closest.estimated_bytes:,} bytes, or use a smaller model "
+        f"(the largest layer is '{max(closest.layers, key=lambda l: l.estimated_bytes).name}', "
+        f"{max(l.estimated_bytes for l in closest.layers):,} bytes as planned).",
+    )
+
+
+def plan_for_strategy(
+    model: Any,
+    strategy: str | Strategy | dict[str, str],
+    *,
+    export_mode: str,
+    io_dtype: str = "float32",
+    significance: _Significance | None = None,
+    knobs: Knobs | None = None,
+    name: str | None = None,
+    description: str | None = None,
+) -> Plan:
+    """A plan with a fixed strategy (or explicit role -> recipe map) and export mode, no budget.
+
+    Baselines and `deploy --recipe NAME` use this: the user picked the method, so nothing
+    is chosen for them.
+    """
+    if isinstance(strategy, str):
+        strategy = STRATEGY_BY_NAME[strategy]
+    if isinstance(strategy, Strategy):
+        roles, name, description = strategy.roles, name or strategy.name, description or strategy.description
+    else:
+        roles = strategy
+    facts, notes = layer_facts(model, significance)
+    knobs = knobs or Knobs()
+    return Plan(
+        profile="",
+        strategy=name or "custom",
+        description=description or "",
+        export_mode=export_mode,
+        io_dtype=io_dtype,
+        layers=assign_recipes(facts, roles, export_mode, knobs),
+        notes=notes,
+    )
+
+
+__all__ = ["Knobs", "LayerFacts", "LayerPlan", "Plan", "SIZE_BASIS", "assign_recipes", "export_choice", "layer_facts", "make_plan", "plan_for_strategy"]

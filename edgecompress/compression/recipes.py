@@ -1,0 +1,238 @@
+"""The per-layer recipes and the whole-model strategies built from them, as data.
+
+A *recipe* is what happens to one layer's weights (cluster them, binarise them, leave them
+to the export mode, ...). A *strategy* says which recipe each kind of layer gets; the plan
+walks the strategies from least to most aggressive until one fits the device's budget.
+Adding a recipe or a strategy means adding a row here and, for a new technique, a module
+that implements its training stage; nothing else branches on recipe names.
+
+This module never imports TensorFlow: the CLI shows plans without paying for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Keras layer classes whose `kernel` has the output channels on its last axis: the layers
+#: whose weights our own straight-through quantizers (binary, b-bit) know how to code.
+_LAST_AXIS_KERNELS = frozenset({"Conv1D", "Conv2D", "Conv3D", "Dense"})
+#: Layers tfmot's clustering registry clusters through their `kernel` (tfmot 0.8.1
+#: ClusteringRegistry; DepthwiseConv2D is registered but deliberately never clustered).
+_CLUSTERABLE = frozenset({"Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense"})
+#: Layers tfmot's default 8-bit scheme quantizes with weights (Default8BitQuantizeRegistry).
+_QAT_WEIGHTED = frozenset({"Conv2D", "Dense", "DepthwiseConv2D", "Conv2DTranspose"})
+#: Layers whose clusters the cluster-preserving scheme keeps (ClusterPreserveQuantizeRegistry).
+_CLUSTER_PRESERVING = frozenset({"Conv2D", "Dense"})
+#: Layers tfmot's pruning registry prunes through their `kernel`.
+_PRUNABLE = frozenset({"Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "Conv3DTranspose", "Dense"})
+
+#: Export modes whose graph is integer end to end; QAT only makes sense when training
+#: simulates that, so the QAT recipes are limited to it.
+INTEGER_EXPORT = frozenset({"int8"})
+
+#: How the plan estimates a layer's packed size, and what the compressed model promises:
+#: 'dense'    -> every weight at the export width (no promise about unique values)
+#: 'clusters' -> at most `clusters` unique kernel values in the layer
+#: 'codes'    -> at most 2**bits unique kernel values per output channel
+#: 'float'    -> every weight kept in float32, whatever the export mode
+VALUE_SETS = ("dense", "clusters", "codes", "float")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to treat one layer's weights.
+
+    `stages` are the training stages the recipe takes part in: 'shape' (weights are
+    reshaped into a small value set and fine-tuned) and/or 'quantize' (quantization-aware
+    fine-tuning). `fallback` is used when the layer class or the export mode does not allow
+    this recipe, so a plan never silently drops a layer.
+    """
+
+    name: str
+    description: str
+    layer_classes: frozenset[str] | None  # None: any layer
+    value_set: str
+    stages: tuple[str, ...] = ()
+    export_modes: frozenset[str] | None = None  # None: any export mode
+    fallback: str | None = None
+    shaper: str | None = None  # the technique of the 'shape' stage: 'cluster', 'lowbit' or 'prune'
+    learning_rate: float = 1e-4
+    defaults: dict[str, float] = field(default_factory=dict)
+
+    def allows(self, layer_class: str, export_mode: str) -> str | None:
+        """Why this recipe cannot be used here, or None when it can."""
+        if self.layer_classes is not None and layer_class not in self.layer_classes:
+            return f"{self.name} does not support {layer_class} layers"
+        if self.export_modes is not None and export_mode not in self.export_modes:
+            return f"{self.name} needs the {' or '.join(sorted(self.export_modes))} export mode, not {export_mode}"
+        return None
+
+
+_RECIPES = (
+    Recipe(
+        "keep",
+        "left as trained; quantized only by the export mode",
+        layer_classes=None,
+        value_set="dense",
+    ),
+    Recipe(
+        "float",
+        "kept in float32 even in an integer export (sensitive first/last layers)",
+        layer_classes=None,
+        value_set="float",
+        export_modes=frozenset({"int8", "dynamic", "int16x8"}),
+        fallback="keep",
+    ),
+    Recipe(
+        "clustering",
+        "k-means weight clustering (kmeans++ init), fine-tuned (tfmot)",
+        layer_classes=_CLUSTERABLE,
+        value_set="clusters",
+        stages=("shape",),
+        fallback="keep",
+        shaper="cluster",
+        learning_rate=1e-4,
+        defaults={"clusters": 16},
+    ),
+    Recipe(
+        "cqat",
+        "clustering, then cluster-preserving quantization-aware training (tfmot CQAT), int8",
+        layer_classes=_CLUSTER_PRESERVING,
+        value_set="clusters",
+        stages=("shape", "quantize"),
+        export_modes=INTEGER_EXPORT,
+        fallback="clustering",
+        shaper="cluster",
+        learning_rate=1e-4,
+        defaults={"clusters": 16},
+    ),
+    Recipe(
+        "qat",
+        "quantization-aware training with tfmot's default 8-bit scheme",
+        layer_classes=_QAT_WEIGHTED,
+        value_set="dense",
+        stages=("quantize",),
+        export_modes=INTEGER_EXPORT,
+        fallback="keep",
+        learning_rate=1e-4,
+    ),
+    Recipe(
+        "pruning",
+        "unstructured magnitude pruning, polynomial-decay sparsity schedule (tfmot)",
+        layer_classes=_PRUNABLE,
+        value_set="dense",
+        stages=("shape",),
+        fallback="keep",
+        shaper="prune",
+        learning_rate=1e-4,
+        defaults={"sparsity": 0.5},
+    ),
+    Recipe(
+        "binary",
+        "XNOR binarisation: alpha * sign(W), alpha = mean |W| per output channel, straight-through training",
+        layer_classes=_LAST_AXIS_KERNELS,
+        value_set="codes",
+        stages=("shape",),
+        fallback="clustering",
+        shaper="lowbit",
+        learning_rate=1e-3,
+        defaults={"bits": 1},
+    ),
+    Recipe(
+        "bits",
+        "b-bit uniform symmetric weights per output channel, straight-through training",
+        layer_classes=_LAST_AXIS_KERNELS,
+        value_set="codes",
+        stages=("shape",),
+        fallback="clustering",
+        shaper="lowbit",
+        learning_rate=1e-3,
+        defaults={"bits": 2},
+    ),
+)
+
+RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in _RECIPES}
+
+#: Recipes whose value set (clusters, codes, zeros) must survive a later QAT stage; the
+#: QAT stage freezes their layers so fine-tuning cannot undo them.
+SHAPED = frozenset(name for name, recipe in RECIPES.items() if "shape" in recipe.stages and "quantize" not in recipe.stages)
+
+#: Placeholder in a strategy: the profile's `first_last_precision` decides ('int8' ->
+#: keep for the export mode, 'float32' -> float).
+EDGE_PRECISION = "first-last-precision"
+EDGE_RECIPES = {"int8": "keep", "float32": "float"}
+
+#: Layer roles a strategy assigns recipes to. 'edge' is the first and last weighted layer
+#: (and any layer the significance analysis asks to keep at high precision).
+ROLES = ("edge", "significant", "insignificant")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Which recipe each role gets; the order of `STRATEGIES` is the order of aggressiveness."""
+
+    name: str
+    description: str
+    roles: dict[str, str]
+
+    def recipe_for(self, role: str) -> str:
+        return self.roles[role]
+
+
+STRATEGIES: tuple[Strategy, ...] = (
+    Strategy(
+        "ptq-only",
+        "post-training quantization only, no fine-tuning",
+        {"edge": EDGE_PRECISION, "significant": "keep", "insignificant": "keep"},
+    ),
+    Strategy(
+        "clustering",
+        "weight clustering on every middle layer",
+        {"edge": EDGE_PRECISION, "significant": "clustering", "insignificant": "clustering"},
+    ),
+    Strategy(
+        "cqat",
+        "cluster-preserving QAT on significant layers, clustering on insignificant ones",
+        {"edge": EDGE_PRECISION, "significant": "cqat", "insignificant": "clustering"},
+    ),
+    Strategy(
+        "cqat-binary",
+        "cluster-preserving QAT on significant layers, binarised insignificant layers",
+        {"edge": EDGE_PRECISION, "significant": "cqat", "insignificant": "binary"},
+    ),
+    Strategy(
+        "mixed-precision",
+        "b-bit significant layers, binarised insignificant layers",
+        {"edge": EDGE_PRECISION, "significant": "bits", "insignificant": "binary"},
+    ),
+    Strategy(
+        "binary",
+        "every middle layer binarised (the smallest option)",
+        {"edge": EDGE_PRECISION, "significant": "binary", "insignificant": "binary"},
+    ),
+)
+
+STRATEGY_BY_NAME: dict[str, Strategy] = {strategy.name: strategy for strategy in STRATEGIES}
+
+
+def strategies_from(name: str) -> tuple[Strategy, ...]:
+    """The named strategy followed by every more aggressive one: what a tight budget may use."""
+    names = [strategy.name for strategy in STRATEGIES]
+    if name not in names:
+        raise KeyError(f"unknown strategy '{name}' (known: {', '.join(names)})")
+    return STRATEGIES[names.index(name):]
+
+
+__all__ = [
+    "EDGE_PRECISION",
+    "EDGE_RECIPES",
+    "INTEGER_EXPORT",
+    "RECIPES",
+    "ROLES",
+    "SHAPED",
+    "STRATEGIES",
+    "STRATEGY_BY_NAME",
+    "Recipe",
+    "Strategy",
+    "strategies_from",
+]

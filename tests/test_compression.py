@@ -1,0 +1,297 @@
+"""Compression recipes on a real network: what each promises about the weights, and that the
+fine-tuned model still classifies.
+
+The network is the example digits CNN (conv - pool - conv - dense - dense) trained on
+scikit-learn's 8x8 digits; every recipe is fine-tuned for two epochs, so the whole file
+runs in about a minute. Value-set promises are checked on the Keras weights here; the
+export tests read the same facts back out of the .tflite files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgecompress._tf import keras
+from edgecompress.compression import BASELINES, FineTuning, apply_plan, plan_for_strategy, run_baseline
+from edgecompress.compression.finetune import finetune, loss_for, split_validation
+from edgecompress.compression.lowbit import coded_kernel, project_latent
+from edgecompress.compression.recipes import RECIPES
+from edgecompress.errors import DataError, ModelError
+
+EPOCHS = 2
+SEED = 0
+#: Largest accuracy drop (test set, 360 digits) a recipe may cost after fine-tuning. On this
+#: task every recipe measured within 1.5 points of the base model; 3 points leaves room for
+#: platform differences without letting a broken recipe through (an untrained binarised
+#: model loses more than 10).
+MAX_ACCURACY_DROP = 0.03
+
+
+@dataclass(frozen=True)
+class LayerVerdict:
+    name: str
+    significant: bool
+    kept_high_precision: bool = False
+
+
+@dataclass(frozen=True)
+class Significance:
+    layers: list[LayerVerdict]
+
+
+@dataclass
+class Digits:
+    model: Any
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    accuracy: float
+    first: str
+    significant: str
+    insignificant: str
+    last: str
+
+    @property
+    def significance(self) -> Significance:
+        return Significance([LayerVerdict(self.significant, True), LayerVerdict(self.insignificant, False)])
+
+    def accuracy_of(self, model: Any) -> float:
+        return float(np.mean(model.predict(self.x_test, verbose=0).argmax(axis=1) == self.y_test))
+
+
+@pytest.fixture(scope="module")
+def digits(tiny_keras_model) -> Digits:
+    from edgecompress.example_model import build_digits_cnn
+
+    k = keras()
+    k.utils.set_random_seed(SEED)
+    model = build_digits_cnn(10)
+    model.compile(optimizer=k.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    data = tiny_keras_model
+    model.fit(data.x_train, data.y_train, epochs=10, batch_size=32, verbose=0)
+    names = [layer.name for layer in model.layers if layer.weights]
+    digits = Digits(model, data.x_train, data.y_train, data.x_test, data.y_test, 0.0, *names)
+    digits.accuracy = digits.accuracy_of(model)
+    return digits
+
+
+#: Baselines that fine-tune, plus the two plan strategies no baseline covers.
+TRAINED = ["qat", "clustering-ptq", "pruning-ptq", "cqat", "twonn-cqat", "twonn-mixed", "strategy:cqat-binary", "strategy:binary"]
+
+
+@pytest.fixture(scope="module")
+def compressed(digits: Digits):
+    """Compress once per recipe name and share the result between tests."""
+    cache: dict[str, Any] = {}
+
+    def get(name: str) -> Any:
+        if name not in cache:
+            if name.startswith("strategy:"):
+                plan = plan_for_strategy(digits.model, name.split(":", 1)[1], export_mode="int8", significance=digits.significance)
+                cache[name] = apply_plan(plan, digits.model, (digits.x_train, digits.y_train),
+                                         settings=FineTuning(epochs=EPOCHS, seed=SEED, progress=False))
+            else:
+                cache[name] = run_baseline(name, digits.model, (digits.x_train, digits.y_train), epochs=EPOCHS, seed=SEED,
+                                           significance=digits.significance)
+        return cache[name]
+
+    return get
+
+
+def kernels(model: Any) -> dict[str, np.ndarray]:
+    """Kernel values by the original layer name, looking inside tfmot's QAT wrappers."""
+    found = {}
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        for weight in layer.weights:
+            if weight.name.split("/")[-1] == "kernel:0":
+                found[inner.name] = weight.numpy()
+    return found
+
+
+def per_channel(kernel: np.ndarray) -> list[np.ndarray]:
+    return [np.unique(kernel[..., c]) for c in range(kernel.shape[-1])]
+
+
+def test_the_base_model_is_good_enough_to_judge_compression(digits: Digits) -> None:
+    assert digits.accuracy > 0.95
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_each_recipe_keeps_the_accuracy_after_fine_tuning(name: str, digits: Digits, compressed) -> None:
+    result = compressed(name)
+    accuracy = digits.accuracy_of(result.model)
+    assert accuracy >= digits.accuracy - MAX_ACCURACY_DROP, f"{name}: {accuracy:.3f} vs base {digits.accuracy:.3f}"
+    assert result.stages and all(stage["epochs_run"] >= 1 for stage in result.stages)
+
+
+def test_clustering_leaves_at_most_16_values_in_every_layer(digits: Digits, compressed) -> None:
+    result = compressed("clustering-ptq")
+    found = kernels(result.model)
+    assert set(found) == {digits.first, digits.significant, digits.insignificant, digits.last}
+    for name, kernel in found.items():
+        assert len(np.unique(kernel)) <= 16, name
+    assert all(type(layer).__name__ in {"Conv2D", "Dense", "MaxPooling2D", "Flatten", "Dropout"} for layer in result.model.layers)
+    assert result.export_mode == "int8"
+
+
+def test_cqat_keeps_the_clusters_through_quantization_aware_training(compressed) -> None:
+    result = compressed("cqat")
+    assert {type(layer).__name__ for layer in result.model.layers} >= {"QuantizeWrapperV2"}
+    for name, kernel in kernels(result.model).items():
+        assert len(np.unique(kernel)) <= 16, name
+    assert [stage["stage"] for stage in result.stages] == ["shape (cqat)", "quantize (cqat)"]
+
+
+def test_twonn_cqat_quantizes_significant_layers_and_freezes_clustered_insignificant_ones(digits: Digits, compressed) -> None:
+    result = compressed("twonn-cqat")
+    model = result.model
+    wrapped = {layer.layer.name for layer in model.layers if type(layer).__name__ == "QuantizeWrapperV2"}
+    assert wrapped & set(kernels(model)) == {digits.significant}  # tfmot may also wrap the pooling after it
+    found = kernels(model)
+    assert len(np.unique(found[digits.significant])) <= 16
+    assert len(np.unique(found[digits.insignificant])) <= 16
+    assert model.get_layer(digits.insignificant).trainable is False
+    assert len(np.unique(found[digits.first])) > 16  # first and last layers are left for int8 export
+    assert len(np.unique(found[digits.last])) > 16
+
+
+def test_mixed_precision_gives_binary_and_2_bit_channels(digits: Digits, compressed) -> None:
+    result = compressed("twonn-mixed")
+    found = kernels(result.model)
+    for values in per_channel(found[digits.insignificant]):
+        assert len(values) == 2 and np.isclose(values[0], -values[1]) and values[1] > 0  # alpha_c * {-1, +1}
+    for values in per_channel(found[digits.significant]):
+        assert len(values) <= 4
+        steps = values / np.abs(values).min()  # the levels alpha_c * {-1, -1/3, 1/3, 1}, or a subset of them
+        assert np.allclose(steps, np.round(steps)) and set(np.round(steps).astype(int)) <= {-3, -1, 1, 3}
+    assert len(np.unique(found[digits.first])) > 16
+    assert {type(layer).__name__ for layer in result.model.layers} <= {"Conv2D", "Dense", "MaxPooling2D", "Flatten", "Dropout"}
+
+
+def test_binarising_every_middle_layer_leaves_two_values_per_channel(digits: Digits, compressed) -> None:
+    result = compressed("strategy:binary")
+    found = kernels(result.model)
+    for name in (digits.significant, digits.insignificant):
+        assert all(len(values) == 2 for values in per_channel(found[name])), name
+
+
+def test_straight_through_training_recovers_what_binarisation_costs(digits: Digits, compressed) -> None:
+    untrained = keras().models.clone_model(digits.model)
+    untrained.set_weights(digits.model.get_weights())
+    for name in (digits.significant, digits.insignificant):
+        layer = untrained.get_layer(name)
+        layer.kernel.assign(coded_kernel(project_latent(layer.kernel), 1))
+    untrained_accuracy = digits.accuracy_of(untrained)
+    trained_accuracy = digits.accuracy_of(compressed("strategy:binary").model)
+    assert untrained_accuracy < digits.accuracy - 0.05
+    assert trained_accuracy > untrained_accuracy + 0.05
+
+
+def test_pruning_zeroes_half_of_every_layer(compressed) -> None:
+    result = compressed("pruning-ptq")
+    for name, kernel in kernels(result.model).items():
+        assert 0.49 <= np.mean(kernel == 0) <= 0.51, name
+    assert result.kernel_values[name]["zero_fraction"] == pytest.approx(np.mean(kernel == 0))
+
+
+@pytest.mark.parametrize("name", ["ptq-int8", "ptq-fp16", "ptq-dynamic", "ptq-int16x8"])
+def test_post_training_baselines_train_nothing_and_name_their_export_mode(name: str, digits: Digits) -> None:
+    result = run_baseline(name, digits.model, (digits.x_train, digits.y_train), epochs=EPOCHS, seed=SEED)
+    assert result.stages == []
+    assert result.export_mode == BASELINES[name].export_mode
+    assert result.model is not digits.model
+    for mine, theirs in zip(result.model.get_weights(), digits.model.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_compression_never_changes_the_callers_model(digits: Digits) -> None:
+    before = [w.copy() for w in digits.model.get_weights()]
+    run_baseline("twonn-mixed", digits.model, (digits.x_train, digits.y_train), epochs=1, seed=SEED, significance=digits.significance)
+    for after, original in zip(digits.model.get_weights(), before):
+        np.testing.assert_array_equal(after, original)
+
+
+def test_the_same_seed_gives_the_same_compressed_model(digits: Digits) -> None:
+    runs = [
+        run_baseline("clustering-ptq", digits.model, (digits.x_train, digits.y_train), epochs=1, seed=7).model.get_weights()
+        for _ in range(2)
+    ]
+    for first, second in zip(*runs):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_fine_tuning_ends_on_the_best_validation_epoch(digits: Digits) -> None:
+    model = keras().models.clone_model(digits.model)
+    model.set_weights(digits.model.get_weights())
+    split = split_validation(digits.x_train, digits.y_train, 0.1, SEED)
+    loss = loss_for(model)
+    summary = finetune(model, split, FineTuning(epochs=3, progress=False), learning_rate=3e-3, loss=loss)
+    assert 1 <= summary["best_epoch"] <= summary["epochs_run"] <= 3
+    val_loss = model.evaluate(split.x_val, split.y_val, verbose=0)[0]
+    assert val_loss == pytest.approx(summary["val_loss"], rel=1e-4)
+
+
+def test_too_little_data_to_validate_is_refused() -> None:
+    with pytest.raises(DataError, match="too few") as info:
+        split_validation(np.zeros((4, 8, 8, 1)), np.zeros(4), 0.1, SEED)
+    assert "more training data" in info.value.fix
+
+
+def test_a_subclassed_model_is_refused_with_a_way_out(digits: Digits) -> None:
+    k = keras()
+
+    class Custom(k.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flat = k.layers.Flatten()
+            self.out = k.layers.Dense(10, activation="softmax")
+
+        def call(self, x):  # noqa: ANN001, ANN201
+            return self.out(self.flat(x))
+
+    model = Custom()
+    model(digits.x_test[:1])
+    plan = plan_for_strategy(model, "clustering", export_mode="int8")
+    with pytest.raises(ModelError, match="subclassed") as info:
+        apply_plan(plan, model, (digits.x_train, digits.y_train), settings=FineTuning(epochs=1, progress=False))
+    assert "Sequential" in info.value.fix
+
+
+@pytest.mark.parametrize("name", ["twonn-cqat", "twonn-mixed"])
+def test_the_plan_estimate_bounds_the_bit_packed_size_of_the_exported_file(name: str, digits: Digits, compressed) -> None:
+    from edgecompress.export import bitpacked_size, tflite_weight_stats, to_tflite
+
+    result = compressed(name)
+    blob = to_tflite(result.model, mode=result.export_mode, representative=digits.x_train[:100])
+    packed = bitpacked_size(tflite_weight_stats(blob))
+    measured = packed["weights_packed_bytes"] + packed["codebook_bytes"] + packed["bias_bytes"]
+    assert measured <= result.plan.estimated_bytes
+    assert measured >= 0.8 * result.plan.estimated_bytes
+
+
+def test_the_recipe_tables_claim_only_layers_tfmot_supports() -> None:
+    from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import ClusteringRegistry
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve.cluster_preserve_quantize_registry import (
+        ClusterPreserveQuantizeRegistry,
+    )
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
+        Default8BitQuantizeRegistry,
+    )
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+
+    def kernel_classes(weights_map: dict) -> set[str]:
+        return {cls.__name__ for cls, names in weights_map.items() if "kernel" in names}
+
+    assert RECIPES["clustering"].layer_classes <= kernel_classes(ClusteringRegistry._LAYERS_WEIGHTS_MAP)
+    assert RECIPES["pruning"].layer_classes <= kernel_classes(PruneRegistry._LAYERS_WEIGHTS_MAP)
+    preserving = {cls.__name__ for cls in ClusterPreserveQuantizeRegistry._LAYERS_CONFIG_MAP} - {
+        cls.__name__ for cls in ClusterPreserveQuantizeRegistry._DISABLE_CLUSTER_PRESERVE}
+    assert RECIPES["cqat"].layer_classes <= preserving
+    qat_supported = {cls.__name__ for cls in Default8BitQuantizeRegistry()._layer_quantize_map}
+    assert RECIPES["qat"].layer_classes <= qat_supported

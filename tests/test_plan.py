@@ -1,0 +1,222 @@
+"""The plan: what deploy will do to each layer, decided from the profile before any training.
+
+Profiles are the bundled ones (real `Profile` objects), adjusted with `model_copy` where a
+test needs a different budget or capability. The model is the digits CNN the example
+command trains (conv - pool - conv - dense - dense); it does not need training to be planned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from rich.console import Console
+
+from edgecompress.compression import BASELINES, RECIPES, baseline_plan, make_plan
+from edgecompress.compression.estimate import LayerShape, packed_bytes
+from edgecompress.errors import BudgetError, EdgeCompressError
+from edgecompress.profiles import load_profile
+
+FIRST, SIGNIFICANT, INSIGNIFICANT, LAST = "conv2d", "conv2d_1", "dense", "dense_1"
+
+
+@dataclass(frozen=True)
+class LayerVerdict:
+    """Stands in for one row of the TwoNN SignificanceProfile."""
+
+    name: str
+    significant: bool
+    kept_high_precision: bool = False
+
+
+@dataclass(frozen=True)
+class Significance:
+    layers: list[LayerVerdict]
+
+
+SIGNIFICANCE = Significance([
+    LayerVerdict(FIRST, True, kept_high_precision=True),
+    LayerVerdict(SIGNIFICANT, True),
+    LayerVerdict(INSIGNIFICANT, False),
+    LayerVerdict(LAST, True, kept_high_precision=True),
+])
+
+
+@pytest.fixture(scope="module")
+def model():
+    from edgecompress._tf import keras
+    from edgecompress.example_model import build_digits_cnn
+
+    keras().backend.clear_session()  # layer names conv2d, conv2d_1, dense, dense_1
+    return build_digits_cnn(10)
+
+
+def profile(name: str = "rpi4", **changes):
+    """A bundled profile with top-level fields and `compression.<field>` changed."""
+    base = load_profile(name)
+    compression = {key.split(".", 1)[1]: value for key, value in changes.items() if key.startswith("compression.")}
+    top = {key: value for key, value in changes.items() if not key.startswith("compression.")}
+    return base.model_copy(update={**top, "compression": base.compression.model_copy(update=compression)})
+
+
+def recipes(plan) -> dict[str, str]:
+    return {layer.name: layer.recipe for layer in plan.layers}
+
+
+def estimate_of(plan, strategy: str) -> int:
+    return next(a["estimated_bytes"] for a in plan.alternatives if a["strategy"] == strategy)
+
+
+def test_an_int8_board_with_room_gets_cqat_on_significant_and_clustering_on_insignificant_layers(model) -> None:
+    plan = make_plan(profile("rpi4", **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    assert plan.strategy == "cqat"
+    assert plan.export_mode == "int8"
+    assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "cqat", INSIGNIFICANT: "clustering", LAST: "keep"}
+    assert plan.recipe_of(SIGNIFICANT).params == {"clusters": 16}
+    assert plan.fits is True
+
+
+def test_first_and_last_layers_stay_in_float_when_the_profile_says_so(model) -> None:
+    plan = make_plan(load_profile("rpi4"), model, SIGNIFICANCE)  # rpi4 ships first_last_precision: float32
+    assert recipes(plan)[FIRST] == recipes(plan)[LAST] == "float"
+    assert plan.float_layers == [FIRST, LAST]
+    assert plan.recipe_of(FIRST).role == "edge"
+
+
+def test_a_budget_the_clustered_model_exceeds_pushes_insignificant_layers_to_binary(model) -> None:
+    loose = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    budget = estimate_of(loose, "cqat-binary") + 1
+    assert estimate_of(loose, "cqat") > budget
+    plan = make_plan(profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    assert plan.strategy == "cqat-binary"
+    assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "cqat", INSIGNIFICANT: "binary", LAST: "keep"}
+    assert plan.estimated_bytes <= budget
+    assert "preferred strategy 'cqat'" in plan.notes[0]
+
+
+def test_a_tighter_budget_gives_mixed_precision_with_first_and_last_layers_kept(model) -> None:
+    loose = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    budget = estimate_of(loose, "mixed-precision") + 1
+    assert estimate_of(loose, "cqat-binary") > budget
+    plan = make_plan(profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    assert plan.strategy == "mixed-precision"
+    assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "bits", INSIGNIFICANT: "binary", LAST: "keep"}
+    assert plan.recipe_of(SIGNIFICANT).params == {"bits": 2}
+    assert plan.recipe_of(INSIGNIFICANT).params == {"bits": 1}
+
+
+def test_a_device_without_int8_gets_an_fp16_or_float_export_and_no_qat(model) -> None:
+    fp16_board = profile("jetson-nano")
+    assert not fp16_board.int8 and fp16_board.fp16
+    plan = make_plan(fp16_board.model_copy(update={"compression": fp16_board.compression.model_copy(update={"strategy": "cqat"})}), model, SIGNIFICANCE)
+    assert (plan.export_mode, plan.io_dtype) == ("fp16", "float32")
+    assert recipes(plan)[SIGNIFICANT] == "clustering"
+    assert "cqat needs the int8 export mode, not fp16" in plan.recipe_of(SIGNIFICANT).note
+    assert recipes(plan)[FIRST] == "keep"  # float32 first/last only means something in an integer model
+    assert plan.float_layers == []
+
+    float_only = profile("rpi4", int8=False, fp16=False, **{"compression.ptq": "int8"})
+    plan = make_plan(float_only, model, SIGNIFICANCE)
+    assert plan.export_mode == "float32"
+    assert any("no int8 path" in note for note in plan.notes)
+
+
+def test_an_int8_only_accelerator_forces_a_full_integer_export(model) -> None:
+    plan = make_plan(load_profile("coral-devboard"), model, SIGNIFICANCE)
+    assert (plan.export_mode, plan.io_dtype) == ("int8", "int8")
+    assert plan.float_layers == []
+    assert recipes(plan)[FIRST] == recipes(plan)[LAST] == "keep"
+
+
+def test_an_impossible_budget_stops_before_training_with_the_miss_and_the_closest_option(model) -> None:
+    loose = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    smallest = estimate_of(loose, "binary")
+    assert smallest == min(a["estimated_bytes"] for a in loose.alternatives)
+    budget = smallest - 1000
+    with pytest.raises(BudgetError) as info:
+        make_plan(profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    problem = info.value.problem
+    assert f"{budget:,} bytes" in problem
+    assert "'binary'" in problem
+    assert f"{smallest:,} bytes" in problem
+    assert "1,000 bytes" in problem  # by how much it misses
+    assert "Nothing was trained" in problem
+    assert "model_memory_budget_bytes" in info.value.fix
+
+
+def test_a_microcontroller_is_held_to_its_flash_budget(model) -> None:
+    board = load_profile("stm32h7")
+    plan = make_plan(board, model, SIGNIFICANCE)
+    assert plan.budget_field == "flash_budget_bytes"
+    assert plan.budget_bytes == board.flash_budget_bytes
+
+
+def test_without_a_significance_analysis_every_middle_layer_counts_as_significant(model) -> None:
+    plan = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, None)
+    assert recipes(plan)[SIGNIFICANT] == recipes(plan)[INSIGNIFICANT] == "cqat"
+    assert any("no significance analysis" in note for note in plan.notes)
+
+
+def test_layers_a_recipe_cannot_handle_are_left_alone_with_a_note() -> None:
+    from edgecompress._tf import keras
+
+    k = keras()
+    model = k.Sequential([
+        k.layers.Input((8, 8, 1)),
+        k.layers.Conv2D(8, 3, name="first"),
+        k.layers.DepthwiseConv2D(3, name="depthwise"),
+        k.layers.BatchNormalization(name="norm"),
+        k.layers.Flatten(),
+        k.layers.Dense(10, name="last"),
+    ])
+    plan = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, None)
+    depthwise, norm = plan.recipe_of("depthwise"), plan.recipe_of("norm")
+    assert depthwise.recipe == "keep"
+    assert "cqat does not support DepthwiseConv2D" in depthwise.note
+    assert "clustering does not support DepthwiseConv2D" in depthwise.note
+    assert norm.recipe == "keep" and "no kernel" in norm.note
+
+
+def test_the_plan_is_stored_as_json_and_shown_as_a_table(model) -> None:
+    plan = make_plan(load_profile("rpi4"), model, SIGNIFICANCE)
+    data = json.loads(json.dumps(plan.to_dict()))
+    assert data["strategy"] == "cqat"
+    assert [layer["recipe"] for layer in data["layers"]] == ["float", "cqat", "clustering", "float"]
+    assert data["estimated_bytes"] == sum(layer["estimated_bytes"] for layer in data["layers"])
+    assert {a["strategy"] for a in data["alternatives"]} >= {"ptq-only", "cqat", "mixed-precision", "binary"}
+    console = Console(record=True, width=200)
+    console.print(plan.table())
+    text = console.export_text()
+    assert "cluster-preserving QAT on significant layers" in text
+    assert SIGNIFICANT in text and "16 clusters" in text
+    assert "budget: 1,073,741,824 bytes" in text
+
+
+def test_the_size_estimate_counts_index_bits_codebooks_scales_and_biases() -> None:
+    dense = LayerShape(n_weights=100 * 10, out_channels=10, n_bias=10)
+    # 16 clusters in an int8 export: 4 index bits per weight + a 16-entry int8 codebook per
+    # output channel beats one tensor-wide codebook; plus 10 float32 scales and int32 biases.
+    assert packed_bytes("clusters", dense, "int8", {"clusters": 16}) == (1000 * 4 + 10 * 16 * 8 + 10 * 32 + 10 * 32) // 8
+    assert packed_bytes("codes", dense, "int8", {"bits": 1}) == (1000 * 1 + 10 * 2 * 8 + 10 * 32 + 10 * 32) // 8
+    assert packed_bytes("dense", dense, "fp16", {}) == (1000 * 16 + 10 * 16) // 8
+    assert packed_bytes("float", dense, "int8", {}) == (1000 * 32 + 10 * 32) // 8
+
+
+def test_every_named_baseline_is_a_plan_with_its_export_mode(model) -> None:
+    assert set(BASELINES) == {"ptq-int8", "ptq-fp16", "ptq-dynamic", "ptq-int16x8", "qat", "clustering-ptq",
+                              "pruning-ptq", "cqat", "twonn-cqat", "twonn-mixed"}
+    for name, baseline in BASELINES.items():
+        plan = baseline_plan(name, model, significance=SIGNIFICANCE)
+        assert plan.export_mode == baseline.export_mode
+        assert all(layer.recipe in RECIPES for layer in plan.layers)
+    assert recipes(baseline_plan("cqat", model)) == dict.fromkeys([FIRST, SIGNIFICANT, INSIGNIFICANT, LAST], "cqat")
+    assert recipes(baseline_plan("twonn-mixed", model, significance=SIGNIFICANCE))[INSIGNIFICANT] == "binary"
+
+
+def test_twonn_baselines_refuse_to_run_without_a_significance_analysis(model) -> None:
+    with pytest.raises(EdgeCompressError, match="significance") as info:
+        baseline_plan("twonn-cqat", model)
+    assert "cqat" in info.value.fix
+    with pytest.raises(EdgeCompressError, match="Unknown recipe 'cqtat'"):
+        baseline_plan("cqtat", model)
