@@ -59,6 +59,11 @@ def deploy(
     warmup: int = typer.Option(20, help="Warm-up inferences before timing."),
     runs: int = typer.Option(100, help="Timed inferences."),
     threads: Optional[int] = typer.Option(None, help="Interpreter threads on the device (default: the runtime's choice)."),
+    recipe: Optional[str] = typer.Option(None, help="Use a named recipe instead of the profile's plan: ptq-int8, ptq-fp16, ptq-dynamic, ptq-int16x8, qat, clustering-ptq, pruning-ptq, cqat, twonn-cqat, twonn-mixed."),
+    epochs: Optional[int] = typer.Option(None, help="Fine-tuning epochs per compression stage (early stopping may end sooner)."),
+    delta: Optional[float] = typer.Option(None, help="Significance threshold on |ID(l) - ID(l-1)| (default: the profile's)."),
+    method: str = typer.Option("twonn", help="Intrinsic-dimension estimator: twonn or pca."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the per-layer plan and stop: nothing is trained, written or sent."),
     resume_dir: Optional[Path] = typer.Option(None, "--resume", help="Finish a failed run folder, repeating only what is missing."),
     identity: Optional[Path] = typer.Option(None, help="SSH private key file."),
     known_hosts: Optional[Path] = typer.Option(None, help="known_hosts file to verify boards against (default ~/.ssh/known_hosts)."),
@@ -73,7 +78,7 @@ def deploy(
     from edgecompress.report import render_summary
 
     if resume_dir is not None:
-        result = pipeline.resume(resume_dir, progress=_say)
+        result = pipeline.resume(resume_dir, progress=_say, show=out.print)
     else:
         if model is None or profile is None:
             raise EdgeCompressError("deploy needs a MODEL file and --profile.", "Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits")
@@ -98,9 +103,18 @@ def deploy(
             warmup=warmup,
             runs=runs,
             threads=threads,
+            recipe=recipe,
+            epochs=epochs,
+            delta=delta,
+            method=method,
+            dry_run=dry_run,
             progress=_say,
+            show=out.print,
             **{k: v for k, v in ssh_options.items() if v not in (None, False)},
         )
+    if result.run_dir is None:
+        out.print("Dry run: nothing was trained, written or sent.")
+        return
     out.print(render_summary(result.report))
     out.print(f"Run folder: {result.run_dir}")
 
@@ -137,7 +151,7 @@ def quickstart(
     figures = train_example_model(model_path)
     _say(f"    test accuracy {figures['test_accuracy']:.2%}")
     _say(f"2/2 edgecompress deploy --profile {profile} {model_path} --data sklearn:digits --target local")
-    result = pipeline.deploy(model_path, profile, data="sklearn:digits", target="local", output=output, progress=_say)
+    result = pipeline.deploy(model_path, profile, data="sklearn:digits", target="local", output=output, progress=_say, show=out.print)
     out.print(render_summary(result.report))
     out.print(f"Run folder: {result.run_dir}")
 

@@ -41,6 +41,12 @@ class DeployRequest:
     warmup: int = 20
     runs: int = 100
     threads: int | None = None
+    recipe: str | None = None  # None: the plan the profile implies; else a named baseline (ptq-int8, cqat, ...)
+    epochs: int | None = None  # fine-tuning epochs per compression stage (None: the recipe default)
+    delta: float | None = None  # significance threshold (None: the profile's)
+    method: str = "twonn"  # intrinsic-dimension estimator: twonn | pca
+    id_samples: int = 2000
+    onnx: bool = True
     target_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -52,13 +58,15 @@ class Artifact:
     kind: str  # the PTQ / recipe mode, e.g. 'float32', 'int8'
     description: str
     path: Path
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self, budget_bytes: int | None) -> dict[str, Any]:
-        from edgecompress.export import artifact_sizes
+        """Sizes three ways (file, gzip, bit-packed) plus unique weight values per layer."""
+        from edgecompress.export import artifact_sizes, bitpacked_size, tflite_weight_stats
         from edgecompress.model_io import sha256_of
 
         sizes = artifact_sizes(self.path)
-        return {
+        entry = {
             "name": self.name,
             "kind": self.kind,
             "description": self.description,
@@ -67,12 +75,25 @@ class Artifact:
             "sha256": sha256_of(self.path),
             **sizes,
             "fits_budget": None if budget_bytes is None else sizes["file_bytes"] <= budget_bytes,
+            **self.extra,
         }
+        if self.path.suffix == ".tflite":
+            blob = self.path.read_bytes()
+            stats = tflite_weight_stats(blob)
+            packed = bitpacked_size(stats, tflite_bytes=blob)
+            entry["bitpacked_bytes"] = packed["total_bytes"]
+            entry["bitpacked"] = packed
+            entry["weights"] = [
+                {k: row.get(k) for k in ("name", "layer", "op", "shape", "dtype", "n_weights", "unique_values",
+                                         "unique_stored_values", "max_unique_per_channel", "codebook", "bits_per_weight")}
+                for row in stats
+            ]
+        return entry
 
 
 @dataclass
 class DeployResult:
-    run_dir: Path
+    run_dir: Path | None  # None for a dry run
     report: dict[str, Any]
 
 
@@ -100,7 +121,15 @@ def deploy(
     warmup: int = 20,
     runs: int = 100,
     threads: int | None = None,
+    recipe: str | None = None,
+    epochs: int | None = None,
+    delta: float | None = None,
+    method: str = "twonn",
+    id_samples: int = 2000,
+    onnx: bool = True,
+    dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
+    show: Callable[[Any], None] | None = None,
     **target_options: Any,
 ) -> DeployResult:
     """Python twin of `edgecompress deploy`; arguments mean what the CLI options mean."""
@@ -118,12 +147,18 @@ def deploy(
         warmup=warmup,
         runs=runs,
         threads=threads,
+        recipe=recipe,
+        epochs=epochs,
+        delta=delta,
+        method=method,
+        id_samples=id_samples,
+        onnx=onnx,
         target_options={k: str(v) if isinstance(v, Path) else v for k, v in target_options.items()},
     )
-    return run(request, progress=progress)
+    return run(request, progress=progress, show=show, dry_run=dry_run)
 
 
-def resume(run_dir: str | Path, *, progress: Callable[[str], None] | None = None) -> DeployResult:
+def resume(run_dir: str | Path, *, progress: Callable[[str], None] | None = None, show: Callable[[Any], None] | None = None) -> DeployResult:
     """Finish a failed or interrupted run, repeating only the steps it has no record of."""
     run_dir = Path(run_dir)
     request_file = run_dir / REQUEST_FILE
@@ -137,13 +172,24 @@ def resume(run_dir: str | Path, *, progress: Callable[[str], None] | None = None
     import json
 
     request = DeployRequest(**json.loads(request_file.read_text()))
-    return run(request, progress=progress, folder=RunFolder.reopen(run_dir))
+    return run(request, progress=progress, show=show, folder=RunFolder.reopen(run_dir))
 
 
-def run(request: DeployRequest, *, progress: Callable[[str], None] | None = None, folder: RunFolder | None = None) -> DeployResult:
-    """Validate everything, then build, measure and report inside a run folder."""
+def run(
+    request: DeployRequest,
+    *,
+    progress: Callable[[str], None] | None = None,
+    show: Callable[[Any], None] | None = None,
+    folder: RunFolder | None = None,
+    dry_run: bool = False,
+) -> DeployResult:
+    """Validate everything and plan, then build, measure and report inside a run folder."""
     say = progress or (lambda message: log.info(message))
-    prepared = _prepare(request, say)  # raises before any folder exists
+    prepared = _prepare(request, say, probe_targets=not dry_run)  # raises before any folder exists
+    if show is not None:
+        show(prepared.plan.table())
+    if dry_run:
+        return DeployResult(run_dir=None, report={"plan": prepared.plan.to_dict(), "significance": prepared.significance.to_dict()})
     if folder is None:
         folder = RunFolder.create(Path(request.output), Path(request.model).stem, prepared.profile.name)
         folder.write_json(REQUEST_FILE, asdict(request))
@@ -151,6 +197,8 @@ def run(request: DeployRequest, *, progress: Callable[[str], None] | None = None
     step = "start"
     try:
         say(f"Run folder: {folder.path}")
+        step = "analysis"
+        _write_analysis(prepared, folder)
         step = "reference"
         reference = _keras_reference(prepared, folder)
         step = "export"
@@ -184,9 +232,11 @@ class _Prepared:
     dataset: Any  # data.Dataset
     targets: list[Any]
     probes: dict[str, Any]
+    significance: Any  # analysis.SignificanceProfile
+    plan: Any  # compression.Plan
 
 
-def _prepare(request: DeployRequest, say: Callable[[str], None]) -> _Prepared:
+def _prepare(request: DeployRequest, say: Callable[[str], None], *, probe_targets: bool = True) -> _Prepared:
     """Every check that can fail on user input, done before anything is written."""
     from edgecompress.data import load_dataset
     from edgecompress.model_io import load_model
@@ -209,7 +259,10 @@ def _prepare(request: DeployRequest, say: Callable[[str], None]) -> _Prepared:
     )
     _check_data_fits_model(dataset, loaded)
     say(f"Data {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, classes {', '.join(dataset.class_names)}, scaled {dataset.scaling}")
+    significance, plan = _significance_and_plan(request, profile, loaded, dataset, say)
     targets, probes = [], {}
+    if not probe_targets:
+        return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan)
     try:
         for spec in request.targets:
             target = resolve_target(spec, **request.target_options)
@@ -220,7 +273,37 @@ def _prepare(request: DeployRequest, say: Callable[[str], None]) -> _Prepared:
         for target in targets:
             target.close()
         raise
-    return _Prepared(request, profile, loaded, dataset, targets, probes)
+    return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan)
+
+
+def _significance_and_plan(request: DeployRequest, profile: Any, loaded: Any, dataset: Any, say: Callable[[str], None]) -> tuple[Any, Any]:
+    """TwoNN significance of every layer, then the per-layer plan; a budget miss stops here, before training."""
+    from edgecompress._tf import quiet_native_output
+    from edgecompress.analysis import analyze_model
+    from edgecompress.compression import baseline_plan, make_plan
+
+    delta = request.delta if request.delta is not None else profile.compression.significance_delta
+    say(f"Measuring layer significance ({request.method}, delta {delta:g}, {min(request.id_samples, len(dataset.x_train))} samples)")
+    with quiet_native_output():
+        significance = analyze_model(
+            loaded.model, dataset.x_train, method=request.method, delta=delta, n_samples=request.id_samples, seed=request.seed
+        )
+    significant = [layer.name for layer in significance.layers if layer.significant]
+    say(f"Significant layers: {', '.join(significant) or 'none'}")
+    if request.recipe:
+        plan = baseline_plan(request.recipe, loaded.model, significance=significance)
+    else:
+        plan = make_plan(profile, loaded.model, significance)
+    say(f"Plan '{plan.strategy}': {plan.description}; export {plan.export_mode}, about {plan.estimated_bytes:,} bytes bit-packed")
+    return significance, plan
+
+
+def _write_analysis(prepared: _Prepared, folder: RunFolder) -> None:
+    if folder.done("analysis"):
+        return
+    prepared.significance.write(folder.path)
+    folder.write_json("plan.json", prepared.plan.to_dict())
+    folder.mark_done("analysis", {"significance": "significance.json", "plan": "plan.json"})
 
 
 def _check_data_fits_model(dataset: Any, loaded: Any) -> None:
@@ -291,7 +374,69 @@ def _export_artifacts(prepared: _Prepared, folder: RunFolder, say: Callable[[str
             tmp.replace(path)
             folder.mark_done(f"artifact:{name}", {"mode": mode, "io_dtype": io})
         artifacts.append(Artifact(name=name, kind=mode, description=description, path=path))
+    if prepared.plan.needs_training:
+        artifacts.extend(_compressed_artifacts(prepared, folder, calibration, say))
     return artifacts
+
+
+def _compressed_artifacts(prepared: _Prepared, folder: RunFolder, calibration: Any, say: Callable[[str], None]) -> list[Artifact]:
+    """Fine-tune the model as the plan says, then export it to TFLite (and ONNX, verified)."""
+    from edgecompress._tf import keras, quiet_native_output
+    from edgecompress.compression import DEFAULT_EPOCHS, FineTuning, apply_plan
+    from edgecompress.export import to_onnx, to_tflite, verify_onnx
+
+    plan, request = prepared.plan, prepared.request
+    name = plan.strategy
+    keras_path = folder.sub("artifacts", f"{name}.keras")  # the fine-tuned model, so --resume need not retrain
+    if folder.done(f"trained:{name}") and keras_path.exists():
+        model = keras().models.load_model(keras_path, compile=False)
+        trained = folder.done(f"trained:{name}")
+    else:
+        epochs = request.epochs or DEFAULT_EPOCHS
+        say(f"Fine-tuning '{name}' ({epochs} epochs per stage max, early stopping, seed {request.seed})")
+        with quiet_native_output():
+            compressed = apply_plan(plan, prepared.loaded.model, prepared.dataset, settings=FineTuning(epochs=epochs, seed=request.seed))
+        model = compressed.model
+        model.save(keras_path)
+        trained = {"stages": compressed.stages, "kernel_values": compressed.kernel_values}
+        folder.write_json("training.json", trained)
+        folder.mark_done(f"trained:{name}", trained)
+    artifacts = []
+    path = folder.sub("artifacts", f"{name}.tflite")
+    description = f"{plan.description} ({plan.export_mode} export)"
+    if not (folder.done(f"artifact:{name}") and path.exists()):
+        say(f"Converting {name}: {plan.export_mode}")
+        with quiet_native_output():
+            blob = to_tflite(model, **_tflite_options(plan, calibration))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+        folder.mark_done(f"artifact:{name}", {"mode": plan.export_mode, "io_dtype": plan.io_dtype, "float_layers": plan.float_layers})
+    artifacts.append(Artifact(name=name, kind=plan.export_mode, description=description, path=path))
+    if request.onnx:
+        onnx_path = folder.sub("artifacts", f"{name}.onnx")
+        if not (folder.done(f"artifact:{name}.onnx") and onnx_path.exists()):
+            say(f"Exporting {name} to ONNX and checking it against Keras in onnxruntime")
+            with quiet_native_output():
+                to_onnx(model, onnx_path)
+                check = verify_onnx(model, onnx_path, prepared.dataset.x_test[:256])
+            folder.mark_done(f"artifact:{name}.onnx", {"verification": check})
+        check = folder.done(f"artifact:{name}.onnx")["verification"]
+        artifacts.append(Artifact(name=f"{name}-onnx", kind="float32", description=f"{plan.description} (ONNX, float)",
+                                  path=onnx_path, extra={"onnx_verification": check}))
+    return artifacts
+
+
+def _tflite_options(plan: Any, calibration: Any) -> dict[str, Any]:
+    """Keep the plan's float layers float when the exporter can; otherwise they go to 8 bits (said in the plan)."""
+    import inspect
+
+    from edgecompress.export import to_tflite
+
+    options: dict[str, Any] = {"mode": plan.export_mode, "representative": calibration, "io_dtype": plan.io_dtype}
+    if plan.float_layers and "float_layers" in inspect.signature(to_tflite).parameters:
+        options["float_layers"] = list(plan.float_layers)
+    return options
 
 
 def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], say: Callable[[str], None]) -> list[dict[str, Any]]:
