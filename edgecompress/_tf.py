@@ -36,12 +36,65 @@ def tensorflow():  # noqa: ANN201 - returns the module
     return tf
 
 
+#: fd -> a copy of the real fd, while that fd is silenced; our own messages still go there
+_SILENCED: dict[int, int] = {}
+
+
+class TerminalStream:
+    """A text stream for edgecompress's own messages that stays audible while TensorFlow is silenced.
+
+    Writes go to sys.stderr / sys.stdout as usual (so pytest's capture sees them), except while
+    `quiet_native_output` has pointed the fd at /dev/null: then to the saved real fd.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def _stream(self):  # noqa: ANN202
+        return sys.stderr if self.fd == 2 else sys.stdout
+
+    def write(self, text: str) -> int:
+        saved = _SILENCED.get(self.fd)
+        stream = self._stream()
+        # Only when the stream really is the silenced fd: under pytest's capture it is not.
+        if saved is not None and _has_fileno(stream) and stream.fileno() == self.fd:
+            stream.flush()
+            os.write(saved, text.encode("utf-8", "replace"))
+            return len(text)
+        return stream.write(text)
+
+    def flush(self) -> None:
+        self._stream().flush()
+
+    def isatty(self) -> bool:
+        return self._stream().isatty()
+
+    def fileno(self) -> int:
+        return self._stream().fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream(), "encoding", "utf-8")
+
+
+def _has_fileno(stream: object) -> bool:
+    try:
+        stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
 @contextlib.contextmanager
-def quiet_native_output() -> Iterator[None]:
-    """Silence what TensorFlow's C++ side prints (fd 2) and its Python warnings, unless debugging."""
+def quiet_native_output(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
+    """Silence what TensorFlow's C++ side prints and its Python warnings, unless debugging.
+
+    Conversion also prints to stdout (fd 1): pass fds=(1, 2) there. Training keeps fd 1 so
+    Keras' progress bar shows.
+    """
     import warnings
 
-    with _quiet_stderr((1, 2)), warnings.catch_warnings():
+    with _quiet_stderr(fds), warnings.catch_warnings():
         if not os.environ.get("EDGECOMPRESS_DEBUG"):
             warnings.simplefilter("ignore")
         yield
@@ -61,13 +114,15 @@ def _quiet_stderr(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        for fd in fds:
+        for fd, copy in zip(fds, saved):
             os.dup2(devnull, fd)
+            _SILENCED[fd] = copy
         yield
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         for fd, copy in zip(fds, saved):
+            _SILENCED.pop(fd, None)
             os.dup2(copy, fd)
             os.close(copy)
         os.close(devnull)

@@ -367,7 +367,7 @@ def _export_artifacts(prepared: _Prepared, folder: RunFolder, say: Callable[[str
         path = folder.sub("artifacts", f"{name}.tflite")
         if not (folder.done(f"artifact:{name}") and path.exists()):
             say(f"Converting {name}: {description}")
-            with quiet_native_output():  # the converter prints MLIR notices; real failures come back as ModelError
+            with quiet_native_output((1, 2)):  # the converter prints MLIR notices; real failures come back as ModelError
                 blob = to_tflite(prepared.loaded.model, mode=mode, representative=calibration, io_dtype=io)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_bytes(blob)
@@ -406,7 +406,7 @@ def _compressed_artifacts(prepared: _Prepared, folder: RunFolder, calibration: A
     description = f"{plan.description} ({plan.export_mode} export)"
     if not (folder.done(f"artifact:{name}") and path.exists()):
         say(f"Converting {name}: {plan.export_mode}")
-        with quiet_native_output():
+        with quiet_native_output((1, 2)):
             blob = to_tflite(model, **_tflite_options(plan, calibration))
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(blob)
