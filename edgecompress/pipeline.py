@@ -428,15 +428,13 @@ def _compressed_artifacts(prepared: _Prepared, folder: RunFolder, calibration: A
 
 
 def _tflite_options(plan: Any, calibration: Any) -> dict[str, Any]:
-    """Keep the plan's float layers float when the exporter can; otherwise they go to 8 bits (said in the plan)."""
-    import inspect
-
-    from edgecompress.export import to_tflite
-
-    options: dict[str, Any] = {"mode": plan.export_mode, "representative": calibration, "io_dtype": plan.io_dtype}
-    if plan.float_layers and "float_layers" in inspect.signature(to_tflite).parameters:
-        options["float_layers"] = list(plan.float_layers)
-    return options
+    """The export the plan asks for, its float layers included (the exporter checks they really stay float)."""
+    return {
+        "mode": plan.export_mode,
+        "representative": calibration,
+        "io_dtype": plan.io_dtype,
+        "float_layers": list(plan.float_layers),
+    }
 
 
 def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], say: Callable[[str], None]) -> list[dict[str, Any]]:

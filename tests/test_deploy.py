@@ -42,7 +42,9 @@ def test_deploy_writes_a_finished_run_folder_with_artifacts_and_report(rpi4_run)
     report = json.loads((run_dir / "report.json").read_text())
     assert report["schema"] == "edgecompress.report" and report["schema_version"] == SCHEMA_VERSION
     names = [a["name"] for a in report["artifacts"]]
-    assert names == ["baseline-fp32", "ptq-int8"]
+    plan = json.loads((run_dir / "plan.json").read_text())
+    assert names == ["baseline-fp32", "ptq-int8", plan["strategy"], plan["strategy"] + "-onnx"]
+    assert (run_dir / "significance.json").is_file() and (run_dir / "id_profile.png").is_file()
     for artifact in report["artifacts"]:
         assert (run_dir / "artifacts" / artifact["path"]).is_file()
         assert 0 < artifact["gzip_bytes"] <= artifact["file_bytes"] + 64

@@ -80,7 +80,7 @@ _RECIPES = (
         "kept in float32 even in an integer export (sensitive first/last layers)",
         layer_classes=None,
         value_set="float",
-        export_modes=frozenset({"int8", "dynamic", "int16x8"}),
+        export_modes=frozenset({"int8"}),  # the only mode with a documented per-layer float route (selective quantization)
         fallback="keep",
     ),
     Recipe(

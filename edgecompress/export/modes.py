@@ -8,8 +8,16 @@ before `verify_tflite` calls the artifact broken. Adding a mode means adding a r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from edgecompress.errors import ProfileError
+
+#: How `to_tflite(float_layers=...)` keeps named layers float32 in a mode:
+#: 'unquantized' -- the mode quantizes nothing, so every layer already is;
+#: 'denylist'    -- TensorFlow's QuantizationDebugger leaves the layers' ops out of int8;
+#: 'impossible'  -- TensorFlow has no way to exempt a layer, so asking is an error (a layer
+#:                  reported as float32 but stored in fewer bits would be a false report).
+FloatLayerRoute = Literal["unquantized", "denylist", "impossible"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,7 @@ class PtqMode:
     io_dtypes: tuple[str, ...]  # first one is the default
     #: allowed max |tflite - keras|, as a fraction of max(1, peak |keras output|)
     relative_tolerance: float
+    float_layers: FloatLayerRoute = "impossible"
 
 
 _MODES = (
@@ -32,7 +41,7 @@ _MODES = (
         "float32",
         why="the Keras maths unchanged: the accuracy reference every other artifact is measured against",
         optimize=False, supported_types=(), ops_set=None, needs_representative=False,
-        io_dtypes=("float32",), relative_tolerance=1e-4,
+        io_dtypes=("float32",), relative_tolerance=1e-4, float_layers="unquantized",
     ),
     PtqMode(
         "fp16",
@@ -51,6 +60,7 @@ _MODES = (
         why="full-integer: what int8-only accelerators and microcontrollers require; needs calibration data",
         optimize=True, supported_types=(), ops_set="TFLITE_BUILTINS_INT8", needs_representative=True,
         io_dtypes=("float32", "int8", "uint8"), relative_tolerance=1e-1,
+        float_layers="denylist",
     ),
     PtqMode(
         "int16x8",
