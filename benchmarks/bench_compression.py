@@ -99,7 +99,7 @@ def measure(blob: bytes, eval_npz: Path, workdir: Path, name: str) -> dict:
 def one_run(pair: list[str], seed: int, args: argparse.Namespace, cifar: Path) -> dict:
     from edgecompress._tf import quiet_native_output
     from edgecompress.analysis import analyze_model
-    from edgecompress.compression import run_baseline
+    from edgecompress.compression import Knobs, run_baseline
     from edgecompress.data import load_dataset, write_eval_npz
     from edgecompress.export import to_tflite
 
@@ -127,7 +127,8 @@ def one_run(pair: list[str], seed: int, args: argparse.Namespace, cifar: Path) -
             if args.setups and name not in args.setups:
                 continue
             t = time.perf_counter()
-            compressed = run_baseline(name, base, data, epochs=args.finetune_epochs, seed=seed, significance=significance)
+            compressed = run_baseline(name, base, data, epochs=args.finetune_epochs, seed=seed, significance=significance,
+                                      knobs=Knobs(clusters=args.clusters, bits=args.bits))
             with quiet_native_output((1, 2)):
                 blobs[name] = to_tflite(compressed.model, mode=compressed.export_mode, representative=calibration)
             timings[f"{name}_s"] = time.perf_counter() - t
@@ -141,7 +142,7 @@ def one_run(pair: list[str], seed: int, args: argparse.Namespace, cifar: Path) -
     }
 
 
-def summarise(runs: list[dict]) -> dict:
+def summarise(runs: list[dict], clusters: int = 16) -> dict:
     summary = {}
     for pair in sorted({",".join(r["pair"]) for r in runs}):
         of_pair = [r for r in runs if ",".join(r["pair"]) == pair]
@@ -175,9 +176,24 @@ def summarise(runs: list[dict]) -> dict:
                 "goal_max_accuracy_loss_pts": max_loss, "measured_accuracy_change_pts": round(change, 2),
                 "accuracy_met": change >= -max_loss,
                 "accuracy_missed_by_pts": None if change >= -max_loss else round(-max_loss - change, 2),
+                "limit": _limit(setup, clusters, min_ratio) if ratio < min_ratio else None,
             })
         summary[pair] = {"table": table, "goals": goals}
     return summary
+
+
+def _limit(setup: str, clusters: int, goal: float) -> str:
+    """Why a size goal can be out of reach: information per weight bounds any entropy coder."""
+    import math
+
+    bits = math.log2(clusters)
+    return (
+        f"{setup} keeps {clusters} unique values per clustered layer, i.e. log2({clusters}) = {bits:.1f} bits of "
+        f"information per weight, so gzip (or any lossless coder) cannot shrink those weights below about "
+        f"{bits:.1f}/32 of fp32 ({32 / bits:.1f}x) before headers, biases and codebooks; {goal}x needs <= "
+        f"{32 / goal:.2f} bits per weight, i.e. about {2 ** (32 / goal):.0f} clusters in the dominant Dense layer "
+        f"(try --clusters 4), or binarising it."
+    )
 
 
 def print_tables(summary: dict) -> None:
@@ -204,6 +220,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--delta", type=float, default=20.0)
+    parser.add_argument("--clusters", type=int, default=16, help="clusters per layer for clustering / CQAT")
+    parser.add_argument("--bits", type=int, default=2, help="bits of significant layers in twonn-mixed")
     parser.add_argument("--setups", nargs="*", default=None, help="limit the trained setups (default: all)")
     parser.add_argument("--quick", action="store_true", help="one seed, short training: a smoke run, not the result")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "compression.json")
@@ -220,11 +238,12 @@ def main() -> None:
             runs.append(run)
             print(f"{pair} seed {seed}: " + ", ".join(f"{k} {v['accuracy_pct']:.2f}%" for k, v in run["rows"].items())
                   + f" ({run['seconds']:.0f} s)", flush=True)
-            summary = summarise(runs)
+            summary = summarise(runs, args.clusters)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps({
                 "benchmark": "compression", "command": " ".join(sys.argv), "quick": args.quick,
-                "settings": {"max_epochs": args.max_epochs, "finetune_epochs": args.finetune_epochs, "delta": args.delta},
+                "settings": {"max_epochs": args.max_epochs, "finetune_epochs": args.finetune_epochs, "delta": args.delta,
+                             "clusters": args.clusters, "bits": args.bits},
                 "size_definitions": {
                     "file_bytes": ".tflite file size", "gzip_bytes": "gzip -9 of the .tflite",
                     "bitpacked_bytes": "weights at ceil(log2(unique values)) bits + codebooks + biases + other constants",
@@ -232,7 +251,7 @@ def main() -> None:
                 },
                 "summary": summary, "runs": runs,
             }, indent=2) + "\n")
-    print_tables(summarise(runs))
+    print_tables(summarise(runs, args.clusters))
     print(f"\nwrote {args.out}")
 
 

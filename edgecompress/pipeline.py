@@ -203,10 +203,12 @@ def run(
         reference = _keras_reference(prepared, folder)
         step = "export"
         artifacts = _export_artifacts(prepared, folder, say)
+        step = "micro"
+        micro = _micro_build(prepared, folder, artifacts, say)
         step = "measure"
         measurements = _measure(prepared, folder, artifacts, say)
         step = "report"
-        report = _write_report(prepared, folder, artifacts, measurements, reference)
+        report = _write_report(prepared, folder, artifacts, measurements, reference, micro)
         run_dir = folder.finish()
         say(f"Report: {run_dir / REPORT_FILE}")
         return DeployResult(run_dir=run_dir, report=report)
@@ -259,6 +261,13 @@ def _prepare(request: DeployRequest, say: Callable[[str], None], *, probe_target
     )
     _check_data_fits_model(dataset, loaded)
     say(f"Data {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, classes {', '.join(dataset.class_names)}, scaled {dataset.scaling}")
+    if profile.device_class == "microcontroller" and any(spec != "local" for spec in request.targets):
+        raise TargetError(
+            f"Profile '{profile.name}' is a microcontroller: its deploy ends in a TFLite Micro firmware project "
+            "(in the run folder's micro/firmware/), not an SSH push.",
+            "Drop --target (the int8 model is still checked on this machine), then build and flash micro/firmware/ "
+            "with your board's toolchain.",
+        )
     significance, plan = _significance_and_plan(request, profile, loaded, dataset, say)
     targets, probes = [], {}
     if not probe_targets:
@@ -439,14 +448,11 @@ def _tflite_options(plan: Any, calibration: Any) -> dict[str, Any]:
 
 def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], say: Callable[[str], None]) -> list[dict[str, Any]]:
     """Run every artifact on every target; each finished measurement is kept for --resume."""
-    from edgecompress.data import write_eval_npz
     from edgecompress.report import measurement_entry
     from edgecompress.targets import MeasureJob
 
     request = prepared.request
-    eval_path = folder.path / "eval.npz"
-    if not eval_path.exists():
-        write_eval_npz(prepared.dataset, eval_path, output_kind=prepared.loaded.output_kind)
+    _ensure_eval_npz(prepared, folder)
     entries = []
     for target in prepared.targets:
         for artifact in artifacts:
@@ -471,11 +477,51 @@ def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], 
     return entries
 
 
+def _ensure_eval_npz(prepared: _Prepared, folder: RunFolder) -> Path:
+    """The evaluation set exactly as every device sees it (written once per run)."""
+    from edgecompress.data import write_eval_npz
+
+    path = folder.path / "eval.npz"
+    if not path.exists():
+        write_eval_npz(prepared.dataset, path, output_kind=prepared.loaded.output_kind)
+    return path
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def _write_report(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], measurements: list[dict[str, Any]], reference: dict[str, Any]) -> dict[str, Any]:
+def _micro_build(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], say: Callable[[str], None]) -> dict[str, Any] | None:
+    """Microcontroller profiles end in a TFLite Micro firmware project built from the final int8 artifact."""
+    if prepared.profile.device_class != "microcontroller":
+        return None
+    done = folder.done("micro")
+    if done:
+        return done
+    from edgecompress.micro import build_micro
+
+    _ensure_eval_npz(prepared, folder)
+    final = next(a for a in reversed(artifacts) if a.path.suffix == ".tflite" and a.kind == "int8")
+    say(f"Building TFLite Micro firmware from {final.name}: measuring the arena in the TFLM interpreter, compressing tables")
+    build = build_micro(final.path.read_bytes(), profile=prepared.profile, eval_npz=folder.path / "eval.npz",
+                        out_dir=(folder.path / "micro").resolve(), name=_safe(final.name).replace("-", "_"))
+    import json
+
+    run_root = str((folder.path).resolve()) + "/"
+    # paths relative to the run folder: it is renamed when the run finishes
+    summary = json.loads(json.dumps({"artifact": final.name, **build.to_dict()}, default=str).replace(run_root, ""))
+    folder.mark_done("micro", summary)
+    return summary
+
+
+def _write_report(
+    prepared: _Prepared,
+    folder: RunFolder,
+    artifacts: list[Artifact],
+    measurements: list[dict[str, Any]],
+    reference: dict[str, Any],
+    micro: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     import edgecompress
     from edgecompress.report import build_report, host_facts
 
@@ -493,6 +539,9 @@ def _write_report(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifa
         baseline=BASELINE,
         artifacts=[artifact.describe(budget) for artifact in artifacts],
         measurements=measurements,
+        micro=micro,
+        significance=prepared.significance.to_dict(),
+        plan=prepared.plan.to_dict(),
     )
     folder.write_json(REPORT_FILE, report)
     return report

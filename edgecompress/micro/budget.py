@@ -1,0 +1,101 @@
+"""Does a TFLM build fit the microcontroller profile's RAM and flash budgets, and by how much?
+
+RAM needed = tensor arena with its safety margin (it already holds the input and output
+tensors) + one input-sized staging buffer the application fills from its sensor before
+copying into the arena.
+Flash needed = the compiled model-data object + an ESTIMATE of the kernel code for the ops
+the resolver registers. The interpreter core, RTOS and application are not counted: the
+bundled profiles' flash_budget_bytes is already what is left after them (see each
+profile's comment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from edgecompress.errors import BudgetError
+
+#: Flash per registered kernel, an estimate: TFLM's reference and CMSIS-NN int8 kernels
+#: compile to roughly 1-10 KiB each at -Os on Cortex-M (reshape ~0.5 KiB, conv with its
+#: CMSIS-NN variants ~10 KiB); 4 KiB is a middle figure.
+KERNEL_CODE_BYTES_PER_OP = 4096
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    ram_needed_bytes: int
+    ram_budget_bytes: int
+    flash_needed_bytes: int
+    flash_budget_bytes: int
+    ram_breakdown: dict[str, int]
+    flash_breakdown: dict[str, int]
+
+    @property
+    def ram_fits(self) -> bool:
+        return self.ram_needed_bytes <= self.ram_budget_bytes
+
+    @property
+    def flash_fits(self) -> bool:
+        return self.flash_needed_bytes <= self.flash_budget_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.ram_fits and self.flash_fits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "ram": self.ram_fits,
+            "flash": self.flash_fits,
+            "margins": {
+                "ram_headroom_bytes": self.ram_budget_bytes - self.ram_needed_bytes,
+                "flash_headroom_bytes": self.flash_budget_bytes - self.flash_needed_bytes,
+                "ram_used_fraction": round(self.ram_needed_bytes / self.ram_budget_bytes, 4),
+                "flash_used_fraction": round(self.flash_needed_bytes / self.flash_budget_bytes, 4),
+            },
+            "kernel_code_is_estimate": f"{KERNEL_CODE_BYTES_PER_OP} B per registered op",
+        }
+
+    def shortfalls(self) -> list[str]:
+        """One sentence per budget that is exceeded, with every figure behind it."""
+        lines = []
+        if not self.ram_fits:
+            lines.append(
+                f"RAM: needs {self.ram_needed_bytes:,} B ({_parts(self.ram_breakdown)}) but the budget is "
+                f"{self.ram_budget_bytes:,} B, {self.ram_needed_bytes - self.ram_budget_bytes:,} B over"
+            )
+        if not self.flash_fits:
+            lines.append(
+                f"flash: needs {self.flash_needed_bytes:,} B ({_parts(self.flash_breakdown)}) but the budget is "
+                f"{self.flash_budget_bytes:,} B, {self.flash_needed_bytes - self.flash_budget_bytes:,} B over"
+            )
+        return lines
+
+
+def _parts(parts: dict[str, int]) -> str:
+    return " + ".join(f"{name} {value:,} B" for name, value in parts.items())
+
+
+def check_budget(profile: Any, *, arena_with_margin: int, input_bytes: int, model_flash_bytes: int, op_count: int) -> BudgetCheck:
+    ram = {"arena incl. margin and I/O tensors": arena_with_margin, "input staging buffer": input_bytes}
+    flash = {"model data": model_flash_bytes, "kernel code (estimate)": op_count * KERNEL_CODE_BYTES_PER_OP}
+    return BudgetCheck(
+        ram_needed_bytes=sum(ram.values()),
+        ram_budget_bytes=int(profile.model_memory_budget_bytes),
+        flash_needed_bytes=sum(flash.values()),
+        flash_budget_bytes=int(profile.flash_budget_bytes),
+        ram_breakdown=ram,
+        flash_breakdown=flash,
+    )
+
+
+def refuse(profile_name: str, candidates: dict[str, BudgetCheck], biggest: str, notes: list[str] = ()) -> BudgetError:
+    """The error for a model none of whose builds fits, listing each build's figures."""
+    details = "; ".join(f"{name}: {', '.join(check.shortfalls())}" for name, check in candidates.items())
+    return BudgetError(
+        f"The model does not fit {profile_name}. {details}. Largest contributor: {biggest}."
+        + "".join(f" {note}" for note in notes),
+        "Compress harder (clustering or mixed precision to <= 16 unique weights per layer lets TFLM store 4-bit "
+        "indices), shrink the largest layer, or pick a profile with more RAM/flash.",
+    )

@@ -1,0 +1,106 @@
+"""Latency ESTIMATE for a microcontroller: multiply-accumulates x cycles per MAC / clock.
+
+Nothing here runs on the device, so every figure this module produces is an estimate and is
+labelled as one. The MAC count is exact (read from the model's shapes); the cycles-per-MAC
+figures are rough, per core family, for int8 kernels as TFLM ships them for that core:
+
+- Cortex-M7 (armv7e-m): CMSIS-NN's SMLAD does two 16-bit MACs per instruction and the M7
+  dual-issues loads, ~1 cycle/MAC in practice.
+- Cortex-M4/M33/M55 without Helium (armv7e-m / armv8-m): same SMLAD kernels, single issue and
+  more load stalls, ~2 cycles/MAC.
+- Cortex-M0/M0+ (armv6-m): no DSP instructions, TFLM's reference C kernels, ~8 cycles/MAC.
+- Xtensa LX7 (ESP32-S3): ESP-NN's 128-bit SIMD kernels, ~1 cycle/MAC on conv/dense.
+- Xtensa LX6 (ESP32) and RV32 cores without packed-SIMD: ESP-NN/reference C, ~4 cycles/MAC.
+
+Ignored, and the reason measured latency is usually higher: non-MAC ops (pooling, softmax,
+requantization), interpreter overhead per op, DECODE of LUT-compressed tensors, and memory
+wait states (flash execute-in-place, PSRAM arenas). Treat the figure as a lower bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edgecompress.micro.graph import operators, read_model
+
+LABEL = "estimate (MACs x cycles-per-MAC / clock; not measured on the device)"
+
+
+@dataclass(frozen=True)
+class CoreCost:
+    family: str
+    cycles_per_mac: float
+    basis: str
+
+
+#: (profile cpu.arch, substring of cpu.model or '' for any) -> cost; first match wins.
+CORE_COSTS: tuple[tuple[str, str, CoreCost], ...] = (
+    ("armv7e-m", "cortex-m7", CoreCost("Cortex-M7", 1.0, "CMSIS-NN int8 (SMLAD), dual issue")),
+    ("armv7e-m", "", CoreCost("Cortex-M4", 2.0, "CMSIS-NN int8 (SMLAD)")),
+    ("armv8-m", "", CoreCost("Cortex-M33/M55", 2.0, "CMSIS-NN int8 (SMLAD)")),
+    ("armv6-m", "", CoreCost("Cortex-M0/M0+", 8.0, "TFLM reference C kernels, no DSP instructions")),
+    ("xtensa", "lx7", CoreCost("Xtensa LX7 (ESP32-S3)", 1.0, "ESP-NN 128-bit SIMD int8 kernels")),
+    ("xtensa", "s3", CoreCost("Xtensa LX7 (ESP32-S3)", 1.0, "ESP-NN 128-bit SIMD int8 kernels")),
+    ("xtensa", "", CoreCost("Xtensa LX6", 4.0, "ESP-NN scalar / reference C kernels")),
+    ("riscv32", "", CoreCost("RV32", 4.0, "TFLM reference C kernels")),
+)
+UNKNOWN_CORE = CoreCost("unknown core", 4.0, "no figure for this core; reference-kernel guess")
+
+
+def core_cost(arch: str, model: str) -> CoreCost:
+    model = model.lower()
+    for cost_arch, keyword, cost in CORE_COSTS:
+        if arch == cost_arch and keyword in model:
+            return cost
+    return UNKNOWN_CORE
+
+
+def _elements(shape: Any) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+#: op -> MACs from (output shape, weight shape); convolutions and matrix products only.
+_MAC_RULES = {
+    "CONV_2D": lambda out, w: _elements(out) * _elements(w[1:]),  # filter [out_c, kh, kw, in_c]
+    "DEPTHWISE_CONV_2D": lambda out, w: _elements(out) * w[1] * w[2],  # filter [1, kh, kw, out_c]
+    "FULLY_CONNECTED": lambda out, w: _elements(out) * w[-1],  # weights [units, in]
+    "TRANSPOSE_CONV": lambda out, w: _elements(out) * w[1] * w[2] * w[3],  # filter [out_c, kh, kw, in_c]
+    "BATCH_MATMUL": lambda out, w: _elements(out) * w[-2],
+}
+_WEIGHT_INPUT = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
+
+
+def count_macs(tflite_bytes: bytes) -> dict[str, Any]:
+    """Multiply-accumulates per inference, in total and per layer (conv, dense, matmul ops)."""
+    per_layer = []
+    for op in operators(read_model(tflite_bytes)):
+        rule = _MAC_RULES.get(op.name)
+        if rule is None:
+            continue
+        weights = op.op.inputs[_WEIGHT_INPUT[op.name]]
+        macs = int(rule(op.op.outputs[0].shape, tuple(int(d) for d in weights.shape)))
+        per_layer.append({"layer": op.layer, "op": op.name, "macs": macs})
+    return {"total": sum(row["macs"] for row in per_layer), "per_layer": per_layer}
+
+
+@dataclass(frozen=True)
+class LatencyEstimate:
+    milliseconds: float
+    macs: int
+    cycles_per_mac: float
+    clock_mhz: int
+    core: str
+    basis: str
+    label: str = LABEL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ignores": "non-MAC ops, interpreter overhead, DECODE, flash/PSRAM wait states"}
+
+
+def estimate_latency(macs: int, *, arch: str, cpu_model: str, clock_mhz: int) -> LatencyEstimate:
+    cost = core_cost(arch, cpu_model)
+    milliseconds = macs * cost.cycles_per_mac / (clock_mhz * 1e6) * 1e3
+    return LatencyEstimate(round(milliseconds, 3), macs, cost.cycles_per_mac, clock_mhz, cost.family, cost.basis)

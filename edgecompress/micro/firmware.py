@@ -1,0 +1,259 @@
+"""Write the TFLM firmware project for one model from `firmware/tflm/`, and compile what can be.
+
+The project is the model as an aligned C array, a header with I/O shapes, quantization and
+arena size, one quantized sample for a demo loop, an op resolver registering exactly the model's ops,
+and a main loop that times inferences and prints them over serial. Compiling here proves
+the generated C is valid and gives the flash figure from a real object file: the model-data
+unit is built with the host g++ (and run: the array must be byte-identical to the .tflite)
+and, when Debian's gcc-arm-none-eabi is installed, for the profile's Cortex-M core.
+main.cc and op_resolver.h need the TFLM C++ sources, which no package provides; the README
+shows how to build them inside a TFLM, Arduino or ESP-IDF project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import string
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecompress.micro.ops import resolver_methods
+from edgecompress.micro.tflm import ModelIo, tflm_version
+from edgecompress.resources import bundled_dir
+
+TEMPLATE_FILES = ("model_data.h.in", "model_data.cc.in", "sample_input.cc.in", "op_resolver.h.in", "main.cc.in")
+#: Units compiled here; the first is the model, whose object size is the model's flash figure.
+COMPILED_UNITS = ("model_data.cc", "sample_input.cc")
+STATIC_FILES = ("model_data_check.cc", "README.md")
+_C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
+#: Profile cpu.arch -> (substring of cpu.model, -mcpu); first match wins, '' matches any model.
+CORTEX_M_CPUS: tuple[tuple[str, str, str], ...] = (
+    ("armv7e-m", "cortex-m7", "cortex-m7"),
+    ("armv7e-m", "", "cortex-m4"),
+    ("armv8-m", "cortex-m55", "cortex-m55"),
+    ("armv8-m", "", "cortex-m33"),
+    ("armv6-m", "", "cortex-m0plus"),
+)
+#: Non-Arm profiles still get a Cortex-M object: the model array's size is the same on any
+#: 32-bit target, and it proves the unit builds freestanding.
+GENERIC_CORTEX_M = "cortex-m4"
+_COMPILE_FLAGS = ("-std=c++17", "-Os", "-Wall", "-Wextra", "-Werror")
+_ARM_FLAGS = ("-mthumb", "-ffreestanding", "-fno-exceptions", "-fno-rtti")
+_COMPILE_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class FirmwareInputs:
+    """Everything the templates need, gathered by build_micro."""
+
+    name: str
+    profile_name: str
+    model: bytes
+    model_file: str
+    io: ModelIo
+    op_names: list[str]
+    arena_minimum: int
+    arena_bytes: int  # with margin
+    sample_input: np.ndarray  # one quantized sample, in the input tensor's dtype
+    sample_label: int
+    class_names: list[str]
+    output_kind: str
+    binary_threshold: float
+    runs: int = 0
+
+
+def cortex_m_cpu(arch: str, cpu_model: str) -> str:
+    model = cpu_model.lower()
+    for cpu_arch, keyword, mcpu in CORTEX_M_CPUS:
+        if arch == cpu_arch and keyword in model:
+            return mcpu
+    return GENERIC_CORTEX_M
+
+
+def write_firmware(inputs: FirmwareInputs, out_dir: Path) -> Path:
+    """Fill the templates into `out_dir` (created; existing generated files are replaced)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    templates = bundled_dir("firmware") / "tflm"
+    values = _template_values(inputs)
+    for name in TEMPLATE_FILES:
+        text = string.Template((templates / name).read_text()).substitute(values)
+        (out_dir / name.removesuffix(".in")).write_text(text)
+    for name in STATIC_FILES:
+        shutil.copyfile(templates / name, out_dir / name)
+    return out_dir
+
+
+def _template_values(inputs: FirmwareInputs) -> dict[str, str]:
+    io = inputs.io
+    methods = resolver_methods(inputs.op_names)
+    return {
+        "model_name": _c_string(inputs.name),
+        "model_file": inputs.model_file,
+        "model_bytes": str(len(inputs.model)),
+        "model_sha256": hashlib.sha256(inputs.model).hexdigest(),
+        "profile_name": inputs.profile_name,
+        "tflm_version": f"tflite-micro {tflm_version()}",
+        "arena_minimum": str(inputs.arena_minimum),
+        "arena_margin": str(inputs.arena_bytes - inputs.arena_minimum),
+        "arena_bytes": str(inputs.arena_bytes),
+        "op_count": str(len(inputs.op_names)),
+        "op_names": ", ".join(inputs.op_names),
+        "register_calls": "\n".join(f"  if (resolver.{m}() != kTfLiteOk) return kTfLiteError;" for m in methods),
+        "input_ctype": _C_TYPES[io.input.dtype],
+        "input_dims": str(len(io.input.shape)),
+        "input_shape": ", ".join(map(str, io.input.shape)),
+        "input_elements": str(io.input.elements),
+        "input_scale": _c_float(io.input.scale),
+        "input_zero_point": str(io.input.zero_point),
+        "output_ctype": _C_TYPES[io.output.dtype],
+        "output_dims": str(len(io.output.shape)),
+        "output_shape": ", ".join(map(str, io.output.shape)),
+        "output_elements": str(io.output.elements),
+        "output_scale": _c_float(io.output.scale),
+        "output_zero_point": str(io.output.zero_point),
+        "output_kind": inputs.output_kind,
+        "binary_threshold": _c_float(inputs.binary_threshold),
+        "class_count": str(len(inputs.class_names)),
+        "class_names": ", ".join(f'"{_c_string(n)}"' for n in inputs.class_names),
+        "sample_label": str(int(inputs.sample_label)),
+        "model_array": _byte_array(inputs.model),
+        "sample_array": _value_array(inputs.sample_input),
+        "runs": str(inputs.runs),
+    }
+
+
+def _c_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _c_float(value: float) -> str:
+    return f"{float(np.float32(value)):.9g}f"
+
+
+def _byte_array(data: bytes, per_line: int = 16) -> str:
+    hexed = data.hex()
+    lines = []
+    for start in range(0, len(data), per_line):
+        chunk = hexed[2 * start : 2 * (start + per_line)]
+        lines.append("  " + ", ".join(f"0x{chunk[i:i + 2]}" for i in range(0, len(chunk), 2)) + ",")
+    return "\n".join(lines)
+
+
+def _value_array(values: np.ndarray, per_line: int = 16) -> str:
+    flat = values.reshape(-1)
+    render = _c_float if flat.dtype.kind == "f" else (lambda v: str(int(v)))
+    rows = [flat[i : i + per_line] for i in range(0, flat.size, per_line)]
+    return "\n".join("  " + ", ".join(render(v) for v in row) + "," for row in rows)
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+@dataclass(frozen=True)
+class CompiledObject:
+    target: str  # 'host' or the -mcpu value
+    unit: str  # source file
+    compiler: str
+    command: list[str]
+    object_path: str
+    text: int
+    data: int
+    bss: int
+
+    @property
+    def flash_bytes(self) -> int:
+        """What the object puts in flash: code and read-only data (text) plus initialised data."""
+        return self.text + self.data
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "flash_bytes": self.flash_bytes}
+
+
+@dataclass
+class FirmwareBuild:
+    directory: Path
+    objects: list[CompiledObject] = field(default_factory=list)
+    host_check: dict[str, Any] | None = None
+    not_compiled: dict[str, str] = field(default_factory=dict)
+
+    def object_for(self, target: str, unit: str = COMPILED_UNITS[0]) -> CompiledObject | None:
+        return next((o for o in self.objects if o.target == target and o.unit == unit), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory),
+            "objects": [o.to_dict() for o in self.objects],
+            "host_check": self.host_check,
+            "not_compiled": self.not_compiled,
+        }
+
+
+def compile_firmware(directory: Path, model: bytes, *, mcpu: str) -> FirmwareBuild:
+    """Compile the model-data units for the host and (if the toolchain exists) for Cortex-M `mcpu`.
+
+    The host build is linked with model_data_check.cc and run: it writes the array back out,
+    which must equal `model` byte for byte.
+    """
+    build = FirmwareBuild(directory)
+    build.not_compiled["main.cc, op_resolver.h"] = (
+        "need the TFLM C++ sources (not shipped by any package); build them in a TFLM project, see README.md"
+    )
+    host = shutil.which("g++")
+    if host is None:
+        build.not_compiled["host"] = "no g++ on PATH (Debian: apt-get install g++)"
+    else:
+        build.objects += [_compile(host, "host", directory, (), unit) for unit in COMPILED_UNITS]
+        build.host_check = _run_host_check(host, directory, model)
+    arm = shutil.which("arm-none-eabi-g++")
+    if arm is None:
+        build.not_compiled[mcpu] = "no arm-none-eabi-g++ on PATH (Debian: apt-get install gcc-arm-none-eabi)"
+    else:
+        build.objects += [_compile(arm, mcpu, directory, (f"-mcpu={mcpu}", *_ARM_FLAGS), unit) for unit in COMPILED_UNITS]
+    return build
+
+
+def _compile(compiler: str, target: str, directory: Path, extra: tuple[str, ...], unit: str) -> CompiledObject:
+    out = directory / "build" / target
+    out.mkdir(parents=True, exist_ok=True)
+    obj = out / unit.replace(".cc", ".o")
+    command = [compiler, *_COMPILE_FLAGS, *extra, "-c", unit, "-o", str(obj.relative_to(directory))]
+    _run(command, directory)
+    text, data, bss = _section_sizes(compiler, obj)
+    return CompiledObject(target, unit, _version(compiler), command, str(obj), text, data, bss)
+
+
+def _section_sizes(compiler: str, obj: Path) -> tuple[int, int, int]:
+    """Berkeley `size` of `obj` with the binutils matching `compiler` (arm-none-eabi-size for ARM)."""
+    size_tool = shutil.which(compiler.rsplit("g++", 1)[0] + "size") or shutil.which("size")
+    if size_tool is None:
+        raise FileNotFoundError("binutils' size is not installed (Debian: apt-get install binutils)")
+    lines = _run([size_tool, "--format=berkeley", str(obj)], obj.parent).splitlines()
+    text, data, bss = (int(v) for v in lines[1].split()[:3])
+    return text, data, bss
+
+
+def _run_host_check(compiler: str, directory: Path, model: bytes) -> dict[str, Any]:
+    out = directory / "build" / "host"
+    exe, copy = out / "model_data_check", out / "model_copy.tflite"
+    _run([compiler, *_COMPILE_FLAGS, "model_data_check.cc", *COMPILED_UNITS, "-o", str(exe.relative_to(directory))], directory)
+    report = json.loads(_run([str(exe), str(copy)], directory))
+    report["array_matches_tflite"] = copy.read_bytes() == bytes(model)
+    copy.unlink()
+    return report
+
+
+def _run(command: list[str], cwd: Path) -> str:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed in {cwd} (exit {result.returncode}):\n{result.stderr or result.stdout}")
+    return result.stdout
+
+
+def _version(compiler: str) -> str:
+    return _run([compiler, "--version"], Path.cwd()).splitlines()[0]
