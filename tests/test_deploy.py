@@ -159,3 +159,27 @@ def test_the_console_script_runs_the_same_checks(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "text file" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_microcontroller_profile_ends_in_a_tflm_firmware_build(digits_model: Path, tmp_path: Path) -> None:
+    result = edgecompress.deploy(digits_model, "stm32h7", output=tmp_path / "runs", warmup=2, runs=5, max_eval=200, epochs=1)
+    micro = result.report["micro"]
+    assert micro["accuracy"] == pytest.approx(micro["litert_accuracy"])
+    assert micro["arena_bytes"] > 0
+    assert (result.run_dir / micro["firmware_dir"]).is_dir()
+
+
+def test_a_microcontroller_profile_refuses_an_ssh_push(digits_model: Path, tmp_path: Path) -> None:
+    from edgecompress.errors import TargetError
+
+    with pytest.raises(TargetError, match="TFLite Micro"):
+        edgecompress.deploy(digits_model, "stm32h7", target="ssh://pi@127.0.0.1:2222", output=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(digits_model: Path, tmp_path: Path, capsys) -> None:
+    code = main(["deploy", "--profile", "rpi4", str(digits_model), "--dry-run", "--output", str(tmp_path / "runs")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Compression plan" in printed and "Dry run" in printed
+    assert not (tmp_path / "runs").exists()
