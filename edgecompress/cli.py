@@ -33,6 +33,9 @@ def _mount_subcommands() -> None:
     from edgecompress.cli_profiles import app as profiles_app
 
     app.add_typer(profiles_app, name="profiles", help="List and inspect device profiles.")
+    from edgecompress.cli_report import register
+
+    register(app)  # `report RUN_DIR` and `compare RUN_DIR...`
 
 
 def _setup_logging(debug: bool) -> None:

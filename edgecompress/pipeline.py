@@ -208,7 +208,10 @@ def run(
         step = "measure"
         measurements = _measure(prepared, folder, artifacts, say)
         step = "report"
-        report = _write_report(prepared, folder, artifacts, measurements, reference, micro)
+        _write_report(prepared, folder, artifacts, measurements, reference, micro)
+        from edgecompress.reporting import write_all
+
+        report = write_all(folder.path).report  # report.md, report.html and the plots, from report.json
         run_dir = folder.finish()
         say(f"Report: {run_dir / REPORT_FILE}")
         return DeployResult(run_dir=run_dir, report=report)

@@ -1,18 +1,39 @@
 """report.json: what a run measured, in a versioned schema, and the comparison people read.
 
-Readers (people, CI dashboards, `edgecompress report`) rely on the field names; bump
-SCHEMA_VERSION when one changes meaning.
+Readers (people, CI dashboards, `edgecompress report`) rely on the field names, which are
+documented in docs/report-schema.md; bump SCHEMA_VERSION when one changes meaning or a
+section is added, and keep reading the older versions.
+
+Two steps fill the report. `build_report` assembles what deploy measured (pure data, no
+files). `complete_report` adds what needs the run folder's files: bit-packed sizes read
+back from the artifacts, per-sample disagreements from the measurement files and eval.npz,
+and the significance and plan sections written by other steps. `complete_report` is
+idempotent and also upgrades a version-1 report.
 """
 
 from __future__ import annotations
 
+import copy
 import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 SCHEMA = "edgecompress.report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions `edgecompress report` can still render (older ones are completed on the fly).
+SUPPORTED_VERSIONS = (1, 2)
+
+#: Per weight tensor of a .tflite artifact, the `tflite_weight_stats` fields report.json keeps.
+WEIGHT_FIELDS = ("name", "layer", "op", "shape", "dtype", "n_weights", "unique_values", "unique_stored_values",
+                 "max_unique_per_channel", "codebook", "bits_per_weight")
+
+#: What each size figure means; quoted in the rendered reports.
+SIZE_DEFINITIONS = {
+    "file_bytes": "size of the file copied to the device",
+    "gzip_bytes": "gzip level 9 (mtime 0) of the file: a proxy for download and compressed-flash cost",
+}
 
 
 def host_facts() -> dict[str, Any]:
@@ -29,8 +50,11 @@ def host_facts() -> dict[str, Any]:
 
 
 def measurement_entry(artifact: str, target: str, result: dict[str, Any], samples_file: str | None) -> dict[str, Any]:
-    """One (artifact, target) measurement; raw latency samples stay in their own file."""
+    """One (artifact, target) measurement; raw latency samples and per-sample predictions stay in their own files."""
     latency = {k: v for k, v in result.get("latency_ms", {}).items() if k != "samples"}
+    accuracy = result.get("accuracy")
+    if accuracy is not None:
+        accuracy = {k: v for k, v in accuracy.items() if k != "predictions"}
     return {
         "artifact": artifact,
         "target": target,
@@ -41,7 +65,7 @@ def measurement_entry(artifact: str, target: str, result: dict[str, Any], sample
         "latency_ms": latency,
         "latency_samples_file": samples_file,
         "memory": result.get("memory"),
-        "accuracy": result.get("accuracy"),
+        "accuracy": accuracy,
         "platform": result.get("platform"),
     }
 
@@ -55,20 +79,32 @@ def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]],
     for m in measurements:
         base = by_key.get((baseline, m["target"]))
         art = sizes[m["artifact"]]
+        latency = m.get("latency_ms") or {}
+        accuracy = m.get("accuracy") or {}
         row: dict[str, Any] = {
             "artifact": m["artifact"],
             "target": m["target"],
+            "kind": art.get("kind"),
             "file_bytes": art["file_bytes"],
             "gzip_bytes": art["gzip_bytes"],
+            "bitpacked_bytes": art.get("bitpacked_bytes"),
             "smaller_x_file": _ratio(base_size["file_bytes"], art["file_bytes"]),
             "smaller_x_gzip": _ratio(base_size["gzip_bytes"], art["gzip_bytes"]),
-            "latency_median_ms": m["latency_ms"].get("median"),
+            "smaller_x_bitpacked": _ratio(base_size.get("bitpacked_bytes"), art.get("bitpacked_bytes")),
+            "latency_median_ms": latency.get("median"),
+            "latency_p90_ms": latency.get("p90"),
             "peak_rss_bytes": (m.get("memory") or {}).get("peak_rss_bytes"),
-            "accuracy": (m.get("accuracy") or {}).get("overall"),
+            "accuracy": accuracy.get("overall"),
+            "eval_n": accuracy.get("n"),
             "fits_budget": art.get("fits_budget"),
+            "runtime": _runtime_name(m.get("runtime")),
+            "threads": m.get("threads"),
+            "warmup": latency.get("warmup"),
+            "runs": latency.get("runs"),
+            "device": _device_name(m.get("platform")),
         }
         if base is not None:
-            row["speedup_x"] = _ratio(base["latency_ms"].get("median"), m["latency_ms"].get("median"))
+            row["speedup_x"] = _ratio((base.get("latency_ms") or {}).get("median"), latency.get("median"))
             base_acc = (base.get("accuracy") or {}).get("overall")
             row["accuracy_delta_points"] = (
                 None if base_acc is None or row["accuracy"] is None else round(100 * (row["accuracy"] - base_acc), 2)
@@ -81,6 +117,21 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     if not a or not b:
         return None
     return round(a / b, 3)
+
+
+def _runtime_name(runtime: Any) -> str | None:
+    if isinstance(runtime, dict):
+        return " ".join(str(part) for part in (runtime.get("name"), runtime.get("version")) if part) or None
+    return runtime
+
+
+def _device_name(platform_facts: dict[str, Any] | None) -> str | None:
+    """'Intel(R) Xeon(R) Processor (x86_64 Linux)': what a person recognises a board by."""
+    if not platform_facts:
+        return None
+    system = " ".join(p for p in (platform_facts.get("machine"), platform_facts.get("system")) if p)
+    model = platform_facts.get("cpu_model")
+    return f"{model} ({system})" if model else system or None
 
 
 def fleet_spread(measurements: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,6 +165,8 @@ def _stats(values: list[float | None]) -> dict[str, float] | None:
 
 def build_report(**sections: Any) -> dict[str, Any]:
     """Assemble report.json; sections are passed by name so the schema reads top to bottom here."""
+    from edgecompress.reporting.per_class import per_class_impact
+
     report = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -122,41 +175,113 @@ def build_report(**sections: Any) -> dict[str, Any]:
     report.update(sections)
     report["comparison"] = compare(sections["artifacts"], sections["measurements"], sections["baseline"])
     report["fleet_spread"] = fleet_spread(sections["measurements"])
+    report["per_class"] = per_class_impact(sections["measurements"], sections["baseline"])
     return report
+
+
+def complete_report(report: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """`report` plus every section the run folder's files allow; the input is not modified.
+
+    Missing or unreadable optional files leave their section out and add a line to
+    `report_notes`, so a report can always be rendered.
+    """
+    from edgecompress.reporting.per_class import per_class_impact
+    from edgecompress.reporting.run_files import RunFiles
+
+    files = RunFiles(run_dir)
+    done = copy.deepcopy(report)
+    for section, read in (("significance", files.significance), ("plan", files.plan)):
+        if done.get(section) is None:
+            found = read()
+            if found is not None:
+                done[section] = found
+    layer_names = [layer["name"] for layer in (done.get("plan") or {}).get("layers", []) if "name" in layer] or None
+    for artifact in done["artifacts"]:
+        _add_weight_sizes(artifact, files, layer_names)
+    if any("bitpacked_bytes" in a for a in done["artifacts"]):
+        from edgecompress.export import BITPACKED_DEFINITION
+
+        done["size_definitions"] = {**SIZE_DEFINITIONS, "bitpacked_bytes": BITPACKED_DEFINITION}
+    earlier = _disagreements_by_key(done.get("per_class") or [])
+    done["per_class"] = per_class_impact(done["measurements"], done["baseline"])
+    _add_disagreements(done, files, earlier)
+    done["comparison"] = compare(done["artifacts"], done["measurements"], done["baseline"])
+    done.setdefault("fleet_spread", fleet_spread(done["measurements"]))
+    done["schema_version"] = SCHEMA_VERSION
+    done["report_notes"] = files.problems
+    return done
+
+
+def _add_weight_sizes(artifact: dict[str, Any], files: Any, layer_names: list[str] | None) -> None:
+    """Bit-packed size and per-tensor unique values, read back from the .tflite itself."""
+    if artifact.get("format") != "tflite" or ("bitpacked_bytes" in artifact and "weights" in artifact):
+        return
+    path = files.artifact_file(artifact)
+    if path is None:
+        return
+    from edgecompress.errors import EdgeCompressError
+    from edgecompress.export import bitpacked_size, tflite_weight_stats
+
+    data = path.read_bytes()
+    try:
+        stats = tflite_weight_stats(data, layer_names=layer_names)
+        packed = bitpacked_size(stats, tflite_bytes=data)
+    except (EdgeCompressError, ValueError, KeyError, IndexError) as error:
+        files.note(f"weights of {path.name} could not be read back ({error}); no bit-packed size")
+        return
+    artifact.setdefault("bitpacked_bytes", packed["total_bytes"])
+    artifact.setdefault("bitpacked", packed)
+    artifact.setdefault("weights", [{key: row.get(key) for key in WEIGHT_FIELDS} for row in stats])
+
+
+def _disagreements_by_key(per_class: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(block["target"], name): summary["disagreements"] for block in per_class
+            for name, summary in block.get("compressed", {}).items() if "disagreements" in summary}
+
+
+def _add_disagreements(report: dict[str, Any], files: Any, earlier: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Per compressed artifact, the eval samples on which it and the baseline disagree.
+
+    Computed from the measurement files and eval.npz; a report whose folder no longer has
+    them keeps the figures it was written with (`earlier`).
+    """
+    from edgecompress.reporting.per_class import disagreements
+
+    labels = files.eval_labels()
+    artifacts = {a["name"]: a for a in report["artifacts"]}
+    for block in report["per_class"]:
+        base = files.predictions(artifacts[block["baseline"]], block["target"]) if labels else None
+        for name, summary in block["compressed"].items():
+            predictions = files.predictions(artifacts[name], block["target"]) if labels else None
+            if base is None or predictions is None:
+                if (block["target"], name) in earlier:
+                    summary["disagreements"] = earlier[(block["target"], name)]
+                continue
+            y, class_names = labels
+            if not len(base) == len(predictions) == len(y):
+                files.note(f"predictions of {name} on {block['target']} do not match eval.npz in length; no disagreements")
+                continue
+            summary["disagreements"] = disagreements(y, base, predictions, class_names)
+
+
+def load_report(run_dir: str | Path) -> dict[str, Any]:
+    """report.json of a run folder, checked to be one this version can render."""
+    from edgecompress.reporting.run_files import RunFiles
+
+    return RunFiles(run_dir).read_report()
 
 
 def render_summary(report: dict[str, Any]):  # noqa: ANN201 - rich Table
     """The table printed at the end of deploy: one row per artifact and target."""
     from rich.table import Table
 
+    from edgecompress.reporting.headline import HEADLINE_COLUMNS
+
+    columns = [c for c in HEADLINE_COLUMNS if c.terminal]
     table = Table(title=f"{report['model']['path']} on {report['profile']['name']}  (baseline: {report['baseline']})")
-    for column in ("artifact", "target", "file", "gzip", "smaller", "median ms", "speedup", "peak RSS", "accuracy", "Δ acc"):
-        table.add_column(column, justify="left" if column in ("artifact", "target") else "right")
+    for column in columns:
+        table.add_column(column.title, justify="right" if column.numeric else "left", no_wrap=not column.numeric)
     for row in report["comparison"]:
-        table.add_row(
-            row["artifact"],
-            row["target"],
-            _human_bytes(row["file_bytes"]),
-            _human_bytes(row["gzip_bytes"]),
-            _fmt(row.get("smaller_x_gzip"), "{:.2f}x"),
-            _fmt(row.get("latency_median_ms"), "{:.3f}"),
-            _fmt(row.get("speedup_x"), "{:.2f}x"),
-            _human_bytes(row.get("peak_rss_bytes")),
-            _fmt(row.get("accuracy"), "{:.2%}"),
-            _fmt(row.get("accuracy_delta_points"), "{:+.2f} pt"),
-        )
+        table.add_row(*(column.format(row.get(column.key)) for column in columns))
     return table
 
-
-def _fmt(value: float | None, pattern: str) -> str:
-    return "—" if value is None else pattern.format(value)
-
-
-def _human_bytes(n: float | None) -> str:
-    if n is None:
-        return "—"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)

@@ -668,11 +668,13 @@ def evaluate(session: Session, data: EvalData, batch: int, reference: Any, emit:
             "Labels must be class indices 0..%d in the model's class order." % (n_classes - 1),
         )
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    predictions = np.empty(data.n, dtype=np.int64)
     done = 0
     for chunk in data.batches(session.batch):
         predicted = predict(_score_batch(session, chunk), data.output_kind)
         truth = data.y[done : done + len(chunk)]
         np.add.at(confusion, (truth, predicted), 1)
+        predictions[done : done + len(chunk)] = predicted
         done += len(chunk)
         if done % max(session.batch, 500) < session.batch or done == data.n:
             emit("accuracy %d/%d" % (done, data.n))
@@ -694,6 +696,9 @@ def evaluate(session: Session, data: EvalData, batch: int, reference: Any, emit:
         "batch": session.batch,
         "per_class": per_class,
         "confusion": confusion.tolist(),
+        # Per sample, in eval order: lets the host find the very images on which two
+        # artifacts disagree, which the confusion matrix cannot tell.
+        "predictions": predictions.tolist(),
     }
 
 

@@ -1,0 +1,86 @@
+"""Reports people read: report.md and a self-contained report.html, with figures, per run.
+
+    from edgecompress.reporting import write_all, to_json_summary
+    rendered = write_all(run_dir)            # completes report.json, draws figures, writes .md/.html
+    print(json.dumps(to_json_summary(rendered.report)))
+
+Modules: document (the report as data), content (what a run's report says), headline (the
+table's columns), formatting (how numbers look), per_class (per-class impact and
+disagreements), plots and figures (PNGs), markdown / html (writers), compare (several runs
+side by side), summary (--json), progress (rich progress bars with a quiet mode),
+run_files (the files next to report.json). matplotlib loads only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edgecompress.reporting.summary import to_json_summary
+
+MARKDOWN_FILE = "report.md"
+HTML_FILE = "report.html"
+
+
+@dataclass
+class Rendered:
+    """What `write_all` produced."""
+
+    run_dir: Path
+    report: dict[str, Any]  # the completed report.json
+    markdown: Path
+    html: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.markdown, self.html, *self.figures.values()]
+
+
+def write_all(run_dir: str | Path, *, progress: Callable[[str], None] | None = None) -> Rendered:
+    """Complete report.json from the files beside it, then write figures, report.md and report.html.
+
+    Optional sections (significance, plan, per-sample predictions, latency samples, eval
+    images) are shown when their files exist and silently left out when they do not; a
+    file that exists but cannot be used is named under "Left out" in the report.
+    """
+    from edgecompress.report import complete_report
+    from edgecompress.reporting import html, markdown
+    from edgecompress.reporting.content import build_document
+    from edgecompress.reporting.figures import draw_run_figures
+    from edgecompress.reporting.run_files import REPORT_FILE, RunFiles
+
+    run_dir = Path(run_dir)
+    files = RunFiles(run_dir)
+    report = complete_report(files.read_report(), run_dir)
+    figures = draw_run_figures(report, files, progress=progress)
+    report["report_notes"] = list(dict.fromkeys([*report["report_notes"], *files.problems]))
+    _write_text(run_dir / REPORT_FILE, json.dumps(report, indent=2, default=_json_default) + "\n")
+    document = build_document(report, figures, run_name=run_dir.name)
+    md_path, html_path = run_dir / MARKDOWN_FILE, run_dir / HTML_FILE
+    _write_text(md_path, markdown.render(document, base=run_dir))
+    _write_text(html_path, html.render(document))
+    return Rendered(run_dir=run_dir, report=report, markdown=md_path, html=html_path, figures=figures)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Temp file + rename: an interrupted re-render never leaves half a report."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+__all__ = ["HTML_FILE", "MARKDOWN_FILE", "Rendered", "to_json_summary", "write_all"]

@@ -1,0 +1,137 @@
+"""The files a run folder keeps next to report.json, read for what the report needs of them.
+
+Everything here is optional except report.json itself: a run from an older version, a
+failed resume or a run without significance analysis simply has less to show.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecompress.errors import EdgeCompressError
+
+log = logging.getLogger("edgecompress.reporting")
+
+REPORT_FILE = "report.json"
+EVAL_FILE = "eval.npz"
+SIGNIFICANCE_FILE = "significance.json"
+ID_PROFILE_PNG = "id_profile.png"
+PLAN_FILE = "plan.json"
+ARTIFACTS_DIR = "artifacts"
+MEASUREMENTS_DIR = "measurements"
+
+
+class RunFiles:
+    """Read-only access to one run folder; every optional file may be absent or unreadable."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir)
+        self.problems: list[str] = []  # optional files that exist but could not be used
+
+    def read_report(self) -> dict[str, Any]:
+        from edgecompress.report import SCHEMA, SUPPORTED_VERSIONS
+
+        file = self.path / REPORT_FILE
+        if not self.path.is_dir():
+            raise EdgeCompressError(f"'{self.path}' is not a folder.", "Pass a run folder that `edgecompress deploy` created, e.g. runs/20261122-101500-model-rpi4.")
+        if not file.is_file():
+            raise EdgeCompressError(
+                f"'{self.path}' has no {REPORT_FILE}, so it is not a finished run folder.",
+                "Pass a folder that `edgecompress deploy` finished; a .failed or .partial run can be finished with "
+                "`edgecompress deploy --resume FOLDER`.",
+            )
+        try:
+            report = json.loads(file.read_text())
+        except (OSError, ValueError) as error:
+            raise EdgeCompressError(f"{file} is not readable JSON ({error}).", "Re-run the deploy that made it, or restore the file.") from error
+        if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+            raise EdgeCompressError(f"{file} is not an edgecompress report (schema {report.get('schema') if isinstance(report, dict) else None!r}).",
+                                    "Pass the run folder of an `edgecompress deploy`.")
+        if report.get("schema_version") not in SUPPORTED_VERSIONS:
+            raise EdgeCompressError(
+                f"{file} has report schema version {report.get('schema_version')}; this edgecompress reads versions "
+                f"{', '.join(map(str, SUPPORTED_VERSIONS))}.",
+                "Use the edgecompress version that wrote it (see its 'edgecompress_version'), or upgrade edgecompress.",
+            )
+        return report
+
+    # ------------------------------------------------------------------ optional files
+
+    def _json(self, name: str) -> Any:
+        file = self.path / name
+        if not file.is_file():
+            return None
+        try:
+            return json.loads(file.read_text())
+        except (OSError, ValueError) as error:
+            self.note(f"{name} is unreadable ({error}); left out")
+            return None
+
+    def note(self, message: str) -> None:
+        log.warning("%s: %s", self.path, message)
+        self.problems.append(message)
+
+    def significance(self) -> dict[str, Any] | None:
+        return self._json(SIGNIFICANCE_FILE)
+
+    def plan(self) -> dict[str, Any] | None:
+        return self._json(PLAN_FILE)
+
+    def id_profile_png(self) -> Path | None:
+        file = self.path / ID_PROFILE_PNG
+        return file if file.is_file() else None
+
+    def artifact_file(self, artifact: dict[str, Any]) -> Path | None:
+        file = self.path / ARTIFACTS_DIR / artifact.get("path", "")
+        return file if artifact.get("path") and file.is_file() else None
+
+    @cached_property
+    def _measurement_results(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Full runner results keyed by (target, model sha256): independent of file naming."""
+        found = {}
+        folder = self.path / MEASUREMENTS_DIR
+        for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if file.name.endswith(".samples.json"):
+                continue
+            document = self._json(f"{MEASUREMENTS_DIR}/{file.name}")
+            if isinstance(document, dict) and isinstance(document.get("result"), dict):
+                sha = (document["result"].get("model") or {}).get("sha256")
+                found[(document.get("target"), sha)] = document["result"]
+        return found
+
+    def predictions(self, artifact: dict[str, Any], target: str) -> list[int] | None:
+        result = self._measurement_results.get((target, artifact.get("sha256")))
+        return None if result is None else (result.get("accuracy") or {}).get("predictions")
+
+    def latency_samples(self, measurement: dict[str, Any]) -> list[float] | None:
+        """The timed samples of one measurement: a list, or the runner's {'samples': [...]} form."""
+        name = measurement.get("latency_samples_file")
+        document = self._json(name) if name else None
+        if isinstance(document, dict):
+            document = document.get("samples")
+        return [float(v) for v in document] if isinstance(document, list) else None
+
+    @cached_property
+    def _eval(self) -> Any:
+        file = self.path / EVAL_FILE
+        if not file.is_file():
+            return None
+        try:
+            return np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            self.note(f"{EVAL_FILE} is unreadable ({error}); no disagreement analysis")
+            return None
+
+    def eval_labels(self) -> tuple[np.ndarray, list[str]] | None:
+        if self._eval is None:
+            return None
+        return np.asarray(self._eval["y"]).astype(np.int64), [str(c) for c in np.asarray(self._eval["class_names"]).reshape(-1)]
+
+    def eval_inputs(self) -> np.ndarray | None:
+        return None if self._eval is None else np.asarray(self._eval["x"])
