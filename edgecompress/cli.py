@@ -75,6 +75,10 @@ def deploy(
     accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help="Trust and record the host key of a board seen for the first time."),
     keep_remote: bool = typer.Option(False, "--keep-remote", help="Keep the run folder on the board."),
     password_env: Optional[str] = typer.Option(None, help="Name of an environment variable holding the SSH password."),
+    ssh_retries: Optional[int] = typer.Option(None, "--ssh-retries", help="Retries (with back-off) when a connection drops (default 2)."),
+    connect_timeout: Optional[float] = typer.Option(None, help="Seconds to wait for a board to answer (default 10)."),
+    remote_python: Optional[str] = typer.Option(None, help="Python on the board (default: python3, or the target file's)."),
+    remote_dir: Optional[str] = typer.Option(None, help="Work folder on the board (default ~/.edgecompress)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and TensorFlow's own messages."),
 ) -> None:
     """Convert MODEL for a device profile, run it on the target, and write a report."""
@@ -93,6 +97,10 @@ def deploy(
             "accept_new_host_key": accept_new_host_key,
             "keep_remote": keep_remote,
             "password_env": password_env,
+            "retries": ssh_retries,
+            "connect_timeout": connect_timeout,
+            "remote_python": remote_python,
+            "remote_dir": remote_dir,
         }
         result = pipeline.deploy(
             model,

@@ -272,19 +272,11 @@ def _prepare(request: DeployRequest, say: Callable[[str], None], *, probe_target
             "with your board's toolchain.",
         )
     significance, plan = _significance_and_plan(request, profile, loaded, dataset, say)
-    targets, probes = [], {}
+    targets: list[Any] = []
+    probes: dict[str, Any] = {}
     if not probe_targets:
         return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan)
-    try:
-        for spec in request.targets:
-            target = resolve_target(spec, **request.target_options)
-            targets.append(target)
-            probes[target.name] = target.probe()
-            say(f"Target {target.name}: {_probe_line(probes[target.name])}")
-    except BaseException:
-        for target in targets:
-            target.close()
-        raise
+    targets, probes = _connect_targets(request, say)
     return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan)
 
 
@@ -316,6 +308,26 @@ def _write_analysis(prepared: _Prepared, folder: RunFolder) -> None:
     prepared.significance.write(folder.path)
     folder.write_json("plan.json", prepared.plan.to_dict())
     folder.mark_done("analysis", {"significance": "significance.json", "plan": "plan.json"})
+
+
+def _connect_targets(request: DeployRequest, say: Callable[[str], None]) -> tuple[list[Any], dict[str, Any]]:
+    """Build every board (fleet files expanded) and probe them all in parallel before anything is built."""
+    from edgecompress.targets.fleet import fleet_targets, probe_fleet
+
+    board_log = logging.getLogger("edgecompress.board")
+    targets = fleet_targets(request.targets, **request.target_options, progress=board_log.info)
+    try:
+        probes = probe_fleet(targets)
+        for name, probe in probes.items():
+            if isinstance(probe, EdgeCompressError):
+                probe.problem = f"Board '{name}': {probe.problem}"
+                raise probe
+            say(f"Target {name}: {_probe_line(probe)}")
+    except BaseException:
+        for target in targets:
+            target.close()
+        raise
+    return targets, probes
 
 
 def _check_data_fits_model(dataset: Any, loaded: Any) -> None:
@@ -453,31 +465,56 @@ def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], 
     """Run every artifact on every target; each finished measurement is kept for --resume."""
     from edgecompress.report import measurement_entry
     from edgecompress.targets import MeasureJob
+    from edgecompress.targets.fleet import measure_fleet
 
     request = prepared.request
     _ensure_eval_npz(prepared, folder)
+    failures: list[str] = []
+    for artifact in artifacts:
+        pending = [t for t in prepared.targets if not folder.done(_measure_key(artifact, t))]
+        if pending:
+            names = ", ".join(t.name for t in pending)
+            say(f"Measuring {artifact.name} on {names} ({request.warmup} warm-up + {request.runs} timed runs)")
+            job = MeasureJob(model=artifact.path, eval_data=folder.path / "eval.npz",
+                             warmup=request.warmup, runs=request.runs, threads=request.threads)
+            fleet = measure_fleet(pending, job)
+            for outcome in fleet.boards:
+                if outcome.measurement is not None:
+                    _keep_measurement(folder, artifact, outcome.target, outcome.measurement)
+                else:
+                    failures.append(f"{artifact.name} on {outcome.target}: {outcome.error}")
+    if failures:
+        raise TargetError(
+            "Some measurements could not be completed: " + "; ".join(failures),
+            "Fix the board(s) named above; every measurement that did finish is kept.",
+        )
     entries = []
     for target in prepared.targets:
         for artifact in artifacts:
-            key = f"measure:{artifact.name}@{target.name}"
-            stem = f"{artifact.name}@{_safe(target.name)}"
-            if not folder.done(key):
-                say(f"Measuring {artifact.name} on {target.name} ({request.warmup} warm-up + {request.runs} timed runs)")
-                job = MeasureJob(
-                    model=artifact.path, eval_data=folder.path / "eval.npz",
-                    warmup=request.warmup, runs=request.runs, threads=request.threads,
-                )
-                measurement = target.measure(job)
-                result = measurement.result
-                samples = result.get("latency_ms", {}).get("samples")
-                folder.write_json(f"measurements/{stem}.samples.json", samples or [])
-                folder.write_json(f"measurements/{stem}.json", {"target": target.name, "device": measurement.device, "result": result})
-                if measurement.log:
-                    folder.sub("measurements", f"{stem}.log").write_text(measurement.log)
-                folder.mark_done(key, f"measurements/{stem}.json")
+            stem = _measure_stem(artifact, target)
             saved = folder.read_json(f"measurements/{stem}.json")
             entries.append(measurement_entry(artifact.name, target.name, saved["result"], f"measurements/{stem}.samples.json"))
     return entries
+
+
+def _measure_key(artifact: Artifact, target: Any) -> str:
+    return f"measure:{artifact.name}@{target.name}"
+
+
+def _measure_stem(artifact: Artifact, target: Any) -> str:
+    return f"{artifact.name}@{_safe(target.name)}"
+
+
+def _keep_measurement(folder: RunFolder, artifact: Artifact, target_name: str, measurement: Any) -> None:
+    """Store the runner's JSON, its raw latency samples and its log, then mark the step done."""
+    stem = f"{artifact.name}@{_safe(target_name)}"
+    result = measurement.result
+    samples = result.get("latency_ms", {}).get("samples")
+    folder.write_json(f"measurements/{stem}.samples.json", samples or [])
+    folder.write_json(f"measurements/{stem}.json", {"target": target_name, "device": measurement.device, "result": result})
+    if measurement.log:
+        folder.sub("measurements", f"{stem}.log").write_text(measurement.log)
+    folder.mark_done(f"measure:{artifact.name}@{target_name}", f"measurements/{stem}.json")
 
 
 def _ensure_eval_npz(prepared: _Prepared, folder: RunFolder) -> Path:

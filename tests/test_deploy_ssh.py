@@ -1,0 +1,85 @@
+"""`deploy --target ssh://...` against a real OpenSSH server on 127.0.0.1 (the board is this machine)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import edgecompress
+from edgecompress.cli import main
+from edgecompress.errors import TargetError
+from edgecompress.pipeline import resume
+from sshd import SshServer, start_sshd, sshd_fixture  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.ssh
+FAST = {"warmup": 2, "runs": 5, "max_eval": 150, "epochs": 1}
+
+
+def board(server: SshServer, tmp_path: Path) -> str:
+    return server.url(python=sys.executable, remote_dir=str(tmp_path / "board"))
+
+
+def test_deploy_pushes_runs_and_reports_from_the_board(sshd: SshServer, tiny_h5: Path, tmp_path: Path) -> None:
+    known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
+    result = edgecompress.deploy(tiny_h5, "rpi4", target=board(sshd, tmp_path), output=tmp_path / "runs",
+                                 identity=sshd.user_key, known_hosts=known_hosts, **FAST)
+    report = result.report
+    (target,) = report["targets"]
+    assert target["probe"]["runtimes"]["ai_edge_litert"]
+    names = {m["target"] for m in report["measurements"]}
+    assert names == {target["name"]} and target["name"] != "local"
+    assert len(report["measurements"]) == len(report["artifacts"])
+    assert not (tmp_path / "board" / "runs").exists() or not any((tmp_path / "board" / "runs").iterdir())
+
+
+def test_a_fleet_of_local_and_a_board_reports_the_spread(sshd: SshServer, tiny_h5: Path, tmp_path: Path) -> None:
+    known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
+    result = edgecompress.deploy(tiny_h5, "rpi4", target=["local", board(sshd, tmp_path)], output=tmp_path / "runs",
+                                 identity=sshd.user_key, known_hosts=known_hosts, **FAST)
+    spread = result.report["fleet_spread"]["baseline-fp32"]
+    assert len(spread["targets"]) == 2
+    assert spread["accuracy"]["min"] == spread["accuracy"]["max"]  # same model, same data, same runtime
+
+
+def test_an_unknown_board_is_refused_with_its_fingerprint_and_no_run_folder(sshd: SshServer, tiny_h5: Path, tmp_path: Path, capsys) -> None:
+    code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--target", board(sshd, tmp_path),
+                 "--identity", str(sshd.user_key), "--known-hosts", str(tmp_path / "empty_known_hosts"),
+                 "--output", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert "SHA256:" in err and "--accept-new-host-key" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_cut_off_by_the_board_resumes_without_redoing_finished_work(tiny_h5: Path, tmp_path: Path) -> None:
+    server = start_sshd(tmp_path / "sshd")
+    known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
+
+    def board_dies_before_the_second_artifact(message: str) -> None:
+        if message.startswith("Measuring ptq-int8"):
+            server.kill()
+
+    try:
+        with pytest.raises(TargetError) as caught:
+            edgecompress.deploy(tiny_h5, "rpi4", target=board(server, tmp_path), output=tmp_path / "runs",
+                                identity=server.user_key, known_hosts=known_hosts, retries=0,
+                                progress=board_dies_before_the_second_artifact, **FAST)
+        (failed,) = list((tmp_path / "runs").iterdir())
+        assert failed.name.endswith(".failed") and not (failed / "report.json").exists()
+        assert "--resume" in caught.value.fix
+        kept = sorted(p.name for p in (failed / "measurements").glob("baseline-fp32@*.json"))
+        assert kept, "the measurement finished before the board died is kept"
+        stamp = {p: p.stat().st_mtime_ns for p in (failed / "measurements").glob("baseline-fp32@*.json")}
+
+        server.start()
+        result = resume(failed)
+        assert result.run_dir.name == failed.name.removesuffix(".failed")
+        assert (result.run_dir / "report.json").exists()
+        for path, mtime in stamp.items():
+            assert (result.run_dir / "measurements" / path.name).stat().st_mtime_ns == mtime  # not measured again
+        assert {m["artifact"] for m in result.report["measurements"]} == {a["name"] for a in result.report["artifacts"]}
+    finally:
+        server.kill()
