@@ -39,10 +39,14 @@ def _mount_subcommands() -> None:
 
 
 def _setup_logging(debug: bool) -> None:
+    """Console shows warnings (everything with --debug); each run's deploy.log gets INFO and up."""
     if debug:
         os.environ["EDGECOMPRESS_DEBUG"] = "1"
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("edgecompress").setLevel(logging.INFO)
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.basicConfig(handlers=[handler], level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("edgecompress").setLevel(logging.DEBUG if debug else logging.INFO)
 
 
 def _say(message: str) -> None:

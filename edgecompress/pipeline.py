@@ -184,7 +184,11 @@ def run(
     dry_run: bool = False,
 ) -> DeployResult:
     """Validate everything and plan, then build, measure and report inside a run folder."""
-    say = progress or (lambda message: log.info(message))
+    def say(message: str) -> None:
+        log.info(message)  # deploy.log keeps every step, whatever the console shows
+        if progress is not None:
+            progress(message)
+
     prepared = _prepare(request, say, probe_targets=not dry_run)  # raises before any folder exists
     if show is not None:
         show(prepared.plan.table())
@@ -193,7 +197,7 @@ def run(
     if folder is None:
         folder = RunFolder.create(Path(request.output), Path(request.model).stem, prepared.profile.name)
         folder.write_json(REQUEST_FILE, asdict(request))
-    handler = folder.attach_log(log)
+    handler = folder.attach_log(logging.getLogger("edgecompress"))  # pipeline steps and board progress
     step = "start"
     try:
         say(f"Run folder: {folder.path}")
@@ -223,7 +227,7 @@ def run(
                          f"`edgecompress deploy --resume {failed_at}`.").strip()
         raise
     finally:
-        log.removeHandler(handler)
+        logging.getLogger("edgecompress").removeHandler(handler)
         handler.close()
         for target in prepared.targets:
             target.close()
@@ -314,8 +318,11 @@ def _connect_targets(request: DeployRequest, say: Callable[[str], None]) -> tupl
     """Build every board (fleet files expanded) and probe them all in parallel before anything is built."""
     from edgecompress.targets.fleet import fleet_targets, probe_fleet
 
-    board_log = logging.getLogger("edgecompress.board")
-    targets = fleet_targets(request.targets, **request.target_options, progress=board_log.info)
+    def board_progress(line: str) -> None:
+        """What the runner on a board reports while it works: shown indented, and kept in deploy.log."""
+        say(f"  {line}")
+
+    targets = fleet_targets(request.targets, **request.target_options, progress=board_progress)
     try:
         probes = probe_fleet(targets)
         for name, probe in probes.items():

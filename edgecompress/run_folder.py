@@ -112,7 +112,10 @@ class RunFolder:
 
     def attach_log(self, logger: logging.Logger) -> logging.Handler:
         handler = logging.FileHandler(self.path / LOG_FILE)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)  # the log file is the run's record even when the console is quiet
         logger.addHandler(handler)
         return handler
 
