@@ -6,6 +6,7 @@ code; a traceback is shown only with --debug, or for genuine bugs.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -83,15 +84,20 @@ def deploy(
     connect_timeout: Optional[float] = typer.Option(None, help="Seconds to wait for a board to answer (default 10)."),
     remote_python: Optional[str] = typer.Option(None, help="Python on the board (default: python3, or the target file's)."),
     remote_dir: Optional[str] = typer.Option(None, help="Work folder on the board (default ~/.edgecompress)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table (and errors)."),
+    json_output: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout instead of tables."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and TensorFlow's own messages."),
 ) -> None:
     """Convert MODEL for a device profile, run it on the target, and write a report."""
     _setup_logging(debug)
     from edgecompress import pipeline
     from edgecompress.report import render_summary
+    from edgecompress.reporting.progress import Progress
 
+    bars = Progress(quiet=quiet or json_output, console=console)
+    feedback = {"progress": bars.say, "task": bars.task, "show": None if (quiet or json_output) else out.print}
     if resume_dir is not None:
-        result = pipeline.resume(resume_dir, progress=_say, show=out.print)
+        result = pipeline.resume(resume_dir, **feedback)
     else:
         if model is None or profile is None:
             raise EdgeCompressError("deploy needs a MODEL file and --profile.", "Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits")
@@ -125,10 +131,15 @@ def deploy(
             delta=delta,
             method=method,
             dry_run=dry_run,
-            progress=_say,
-            show=out.print,
+            **feedback,
             **{k: v for k, v in ssh_options.items() if v not in (None, False)},
         )
+    if json_output:
+        from edgecompress.reporting import to_json_summary
+
+        summary = {"plan": result.report["plan"]} if result.run_dir is None else to_json_summary(result.report)
+        sys.stdout.write(json.dumps({"run_dir": str(result.run_dir) if result.run_dir else None, **summary}, default=str) + "\n")
+        return
     if result.run_dir is None:
         out.print("Dry run: nothing was trained, written or sent.")
         return

@@ -8,16 +8,25 @@ finished with `--resume` without redoing what is already there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from edgecompress.errors import DataError, EdgeCompressError, TargetError
 from edgecompress.run_folder import REPORT_FILE, REQUEST_FILE, RunFolder
 
 log = logging.getLogger("edgecompress.pipeline")
+
+#: opens a live progress display for one long step: task("Fine-tuning cqat") used as a context manager
+TaskFactory = Callable[[str], ContextManager[Any]]
+
+
+def _no_task(description: str) -> ContextManager[Any]:
+    return contextlib.nullcontext()
+
 
 BASELINE = "baseline-fp32"
 #: how many training images calibrate full-integer quantization
@@ -130,6 +139,7 @@ def deploy(
     dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
     show: Callable[[Any], None] | None = None,
+    task: TaskFactory | None = None,
     **target_options: Any,
 ) -> DeployResult:
     """Python twin of `edgecompress deploy`; arguments mean what the CLI options mean."""
@@ -155,10 +165,16 @@ def deploy(
         onnx=onnx,
         target_options={k: str(v) if isinstance(v, Path) else v for k, v in target_options.items()},
     )
-    return run(request, progress=progress, show=show, dry_run=dry_run)
+    return run(request, progress=progress, show=show, task=task, dry_run=dry_run)
 
 
-def resume(run_dir: str | Path, *, progress: Callable[[str], None] | None = None, show: Callable[[Any], None] | None = None) -> DeployResult:
+def resume(
+    run_dir: str | Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+    show: Callable[[Any], None] | None = None,
+    task: TaskFactory | None = None,
+) -> DeployResult:
     """Finish a failed or interrupted run, repeating only the steps it has no record of."""
     run_dir = Path(run_dir)
     request_file = run_dir / REQUEST_FILE
@@ -172,7 +188,7 @@ def resume(run_dir: str | Path, *, progress: Callable[[str], None] | None = None
     import json
 
     request = DeployRequest(**json.loads(request_file.read_text()))
-    return run(request, progress=progress, show=show, folder=RunFolder.reopen(run_dir))
+    return run(request, progress=progress, show=show, task=task, folder=RunFolder.reopen(run_dir))
 
 
 def run(
@@ -180,6 +196,7 @@ def run(
     *,
     progress: Callable[[str], None] | None = None,
     show: Callable[[Any], None] | None = None,
+    task: TaskFactory | None = None,
     folder: RunFolder | None = None,
     dry_run: bool = False,
 ) -> DeployResult:
@@ -189,7 +206,7 @@ def run(
         if progress is not None:
             progress(message)
 
-    prepared = _prepare(request, say, probe_targets=not dry_run)  # raises before any folder exists
+    prepared = _prepare(request, say, task or _no_task, probe_targets=not dry_run)  # raises before any folder exists
     if show is not None:
         show(prepared.plan.table())
     if dry_run:
@@ -243,9 +260,10 @@ class _Prepared:
     probes: dict[str, Any]
     significance: Any  # analysis.SignificanceProfile
     plan: Any  # compression.Plan
+    task: TaskFactory  # a live progress display for a long step (spinner + elapsed time), or nothing
 
 
-def _prepare(request: DeployRequest, say: Callable[[str], None], *, probe_targets: bool = True) -> _Prepared:
+def _prepare(request: DeployRequest, say: Callable[[str], None], task: TaskFactory, *, probe_targets: bool = True) -> _Prepared:
     """Every check that can fail on user input, done before anything is written."""
     from edgecompress.data import load_dataset
     from edgecompress.model_io import load_model
@@ -275,16 +293,18 @@ def _prepare(request: DeployRequest, say: Callable[[str], None], *, probe_target
             "Drop --target (the int8 model is still checked on this machine), then build and flash micro/firmware/ "
             "with your board's toolchain.",
         )
-    significance, plan = _significance_and_plan(request, profile, loaded, dataset, say)
+    significance, plan = _significance_and_plan(request, profile, loaded, dataset, say, task)
     targets: list[Any] = []
     probes: dict[str, Any] = {}
     if not probe_targets:
-        return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan)
+        return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan, task)
     targets, probes = _connect_targets(request, say)
-    return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan)
+    return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan, task)
 
 
-def _significance_and_plan(request: DeployRequest, profile: Any, loaded: Any, dataset: Any, say: Callable[[str], None]) -> tuple[Any, Any]:
+def _significance_and_plan(
+    request: DeployRequest, profile: Any, loaded: Any, dataset: Any, say: Callable[[str], None], task: TaskFactory
+) -> tuple[Any, Any]:
     """TwoNN significance of every layer, then the per-layer plan; a budget miss stops here, before training."""
     from edgecompress._tf import quiet_native_output
     from edgecompress.analysis import analyze_model
@@ -292,7 +312,7 @@ def _significance_and_plan(request: DeployRequest, profile: Any, loaded: Any, da
 
     delta = request.delta if request.delta is not None else profile.compression.significance_delta
     say(f"Measuring layer significance ({request.method}, delta {delta:g}, {min(request.id_samples, len(dataset.x_train))} samples)")
-    with quiet_native_output():
+    with task("Measuring layer significance"), quiet_native_output():
         significance = analyze_model(
             loaded.model, dataset.x_train, method=request.method, delta=delta, n_samples=request.id_samples, seed=request.seed
         )
@@ -425,7 +445,7 @@ def _compressed_artifacts(prepared: _Prepared, folder: RunFolder, calibration: A
     else:
         epochs = request.epochs or DEFAULT_EPOCHS
         say(f"Fine-tuning '{name}' ({epochs} epochs per stage max, early stopping, seed {request.seed})")
-        with quiet_native_output():
+        with prepared.task(f"Fine-tuning '{name}'"), quiet_native_output():
             compressed = apply_plan(plan, prepared.loaded.model, prepared.dataset, settings=FineTuning(epochs=epochs, seed=request.seed))
         model = compressed.model
         model.save(keras_path)
@@ -448,7 +468,7 @@ def _compressed_artifacts(prepared: _Prepared, folder: RunFolder, calibration: A
         onnx_path = folder.sub("artifacts", f"{name}.onnx")
         if not (folder.done(f"artifact:{name}.onnx") and onnx_path.exists()):
             say(f"Exporting {name} to ONNX and checking it against Keras in onnxruntime")
-            with quiet_native_output():
+            with prepared.task(f"Exporting {name} to ONNX"), quiet_native_output():
                 to_onnx(model, onnx_path)
                 check = verify_onnx(model, onnx_path, prepared.dataset.x_test[:256])
             folder.mark_done(f"artifact:{name}.onnx", {"verification": check})
@@ -484,7 +504,8 @@ def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], 
             say(f"Measuring {artifact.name} on {names} ({request.warmup} warm-up + {request.runs} timed runs)")
             job = MeasureJob(model=artifact.path, eval_data=folder.path / "eval.npz",
                              warmup=request.warmup, runs=request.runs, threads=request.threads)
-            fleet = measure_fleet(pending, job)
+            with prepared.task(f"Measuring {artifact.name} on {names}"):
+                fleet = measure_fleet(pending, job)
             for outcome in fleet.boards:
                 if outcome.measurement is not None:
                     _keep_measurement(folder, artifact, outcome.target, outcome.measurement)
@@ -550,8 +571,9 @@ def _micro_build(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifac
     _ensure_eval_npz(prepared, folder)
     final = next(a for a in reversed(artifacts) if a.path.suffix == ".tflite" and a.kind == "int8")
     say(f"Building TFLite Micro firmware from {final.name}: measuring the arena in the TFLM interpreter, compressing tables")
-    build = build_micro(final.path.read_bytes(), profile=prepared.profile, eval_npz=folder.path / "eval.npz",
-                        out_dir=(folder.path / "micro").resolve(), name=_safe(final.name).replace("-", "_"))
+    with prepared.task(f"TFLite Micro build of {final.name}"):
+        build = build_micro(final.path.read_bytes(), profile=prepared.profile, eval_npz=folder.path / "eval.npz",
+                            out_dir=(folder.path / "micro").resolve(), name=_safe(final.name).replace("-", "_"))
     import json
 
     run_root = str((folder.path).resolve()) + "/"

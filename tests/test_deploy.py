@@ -183,3 +183,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(digits_model: Path, tmp_path
     printed = capsys.readouterr().out
     assert "Compression plan" in printed and "Dry run" in printed
     assert not (tmp_path / "runs").exists()
+
+
+def test_json_output_is_one_machine_readable_document(digits_model: Path, tmp_path: Path, capsys) -> None:
+    code = main(["deploy", "--profile", "rpi4", str(digits_model), "--json", "--epochs", "1", "--max-eval", "100",
+                 "--runs", "5", "--warmup", "1", "--output", str(tmp_path / "runs")])
+    captured = capsys.readouterr()
+    assert code == 0
+    document = json.loads(captured.out)
+    assert Path(document["run_dir"]).is_dir()
+    assert {row["artifact"] for row in document["rows"]} >= {"baseline-fp32", "ptq-int8"}
+    assert "•" not in captured.err  # --json is quiet: no progress lines
