@@ -26,7 +26,7 @@ def tensorflow():  # noqa: ANN201 - returns the module
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    with _quiet_stderr():
+    with _silence_fds():
         import tensorflow as tf
         import tf_keras  # noqa: F401 - imports TF's remaining native modules while quiet
 
@@ -94,14 +94,14 @@ def quiet_native_output(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
     """
     import warnings
 
-    with _quiet_stderr(fds), warnings.catch_warnings():
+    with _silence_fds(fds), warnings.catch_warnings():
         if not os.environ.get("EDGECOMPRESS_DEBUG"):
             warnings.simplefilter("ignore")
         yield
 
 
 @contextlib.contextmanager
-def _quiet_stderr(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
+def _silence_fds(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
     if os.environ.get("EDGECOMPRESS_DEBUG"):
         yield
         return

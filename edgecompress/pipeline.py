@@ -9,6 +9,7 @@ finished with `--resume` without redoing what is already there.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from edgecompress.errors import DataError, EdgeCompressError, TargetError
-from edgecompress.run_folder import REPORT_FILE, REQUEST_FILE, RunFolder
+from edgecompress.run_folder import EVAL_FILE, PLAN_FILE, REPORT_FILE, REQUEST_FILE, RunFolder, write_atomically
 
 log = logging.getLogger("edgecompress.pipeline")
 
@@ -185,8 +186,6 @@ def resume(
         )
     if (run_dir / REPORT_FILE).exists() and not run_dir.name.endswith((".failed", ".partial")):
         raise EdgeCompressError(f"'{run_dir}' already finished; its report is {run_dir / REPORT_FILE}.", "Nothing to resume.")
-    import json
-
     request = DeployRequest(**json.loads(request_file.read_text()))
     return run(request, progress=progress, show=show, task=task, folder=RunFolder.reopen(run_dir))
 
@@ -268,7 +267,6 @@ def _prepare(request: DeployRequest, say: Callable[[str], None], task: TaskFacto
     from edgecompress.data import load_dataset
     from edgecompress.model_io import load_model
     from edgecompress.profiles import load_profile
-    from edgecompress.targets import resolve_target
 
     profile = load_profile(request.profile)
     say(f"Profile {profile.name}: {profile.description}")
@@ -294,11 +292,7 @@ def _prepare(request: DeployRequest, say: Callable[[str], None], task: TaskFacto
             "with your board's toolchain.",
         )
     significance, plan = _significance_and_plan(request, profile, loaded, dataset, say, task)
-    targets: list[Any] = []
-    probes: dict[str, Any] = {}
-    if not probe_targets:
-        return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan, task)
-    targets, probes = _connect_targets(request, say)
+    targets, probes = _connect_targets(request, say) if probe_targets else ([], {})
     return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan, task)
 
 
@@ -329,9 +323,9 @@ def _significance_and_plan(
 def _write_analysis(prepared: _Prepared, folder: RunFolder) -> None:
     if folder.done("analysis"):
         return
-    prepared.significance.write(folder.path)
-    folder.write_json("plan.json", prepared.plan.to_dict())
-    folder.mark_done("analysis", {"significance": "significance.json", "plan": "plan.json"})
+    written = prepared.significance.write(folder.path)
+    folder.write_json(PLAN_FILE, prepared.plan.to_dict())
+    folder.mark_done("analysis", {"significance": written["json"].name, "plan": PLAN_FILE})
 
 
 def _connect_targets(request: DeployRequest, say: Callable[[str], None]) -> tuple[list[Any], dict[str, Any]]:
@@ -402,6 +396,8 @@ def _keras_reference(prepared: _Prepared, folder: RunFolder) -> dict[str, Any]:
 
 def _export_artifacts(prepared: _Prepared, folder: RunFolder, say: Callable[[str], None]) -> list[Artifact]:
     """The fp32 baseline and the profile's post-training quantized model."""
+    import numpy as np
+
     from edgecompress._tf import quiet_native_output
     from edgecompress.export import to_tflite
 
@@ -411,7 +407,7 @@ def _export_artifacts(prepared: _Prepared, folder: RunFolder, say: Callable[[str
     plan = [(BASELINE, "float32", "float32", PTQ_DESCRIPTIONS["float32"] + " (baseline)")]
     if ptq != "float32":
         plan.append((f"ptq-{ptq}", ptq, io_dtype if ptq == "int8" else "float32", PTQ_DESCRIPTIONS[ptq]))
-    rng = __import__("numpy").random.default_rng(prepared.request.seed)
+    rng = np.random.default_rng(prepared.request.seed)
     calibration = data.x_train[rng.permutation(len(data.x_train))[:CALIBRATION_SAMPLES]]
     artifacts = []
     for name, mode, io, description in plan:
@@ -420,9 +416,7 @@ def _export_artifacts(prepared: _Prepared, folder: RunFolder, say: Callable[[str
             say(f"Converting {name}: {description}")
             with quiet_native_output((1, 2)):  # the converter prints MLIR notices; real failures come back as ModelError
                 blob = to_tflite(prepared.loaded.model, mode=mode, representative=calibration, io_dtype=io)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(blob)
-            tmp.replace(path)
+            write_atomically(path, blob)
             folder.mark_done(f"artifact:{name}", {"mode": mode, "io_dtype": io})
         artifacts.append(Artifact(name=name, kind=mode, description=description, path=path))
     if prepared.plan.needs_training:
@@ -459,9 +453,7 @@ def _compressed_artifacts(prepared: _Prepared, folder: RunFolder, calibration: A
         say(f"Converting {name}: {plan.export_mode}")
         with quiet_native_output((1, 2)):
             blob = to_tflite(model, **_tflite_options(plan, calibration))
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(blob)
-        tmp.replace(path)
+        write_atomically(path, blob)
         folder.mark_done(f"artifact:{name}", {"mode": plan.export_mode, "io_dtype": plan.io_dtype, "float_layers": plan.float_layers})
     artifacts.append(Artifact(name=name, kind=plan.export_mode, description=description, path=path))
     if request.onnx:
@@ -495,14 +487,14 @@ def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], 
     from edgecompress.targets.fleet import measure_fleet
 
     request = prepared.request
-    _ensure_eval_npz(prepared, folder)
+    eval_path = _ensure_eval_npz(prepared, folder)
     failures: list[str] = []
     for artifact in artifacts:
         pending = [t for t in prepared.targets if not folder.done(_measure_key(artifact, t))]
         if pending:
             names = ", ".join(t.name for t in pending)
             say(f"Measuring {artifact.name} on {names} ({request.warmup} warm-up + {request.runs} timed runs)")
-            job = MeasureJob(model=artifact.path, eval_data=folder.path / "eval.npz",
+            job = MeasureJob(model=artifact.path, eval_data=eval_path,
                              warmup=request.warmup, runs=request.runs, threads=request.threads)
             with prepared.task(f"Measuring {artifact.name} on {names}"):
                 fleet = measure_fleet(pending, job)
@@ -549,7 +541,7 @@ def _ensure_eval_npz(prepared: _Prepared, folder: RunFolder) -> Path:
     """The evaluation set exactly as every device sees it (written once per run)."""
     from edgecompress.data import write_eval_npz
 
-    path = folder.path / "eval.npz"
+    path = folder.path / EVAL_FILE
     if not path.exists():
         write_eval_npz(prepared.dataset, path, output_kind=prepared.loaded.output_kind)
     return path
@@ -568,14 +560,12 @@ def _micro_build(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifac
         return done
     from edgecompress.micro import build_micro
 
-    _ensure_eval_npz(prepared, folder)
+    eval_path = _ensure_eval_npz(prepared, folder)
     final = next(a for a in reversed(artifacts) if a.path.suffix == ".tflite" and a.kind == "int8")
     say(f"Building TFLite Micro firmware from {final.name}: measuring the arena in the TFLM interpreter, compressing tables")
     with prepared.task(f"TFLite Micro build of {final.name}"):
-        build = build_micro(final.path.read_bytes(), profile=prepared.profile, eval_npz=folder.path / "eval.npz",
+        build = build_micro(final.path.read_bytes(), profile=prepared.profile, eval_npz=eval_path,
                             out_dir=(folder.path / "micro").resolve(), name=_safe(final.name).replace("-", "_"))
-    import json
-
     run_root = str((folder.path).resolve()) + "/"
     # paths relative to the run folder: it is renamed when the run finishes
     summary = json.loads(json.dumps({"artifact": final.name, **build.to_dict()}, default=str).replace(run_root, ""))

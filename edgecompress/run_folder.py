@@ -19,6 +19,7 @@ from typing import Any
 
 PARTIAL, FAILED = ".partial", ".failed"
 STATE_FILE, REQUEST_FILE, REPORT_FILE, LOG_FILE = "state.json", "request.json", "report.json", "deploy.log"
+EVAL_FILE, PLAN_FILE = "eval.npz", "plan.json"  # the evaluation set every device sees; the per-layer plan
 
 
 def _slug(text: str) -> str:
@@ -70,12 +71,7 @@ class RunFolder:
         return target
 
     def write_json(self, name: str, data: Any) -> Path:
-        """Write atomically (temp + rename) so a crash never leaves half a JSON file."""
-        target = self.sub(name)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-        os.replace(tmp, target)
-        return target
+        return write_atomically(self.sub(name), (json.dumps(data, indent=2, default=json_default) + "\n").encode())
 
     def read_json(self, name: str, default: Any = None) -> Any:
         target = self.path / name
@@ -120,7 +116,16 @@ class RunFolder:
         return handler
 
 
-def _json_default(value: Any) -> Any:
+def write_atomically(target: Path, data: bytes) -> Path:
+    """Temp name, then rename: a crash never leaves half a file under its real name."""
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return target
+
+
+def json_default(value: Any) -> Any:
+    """json.dumps(default=...) for what runs produce: paths and NumPy scalars / arrays."""
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "item"):

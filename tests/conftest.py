@@ -121,3 +121,21 @@ def eval_npz(tiny_keras_model: TinyModel, tmp_path_factory: pytest.TempPathFacto
         output_kind=np.array("softmax"),
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_h5: Path) -> Path:
+    """One real `deploy --profile rpi4` run folder, shared by the report tests (read-only: copy to change it)."""
+    import edgecompress
+
+    result = edgecompress.deploy(tiny_h5, "rpi4", data="sklearn:digits", output=tmp_path_factory.mktemp("runs"),
+                                 warmup=2, runs=5, max_eval=200)
+    return result.run_dir
+
+
+@pytest.fixture(scope="module")
+def report(run_dir: Path) -> dict:
+    """That run's report.json, read afresh for each test module."""
+    import json
+
+    return json.loads((run_dir / "report.json").read_text())

@@ -21,6 +21,7 @@ from edgecompress.compression.finetune import finetune, loss_for, split_validati
 from edgecompress.compression.lowbit import coded_kernel, project_latent
 from edgecompress.compression.recipes import RECIPES
 from edgecompress.errors import DataError, ModelError
+from verdicts import LayerVerdict, Significance
 
 EPOCHS = 2
 SEED = 0
@@ -29,18 +30,6 @@ SEED = 0
 #: platform differences without letting a broken recipe through (an untrained binarised
 #: model loses more than 10).
 MAX_ACCURACY_DROP = 0.03
-
-
-@dataclass(frozen=True)
-class LayerVerdict:
-    name: str
-    significant: bool
-    kept_high_precision: bool = False
-
-
-@dataclass(frozen=True)
-class Significance:
-    layers: list[LayerVerdict]
 
 
 @dataclass

@@ -8,7 +8,6 @@ command trains (conv - pool - conv - dense - dense); it does not need training t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 from rich.console import Console
@@ -17,22 +16,9 @@ from edgecompress.compression import BASELINES, RECIPES, baseline_plan, make_pla
 from edgecompress.compression.estimate import LayerShape, packed_bytes
 from edgecompress.errors import BudgetError, EdgeCompressError
 from edgecompress.profiles import load_profile
+from verdicts import LayerVerdict, Significance
 
 FIRST, SIGNIFICANT, INSIGNIFICANT, LAST = "conv2d", "conv2d_1", "dense", "dense_1"
-
-
-@dataclass(frozen=True)
-class LayerVerdict:
-    """Stands in for one row of the TwoNN SignificanceProfile."""
-
-    name: str
-    significant: bool
-    kept_high_precision: bool = False
-
-
-@dataclass(frozen=True)
-class Significance:
-    layers: list[LayerVerdict]
 
 
 SIGNIFICANCE = Significance([

@@ -18,7 +18,7 @@ from PIL import Image
 
 from edgecompress.reporting.compare import write_comparison
 from edgecompress.reporting.headline import HEADLINE_COLUMNS
-from test_reporting import copy_run, deployed_run
+from test_reporting import copy_run
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium); "
@@ -26,16 +26,6 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_h5: Path) -> Path:
-    return deployed_run(tmp_path_factory, tiny_h5)
-
-
-@pytest.fixture(scope="module")
-def report(run_dir: Path) -> dict:
-    return json.loads((run_dir / "report.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -29,29 +29,6 @@ from edgecompress.reporting.progress import Progress
 
 RUNNER = Path(edgecompress.__file__).parent.parent / "firmware" / "runner" / "edgecompress_runner.py"
 
-_RUNS: dict[str, Path] = {}
-
-
-def deployed_run(tmp_path_factory: pytest.TempPathFactory, tiny_h5: Path) -> Path:
-    """One real deploy per test session, shared by this file and test_report_html.py."""
-    if "run" not in _RUNS:
-        result = edgecompress.deploy(tiny_h5, "rpi4", data="sklearn:digits", output=tmp_path_factory.mktemp("runs"),
-                                     warmup=2, runs=5, max_eval=200)
-        write_all(result.run_dir)
-        _RUNS["run"] = result.run_dir
-    return _RUNS["run"]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_h5: Path) -> Path:
-    return deployed_run(tmp_path_factory, tiny_h5)
-
-
-@pytest.fixture(scope="module")
-def report(run_dir: Path) -> dict:
-    return json.loads((run_dir / "report.json").read_text())
-
-
 def measurement_result(run_dir: Path, artifact: str, target: str = "local") -> dict:
     return json.loads((run_dir / "measurements" / f"{artifact}@{target}.json").read_text())["result"]
 

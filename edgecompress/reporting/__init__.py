@@ -14,12 +14,12 @@ run_files (the files next to report.json). matplotlib loads only when a figure i
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from edgecompress.reporting.summary import to_json_summary
+from edgecompress.run_folder import json_default, write_atomically
 
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
@@ -58,29 +58,12 @@ def write_all(run_dir: str | Path, *, progress: Callable[[str], None] | None = N
     report = complete_report(files.read_report(), run_dir)
     figures = draw_run_figures(report, files, progress=progress)
     report["report_notes"] = list(dict.fromkeys([*report["report_notes"], *files.problems]))
-    _write_text(run_dir / REPORT_FILE, json.dumps(report, indent=2, default=_json_default) + "\n")
+    write_atomically(run_dir / REPORT_FILE, (json.dumps(report, indent=2, default=json_default) + "\n").encode())
     document = build_document(report, figures, run_name=run_dir.name)
     md_path, html_path = run_dir / MARKDOWN_FILE, run_dir / HTML_FILE
-    _write_text(md_path, markdown.render(document, base=run_dir))
-    _write_text(html_path, html.render(document))
+    write_atomically(md_path, markdown.render(document, base=run_dir).encode("utf-8"))
+    write_atomically(html_path, html.render(document).encode("utf-8"))
     return Rendered(run_dir=run_dir, report=report, markdown=md_path, html=html_path, figures=figures)
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Temp file + rename: an interrupted re-render never leaves half a report."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 __all__ = ["HTML_FILE", "MARKDOWN_FILE", "Rendered", "to_json_summary", "write_all"]

@@ -109,15 +109,16 @@ def compare_runs(run_dirs: list[str | Path], *, output: Path | None = None) -> C
 
 def write_comparison(run_dirs: list[str | Path], output: str | Path) -> tuple[Comparison, list[Path]]:
     """compare.md and a self-contained compare.html (plus figures) in `output`."""
-    from edgecompress.reporting import _write_text, html, markdown
+    from edgecompress.reporting import html, markdown
+    from edgecompress.run_folder import write_atomically
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     comparison = compare_runs(run_dirs, output=output)
     assert comparison.document is not None
     md_path, html_path = output / MARKDOWN_FILE, output / HTML_FILE
-    _write_text(md_path, markdown.render(comparison.document, base=output))
-    _write_text(html_path, html.render(comparison.document))
+    write_atomically(md_path, markdown.render(comparison.document, base=output).encode("utf-8"))
+    write_atomically(html_path, html.render(comparison.document).encode("utf-8"))
     return comparison, [md_path, html_path, *comparison.figures.values()]
 
 

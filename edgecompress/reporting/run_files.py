@@ -14,15 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from edgecompress.analysis.significance import JSON_NAME as SIGNIFICANCE_FILE
+from edgecompress.analysis.significance import PLOT_NAME as ID_PROFILE_PNG
 from edgecompress.errors import EdgeCompressError
+from edgecompress.run_folder import EVAL_FILE, PLAN_FILE, REPORT_FILE
 
 log = logging.getLogger("edgecompress.reporting")
 
-REPORT_FILE = "report.json"
-EVAL_FILE = "eval.npz"
-SIGNIFICANCE_FILE = "significance.json"
-ID_PROFILE_PNG = "id_profile.png"
-PLAN_FILE = "plan.json"
 ARTIFACTS_DIR = "artifacts"
 MEASUREMENTS_DIR = "measurements"
 

@@ -9,6 +9,7 @@ The contract (arguments, JSON, error kinds) is in firmware/runner/README.md.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import gc
@@ -384,8 +385,11 @@ def _python_command() -> str:
 # --------------------------------------------------------------------------- runtimes
 
 
-class Session:
-    """One loaded model behind a runtime-neutral face: float in, float scores out."""
+class Session(abc.ABC):
+    """One loaded model behind a runtime-neutral face: float in, float scores out.
+
+    Subclasses: TfliteSession (LiteRT / tflite_runtime / tf.lite) and OnnxSession.
+    """
 
     runtime = ""
     version = ""
@@ -395,13 +399,13 @@ class Session:
         self.input_dtype = None  # type: Any
         self.batch = 1
 
+    @abc.abstractmethod
     def run(self, x: Any) -> Any:
         """Score a float32 batch of exactly `self.batch` samples; returns float32 (batch, -1)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def try_batch(self, batch: int) -> bool:
         """Switch to `batch` samples per call if the model allows it; False leaves batch 1."""
-        raise NotImplementedError
 
 
 class TfliteSession(Session):
