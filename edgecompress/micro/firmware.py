@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.micro.ops import resolver_methods
-from edgecompress.micro.tflm import ModelIo, tflm_version
+from edgecompress.micro.tflm import ModelIo, TensorIo, tflm_version
 from edgecompress.resources import bundled_dir
 
 TEMPLATE_FILES = ("model_data.h.in", "model_data.cc.in", "sample_input.cc.in", "op_resolver.h.in", "main.cc.in")
@@ -105,18 +105,8 @@ def _template_values(inputs: FirmwareInputs) -> dict[str, str]:
         "op_count": str(len(inputs.op_names)),
         "op_names": ", ".join(inputs.op_names),
         "register_calls": "\n".join(f"  if (resolver.{m}() != kTfLiteOk) return kTfLiteError;" for m in methods),
-        "input_ctype": _C_TYPES[io.input.dtype],
-        "input_dims": str(len(io.input.shape)),
-        "input_shape": ", ".join(map(str, io.input.shape)),
-        "input_elements": str(io.input.elements),
-        "input_scale": _c_float(io.input.scale),
-        "input_zero_point": str(io.input.zero_point),
-        "output_ctype": _C_TYPES[io.output.dtype],
-        "output_dims": str(len(io.output.shape)),
-        "output_shape": ", ".join(map(str, io.output.shape)),
-        "output_elements": str(io.output.elements),
-        "output_scale": _c_float(io.output.scale),
-        "output_zero_point": str(io.output.zero_point),
+        **_tensor_fields("input", io.input),
+        **_tensor_fields("output", io.output),
         "output_kind": inputs.output_kind,
         "binary_threshold": _c_float(inputs.binary_threshold),
         "class_count": str(len(inputs.class_names)),
@@ -130,6 +120,18 @@ def _template_values(inputs: FirmwareInputs) -> dict[str, str]:
 
 def _c_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _tensor_fields(prefix: str, tensor: TensorIo) -> dict[str, str]:
+    """Template fields describing one I/O tensor: C type, shape, element count, quantization."""
+    return {
+        f"{prefix}_ctype": _C_TYPES[tensor.dtype],
+        f"{prefix}_dims": str(len(tensor.shape)),
+        f"{prefix}_shape": ", ".join(map(str, tensor.shape)),
+        f"{prefix}_elements": str(tensor.elements),
+        f"{prefix}_scale": _c_float(tensor.scale),
+        f"{prefix}_zero_point": str(tensor.zero_point),
+    }
 
 
 def _c_float(value: float) -> str:
