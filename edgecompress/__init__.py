@@ -2,12 +2,13 @@
 
 Where things happen:
 - device profiles ............ edgecompress/profiles.py (data in profiles/*.yaml)
-- the deploy pipeline ........ edgecompress/pipeline.py
+- the deploy pipeline ........ edgecompress/pipeline/ (steps in pipeline/steps/)
 - TwoNN / PCA significance ... edgecompress/analysis/
 - compression recipes, plan .. edgecompress/compression/
 - TFLite / ONNX export, sizes  edgecompress/export/
 - targets (local, SSH push) .. edgecompress/targets/ (runner in firmware/runner/)
-- report.json ................ edgecompress/report.py
+- reports .................... edgecompress/reporting/ (report.json: reporting/schema.py)
+- the command line ........... edgecompress/cli/
 """
 
 from __future__ import annotations

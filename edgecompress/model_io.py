@@ -36,9 +36,10 @@ class LoadedModel:
     input_shape: tuple[int, ...]  # without the batch dimension
     n_outputs: int
     output_kind: str  # 'softmax' | 'sigmoid' | 'logits'
-    scaling: str  # '0-1' | '0-255', what the first layers suggest the model expects
+    scaling: str | None  # '0-255' when the model rescales pixels itself; None when it does not say
     n_params: int
     layer_classes: list[str] = field(default_factory=list)
+    scaling_evidence: str | None = None  # the layer class that makes `scaling` evident
 
     def describe(self) -> dict[str, Any]:
         """The model section of report.json."""
@@ -244,7 +245,8 @@ def describe_model(model: Any, *, path: Path, layer_classes: list[str] | None = 
         input_shape=tuple(int(d) for d in in_shape),
         n_outputs=int(out_shape[0]),
         output_kind=output_kind(model),
-        scaling=_expected_scaling(model),
+        scaling="0-255" if _self_scaling_layer(model) else None,
+        scaling_evidence=_self_scaling_layer(model),
         n_params=int(model.count_params()),
         layer_classes=layer_classes or [type(layer).__name__ for layer in model.layers],
     )
@@ -262,12 +264,12 @@ def output_kind(model: Any) -> str:
     return "logits"
 
 
-def _expected_scaling(model: Any) -> str:
-    """Pixels in 0..255 when the model rescales them itself in its first layers, else 0..1."""
+def _self_scaling_layer(model: Any) -> str | None:
+    """The Rescaling / Normalization layer near the input that takes raw 0..255 pixels, if any."""
     for layer in model.layers[:3]:
         if type(layer).__name__ in SELF_SCALING_LAYERS:
-            return "0-255"
-    return "0-1"
+            return type(layer).__name__
+    return None
 
 
 _output_kind = output_kind  # older name, kept for callers inside the package

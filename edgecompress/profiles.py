@@ -314,7 +314,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     other string is a bundled name.
     """
     text = str(name_or_path).strip()
-    if _looks_like_file(text):
+    if is_profile_file(text):
         return _load_file(Path(text).expanduser())
     path = _bundled_path(text)
     profile = _load_file(path)
@@ -328,7 +328,8 @@ def schema_help() -> Path:
     return bundled_dir("profiles") / "README.md"
 
 
-def _looks_like_file(text: str) -> bool:
+def is_profile_file(text: str) -> bool:
+    """True when a --profile value names a file rather than a bundled profile."""
     return "/" in text or "\\" in text or text.lower().endswith(PROFILE_SUFFIXES)
 
 

@@ -3,7 +3,7 @@
 A run works in `NAME.partial/`; only a run that finished becomes `NAME/`, and one that
 failed becomes `NAME.failed/` with the error written down. Nobody can mistake a half-done
 run for a good one, and a failed one keeps everything already paid for so
-`deploy --resume` repeats only what is missing.
+`deploy --resume` repeats only what is missing. File names come from `run_layout.LAYOUT`.
 """
 
 from __future__ import annotations
@@ -11,19 +11,33 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, TypeVar
 
-PARTIAL, FAILED = ".partial", ".failed"
-STATE_FILE, REQUEST_FILE, REPORT_FILE, LOG_FILE = "state.json", "request.json", "report.json", "deploy.log"
-EVAL_FILE, PLAN_FILE = "eval.npz", "plan.json"  # the evaluation set every device sees; the per-layer plan
+from edgecompress.errors import EdgeCompressError
+from edgecompress.run_layout import FAILED, LAYOUT, PARTIAL, final_name, slug
+
+T = TypeVar("T")
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:48] or "run"
+def check_output_dir(output: str | Path) -> None:
+    """Refuse an --output that cannot hold run folders, before any analysis is paid for."""
+    path = Path(output).expanduser()
+    if path.exists() and not path.is_dir():
+        raise EdgeCompressError(f"--output {path} is a file, not a folder.",
+                                "Pass a folder (it is created if missing), e.g. --output runs.")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise EdgeCompressError(f"--output {path} cannot be created: {existing} is a file.", "Pass another folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise EdgeCompressError(
+            f"--output {path} is not writable here ({existing} is read-only or belongs to another user).",
+            "Pass a folder you can write to, e.g. --output ~/edgecompress-runs.",
+        )
 
 
 @dataclass
@@ -36,16 +50,16 @@ class RunFolder:
     def create(cls, runs_dir: Path, model_name: str, profile_name: str) -> RunFolder:
         runs_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = f"{stamp}-{_slug(model_name)}-{_slug(profile_name)}"
+        base = f"{stamp}-{slug(model_name)}-{slug(profile_name)}"
         for attempt in range(1000):
             name = base if attempt == 0 else f"{base}-{attempt}"
             if not any((runs_dir / (name + suffix)).exists() for suffix in ("", PARTIAL, FAILED)):
                 path = runs_dir / (name + PARTIAL)
                 path.mkdir()
                 folder = cls(path)
-                folder.write_json(STATE_FILE, {"status": "running", "done": {}})
+                folder.write_json(LAYOUT.state, {"status": "running", "done": {}})
                 return folder
-        raise RuntimeError(f"could not find a free run folder name under {runs_dir}")
+        raise EdgeCompressError(f"Could not find a free run folder name under {runs_dir}.", "Clean up old runs there.")
 
     @classmethod
     def reopen(cls, path: Path) -> RunFolder:
@@ -59,11 +73,7 @@ class RunFolder:
 
     @property
     def final_name(self) -> str:
-        name = self.path.name
-        for suffix in (PARTIAL, FAILED):
-            if name.endswith(suffix):
-                return name[: -len(suffix)]
-        return name
+        return final_name(self.path.name)
 
     def sub(self, *parts: str) -> Path:
         target = self.path.joinpath(*parts)
@@ -79,25 +89,41 @@ class RunFolder:
             return default
         return json.loads(target.read_text())
 
-    def mark_done(self, step: str, info: Any = True) -> None:
-        state = self.read_json(STATE_FILE, {"status": "running", "done": {}})
-        state["done"][step] = info
-        self.write_json(STATE_FILE, state)
+    def remember(self, key: str, compute: Callable[[], T], *, files: Iterable[Path] = ()) -> T:
+        """The one memoization rule of a run: `key` counts as done when state.json records it and
+        every file it wrote still exists; otherwise `compute()` runs and its (JSON) result is recorded."""
+        files = list(files)
+        if self.is_done(key, files):
+            return self._state()["done"][key]  # type: ignore[no-any-return]
+        return self.record(key, compute())
 
-    def done(self, step: str) -> Any:
-        return self.read_json(STATE_FILE, {"done": {}})["done"].get(step)
+    def is_done(self, key: str, files: Iterable[Path] = ()) -> bool:
+        """True when `key` is recorded and every file it wrote still exists (see `remember`)."""
+        return key in self._state().get("done", {}) and all(Path(f).exists() for f in files)
+
+    def record(self, key: str, value: T) -> T:
+        """Record `key` as done with `value`, in the form a resumed run will read it back."""
+        value = json.loads(json.dumps(value, default=json_default))
+        state = self._state()
+        state.setdefault("done", {})[key] = value
+        self.write_json(LAYOUT.state, state)
+        return value
 
     def finish(self) -> Path:
-        state = self.read_json(STATE_FILE, {"done": {}})
+        state = self._state()
         state["status"] = "complete"
-        self.write_json(STATE_FILE, state)
+        self.write_json(LAYOUT.state, state)
         return self._move_to(self.final_name)
 
     def fail(self, step: str, error: BaseException) -> Path:
-        state = self.read_json(STATE_FILE, {"done": {}})
-        state.update(status="failed", failed_step=step, error=str(error), error_type=type(error).__name__)
-        self.write_json(STATE_FILE, state)
+        state = self._state()
+        message = str(error) or type(error).__name__
+        state.update(status="failed", failed_step=step, error=message, error_type=type(error).__name__)
+        self.write_json(LAYOUT.state, state)
         return self._move_to(self.final_name + FAILED)
+
+    def _state(self) -> dict[str, Any]:
+        return self.read_json(LAYOUT.state, {"status": "running", "done": {}})
 
     def _move_to(self, name: str) -> Path:
         target = self.path.with_name(name)
@@ -107,7 +133,7 @@ class RunFolder:
         return self.path
 
     def attach_log(self, logger: logging.Logger) -> logging.Handler:
-        handler = logging.FileHandler(self.path / LOG_FILE)
+        handler = logging.FileHandler(self.path / LAYOUT.log)
         handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         if logger.getEffectiveLevel() > logging.INFO:

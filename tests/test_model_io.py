@@ -23,7 +23,7 @@ def test_a_plain_sequential_h5_loads_with_its_facts(tmp_path: Path) -> None:
     assert loaded.input_shape == (8, 8, 1)
     assert loaded.n_outputs == 3
     assert loaded.output_kind == "softmax"
-    assert loaded.scaling == "0-1"
+    assert loaded.scaling is None  # no Rescaling layer: deploy decides the scaling from data
     assert len(loaded.sha256) == 64
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from edgecompress.cli_profiles import app
+from edgecompress.cli.profiles import app
 from edgecompress.errors import ProfileError
 from edgecompress.profiles import (
     CONSISTENCY_RULES,
@@ -89,7 +89,7 @@ def test_the_device_class_decides_runtime_and_artifact() -> None:
 
 
 def test_importing_profiles_does_not_load_tensorflow() -> None:
-    code = "import sys, edgecompress.profiles, edgecompress.cli_profiles; print('tensorflow' in sys.modules)"
+    code = "import sys, edgecompress.profiles, edgecompress.cli.profiles; print('tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 

@@ -22,10 +22,12 @@ from typer.testing import CliRunner
 
 import edgecompress
 from edgecompress.errors import EdgeCompressError
-from edgecompress.report import SCHEMA_VERSION, load_report, render_summary
+from edgecompress.reporting.schema import SCHEMA_VERSION, load_report
+from edgecompress.reporting.terminal import render_summary
 from edgecompress.reporting import to_json_summary, write_all
 from edgecompress.reporting.per_class import GRID_EXAMPLES, disagreement_grid
-from edgecompress.reporting.progress import Progress
+from edgecompress.cli.console import plain_console
+from edgecompress.cli.progress import Progress
 
 RUNNER = Path(edgecompress.__file__).parent.parent / "firmware" / "runner" / "edgecompress_runner.py"
 
@@ -59,10 +61,10 @@ def test_runner_reports_one_prediction_per_eval_sample(tiny_tflite_int8: Path, e
 # ------------------------------------------------------------------------------ report.json
 
 
-def test_report_json_is_schema_2_with_every_headline_figure(report: dict, run_dir: Path) -> None:
+def test_report_json_is_schema_3_with_every_headline_figure(report: dict, run_dir: Path) -> None:
     from edgecompress.export import bitpacked_size, tflite_weight_stats
 
-    assert (report["schema"], report["schema_version"]) == ("edgecompress.report", SCHEMA_VERSION) == ("edgecompress.report", 2)
+    assert (report["schema"], report["schema_version"]) == ("edgecompress.report", SCHEMA_VERSION) == ("edgecompress.report", 3)
     rows = {row["artifact"]: row for row in report["comparison"]}
     assert list(rows)[:2] == ["baseline-fp32", "ptq-int8"] and len(rows) == len(report["artifacts"])
     base = rows["baseline-fp32"]
@@ -87,6 +89,22 @@ def test_report_json_is_schema_2_with_every_headline_figure(report: dict, run_di
         assert row["accuracy_delta_points"] == round(100 * (row["accuracy"] - base["accuracy"]), 2)
     assert rows["ptq-int8"]["smaller_x_file"] > 2
     assert "bitpacked_bytes" in report["size_definitions"]
+
+
+def test_every_weight_tensor_of_a_fresh_run_names_its_layer(report: dict) -> None:
+    layers = {layer["name"] for layer in report["plan"]["layers"]}
+    for artifact in (a for a in report["artifacts"] if a["format"] == "tflite"):
+        assert artifact["weights"], artifact["name"]
+        assert {w["layer"] for w in artifact["weights"]} == layers, artifact["name"]
+
+
+def test_the_keras_reference_is_scored_like_a_device(report: dict) -> None:
+    reference = report["keras_reference"]
+    device = report["measurements"][0]["accuracy"]
+    assert set(device) - {"batch"} == set(reference) - {"runtime"}
+    assert set(reference["per_class"]) == set(device["per_class"])
+    assert all(set(row) == {"name", "n", "correct", "accuracy"} for row in reference["per_class"].values())
+    assert reference["overall"] == reference["correct"] / reference["n"]
 
 
 def test_report_json_keeps_predictions_and_samples_out(report: dict) -> None:
@@ -259,7 +277,7 @@ def test_json_summary_carries_the_headline_and_class_damage(report: dict) -> Non
     summary = to_json_summary(report)
     json.dumps(summary)  # serialisable as is
     assert (summary["schema"], summary["report_schema_version"], summary["baseline"]) == (
-        "edgecompress.report-summary", 2, "baseline-fp32")
+        "edgecompress.report-summary", 3, "baseline-fp32")
     for entry, row in zip(summary["rows"], report["comparison"]):
         assert {k: entry[k] for k in ("artifact", "file_bytes", "latency_median_ms", "accuracy")} == {
             k: row[k] for k in ("artifact", "file_bytes", "latency_median_ms", "accuracy")}
@@ -283,7 +301,7 @@ def test_render_summary_prints_every_artifact(report: dict) -> None:
 def cli():
     import typer
 
-    from edgecompress.cli_report import register
+    from edgecompress.cli import report as commands
 
     app = typer.Typer()
 
@@ -291,7 +309,8 @@ def cli():
     def main() -> None:
         """edgecompress (test mount)"""
 
-    register(app)
+    app.command("report")(commands.report)
+    app.command("compare")(commands.compare)
     return lambda *args: CliRunner().invoke(app, [str(a) for a in args])
 
 
@@ -342,7 +361,7 @@ def test_compare_refuses_the_same_run_twice(cli, run_dir: Path) -> None:
 
 
 def recording(quiet: bool = False, terminal: bool = False) -> Progress:
-    return Progress(quiet=quiet, console=Console(file=StringIO(), force_terminal=terminal, width=100))
+    return Progress(quiet=quiet, console=plain_console(file=StringIO(), width=100))
 
 
 def test_progress_shows_bars_and_status_lines_and_nests() -> None:
@@ -352,18 +371,17 @@ def test_progress_shows_bars_and_status_lines_and_nests() -> None:
         with progress.task("Converting"):
             pass
         advance(2, detail="epoch 2/2")
-    assert list(progress.track(range(3), "Uploading")) == [0, 1, 2]
     text = progress.console.file.getvalue()
-    assert "• Converting ptq-int8" in text and "Training epoch 2/2" in text and "2/2" in text and "3/3" in text
+    assert "• Converting ptq-int8" in text and "Training · epoch 2/2" in text and "2/2" in text
 
 
-def test_progress_follows_the_runner_lines() -> None:
+def test_progress_shows_text_that_looks_like_markup_as_written() -> None:
     progress = recording()
-    with progress.runner_lines("Measuring ptq-int8") as feed:
-        for line in ("edgecompress-runner: warmup 2, timed runs 5", "edgecompress-runner: accuracy 100/200",
-                     "edgecompress-runner: accuracy 200/200"):
-            feed(line)
-    assert "Measuring ptq-int8 accuracy" in progress.console.file.getvalue() and "200/200" in progress.console.file.getvalue()
+    progress.say("Model runs/[/x]/[bold]cnn.h5")
+    with progress.task("Measuring [red]int8[/red]") as advance:
+        advance(0, detail="[/]")
+    text = progress.console.file.getvalue()
+    assert "runs/[/x]/[bold]cnn.h5" in text and "Measuring [red]int8[/red] · [/]" in text
 
 
 def test_quiet_progress_prints_nothing() -> None:
@@ -371,17 +389,4 @@ def test_quiet_progress_prints_nothing() -> None:
     progress.say("hello")
     with progress.task("Training", total=3) as advance:
         advance()
-    assert list(progress.track([1, 2], "x")) == [1, 2]
     assert progress.console.file.getvalue() == ""
-
-
-def test_keras_training_shows_one_bar_over_the_epochs(tiny_keras_model) -> None:
-    from edgecompress._tf import keras
-
-    model = keras().models.clone_model(tiny_keras_model.model)  # never train the shared fixture
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    progress = recording()
-    model.fit(tiny_keras_model.x_train[:128], tiny_keras_model.y_train[:128], epochs=2, batch_size=64, verbose=0,
-              callbacks=[progress.keras_callback("Fine-tuning", epochs=2)])
-    text = progress.console.file.getvalue()
-    assert "Fine-tuning" in text and "epoch 2/2" in text and "2/2" in text and "accuracy" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from edgecompress.analysis.significance import LayerSignificance, SignificanceProfile
 
@@ -36,11 +37,11 @@ def render_table(profile: SignificanceProfile) -> Table:
     return table
 
 
-def _verdict(layer: LayerSignificance) -> str:
+def _verdict(layer: LayerSignificance) -> Text | str:
     if layer.is_input:
         return "-"
-    verdict = "[red]yes[/red]" if layer.significant else "no"
-    return verdict if layer.robust else f"{verdict} ?"
+    verdict = Text("yes", style="red") if layer.significant else Text("no")
+    return verdict if layer.robust else verdict + " ?"
 
 
 def _precision(layer: LayerSignificance, edge: str) -> str:

@@ -29,10 +29,11 @@ from edgecompress.analysis.activations import (
 from edgecompress.analysis.pca import pca_dimension
 from edgecompress.analysis.twonn import check_twonn_settings, twonn_with_spread
 from edgecompress.errors import DataError, EdgeCompressError
+from edgecompress.run_layout import LAYOUT
 
 SCHEMA = "edgecompress.significance/1"
-JSON_NAME = "significance.json"
-PLOT_NAME = "id_profile.png"
+JSON_NAME = LAYOUT.significance
+PLOT_NAME = LAYOUT.id_profile
 
 #: progress(step, done, total): called after each representation is measured.
 Progress = Callable[[str, int, int], None]

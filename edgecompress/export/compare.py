@@ -6,11 +6,12 @@ import numpy as np
 
 
 def _decisions(y: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Predicted class per sample; a single output unit is thresholded (0.5 for probabilities, 0 for logits)."""
-    if y.shape[-1] > 1:
-        return np.argmax(y, axis=-1)
-    threshold = 0.5 if reference.min() >= 0.0 and reference.max() <= 1.0 else 0.0
-    return (y[..., 0] > threshold).astype(int)
+    """Predicted class per sample, as the runner decides it; a single output unit reads as a
+    probability when the reference outputs lie in [0, 1], else as a logit."""
+    from edgecompress.evaluation import predictions_from_scores
+
+    kind = "sigmoid" if reference.min() >= 0.0 and reference.max() <= 1.0 else "logits"
+    return predictions_from_scores(y, kind)
 
 
 def compare_outputs(reference: np.ndarray, candidate: np.ndarray, tolerance: float) -> dict:

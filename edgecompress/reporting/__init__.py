@@ -4,11 +4,11 @@
     rendered = write_all(run_dir)            # completes report.json, draws figures, writes .md/.html
     print(json.dumps(to_json_summary(rendered.report)))
 
-Modules: document (the report as data), content (what a run's report says), headline (the
-table's columns), formatting (how numbers look), per_class (per-class impact and
-disagreements), plots and figures (PNGs), markdown / html (writers), compare (several runs
-side by side), summary (--json), progress (rich progress bars with a quiet mode),
-run_files (the files next to report.json). matplotlib loads only when a figure is drawn.
+Modules: schema (report.json: build, complete, migrate), document (the report as data),
+content (what a run's report says), headline (the table's columns), formatting (how numbers
+look), per_class (per-class impact and disagreements), plots and figures (PNGs), markdown /
+html / terminal (writers), compare (several runs side by side), summary (--json), run_files
+(the files next to report.json). matplotlib loads only when a figure is drawn.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from typing import Any, Callable
 
 from edgecompress.reporting.summary import to_json_summary
 from edgecompress.run_folder import json_default, write_atomically
-
-MARKDOWN_FILE = "report.md"
-HTML_FILE = "report.html"
+from edgecompress.run_layout import LAYOUT, final_name
 
 
 @dataclass
@@ -40,30 +38,31 @@ class Rendered:
         return [self.markdown, self.html, *self.figures.values()]
 
 
-def write_all(run_dir: str | Path, *, progress: Callable[[str], None] | None = None) -> Rendered:
+def write_all(run_dir: str | Path, *, progress: Callable[[str], None] | None = None, run_name: str | None = None) -> Rendered:
     """Complete report.json from the files beside it, then write figures, report.md and report.html.
 
     Optional sections (significance, plan, per-sample predictions, latency samples, eval
     images) are shown when their files exist and silently left out when they do not; a
-    file that exists but cannot be used is named under "Left out" in the report.
+    file that exists but cannot be used is named under "Left out" in the report. The heading
+    names the run `run_name` (default: the folder's name without .partial / .failed).
     """
-    from edgecompress.report import complete_report
     from edgecompress.reporting import html, markdown
     from edgecompress.reporting.content import build_document
     from edgecompress.reporting.figures import draw_run_figures
-    from edgecompress.reporting.run_files import REPORT_FILE, RunFiles
+    from edgecompress.reporting.run_files import RunFiles
+    from edgecompress.reporting.schema import complete_report
 
     run_dir = Path(run_dir)
     files = RunFiles(run_dir)
     report = complete_report(files.read_report(), run_dir)
     figures = draw_run_figures(report, files, progress=progress)
     report["report_notes"] = list(dict.fromkeys([*report["report_notes"], *files.problems]))
-    write_atomically(run_dir / REPORT_FILE, (json.dumps(report, indent=2, default=json_default) + "\n").encode())
-    document = build_document(report, figures, run_name=run_dir.name)
-    md_path, html_path = run_dir / MARKDOWN_FILE, run_dir / HTML_FILE
+    write_atomically(run_dir / LAYOUT.report, (json.dumps(report, indent=2, default=json_default) + "\n").encode())
+    document = build_document(report, figures, run_name=run_name or final_name(run_dir.name))
+    md_path, html_path = run_dir / LAYOUT.markdown, run_dir / LAYOUT.html
     write_atomically(md_path, markdown.render(document, base=run_dir).encode("utf-8"))
     write_atomically(html_path, html.render(document).encode("utf-8"))
     return Rendered(run_dir=run_dir, report=report, markdown=md_path, html=html_path, figures=figures)
 
 
-__all__ = ["HTML_FILE", "MARKDOWN_FILE", "Rendered", "to_json_summary", "write_all"]
+__all__ = ["Rendered", "to_json_summary", "write_all"]

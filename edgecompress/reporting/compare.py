@@ -70,7 +70,7 @@ class Comparison:
 
 def load_runs(run_dirs: list[str | Path]) -> list[Run]:
     """Every run folder's report, completed from its files; the same folder twice is refused."""
-    from edgecompress.report import complete_report
+    from edgecompress.reporting.schema import complete_report
 
     if not run_dirs:
         raise EdgeCompressError("compare needs at least one run folder.", "Example: edgecompress compare runs/A runs/B")

@@ -13,10 +13,9 @@ from typing import Any
 from edgecompress.reporting import plots
 from edgecompress.reporting.per_class import disagreement_grid
 from edgecompress.reporting.run_files import RunFiles
+from edgecompress.run_layout import LAYOUT
 
 log = logging.getLogger("edgecompress.reporting")
-
-FIGURES_DIR = "figures"
 
 
 def safe_name(text: str) -> str:
@@ -30,7 +29,7 @@ def pair_label(artifact: str, target: str, targets: list[str]) -> str:
 
 def draw_run_figures(report: dict[str, Any], files: RunFiles, *, progress: Any = None) -> dict[str, Path]:
     """Draw every figure the report can have into RUN/figures/; returns {key: png path}."""
-    out = files.path / FIGURES_DIR
+    out = files.path / LAYOUT.figures
     targets = list(dict.fromkeys(m["target"] for m in report["measurements"]))
     title = f"{Path(report['model']['path']).name} for {report['profile']['name']}"
     jobs = [

@@ -14,15 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecompress.analysis.significance import JSON_NAME as SIGNIFICANCE_FILE
-from edgecompress.analysis.significance import PLOT_NAME as ID_PROFILE_PNG
 from edgecompress.errors import EdgeCompressError
-from edgecompress.run_folder import EVAL_FILE, PLAN_FILE, REPORT_FILE
+from edgecompress.run_layout import LAYOUT
 
 log = logging.getLogger("edgecompress.reporting")
-
-ARTIFACTS_DIR = "artifacts"
-MEASUREMENTS_DIR = "measurements"
 
 
 class RunFiles:
@@ -33,14 +28,14 @@ class RunFiles:
         self.problems: list[str] = []  # optional files that exist but could not be used
 
     def read_report(self) -> dict[str, Any]:
-        from edgecompress.report import SCHEMA, SUPPORTED_VERSIONS
+        from edgecompress.reporting.schema import SCHEMA, SUPPORTED_VERSIONS
 
-        file = self.path / REPORT_FILE
+        file = self.path / LAYOUT.report
         if not self.path.is_dir():
             raise EdgeCompressError(f"'{self.path}' is not a folder.", "Pass a run folder that `edgecompress deploy` created, e.g. runs/20261122-101500-model-rpi4.")
         if not file.is_file():
             raise EdgeCompressError(
-                f"'{self.path}' has no {REPORT_FILE}, so it is not a finished run folder.",
+                f"'{self.path}' has no {LAYOUT.report}, so it is not a finished run folder.",
                 "Pass a folder that `edgecompress deploy` finished; a .failed or .partial run can be finished with "
                 "`edgecompress deploy --resume FOLDER`.",
             )
@@ -76,28 +71,28 @@ class RunFiles:
         self.problems.append(message)
 
     def significance(self) -> dict[str, Any] | None:
-        return self._json(SIGNIFICANCE_FILE)
+        return self._json(LAYOUT.significance)
 
     def plan(self) -> dict[str, Any] | None:
-        return self._json(PLAN_FILE)
+        return self._json(LAYOUT.plan)
 
     def id_profile_png(self) -> Path | None:
-        file = self.path / ID_PROFILE_PNG
+        file = self.path / LAYOUT.id_profile
         return file if file.is_file() else None
 
     def artifact_file(self, artifact: dict[str, Any]) -> Path | None:
-        file = self.path / ARTIFACTS_DIR / artifact.get("path", "")
+        file = self.path / LAYOUT.artifacts / artifact.get("path", "")
         return file if artifact.get("path") and file.is_file() else None
 
     @cached_property
     def _measurement_results(self) -> dict[tuple[str, str], dict[str, Any]]:
         """Full runner results keyed by (target, model sha256): independent of file naming."""
         found = {}
-        folder = self.path / MEASUREMENTS_DIR
+        folder = self.path / LAYOUT.measurements
         for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             if file.name.endswith(".samples.json"):
                 continue
-            document = self._json(f"{MEASUREMENTS_DIR}/{file.name}")
+            document = self._json(f"{LAYOUT.measurements}/{file.name}")
             if isinstance(document, dict) and isinstance(document.get("result"), dict):
                 sha = (document["result"].get("model") or {}).get("sha256")
                 found[(document.get("target"), sha)] = document["result"]
@@ -117,13 +112,13 @@ class RunFiles:
 
     @cached_property
     def _eval(self) -> Any:
-        file = self.path / EVAL_FILE
+        file = self.path / LAYOUT.eval
         if not file.is_file():
             return None
         try:
             return np.load(file, allow_pickle=False)
         except (OSError, ValueError) as error:
-            self.note(f"{EVAL_FILE} is unreadable ({error}); no disagreement analysis")
+            self.note(f"{LAYOUT.eval} is unreadable ({error}); no disagreement analysis")
             return None
 
     def eval_labels(self) -> tuple[np.ndarray, list[str]] | None:

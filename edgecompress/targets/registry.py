@@ -6,6 +6,7 @@ a path to a .yaml reaches a board over SSH (unknown names get a TargetError from
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgecompress.targets.base import Target
@@ -20,3 +21,24 @@ def resolve_target(spec: str, **options: Any) -> Target:
     from edgecompress.targets.ssh import ssh_target_from_spec
 
     return ssh_target_from_spec(spec, **options)
+
+
+def absolute_target_spec(spec: str, base: Path) -> str:
+    """`spec` with the target or fleet file it names made absolute, so a resumed run finds it
+    from any directory; 'local', URLs and unknown names are returned unchanged."""
+    from edgecompress.targets.ssh_config import find_target_file
+
+    if spec == "local" or "://" in spec:
+        return spec
+    looks_like_path = "/" in spec or spec.endswith((".yaml", ".yml"))
+    path = find_target_file(str(base / Path(spec).expanduser()) if looks_like_path else spec)
+    return str(path.resolve()) if path is not None else spec
+
+
+def check_target_spec(spec: str) -> None:
+    """Validate a --target value without connecting (for --dry-run): a URL parses, a file loads."""
+    if spec == "local":
+        return
+    from edgecompress.targets.ssh_config import load_definition
+
+    load_definition(spec)

@@ -671,33 +671,44 @@ def evaluate(session: Session, data: EvalData, batch: int, reference: Any, emit:
             "Labels in %s run from %d to %d but the model has %d classes." % (data.path, data.y.min(), data.y.max(), n_classes),
             "Labels must be class indices 0..%d in the model's class order." % (n_classes - 1),
         )
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     predictions = np.empty(data.n, dtype=np.int64)
     done = 0
     for chunk in data.batches(session.batch):
-        predicted = predict(_score_batch(session, chunk), data.output_kind)
-        truth = data.y[done : done + len(chunk)]
-        np.add.at(confusion, (truth, predicted), 1)
-        predictions[done : done + len(chunk)] = predicted
+        predictions[done : done + len(chunk)] = predict(_score_batch(session, chunk), data.output_kind)
         done += len(chunk)
         if done % max(session.batch, 500) < session.batch or done == data.n:
             emit("accuracy %d/%d" % (done, data.n))
+    summary = tally(predictions, data.y, data.class_names, n_classes)
+    summary["batch"] = session.batch
+    return summary
+
+
+def tally(predictions: Any, labels: Any, class_names: Sequence[str], n_classes: int) -> Dict[str, Any]:
+    """Accuracy overall and per class, the confusion matrix and the per-sample predictions.
+
+    The one place predictions become figures: the host scores the Keras reference with this
+    same function, so the reference and every device measurement have the same shape.
+    """
+    np = _numpy()
+    predictions = np.asarray(predictions, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
     per_class = {}
     for index in range(n_classes):
         total = int(confusion[index].sum())
         correct = int(confusion[index, index])
         per_class[str(index)] = {
-            "name": data.class_names[index] if index < len(data.class_names) else str(index),
+            "name": class_names[index] if index < len(class_names) else str(index),
             "n": total,
             "correct": correct,
             "accuracy": round(correct / total, 6) if total else None,
         }
     correct_total = int(np.trace(confusion))
     return {
-        "n": data.n,
+        "n": int(labels.size),
         "correct": correct_total,
-        "overall": round(correct_total / data.n, 6),
-        "batch": session.batch,
+        "overall": round(correct_total / labels.size, 6) if labels.size else None,
         "per_class": per_class,
         "confusion": confusion.tolist(),
         # Per sample, in eval order: lets the host find the very images on which two

@@ -2,13 +2,14 @@
 
 Readers (people, CI dashboards, `edgecompress report`) rely on the field names, which are
 documented in docs/report-schema.md; bump SCHEMA_VERSION when one changes meaning or a
-section is added, and keep reading the older versions.
+section is added, and keep reading the older versions (`migrate`).
 
 Two steps fill the report. `build_report` assembles what deploy measured (pure data, no
-files). `complete_report` adds what needs the run folder's files: bit-packed sizes read
-back from the artifacts, per-sample disagreements from the measurement files and eval.npz,
-and the significance and plan sections written by other steps. `complete_report` is
-idempotent and also upgrades a version-1 report.
+files). `complete_report` adds what needs the run folder's files: bit-packed sizes and
+per-tensor weight statistics read back from the artifacts (named after the plan's layers),
+per-sample disagreements from the measurement files and eval.npz, and the significance and
+plan sections written by other steps. `complete_report` is idempotent and also upgrades
+older reports.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "edgecompress.report"
-SCHEMA_VERSION = 2
-#: Versions `edgecompress report` can still render (older ones are completed on the fly).
-SUPPORTED_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: Versions `edgecompress report` can still render (older ones are migrated on the fly).
+SUPPORTED_VERSIONS = (1, 2, 3)
 
 #: Per weight tensor of a .tflite artifact, the `tflite_weight_stats` fields report.json keeps.
 WEIGHT_FIELDS = ("name", "layer", "op", "shape", "dtype", "n_weights", "unique_values", "unique_stored_values",
@@ -189,7 +190,7 @@ def complete_report(report: dict[str, Any], run_dir: str | Path) -> dict[str, An
     from edgecompress.reporting.run_files import RunFiles
 
     files = RunFiles(run_dir)
-    done = copy.deepcopy(report)
+    done = migrate(copy.deepcopy(report))
     for section, read in (("significance", files.significance), ("plan", files.plan)):
         if done.get(section) is None:
             found = read()
@@ -210,6 +211,24 @@ def complete_report(report: dict[str, Any], run_dir: str | Path) -> dict[str, An
     done["schema_version"] = SCHEMA_VERSION
     done["report_notes"] = files.problems
     return done
+
+
+def migrate(report: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older report's sections to the current shapes (in place; returns it).
+
+    v3: `keras_reference` has the runner's accuracy shape (`overall`, `n`, `per_class` keyed
+    by class index with `name`), like every measurement; v2 had `accuracy` and per_class by name.
+    """
+    reference = report.get("keras_reference")
+    if isinstance(reference, dict) and "accuracy" in reference and "overall" not in reference:
+        names = (report.get("data") or {}).get("classes") or list((reference.get("per_class") or {}))
+        per_class = reference.get("per_class") or {}
+        report["keras_reference"] = {
+            "n": reference.get("n"),
+            "overall": reference.get("accuracy"),
+            "per_class": {str(i): {"name": name, **per_class.get(name, {})} for i, name in enumerate(names)},
+        }
+    return report
 
 
 def _add_weight_sizes(artifact: dict[str, Any], files: Any, layer_names: list[str] | None) -> None:
@@ -269,19 +288,4 @@ def load_report(run_dir: str | Path) -> dict[str, Any]:
     from edgecompress.reporting.run_files import RunFiles
 
     return RunFiles(run_dir).read_report()
-
-
-def render_summary(report: dict[str, Any]):  # noqa: ANN201 - rich Table
-    """The table printed at the end of deploy: one row per artifact and target."""
-    from rich.table import Table
-
-    from edgecompress.reporting.headline import HEADLINE_COLUMNS
-
-    columns = [c for c in HEADLINE_COLUMNS if c.terminal]
-    table = Table(title=f"{report['model']['path']} on {report['profile']['name']}  (baseline: {report['baseline']})")
-    for column in columns:
-        table.add_column(column.title, justify="right" if column.numeric else "left", no_wrap=not column.numeric)
-    for row in report["comparison"]:
-        table.add_row(*(column.format(row.get(column.key)) for column in columns))
-    return table
 

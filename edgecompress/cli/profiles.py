@@ -7,7 +7,6 @@ which the main CLI prints as one paragraph; nothing here exits on its own.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Callable
 
 import typer
@@ -15,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from edgecompress.cli.console import stdout_console
 from edgecompress.profiles import Profile, format_size, list_profiles, load_profile, schema_help
 
 app = typer.Typer(
@@ -43,9 +43,7 @@ def _clock(mhz: int) -> str:
 
 
 def _console() -> Console:
-    # Built per call so output goes to whatever stdout is now (CliRunner swaps it in tests).
-    # A pipe or file has no width to respect, so rows are not folded into 80 columns there.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    return stdout_console()
 
 
 @app.command("list")

@@ -1,8 +1,7 @@
 """`edgecompress report RUN_DIR` and `edgecompress compare RUN_DIR...`.
 
-Mounted at the top level of the `edgecompress` command by `register(app)`. Progress and
-messages go to stderr; stdout carries only the table, or with --json only the JSON, so
-scripts and CI can pipe it.
+Progress and messages go to stderr; stdout carries only the table, or with --json only the
+JSON, so scripts and CI can pipe it.
 """
 
 from __future__ import annotations
@@ -13,16 +12,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from edgecompress.cli.console import stdout_console
 
 JSON_HELP = "Print a machine-readable JSON summary on stdout instead of the table."
 QUIET_HELP = "Print nothing but errors (and the JSON with --json)."
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `report` and `compare` commands to `app`."""
-    app.command("report")(report)
-    app.command("compare")(compare)
 
 
 def report(
@@ -31,9 +25,10 @@ def report(
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Re-render report.md, report.html and the figures of a run from its report.json."""
-    from edgecompress.report import load_report, render_summary
+    from edgecompress.reporting.schema import load_report
+    from edgecompress.reporting.terminal import render_summary
     from edgecompress.reporting import to_json_summary, write_all
-    from edgecompress.reporting.progress import Progress
+    from edgecompress.cli.progress import Progress
 
     load_report(run_dir)  # a wrong folder is refused before any progress bar starts
     progress = Progress(quiet=quiet or as_json)
@@ -44,7 +39,7 @@ def report(
         _print_json(to_json_summary(rendered.report))
         return
     if not quiet:
-        _stdout().print(render_summary(rendered.report))
+        stdout_console().print(render_summary(rendered.report))
         progress.say(f"Report: {rendered.html}  ({rendered.markdown.name}, {len(rendered.figures)} figures)")
 
 
@@ -55,9 +50,9 @@ def compare(
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Put several runs side by side: sizes, latency and accuracy of every artifact."""
-    from edgecompress.report import load_report
+    from edgecompress.reporting.schema import load_report
     from edgecompress.reporting.compare import compare_runs, write_comparison
-    from edgecompress.reporting.progress import Progress
+    from edgecompress.cli.progress import Progress
 
     for run_dir in run_dirs:
         load_report(run_dir)  # a wrong folder is refused before any progress bar starts
@@ -71,13 +66,9 @@ def compare(
         _print_json(comparison.to_json())
         return
     if not quiet:
-        _stdout().print(comparison.table())
+        stdout_console().print(comparison.table())
         if written:
             progress.say(f"Comparison: {written[1]}  ({written[0].name}, {len(written) - 2} figures)")
-
-
-def _stdout() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 160)  # piped: don't squeeze tables to 80 columns
 
 
 def _print_json(document: dict) -> None:

@@ -1,0 +1,56 @@
+"""What the steps of one deploy run share: the prepared request, the run folder, and results so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edgecompress.pipeline.artifacts import Artifact
+from edgecompress.pipeline.prepare import Prepared, Say
+from edgecompress.run_folder import RunFolder
+from edgecompress.run_layout import LAYOUT
+
+
+@dataclass
+class RunContext:
+    """Handed to every step in turn; each step reads what earlier steps left and adds its own."""
+
+    prepared: Prepared
+    folder: RunFolder
+    say: Say
+    artifacts: list[Artifact] = field(default_factory=list)
+    reference: dict[str, Any] = field(default_factory=dict)  # the Keras model on the eval set (runner's shape)
+    trained_model_file: Path | None = None  # the fine-tuned Keras model, when the plan trains
+    micro: dict[str, Any] | None = None
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+    trained: Any = None  # the fine-tuned tf-keras model while in memory (loaded from its file on resume)
+
+    @property
+    def request(self) -> Any:
+        return self.prepared.request
+
+    def artifact_path(self, name: str) -> Path:
+        return self.folder.sub(LAYOUT.artifacts, name)
+
+    def trained_model(self) -> Any:
+        """The fine-tuned model: the one just trained, or read back from the run folder on resume."""
+        if self.trained is None:
+            from edgecompress._tf import keras
+
+            assert self.trained_model_file is not None, "the fine-tune step runs before anything needs its model"
+            self.trained = keras().models.load_model(self.trained_model_file, compile=False)
+        return self.trained
+
+    def add_artifact(self, artifact: Artifact) -> None:
+        self.artifacts.append(artifact)
+
+    def remember_artifact(self, name: str, suffix: str, build: Callable[[Path], Artifact]) -> Artifact:
+        """An artifact file built once per run: `build(path)` writes it and returns its description."""
+        path = self.artifact_path(f"{name}{suffix}")
+        record = self.folder.remember(f"artifact:{name}{suffix if suffix != '.tflite' else ''}",
+                                      lambda: build(path).to_record(), files=[path])
+        artifact = Artifact.from_record(record, path.parent)
+        self.add_artifact(artifact)
+        return artifact

@@ -1,0 +1,205 @@
+"""Every check that can fail on user input, done before a run folder exists.
+
+Profile, model, data, input scaling, the baseline's sanity, the layer significance, the
+per-layer plan (which refuses a model that cannot fit the budget) and the targets (probed
+in parallel) are all settled here, so bad input never leaves a run folder behind and never
+costs a fine-tune.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
+
+import numpy as np
+
+from edgecompress.errors import DataError, EdgeCompressError, TargetError
+from edgecompress.pipeline.request import DeployRequest
+
+if TYPE_CHECKING:
+    from edgecompress.analysis import SignificanceProfile
+    from edgecompress.compression import Plan
+    from edgecompress.data import Dataset
+    from edgecompress.data.scaling import ScalingDecision
+    from edgecompress.model_io import LoadedModel
+    from edgecompress.profiles import Profile
+    from edgecompress.targets import Target
+
+Say = Callable[[str], None]
+#: opens a live progress display for one long step: task("Fine-tuning cqat") used as a context manager
+TaskFactory = Callable[[str], ContextManager[Any]]
+
+
+def no_task(description: str) -> ContextManager[Any]:
+    return contextlib.nullcontext()
+
+
+@dataclass
+class Prepared:
+    """A request with everything it names loaded, checked and planned."""
+
+    request: DeployRequest
+    profile: Profile
+    loaded: LoadedModel
+    dataset: Dataset
+    scaling: ScalingDecision
+    reference_scores: np.ndarray  # the Keras model's scores on dataset.x_test, computed once
+    targets: list[Target]
+    probes: dict[str, dict[str, Any]]
+    significance: SignificanceProfile
+    plan: Plan
+    task: TaskFactory
+
+    def close(self) -> None:
+        for target in self.targets:
+            target.close()
+
+
+def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: bool = False) -> Prepared:
+    """Load and check everything `request` names; raise an EdgeCompressError naming the fix."""
+    from edgecompress.model_io import load_model
+    from edgecompress.profiles import load_profile
+    from edgecompress.run_folder import check_output_dir
+
+    if not dry_run:
+        check_output_dir(request.output)
+    profile = load_profile(request.profile)
+    say(f"Profile {profile.name}: {profile.description}")
+    loaded = load_model(request.model)
+    if request.model_sha256 is not None and loaded.sha256 != request.model_sha256:
+        raise EdgeCompressError(
+            f"The model {loaded.path} changed since this run started (SHA-256 {loaded.sha256[:12]}..., "
+            f"the run used {request.model_sha256[:12]}...).",
+            "Start a new run with `edgecompress deploy` for the new model, or restore the original file to resume.",
+        )
+    say(f"Model {loaded.path.name}: {loaded.n_params:,} parameters, input {loaded.input_shape}, "
+        f"{loaded.n_outputs} outputs ({loaded.output_kind})")
+    dataset, scaling, reference_scores = _data_for(request, loaded, say)
+    _check_targets_suit_profile(request, profile)
+    significance, plan = _significance_and_plan(request, profile, loaded, dataset, say, task)
+    if dry_run:
+        _validate_target_definitions(request)
+        targets, probes = [], {}
+    else:
+        targets, probes = _connect_targets(request, say)
+    return Prepared(request, profile, loaded, dataset, scaling, reference_scores, targets, probes, significance, plan, task)
+
+
+def _data_for(request: DeployRequest, loaded: LoadedModel, say: Say) -> tuple[Dataset, ScalingDecision, np.ndarray]:
+    """The data scaled as the model expects, that decision, and the baseline's scores (checked against chance)."""
+    from edgecompress.data import load_dataset
+    from edgecompress.data.scaling import (FALLBACK, ScalingDecision, decide_scaling, require_better_than_chance,
+                                           rescaled)
+    from edgecompress.evaluation import keras_scores, predictions_from_scores
+
+    if request.scaling is not None:
+        decision = ScalingDecision(request.scaling, "option", f"--scaling {request.scaling}")
+    elif loaded.scaling is not None:
+        decision = ScalingDecision(loaded.scaling, "model", f"the model's {loaded.scaling_evidence} layer rescales pixels itself")
+    else:
+        decision = ScalingDecision(FALLBACK, "data", "to be decided from data")
+    dataset = load_dataset(
+        request.data, input_shape=loaded.input_shape, classes=request.classes, scaling=decision.scaling,
+        seed=request.seed, resize=request.resize, max_test=request.max_eval,
+    )
+    _check_data_fits_model(dataset, loaded)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return predictions_from_scores(keras_scores(loaded.model, x), loaded.output_kind)
+
+    if decision.how == "data":
+        decision = decide_scaling(dataset, predict, seed=request.seed)
+        dataset = rescaled(dataset, decision.scaling)
+    say(f"Data {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, classes "
+        f"{', '.join(dataset.class_names)}, scaled {dataset.scaling} ({decision.reason})")
+    scores = keras_scores(loaded.model, dataset.x_test)
+    accuracy = float(np.mean(predictions_from_scores(scores, loaded.output_kind) == dataset.y_test))
+    require_better_than_chance(accuracy, dataset.y_test, dataset.class_names, decision)
+    return dataset, decision, scores
+
+
+def _check_data_fits_model(dataset: Dataset, loaded: LoadedModel) -> None:
+    n_classes = len(dataset.class_names)
+    fits = loaded.n_outputs == n_classes or (loaded.n_outputs == 1 and n_classes == 2)
+    if not fits:
+        raise DataError(
+            f"The data has {n_classes} classes ({', '.join(dataset.class_names)}) but the model outputs "
+            f"{loaded.n_outputs} scores.",
+            "Pick the classes the model was trained on with --classes (in the model's output order), "
+            "or pass the model trained for this data.",
+        )
+
+
+def _check_targets_suit_profile(request: DeployRequest, profile: Profile) -> None:
+    if profile.device_class == "microcontroller" and any(spec != "local" for spec in request.targets):
+        raise TargetError(
+            f"Profile '{profile.name}' is a microcontroller: its deploy ends in a TFLite Micro firmware project "
+            "(in the run folder's micro/firmware/), not an SSH push.",
+            "Drop --target (the int8 model is still checked on this machine), then build and flash micro/firmware/ "
+            "with your board's toolchain.",
+        )
+
+
+def _significance_and_plan(
+    request: DeployRequest, profile: Profile, loaded: LoadedModel, dataset: Dataset, say: Say, task: TaskFactory
+) -> tuple[SignificanceProfile, Plan]:
+    """TwoNN significance of every layer, then the per-layer plan; a budget miss stops here, before training."""
+    from edgecompress._tf import quiet_native_output
+    from edgecompress.analysis import analyze_model
+    from edgecompress.compression import baseline_plan, make_plan
+
+    delta = request.delta if request.delta is not None else profile.compression.significance_delta
+    samples = min(request.id_samples, len(dataset.x_train))
+    say(f"Measuring layer significance ({request.method}, delta {delta:g}, {samples} samples)")
+    with task("Measuring layer significance"), quiet_native_output():
+        significance = analyze_model(
+            loaded.model, dataset.x_train, method=request.method, delta=delta, n_samples=request.id_samples, seed=request.seed
+        )
+    significant = [layer.name for layer in significance.layers if layer.significant]
+    say(f"Significant layers: {', '.join(significant) or 'none'}")
+    if request.recipe:
+        plan = baseline_plan(request.recipe, loaded.model, significance=significance)
+    else:
+        plan = make_plan(profile, loaded.model, significance)
+    say(f"Plan '{plan.strategy}': {plan.description}; export {plan.export_mode}, about {plan.estimated_bytes:,} bytes bit-packed")
+    return significance, plan
+
+
+def _validate_target_definitions(request: DeployRequest) -> None:
+    """A dry run connects to nothing, but a typo in a target or fleet file is still reported now."""
+    from edgecompress.targets.fleet import expand_fleet_specs
+    from edgecompress.targets.registry import check_target_spec
+
+    for spec in expand_fleet_specs(request.targets):
+        check_target_spec(spec)
+
+
+def _connect_targets(request: DeployRequest, say: Say) -> tuple[list[Target], dict[str, dict[str, Any]]]:
+    """Build every board (fleet files expanded) and probe them all in parallel before anything is built."""
+    from edgecompress.targets.fleet import fleet_targets, probe_fleet
+
+    def board_progress(line: str) -> None:
+        """What the runner on a board reports while it works: shown indented, and kept in deploy.log."""
+        say(f"  {line}")
+
+    targets = fleet_targets(request.targets, **request.target_options, progress=board_progress)
+    probes: dict[str, dict[str, Any]] = {}
+    try:
+        for name, probe in probe_fleet(targets).items():
+            if isinstance(probe, EdgeCompressError):
+                probe.problem = f"Board '{name}': {probe.problem}"
+                raise probe
+            probes[name] = probe
+            say(f"Target {name}: {_probe_line(probe)}")
+    except BaseException:
+        for target in targets:
+            target.close()
+        raise
+    return targets, probes
+
+
+def _probe_line(probe: dict[str, Any]) -> str:
+    platform = probe.get("platform", {})
+    runtimes = ", ".join(f"{k} {v}" for k, v in (probe.get("runtimes") or {}).items() if v) or "no runtime"
+    return f"{platform.get('machine', '?')} {platform.get('system', '')}, Python {probe.get('python', '?')}, {runtimes}"

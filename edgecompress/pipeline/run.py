@@ -1,0 +1,153 @@
+"""The loop: prepare (no folder yet), then run every step inside a run folder.
+
+A failure names its step in state.json and the folder becomes NAME.failed, resumable with
+`edgecompress deploy --resume`; the message says so, with the exact command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edgecompress.errors import EdgeCompressError
+from edgecompress.pipeline.context import RunContext
+from edgecompress.pipeline.prepare import Say, TaskFactory, no_task, prepare
+from edgecompress.pipeline.request import DeployRequest
+from edgecompress.pipeline.steps import STEPS
+from edgecompress.run_folder import RunFolder
+from edgecompress.run_layout import FAILED, LAYOUT, PARTIAL
+
+log = logging.getLogger("edgecompress.pipeline")
+
+
+@dataclass
+class DeployResult:
+    run_dir: Path | None  # None for a dry run
+    report: dict[str, Any]
+
+
+class RunInterrupted(EdgeCompressError):
+    """Ctrl-C (or another interruption) stopped a run; it is kept and can be resumed."""
+
+    exit_code = 130
+
+
+def deploy(
+    model: str | Path,
+    profile: str | Path,
+    *,
+    dry_run: bool = False,
+    progress: Say | None = None,
+    show: Callable[[Any], None] | None = None,
+    task: TaskFactory | None = None,
+    **fields: Any,
+) -> DeployResult:
+    """Python twin of `edgecompress deploy`: keyword arguments are DeployRequest's fields
+    (`target=` may be one spec or a list; SSH options such as identity= may be given directly)."""
+    request = DeployRequest.build(model, profile, **fields)
+    return run(request, progress=progress, show=show, task=task, dry_run=dry_run)
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    progress: Say | None = None,
+    show: Callable[[Any], None] | None = None,
+    task: TaskFactory | None = None,
+) -> DeployResult:
+    """Finish a failed or interrupted run, repeating only the steps it has no record of.
+
+    The folder is renamed back to .partial only once the request has been re-checked, so a
+    resume that cannot start leaves the folder exactly as it was.
+    """
+    run_dir = Path(run_dir)
+    request_file = run_dir / LAYOUT.request
+    if not request_file.exists():
+        raise EdgeCompressError(
+            f"'{run_dir}' is not a resumable run folder (no {LAYOUT.request}).",
+            "Pass a folder that `edgecompress deploy` created, e.g. runs/20261122-101500-model-rpi4.failed.",
+        )
+    if (run_dir / LAYOUT.report).exists() and not run_dir.name.endswith((FAILED, PARTIAL)):
+        raise EdgeCompressError(f"'{run_dir}' already finished; its report is {run_dir / LAYOUT.report}.", "Nothing to resume.")
+    try:
+        document = json.loads(request_file.read_text())
+    except (OSError, ValueError):
+        document = None
+    request = DeployRequest.from_json(document, where=request_file)
+    return run(request, progress=progress, show=show, task=task, reopen=run_dir)
+
+
+def run(
+    request: DeployRequest,
+    *,
+    progress: Say | None = None,
+    show: Callable[[Any], None] | None = None,
+    task: TaskFactory | None = None,
+    reopen: Path | None = None,
+    dry_run: bool = False,
+) -> DeployResult:
+    """Validate everything and plan, then run the steps inside a run folder."""
+
+    def say(message: str) -> None:
+        log.info(message)  # deploy.log keeps every step, whatever the console shows
+        if progress is not None:
+            progress(message)
+
+    if reopen is None:
+        request = request.with_absolute_paths()
+    prepared = prepare(request, say, task or no_task, dry_run=dry_run)  # raises before any folder changes
+    if show is not None:
+        show(prepared.plan.table())
+        show(f"Input scaling: {prepared.scaling.scaling} ({prepared.scaling.reason})")
+    if dry_run:
+        prepared.close()
+        return DeployResult(run_dir=None, report={"plan": prepared.plan.to_dict(), "significance": prepared.significance.to_dict(),
+                                                  "scaling": prepared.scaling.to_dict()})
+    if reopen is not None:
+        folder = RunFolder.reopen(reopen)
+    else:
+        folder = RunFolder.create(Path(request.output), Path(request.model).stem, prepared.profile.name)
+        request.model_sha256 = prepared.loaded.sha256
+        folder.write_json(LAYOUT.request, request.to_json())
+    return _run_steps(RunContext(prepared=prepared, folder=folder, say=say))
+
+
+def _run_steps(ctx: RunContext) -> DeployResult:
+    handler = ctx.folder.attach_log(logging.getLogger("edgecompress"))  # steps and board progress
+    step = "start"
+    try:
+        ctx.say(f"Run folder: {ctx.folder.path}")
+        for current in STEPS:
+            if current.applies(ctx):
+                step = current.name
+                current.run(ctx)
+        run_dir = ctx.folder.finish()
+        ctx.say(f"Report: {run_dir / LAYOUT.report}")
+        return DeployResult(run_dir=run_dir, report=ctx.report)
+    except BaseException as error:
+        replacement = _kept_for_resume(ctx.folder, step, error)
+        if replacement is error:
+            raise
+        raise replacement from error
+    finally:
+        logging.getLogger("edgecompress").removeHandler(handler)
+        handler.close()
+        ctx.prepared.close()
+
+
+def _kept_for_resume(folder: RunFolder, step: str, error: BaseException) -> BaseException:
+    """Mark the folder failed and return the error to raise, carrying the exact resume command."""
+    described = str(error) or type(error).__name__
+    log.error("step %s failed: %s", step, described)
+    failed_at = folder.fail(step, error)
+    command = f"edgecompress deploy --resume {shlex.quote(str(failed_at))}"
+    if isinstance(error, KeyboardInterrupt):
+        return RunInterrupted(f"Interrupted during step '{step}'. The run so far is kept in {failed_at}.",
+                              f"Finish it with `{command}`.")
+    if isinstance(error, EdgeCompressError):
+        error.fix = (error.fix + f" The run so far is kept in {failed_at}; finish it with `{command}`.").strip()
+    return error

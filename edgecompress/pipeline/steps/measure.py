@@ -1,0 +1,79 @@
+"""Step 8: every artifact on every target; each finished (artifact, board) pair is kept for --resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgecompress.errors import TargetError
+from edgecompress.pipeline.artifacts import Artifact
+from edgecompress.pipeline.context import RunContext
+from edgecompress.pipeline.steps.base import Step
+from edgecompress.run_layout import LAYOUT
+
+
+def ensure_eval_npz(ctx: RunContext) -> Path:
+    """The evaluation set exactly as every device sees it (written once per run)."""
+    from edgecompress.data import write_eval_npz
+
+    path = ctx.folder.path / LAYOUT.eval
+    if not path.exists():
+        write_eval_npz(ctx.prepared.dataset, path, output_kind=ctx.prepared.loaded.output_kind)
+    return path
+
+
+class Measure(Step):
+    name = "measure"
+
+    def run(self, ctx: RunContext) -> None:
+        failures: list[str] = []
+        for artifact in ctx.artifacts:
+            failures += _measure_artifact(ctx, artifact)
+        if failures:
+            raise TargetError(
+                "Some measurements could not be completed: " + "; ".join(failures),
+                "Fix the board(s) named above; every measurement that did finish is kept.",
+            )
+        ctx.measurements = [_entry(ctx, artifact, target.name) for target in ctx.prepared.targets for artifact in ctx.artifacts]
+
+
+def _key(artifact: Artifact, target_name: str) -> str:
+    return f"measure:{artifact.name}@{target_name}"
+
+
+def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
+    """Measure one artifact on the boards that have no record of it; return what failed."""
+    from edgecompress.targets import MeasureJob
+    from edgecompress.targets.fleet import measure_fleet
+
+    request, folder = ctx.request, ctx.folder
+    pending = [t for t in ctx.prepared.targets if not folder.is_done(_key(artifact, t.name))]
+    if not pending:
+        return []
+    names = ", ".join(t.name for t in pending)
+    ctx.say(f"Measuring {artifact.name} on {names} ({request.warmup} warm-up + {request.runs} timed runs)")
+    job = MeasureJob(model=artifact.path, eval_data=ensure_eval_npz(ctx), warmup=request.warmup, runs=request.runs,
+                     threads=request.threads)
+    with ctx.prepared.task(f"Measuring {artifact.name} on {names}"):
+        fleet = measure_fleet(pending, job)
+    failures = []
+    for outcome in fleet.boards:
+        if outcome.measurement is None:
+            failures.append(f"{artifact.name} on {outcome.target}: {outcome.error}")
+            continue
+        stem = LAYOUT.measurement_stem(artifact.name, outcome.target)
+        result = outcome.measurement.result
+        folder.write_json(f"{stem}.samples.json", result.get("latency_ms", {}).get("samples") or [])
+        folder.write_json(f"{stem}.json", {"target": outcome.target, "device": outcome.measurement.device, "result": result})
+        if outcome.measurement.log:
+            folder.sub(f"{stem}.log").write_text(outcome.measurement.log)
+        folder.record(_key(artifact, outcome.target), f"{stem}.json")
+    return failures
+
+
+def _entry(ctx: RunContext, artifact: Artifact, target_name: str) -> dict[str, Any]:
+    from edgecompress.reporting.schema import measurement_entry
+
+    stem = LAYOUT.measurement_stem(artifact.name, target_name)
+    saved = ctx.folder.read_json(f"{stem}.json")
+    return measurement_entry(artifact.name, target_name, saved["result"], f"{stem}.samples.json")

@@ -1,0 +1,36 @@
+"""Step 6: the fine-tuned model as ONNX, checked against Keras in onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecompress.pipeline.artifacts import Artifact
+from edgecompress.pipeline.context import RunContext
+from edgecompress.pipeline.steps.base import Step
+
+#: evaluation images the ONNX file is checked on against Keras
+VERIFY_SAMPLES = 256
+
+
+class OnnxExport(Step):
+    name = "onnx-export"
+
+    def applies(self, ctx: RunContext) -> bool:
+        return ctx.request.onnx and ctx.prepared.plan.needs_training
+
+    def run(self, ctx: RunContext) -> None:
+        ctx.remember_artifact(ctx.prepared.plan.strategy, ".onnx", lambda path: _export(ctx, path))
+
+
+def _export(ctx: RunContext, path: Path) -> Artifact:
+    from edgecompress._tf import quiet_native_output
+    from edgecompress.export import to_onnx, verify_onnx
+
+    plan = ctx.prepared.plan
+    ctx.say(f"Exporting {plan.strategy} to ONNX and checking it against Keras in onnxruntime")
+    with ctx.prepared.task(f"Exporting {plan.strategy} to ONNX"), quiet_native_output():
+        model = ctx.trained_model()
+        to_onnx(model, path)
+        check = verify_onnx(model, path, ctx.prepared.dataset.x_test[:VERIFY_SAMPLES])
+    return Artifact(name=f"{plan.strategy}-onnx", kind="float32", description=f"{plan.description} (ONNX, float)",
+                    path=path, extra={"onnx_verification": check})

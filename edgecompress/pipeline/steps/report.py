@@ -1,0 +1,42 @@
+"""Step 9: report.json from everything measured, then report.md, report.html and the figures."""
+
+from __future__ import annotations
+
+import sys
+
+from edgecompress.pipeline.artifacts import BASELINE
+from edgecompress.pipeline.context import RunContext
+from edgecompress.pipeline.steps.base import Step
+from edgecompress.run_layout import LAYOUT
+
+
+class Report(Step):
+    name = "report"
+
+    def run(self, ctx: RunContext) -> None:
+        import edgecompress
+        from edgecompress.reporting import write_all
+        from edgecompress.reporting.schema import build_report, host_facts
+
+        prepared = ctx.prepared
+        budget = prepared.profile.artifact_budget_bytes
+        report = build_report(
+            edgecompress_version=edgecompress.__version__,
+            command=sys.argv,
+            request=prepared.request.to_json(),
+            profile=prepared.profile.to_dict(),
+            model=prepared.loaded.describe(),
+            data={**prepared.dataset.describe(), "scaling_decision": prepared.scaling.to_dict()},
+            host=host_facts(),
+            targets=[{"name": name, "probe": probe} for name, probe in prepared.probes.items()],
+            keras_reference=ctx.reference,
+            baseline=BASELINE,
+            artifacts=[artifact.describe(budget) for artifact in ctx.artifacts],
+            measurements=ctx.measurements,
+            micro=ctx.micro,
+            significance=prepared.significance.to_dict(),
+            plan=prepared.plan.to_dict(),
+        )
+        ctx.folder.write_json(LAYOUT.report, report)
+        # report.md, report.html and the plots, from report.json; headed with the name the run will have
+        ctx.report = write_all(ctx.folder.path, run_name=ctx.folder.final_name).report

@@ -1,0 +1,23 @@
+"""The table printed at the end of `deploy` and by `edgecompress report`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from edgecompress.reporting.headline import HEADLINE_COLUMNS
+
+
+def render_summary(report: dict[str, Any]) -> Table:
+    """One row per artifact and target. Every cell is plain text: a path or an artifact name
+    that looks like console markup is shown as written."""
+    columns = [c for c in HEADLINE_COLUMNS if c.terminal]
+    title = Text(f"{report['model']['path']} on {report['profile']['name']}  (baseline: {report['baseline']})")
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column.title, justify="right" if column.numeric else "left", no_wrap=not column.numeric)
+    for row in report["comparison"]:
+        table.add_row(*(Text(column.format(row.get(column.key))) for column in columns))
+    return table
