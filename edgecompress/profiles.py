@@ -13,17 +13,17 @@ Importing this module must stay cheap: it never touches TensorFlow.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from edgecompress.config_files import did_you_mean, explain_validation, read_mapping, yaml_value
 from edgecompress.errors import ProfileError
+from edgecompress.hardware import CORES, CoreName
 from edgecompress.resources import bundled_dir
 
 # --------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def parse_size(value: int | str) -> int:
             raise ValueError(f"not a size. {_SIZE_HELP}")
         number, unit = float(match["number"]), match["unit"] or "B"
         if unit not in SIZE_UNITS:
-            hint = _did_you_mean(unit, SIZE_UNITS, cutoff=0.3)
+            hint = did_you_mean(unit, SIZE_UNITS, cutoff=0.3)
             raise ValueError(f"unknown unit '{unit}'{hint}. {_SIZE_HELP}")
     size = number * SIZE_UNITS[unit]
     if size != math.floor(size):
@@ -87,7 +87,7 @@ OptionalSize = Annotated[Union[Annotated[int, Field(ge=1)], None], BeforeValidat
 # --------------------------------------------------------------------------------------
 
 DeviceClass = Literal["linux-board", "phone", "microcontroller"]
-CpuArch = Literal["aarch64", "armv7l", "armv6l", "x86_64", "xtensa", "armv6-m", "armv7e-m", "armv8-m", "riscv32", "riscv64"]
+CpuArch = Literal["aarch64", "armv7l", "armv6l", "x86_64", "xtensa", "armv6-m", "armv7-m", "armv7e-m", "armv8-m", "riscv32", "riscv64"]
 Accelerator = Literal["none", "gpu", "npu", "dsp", "edgetpu"]
 Runtime = Literal["litert", "tflite-micro", "onnxruntime", "edgetpu"]
 PtqMode = Literal["int8", "fp16", "dynamic", "float32"]
@@ -108,7 +108,8 @@ class Cpu(_Strict):
     arch: CpuArch = Field(description="instruction set as `uname -m` or the MCU core family names it")
     cores: int = Field(ge=1, le=256, description="CPU cores the model can use")
     clock_mhz: int = Field(ge=1, le=10_000, description="peak clock in MHz (e.g. 1800 for 1.8 GHz)")
-    model: str = Field(min_length=1, description="SoC / core, e.g. 'Broadcom BCM2711, 4x Cortex-A72'")
+    model: str = Field(min_length=1, description="SoC / core, e.g. 'Broadcom BCM2711, 4x Cortex-A72' (free text, for people)")
+    core: Optional[CoreName] = Field(default=None, description="the core that runs the model; decides firmware flags, the emulated board and cost figures (required for microcontrollers)")
 
 
 class Compression(_Strict):
@@ -216,13 +217,8 @@ class Rule:
         value: Any = profile
         for part in self.field.split("."):
             value = getattr(value, part)
-        shown = "is not set" if value is None else f"= {_yaml_value(value)}"
+        shown = "is not set" if value is None else f"= {yaml_value(value)}"
         return f"{self.field} {shown}: {self.why.format(p=profile)} {self.fix.format(p=profile)}"
-
-
-def _yaml_value(value: Any) -> str:
-    """A value as the user wrote it in YAML (true, not True; [a, b], not ['a', 'b'])."""
-    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
 
 
 def _int8_only(p: Profile) -> bool:
@@ -285,6 +281,12 @@ CONSISTENCY_RULES: tuple[Rule, ...] = (
     Rule("compression.ptq", lambda p: p.compression.final_artifact == "tflite-micro" and p.compression.ptq not in ("int8", "float32"),
          "TFLite Micro has kernels only for int8 and float32 models.",
          "Set compression.ptq: int8 (or float32)."),
+    Rule("cpu.core", lambda p: _mcu(p) and p.cpu.core is None,
+         "a microcontroller's core decides how its firmware is compiled and what its latency estimate assumes.",
+         "Add cpu.core (e.g. cortex-m4f, cortex-m7, xtensa-lx7)."),
+    Rule("cpu.core", lambda p: p.cpu.core is not None and CORES[p.cpu.core].arch != p.cpu.arch,
+         "that core is not an {p.cpu.arch} core.",
+         "Correct cpu.arch or cpu.core so they name the same processor."),
     Rule("model_memory_budget_bytes", lambda p: p.model_memory_budget_bytes > p.usable_ram_bytes,
          "the budget is more than the RAM the model can use ({p.usable_ram_bytes:,} bytes: ram_bytes + external_ram_bytes).",
          "Lower the budget, or correct ram_bytes / external_ram_bytes."),
@@ -341,7 +343,7 @@ def _bundled_path(name: str) -> Path:
     by_name = {path.stem: path for path in _bundled_files()}
     if name in by_name:
         return by_name[name]
-    hint = _did_you_mean(name, by_name, cutoff=0.5)
+    hint = did_you_mean(name, by_name, cutoff=0.5)
     raise ProfileError(
         f"There is no bundled profile named '{name}'{hint}. Available: {', '.join(sorted(by_name))}.",
         "Run `edgecompress profiles list` to compare them, or pass the path of your own profile file "
@@ -355,187 +357,17 @@ def _load_file(path: Path) -> Profile:
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise ProfileError(f"The profile file {path} {what}.", "Check the path, or use a bundled profile name (`edgecompress profiles list`).")
-    document = _read_document(path)
+    document = read_mapping(path, ProfileError, "profile file",
+                            f"Start from a bundled profile (`edgecompress profiles show rpi4 --json`); {schema_help()} describes the fields.")
     try:
         return Profile.model_validate(document)
     except ValidationError as error:
-        problems = _explain_all(error.errors(include_url=False))
+        problems = explain_validation(error, Profile)
         heading = f"{path} has {len(problems)} problems:" if len(problems) > 1 else f"{path}:"
         raise ProfileError(
             heading + ("\n  - " + "\n  - ".join(problems) if len(problems) > 1 else f" {problems[0]}"),
             f"Edit {path.name}; {schema_help()} describes every field, its units and allowed values.",
         ) from None
-
-
-def _read_document(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    try:
-        document = _parse_toml(text, path) if path.suffix.lower() == ".toml" else yaml.load(text, Loader=_StrictYamlLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ProfileError(f"{path} is not valid YAML{where}: {error.problem or error.context}.", "Fix the YAML syntax there (indentation uses spaces, `key: value`).") from None
-    except yaml.YAMLError as error:
-        raise ProfileError(f"{path} is not valid YAML: {error}.", "Fix the YAML syntax.") from None
-    if document is None:
-        raise ProfileError(f"{path} is empty.", f"Start from a bundled profile (`edgecompress profiles show rpi4 --json`); {schema_help()} describes the fields.")
-    if not isinstance(document, dict):
-        raise ProfileError(f"{path} must hold a mapping of fields (name: ..., cpu: ...), not a {type(document).__name__}.", f"See {schema_help()} for the layout.")
-    return document
-
-
-def _parse_toml(text: str, path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        raise ProfileError(f"Reading {path} needs Python 3.11+ (tomllib).", "Write the profile as .yaml instead.") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:  # its message ends in "(at line N, column M)"
-        raise ProfileError(f"{path} is not valid TOML: {error}.", "Fix the TOML syntax there.") from None
-
-
-class _StrictYamlLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, which plain YAML resolves silently (last one wins)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}' (first at line {seen[key] + 1})", key_node.start_mark
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-# --------------------------------------------------------------------------------------
-# Turning pydantic's errors into sentences that name the field and what is allowed
-# --------------------------------------------------------------------------------------
-
-
-def _explain_all(errors: list[dict[str, Any]]) -> list[str]:
-    """One sentence per problem; an unknown field and the missing field it misspells become one."""
-    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
-    explained: list[str] = []
-    for error in sorted(errors, key=lambda e: e["type"] != "extra_forbidden"):
-        loc = tuple(error["loc"])
-        if error["type"] == "extra_forbidden":
-            siblings_missing = [m[-1] for m in missing if m[:-1] == loc[:-1]]
-            meant = difflib.get_close_matches(str(loc[-1]), siblings_missing, n=1, cutoff=0.3)
-            if meant:
-                missing.discard((*loc[:-1], meant[0]))
-            explained.append(_unknown_field(loc, meant[0] if meant else None))
-        elif error["type"] == "value_error" and not loc:  # consistency rules, one per line
-            explained.extend(str(error["ctx"]["error"]).splitlines())
-        elif error["type"] != "missing" or loc in missing:
-            explained.append(_explain(error))
-    return explained
-
-
-def _explain(error: dict[str, Any]) -> str:
-    loc = tuple(error["loc"])
-    path = _dotted(loc)
-    kind = error["type"]
-    value = error.get("input")
-    if kind == "missing":
-        return f"required field '{path}' is missing{_described(loc)}."
-    if kind == "value_error":
-        return f"{path} = {_yaml_value(value)}: {error['ctx']['error']}"
-    allowed = _allowed_values(loc)
-    if allowed:
-        hint = _did_you_mean(str(value), map(str, allowed), cutoff=0.5)
-        return f"{path} = {_yaml_value(value)} is not allowed{hint}. Allowed values: {', '.join(map(str, allowed))}."
-    if kind in ("model_type", "dict_type"):
-        return f"{path} must be a mapping of fields ({', '.join(_fields_of(_model_at(loc)))}), not {_yaml_value(value)}."
-    return f"{path} = {_yaml_value(value)}: {error['msg']}{_described(loc)}."
-
-
-def _unknown_field(loc: tuple[Any, ...], meant: str | None) -> str:
-    """Name the unknown field and the field it most likely was meant to be."""
-    *parent, key = loc
-    known = _fields_of(_model_at(tuple(parent)))
-    target = meant or _closest(str(key), known) or _home_of(str(key))
-    if target and target in known:
-        target = _dotted((*parent, target))
-    hint = f" (did you mean '{target}'?)" if target else ""
-    where = f" in {_dotted(tuple(parent))}" if parent else ""
-    return f"unknown field '{_dotted(loc)}'{hint}. Known fields{where}: {', '.join(known)}."
-
-
-def _closest(word: str, choices: Any, cutoff: float = 0.6) -> str | None:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
-    return close[0] if close else None
-
-
-def _did_you_mean(word: str, choices: Any, cutoff: float = 0.6) -> str:
-    close = _closest(word, choices, cutoff)
-    return f" (did you mean '{close}'?)" if close else ""
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _strip_optional(annotation: Any) -> Any:
-    if get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    if get_origin(annotation) is Union:
-        members = [a for a in get_args(annotation) if a is not type(None)]
-        annotation = members[0] if len(members) == 1 else annotation
-    return annotation
-
-
-def _annotation_at(loc: tuple[Any, ...]) -> Any:
-    annotation: Any = Profile
-    for part in loc:
-        annotation = _strip_optional(annotation)
-        if isinstance(part, int):
-            args = get_args(annotation)
-            annotation = args[0] if args else None
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel) and part in annotation.model_fields:
-            annotation = annotation.model_fields[part].annotation
-        else:
-            return None
-    return _strip_optional(annotation)
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
-    annotation = _annotation_at(loc)
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else Profile
-
-
-def _fields_of(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)
-
-
-def _allowed_values(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    annotation = _annotation_at(loc)
-    if get_origin(annotation) is Literal:
-        return get_args(annotation)
-    if annotation is bool:
-        return ("true", "false")
-    return ()
-
-
-def _described(loc: tuple[Any, ...]) -> str:
-    if not loc or isinstance(loc[-1], int):
-        return ""
-    model = _model_at(loc[:-1])
-    field = model.model_fields.get(loc[-1])
-    return f" ({field.description})" if field is not None and field.description else ""
-
-
-def _home_of(key: str) -> str:
-    """Dotted path of the one schema field called `key`, wherever it sits."""
-    homes = [f"{name}.{key}" for name, field in Profile.model_fields.items()
-             if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) and key in field.annotation.model_fields]
-    homes += [key] if key in Profile.model_fields else []
-    return homes[0] if len(homes) == 1 else ""
 
 
 __all__ = [

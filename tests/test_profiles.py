@@ -322,6 +322,8 @@ CONTRADICTIONS = {
     "board with tflite-micro": ("rpi4", [_set("preferred_runtimes", ["tflite-micro"])], "preferred_runtimes = [tflite-micro]"),
     "tflite-micro dynamic range": ("stm32h7", [_set("compression.ptq", "dynamic"), _set("compression.io_dtype", "float32")],
                                    "compression.ptq = dynamic"),
+    "mcu without core": ("stm32h7", [_set("cpu.core", None)], "cpu.core is not set"),
+    "core of another arch": ("rpi4", [_set("cpu.core", "cortex-m7")], "cpu.core = cortex-m7"),
     "budget over ram": ("arduino-nano-33-ble", [_set("model_memory_budget_bytes", "300KiB")], "model_memory_budget_bytes = 307200"),
 }
 

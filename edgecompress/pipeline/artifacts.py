@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecompress.budget import Budget, artifact_resources
+
 BASELINE = "baseline-fp32"
 
 #: what each profile PTQ choice produces, and why a user would want it
@@ -35,7 +37,7 @@ class Artifact:
     def from_record(cls, record: dict[str, Any], artifacts_dir: Path) -> Artifact:
         return cls(**{**record, "path": artifacts_dir / record["path"]})
 
-    def describe(self, storage_budget_bytes: int | None) -> dict[str, Any]:
+    def describe(self, budget: Budget) -> dict[str, Any]:
         """The artifact's entry in report.json: sizes, hash and whether the file fits the budget.
 
         Per-tensor weight statistics and the bit-packed size are added when the report is
@@ -53,6 +55,6 @@ class Artifact:
             "path": self.path.name,
             "sha256": sha256_of(self.path),
             **sizes,
-            "fits_budget": None if storage_budget_bytes is None else sizes["file_bytes"] <= storage_budget_bytes,
+            "fits_budget": budget.fits(artifact_resources(sizes)),
             **self.extra,
         }

@@ -10,12 +10,12 @@ from edgecompress.reporting.document import Bullets, Cards, Document, Figure, Pa
 
 def render(document: Document, *, base: Path) -> str:
     """Markdown text; figure links are relative to `base`, the folder the .md file is written to."""
-    lines = [f"# {document.title}", ""]
+    lines = [f"# {_escape(document.title)}", ""]
     if document.subtitle:
         lines += [f"_{_escape(document.subtitle)}_", ""]
-    lines += [f"- [{section.title}](#{section.id})" for section in document.sections] + [""]
+    lines += [f"- [{_escape(section.title)}](#{section.id})" for section in document.sections] + [""]
     for section in document.sections:
-        lines += [f'<a id="{section.id}"></a>', f"## {section.title}", ""]
+        lines += [f'<a id="{section.id}"></a>', f"## {_escape(section.title)}", ""]
         for block in section.blocks:
             lines += _block(block, base) + [""]
     return "\n".join(lines).rstrip() + "\n"
@@ -23,7 +23,7 @@ def render(document: Document, *, base: Path) -> str:
 
 def _block(block: object, base: Path) -> list[str]:
     if isinstance(block, Paragraph):
-        return [(f"**{block.lead}** " if block.lead else "") + _escape(block.text)]
+        return [(f"**{_escape(block.lead)}** " if block.lead else "") + _escape(block.text)]
     if isinstance(block, Bullets):
         return [f"- {_escape(item)}" for item in block.items]
     if isinstance(block, Cards):
@@ -48,6 +48,14 @@ def _cell(text: str) -> str:
     return _escape(text).replace("|", "\\|").replace("\n", " ")
 
 
+#: characters that can start Markdown (or raw HTML) anywhere in a line
+_INLINE_MARKUP = "\\`*_[]<>&~"
+#: characters that start a block (heading, quote, list) at the beginning of a line
+_LINE_START_MARKUP = "#>-+"
+
+
 def _escape(text: str) -> str:
-    """Keep names like 'conv2d_1' or '*' in class names from turning into emphasis."""
-    return str(text).replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_")
+    """Show outside text (layer and class names, paths, messages) as written: 'conv2d_1' must
+    not turn into emphasis, nor '<img ...>' or '[x](y)' into HTML or a link."""
+    escaped = "".join(f"\\{c}" if c in _INLINE_MARKUP else c for c in str(text))
+    return f"\\{escaped}" if escaped[:1] in _LINE_START_MARKUP and escaped else escaped

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edgecompress.config_files import explain_validation, read_mapping
 from edgecompress.errors import EdgeCompressError, TargetError
 from edgecompress.targets.base import Measurement, MeasureJob, Target
 
@@ -194,17 +194,15 @@ def fleet_targets(specs: Sequence[str], **options: Any) -> list[Target]:
 
 
 def _read_fleet(path: Path) -> FleetDefinition | None:
-    try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None  # not ours to judge: the single-target loader reports it properly
-    if not isinstance(document, dict) or "fleet" not in document:
+    """The fleet a file describes, or None when it is a single-target file (read by ssh_config)."""
+    document = read_mapping(path, TargetError, "target or fleet file", "A fleet file holds `fleet:` (a list of target names, .yaml files or ssh:// URLs).")
+    if "fleet" not in document:
         return None
     try:
         return FleetDefinition(**document)
     except ValidationError as error:
-        problems = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in error.errors())
-        raise TargetError(f"Fleet file {path}: {problems}.", "A fleet file holds `fleet:` (a list of target names, .yaml files or ssh:// URLs) and an optional `description:`.") from None
+        problems = "; ".join(explain_validation(error, FleetDefinition))
+        raise TargetError(f"Fleet file {path}: {problems}", "A fleet file holds `fleet:` (a list of target names, .yaml files or ssh:// URLs) and an optional `description:`.") from None
 
 
 def _require_distinct_names(targets: Sequence[Target]) -> None:

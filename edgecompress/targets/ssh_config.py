@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import yaml
+from edgecompress.config_files import explain_validation, read_mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgecompress.errors import TargetError
@@ -129,14 +129,7 @@ def definition_from_url(url: str) -> TargetDefinition:
 
 def definition_from_file(path: Path) -> TargetDefinition:
     """Load and validate one `targets/*.yaml`; the file name is the default target name."""
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise TargetError(f"Cannot read target file {path}: {error.strerror}.", "Check the path.") from None
-    except yaml.YAMLError as error:
-        raise TargetError(f"Target file {path} is not valid YAML: {error}.", "Fix the YAML syntax (see targets/README.md).") from None
-    if not isinstance(document, dict):
-        raise TargetError(f"Target file {path} must be a mapping of fields (host:, user:, ...).", "See targets/example-rpi4.yaml.")
+    document = read_mapping(path, TargetError, "target file", "A target file holds host:, user:, ... (see targets/example-rpi4.yaml).")
     if "fleet" in document:
         raise TargetError(
             f"{path} is a fleet file (it lists several targets), not one target.",
@@ -151,9 +144,8 @@ def _validated(fields: dict[str, Any], *, source: str) -> TargetDefinition:
     try:
         return TargetDefinition(**fields)
     except ValidationError as error:
-        problems = "; ".join(f"'{'.'.join(map(str, e['loc'])) or '?'}': {e['msg']}" for e in error.errors())
-        allowed = ", ".join(TargetDefinition.model_fields)
-        raise TargetError(f"In {source}: {problems}.", f"Valid fields are: {allowed} (see targets/README.md).") from None
+        problems = "; ".join(explain_validation(error, TargetDefinition))
+        raise TargetError(f"In {source}: {problems}", "Fix it there; targets/README.md describes every field.") from None
 
 
 def target_search_dirs() -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from edgecompress.budget import Budget
 from edgecompress.pipeline.artifacts import BASELINE
 from edgecompress.pipeline.context import RunContext
 from edgecompress.pipeline.steps.base import Step
@@ -19,7 +20,7 @@ class Report(Step):
         from edgecompress.reporting.schema import build_report, host_facts
 
         prepared = ctx.prepared
-        budget = prepared.profile.artifact_budget_bytes
+        budget = Budget.of(prepared.profile)
         report = build_report(
             edgecompress_version=edgecompress.__version__,
             command=sys.argv,

@@ -1,0 +1,94 @@
+"""What a model needs on a device, and whether that fits the profile's budget: one check for all.
+
+Sony MCT checks every budget through one `ResourceUtilization` object; edgecompress does the
+same, so the plan (before training), the report (after measuring) and the microcontroller
+build cannot disagree on "fits". Which figure counts against the storage budget depends on
+the device: a Linux board or phone maps the whole model file into RAM (`file_bytes`); a
+microcontroller keeps the model in flash, where look-up-table compressed tensors take about
+their bit-packed size (`flash_bytes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+#: what each resource figure means, for reports and error messages
+MEANINGS = {
+    "file_bytes": "the model file as copied to the device",
+    "bitpacked_bytes": "weights at ceil(log2(unique values)) bits plus codebooks",
+    "flash_bytes": "the model's bytes in flash",
+    "ram_bytes": "RAM the model takes while running",
+}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one artifact (or a plan, estimated) needs; None where the figure is not known."""
+
+    file_bytes: int | None = None
+    bitpacked_bytes: int | None = None
+    flash_bytes: int | None = None
+    ram_bytes: int | None = None
+    estimated: bool = False  # True for a plan's promise, False for figures read off a built file
+
+    def get(self, measure: str) -> int | None:
+        return getattr(self, measure)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One budget: `measure` (a Resources field) may be at most `bytes`; `field` is the profile field."""
+
+    measure: str
+    bytes: int
+    field: str
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The limits a profile sets on a model."""
+
+    limits: tuple[Limit, ...]
+
+    @classmethod
+    def of(cls, profile: Any) -> Budget:
+        if profile.device_class == "microcontroller":
+            return cls((Limit("flash_bytes", int(profile.flash_budget_bytes), "flash_budget_bytes"),))
+        return cls((Limit("file_bytes", int(profile.model_memory_budget_bytes), "model_memory_budget_bytes"),))
+
+    @property
+    def storage(self) -> Limit:
+        """The limit on the model's stored size (the one every plan is sized against)."""
+        return self.limits[0]
+
+    def fits(self, use: Resources) -> bool | None:
+        """True / False when every limited figure is known; None when one is missing."""
+        verdicts = [self._fits(limit, use) for limit in self.limits]
+        if False in verdicts:
+            return False
+        return None if None in verdicts else True
+
+    def shortfalls(self, use: Resources) -> list[str]:
+        """One sentence per exceeded limit, with both figures."""
+        lines = []
+        for limit in self.limits:
+            value = use.get(limit.measure)
+            if value is not None and value > limit.bytes:
+                about = "about " if use.estimated else ""
+                lines.append(f"{MEANINGS[limit.measure]} needs {about}{value:,} bytes, over the {limit.bytes:,}-byte "
+                             f"{limit.field} by {value - limit.bytes:,} bytes ({(value - limit.bytes) / limit.bytes:.0%})")
+        return lines
+
+    @staticmethod
+    def _fits(limit: Limit, use: Resources) -> bool | None:
+        value = use.get(limit.measure)
+        return None if value is None else value <= limit.bytes
+
+
+def artifact_resources(sizes: dict[str, Any], *, flash_bytes: int | None = None) -> Resources:
+    """An exported artifact's figures; in flash a file takes its own size unless a build says otherwise."""
+    known = {f.name for f in fields(Resources)}
+    figures = {k: v for k, v in sizes.items() if k in known and isinstance(v, int)}
+    figures.setdefault("flash_bytes", flash_bytes if flash_bytes is not None else figures.get("file_bytes"))
+    return Resources(**figures)
