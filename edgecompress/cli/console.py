@@ -41,14 +41,15 @@ def bullet(message: str) -> Text:
 
 
 def say(message: str) -> None:
-    console.print(bullet(message))
+    console.print(bullet(message), soft_wrap=True)
 
 
 def print_error(error: EdgeCompressError) -> None:
-    """One paragraph: what is wrong, then what to do."""
-    console.print(Text.assemble(("Error:", "bold red"), " ", error.problem))
+    """One paragraph: what is wrong, then what to do. Soft-wrapped (the terminal folds long
+    lines), so a path or a command in it can be copied whole, even from a CI log."""
+    console.print(Text.assemble(("Error:", "bold red"), " ", error.problem), soft_wrap=True)
     if error.fix:
-        console.print(Text.assemble(("What to do:", "bold"), " ", error.fix))
+        console.print(Text.assemble(("What to do:", "bold"), " ", error.fix), soft_wrap=True)
 
 
 def setup_logging(debug: bool) -> None:

@@ -37,7 +37,7 @@ class Progress:
     def say(self, message: str) -> None:
         """A status line ('• Measuring ptq-int8 on rpi'), printed above any live bars."""
         if not self.quiet:
-            self.console.print(bullet(message), highlight=False)
+            self.console.print(bullet(message), soft_wrap=True)
 
     @contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator[Advance]:

@@ -45,8 +45,17 @@ def class_folders(root: Path) -> tuple[dict[str, Path], list[Path]]:
         entries = sorted(root.iterdir())
     except OSError as error:
         raise DataError(f"The folder {root} cannot be read ({error.strerror}).", "Check its permissions.") from error
-    folders = {e.name: e for e in entries if e.is_dir() and not is_hidden(e.name)}
-    return folders, [e for e in entries if not e.is_dir()]
+    folders = {e.name: e for e in entries if e.is_dir() and not is_hidden(e.name) and not _loops_back(e, root)}
+    return folders, [e for e in entries if e.name not in folders and not (e.is_dir() and is_hidden(e.name))]
+
+
+def _loops_back(entry: Path, root: Path) -> bool:
+    """A symlink to the data folder itself or one of its parents: following it would read every
+    class's images again as one more class."""
+    if not entry.is_symlink():
+        return False
+    target, base = entry.resolve(), root.resolve()
+    return target == base or target in base.parents
 
 
 def image_files(folder: Path) -> tuple[list[str], list[str]]:
