@@ -228,7 +228,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.max_epochs, args.finetune_epochs = args.seeds[:1], 3, 1
-    from edgecompress.datasets_cache import ensure_cifar10_jpeg
+    from benchmarks.datasets_cache import ensure_cifar10_jpeg
 
     cifar = ensure_cifar10_jpeg()
     runs = []

@@ -149,7 +149,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from edgecompress.data import load_dataset, write_eval_npz
-    from edgecompress.datasets_cache import ensure_cifar10_jpeg
+    from benchmarks.datasets_cache import ensure_cifar10_jpeg
     from edgecompress.export.tflite import to_tflite
     from edgecompress.micro.tflm import tflm_version
 

@@ -62,7 +62,7 @@ def reference_cifar_cnn(n_outputs: int = 1) -> Any:
 def load_cat_dog(max_train: int | None = None) -> Any:
     """CIFAR-10 cat vs dog from the shared JPEG archives, scaled to 0..1."""
     from edgecompress.data import load_dataset
-    from edgecompress.datasets_cache import ensure_cifar10_jpeg
+    from benchmarks.datasets_cache import ensure_cifar10_jpeg
 
     return load_dataset(ensure_cifar10_jpeg(), input_shape=(32, 32, 3), classes=CLASSES, max_train=max_train)
 

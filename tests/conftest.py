@@ -124,13 +124,19 @@ def eval_npz(tiny_keras_model: TinyModel, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_h5: Path) -> Path:
-    """One real `deploy --profile rpi4` run folder, shared by the report tests (read-only: copy to change it)."""
+def rpi4_run(tmp_path_factory: pytest.TempPathFactory, tiny_h5: Path) -> Any:
+    """One real `deploy --profile rpi4` on the local target, shared by the deploy and report tests
+    (read-only: copy its folder to change it)."""
     import edgecompress
 
-    result = edgecompress.deploy(tiny_h5, "rpi4", data="sklearn:digits", output=tmp_path_factory.mktemp("runs"),
-                                 warmup=2, runs=5, max_eval=200)
-    return result.run_dir
+    return edgecompress.deploy(tiny_h5, "rpi4", data="sklearn:digits", output=tmp_path_factory.mktemp("runs"),
+                               warmup=2, runs=5, max_eval=200)
+
+
+@pytest.fixture(scope="session")
+def run_dir(rpi4_run: Any) -> Path:
+    """That run's folder."""
+    return rpi4_run.run_dir
 
 
 @pytest.fixture(scope="module")

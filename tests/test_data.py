@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from edgecompress.data import DataSpec, Dataset, load_dataset, write_eval_npz
-from edgecompress.datasets_cache import CIFAR10_ARCHIVE_DIR, ensure_cifar10_jpeg
+from benchmarks.datasets_cache import CIFAR10_ARCHIVE_DIR, ensure_cifar10_jpeg
 from edgecompress.errors import DataError
 
 RGB_8 = (8, 8, 3)

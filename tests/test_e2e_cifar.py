@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def cifar_root() -> Path:
-    from edgecompress.datasets_cache import ensure_cifar10_jpeg
+    from benchmarks.datasets_cache import ensure_cifar10_jpeg
     from edgecompress.errors import DataError
 
     try:

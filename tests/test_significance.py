@@ -66,9 +66,12 @@ def test_delta_decides_which_layers_need_higher_precision(digits, profile):
     everything = analyze_model(model, x, n_samples=SAMPLES, n_subsamples=0, seed=1, delta=min(changes) / 2)
     nothing = analyze_model(model, x, n_samples=SAMPLES, n_subsamples=0, seed=1, delta=max(changes) * 2)
 
-    assert everything.significant_layer_names() == conv_dense_names(model)
-    assert nothing.significant_layer_names() == [profile.layers[1].name, profile.layers[-1].name]
-    assert nothing.significant_layer_names(include_kept=False) == []
+    def high_precision(result):  # noqa: ANN001, ANN202
+        return [layer.name for layer in result.layers if not layer.is_input and layer.high_precision]
+
+    assert high_precision(everything) == conv_dense_names(model)
+    assert high_precision(nothing) == [profile.layers[1].name, profile.layers[-1].name]
+    assert [layer.name for layer in nothing.layers if layer.significant] == []
 
 
 def test_same_seed_gives_the_same_profile_and_progress_is_reported(digits, profile):

@@ -81,14 +81,6 @@ class SignificanceProfile:
     model_name: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
-    def significant_layer_names(self, *, include_kept: bool = True) -> list[str]:
-        """Layers to keep at higher precision: significant ones, plus first/last unless told not to."""
-        return [
-            layer.name
-            for layer in self.layers
-            if not layer.is_input and (layer.significant or (include_kept and layer.kept_high_precision))
-        ]
-
     def to_dict(self) -> dict[str, Any]:
         document = {"schema": SCHEMA, **asdict(self)}
         for layer in document["layers"]:

@@ -50,11 +50,11 @@ def write_all(run_dir: str | Path, *, progress: Callable[[str], None] | None = N
     from edgecompress.reporting.content import build_document
     from edgecompress.reporting.figures import draw_run_figures
     from edgecompress.reporting.run_files import RunFiles
-    from edgecompress.reporting.schema import complete_report
+    from edgecompress.reporting.schema import complete_report, load_report
 
     run_dir = Path(run_dir)
     files = RunFiles(run_dir)
-    report = complete_report(files.read_report(), run_dir)
+    report = complete_report(load_report(run_dir), run_dir)
     figures = draw_run_figures(report, files, progress=progress)
     report["report_notes"] = list(dict.fromkeys([*report["report_notes"], *files.problems]))
     write_atomically(run_dir / LAYOUT.report, (json.dumps(report, indent=2, default=json_default) + "\n").encode())

@@ -70,7 +70,7 @@ class Comparison:
 
 def load_runs(run_dirs: list[str | Path]) -> list[Run]:
     """Every run folder's report, completed from its files; the same folder twice is refused."""
-    from edgecompress.reporting.schema import complete_report
+    from edgecompress.reporting.schema import complete_report, load_report
 
     if not run_dirs:
         raise EdgeCompressError("compare needs at least one run folder.", "Example: edgecompress compare runs/A runs/B")
@@ -83,7 +83,7 @@ def load_runs(run_dirs: list[str | Path]) -> list[Run]:
     runs = []
     for number, (label, path) in enumerate(zip(labels, paths), start=1):
         files = RunFiles(path)
-        runs.append(Run(label, f"R{number}", path, complete_report(files.read_report(), path), files))
+        runs.append(Run(label, f"R{number}", path, complete_report(load_report(path), path), files))
     return runs
 
 

@@ -91,8 +91,3 @@ class Document:
 def cell(value: Any, formatter: Any, *, key: str = "", tone: str = "") -> Cell:
     """A cell whose text is `formatter(value)`: the one way numbers enter a table."""
     return Cell(text=formatter(value), value=value, tone=tone, key=key)
-
-
-def anchor(text: str) -> str:
-    """A stable, URL-safe id for a section or table."""
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")

@@ -27,9 +27,9 @@ class RunFiles:
         self.path = Path(run_dir)
         self.problems: list[str] = []  # optional files that exist but could not be used
 
-    def read_report(self) -> dict[str, Any]:
-        from edgecompress.reporting.schema import SCHEMA, SUPPORTED_VERSIONS
-
+    def read_report_json(self) -> Any:
+        """report.json as JSON, or a clear error when the folder is not a finished run folder
+        (its schema is checked by reporting.schema.load_report)."""
         file = self.path / LAYOUT.report
         if not self.path.is_dir():
             raise EdgeCompressError(f"'{self.path}' is not a folder.", "Pass a run folder that `edgecompress deploy` created, e.g. runs/20261122-101500-model-rpi4.")
@@ -40,19 +40,9 @@ class RunFiles:
                 "`edgecompress deploy --resume FOLDER`.",
             )
         try:
-            report = json.loads(file.read_text())
+            return json.loads(file.read_text())
         except (OSError, ValueError) as error:
             raise EdgeCompressError(f"{file} is not readable JSON ({error}).", "Re-run the deploy that made it, or restore the file.") from error
-        if not isinstance(report, dict) or report.get("schema") != SCHEMA:
-            raise EdgeCompressError(f"{file} is not an edgecompress report (schema {report.get('schema') if isinstance(report, dict) else None!r}).",
-                                    "Pass the run folder of an `edgecompress deploy`.")
-        if report.get("schema_version") not in SUPPORTED_VERSIONS:
-            raise EdgeCompressError(
-                f"{file} has report schema version {report.get('schema_version')}; this edgecompress reads versions "
-                f"{', '.join(map(str, SUPPORTED_VERSIONS))}.",
-                "Use the edgecompress version that wrote it (see its 'edgecompress_version'), or upgrade edgecompress.",
-            )
-        return report
 
     # ------------------------------------------------------------------ optional files
 

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgecompress.run_layout import LAYOUT
+
 SCHEMA = "edgecompress.report"
 SCHEMA_VERSION = 3
 #: Versions `edgecompress report` can still render (older ones are migrated on the fly).
@@ -285,7 +287,20 @@ def _add_disagreements(report: dict[str, Any], files: Any, earlier: dict[tuple[s
 
 def load_report(run_dir: str | Path) -> dict[str, Any]:
     """report.json of a run folder, checked to be one this version can render."""
+    from edgecompress.errors import EdgeCompressError
     from edgecompress.reporting.run_files import RunFiles
 
-    return RunFiles(run_dir).read_report()
+    report = RunFiles(run_dir).read_report_json()
+    file = Path(run_dir) / LAYOUT.report
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        found = report.get("schema") if isinstance(report, dict) else None
+        raise EdgeCompressError(f"{file} is not an edgecompress report (schema {found!r}).",
+                                "Pass the run folder of an `edgecompress deploy`.")
+    if report.get("schema_version") not in SUPPORTED_VERSIONS:
+        raise EdgeCompressError(
+            f"{file} has report schema version {report.get('schema_version')}; this edgecompress reads versions "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))}.",
+            "Use the edgecompress version that wrote it (see its 'edgecompress_version'), or upgrade edgecompress.",
+        )
+    return report
 

@@ -1,5 +1,9 @@
 """A verified, extracted copy of the CIFAR-10 JPEG folders for e2e tests and benchmarks.
 
+Benchmark and test support, not part of the installed package: the archives are found in the
+shared data folder next to the repository (`../shared/datasets/cifar10-jpeg`) or wherever
+EDGECOMPRESS_CIFAR10_ARCHIVES points.
+
 The archives live outside the repository (never committed); this extracts them once into a
 cache folder, after checking them against SHA256SUMS so a truncated copy cannot quietly
 produce wrong accuracy figures. A lock file makes concurrent callers (tests and benchmarks
@@ -17,7 +21,9 @@ from typing import Iterator
 
 from edgecompress.errors import DataError
 
-CIFAR10_ARCHIVE_DIR = Path(os.environ.get("EDGECOMPRESS_CIFAR10_ARCHIVES", "/work/shared/datasets/cifar10-jpeg"))
+REPOSITORY = Path(__file__).resolve().parents[1]
+CIFAR10_ARCHIVE_DIR = Path(os.environ.get("EDGECOMPRESS_CIFAR10_ARCHIVES",
+                                          REPOSITORY.parent / "shared" / "datasets" / "cifar10-jpeg"))
 CACHE_DIR = Path(os.environ.get("EDGECOMPRESS_CACHE", Path.home() / ".cache" / "edgecompress"))
 _STAMP = ".edgecompress-extracted"
 
