@@ -24,7 +24,7 @@ from edgecompress.errors import DataError
 REPOSITORY = Path(__file__).resolve().parents[1]
 CIFAR10_ARCHIVE_DIR = Path(os.environ.get("EDGECOMPRESS_CIFAR10_ARCHIVES",
                                           REPOSITORY.parent / "shared" / "datasets" / "cifar10-jpeg"))
-CACHE_DIR = Path(os.environ.get("EDGECOMPRESS_CACHE", Path.home() / ".cache" / "edgecompress"))
+CACHE_DIR = Path(os.environ.get("EDGECOMPRESS_DATA_CACHE", Path.home() / ".cache" / "edgecompress"))
 _STAMP = ".edgecompress-extracted"
 
 

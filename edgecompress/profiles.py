@@ -123,6 +123,8 @@ class Compression(_Strict):
     mixed_precision_bits: int = Field(default=2, ge=1, le=7, description="bits per weight of significant layers under the mixed-precision strategy (insignificant layers are binarised)")
     first_last_precision: LayerPrecision = Field(default="float32", description="precision of the first and last layers, which are most sensitive to quantization")
     final_artifact: FinalArtifact = Field(default="tflite", description="what is shipped to the device")
+    finetune_steps: int = Field(default=1000, ge=1, le=1_000_000, description="optimizer steps per fine-tuning stage at most (batches of 64 drawn from the whole training set)")
+    finetune_minutes: Optional[float] = Field(default=None, gt=0, description="wall-clock budget for all fine-tuning of one deploy, in minutes (none: no limit)")
 
 
 class Profile(_Strict):

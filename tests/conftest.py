@@ -20,6 +20,15 @@ from edgecompress._tf import tensorflow as _tensorflow
 SEED = 0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_stage_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """Deploys in the tests reuse stages from a cache of this session only, never the user's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("EDGECOMPRESS_CACHE", str(tmp_path_factory.mktemp("edgecompress-cache")))
+    yield
+    patch.undo()
+
+
 @dataclass(frozen=True)
 class TinyModel:
     """A trained tf-keras model plus the data it was trained and tested on (inputs in [0, 1])."""
@@ -124,12 +133,23 @@ def eval_npz(tiny_keras_model: TinyModel, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
-def rpi4_run(tmp_path_factory: pytest.TempPathFactory, tiny_h5: Path) -> Any:
-    """One real `deploy --profile rpi4` on the local target, shared by the deploy and report tests
-    (read-only: copy its folder to change it)."""
+def digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's example model, trained here exactly as `edgecompress example-model` does."""
+    from edgecompress.example_model import train_example_model
+
+    path = tmp_path_factory.mktemp("model") / "digits_cnn.h5"
+    figures = train_example_model(path, epochs=8)
+    assert figures["test_accuracy"] > 0.9
+    return path
+
+
+@pytest.fixture(scope="session")
+def rpi4_run(tmp_path_factory: pytest.TempPathFactory, digits_model: Path) -> Any:
+    """One real `deploy --profile rpi4` of the example model on the local target, shared by the
+    deploy and report tests (read-only: copy its folder to change it)."""
     import edgecompress
 
-    return edgecompress.deploy(tiny_h5, "rpi4", data="sklearn:digits", output=tmp_path_factory.mktemp("runs"),
+    return edgecompress.deploy(digits_model, "rpi4", data="sklearn:digits", output=tmp_path_factory.mktemp("runs"),
                                warmup=2, runs=5, max_eval=200)
 
 

@@ -116,7 +116,7 @@ def test_each_recipe_keeps_the_accuracy_after_fine_tuning(name: str, digits: Dig
     result = compressed(name)
     accuracy = digits.accuracy_of(result.model)
     assert accuracy >= digits.accuracy - MAX_ACCURACY_DROP, f"{name}: {accuracy:.3f} vs base {digits.accuracy:.3f}"
-    assert result.stages and all(stage["epochs_run"] >= 1 for stage in result.stages)
+    assert result.stages and all(1 <= stage["steps"] <= stage["budget_steps"] for stage in result.stages)
 
 
 def test_clustering_leaves_at_most_16_values_in_every_layer(digits: Digits, compressed) -> None:
@@ -215,15 +215,45 @@ def test_the_same_seed_gives_the_same_compressed_model(digits: Digits) -> None:
         np.testing.assert_array_equal(first, second)
 
 
-def test_fine_tuning_ends_on_the_best_validation_epoch(digits: Digits) -> None:
+def _fresh_copy(digits: Digits) -> Any:
     model = keras().models.clone_model(digits.model)
     model.set_weights(digits.model.get_weights())
+    return model
+
+
+def test_fine_tuning_ends_on_the_best_validation_check(digits: Digits) -> None:
+    model = _fresh_copy(digits)
     split = split_validation(digits.x_train, digits.y_train, 0.1, SEED)
-    loss = loss_for(model)
-    summary = finetune(model, split, FineTuning(epochs=3, progress=False), learning_rate=3e-3, loss=loss)
-    assert 1 <= summary["best_epoch"] <= summary["epochs_run"] <= 3
+    summary = finetune(model, split, FineTuning(epochs=3, progress=False), learning_rate=3e-3, loss=loss_for(model))
+    epochs_cap = 3 * -(-len(split.x_train) // 64)  # 3 epochs of a small set: fewer than the step budget
+    assert epochs_cap - 10 < summary["budget_steps"] <= epochs_cap
+    assert 1 <= summary["best_step"] <= summary["steps"] <= summary["budget_steps"]
+    assert [point["step"] for point in summary["curve"]] == sorted(point["step"] for point in summary["curve"])
     val_loss = model.evaluate(split.x_val, split.y_val, verbose=0)[0]
     assert val_loss == pytest.approx(summary["val_loss"], rel=1e-4)
+
+
+def test_the_step_budget_bounds_fine_tuning_whatever_the_data_size(digits: Digits) -> None:
+    small, large = FineTuning(steps=40, epochs=1000), FineTuning(steps=40, epochs=1000)
+    assert small.stage_steps(1_000) == large.stage_steps(1_000_000) == 40
+    model = _fresh_copy(digits)
+    split = split_validation(digits.x_train, digits.y_train, 0.1, SEED)
+    lines: list[str] = []
+    summary = finetune(model, split, FineTuning(steps=40, patience=100, say=lines.append), learning_rate=1e-3,
+                       loss=loss_for(model), label="shape")
+    assert summary["steps"] == 40 and summary["stopped_by"] == "step budget"
+    assert summary["epochs_equivalent"] == pytest.approx(40 * 64 / len(split.x_train), abs=1e-3)
+    assert len(lines) == len(summary["curve"]) == 10
+    assert lines[-1].startswith("  shape: step 40/40") and "val accuracy" in lines[-1] and "ETA" in lines[-1]
+
+
+def test_the_time_budget_stops_fine_tuning_and_says_so(digits: Digits) -> None:
+    model = _fresh_copy(digits)
+    split = split_validation(digits.x_train, digits.y_train, 0.1, SEED)
+    summary = finetune(model, split, FineTuning(steps=100_000, epochs=100_000, minutes=0.05, patience=10**6, progress=False),
+                       learning_rate=1e-3, loss=loss_for(model))
+    assert summary["stopped_by"] == "time budget" and summary["steps"] < 100_000
+    assert summary["wall_seconds"] < 30
 
 
 def test_too_little_data_to_validate_is_refused() -> None:

@@ -19,17 +19,6 @@ from edgecompress.cli import main
 from edgecompress.reporting.schema import SCHEMA_VERSION
 
 
-@pytest.fixture(scope="module")
-def digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The README's example model, trained here exactly as `edgecompress example-model` does."""
-    from edgecompress.example_model import train_example_model
-
-    path = tmp_path_factory.mktemp("model") / "digits_cnn.h5"
-    figures = train_example_model(path, epochs=8)
-    assert figures["test_accuracy"] > 0.9
-    return path
-
-
 def test_deploy_writes_a_finished_run_folder_with_artifacts_and_report(rpi4_run) -> None:
     run_dir = rpi4_run.run_dir
     assert run_dir.is_dir() and not run_dir.name.endswith((".partial", ".failed"))
@@ -61,6 +50,7 @@ def test_every_measurement_has_latency_memory_and_per_class_accuracy(rpi4_run) -
         assert 0 < latency["median"] <= latency["p90"] <= latency["p99"]
         assert m["memory"]["peak_rss_bytes"] > 10_000_000
         assert set(m["accuracy"]["per_class"]) == {str(d) for d in range(10)}
+        assert m["accuracy"]["n"] == 200
         samples = json.loads((rpi4_run.run_dir / m["latency_samples_file"]).read_text())
         assert len(samples) == 5
 

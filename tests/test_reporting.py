@@ -1,6 +1,6 @@
 """Reports people read: report.json v2, report.md / report.html, figures, `report` and `compare`.
 
-Every test works on a real run: the tiny digits CNN deployed for rpi4 on the local target
+Every test works on a real run: the example digits CNN deployed for rpi4 on the local target
 (real conversion, real runner), plus the real significance analysis and compression plan
 the later deploy steps add, exactly as `edgecompress deploy` leaves a run folder.
 """

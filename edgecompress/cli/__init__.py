@@ -4,7 +4,8 @@ Errors a user caused (EdgeCompressError) are printed as one paragraph and a non-
 code; a traceback is shown only with --debug, or for genuine bugs.
 
 Modules: deploy (deploy), analyze (analyze), quickstart (quickstart, example-model),
-profiles (profiles list/show), report (report, compare), console and progress (output).
+profiles (profiles list/show), report (report, compare), cache (cache info/clear), console
+and progress (output).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ app = typer.Typer(
 
 def _mount_commands() -> None:
     from edgecompress.cli import analyze, deploy, quickstart, report
+    from edgecompress.cli.cache import app as cache_app
     from edgecompress.cli.profiles import app as profiles_app
 
     app.command()(deploy.deploy)
@@ -37,6 +39,7 @@ def _mount_commands() -> None:
     app.command("compare")(report.compare)
     app.command()(version)
     app.add_typer(profiles_app, name="profiles", help="List and inspect device profiles.")
+    app.add_typer(cache_app, name="cache", help="Show or clear what deploy reuses across runs.")
 
 
 def version() -> None:

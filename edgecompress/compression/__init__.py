@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from edgecompress.compression.apply import CompressedModel, apply_plan
 from edgecompress.compression.baselines import BASELINES, Baseline, baseline_plan, run_baseline
-from edgecompress.compression.finetune import DEFAULT_EPOCHS, FineTuning
+from edgecompress.compression.finetune import DEFAULT_EPOCHS, DEFAULT_STEPS, FineTuning
 from edgecompress.compression.plan import Knobs, LayerPlan, Plan, make_plan, plan_for_strategy
 from edgecompress.compression.recipes import RECIPES, STRATEGIES, Recipe, Strategy
 
@@ -22,6 +22,7 @@ __all__ = [
     "Baseline",
     "CompressedModel",
     "DEFAULT_EPOCHS",
+    "DEFAULT_STEPS",
     "FineTuning",
     "Knobs",
     "LayerPlan",

@@ -11,12 +11,15 @@ The caller's model is never modified; a plan without training stages returns a c
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from edgecompress._tf import keras
 from edgecompress.compression import clustering, lowbit, pruning, qat
-from edgecompress.compression.finetune import FineTuning, Split, finetune, loss_for, split_validation, training_arrays
+from edgecompress.compression.finetune import (Clock, FineTuning, Split, finetune, loss_for, split_validation,
+                                               training_arrays)
 from edgecompress.compression.graph import copy_model, require_graph_model
 from edgecompress.compression.plan import Plan
 from edgecompress.compression.recipes import RECIPES, SHAPED
@@ -33,6 +36,7 @@ class CompressedModel:
     plan: Plan
     stages: list[dict[str, Any]] = field(default_factory=list)
     kernel_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    key: str = ""  # identifies the training that made `model` (origin, every stage, the budget)
 
     @property
     def float_layers(self) -> list[str]:
@@ -57,18 +61,36 @@ _TECHNIQUES: dict[str, _Technique] = {
 }
 
 
-def apply_plan(plan: Plan, model: Any, data: Any, *, settings: FineTuning | None = None) -> CompressedModel:
-    """Compress `model` as `plan` says, fine-tuning on `data` (a Dataset or an (x, y) pair)."""
+class StageStore(Protocol):
+    """Somewhere finished stages are kept across runs (the pipeline's cache); keys say what made them."""
+
+    def fetch(self, key: str) -> tuple[Any, dict[str, Any]] | None: ...
+
+    def keep(self, key: str, model: Any, summary: dict[str, Any]) -> None: ...
+
+
+def apply_plan(plan: Plan, model: Any, data: Any, *, settings: FineTuning | None = None,
+               store: StageStore | None = None, origin: str = "") -> CompressedModel:
+    """Compress `model` as `plan` says, fine-tuning on `data` (a Dataset or an (x, y) pair).
+
+    With a `store`, each stage is looked up under a key made of `origin` (what the caller
+    knows: model and data fingerprints), the stage's layers and recipes, the earlier stage's
+    key and the fine-tuning budget, and kept there when it had to be trained.
+    """
     require_graph_model(model)
     settings = settings or FineTuning()
     keras().utils.set_random_seed(settings.seed)  # kmeans++ centroids are drawn when layers are wrapped
     working = copy_model(model)
     stages: list[dict[str, Any]] = []
+    key = origin
     if plan.needs_training:
         x, y = training_arrays(data)
-        training = _Training(split_validation(x, y, settings.validation_fraction, settings.seed), settings, loss_for(model))
-        working = _shape_stage(plan, working, training, stages)
-        working = _quantize_stage(plan, working, training, stages)
+        split = split_validation(x, y, settings.validation_fraction, settings.seed, limit=settings.validation_max)
+        training = _Training(split, settings, loss_for(model), Clock(settings.minutes))
+        for stage, involved in ((_shape_stage, _shaped), (_quantize_stage, _quantized)):
+            layers = [(layer.name, layer.recipe, layer.params) for layer in plan.layers if involved(layer)]
+            key = _stage_key(key, stage.__name__, layers, settings)
+            working = _stored_stage(stage, plan, working, training, stages, store, key)
     return CompressedModel(
         model=working,
         export_mode=plan.export_mode,
@@ -76,7 +98,38 @@ def apply_plan(plan: Plan, model: Any, data: Any, *, settings: FineTuning | None
         plan=plan,
         stages=stages,
         kernel_values=kernel_values(working),
+        key=key,
     )
+
+
+def _shaped(layer: Any) -> bool:
+    """The layers whose recipe decides the shape stage (every other layer trains as it is)."""
+    return RECIPES[layer.recipe].shaper is not None
+
+
+def _quantized(layer: Any) -> bool:
+    """The layers whose recipe decides the quantize stage: annotated ones, and the shaped ones it freezes."""
+    return "quantize" in RECIPES[layer.recipe].stages or layer.recipe in SHAPED
+
+
+def _stage_key(previous: str, stage: str, layers: list[Any], settings: FineTuning) -> str:
+    document = {"previous": previous, "stage": stage, "layers": layers, "budget": settings.budget()}
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _stored_stage(stage: Callable[..., Any], plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]],
+                  store: StageStore | None, key: str) -> Any:
+    """Run one stage, or take its result from `store` when the same stage was trained before."""
+    found = store.fetch(key) if store is not None else None
+    if found is not None:
+        model, summaries = found
+        stages.extend(summaries["stages"])
+        return model
+    before = len(stages)
+    model = stage(plan, model, training, stages)
+    if store is not None and len(stages) > before:
+        store.keep(key, model, {"stages": stages[before:]})
+    return model
 
 
 @dataclass(frozen=True)
@@ -84,9 +137,11 @@ class _Training:
     split: Split
     settings: FineTuning
     loss: Any
+    clock: Clock  # one wall-clock budget for every stage
 
     def run(self, model: Any, learning_rate: float, label: str, **options: Any) -> dict[str, Any]:
-        return finetune(model, self.split, self.settings, learning_rate=learning_rate, loss=self.loss, label=label, **options)
+        return finetune(model, self.split, self.settings, learning_rate=learning_rate, loss=self.loss, label=label,
+                        clock=self.clock, **options)
 
 
 def _layers_by(plan: Plan, keep: Callable[[Any], bool]) -> list[Any]:
@@ -97,9 +152,8 @@ def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[
     shaped = _layers_by(plan, lambda recipe: recipe.shaper is not None)
     if not shaped:
         return model
-    steps_per_epoch = -(-len(training.split.x_train) // training.settings.batch_size)
-    ramp_epochs = -(-training.settings.epochs // 2)
-    end_step, frequency = pruning.ramp_schedule(steps_per_epoch, ramp_epochs)
+    ramp_steps = -(-training.settings.stage_steps(len(training.split.x_train)) // 2)  # half the stage's budget
+    end_step, frequency = pruning.ramp_schedule(ramp_steps)
     used = {RECIPES[layer.recipe].shaper for layer in shaped}
     callbacks, settle = [], 0
     for name in sorted(used):
@@ -108,10 +162,10 @@ def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[
         schedule = {"end_step": end_step, "frequency": frequency} if technique.needs_ramp else {}
         model = technique.wrap(model, params, **schedule)
         callbacks += technique.callbacks()
-        settle = max(settle, ramp_epochs if technique.needs_ramp else 0)
+        settle = max(settle, ramp_steps if technique.needs_ramp else 0)
     rate = max(RECIPES[layer.recipe].learning_rate for layer in shaped)
     label = f"shape ({', '.join(sorted({layer.recipe for layer in shaped}))})"
-    stages.append(training.run(model, rate, label, callbacks=callbacks, settle_epochs=settle))
+    stages.append(training.run(model, rate, label, callbacks=callbacks, settle_steps=settle))
     for name in sorted(used):
         model = _TECHNIQUES[name].strip(model)
     return model

@@ -1,40 +1,82 @@
-"""Fine-tuning after a recipe changed the weights: seeded, validated, stopped early.
+"""Fine-tuning after a recipe changed the weights: a budget in steps and time, not in epochs.
 
-The validation split is drawn at random (seeded) rather than Keras's "last 10%", because
-user data is often ordered by class. Early stopping watches validation loss and always
-restores the best epoch's weights; recipes whose shape is still changing during the first
-epochs (pruning's sparsity ramp) start it later with `settle_epochs`.
+Compression fine-tuning needs enough optimizer steps at a sensible learning rate, not many
+passes over whatever data set the user has: tfmot's own clustering and CQAT examples
+fine-tune for one to a few epochs. So each stage gets a budget of optimizer steps (and the
+whole fine-tune an optional wall-clock budget), batches are drawn from the whole training
+set in a seeded order, the learning rate warms up and then follows a cosine decay over the
+budget, and a held-out validation split (seeded and random, because user data is often
+ordered by class) is checked about ten times per stage: early stopping restores the best
+check's weights, and every check is reported as one progress line with an ETA.
+Small data sets are also capped in epochs-equivalent, so 1,400 digits are not seen 40 times.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from edgecompress._tf import keras, tensorflow
 from edgecompress.errors import DataError
 
+DEFAULT_STEPS = 1000
 DEFAULT_EPOCHS = 10
+#: validation checks (and progress lines) per stage
+CHECKS_PER_STAGE = 10
+
+Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class FineTuning:
-    """How every compression stage is fine-tuned; `epochs` is per stage (CQAT has two stages)."""
+    """How every compression stage is fine-tuned (CQAT has two stages).
 
+    A stage runs at most `steps` optimizer steps and at most `epochs` passes over the
+    training data, whichever is fewer; all stages together stop after `minutes` if given.
+    """
+
+    steps: int = DEFAULT_STEPS
     epochs: int = DEFAULT_EPOCHS
-    batch_size: int = 32
+    minutes: float | None = None
+    batch_size: int = 64
     validation_fraction: float = 0.1
-    patience: int = 3
+    validation_max: int = 2000  # a larger hold-out only makes each check slower
+    patience: int = 3  # checks without a better validation loss before a stage stops
     seed: int = 0
     progress: bool = True
+    say: Say | None = field(default=None, compare=False)  # where progress lines go (None: nowhere)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.steps < 1 or self.epochs < 1:
+            raise ValueError(f"steps and epochs must be at least 1, got {self.steps} and {self.epochs}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"minutes must be positive, got {self.minutes}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be between 0 and 1, got {self.validation_fraction}")
+
+    def budget(self) -> dict[str, Any]:
+        """The settings that decide the result (what a cache key and the plan show)."""
+        return {"steps": self.steps, "epochs": self.epochs, "minutes": self.minutes, "batch_size": self.batch_size,
+                "validation_fraction": self.validation_fraction, "validation_max": self.validation_max,
+                "patience": self.patience, "seed": self.seed}
+
+    def describe(self, n_examples: int) -> str:
+        """The budget in words, for the plan and the log."""
+        n_train = n_examples - int(round(n_examples * self.validation_fraction))
+        limit = f"at most {self.minutes:g} minutes in all" if self.minutes is not None else "no time limit"
+        return (f"up to {self.stage_steps(n_train):,} steps of {self.batch_size} images per stage "
+                f"({self.steps:,} steps, at most {self.epochs} epochs-equivalent of {n_train:,} training images), "
+                f"validation on {min(self.validation_max, n_examples - n_train):,} held-out images, "
+                f"early stopping after {self.patience} checks without progress, {limit}")
+
+    def stage_steps(self, n_train: int) -> int:
+        """Optimizer steps one stage runs at most for `n_train` training examples."""
+        return max(1, min(self.steps, self.epochs * math.ceil(n_train / self.batch_size)))
 
 
 @dataclass(frozen=True)
@@ -59,8 +101,8 @@ def training_arrays(data: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> Split:
-    """A seeded random hold-out; refuses data too small to hold anything out."""
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, limit: int | None = None) -> Split:
+    """A seeded random hold-out of `fraction` (at most `limit` examples); refuses data too small to hold anything out."""
     n_val = int(round(len(x) * fraction))
     if n_val < 1 or n_val >= len(x):
         raise DataError(
@@ -68,7 +110,7 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -
             "Give fine-tuning more training data (at least a few dozen images per class).",
         )
     order = np.random.default_rng(seed).permutation(len(x))
-    val, train = order[:n_val], order[n_val:]
+    val, train = order[:n_val][:limit], order[n_val:]
     return Split(x[train], y[train], x[val], y[val])
 
 
@@ -78,13 +120,24 @@ def loss_for(model: Any) -> Any:
     Call it on the model as the user gave it: once the last layer is wrapped for training
     its activation is hidden inside the wrapper.
     """
-    from edgecompress.model_io import _output_kind
+    from edgecompress.model_io import output_kind
 
     k = keras()
-    kind = _output_kind(model)
+    kind = output_kind(model)
     if int(model.outputs[0].shape[-1]) == 1:
         return k.losses.BinaryCrossentropy(from_logits=kind == "logits")
     return k.losses.SparseCategoricalCrossentropy(from_logits=kind == "logits")
+
+
+@dataclass
+class Clock:
+    """The wall-clock budget shared by every stage of one fine-tune."""
+
+    minutes: float | None
+    started: float = field(default_factory=time.monotonic)
+
+    def remaining_s(self) -> float:
+        return math.inf if self.minutes is None else self.minutes * 60.0 - (time.monotonic() - self.started)
 
 
 def finetune(
@@ -95,67 +148,124 @@ def finetune(
     learning_rate: float,
     loss: Any,
     callbacks: Sequence[Any] = (),
-    settle_epochs: int = 0,
+    settle_steps: int = 0,
     label: str = "fine-tuning",
+    clock: Clock | None = None,
 ) -> dict[str, Any]:
-    """Train `model` in place; its weights end at the best validation epoch. Returns a summary.
+    """Train `model` in place within the budget; its weights end at the best validation check.
 
-    `loss` comes from `loss_for` on the unwrapped model.
+    Returns what training.json records: steps run, epochs-equivalent, wall time, why it
+    stopped and the validation curve. `loss` comes from `loss_for` on the unwrapped model;
+    `settle_steps` delays early stopping while a recipe's shape still changes (pruning's ramp).
     """
-    tf = tensorflow()
-    k = keras()
+    tf, k = tensorflow(), keras()
     k.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
-    model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
-    stopper = k.callbacks.EarlyStopping(
-        monitor="val_loss", patience=settings.patience, restore_best_weights=True, start_from_epoch=max(0, settle_epochs - 1)
-    )
-    steps = int(np.ceil(len(split.x_train) / settings.batch_size))
-    progress = [_progress_bar(label, settings.epochs, steps)] if settings.progress else []
-    history = model.fit(
-        split.x_train,
-        split.y_train,
+    clock = clock or Clock(settings.minutes)
+    rounds = min(CHECKS_PER_STAGE, settings.stage_steps(len(split.x_train)))
+    check_every = settings.stage_steps(len(split.x_train)) // rounds
+    total = rounds * check_every  # never over the budget
+    model.compile(optimizer=k.optimizers.Adam(_schedule(learning_rate, total)), loss=loss, metrics=["accuracy"])
+    stopper = k.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True,
+                                        start_from_epoch=settle_steps // check_every)
+    watch = _watch_class()(label, total, check_every, len(split.x_train) / settings.batch_size, clock,
+                   settings.say if settings.progress else None)
+    started = time.monotonic()
+    model.fit(
+        _batches(split, settings.batch_size, settings.seed),
         validation_data=(split.x_val, split.y_val),
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        shuffle=True,
+        validation_batch_size=256,
+        steps_per_epoch=check_every,
+        epochs=rounds,
         verbose=0,
-        callbacks=[*callbacks, stopper, *progress],  # recipe callbacks first: they finish the epoch's weights
+        callbacks=[*callbacks, stopper, watch],  # recipe callbacks first: they finish the round's weights
     )
-    val_loss = history.history["val_loss"]
-    best = stopper.best_epoch if stopper.best_weights is not None else len(val_loss) - 1
+    best = min(range(len(watch.curve)), key=lambda i: watch.curve[i]["val_loss"]) if watch.curve else 0
+    steps_run = watch.steps
     return {
         "stage": label,
         "learning_rate": learning_rate,
-        "epochs_run": len(val_loss),
-        "best_epoch": int(best) + 1,
-        "val_loss": float(val_loss[best]),
-        "val_accuracy": float(history.history["val_accuracy"][best]),
+        "budget_steps": total,
+        "steps": steps_run,
+        "epochs_equivalent": round(steps_run * settings.batch_size / len(split.x_train), 3),
+        "wall_seconds": round(time.monotonic() - started, 2),
+        "stopped_by": watch.stopped_by or ("early stopping" if stopper.stopped_epoch else "step budget"),
+        "best_step": watch.curve[best]["step"] if watch.curve else 0,
+        "val_loss": watch.curve[best]["val_loss"] if watch.curve else None,
+        "val_accuracy": watch.curve[best]["val_accuracy"] if watch.curve else None,
+        "curve": watch.curve,
     }
 
 
-def _progress_bar(label: str, epochs: int, steps: int) -> Any:
-    """A rich progress bar over all batches of all epochs, with the last validation figures."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _schedule(learning_rate: float, steps: int) -> Any:
+    """Warm up for 5 % of the budget from a tenth of the rate, then a cosine decay to 5 %."""
+    warmup = max(1, steps // 20)
+    return keras().optimizers.schedules.CosineDecay(
+        learning_rate / 10.0, decay_steps=max(1, steps - warmup), alpha=0.05, warmup_target=learning_rate, warmup_steps=warmup
+    )
 
+
+def _batches(split: Split, batch_size: int, seed: int) -> Any:
+    """Batches drawn from the whole training set in a seeded order, reshuffled every pass, endless."""
+    tf = tensorflow()
+    n = len(split.x_train)
+    rng = np.random.default_rng(seed)
+
+    def indices() -> Any:
+        while True:
+            yield from rng.permutation(n)
+
+    order = tf.data.Dataset.from_generator(indices, output_signature=tf.TensorSpec((), tf.int64))
+    x, y = split.x_train, split.y_train
+    lookup = lambda rows: tf.numpy_function(lambda r: (x[r], y[r]), [rows], (tf.as_dtype(x.dtype), tf.as_dtype(y.dtype)))  # noqa: E731
+    batches = order.batch(batch_size).map(lookup)
+    shaped = batches.map(lambda bx, by: (tf.ensure_shape(bx, (None, *x.shape[1:])), tf.ensure_shape(by, (None, *y.shape[1:]))))
+    return shaped.prefetch(2)
+
+
+def _duration(seconds: float) -> str:
+    if math.isinf(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+@functools.lru_cache(maxsize=1)
+def _watch_class() -> type:
+    """The progress/budget callback, defined on first use so importing this module stays free of TensorFlow."""
     k = keras()
 
-    class RichProgress(k.callbacks.Callback):
-        def on_train_begin(self, logs: Any = None) -> None:
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[status]}"), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(label, total=epochs * steps, status="")
+    class Watch(k.callbacks.Callback):
+        """One progress line per validation check, the curve for training.json, and the time budget."""
+
+        def __init__(self, label: str, total: int, check_every: int, steps_per_epoch: float, clock: Clock,
+                     say: Say | None) -> None:
+            super().__init__()
+            self.label, self.total, self.check_every = label, total, check_every
+            self.steps_per_epoch, self.clock, self.say = steps_per_epoch, clock, say
+            self.curve: list[dict[str, Any]] = []
+            self.steps = 0
+            self.stopped_by: str | None = None
+            self.started = time.monotonic()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            self.bar.advance(self.task)
+            self.steps += 1
+            if self.clock.remaining_s() <= 0 and not self.model.stop_training:
+                self.model.stop_training = True
+                self.stopped_by = "time budget"
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs or {}
-            self.bar.update(self.task, completed=(epoch + 1) * steps, description=f"{label} epoch {epoch + 1}/{epochs}",
-                            status=f"val_loss {logs.get('val_loss', float('nan')):.4f} val_acc {logs.get('val_accuracy', float('nan')):.3f}")
+            elapsed = time.monotonic() - self.started
+            point = {"step": self.steps, "epochs_equivalent": round(self.steps / self.steps_per_epoch, 3),
+                     "elapsed_s": round(elapsed, 2),
+                     **{key: float(logs[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy") if key in logs}}
+            self.curve.append(point)
+            if self.say is not None:
+                eta = elapsed / max(1, self.steps) * max(0, self.total - self.steps)
+                self.say(f"  {self.label}: step {self.steps}/{self.total} ({point['epochs_equivalent']:.2f} epochs), "
+                         f"loss {point.get('loss', math.nan):.4f}, accuracy {point.get('accuracy', math.nan):.3f}, "
+                         f"val accuracy {point.get('val_accuracy', math.nan):.3f}, {_duration(elapsed)} elapsed, "
+                         f"ETA {_duration(min(eta, self.clock.remaining_s()))}")
 
-        def on_train_end(self, logs: Any = None) -> None:
-            self.bar.stop()
-
-    return RichProgress()
+    return Watch

@@ -20,10 +20,10 @@ def _tfmot() -> Any:
     return tfmot
 
 
-def ramp_schedule(steps_per_epoch: int, ramp_epochs: int) -> tuple[int, int]:
-    """(end_step, frequency): masks update ~10 times an epoch and the last update lands on end_step."""
-    frequency = max(1, steps_per_epoch // 10)
-    end_step = max(frequency, (steps_per_epoch * ramp_epochs // frequency) * frequency)
+def ramp_schedule(ramp_steps: int) -> tuple[int, int]:
+    """(end_step, frequency): masks update ~20 times over the ramp and the last update lands on end_step."""
+    frequency = max(1, ramp_steps // 20)
+    end_step = max(frequency, (ramp_steps // frequency) * frequency)
     return end_step, frequency
 
 

@@ -22,10 +22,12 @@ class RunContext:
     artifacts: list[Artifact] = field(default_factory=list)
     reference: dict[str, Any] = field(default_factory=dict)  # the Keras model on the eval set (runner's shape)
     trained_model_file: Path | None = None  # the fine-tuned Keras model, when the plan trains
+    trained_key: str = ""  # what made that model (apply_plan's key): exports of it are cached under it
     micro: dict[str, Any] | None = None
     measurements: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     trained: Any = None  # the fine-tuned tf-keras model while in memory (loaded from its file on resume)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds of each step run by this invocation
 
     @property
     def request(self) -> Any:
@@ -46,11 +48,29 @@ class RunContext:
     def add_artifact(self, artifact: Artifact) -> None:
         self.artifacts.append(artifact)
 
-    def remember_artifact(self, name: str, suffix: str, build: Callable[[Path], Artifact]) -> Artifact:
-        """An artifact file built once per run: `build(path)` writes it and returns its description."""
+    def remember_artifact(self, name: str, suffix: str, build: Callable[[Path], Artifact], *,
+                          made_from: dict[str, Any] | None = None) -> Artifact:
+        """An artifact file built once per run: `build(path)` writes it and returns its description.
+
+        With `made_from` (everything the file depends on), the file is also taken from, or
+        kept in, the cache across runs.
+        """
         path = self.artifact_path(f"{name}{suffix}")
-        record = self.folder.remember(f"artifact:{name}{suffix if suffix != '.tflite' else ''}",
-                                      lambda: build(path).to_record(), files=[path])
+
+        def make() -> dict[str, Any]:
+            from edgecompress.pipeline.reuse import keep_file, reused_file
+
+            cache = self.prepared.cache
+            key = cache.key(f"artifact{suffix}", **made_from) if made_from is not None else None
+            reused = reused_file(cache, "artifact", key, path, self.say, f"{name}{suffix}") if key else None
+            if reused is not None:
+                return reused
+            record = build(path).to_record()
+            if key:
+                keep_file(cache, "artifact", key, path, record)
+            return record
+
+        record = self.folder.remember(f"artifact:{name}{suffix if suffix != '.tflite' else ''}", make, files=[path])
         artifact = Artifact.from_record(record, path.parent)
         self.add_artifact(artifact)
         return artifact

@@ -9,17 +9,20 @@ costs a fine-tune.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import json
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import numpy as np
 
+from edgecompress.cache import StageCache, fingerprint_arrays
 from edgecompress.errors import DataError, EdgeCompressError, TargetError
 from edgecompress.pipeline.request import DeployRequest
 
 if TYPE_CHECKING:
     from edgecompress.analysis import SignificanceProfile
-    from edgecompress.compression import Plan
+    from edgecompress.compression import FineTuning, Plan
     from edgecompress.data import Dataset
     from edgecompress.data.scaling import ScalingDecision
     from edgecompress.model_io import LoadedModel
@@ -50,6 +53,9 @@ class Prepared:
     significance: SignificanceProfile
     plan: Plan
     task: TaskFactory
+    cache: StageCache
+    data_fingerprint: str  # a content hash of the scaled train/test arrays, labels and class names
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds of each preparation phase
 
     def close(self) -> None:
         for target in self.targets:
@@ -64,6 +70,7 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
 
     if not dry_run:
         check_output_dir(request.output)
+    clock = _PhaseClock()
     profile = load_profile(request.profile)
     say(f"Profile {profile.name}: {profile.description}")
     loaded = load_model(request.model)
@@ -76,14 +83,35 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
     say(f"Model {loaded.path.name}: {loaded.n_params:,} parameters, input {loaded.input_shape}, "
         f"{loaded.n_outputs} outputs ({loaded.output_kind})")
     dataset, scaling, reference_scores = _data_for(request, loaded, say)
+    fingerprint = fingerprint_arrays(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test,
+                                     extra=[dataset.class_names, dataset.scaling])
+    cache = StageCache.default(enabled=request.cache)
     _check_targets_suit_profile(request, profile)
-    significance, plan = _significance_and_plan(request, profile, loaded, dataset, say, task)
+    clock.lap("load")
+    significance = _significance(request, profile, loaded, dataset, say, task, cache, fingerprint)
+    clock.lap("significance")
+    plan = _plan(request, profile, loaded, significance, say)
+    if plan.needs_training:
+        say(f"Fine-tuning budget: {finetuning_settings(request, profile).describe(len(dataset.x_train))}")
     if dry_run:
         _validate_target_definitions(request)
         targets, probes = [], {}
     else:
         targets, probes = _connect_targets(request, say)
-    return Prepared(request, profile, loaded, dataset, scaling, reference_scores, targets, probes, significance, plan, task)
+    clock.lap("plan and targets")
+    return Prepared(request, profile, loaded, dataset, scaling, reference_scores, targets, probes, significance, plan, task,
+                    cache, fingerprint, clock.laps)
+
+
+@dataclass
+class _PhaseClock:
+    laps: dict[str, float] = field(default_factory=dict)
+    last: float = field(default_factory=time.monotonic)
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(now - self.last, 2)
+        self.last = now
 
 
 def _data_for(request: DeployRequest, loaded: LoadedModel, say: Say) -> tuple[Dataset, ScalingDecision, np.ndarray]:
@@ -141,29 +169,56 @@ def _check_targets_suit_profile(request: DeployRequest, profile: Profile) -> Non
         )
 
 
-def _significance_and_plan(
-    request: DeployRequest, profile: Profile, loaded: LoadedModel, dataset: Dataset, say: Say, task: TaskFactory
-) -> tuple[SignificanceProfile, Plan]:
-    """TwoNN significance of every layer, then the per-layer plan; a budget miss stops here, before training."""
+def _significance(request: DeployRequest, profile: Profile, loaded: LoadedModel, dataset: Dataset, say: Say,
+                  task: TaskFactory, cache: StageCache, fingerprint: str) -> SignificanceProfile:
+    """TwoNN (or PCA) significance of every layer, reused from the cache when the same was measured before."""
     from edgecompress._tf import quiet_native_output
-    from edgecompress.analysis import analyze_model
-    from edgecompress.compression import baseline_plan, make_plan
+    from edgecompress.analysis import SignificanceProfile, analyze_model
 
     delta = request.delta if request.delta is not None else profile.compression.significance_delta
-    samples = min(request.id_samples, len(dataset.x_train))
-    say(f"Measuring layer significance ({request.method}, delta {delta:g}, {samples} samples)")
-    with task("Measuring layer significance"), quiet_native_output():
-        significance = analyze_model(
-            loaded.model, dataset.x_train, method=request.method, delta=delta, n_samples=request.id_samples, seed=request.seed
-        )
+    key = cache.key("significance", model=loaded.sha256, data=fingerprint, method=request.method, delta=delta,
+                    samples=request.id_samples, seed=request.seed)
+    hit = cache.lookup("significance", key)
+    if hit is not None:
+        say(f"Reusing the layer significance from the cache (measured {hit.meta.get('stored', '?')}, key {key[:12]})")
+        significance = SignificanceProfile.from_dict(json.loads(hit.file("significance.json").read_text()))
+    else:
+        samples = min(request.id_samples, len(dataset.x_train))
+        say(f"Measuring layer significance ({request.method}, delta {delta:g}, {samples} samples)")
+        with task("Measuring layer significance"), quiet_native_output():
+            significance = analyze_model(loaded.model, dataset.x_train, method=request.method, delta=delta,
+                                         n_samples=request.id_samples, seed=request.seed)
+        document = json.dumps(significance.to_dict())
+        cache.store("significance", key, lambda folder: (folder / "significance.json").write_text(document), {})
     significant = [layer.name for layer in significance.layers if layer.significant]
     say(f"Significant layers: {', '.join(significant) or 'none'}")
+    return significance
+
+
+def _plan(request: DeployRequest, profile: Profile, loaded: LoadedModel, significance: SignificanceProfile, say: Say) -> Plan:
+    """The per-layer plan: the profile's, or a named recipe; a budget miss stops here, before training."""
+    from edgecompress.compression import baseline_plan, make_plan
+
     if request.recipe:
         plan = baseline_plan(request.recipe, loaded.model, significance=significance)
     else:
         plan = make_plan(profile, loaded.model, significance)
     say(f"Plan '{plan.strategy}': {plan.description}; export {plan.export_mode}, about {plan.estimated_bytes:,} bytes bit-packed")
-    return significance, plan
+    return plan
+
+
+def finetuning_settings(request: DeployRequest, profile: Profile, say: Say | None = None) -> FineTuning:
+    """The fine-tuning budget: the request's figures, else the profile's."""
+    from edgecompress.compression import DEFAULT_EPOCHS, FineTuning
+
+    compression = profile.compression
+    return FineTuning(
+        steps=request.finetune_steps or compression.finetune_steps,
+        minutes=request.finetune_minutes if request.finetune_minutes is not None else compression.finetune_minutes,
+        epochs=request.epochs or DEFAULT_EPOCHS,
+        seed=request.seed,
+        say=say,
+    )
 
 
 def _validate_target_definitions(request: DeployRequest) -> None:

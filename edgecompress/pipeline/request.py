@@ -42,11 +42,14 @@ class DeployRequest:
     runs: int = 100
     threads: int | None = None
     recipe: str | None = None  # None: the plan the profile implies; else a named recipe (ptq-int8, cqat, ...)
-    epochs: int | None = None  # fine-tuning epochs per compression stage (None: the recipe default)
+    finetune_steps: int | None = None  # optimizer steps per fine-tuning stage at most (None: the profile's)
+    finetune_minutes: float | None = None  # wall-clock budget for all fine-tuning (None: the profile's)
+    epochs: int | None = None  # epochs-equivalent per fine-tuning stage at most (None: the default, 10)
     delta: float | None = None  # significance threshold (None: the profile's)
     method: str = "twonn"  # intrinsic-dimension estimator: twonn | pca
     id_samples: int = 2000
     onnx: bool = True
+    cache: bool = True  # reuse significance, PTQ and fine-tuned stages across runs (see `edgecompress cache`)
     target_options: dict[str, Any] = field(default_factory=dict)
     model_sha256: str | None = None  # recorded when the run starts; a resume refuses a changed model
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -99,7 +100,14 @@ def run(
 
     if reopen is None:
         request = request.with_absolute_paths()
-    prepared = prepare(request, say, task or no_task, dry_run=dry_run)  # raises before any folder changes
+    early = _EarlyLines()  # what preparation says, written to deploy.log once the run folder exists
+    if logging.getLogger("edgecompress").getEffectiveLevel() > logging.INFO:
+        logging.getLogger("edgecompress").setLevel(logging.INFO)  # the run's record, however quiet the console
+    logging.getLogger("edgecompress").addHandler(early)
+    try:
+        prepared = prepare(request, say, task or no_task, dry_run=dry_run)  # raises before any folder changes
+    finally:
+        logging.getLogger("edgecompress").removeHandler(early)
     if show is not None:
         show(prepared.plan.table())
         show(f"Input scaling: {prepared.scaling.scaling} ({prepared.scaling.reason})")
@@ -113,18 +121,33 @@ def run(
         folder = RunFolder.create(Path(request.output), Path(request.model).stem, prepared.profile.name)
         request.model_sha256 = prepared.loaded.sha256
         folder.write_json(LAYOUT.request, request.to_json())
-    return _run_steps(RunContext(prepared=prepared, folder=folder, say=say))
+    return _run_steps(RunContext(prepared=prepared, folder=folder, say=say), early.records)
 
 
-def _run_steps(ctx: RunContext) -> DeployResult:
+class _EarlyLines(logging.Handler):
+    """Keeps log records until there is a deploy.log to write them to."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _run_steps(ctx: RunContext, earlier: list[logging.LogRecord]) -> DeployResult:
     handler = ctx.folder.attach_log(logging.getLogger("edgecompress"))  # steps and board progress
+    for record in earlier:  # profile, model, data, scaling, significance, plan, budget, targets
+        handler.handle(record)
     step = "start"
     try:
         ctx.say(f"Run folder: {ctx.folder.path}")
         for current in STEPS:
             if current.applies(ctx):
                 step = current.name
+                started = time.monotonic()
                 current.run(ctx)
+                ctx.timings[current.name] = round(time.monotonic() - started, 2)
         run_dir = ctx.folder.finish()
         ctx.say(f"Report: {run_dir / LAYOUT.report}")
         return DeployResult(run_dir=run_dir, report=ctx.report)

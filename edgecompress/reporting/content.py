@@ -40,6 +40,7 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
         *_per_class(report, figures),
         _significance(report, figures),
         _plan(report, figures),
+        _training(report),
         _weights(report),
         _fleet(report),
         _provenance(report),
@@ -277,6 +278,38 @@ def _plan(report: dict[str, Any], figures: dict[str, Path]) -> Section | None:
     return Section("Compression plan", blocks, id="plan-section")
 
 
+def _training(report: dict[str, Any]) -> Section | None:
+    """What fine-tuning did: steps against the budget, epochs-equivalent, time, why it stopped, the curve."""
+    stages = (report.get("training") or {}).get("stages") or []
+    if not stages:
+        return None
+    columns = [Column("stage"), Column("steps", numeric=True), Column("budget", numeric=True),
+               Column("epochs-equivalent", numeric=True), Column("wall time", numeric=True), Column("stopped by"),
+               Column("best step", numeric=True), Column("val accuracy", numeric=True)]
+    rows = [[Cell(fmt.text(stage.get("stage"))), cell(stage.get("steps"), fmt.integer), cell(stage.get("budget_steps"), fmt.integer),
+             cell(stage.get("epochs_equivalent"), fmt.number), cell(stage.get("wall_seconds"), _seconds),
+             Cell(fmt.text(stage.get("stopped_by"))), cell(stage.get("best_step"), fmt.integer),
+             cell(stage.get("val_accuracy"), fmt.percent)] for stage in stages]
+    blocks: list[Any] = [Table(columns, rows, caption="Fine-tuning per stage; the model keeps the weights of the best "
+                                                      "validation check.", id="training")]
+    curve_rows = [[Cell(fmt.text(stage.get("stage"))), cell(point.get("step"), fmt.integer),
+                   cell(point.get("epochs_equivalent"), fmt.number), cell(point.get("loss"), fmt.number),
+                   cell(point.get("val_loss"), fmt.number), cell(point.get("val_accuracy"), fmt.percent),
+                   cell(point.get("elapsed_s"), _seconds)]
+                  for stage in stages for point in stage.get("curve") or []]
+    if curve_rows:
+        curve_columns = [Column("stage"), Column("step", numeric=True), Column("epochs", numeric=True),
+                         Column("loss", numeric=True), Column("val loss", numeric=True), Column("val accuracy", numeric=True),
+                         Column("elapsed", numeric=True)]
+        blocks.append(Table(curve_columns, curve_rows, caption="Validation curve.", id="training-curve",
+                            collapsed=len(curve_rows) > FOLD_ROWS))
+    return Section("Fine-tuning", blocks, id="training-section")
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f} s"
+
+
 def _weights(report: dict[str, Any]) -> Section | None:
     blocks: list[Any] = []
     columns = [Column("tensor"), Column("layer"), Column("op"), Column("dtype"), Column("weights", numeric=True),
@@ -328,6 +361,8 @@ def _provenance(report: dict[str, Any]) -> Section:
         f"max eval {request.get('max_eval') or 'all'}, threads {request.get('threads') or 'runtime default'}",
         f"Host: Python {host.get('python', '?')} on {host.get('machine', '?')} {host.get('system', '')}; {packages}",
         f"Command: {' '.join(map(str, report.get('command') or [])) or '?'}",
+        *([("Wall time: " + ", ".join(f"{phase} {_seconds(seconds)}" for phase, seconds in report["timings_s"].items()))]
+          if report.get("timings_s") else []),
         *[f"Artifact {a['name']}: {a.get('description', '')}, {a.get('format')}, sha256 {str(a.get('sha256', '?'))[:16]}…"
           for a in report["artifacts"]],
     ]

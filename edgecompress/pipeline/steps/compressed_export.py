@@ -18,7 +18,11 @@ class CompressedExport(Step):
         return ctx.prepared.plan.needs_training
 
     def run(self, ctx: RunContext) -> None:
-        ctx.remember_artifact(ctx.prepared.plan.strategy, ".tflite", lambda path: _convert(ctx, path))
+        plan = ctx.prepared.plan
+        made_from = {"name": plan.strategy, "trained": ctx.trained_key, "mode": plan.export_mode, "io_dtype": plan.io_dtype,
+                     "float_layers": list(plan.float_layers), "data": ctx.prepared.data_fingerprint, "seed": ctx.request.seed}
+        ctx.remember_artifact(plan.strategy, ".tflite", lambda path: _convert(ctx, path),
+                              made_from=made_from if ctx.trained_key else None)
 
 
 def _convert(ctx: RunContext, path: Path) -> Artifact:

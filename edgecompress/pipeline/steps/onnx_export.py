@@ -19,7 +19,10 @@ class OnnxExport(Step):
         return ctx.request.onnx and ctx.prepared.plan.needs_training
 
     def run(self, ctx: RunContext) -> None:
-        ctx.remember_artifact(ctx.prepared.plan.strategy, ".onnx", lambda path: _export(ctx, path))
+        plan = ctx.prepared.plan
+        made_from = {"name": plan.strategy, "trained": ctx.trained_key, "data": ctx.prepared.data_fingerprint}
+        ctx.remember_artifact(plan.strategy, ".onnx", lambda path: _export(ctx, path),
+                              made_from=made_from if ctx.trained_key else None)
 
 
 def _export(ctx: RunContext, path: Path) -> Artifact:

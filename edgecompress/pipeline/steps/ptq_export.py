@@ -33,8 +33,11 @@ class PtqExport(Step):
         if compression.ptq != "float32":
             io = compression.io_dtype if compression.ptq == "int8" else "float32"
             exports.append(_Export(f"ptq-{compression.ptq}", compression.ptq, io, PTQ_DESCRIPTIONS[compression.ptq]))
+        prepared = ctx.prepared
         for export in exports:
-            ctx.remember_artifact(export.name, ".tflite", partial(_convert, ctx, export))
+            made_from = {"name": export.name, "mode": export.mode, "io_dtype": export.io_dtype, "model": prepared.loaded.sha256,
+                         "data": prepared.data_fingerprint, "seed": ctx.request.seed, "calibration": CALIBRATION_SAMPLES}
+            ctx.remember_artifact(export.name, ".tflite", partial(_convert, ctx, export), made_from=made_from)
 
 
 class _Export(NamedTuple):

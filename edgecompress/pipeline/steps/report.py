@@ -27,7 +27,8 @@ class Report(Step):
             request=prepared.request.to_json(),
             profile=prepared.profile.to_dict(),
             model=prepared.loaded.describe(),
-            data={**prepared.dataset.describe(), "scaling_decision": prepared.scaling.to_dict()},
+            data={**prepared.dataset.describe(), "scaling_decision": prepared.scaling.to_dict(),
+                  "fingerprint": prepared.data_fingerprint},
             host=host_facts(),
             targets=[{"name": name, "probe": probe} for name, probe in prepared.probes.items()],
             keras_reference=ctx.reference,
@@ -37,6 +38,8 @@ class Report(Step):
             micro=ctx.micro,
             significance=prepared.significance.to_dict(),
             plan=prepared.plan.to_dict(),
+            training=ctx.folder.read_json(LAYOUT.training),
+            timings_s={**prepared.timings, **ctx.timings},  # this invocation's (a resumed run shows only the rest)
         )
         ctx.folder.write_json(LAYOUT.report, report)
         # report.md, report.html and the plots, from report.json; headed with the name the run will have
