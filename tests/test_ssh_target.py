@@ -150,6 +150,65 @@ def test_remote_paths_are_never_interpreted_by_a_shell(sshd: SshServer, known_ho
         assert not (place / marker).exists()
 
 
+# --------------------------------------------------------------------------- boards without SFTP
+
+
+@pytest.mark.parametrize("sftp", [None, "/usr/lib/openssh/no-such-sftp-server"], ids=["no-subsystem", "sftp-server-missing"])
+def test_a_board_without_sftp_gets_its_files_over_the_exec_channel(
+    sftp: str | None, tmp_path: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
+    """Dropbear without sftp-server, stripped images, `Subsystem` removed from sshd_config: still measured."""
+    server = start_sshd(tmp_path / "sshd", sftp=sftp)
+    known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
+    said: list[str] = []
+    job = MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=5)
+    try:
+        with connect(server, known_hosts, board_dir, progress=said.append) as board:
+            first = board.measure(job)
+        with connect(server, known_hosts, board_dir) as board:  # a second deploy: the cache still works
+            second = board.measure(job)
+    finally:
+        server.kill()
+
+    assert any("offers no SFTP" in line and "command channel" in line for line in said)
+    assert first.device["ssh"]["file_transfer"] == "exec"
+    assert first.result["accuracy"]["n"] == 360 and len(first.result["latency_ms"]["samples"]) == 5
+    assert first.result["model"]["sha256"] + ".tflite" == sha256_name(tiny_tflite_fp32)
+    assert [u["sent"] for u in first.device["ssh"]["uploads"]] == [False, True, True]  # runner sent by the probe
+    assert [u["sent"] for u in second.device["ssh"]["uploads"]] == [False, False, False]
+    cached = cached_files(board_dir)
+    for local in (tiny_tflite_fp32, eval_npz, runner_script()):
+        assert cached[sha256_name(local)].read_bytes() == local.read_bytes()
+    assert not [name for name in cached if name.endswith(".part")]
+    assert list((board_dir / "runs").iterdir()) == []
+
+
+def test_without_sftp_a_server_killed_mid_upload_leaves_no_half_file(tmp_path: Path, tiny_tflite_fp32: Path) -> None:
+    server = start_sshd(tmp_path / "sshd", sftp=None)
+    known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
+    board_dir = tmp_path / "board"
+    eval_data = big_eval_npz(tmp_path / "eval.npz", samples=4000)  # 1 MB over the command channel
+
+    def kill_at_ten_percent(line: str) -> None:
+        if "upload eval.npz: 10%" in line:
+            server.kill()
+
+    job = MeasureJob(tiny_tflite_fp32, eval_data, warmup=1, runs=3)
+    try:
+        with pytest.raises(TargetError) as caught, connect(server, known_hosts, board_dir, progress=kill_at_ten_percent) as board:
+            board.measure(job)
+        assert caught.value.step == "upload" and "Lost the connection" in caught.value.problem
+        assert sha256_name(eval_data) not in cached_files(board_dir)  # only ever a .part name
+
+        server.start()
+        with connect(server, known_hosts, board_dir) as board:
+            measurement = board.measure(job)
+    finally:
+        server.kill()
+    assert measurement.result["accuracy"]["n"] == 4000
+    assert cached_files(board_dir)[sha256_name(eval_data)].read_bytes() == eval_data.read_bytes()
+
+
 # --------------------------------------------------------------------------- trust and login
 
 

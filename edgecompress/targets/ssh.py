@@ -31,6 +31,7 @@ from edgecompress.targets.ssh_connection import (
     PasswordSource,
     open_connection,
 )
+from edgecompress.targets.ssh_files import remote_files
 from edgecompress.targets.ssh_transfer import LocalFile, Transfer, Uploader, new_run_id, resolve_layout
 
 log = logging.getLogger("edgecompress.targets.ssh")
@@ -137,7 +138,12 @@ class SshTarget(Target):
             raise self._runner_failure(result, document, what="probe")
         return {
             **document,
-            "ssh": {"address": str(self.definition.address), "work_dir": up.layout.work_dir, "python": " ".join(up.python)},
+            "ssh": {
+                "address": str(self.definition.address),
+                "work_dir": up.layout.work_dir,
+                "python": " ".join(up.python),
+                "file_transfer": up.files.transport,
+            },
         }
 
     def _stage(self, up: Uploader, files: dict[str, LocalFile]) -> tuple[str, list[Transfer]]:
@@ -253,11 +259,13 @@ class SshTarget(Target):
         self._say(f"connecting to {self.definition.address}" + (f" via {self.definition.jump}" if self.definition.jump else ""))
         conn = open_connection(self.definition, self.options, self._passwords)
         try:
-            layout = resolve_layout(conn, self.definition.remote_dir)
+            files = remote_files(conn, self.definition.python, self._say)
+            layout = resolve_layout(files, conn, self.definition.remote_dir)
         except BaseException:
             conn.close()
             raise
-        self._uploader = Uploader(conn, tools.python_argv(self.definition.python, layout.home), layout, self._say, self._cancel)
+        python = tools.python_argv(self.definition.python, layout.home)
+        self._uploader = Uploader(conn, files, python, layout, self._say, self._cancel)
         return self._uploader
 
     def _drop_connection(self) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import paramiko
 
@@ -44,6 +44,10 @@ class CommandTimeout(Exception):
 
 class Cancelled(Exception):
     """The user asked to stop (Ctrl-C in a fleet run, or Target.cancel())."""
+
+
+class SftpUnavailable(Exception):
+    """The server is up but offers no working SFTP subsystem (stripped images, dropbear without sftp-server)."""
 
 
 @dataclass(frozen=True)
@@ -113,16 +117,17 @@ class Connection:
         return transport is not None and transport.is_active()
 
     def sftp(self) -> paramiko.SFTPClient:
+        """The SFTP session; SftpUnavailable when the server refuses it but the link is fine."""
         if self._sftp is None:
             try:
                 self._sftp = self.client.open_sftp()
             except (paramiko.SSHException, EOFError, OSError) as error:
-                raise self.lost(f"opening SFTP failed: {error}") from error
+                if not self.alive:
+                    raise ConnectionLost(f"opening SFTP failed: {error}") from error
+                # OpenSSH closes the channel when no `Subsystem sftp` is configured; a configured
+                # but missing sftp-server binary ends the channel during the version exchange.
+                raise SftpUnavailable(f"{type(error).__name__}: {error}") from error
         return self._sftp
-
-    def lost(self, what: str) -> Exception:
-        """ConnectionLost when the transport is gone, else a plain RuntimeError the caller reports."""
-        return ConnectionLost(what) if not self.alive else RuntimeError(what)
 
     def start(self, argv: Sequence[str]) -> paramiko.Channel:
         """Start `argv` on the board without a terminal (stdout and stderr stay separate)."""
@@ -147,6 +152,38 @@ class Connection:
         channel = self.start(argv)
         try:
             return self._collect(channel, time.monotonic() + timeout, on_stderr_line, cancel)
+        finally:
+            channel.close()
+
+    def run_with_input(
+        self,
+        argv: Sequence[str],
+        blocks: Iterable[bytes],
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> CommandResult:
+        """Run `argv` with `blocks` streamed to its stdin, then EOF; a command that stops reading early still reports.
+
+        No terminal is allocated, so the bytes arrive exactly as sent (binary safe).
+        """
+        channel = self.start(argv)
+        deadline = time.monotonic() + timeout
+        try:
+            for block in blocks:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
+                if time.monotonic() > deadline:
+                    raise CommandTimeout()
+                try:
+                    channel.sendall(block)
+                except (OSError, EOFError, paramiko.SSHException) as error:
+                    if not self.alive:
+                        raise ConnectionLost(f"the connection dropped while sending data: {error}") from error
+                    break  # the command exited without reading everything; its status and stderr say why
+            else:
+                channel.shutdown_write()
+            return self._collect(channel, deadline, None, cancel)
         finally:
             channel.close()
 
