@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -135,7 +136,7 @@ class SshTarget(Target):
         result = up.conn.run(argv, timeout=PROBE_TIMEOUT_S, cancel=self._cancel)
         document = _json_or_none(result)
         if result.status != 0 or not isinstance(document, dict) or "error" in document:
-            raise self._runner_failure(result, document, what="probe")
+            raise self._runner_failure(up, result, document, what="probe")
         return {
             **document,
             "ssh": {
@@ -183,7 +184,7 @@ class SshTarget(Target):
             raise KeyboardInterrupt from None
         document = _json_or_none(result)
         if result.status != 0 or not isinstance(document, dict) or "error" in document:
-            raise self._runner_failure(result, document, what="run", run_dir=run_dir)
+            raise self._runner_failure(up, result, document, what="run", run_dir=run_dir)
         return document
 
     def _stop_runner(self, up: Uploader, pid_file: str, *, wait_for_pid_s: float) -> None:
@@ -239,7 +240,7 @@ class SshTarget(Target):
         raise _tagged(
             TargetError(
                 f"Lost the connection to {address} and could not get it back after {self.retries + 1} attempt(s): {error}.",
-                f"Check that the board is on and reachable (ssh -p {address.port} {address.user}@{address.host}), "
+                f"Check that the board is on and reachable (ssh -p {address.port} {shlex.quote(f'{address.user}@{address.host}')}), "
                 "then run again: artifacts already on the board are not sent twice.",
             ),
             phase,
@@ -294,13 +295,14 @@ class SshTarget(Target):
         missing = ([] if probe.get("numpy") else ["numpy"]) + ([] if usable else [f"a {wanted} runtime ({', '.join(names)})"])
         broken = probe.get("runtime_import_errors") or {}
         python = self.definition.python
+        shell_python = tools.python_shell(python)
         platform = probe.get("platform", {})
         raise _tagged(
             TargetError(
                 f"{self.name} ({platform.get('machine', '?')}, Python {probe.get('python', '?')} at '{python}') cannot run "
                 f"{wanted} models: missing {' and '.join(missing)}."
                 + (f" Import errors: {'; '.join(f'{k}: {v}' for k, v in broken.items())}." if broken else ""),
-                f"On the board run: {python} -m pip install numpy {package}   "
+                f"On the board run: {shell_python} -m pip install numpy {package}   "
                 f"(if pip says 'externally-managed-environment', use a venv: python3 -m venv ~/edgecompress-env && "
                 f"~/edgecompress-env/bin/pip install numpy {package} -- then set python: ~/edgecompress-env/bin/python "
                 "in the target file, or add ?python=~/edgecompress-env/bin/python to the ssh:// URL).",
@@ -309,13 +311,17 @@ class SshTarget(Target):
             self.name,
         )
 
-    def _runner_failure(self, result: CommandResult, document: Any, *, what: str, run_dir: str | None = None) -> TargetError:
+    def _runner_failure(
+        self, up: Uploader, result: CommandResult, document: Any, *, what: str, run_dir: str | None = None
+    ) -> TargetError:
         stderr = result.stderr_tail()
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
             error = document["error"]
             details = f" Runner stderr:\n{stderr}" if error.get("kind") == "runtime_error" and stderr else ""
             return TargetError(f"The runner's {what} on {self.name} failed ({error.get('kind')}): {error.get('message')}{details}", error.get("fix", ""))
         died = _signal_name(result.status)
+        if not died and result.stdout.strip() and not isinstance(document, dict):
+            return tools.not_json_error(up.python, f"edgecompress's runner ({what})", result)
         kept = f" (run folder kept: pass --keep-remote and look in {run_dir})" if run_dir and not self.keep_remote else ""
         if died:
             return TargetError(
@@ -327,7 +333,7 @@ class SshTarget(Target):
         return TargetError(
             f"The runner on {self.name} exited with status {result.status} and no result during its {what}: {stderr or 'no output'}.",
             f"The runner needs Python 3.8+ at '{self.definition.python}'. Run it by hand on the board to see why{kept}: "
-            f"{self.definition.python} edgecompress_runner.py --probe",
+            f"{tools.python_shell(self.definition.python)} edgecompress_runner.py --probe",
         )
 
     def _say(self, message: str) -> None:

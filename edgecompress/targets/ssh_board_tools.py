@@ -182,6 +182,16 @@ def python_argv(python: str, home: str) -> list[str]:
     return argv
 
 
+def python_shell(python: str) -> str:
+    """The board's interpreter as a command to paste into its shell: each word quoted, a leading '~/' left to expand."""
+    words = shlex.split(python)
+    if words and words[0].startswith("~/"):
+        first = "~/" + shlex.quote(words[0][2:])
+    else:
+        first = shlex.quote(words[0]) if words else "python3"
+    return " ".join([first, *map(shlex.quote, words[1:])])
+
+
 def tool_argv(python: Sequence[str], source: str, *args: str) -> list[str]:
     return [*python, "-c", source, *args]
 
@@ -243,7 +253,7 @@ def not_json_error(python: Sequence[str], what: str, result: CommandResult) -> T
     else:
         said = f"it printed nothing at all (exit {result.status})."
     return TargetError(
-        f"'{shlex.join(python)}' on the board was asked to run {what} and answer in JSON, but {said}",
+        f"`{shlex.join(python)}` on the board was asked to run {what} and answer in JSON, but {said}",
         f"Point `python:` in the target file (or ?python= in the ssh:// URL) at a real Python 3.8+ interpreter, "
         f"not a wrapper that prints text. To see what it is, run on the board: {shlex.join([*python, '--version'])}",
     )

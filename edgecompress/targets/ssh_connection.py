@@ -81,7 +81,7 @@ class PasswordSource:
             if value is None:
                 raise TargetError(
                     f"--password-env names the environment variable {self.env_name}, but it is not set.",
-                    f"Export it first (read -s {self.env_name}; export {self.env_name}), or use a key instead.",
+                    f"Export it first (read -s {shlex.quote(self.env_name)}; export {shlex.quote(self.env_name)}), or use a key instead.",
                 )
             return value
         if sys.stdin is not None and sys.stdin.isatty():
@@ -244,9 +244,9 @@ def open_connection(definition: TargetDefinition, options: ConnectOptions, passw
     known_hosts = (options.known_hosts or definition.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
     pkey = load_identity(identity)
     if definition.jump_address is None:
-        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=lambda: None)
+        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity)
         return Connection(client, None, definition.address)
-    jump_client = _authenticated_client(definition.jump_address, pkey, known_hosts, options, passwords, open_sock=lambda: None)
+    jump_client = _authenticated_client(definition.jump_address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity)
 
     def tunnel() -> paramiko.Channel:
         try:
@@ -257,7 +257,7 @@ def open_connection(definition: TargetDefinition, options: ConnectOptions, passw
             raise ConnectionLost(f"the jump host {definition.jump_address} could not reach {definition.address}: {error}") from error
 
     try:
-        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=tunnel)
+        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=tunnel, identity=identity)
     except BaseException:
         jump_client.close()
         raise
@@ -281,7 +281,7 @@ def load_identity(path: Path | None) -> paramiko.PKey | None:
                 raise TargetError(f"Could not unlock {path}: {error}.", "Check the passphrase.") from None
         raise TargetError(
             f"The SSH key {path} is protected by a passphrase and there is no terminal to ask for it.",
-            f"Load it into ssh-agent once (ssh-add {path}) and leave out --identity; edgecompress uses the agent.",
+            f"Load it into ssh-agent once (ssh-add {shlex.quote(str(path))}) and leave out --identity; edgecompress uses the agent.",
         ) from None
     except (ValueError, OSError, paramiko.SSHException) as error:
         raise TargetError(f"{path} is not a private key paramiko can read: {error}.", "Pass an OpenSSH/PEM private key (ed25519, ecdsa or rsa).") from None
@@ -295,6 +295,7 @@ def _authenticated_client(
     passwords: PasswordSource,
     *,
     open_sock: Callable[[], paramiko.Channel | None],
+    identity: Path | None = None,
 ) -> paramiko.SSHClient:
     """Keys and agent first; a password only if they fail and one can be had (env var or prompt)."""
     try:
@@ -302,11 +303,11 @@ def _authenticated_client(
     except paramiko.AuthenticationException as first:
         password = passwords.get(address)
         if password is None:
-            raise _auth_error(address, pkey, options, first) from None
+            raise _auth_error(address, pkey, identity, options, first) from None
     try:
         return _connect_once(address, pkey, known_hosts, options, sock=open_sock(), password=password)
     except paramiko.AuthenticationException as second:
-        raise _auth_error(address, pkey, options, second) from None
+        raise _auth_error(address, pkey, identity, options, second) from None
 
 
 def _connect_once(
@@ -351,11 +352,15 @@ def _connect_once(
         raise
 
 
-def _auth_error(address: Address, pkey: paramiko.PKey | None, options: ConnectOptions, detail: object) -> TargetError:
+def _auth_error(
+    address: Address, pkey: paramiko.PKey | None, identity: Path | None, options: ConnectOptions, detail: object
+) -> TargetError:
     key = f"the key {pkey.fingerprint}" if pkey is not None else "ssh-agent and the keys in ~/.ssh"
     password = f", and the password from ${options.password_env}" if options.password_env else ""
+    public = shlex.quote(f"{Path(identity).expanduser()}.pub") if identity is not None else "KEY.pub"
     return TargetError(
         f"The board {address} refused to log in as '{address.user}' with {key}{password} ({detail}).",
-        f"Authorize your public key on the board (ssh-copy-id -i KEY.pub -p {address.port} {address.user}@{address.host}) "
+        f"Authorize your public key on the board (ssh-copy-id -i {public} -p {address.port} "
+        f"{shlex.quote(f'{address.user}@{address.host}')}) "
         "and pass the private key with --identity or load it into ssh-agent; or give --password-env VAR.",
     )

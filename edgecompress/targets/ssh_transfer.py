@@ -18,6 +18,7 @@ import hashlib
 import json
 import posixpath
 import secrets
+import shlex
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -229,7 +230,7 @@ class Uploader:
         return TargetError(
             f"The board {self.conn.address} has {_human(free)} free in {self.layout.work_dir}, "
             f"but the upload needs {_human(needed)} (plus {_human(HEADROOM_BYTES)} headroom). Nothing was left half-written.",
-            f"Free space on the board (df -h {self.layout.work_dir}; old runs live in {self.layout.runs_dir}, "
+            f"Free space on the board (df -h {shlex.quote(self.layout.work_dir)}; old runs live in {self.layout.runs_dir}, "
             f"cached artifacts in {self.layout.cache_dir}), or point remote_dir at a bigger disk.",
         )
 
