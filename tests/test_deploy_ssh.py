@@ -13,7 +13,7 @@ from edgecompress.cli import main
 from edgecompress.errors import TargetError
 from edgecompress.pipeline import resume
 from board_pythons import repair, tampering_python
-from sshd import SshServer, start_sshd, sshd_fixture  # noqa: F401 - fixture
+from sshd import SshServer, start_sshd, sshd_fixture, sshd_without_sftp_fixture  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.ssh
 FAST = {"warmup": 2, "runs": 5, "max_eval": 150, "epochs": 1}
@@ -34,6 +34,20 @@ def test_deploy_pushes_runs_and_reports_from_the_board(sshd: SshServer, tiny_h5:
     assert names == {target["name"]} and target["name"] != "local"
     assert len(report["measurements"]) == len(report["artifacts"])
     assert not (tmp_path / "board" / "runs").exists() or not any((tmp_path / "board" / "runs").iterdir())
+
+
+def test_deploy_to_a_board_without_sftp_completes(sshd_without_sftp: SshServer, tiny_h5: Path, tmp_path: Path) -> None:
+    known_hosts = sshd_without_sftp.write_known_hosts(tmp_path / "known_hosts")
+    result = edgecompress.deploy(tiny_h5, "rpi4", target=board(sshd_without_sftp, tmp_path), output=tmp_path / "runs",
+                                 identity=sshd_without_sftp.user_key, known_hosts=known_hosts, **FAST)
+
+    (target,) = result.report["targets"]
+    assert target["probe"]["ssh"]["file_transfer"] == "exec"
+    assert (result.run_dir / "report.json").exists()
+    assert {m["artifact"] for m in result.report["measurements"]} == {a["name"] for a in result.report["artifacts"]}
+    cached = {p.name for p in (tmp_path / "board" / "cache").iterdir()}
+    assert {f"{a['sha256']}.{a['format']}" for a in result.report["artifacts"]} <= cached
+    assert not [name for name in cached if name.endswith(".part")]
 
 
 def test_a_fleet_of_local_and_a_board_reports_the_spread(sshd: SshServer, tiny_h5: Path, tmp_path: Path) -> None:
