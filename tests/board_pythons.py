@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 TAMPERING = '''#!{python}
-"""Runs the real interpreter; when it ran the runner's measurement, edits the JSON it printed."""
+"""Runs the real interpreter; when it ran the runner with {when}, edits the JSON it printed (or sets `raw`)."""
 import json, subprocess, sys
 done = subprocess.run([{python!r}, *sys.argv[1:]], stdout=subprocess.PIPE)
 out = done.stdout
-if "--model" in sys.argv and done.returncode == 0:
-    doc = json.loads(out)
+if sys.argv[1:2] != ["-c"] and {when!r} in sys.argv and done.returncode == 0:  # the runner, not a helper
+    doc, raw = json.loads(out), None
     {edit}
-    out = json.dumps(doc).encode()
+    out = raw if raw is not None else json.dumps(doc).encode()
 sys.stdout.buffer.write(out)
 sys.exit(done.returncode)
 '''
@@ -30,9 +30,12 @@ os.execv({python!r}, [{python!r}, *sys.argv[1:]])
 '''
 
 
-def tampering_python(path: Path, edit: str) -> Path:
-    """A python for the board that applies `edit` (a statement on `doc`, the runner's JSON) to every measurement."""
-    path.write_text(TAMPERING.format(python=sys.executable, edit=edit))
+def tampering_python(path: Path, edit: str, when: str = "--model") -> Path:
+    """A python for the board that applies `edit` to the runner's JSON whenever the runner is called with `when`.
+
+    `edit` is one statement: it changes `doc` (the parsed JSON), or sets `raw` (the bytes to print instead).
+    """
+    path.write_text(TAMPERING.format(python=sys.executable, edit=edit, when=when))
     path.chmod(0o755)
     return path
 

@@ -23,6 +23,14 @@ from board_pythons import tampering_python
 RUNS = 7
 
 
+class Board(LocalTarget):
+    """This machine under a board's name, with the board's own `python`."""
+
+    def __init__(self, name: str, python: str | None = None) -> None:
+        super().__init__(python)
+        self.name = name
+
+
 @pytest.fixture(scope="module")
 def job(tiny_tflite_fp32: Path, eval_npz: Path) -> MeasureJob:
     return MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=RUNS)
@@ -140,12 +148,6 @@ def test_without_a_ram_figure_only_the_ram_limit_is_skipped(honest: Measurement,
 
 def test_a_fleet_keeps_a_tampering_board_out_and_the_others_in(job: MeasureJob, tmp_path: Path) -> None:
     """The check sits where every target's result enters: measure_fleet, for local and SSH boards alike."""
-
-    class Board(LocalTarget):
-        def __init__(self, name: str, python: str | None = None) -> None:
-            super().__init__(python)
-            self.name = name
-
     liar = tampering_python(tmp_path / "python3", 'doc["accuracy"]["overall"] = 0.999')
 
     result = measure_fleet([Board("honest"), Board("liar", str(liar))], job)
@@ -155,3 +157,26 @@ def test_a_fleet_keeps_a_tampering_board_out_and_the_others_in(job: MeasureJob, 
     assert error.step == "check" and "[liar] check failed" in error.problem and "accuracy.overall is 0.999" in error.problem
     assert result.spread["accuracy"]["n"] == 1
     assert result.to_dict()["boards"][1]["error"]["step"] == "check"
+
+
+#: answers no runner gives, each as a tampering python's edit, and what the error must say
+HOSTILE: dict[str, tuple[str, str, str]] = {
+    "latency section as a list": ('doc["latency_ms"] = [1, 2]', "--model", "latency_ms.runs is missing"),
+    "NaN in the JSON": ('doc["latency_ms"]["median"] = float("nan")', "--model", "latency_ms.median is nan"),
+    "an error that is not an object": ('doc["error"] = "boom"', "--model", "error 'boom'"),
+    "JSON nested too deeply": ('raw = b"[" * 100000 + b"]" * 100000', "--model", "without a JSON answer"),
+    "a list for an answer": ("doc = [doc]", "--model", "answered list, not a JSON object"),
+    "runtimes as a list": ('doc["runtimes"] = ["ai_edge_litert"]', "--probe", "runtimes is ['ai_edge_litert'], not an object"),
+    "RAM as text": ('doc["memory"]["total_bytes"] = "4 GB"', "--probe", "memory.total_bytes is '4 GB'"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_hostile_answer_fails_that_board_only_and_never_with_a_traceback(case: str, job: MeasureJob, tmp_path: Path) -> None:
+    edit, when, said = HOSTILE[case]
+    hostile = tampering_python(tmp_path / "python3", edit, when=when)
+
+    result = measure_fleet([Board("honest"), Board("hostile", str(hostile))], job)
+
+    assert list(result.measurements) == ["honest"]
+    assert said in result.errors["hostile"].problem

@@ -212,6 +212,31 @@ def test_deploy_to_a_board_that_prints_text_ends_without_a_traceback(
     assert "Welcome to BoardOS 1.2" in err and "Last login: yesterday" in err and "python:" in err
 
 
+@pytest.mark.parametrize(
+    ("edit", "when", "step", "said"),
+    [
+        ('doc["latency_ms"] = "fast"', "--model", "check", "latency_ms.runs is missing"),
+        ('raw = b"[" * 100000 + b"]" * 100000', "--model", "run", "answer in JSON"),
+        ('doc["platform"] = "a toaster"', "--probe", "probe", "platform is 'a toaster', not an object"),
+    ],
+    ids=["latency-as-text", "nested-too-deep", "probe-platform-as-text"],
+)
+def test_a_board_answering_in_the_wrong_shape_is_a_named_failure(
+    edit: str, when: str, step: str, said: str, sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path,
+    tiny_tflite_fp32: Path, eval_npz: Path,
+) -> None:
+    from board_pythons import tampering_python
+    from edgecompress.targets.fleet import measure_fleet
+
+    python = tampering_python(tmp_path / "python3", edit, when=when)
+    with connect(sshd, known_hosts, board_dir, python=str(python)) as board:
+        result = measure_fleet([board], MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=3))
+
+    error = result.errors[board.name]
+    assert error.step == step and error.problem.startswith(f"[{board.name}] {step} failed") and said in error.problem
+    assert result.measurements == {}
+
+
 # --------------------------------------------------------------------------- boards without SFTP
 
 

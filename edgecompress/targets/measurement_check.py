@@ -42,6 +42,11 @@ LATENCY_STATS: dict[str, Callable[[np.ndarray], float]] = {
 #: one-off timings (ms): finite and not negative (an import can take well under a rounding step)
 TIMINGS_MS = ("import_ms", "load_ms", "first_inference_ms")
 
+#: the probe's sections (objects), its texts (None where a system cannot say) and its byte counts
+PROBE_SECTIONS = ("platform", "runtimes", "memory")
+PROBE_TEXTS = ("runner_version", "python", "numpy")
+PROBE_BYTES = ("memory.total_bytes", "memory.available_bytes", "disk_free_bytes")
+
 REJECTED_FIX = (
     "Nothing from this measurement was stored. Figures like these do not come from edgecompress's runner "
     "working normally: check what `python` on the board really runs (a wrapper that rewrites output, an edited "
@@ -115,6 +120,39 @@ def check_measurement(measurement: Measurement, expected: Expected) -> Measureme
     if problems:
         raise MeasurementRejected(measurement.target, expected.model_name, problems.found)
     return measurement
+
+
+def check_probe(document: dict[str, Any]) -> dict[str, Any]:
+    """Return the runner's `--probe` answer if it has the runner's shape; TargetError naming what does not.
+
+    The probe decides what is sent and which runtime is asked for, and its RAM figure bounds
+    the memory check, so a board's description of itself is checked like its measurements.
+    """
+    problems = _Problems(document)
+    for key in PROBE_SECTIONS:
+        if not isinstance(document.get(key), dict):
+            problems.add(f"{key} is {_shown(document.get(key))}, not an object")
+    for key in PROBE_TEXTS:
+        if not isinstance(document.get(key, ""), (str, type(None))):
+            problems.add(f"{key} is {_shown(document.get(key))}, not a version or name")
+    if not isinstance(document.get("runtime_import_errors", {}), dict):
+        problems.add(f"runtime_import_errors is {_shown(document.get('runtime_import_errors'))}, not an object")
+    runtimes = document.get("runtimes")
+    if isinstance(runtimes, dict):
+        for name, version in runtimes.items():
+            if not isinstance(version, (str, type(None))):
+                problems.add(f"runtimes.{name} is {_shown(version)}, not a version")
+    for path in PROBE_BYTES:
+        if problems.get(path) is not None:
+            problems.count(path, minimum=0)
+    if problems:
+        raise TargetError(
+            "The board's description of itself (the runner's --probe) is not what edgecompress's runner sends: "
+            + "; ".join(problems.found[:SHOWN_PROBLEMS]) + ".",
+            "Check what `python` on the board really runs (a wrapper that rewrites output, an edited "
+            "edgecompress_runner.py): edgecompress sends its own runner and expects its answer unchanged.",
+        )
+    return document
 
 
 def measure_checked(target: Target, job: MeasureJob, expected: Expected | None = None) -> Measurement:
@@ -324,4 +362,4 @@ def _human(count: int) -> str:
     return f"{count} B"
 
 
-__all__ = ["Expected", "MeasurementRejected", "check_measurement", "measure_checked"]
+__all__ = ["Expected", "MeasurementRejected", "check_measurement", "check_probe", "measure_checked"]

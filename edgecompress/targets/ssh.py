@@ -21,7 +21,8 @@ import paramiko
 from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
 from edgecompress.targets import ssh_board_tools as tools
-from edgecompress.targets.base import Measurement, MeasureJob, Target
+from edgecompress.targets.base import Measurement, MeasureJob, Target, attach_samples
+from edgecompress.targets.measurement_check import check_probe
 from edgecompress.targets.ssh_config import TargetDefinition, load_definition
 from edgecompress.targets.ssh_connection import (
     Cancelled,
@@ -111,7 +112,7 @@ class SshTarget(Target):
         finally:
             if run_dir is not None and not self.keep_remote:
                 self._remove_quietly(run_dir)
-        document.setdefault("latency_ms", {})["samples"] = samples.get("samples", []) if isinstance(samples, dict) else samples
+        attach_samples(document, samples)
         device = {
             **probe,
             "ssh": {
@@ -137,6 +138,7 @@ class SshTarget(Target):
         document = _json_or_none(result)
         if result.status != 0 or not isinstance(document, dict) or "error" in document:
             raise self._runner_failure(up, result, document, what="probe")
+        check_probe(document)
         return {
             **document,
             "ssh": {

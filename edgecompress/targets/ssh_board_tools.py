@@ -277,9 +277,12 @@ def parse_json_document(stdout: bytes) -> Any:
     """The JSON document a tool or the runner printed, skipping anything a shell rc file printed first."""
     text = stdout.decode(errors="replace").strip()
     try:
-        return json.loads(text)
-    except ValueError:
-        start = text.find("\n{")
-        if start < 0:
-            raise
-        return json.loads(text[start + 1 :])
+        try:
+            return json.loads(text)
+        except ValueError:
+            start = text.find("\n{")
+            if start < 0:
+                raise
+            return json.loads(text[start + 1 :])
+    except RecursionError:  # nesting deeper than any real answer: a hostile or broken board
+        raise ValueError("JSON nested too deeply") from None
