@@ -26,7 +26,6 @@ from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
 from edgecompress.targets import MeasureJob, resolve_target
 from edgecompress.targets.ssh import SshTarget, ssh_target_from_spec
-from edgecompress.targets.ssh_board_tools import python_shell
 from edgecompress.targets.ssh_config import load_definition
 from edgecompress.targets.ssh_transfer import HEADROOM_BYTES
 from sshd import SshServer, keygen, processes_running_in, sshd_fixture, start_sshd  # noqa: F401 - fixture
@@ -376,6 +375,8 @@ def test_the_commands_in_a_login_refusal_are_quoted_for_the_shell(sshd: SshServe
 
 def test_the_boards_python_is_quoted_word_by_word_in_commands() -> None:
     """`python:` is a command line (it may carry flags); a path with spaces or quotes is quoted in it, as in a shell."""
+    from edgecompress.targets.ssh_board_tools import python_shell
+
     assert python_shell("'~/my env/bin/python' -I") == "~/'my env/bin/python' -I"  # '~/' still expands
     assert python_shell(shlex.quote("/opt/Jane's py/bin/python3")) == shlex.quote("/opt/Jane's py/bin/python3")
     assert python_shell("python3") == "python3"
