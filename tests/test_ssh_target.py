@@ -197,6 +197,23 @@ def test_a_runner_answering_in_text_is_named_with_its_first_lines(
     assert "    | Welcome to BoardOS 1.2 (build 7)" in caught.value.problem and "\x1b" not in caught.value.problem
 
 
+def test_terminal_escapes_from_the_board_are_shown_not_obeyed(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
+    """A board's stderr reaches the user's terminal: an escape sequence in it (retitle, clear screen) is shown as text."""
+    script = f'if [ "$1" != "-c" ]; then printf \'\\033]0;owned\\007\\033[2Jhello from the board\\n\' >&2; fi\nexec {sys.executable} "$@"\n'
+    python = fake_python(tmp_path / "python3", script)
+    lines: list[str] = []
+
+    with connect(sshd, known_hosts, board_dir, python=python, progress=lines.append) as board:
+        measurement = board.measure(MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=3))
+
+    shown = [line for line in lines if "hello from the board" in line]
+    assert shown and all("\\x1b]0;owned\\x07\\x1b[2J" in line for line in shown)
+    assert not any("\x1b" in line or "\x07" in line for line in lines)
+    assert "\x1b" not in measurement.log and "hello from the board" in measurement.log
+
+
 def test_deploy_to_a_board_that_prints_text_ends_without_a_traceback(
     sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path, tiny_h5: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -32,6 +32,7 @@ from edgecompress.targets.ssh_connection import (
     ConnectOptions,
     PasswordSource,
     open_connection,
+    printable,
 )
 from edgecompress.targets.ssh_files import remote_files
 from edgecompress.targets.ssh_transfer import LocalFile, Transfer, Uploader, new_run_id, resolve_layout
@@ -170,6 +171,7 @@ class SshTarget(Target):
         del log_lines[:]
 
         def on_line(line: str) -> None:
+            line = printable(line)  # the board's stderr reaches the user's terminal and deploy.log
             log_lines.append(line)
             self._say(line)
 

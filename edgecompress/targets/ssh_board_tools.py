@@ -15,7 +15,7 @@ import threading
 from typing import Any, Iterable, Sequence
 
 from edgecompress.errors import TargetError
-from edgecompress.targets.ssh_connection import CommandResult, Connection
+from edgecompress.targets.ssh_connection import CommandResult, Connection, printable
 
 #: lines of a board's unexpected output shown in an error, and their width
 FIRST_LINES = 5
@@ -268,9 +268,10 @@ def first_lines(data: bytes, count: int = FIRST_LINES, width: int = LINE_WIDTH) 
     lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()][:count]
     shown = []
     for line in lines:
-        escaped = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in line)
+        escaped = printable(line)
         shown.append("    | " + (escaped[:width] + "..." if len(escaped) > width else escaped))
     return "\n".join(shown)
+
 
 
 def parse_json_document(stdout: bytes) -> Any:

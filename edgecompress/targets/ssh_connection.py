@@ -98,7 +98,16 @@ class CommandResult:
     stderr: bytes
 
     def stderr_tail(self, lines: int = 12) -> str:
-        return "\n".join(self.stderr.decode(errors="replace").strip().splitlines()[-lines:])
+        return "\n".join(map(printable, self.stderr.decode(errors="replace").strip().splitlines()[-lines:]))
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as an escape (\\x1b, \\t).
+
+    What a board prints reaches the user's terminal and deploy.log; a terminal escape
+    sequence in it must show as text, never act on the terminal.
+    """
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class Connection:
