@@ -17,6 +17,8 @@ from sshd import SshServer, start_sshd, sshd_fixture, sshd_without_sftp_fixture 
 
 pytestmark = pytest.mark.ssh
 FAST = {"warmup": 2, "runs": 5, "max_eval": 150, "epochs": 1}
+#: the fp32 baseline and the profile's int8 model only: for tests about the board, not about training
+NO_TRAINING = {**FAST, "recipe": "ptq-int8"}
 
 
 def board(server: SshServer, tmp_path: Path) -> str:
@@ -39,7 +41,7 @@ def test_deploy_pushes_runs_and_reports_from_the_board(sshd: SshServer, tiny_h5:
 def test_deploy_to_a_board_without_sftp_completes(sshd_without_sftp: SshServer, tiny_h5: Path, tmp_path: Path) -> None:
     known_hosts = sshd_without_sftp.write_known_hosts(tmp_path / "known_hosts")
     result = edgecompress.deploy(tiny_h5, "rpi4", target=board(sshd_without_sftp, tmp_path), output=tmp_path / "runs",
-                                 identity=sshd_without_sftp.user_key, known_hosts=known_hosts, **FAST)
+                                 identity=sshd_without_sftp.user_key, known_hosts=known_hosts, **NO_TRAINING)
 
     (target,) = result.report["targets"]
     assert target["probe"]["ssh"]["file_transfer"] == "exec"
@@ -108,7 +110,7 @@ def test_a_board_sending_impossible_figures_fails_the_run_and_resumes_once_fixed
 
     with pytest.raises(TargetError) as caught:
         edgecompress.deploy(tiny_h5, "rpi4", target=url, output=tmp_path / "runs", identity=sshd.user_key,
-                            known_hosts=known_hosts, **FAST)
+                            known_hosts=known_hosts, **NO_TRAINING)
 
     board_name = f"{sshd.user}@127.0.0.1:{sshd.port}"
     problem = caught.value.problem
