@@ -82,10 +82,11 @@ def measure(blob: bytes, eval_npz: Path, workdir: Path, name: str) -> dict:
     from edgecompress.export import bitpacked_size, gzip_bytes, tflite_weight_stats
     from edgecompress.targets import MeasureJob
     from edgecompress.targets.local import LocalTarget
+    from edgecompress.targets.measurement_check import measure_checked
 
     path = workdir / f"{name}.tflite"
     path.write_bytes(blob)
-    result = LocalTarget().measure(MeasureJob(model=path, eval_data=eval_npz, warmup=5, runs=30)).result
+    result = measure_checked(LocalTarget(), MeasureJob(model=path, eval_data=eval_npz, warmup=5, runs=30)).result
     packed = bitpacked_size(tflite_weight_stats(blob), tflite_bytes=blob)
     return {
         "accuracy_pct": 100 * result["accuracy"]["overall"],

@@ -44,8 +44,9 @@ AllowTcpForwarding yes
 MaxSessions 50
 MaxStartups 50
 LogLevel VERBOSE
-Subsystem sftp internal-sftp
 """
+#: how the server offers SFTP: OpenSSH's built-in server, as Debian's default config does
+INTERNAL_SFTP = "internal-sftp"
 
 
 def require_sshd() -> None:
@@ -77,6 +78,8 @@ class SshServer:
     user: str = field(default_factory=lambda: pwd.getpwuid(os.getuid()).pw_name)  # sshd logs in only as itself unless root
     #: run the server inside this root filesystem (the emulated arm64 board); `folder` must be under it
     chroot: Path | None = None
+    #: the `Subsystem sftp` program; None leaves the line out, as stripped images and dropbear without sftp-server do
+    sftp: str | None = INTERNAL_SFTP
     process: subprocess.Popen | None = None
 
     @property
@@ -103,7 +106,8 @@ class SshServer:
     def start(self) -> SshServer:
         config = self.folder / "sshd_config"
         inside = self._seen_by_sshd
-        config.write_text(CONFIG.format(port=self.port, host_key=inside(self.host_key), folder=inside(self.folder)))
+        text = CONFIG.format(port=self.port, host_key=inside(self.host_key), folder=inside(self.folder))
+        config.write_text(text + (f"Subsystem sftp {self.sftp}\n" if self.sftp else ""))
         if os.geteuid() == 0:  # privilege separation chroot, normally made by Debian's init
             os.makedirs((self.chroot or Path("/")) / "run" / "sshd", mode=0o755, exist_ok=True)
         command = [str(SSHD), "-D", "-e", "-f", inside(config)]
@@ -142,21 +146,33 @@ class SshServer:
         return self.start()
 
 
-def start_sshd(folder: Path, *, chroot: Path | None = None) -> SshServer:
-    """Generate keys in `folder` and start a server authorizing exactly the generated user key."""
+def start_sshd(folder: Path, *, chroot: Path | None = None, sftp: str | None = INTERNAL_SFTP) -> SshServer:
+    """Generate keys in `folder` and start a server authorizing exactly the generated user key.
+
+    `sftp=None` starts a server without the SFTP subsystem; a path that does not exist
+    imitates a board whose config names an sftp-server that was never installed.
+    """
     if chroot is None:
         require_sshd()
     folder.mkdir(parents=True, exist_ok=True)
     host_key = keygen(folder / "host_ed25519_key", "test-host")
     user_key = keygen(folder / "user_ed25519_key", "test-user")
     (folder / "authorized_keys").write_text(user_key.with_suffix(".pub").read_text())
-    return SshServer(folder, free_port(), host_key, user_key, chroot=chroot).start()
+    return SshServer(folder, free_port(), host_key, user_key, chroot=chroot, sftp=sftp).start()
 
 
 @pytest.fixture(scope="session", name="sshd")
 def sshd_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     """One server for a whole test module that imports this fixture (tests needing a crash start their own)."""
     server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="session", name="sshd_without_sftp")
+def sshd_without_sftp_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """A server whose sshd_config has no `Subsystem sftp` line: it runs commands but speaks no SFTP."""
+    server = start_sshd(tmp_path_factory.mktemp("sshd-no-sftp"), sftp=None)
     yield server
     server.kill()
 

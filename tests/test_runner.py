@@ -10,6 +10,7 @@ import ast
 import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,9 @@ def test_runner_json_follows_the_contract(tiny_tflite_int8: Path, eval_npz: Path
     assert len(samples) == 40
     assert float(np.median(samples)) == pytest.approx(latency["median"], abs=1e-3)
 
-    assert "accuracy 360/360" in completed.stderr  # progress goes to stderr ...
+    right = result["accuracy"]["correct"]
+    # progress goes to stderr, images evaluated and images right kept apart ...
+    assert f"evaluated 360/360 images, {right} correct ({100 * right / 360:.1f} %)" in completed.stderr
     assert completed.stdout.lstrip().startswith("{")  # ... and stdout is the JSON alone
 
 
@@ -179,6 +182,18 @@ def test_missing_numpy_is_a_missing_runtime_but_probe_still_answers(tiny_tflite_
     assert completed.returncode == 0
     assert probe["numpy"] is None
     assert set(probe["runtimes"].values()) == {None}
+
+
+def test_install_commands_quote_the_interpreter_path(tiny_tflite_fp32: Path, eval_npz: Path, tmp_path: Path) -> None:
+    """A board's Python in a folder with a space (or a quote) still gets a command that pastes and runs."""
+    folder = tmp_path / "Jane's env"
+    folder.mkdir()
+    python = folder / "python3"
+    python.symlink_to(sys.executable)
+
+    result, _ = run_runner("--model", tiny_tflite_fp32, "--data", eval_npz, python=[str(python), "-S"])
+
+    assert f"Install it on the device: {shlex.quote(str(python))} -m pip install numpy" in result["error"]["fix"]
 
 
 @pytest.mark.parametrize("suffix", [".tflite", ".onnx"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -150,6 +151,167 @@ def test_remote_paths_are_never_interpreted_by_a_shell(sshd: SshServer, known_ho
         assert not (place / marker).exists()
 
 
+# --------------------------------------------------------------------------- boards that answer in text
+
+
+def fake_python(path: Path, script: str) -> str:
+    """A board's `python` that is really a shell script: what a wrapper, a login banner or a wrong path gives."""
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+BANNER = "printf 'Welcome to BoardOS 1.2 (build 7)\\n\\033[31m[bold red]Python is managed by the vendor[/bold red]\\033[0m\\n'\n"
+
+
+def test_a_board_whose_python_prints_text_is_named_with_its_first_lines(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path
+) -> None:
+    python = fake_python(tmp_path / "python3", BANNER + "exit 0\n")
+
+    with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir, python=python) as board:
+        board.probe()
+
+    problem = caught.value.problem
+    assert problem.startswith(f"[{board.name}] ") and python in problem
+    assert "answer in JSON" in problem
+    # what it printed, line by line, with the terminal escape shown rather than sent to the terminal
+    assert "    | Welcome to BoardOS 1.2 (build 7)\n" in problem
+    assert "    | \\x1b[31m[bold red]Python is managed by the vendor[/bold red]\\x1b[0m" in problem
+    assert "\x1b" not in problem
+    assert "python:" in caught.value.fix and f"{python} --version" in caught.value.fix
+
+
+def test_a_runner_answering_in_text_is_named_with_its_first_lines(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
+    """Helpers run (the interpreter works for `-c`), but running a script prints text and no JSON."""
+    script = f'if [ "$1" = "-c" ]; then exec {sys.executable} "$@"; fi\n' + BANNER + "exit 0\n"
+    python = fake_python(tmp_path / "python3", script)
+
+    with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir, python=python) as board:
+        board.measure(MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=3))
+
+    assert caught.value.step == "probe"
+    assert f"[{board.name}] probe failed" in caught.value.problem and "runner (probe)" in caught.value.problem
+    assert "    | Welcome to BoardOS 1.2 (build 7)" in caught.value.problem and "\x1b" not in caught.value.problem
+
+
+def test_terminal_escapes_from_the_board_are_shown_not_obeyed(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
+    """A board's stderr reaches the user's terminal: an escape sequence in it (retitle, clear screen) is shown as text."""
+    script = f'if [ "$1" != "-c" ]; then printf \'\\033]0;owned\\007\\033[2Jhello from the board\\n\' >&2; fi\nexec {sys.executable} "$@"\n'
+    python = fake_python(tmp_path / "python3", script)
+    lines: list[str] = []
+
+    with connect(sshd, known_hosts, board_dir, python=python, progress=lines.append) as board:
+        measurement = board.measure(MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=3))
+
+    shown = [line for line in lines if "hello from the board" in line]
+    assert shown and all("\\x1b]0;owned\\x07\\x1b[2J" in line for line in shown)
+    assert not any("\x1b" in line or "\x07" in line for line in lines)
+    assert "\x1b" not in measurement.log and "hello from the board" in measurement.log
+
+
+def test_deploy_to_a_board_that_prints_text_ends_without_a_traceback(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path, tiny_h5: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgecompress.cli import main
+
+    python = fake_python(tmp_path / "python3", "echo 'Welcome to BoardOS 1.2'\necho 'Last login: yesterday'\n")
+    code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--target", sshd.url(python=python, remote_dir=str(board_dir)),
+                 "--identity", str(sshd.user_key), "--known-hosts", str(known_hosts), "--output", str(tmp_path / "runs")])
+
+    err = capsys.readouterr().err
+    assert code == TargetError.exit_code and "Traceback" not in err
+    assert "Welcome to BoardOS 1.2" in err and "Last login: yesterday" in err and "python:" in err
+
+
+@pytest.mark.parametrize(
+    ("edit", "when", "step", "said"),
+    [
+        ('doc["latency_ms"] = "fast"', "--model", "check", "latency_ms.runs is missing"),
+        ('raw = b"[" * 100000 + b"]" * 100000', "--model", "run", "answer in JSON"),
+        ('doc["platform"] = "a toaster"', "--probe", "probe", "platform is 'a toaster', not an object"),
+    ],
+    ids=["latency-as-text", "nested-too-deep", "probe-platform-as-text"],
+)
+def test_a_board_answering_in_the_wrong_shape_is_a_named_failure(
+    edit: str, when: str, step: str, said: str, sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path,
+    tiny_tflite_fp32: Path, eval_npz: Path,
+) -> None:
+    from board_pythons import tampering_python
+    from edgecompress.targets.fleet import measure_fleet
+
+    python = tampering_python(tmp_path / "python3", edit, when=when)
+    with connect(sshd, known_hosts, board_dir, python=str(python)) as board:
+        result = measure_fleet([board], MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=3))
+
+    error = result.errors[board.name]
+    assert error.step == step and error.problem.startswith(f"[{board.name}] {step} failed") and said in error.problem
+    assert result.measurements == {}
+
+
+# --------------------------------------------------------------------------- boards without SFTP
+
+
+@pytest.mark.parametrize("sftp", [None, "/usr/lib/openssh/no-such-sftp-server"], ids=["no-subsystem", "sftp-server-missing"])
+def test_a_board_without_sftp_gets_its_files_over_the_exec_channel(
+    sftp: str | None, tmp_path: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
+    """Dropbear without sftp-server, stripped images, `Subsystem` removed from sshd_config: still measured."""
+    server = start_sshd(tmp_path / "sshd", sftp=sftp)
+    known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
+    said: list[str] = []
+    job = MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=5)
+    try:
+        with connect(server, known_hosts, board_dir, progress=said.append) as board:
+            first = board.measure(job)
+        with connect(server, known_hosts, board_dir) as board:  # a second deploy: the cache still works
+            second = board.measure(job)
+    finally:
+        server.kill()
+
+    assert any("offers no SFTP" in line and "command channel" in line for line in said)
+    assert first.device["ssh"]["file_transfer"] == "exec"
+    assert first.result["accuracy"]["n"] == 360 and len(first.result["latency_ms"]["samples"]) == 5
+    assert first.result["model"]["sha256"] + ".tflite" == sha256_name(tiny_tflite_fp32)
+    assert [u["sent"] for u in first.device["ssh"]["uploads"]] == [False, True, True]  # runner sent by the probe
+    assert [u["sent"] for u in second.device["ssh"]["uploads"]] == [False, False, False]
+    cached = cached_files(board_dir)
+    for local in (tiny_tflite_fp32, eval_npz, runner_script()):
+        assert cached[sha256_name(local)].read_bytes() == local.read_bytes()
+    assert not [name for name in cached if name.endswith(".part")]
+    assert list((board_dir / "runs").iterdir()) == []
+
+
+def test_without_sftp_a_server_killed_mid_upload_leaves_no_half_file(tmp_path: Path, tiny_tflite_fp32: Path) -> None:
+    server = start_sshd(tmp_path / "sshd", sftp=None)
+    known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
+    board_dir = tmp_path / "board"
+    eval_data = big_eval_npz(tmp_path / "eval.npz", samples=4000)  # 1 MB over the command channel
+
+    def kill_at_ten_percent(line: str) -> None:
+        if "upload eval.npz: 10%" in line:
+            server.kill()
+
+    job = MeasureJob(tiny_tflite_fp32, eval_data, warmup=1, runs=3)
+    try:
+        with pytest.raises(TargetError) as caught, connect(server, known_hosts, board_dir, progress=kill_at_ten_percent) as board:
+            board.measure(job)
+        assert caught.value.step == "upload" and "Lost the connection" in caught.value.problem
+        assert sha256_name(eval_data) not in cached_files(board_dir)  # only ever a .part name
+
+        server.start()
+        with connect(server, known_hosts, board_dir) as board:
+            measurement = board.measure(job)
+    finally:
+        server.kill()
+    assert measurement.result["accuracy"]["n"] == 4000
+    assert cached_files(board_dir)[sha256_name(eval_data)].read_bytes() == eval_data.read_bytes()
+
+
 # --------------------------------------------------------------------------- trust and login
 
 
@@ -211,6 +373,39 @@ def test_a_key_the_board_does_not_know_is_refused(sshd: SshServer, known_hosts: 
     assert f"Failed publickey for {sshd.user}" in sshd.log_text() or "Connection closed" in sshd.log_text()
 
 
+def test_the_commands_in_a_login_refusal_are_quoted_for_the_shell(sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path) -> None:
+    """A user name with a quote and a key in a folder with a space: the ssh-copy-id line still pastes and runs."""
+    keys = tmp_path / "my keys"
+    keys.mkdir()
+    key = keygen(keys / "id_ed25519")
+    target_file = tmp_path / "odd-user.yaml"
+    target_file.write_text(f"host: 127.0.0.1\nport: {sshd.port}\nuser: \"o'neil\"\nremote_dir: {board_dir}\n")
+
+    with pytest.raises(TargetError) as caught, resolve_target(str(target_file), identity=key, known_hosts=known_hosts, retries=0) as board:
+        board.probe()
+
+    quoted_key, quoted_login = shlex.quote(f"{key}.pub"), shlex.quote("o'neil@127.0.0.1")
+    assert quoted_key.startswith("'") and quoted_login.startswith("'")
+    assert f"ssh-copy-id -i {quoted_key} -p {sshd.port} {quoted_login}" in caught.value.fix
+    assert shlex.split(f"ssh-copy-id -i {quoted_key} -p {sshd.port} {quoted_login}")[-1] == "o'neil@127.0.0.1"
+
+
+def test_the_boards_python_is_quoted_word_by_word_in_commands() -> None:
+    """`python:` is a command line (it may carry flags); a path with spaces or quotes is quoted in it, as in a shell."""
+    from edgecompress.targets.ssh_board_tools import python_shell
+
+    assert python_shell("'~/my env/bin/python' -I") == "~/'my env/bin/python' -I"  # '~/' still expands
+    assert python_shell(shlex.quote("/opt/Jane's py/bin/python3")) == shlex.quote("/opt/Jane's py/bin/python3")
+    assert python_shell("python3") == "python3"
+
+
+def test_an_unbalanced_quote_in_python_is_blamed_on_the_target_file() -> None:
+    with pytest.raises(TargetError) as caught:
+        load_definition("ssh://pi@10.0.0.7?python=/opt/Jane's py/bin/python3")
+
+    assert "'python'" in caught.value.problem and "No closing quotation" in caught.value.problem
+
+
 def test_a_passphrase_protected_key_without_a_terminal_points_to_ssh_agent(sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path) -> None:
     locked = tmp_path / "locked_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-f", str(locked)], check=True)
@@ -218,7 +413,7 @@ def test_a_passphrase_protected_key_without_a_terminal_points_to_ssh_agent(sshd:
     with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir, identity=locked) as board:
         board.probe()
 
-    assert "passphrase" in caught.value.problem and f"ssh-add {locked}" in caught.value.fix
+    assert "passphrase" in caught.value.problem and f"ssh-add {shlex.quote(str(locked))}" in caught.value.fix
 
 
 def test_a_password_comes_only_from_the_variable_named(sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -329,14 +524,14 @@ def tiny_disk(tmp_path: Path) -> Iterator:
 def test_a_board_without_room_is_refused_before_sending(sshd: SshServer, known_hosts: Path, tiny_disk, tmp_path: Path, tiny_tflite_fp32: Path) -> None:
     runner = runner_script()
     room_for_the_runner_only = (runner.stat().st_size + HEADROOM_BYTES) // 1024 + 48  # KiB
-    board_dir = tiny_disk(f"{room_for_the_runner_only}k") / "edgecompress"
+    board_dir = tiny_disk(f"{room_for_the_runner_only}k") / "edge compress"
     eval_data = big_eval_npz(tmp_path / "eval.npz", samples=400)  # ~100 KB: more than is left after the runner
 
     with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir) as board:
         board.measure(MeasureJob(tiny_tflite_fp32, eval_data, warmup=1, runs=3))
 
     assert caught.value.step == "upload"
-    assert "free in" in caught.value.problem and "df -h" in caught.value.fix
+    assert "free in" in caught.value.problem and f"df -h {shlex.quote(str(board_dir))};" in caught.value.fix
     assert set(cached_files(board_dir)) == {sha256_name(runner)}
 
 

@@ -42,6 +42,20 @@ class Measurement:
     log: str = ""
 
 
+def attach_samples(result: dict[str, Any], samples: Any) -> dict[str, Any]:
+    """Put the raw latency samples (sent in their own file) into the result's latency section.
+
+    Whatever shape the board sent is left for measurement_check to judge: a result without
+    a latency section stays without one rather than failing here with a bare TypeError.
+    """
+    if isinstance(samples, dict):
+        samples = samples.get("samples")
+    latency = result.get("latency_ms")
+    if isinstance(latency, dict):
+        latency["samples"] = samples
+    return result
+
+
 class Target(abc.ABC):
     """A place artifacts run. Subclasses: LocalTarget, SshTarget."""
 

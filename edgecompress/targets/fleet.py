@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgecompress.config_files import explain_validation, read_mapping
 from edgecompress.errors import EdgeCompressError, TargetError
 from edgecompress.targets.base import Measurement, MeasureJob, Target
+from edgecompress.targets.measurement_check import Expected, measure_checked
 
 T = TypeVar("T")
 _WAKE_S = 0.2
@@ -97,10 +98,15 @@ def spread_across(measurements: Sequence[Measurement]) -> dict[str, dict[str, An
 
 
 def measure_fleet(targets: Sequence[Target], job: MeasureJob, max_workers: int | None = None) -> FleetResult:
-    """Measure `job` on every target in parallel; a TargetError on one board is kept, not raised."""
+    """Measure `job` on every target in parallel; a TargetError on one board is kept, not raised.
+
+    Every board's result passes measurement_check before it counts: a board that sends back
+    impossible figures gets a failed outcome naming them, like any other board failure.
+    """
     _require_distinct_names(targets)
+    expected = Expected.for_job(job) if targets else None
     outcomes = []
-    for target, value in run_in_parallel(targets, lambda t: t.measure(job), max_workers):
+    for target, value in run_in_parallel(targets, lambda t: measure_checked(t, job, expected), max_workers):
         if isinstance(value, Measurement):
             outcomes.append(BoardOutcome(target.name, measurement=value))
         else:

@@ -17,7 +17,8 @@ from typing import Any
 
 from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
-from edgecompress.targets.base import Measurement, MeasureJob, Target
+from edgecompress.targets.base import Measurement, MeasureJob, Target, attach_samples
+from edgecompress.targets.measurement_check import check_probe
 
 PROBE_TIMEOUT_S = 120.0
 _TAIL_CHARS = 2000
@@ -34,7 +35,7 @@ class LocalTarget(Target):
 
     def probe(self) -> dict[str, Any]:
         completed = self._run_runner(["--probe"], timeout_s=PROBE_TIMEOUT_S, step="probe")
-        return self._parse(completed, step="probe")
+        return check_probe(self._parse(completed, step="probe"))
 
     def measure(self, job: MeasureJob) -> Measurement:
         if self._device is None:
@@ -44,8 +45,7 @@ class LocalTarget(Target):
             completed = self._run_runner(
                 _measure_args(job, samples_path), timeout_s=job.timeout_s, step=f"measure {job.model.name}"
             )
-            result = self._parse(completed, step=f"measure {job.model.name}")
-            result["latency_ms"]["samples"] = _read_samples(samples_path)
+            result = attach_samples(self._parse(completed, step=f"measure {job.model.name}"), _read_samples(samples_path))
         return Measurement(target=self.name, result=result, device=self._device, log=completed.stderr)
 
     def _run_runner(self, args: list[str], timeout_s: float, step: str) -> subprocess.CompletedProcess[str]:
@@ -67,7 +67,7 @@ class LocalTarget(Target):
     def _parse(self, completed: subprocess.CompletedProcess[str], step: str) -> dict[str, Any]:
         try:
             document = json.loads(completed.stdout)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise TargetError(
                 f"local: step '{step}' exited with code {completed.returncode} without a JSON answer."
                 f"{_tail('Stdout', completed.stdout)}{_tail('Stderr', completed.stderr)}",
@@ -78,7 +78,8 @@ class LocalTarget(Target):
                               "The runner is out of date; reinstall edgecompress.")
         error = document.get("error")
         if error is not None or completed.returncode != 0:
-            error = error or {"kind": "runtime_error", "message": f"exit code {completed.returncode}", "fix": ""}
+            if not isinstance(error, dict):
+                error = {"kind": "runtime_error", "message": f"exit code {completed.returncode}, error {error!r}", "fix": ""}
             stderr = _tail("Runner stderr", completed.stderr) if error.get("kind") == "runtime_error" else ""
             raise TargetError(
                 f"local: step '{step}' failed ({error.get('kind')}): {error.get('message')}{stderr}",
@@ -98,10 +99,11 @@ def _measure_args(job: MeasureJob, samples_path: Path) -> list[str]:
     return args + list(job.extra_args)
 
 
-def _read_samples(path: Path) -> list[float]:
+def _read_samples(path: Path) -> Any:
+    """The samples file as written; its content is judged by measurement_check, not here."""
     try:
-        return list(json.loads(path.read_text())["samples"])
-    except (OSError, ValueError, KeyError) as exc:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
         raise TargetError(
             f"local: the runner succeeded but its latency samples ({path.name}) are unreadable: {exc}.",
             "The runner is out of date; reinstall edgecompress.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -20,7 +21,8 @@ import paramiko
 from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
 from edgecompress.targets import ssh_board_tools as tools
-from edgecompress.targets.base import Measurement, MeasureJob, Target
+from edgecompress.targets.base import Measurement, MeasureJob, Target, attach_samples
+from edgecompress.targets.measurement_check import check_probe
 from edgecompress.targets.ssh_config import TargetDefinition, load_definition
 from edgecompress.targets.ssh_connection import (
     Cancelled,
@@ -30,7 +32,9 @@ from edgecompress.targets.ssh_connection import (
     ConnectOptions,
     PasswordSource,
     open_connection,
+    printable,
 )
+from edgecompress.targets.ssh_files import remote_files
 from edgecompress.targets.ssh_transfer import LocalFile, Transfer, Uploader, new_run_id, resolve_layout
 
 log = logging.getLogger("edgecompress.targets.ssh")
@@ -109,7 +113,7 @@ class SshTarget(Target):
         finally:
             if run_dir is not None and not self.keep_remote:
                 self._remove_quietly(run_dir)
-        document.setdefault("latency_ms", {})["samples"] = samples.get("samples", []) if isinstance(samples, dict) else samples
+        attach_samples(document, samples)
         device = {
             **probe,
             "ssh": {
@@ -134,10 +138,16 @@ class SshTarget(Target):
         result = up.conn.run(argv, timeout=PROBE_TIMEOUT_S, cancel=self._cancel)
         document = _json_or_none(result)
         if result.status != 0 or not isinstance(document, dict) or "error" in document:
-            raise self._runner_failure(result, document, what="probe")
+            raise self._runner_failure(up, result, document, what="probe")
+        check_probe(document)
         return {
             **document,
-            "ssh": {"address": str(self.definition.address), "work_dir": up.layout.work_dir, "python": " ".join(up.python)},
+            "ssh": {
+                "address": str(self.definition.address),
+                "work_dir": up.layout.work_dir,
+                "python": " ".join(up.python),
+                "file_transfer": up.files.transport,
+            },
         }
 
     def _stage(self, up: Uploader, files: dict[str, LocalFile]) -> tuple[str, list[Transfer]]:
@@ -161,6 +171,7 @@ class SshTarget(Target):
         del log_lines[:]
 
         def on_line(line: str) -> None:
+            line = printable(line)  # the board's stderr reaches the user's terminal and deploy.log
             log_lines.append(line)
             self._say(line)
 
@@ -177,7 +188,7 @@ class SshTarget(Target):
             raise KeyboardInterrupt from None
         document = _json_or_none(result)
         if result.status != 0 or not isinstance(document, dict) or "error" in document:
-            raise self._runner_failure(result, document, what="run", run_dir=run_dir)
+            raise self._runner_failure(up, result, document, what="run", run_dir=run_dir)
         return document
 
     def _stop_runner(self, up: Uploader, pid_file: str, *, wait_for_pid_s: float) -> None:
@@ -233,7 +244,7 @@ class SshTarget(Target):
         raise _tagged(
             TargetError(
                 f"Lost the connection to {address} and could not get it back after {self.retries + 1} attempt(s): {error}.",
-                f"Check that the board is on and reachable (ssh -p {address.port} {address.user}@{address.host}), "
+                f"Check that the board is on and reachable (ssh -p {address.port} {shlex.quote(f'{address.user}@{address.host}')}), "
                 "then run again: artifacts already on the board are not sent twice.",
             ),
             phase,
@@ -253,11 +264,13 @@ class SshTarget(Target):
         self._say(f"connecting to {self.definition.address}" + (f" via {self.definition.jump}" if self.definition.jump else ""))
         conn = open_connection(self.definition, self.options, self._passwords)
         try:
-            layout = resolve_layout(conn, self.definition.remote_dir)
+            files = remote_files(conn, self.definition.python, self._say)
+            layout = resolve_layout(files, conn, self.definition.remote_dir)
         except BaseException:
             conn.close()
             raise
-        self._uploader = Uploader(conn, tools.python_argv(self.definition.python, layout.home), layout, self._say, self._cancel)
+        python = tools.python_argv(self.definition.python, layout.home)
+        self._uploader = Uploader(conn, files, python, layout, self._say, self._cancel)
         return self._uploader
 
     def _drop_connection(self) -> None:
@@ -286,13 +299,14 @@ class SshTarget(Target):
         missing = ([] if probe.get("numpy") else ["numpy"]) + ([] if usable else [f"a {wanted} runtime ({', '.join(names)})"])
         broken = probe.get("runtime_import_errors") or {}
         python = self.definition.python
+        shell_python = tools.python_shell(python)
         platform = probe.get("platform", {})
         raise _tagged(
             TargetError(
                 f"{self.name} ({platform.get('machine', '?')}, Python {probe.get('python', '?')} at '{python}') cannot run "
                 f"{wanted} models: missing {' and '.join(missing)}."
                 + (f" Import errors: {'; '.join(f'{k}: {v}' for k, v in broken.items())}." if broken else ""),
-                f"On the board run: {python} -m pip install numpy {package}   "
+                f"On the board run: {shell_python} -m pip install numpy {package}   "
                 f"(if pip says 'externally-managed-environment', use a venv: python3 -m venv ~/edgecompress-env && "
                 f"~/edgecompress-env/bin/pip install numpy {package} -- then set python: ~/edgecompress-env/bin/python "
                 "in the target file, or add ?python=~/edgecompress-env/bin/python to the ssh:// URL).",
@@ -301,13 +315,17 @@ class SshTarget(Target):
             self.name,
         )
 
-    def _runner_failure(self, result: CommandResult, document: Any, *, what: str, run_dir: str | None = None) -> TargetError:
+    def _runner_failure(
+        self, up: Uploader, result: CommandResult, document: Any, *, what: str, run_dir: str | None = None
+    ) -> TargetError:
         stderr = result.stderr_tail()
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
             error = document["error"]
             details = f" Runner stderr:\n{stderr}" if error.get("kind") == "runtime_error" and stderr else ""
             return TargetError(f"The runner's {what} on {self.name} failed ({error.get('kind')}): {error.get('message')}{details}", error.get("fix", ""))
         died = _signal_name(result.status)
+        if not died and result.stdout.strip() and not isinstance(document, dict):
+            return tools.not_json_error(up.python, f"edgecompress's runner ({what})", result)
         kept = f" (run folder kept: pass --keep-remote and look in {run_dir})" if run_dir and not self.keep_remote else ""
         if died:
             return TargetError(
@@ -319,7 +337,7 @@ class SshTarget(Target):
         return TargetError(
             f"The runner on {self.name} exited with status {result.status} and no result during its {what}: {stderr or 'no output'}.",
             f"The runner needs Python 3.8+ at '{self.definition.python}'. Run it by hand on the board to see why{kept}: "
-            f"{self.definition.python} edgecompress_runner.py --probe",
+            f"{tools.python_shell(self.definition.python)} edgecompress_runner.py --probe",
         )
 
     def _say(self, message: str) -> None:

@@ -8,6 +8,7 @@ misspelt `remote_dir:` silently falling back to the default would upload to the 
 from __future__ import annotations
 
 import getpass
+import shlex
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -59,6 +60,21 @@ class TargetDefinition(BaseModel):
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(value).expanduser()
+
+    @field_validator("python")
+    @classmethod
+    def _python_is_a_command(cls, value: str) -> str:
+        """Split like a shell would, once here, so a stray quote is blamed on the file and not met mid-run."""
+        try:
+            words = shlex.split(value)
+        except ValueError as error:
+            raise ValueError(
+                f"{value!r} is not a command line ({error}); put a path holding spaces or quotes in quotes, "
+                "e.g. python: \"'/opt/my env/bin/python3' -I\""
+            ) from None
+        if not words:
+            raise ValueError("names no interpreter")
+        return value
 
     @field_validator("jump")
     @classmethod

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import paramiko
 
@@ -44,6 +44,10 @@ class CommandTimeout(Exception):
 
 class Cancelled(Exception):
     """The user asked to stop (Ctrl-C in a fleet run, or Target.cancel())."""
+
+
+class SftpUnavailable(Exception):
+    """The server is up but offers no working SFTP subsystem (stripped images, dropbear without sftp-server)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class PasswordSource:
             if value is None:
                 raise TargetError(
                     f"--password-env names the environment variable {self.env_name}, but it is not set.",
-                    f"Export it first (read -s {self.env_name}; export {self.env_name}), or use a key instead.",
+                    f"Export it first (read -s {shlex.quote(self.env_name)}; export {shlex.quote(self.env_name)}), or use a key instead.",
                 )
             return value
         if sys.stdin is not None and sys.stdin.isatty():
@@ -94,7 +98,16 @@ class CommandResult:
     stderr: bytes
 
     def stderr_tail(self, lines: int = 12) -> str:
-        return "\n".join(self.stderr.decode(errors="replace").strip().splitlines()[-lines:])
+        return "\n".join(map(printable, self.stderr.decode(errors="replace").strip().splitlines()[-lines:]))
+
+
+def printable(text: str) -> str:
+    """`text` with every control character written as an escape (\\x1b, \\t).
+
+    What a board prints reaches the user's terminal and deploy.log; a terminal escape
+    sequence in it must show as text, never act on the terminal.
+    """
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class Connection:
@@ -113,16 +126,17 @@ class Connection:
         return transport is not None and transport.is_active()
 
     def sftp(self) -> paramiko.SFTPClient:
+        """The SFTP session; SftpUnavailable when the server refuses it but the link is fine."""
         if self._sftp is None:
             try:
                 self._sftp = self.client.open_sftp()
             except (paramiko.SSHException, EOFError, OSError) as error:
-                raise self.lost(f"opening SFTP failed: {error}") from error
+                if not self.alive:
+                    raise ConnectionLost(f"opening SFTP failed: {error}") from error
+                # OpenSSH closes the channel when no `Subsystem sftp` is configured; a configured
+                # but missing sftp-server binary ends the channel during the version exchange.
+                raise SftpUnavailable(f"{type(error).__name__}: {error}") from error
         return self._sftp
-
-    def lost(self, what: str) -> Exception:
-        """ConnectionLost when the transport is gone, else a plain RuntimeError the caller reports."""
-        return ConnectionLost(what) if not self.alive else RuntimeError(what)
 
     def start(self, argv: Sequence[str]) -> paramiko.Channel:
         """Start `argv` on the board without a terminal (stdout and stderr stay separate)."""
@@ -147,6 +161,38 @@ class Connection:
         channel = self.start(argv)
         try:
             return self._collect(channel, time.monotonic() + timeout, on_stderr_line, cancel)
+        finally:
+            channel.close()
+
+    def run_with_input(
+        self,
+        argv: Sequence[str],
+        blocks: Iterable[bytes],
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> CommandResult:
+        """Run `argv` with `blocks` streamed to its stdin, then EOF; a command that stops reading early still reports.
+
+        No terminal is allocated, so the bytes arrive exactly as sent (binary safe).
+        """
+        channel = self.start(argv)
+        deadline = time.monotonic() + timeout
+        try:
+            for block in blocks:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
+                if time.monotonic() > deadline:
+                    raise CommandTimeout()
+                try:
+                    channel.sendall(block)
+                except (OSError, EOFError, paramiko.SSHException) as error:
+                    if not self.alive:
+                        raise ConnectionLost(f"the connection dropped while sending data: {error}") from error
+                    break  # the command exited without reading everything; its status and stderr say why
+            else:
+                channel.shutdown_write()
+            return self._collect(channel, deadline, None, cancel)
         finally:
             channel.close()
 
@@ -207,9 +253,9 @@ def open_connection(definition: TargetDefinition, options: ConnectOptions, passw
     known_hosts = (options.known_hosts or definition.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
     pkey = load_identity(identity)
     if definition.jump_address is None:
-        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=lambda: None)
+        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity)
         return Connection(client, None, definition.address)
-    jump_client = _authenticated_client(definition.jump_address, pkey, known_hosts, options, passwords, open_sock=lambda: None)
+    jump_client = _authenticated_client(definition.jump_address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity)
 
     def tunnel() -> paramiko.Channel:
         try:
@@ -220,7 +266,7 @@ def open_connection(definition: TargetDefinition, options: ConnectOptions, passw
             raise ConnectionLost(f"the jump host {definition.jump_address} could not reach {definition.address}: {error}") from error
 
     try:
-        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=tunnel)
+        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=tunnel, identity=identity)
     except BaseException:
         jump_client.close()
         raise
@@ -244,7 +290,7 @@ def load_identity(path: Path | None) -> paramiko.PKey | None:
                 raise TargetError(f"Could not unlock {path}: {error}.", "Check the passphrase.") from None
         raise TargetError(
             f"The SSH key {path} is protected by a passphrase and there is no terminal to ask for it.",
-            f"Load it into ssh-agent once (ssh-add {path}) and leave out --identity; edgecompress uses the agent.",
+            f"Load it into ssh-agent once (ssh-add {shlex.quote(str(path))}) and leave out --identity; edgecompress uses the agent.",
         ) from None
     except (ValueError, OSError, paramiko.SSHException) as error:
         raise TargetError(f"{path} is not a private key paramiko can read: {error}.", "Pass an OpenSSH/PEM private key (ed25519, ecdsa or rsa).") from None
@@ -258,6 +304,7 @@ def _authenticated_client(
     passwords: PasswordSource,
     *,
     open_sock: Callable[[], paramiko.Channel | None],
+    identity: Path | None = None,
 ) -> paramiko.SSHClient:
     """Keys and agent first; a password only if they fail and one can be had (env var or prompt)."""
     try:
@@ -265,11 +312,11 @@ def _authenticated_client(
     except paramiko.AuthenticationException as first:
         password = passwords.get(address)
         if password is None:
-            raise _auth_error(address, pkey, options, first) from None
+            raise _auth_error(address, pkey, identity, options, first) from None
     try:
         return _connect_once(address, pkey, known_hosts, options, sock=open_sock(), password=password)
     except paramiko.AuthenticationException as second:
-        raise _auth_error(address, pkey, options, second) from None
+        raise _auth_error(address, pkey, identity, options, second) from None
 
 
 def _connect_once(
@@ -314,11 +361,15 @@ def _connect_once(
         raise
 
 
-def _auth_error(address: Address, pkey: paramiko.PKey | None, options: ConnectOptions, detail: object) -> TargetError:
+def _auth_error(
+    address: Address, pkey: paramiko.PKey | None, identity: Path | None, options: ConnectOptions, detail: object
+) -> TargetError:
     key = f"the key {pkey.fingerprint}" if pkey is not None else "ssh-agent and the keys in ~/.ssh"
     password = f", and the password from ${options.password_env}" if options.password_env else ""
+    public = shlex.quote(f"{Path(identity).expanduser()}.pub") if identity is not None else "KEY.pub"
     return TargetError(
         f"The board {address} refused to log in as '{address.user}' with {key}{password} ({detail}).",
-        f"Authorize your public key on the board (ssh-copy-id -i KEY.pub -p {address.port} {address.user}@{address.host}) "
+        f"Authorize your public key on the board (ssh-copy-id -i {public} -p {address.port} "
+        f"{shlex.quote(f'{address.user}@{address.host}')}) "
         "and pass the private key with --identity or load it into ssh-agent; or give --password-env VAR.",
     )

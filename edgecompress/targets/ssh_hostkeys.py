@@ -10,6 +10,7 @@ always -- no option turns that into a silent re-trust.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import paramiko
@@ -86,7 +87,7 @@ def host_key_error(error: BaseException, hostname: str, port: int, known_hosts: 
             f"but the server offered {fingerprint(error.key)}. Someone may be intercepting the connection "
             "(man-in-the-middle), or the board was re-installed. Nothing was sent.",
             "Do not continue until you know why the key changed. If the board really was re-installed, remove the "
-            f"old entry with: ssh-keygen -R '{entry}' -f {known_hosts} ; then connect again with --accept-new-host-key.",
+            f"old entry with: ssh-keygen -R {shlex.quote(entry)} -f {shlex.quote(str(known_hosts))} ; then connect again with --accept-new-host-key.",
         )
     return None
 

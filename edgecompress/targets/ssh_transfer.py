@@ -8,7 +8,8 @@ Layout under the remote work dir (default ~/.edgecompress):
 An upload goes to `cache/.<name>.<random>.part`, is hashed *on the board*, and only then
 renamed to its content name, so a name in cache/ is a promise about its bytes. A file
 already cached under the right hash is not sent again, which also makes a resumed or
-repeated deploy cheap on a slow link.
+repeated deploy cheap on a slow link. The bytes travel over SFTP, or over the exec
+channel on boards without it (ssh_files); nothing here depends on which.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hashlib
 import json
 import posixpath
 import secrets
-import stat
+import shlex
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -28,14 +29,13 @@ import paramiko
 
 from edgecompress.errors import TargetError
 from edgecompress.targets import ssh_board_tools as tools
-from edgecompress.targets.ssh_connection import Cancelled, CommandResult, Connection, ConnectionLost
+from edgecompress.targets.ssh_connection import CommandResult, Connection, ConnectionLost
+from edgecompress.targets.ssh_files import TOOL_TIMEOUT_S, RemoteFiles
 
 #: bytes kept free beyond the files themselves: a board with a full disk misbehaves in other ways
 HEADROOM_BYTES = 64 * 1024
 #: a .part file older than this was left by a dead connection and is swept away
 STALE_PART_S = 3600
-CHUNK_BYTES = 32 * 1024
-TOOL_TIMEOUT_S = 300.0
 PART_SUFFIX = ".part"
 
 Say = Callable[[str], None]
@@ -77,7 +77,7 @@ class Transfer:
 
 @dataclass(frozen=True)
 class RemoteLayout:
-    """Absolute remote paths; SFTP does not expand '~', so it is resolved once here."""
+    """Absolute remote paths; neither SFTP nor a quoted argument expands '~', so it is resolved once here."""
 
     home: str
     work_dir: str
@@ -101,18 +101,17 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def resolve_layout(conn: Connection, remote_dir: str) -> RemoteLayout:
-    """Expand '~' against the SFTP home and create work/cache/runs (mode 700) if missing."""
-    sftp = conn.sftp()
+def resolve_layout(files: RemoteFiles, conn: Connection, remote_dir: str) -> RemoteLayout:
+    """Expand '~' against the remote home and create work/cache/runs (mode 700) if missing."""
+    home = files.home
+    if remote_dir == "~" or remote_dir.startswith("~/"):
+        work = posixpath.join(home, remote_dir[2:])
+    else:
+        work = posixpath.join(home, remote_dir)  # absolute paths win in join; relative ones are under home
+    layout = RemoteLayout(home=home, work_dir=posixpath.normpath(work))
     try:
-        home = sftp.normalize(".")
-        if remote_dir == "~" or remote_dir.startswith("~/"):
-            work = posixpath.join(home, remote_dir[2:])
-        else:
-            work = posixpath.join(home, remote_dir)  # absolute paths win in join; relative ones are under home
-        layout = RemoteLayout(home=home, work_dir=posixpath.normpath(work))
         for folder in (layout.work_dir, layout.cache_dir, layout.runs_dir):
-            _mkdirs(sftp, folder)
+            files.makedirs(folder)
         return layout
     except OSError as error:
         if not conn.alive:
@@ -123,30 +122,19 @@ def resolve_layout(conn: Connection, remote_dir: str) -> RemoteLayout:
         ) from None
 
 
-def _mkdirs(sftp: paramiko.SFTPClient, path: str) -> None:
-    try:
-        if stat.S_ISDIR(sftp.stat(path).st_mode):
-            return
-        raise OSError(f"{path} exists and is not a folder")
-    except FileNotFoundError:
-        pass
-    parent = posixpath.dirname(path)
-    if parent and parent != path:
-        _mkdirs(sftp, parent)
-    try:
-        sftp.mkdir(path, mode=0o700)
-    except OSError:
-        if not stat.S_ISDIR(sftp.stat(path).st_mode):  # a parallel fleet worker made it first
-            raise
-
-
 class Uploader:
     """Sends files into the board's content-addressed cache, verified by the board's own SHA-256."""
 
     def __init__(
-        self, conn: Connection, python: Sequence[str], layout: RemoteLayout, say: Say, cancel: threading.Event | None = None
+        self,
+        conn: Connection,
+        files: RemoteFiles,
+        python: Sequence[str],
+        layout: RemoteLayout,
+        say: Say,
+        cancel: threading.Event | None = None,
     ) -> None:
-        self.conn, self.python, self.layout, self.say = conn, list(python), layout, say
+        self.conn, self.files, self.python, self.layout, self.say = conn, files, list(python), layout, say
         self.cancel = cancel or threading.Event()
 
     def run_tool(self, source: str, *args: str, timeout: float = TOOL_TIMEOUT_S, cancellable: bool = True) -> CommandResult:
@@ -154,22 +142,18 @@ class Uploader:
 
         Clean-up tools (stop, remove) pass cancellable=False: they are what runs *after* a cancel.
         """
-        cancel = self.cancel if cancellable else None
-        result = self.conn.run(tools.tool_argv(self.python, source, *args), timeout=timeout, cancel=cancel)
-        if result.status != 0:
-            raise TargetError(
-                f"Python on {self.conn.address} ('{' '.join(self.python)}') could not run edgecompress's helper "
-                f"(exit {result.status}): {result.stderr_tail(4) or 'no output'}.",
-                "Install Python 3.8+ on the board (e.g. sudo apt install python3) or point `python:` in the target "
-                "file (or ?python= in the ssh:// URL) at the interpreter to use.",
-            )
-        return result
+        return tools.run(self.conn, self.python, source, *args, timeout=timeout, cancel=self.cancel if cancellable else None)
 
     def inventory(self, paths: Sequence[str]) -> tuple[int, dict[str, str | None]]:
         """Free bytes in the work dir and the on-board SHA-256 of each path (None if absent)."""
-        result = self.run_tool(tools.INVENTORY, self.layout.work_dir, *paths)
-        document = tools.parse_json_document(result.stdout)
-        return int(document["free_bytes"]), document["sha256"]
+        document = tools.run_json(self.conn, self.python, tools.INVENTORY, self.layout.work_dir, *paths,
+                                  timeout=TOOL_TIMEOUT_S, cancel=self.cancel)
+        try:
+            free, digests = int(document["free_bytes"]), dict(document["sha256"])
+        except (TypeError, KeyError, ValueError):
+            shown = CommandResult(0, json.dumps(document).encode(), b"")
+            raise tools.not_json_error(self.python, "edgecompress's inventory helper", shown) from None
+        return free, {path: digests.get(path) for path in paths}
 
     def ensure(self, files: Sequence[LocalFile]) -> list[Transfer]:
         """Make every file present and verified in cache/; send only what is missing or wrong."""
@@ -188,9 +172,8 @@ class Uploader:
         """Temp name, board-side hash check, atomic rename; on any failure the temp file is removed."""
         final = self.layout.cached(file)
         temp = posixpath.join(self.layout.cache_dir, f".{file.cache_name}.{secrets.token_hex(4)}{PART_SUFFIX}")
-        sftp = self.conn.sftp()
         try:
-            self._write(sftp, file, temp)
+            self._write(file, temp)
             free, digests = self.inventory([temp])
             if digests.get(temp) != file.sha256:
                 if free < HEADROOM_BYTES:  # pipelined SFTP writes can fail without an error reaching us
@@ -199,45 +182,33 @@ class Uploader:
                     f"{file.path.name} arrived on {self.conn.address} corrupted (SHA-256 {digests.get(temp)} instead of {file.sha256}).",
                     "Run again; if it repeats, check the board's storage (dmesg, fsck) and the network.",
                 )
-            _rename_over(sftp, temp, final)
+            self.files.rename_over(temp, final)
         except BaseException as error:
             self._discard(temp)
             if isinstance(error, (OSError, EOFError, paramiko.SSHException)):
                 raise self._write_failed(file, error) from error
             raise
 
-    def _write(self, sftp: paramiko.SFTPClient, file: LocalFile, temp: str) -> None:
+    def _write(self, file: LocalFile, temp: str) -> None:
         marks = _progress_marks(file.size)
-        sent = 0
-        with file.path.open("rb") as source, sftp.open(temp, "wb") as remote:
-            remote.set_pipelined(True)
-            for block in iter(lambda: source.read(CHUNK_BYTES), b""):
-                if self.cancel.is_set():
-                    raise Cancelled()
-                remote.write(block)
-                sent += len(block)
-                while marks and sent >= marks[0][0]:
-                    self.say(f"upload {file.path.name}: {marks.pop(0)[1]}%")
-        if sent != file.size:
+
+        def sent(so_far: int) -> None:
+            while marks and so_far >= marks[0][0]:
+                self.say(f"upload {file.path.name}: {marks.pop(0)[1]}%")
+
+        if self.files.write(file.path, temp, sent, self.cancel) != file.size:
             raise OSError(f"{file.path} changed while it was being sent")
 
     def _discard(self, temp: str) -> None:
         if not self.conn.alive:
             return  # the .part file stays behind, never under a final name; a later upload sweeps it
         try:
-            self.conn.sftp().remove(temp)
-        except (OSError, EOFError, ConnectionLost, paramiko.SSHException):
+            self.files.remove(temp)
+        except (OSError, EOFError, ConnectionLost, TargetError, paramiko.SSHException):
             pass
 
     def _sweep_stale_parts(self) -> None:
-        sftp = self.conn.sftp()
-        now = time.time()
-        try:
-            for entry in sftp.listdir_attr(self.layout.cache_dir):
-                if entry.filename.endswith(PART_SUFFIX) and now - (entry.st_mtime or now) > STALE_PART_S:
-                    sftp.remove(posixpath.join(self.layout.cache_dir, entry.filename))
-        except OSError:
-            pass  # housekeeping only
+        self.files.sweep(self.layout.cache_dir, PART_SUFFIX, STALE_PART_S)
 
     def _write_failed(self, file: LocalFile, error: BaseException) -> Exception:
         if not self.conn.alive:
@@ -259,7 +230,7 @@ class Uploader:
         return TargetError(
             f"The board {self.conn.address} has {_human(free)} free in {self.layout.work_dir}, "
             f"but the upload needs {_human(needed)} (plus {_human(HEADROOM_BYTES)} headroom). Nothing was left half-written.",
-            f"Free space on the board (df -h {self.layout.work_dir}; old runs live in {self.layout.runs_dir}, "
+            f"Free space on the board (df -h {shlex.quote(self.layout.work_dir)}; old runs live in {self.layout.runs_dir}, "
             f"cached artifacts in {self.layout.cache_dir}), or point remote_dir at a bigger disk.",
         )
 
@@ -273,8 +244,7 @@ class Uploader:
 
     def read_json(self, path: str) -> Any:
         try:
-            with self.conn.sftp().open(path, "rb") as handle:
-                return json.loads(handle.read().decode())
+            return tools.parse_json_document(self.files.read(path))
         except (OSError, ValueError) as error:
             if not self.conn.alive:
                 raise ConnectionLost(f"the connection dropped while fetching {path}") from error
@@ -284,18 +254,6 @@ class Uploader:
         if posixpath.dirname(run_dir) != self.layout.runs_dir:  # never rm anything but our own run folders
             raise ValueError(f"refusing to remove {run_dir}: not under {self.layout.runs_dir}")
         self.run_tool(tools.REMOVE, run_dir, timeout=60.0, cancellable=False)
-
-
-def _rename_over(sftp: paramiko.SFTPClient, temp: str, final: str) -> None:
-    try:
-        sftp.posix_rename(temp, final)
-    except OSError:
-        # servers without the posix-rename extension: plain rename refuses to overwrite
-        try:
-            sftp.remove(final)
-        except OSError:
-            pass
-        sftp.rename(temp, final)
 
 
 def _progress_marks(size: int) -> list[tuple[int, int]]:

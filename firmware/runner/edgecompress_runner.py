@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 import time
@@ -379,7 +380,8 @@ def _numpy() -> Any:
 
 
 def _python_command() -> str:
-    return sys.executable or "python3"
+    """This interpreter as a shell word, for the install commands printed in fixes."""
+    return shlex.quote(sys.executable) if sys.executable else "python3"
 
 
 # --------------------------------------------------------------------------- runtimes
@@ -677,7 +679,9 @@ def evaluate(session: Session, data: EvalData, batch: int, reference: Any, emit:
         predictions[done : done + len(chunk)] = predict(_score_batch(session, chunk), data.output_kind)
         done += len(chunk)
         if done % max(session.batch, 500) < session.batch or done == data.n:
-            emit("accuracy %d/%d" % (done, data.n))
+            # images evaluated and images right, never one "n/n" figure that reads like a perfect score
+            right = int(np.sum(predictions[:done] == data.y[:done]))
+            emit("evaluated %d/%d images, %d correct (%.1f %%)" % (done, data.n, right, 100.0 * right / done))
     summary = tally(predictions, data.y, data.class_names, n_classes)
     summary["batch"] = session.batch
     return summary
