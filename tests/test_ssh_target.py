@@ -403,7 +403,7 @@ def test_an_unbalanced_quote_in_python_is_blamed_on_the_target_file() -> None:
     with pytest.raises(TargetError) as caught:
         load_definition("ssh://pi@10.0.0.7?python=/opt/Jane's py/bin/python3")
 
-    assert "'python'" in caught.value.problem and "No closing quotation" in caught.value.problem
+    assert "python = " in caught.value.problem and "No closing quotation" in caught.value.problem
 
 
 def test_a_passphrase_protected_key_without_a_terminal_points_to_ssh_agent(sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path) -> None:
@@ -644,7 +644,7 @@ def test_target_files_are_found_by_name_and_checked_strictly(tmp_path: Path, mon
 
     with pytest.raises(TargetError) as caught:
         load_definition("bench-pi")
-    assert "remote_dri" in caught.value.problem and "remote_dir" in caught.value.fix
+    assert "remote_dri" in caught.value.problem and "did you mean 'remote_dir'" in caught.value.problem
 
     (tmp_path / "targets" / "bench-pi.yaml").write_text("host: 10.0.0.8\nuser: pi\n")
     assert load_definition("bench-pi").name == "bench-pi"
