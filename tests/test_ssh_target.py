@@ -253,6 +253,23 @@ def test_a_board_answering_in_the_wrong_shape_is_a_named_failure(
     assert result.measurements == {}
 
 
+def test_a_board_flooding_stdout_is_stopped_not_buffered_forever(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from board_pythons import tampering_python
+    from edgecompress.targets import ssh_connection
+    from edgecompress.targets.fleet import measure_fleet
+
+    monkeypatch.setattr(ssh_connection, "MAX_STDOUT_BYTES", 1 << 20)
+    python = tampering_python(tmp_path / "python3", 'raw = b"x" * (3 << 20)')
+    with connect(sshd, known_hosts, board_dir, python=str(python)) as board:
+        result = measure_fleet([board], MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=3))
+
+    assert "more than 1 MiB on standard output" in result.errors[board.name].problem
+    assert result.measurements == {}
+
+
 # --------------------------------------------------------------------------- boards without SFTP
 
 

@@ -34,6 +34,12 @@ _POLL_S = 0.02
 _KEEPALIVE_S = 10
 
 
+#: a board's answer on stdout is JSON of a few hundred KiB at most; past this it is refused
+MAX_STDOUT_BYTES = 64 << 20
+#: of a board's stderr (its log), the last part kept
+MAX_STDERR_BYTES = 1 << 20
+
+
 class ConnectionLost(Exception):
     """The SSH connection broke or could not be made for a reason that may go away (retry it)."""
 
@@ -206,10 +212,19 @@ class Connection:
             while channel.recv_ready():
                 stdout += channel.recv(1 << 16)
                 busy = True
+                if len(stdout) > MAX_STDOUT_BYTES:
+                    channel.close()
+                    raise TargetError(
+                        f"The board sent more than {MAX_STDOUT_BYTES >> 20} MiB on standard output for one command; "
+                        "edgecompress stopped reading (a runner answers with a few hundred KiB of JSON at most).",
+                        "Check what the board's Python prints on start-up (sitecustomize, a login banner in ~/.bashrc) "
+                        "and run the command by hand to see it.",
+                    )
             while channel.recv_stderr_ready():
                 chunk = channel.recv_stderr(1 << 16)
                 stderr += chunk
-                partial = _emit_lines(partial + chunk, on_line)
+                del stderr[:-MAX_STDERR_BYTES]  # a log: its end is what explains a failure
+                partial = _emit_lines(partial + chunk, on_line)[-MAX_STDERR_BYTES:]
                 busy = True
             if channel.exit_status_ready() and not (channel.recv_ready() or channel.recv_stderr_ready()):
                 break
