@@ -56,6 +56,15 @@ def attach_samples(result: dict[str, Any], samples: Any) -> dict[str, Any]:
     return result
 
 
+def printable(text: str) -> str:
+    """`text` with every control character written as an escape (\\x1b, \\t).
+
+    What a board prints reaches the user's terminal and deploy.log; a terminal escape
+    sequence in it must show as text, never act on the terminal.
+    """
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 class Target(abc.ABC):
     """A place artifacts run. Subclasses: LocalTarget, SshTarget."""
 

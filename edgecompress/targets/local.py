@@ -17,7 +17,7 @@ from typing import Any
 
 from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
-from edgecompress.targets.base import Measurement, MeasureJob, Target, attach_samples
+from edgecompress.targets.base import Measurement, MeasureJob, Target, printable, attach_samples
 from edgecompress.targets.measurement_check import check_probe
 
 PROBE_TIMEOUT_S = 120.0
@@ -120,4 +120,5 @@ def _tail(label: str, text: str) -> str:
     text = text.strip()
     if not text:
         return ""
-    return f"\n{label} (last {_TAIL_CHARS} chars):\n{text[-_TAIL_CHARS:]}"
+    shown = "\n".join(printable(line) for line in text[-_TAIL_CHARS:].splitlines())  # escapes act on no terminal
+    return f"\n{label} (last {_TAIL_CHARS} chars):\n{shown}"

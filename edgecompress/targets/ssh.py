@@ -24,6 +24,7 @@ from edgecompress.targets import ssh_board_tools as tools
 from edgecompress.targets.base import Measurement, MeasureJob, Target, attach_samples
 from edgecompress.targets.measurement_check import check_probe
 from edgecompress.targets.ssh_config import TargetDefinition, load_definition
+from edgecompress.targets.base import printable
 from edgecompress.targets.ssh_connection import (
     Cancelled,
     CommandResult,
@@ -32,7 +33,6 @@ from edgecompress.targets.ssh_connection import (
     ConnectOptions,
     PasswordSource,
     open_connection,
-    printable,
 )
 from edgecompress.targets.ssh_files import remote_files
 from edgecompress.targets.ssh_transfer import LocalFile, Transfer, Uploader, new_run_id, resolve_layout

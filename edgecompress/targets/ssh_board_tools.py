@@ -15,7 +15,8 @@ import threading
 from typing import Any, Iterable, Sequence
 
 from edgecompress.errors import TargetError
-from edgecompress.targets.ssh_connection import CommandResult, Connection, printable
+from edgecompress.targets.base import printable
+from edgecompress.targets.ssh_connection import CommandResult, Connection
 
 #: lines of a board's unexpected output shown in an error, and their width
 FIRST_LINES = 5

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Sequence
 import paramiko
 
 from edgecompress.errors import TargetError
+from edgecompress.targets.base import printable
 from edgecompress.targets.ssh_config import Address, TargetDefinition
 from edgecompress.targets.ssh_hostkeys import DEFAULT_KNOWN_HOSTS, KnownHostsPolicy, host_key_error, load_known_hosts
 
@@ -105,15 +106,6 @@ class CommandResult:
 
     def stderr_tail(self, lines: int = 12) -> str:
         return "\n".join(map(printable, self.stderr.decode(errors="replace").strip().splitlines()[-lines:]))
-
-
-def printable(text: str) -> str:
-    """`text` with every control character written as an escape (\\x1b, \\t).
-
-    What a board prints reaches the user's terminal and deploy.log; a terminal escape
-    sequence in it must show as text, never act on the terminal.
-    """
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 class Connection:
