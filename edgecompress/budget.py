@@ -33,7 +33,8 @@ class Resources:
     estimated: bool = False  # True for a plan's promise, False for figures read off a built file
 
     def get(self, measure: str) -> int | None:
-        return getattr(self, measure)  # type: ignore[no-any-return]
+        value: int | None = getattr(self, measure)
+        return value
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,6 @@ class Budget:
 def artifact_resources(sizes: dict[str, Any], *, flash_bytes: int | None = None) -> Resources:
     """An exported artifact's figures; in flash a file takes its own size unless a build says otherwise."""
     known = {f.name for f in fields(Resources)}
-    figures = {k: v for k, v in sizes.items() if k in known and isinstance(v, int)}
+    figures: dict[str, int | None] = {k: v for k, v in sizes.items() if k in known and isinstance(v, int)}
     figures.setdefault("flash_bytes", flash_bytes if flash_bytes is not None else figures.get("file_bytes"))
-    return Resources(**figures)
+    return Resources(**figures)  # type: ignore[arg-type]

@@ -159,6 +159,6 @@ def fingerprint_arrays(*arrays: Any, extra: Any = None) -> str:
     for array in arrays:
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))
+        digest.update(memoryview(array).cast("B"))  # type: ignore[arg-type]  # ndarray is a buffer
     digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
     return digest.hexdigest()

@@ -48,6 +48,7 @@ def parse_size(value: int | str) -> int:
     """
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError(f"not a size. {_SIZE_HELP}")
+    number: float
     if isinstance(value, int):
         number, unit = value, "B"
     else:

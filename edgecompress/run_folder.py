@@ -94,7 +94,8 @@ class RunFolder:
         every file it wrote still exists; otherwise `compute()` runs and its (JSON) result is recorded."""
         files = list(files)
         if self.is_done(key, files):
-            return self._state()["done"][key]  # type: ignore[no-any-return]
+            recorded: T = self._state()["done"][key]
+            return recorded
         return self.record(key, compute())
 
     def is_done(self, key: str, files: Iterable[Path] = ()) -> bool:

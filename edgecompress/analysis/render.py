@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from rich.table import Table
 from rich.text import Text
 
@@ -17,7 +19,7 @@ def render_table(profile: SignificanceProfile) -> Table:
         caption=f"± is the std over {profile.n_subsamples} half-size subsamples; "
         "'?' marks a verdict within that spread of δ.",
     )
-    columns = [("layer", "left", True), ("type", "left", False), ("output", "left", False),
+    columns: list[tuple[str, Literal["left", "center", "right"], bool]] = [("layer", "left", True), ("type", "left", False), ("output", "left", False),
                (f"{measure} ± spread", "right", True), ("|ΔID|", "right", True), ("signif.", "center", True),
                ("precision", "left", False)]
     for header, justify, no_wrap in columns:

@@ -181,6 +181,6 @@ def _channel_notes(natives: Counter, plan: _Plan, where: str) -> list[str]:
     """Refuse data that is mostly of the other channel kind; note the conversion of a few odd files."""
     converted = {channels: n for channels, n in natives.items() if channels not in (None, plan.channels)}
     if sum(converted.values()) > natives.get(plan.channels, 0) and not plan.layout.flat:
-        plan.layout.check_channels(max(converted, key=converted.get), where)
+        plan.layout.check_channels(max(converted, key=lambda channels: converted[channels]), where)
     return [f"converted {n} {channel_words(channels)} image(s) to {channel_words(plan.channels)}"
             for channels, n in sorted(converted.items())]

@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import numpy as np
@@ -93,9 +94,10 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
     plan = _plan(request, profile, loaded, significance, say)
     if plan.needs_training:
         say(f"Fine-tuning budget: {finetuning_settings(request, profile).describe(len(dataset.x_train))}")
+    targets: list[Target] = []
+    probes: dict[str, dict[str, Any]] = {}
     if dry_run:
         _validate_target_definitions(request)
-        targets, probes = [], {}
     else:
         targets, probes = _connect_targets(request, say)
     clock.lap("plan and targets")
@@ -189,7 +191,11 @@ def _significance(request: DeployRequest, profile: Profile, loaded: LoadedModel,
             significance = analyze_model(loaded.model, dataset.x_train, method=request.method, delta=delta,
                                          n_samples=request.id_samples, seed=request.seed)
         document = json.dumps(significance.to_dict())
-        cache.store("significance", key, lambda folder: (folder / "significance.json").write_text(document), {})
+
+        def write(folder: Path) -> None:
+            (folder / "significance.json").write_text(document)
+
+        cache.store("significance", key, write, {})
     significant = [layer.name for layer in significance.layers if layer.significant]
     say(f"Significant layers: {', '.join(significant) or 'none'}")
     return significance

@@ -75,8 +75,9 @@ class DeployRequest:
             raise TypeError(f"deploy() got unknown argument(s) {', '.join(unknown)}; "
                             f"known: {', '.join(f.name for f in dataclasses.fields(cls))}, target, {', '.join(TARGET_OPTIONS)}")
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v not in (None, False)}
-        return cls(model=str(model), profile=str(profile), target_options=options,
-                   **{k: [str(t) for t in v] if k == "targets" else v for k, v in fields.items()})
+        if "targets" in fields:
+            fields["targets"] = [str(t) for t in fields["targets"]]
+        return cls(model=str(model), profile=str(profile), target_options=options, **fields)
 
     def with_absolute_paths(self, cwd: Path | None = None) -> DeployRequest:
         """The same request with every local path made absolute, so a resume works from anywhere."""

@@ -58,4 +58,7 @@ def reused_file(cache: StageCache, kind: str, key: str, target: Path, say: Say, 
 
 
 def keep_file(cache: StageCache, kind: str, key: str, source: Path, record: dict[str, Any]) -> None:
-    cache.store(kind, key, lambda folder: shutil.copyfile(source, folder / CACHED_FILE), {"record": record})
+    def write(folder: Path) -> None:
+        shutil.copyfile(source, folder / CACHED_FILE)
+
+    cache.store(kind, key, write, {"record": record})

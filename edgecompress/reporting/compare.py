@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from edgecompress.errors import EdgeCompressError
 from edgecompress.reporting import formatting as fmt
@@ -68,7 +68,7 @@ class Comparison:
         return table
 
 
-def load_runs(run_dirs: list[str | Path]) -> list[Run]:
+def load_runs(run_dirs: Sequence[str | Path]) -> list[Run]:
     """Every run folder's report, completed from its files; the same folder twice is refused."""
     from edgecompress.reporting.schema import complete_report, load_report
 
@@ -98,7 +98,7 @@ def _columns() -> list[Any]:
     return [by_key[key] for key in COLUMNS]
 
 
-def compare_runs(run_dirs: list[str | Path], *, output: Path | None = None) -> Comparison:
+def compare_runs(run_dirs: Sequence[str | Path], *, output: Path | None = None) -> Comparison:
     """Load the runs; with `output`, also draw the figures and build the document to write there."""
     comparison = Comparison(load_runs(run_dirs))
     if output is not None:
@@ -107,7 +107,7 @@ def compare_runs(run_dirs: list[str | Path], *, output: Path | None = None) -> C
     return comparison
 
 
-def write_comparison(run_dirs: list[str | Path], output: str | Path) -> tuple[Comparison, list[Path]]:
+def write_comparison(run_dirs: Sequence[str | Path], output: str | Path) -> tuple[Comparison, list[Path]]:
     """compare.md and a self-contained compare.html (plus figures) in `output`."""
     from edgecompress.reporting import html, markdown
     from edgecompress.run_folder import write_atomically

@@ -7,8 +7,9 @@ predictions, no disagreement grid. Keys name figures for `content.py`.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from edgecompress.reporting import plots
 from edgecompress.reporting.per_class import disagreement_grid
@@ -22,6 +23,15 @@ def safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in text)
 
 
+def _per_class_change(block: dict[str, Any], path: Path) -> Path | None:
+    return plots.per_class_change(block["classes"], list(block["compressed"]), path,
+                                  title=f"Recall change per class against {block['baseline']} on {block['target']}")
+
+
+def _disagreements(inputs: Any, found: dict[str, Any], block: dict[str, Any], name: str, path: Path) -> Path | None:
+    return disagreement_grid(inputs, found["examples"], baseline=block["baseline"], artifact=name, path=path)
+
+
 def pair_label(artifact: str, target: str, targets: list[str]) -> str:
     """'ptq-int8' on a single target, 'ptq-int8@rpi' when several targets share a plot."""
     return artifact if len(targets) < 2 else f"{artifact}@{target}"
@@ -32,7 +42,7 @@ def draw_run_figures(report: dict[str, Any], files: RunFiles, *, progress: Any =
     out = files.path / LAYOUT.figures
     targets = list(dict.fromkeys(m["target"] for m in report["measurements"]))
     title = f"{Path(report['model']['path']).name} for {report['profile']['name']}"
-    jobs = [
+    jobs: list[tuple[str, Callable[[Path], Path | None]]] = [
         ("size_accuracy", lambda path: plots.size_vs_accuracy(_size_points(report, targets), path,
                                                                title=f"{title}: size vs accuracy")),
         ("latency", lambda path: plots.latency_distribution(_latency_samples(report, files, targets), path,
@@ -40,15 +50,12 @@ def draw_run_figures(report: dict[str, Any], files: RunFiles, *, progress: Any =
         ("plan", lambda path: plots.plan_layers(report["plan"], path) if report.get("plan") else None),
     ]
     for block in report.get("per_class") or []:
-        compressed = list(block["compressed"])
-        jobs.append((f"per_class:{block['target']}", lambda path, block=block, compressed=compressed: plots.per_class_change(
-            block["classes"], compressed, path, title=f"Recall change per class against {block['baseline']} on {block['target']}")))
+        jobs.append((f"per_class:{block['target']}", partial(_per_class_change, block)))
     grids = [(block, name, summary["disagreements"]) for block in report.get("per_class") or []
              for name, summary in block["compressed"].items() if (summary.get("disagreements") or {}).get("examples")]
     inputs = files.eval_inputs() if grids else None
     for block, name, found in grids if inputs is not None else []:
-        jobs.append((f"disagreements:{name}@{block['target']}", lambda path, block=block, name=name, found=found: disagreement_grid(
-            inputs, found["examples"], baseline=block["baseline"], artifact=name, path=path)))
+        jobs.append((f"disagreements:{name}@{block['target']}", partial(_disagreements, inputs, found, block, name)))
 
     figures: dict[str, Path] = {}
     existing_profile = files.id_profile_png()

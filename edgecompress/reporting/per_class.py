@@ -163,8 +163,9 @@ def disagreement_grid(x: np.ndarray, examples: list[dict[str, Any]], *, baseline
 
     Returns None (and writes nothing) when there is nothing to draw or the inputs are not images.
     """
-    images = [as_image(x[example["index"]]) for example in examples]
-    if not examples or any(image is None for image in images):
+    found = [as_image(x[example["index"]]) for example in examples]
+    images = [image for image in found if image is not None]
+    if not examples or len(images) < len(found):
         return None
     from edgecompress.reporting.plots import pyplot
 

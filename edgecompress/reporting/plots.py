@@ -61,7 +61,7 @@ def size_vs_accuracy(points: list[SizePoint], path: Path, *, title: str) -> Path
     figure, axis = plt.subplots(figsize=(7, 4.2))
     for p in points:
         colour = colours[p.group or p.label]
-        y = 100 * p.accuracy
+        y = 100 * (p.accuracy or 0.0)  # points without accuracy were left out above
         axis.scatter(p.file_bytes / 1024, y, s=60, color=colour, zorder=3)
         axis.annotate(p.label, (p.file_bytes / 1024, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
         if p.bitpacked_bytes:

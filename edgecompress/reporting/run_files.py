@@ -75,7 +75,7 @@ class RunFiles:
         return file if artifact.get("path") and file.is_file() else None
 
     @cached_property
-    def _measurement_results(self) -> dict[tuple[str, str], dict[str, Any]]:
+    def _measurement_results(self) -> dict[tuple[Any, Any], dict[str, Any]]:
         """Full runner results keyed by (target, model sha256): independent of file naming."""
         found = {}
         folder = self.path / LAYOUT.measurements

@@ -43,7 +43,7 @@ def host_facts() -> dict[str, Any]:
     """Where the conversion ran (not where the model was measured: that is each target's)."""
     import importlib.metadata as md
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("edgecompress", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "onnxruntime", "tf2onnx"):
         try:
             versions[package] = md.version(package)
@@ -154,8 +154,8 @@ def fleet_spread(measurements: list[dict[str, Any]]) -> dict[str, Any]:
     return spread
 
 
-def _stats(values: list[float | None]) -> dict[str, float] | None:
-    values = [v for v in values if v is not None]
+def _stats(figures: list[float | None]) -> dict[str, float] | None:
+    values = [v for v in figures if v is not None]
     if not values:
         return None
     return {
