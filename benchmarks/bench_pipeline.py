@@ -46,10 +46,10 @@ def resnet_80k(seed: int):  # noqa: ANN201
     k = keras()
     k.utils.set_random_seed(seed)
     inputs = k.layers.Input((32, 32, 3))
-    x = k.layers.Conv2D(24, 3, padding="same", use_bias=False)(inputs)
+    x = k.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
     x = k.layers.BatchNormalization()(x)
     x = k.layers.ReLU()(x)
-    for filters, stride in ((24, 1), (48, 2), (64, 2)):
+    for filters, stride in ((16, 1), (32, 2), (64, 2)):  # 78,714 parameters
         shortcut = x
         y = k.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
         y = k.layers.BatchNormalization()(y)
