@@ -79,3 +79,29 @@ def test_the_cache_keeps_within_its_limit_and_clears(tmp_path: Path, monkeypatch
 def test_a_disabled_cache_stores_and_finds_nothing(tmp_path: Path) -> None:
     cache = StageCache(tmp_path, limit_bytes=10**9, enabled=False)
     assert cache.store("x", "k", lambda folder: None, {}) is None and cache.lookup("x", "k") is None
+
+
+def test_a_run_cut_off_after_fine_tuning_resumes_without_training_again(
+    digits_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgecompress.pipeline.steps import STEPS
+
+    export = next(step for step in STEPS if step.name == "compressed-export")
+    original = type(export).run
+
+    def cut_off(self, ctx) -> None:  # noqa: ANN001 - the board or the machine goes away right after training
+        monkeypatch.setattr(type(export), "run", original)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(export), "run", cut_off)
+    with pytest.raises(edgecompress.errors.EdgeCompressError):
+        edgecompress.deploy(digits_model, "rpi4", output=tmp_path / "runs", warmup=1, runs=3, max_eval=100, cache=False)
+    failed = next((tmp_path / "runs").iterdir())
+    trained_log = (failed / "deploy.log").read_text()
+    assert ": step " in trained_log and (failed / "artifacts" / "cqat.stages").is_dir()
+
+    result = edgecompress.pipeline.resume(failed)
+
+    resumed_log = (result.run_dir / "deploy.log").read_text()[len(trained_log):]
+    assert ": step " not in resumed_log and "Converting cqat" in resumed_log
+    assert {a["name"] for a in result.report["artifacts"]} >= {"cqat", "cqat-onnx"}

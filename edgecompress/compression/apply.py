@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+import numpy as np
+
 from edgecompress._tf import keras
 from edgecompress.compression import clustering, lowbit, pruning, qat
 from edgecompress.compression.finetune import (Clock, FineTuning, Split, finetune, loss_for, split_validation,
@@ -62,11 +64,16 @@ _TECHNIQUES: dict[str, _Technique] = {
 
 
 class StageStore(Protocol):
-    """Somewhere finished stages are kept across runs (the pipeline's cache); keys say what made them."""
+    """Somewhere finished stages are kept (the run folder, the cache across runs); keys say what made them.
 
-    def fetch(self, key: str) -> tuple[Any, dict[str, Any]] | None: ...
+    A stage is kept as its weights and its training summary: the model around them is rebuilt
+    by doing the stage again without training (wrapping and stripping are deterministic), so
+    no pickled or custom-object model file has to be read back.
+    """
 
-    def keep(self, key: str, model: Any, summary: dict[str, Any]) -> None: ...
+    def fetch(self, key: str) -> tuple[list[np.ndarray], dict[str, Any]] | None: ...
+
+    def keep(self, key: str, weights: list[np.ndarray], summary: dict[str, Any]) -> None: ...
 
 
 def apply_plan(plan: Plan, model: Any, data: Any, *, settings: FineTuning | None = None,
@@ -119,16 +126,16 @@ def _stage_key(previous: str, stage: str, layers: list[Any], settings: FineTunin
 
 def _stored_stage(stage: Callable[..., Any], plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]],
                   store: StageStore | None, key: str) -> Any:
-    """Run one stage, or take its result from `store` when the same stage was trained before."""
+    """Run one stage, or rebuild it with the weights `store` kept when the same stage was trained before."""
     found = store.fetch(key) if store is not None else None
     if found is not None:
-        model, summaries = found
+        weights, summaries = found
         stages.extend(summaries["stages"])
-        return model
+        return stage(plan, model, training, [], weights=weights)
     before = len(stages)
     model = stage(plan, model, training, stages)
     if store is not None and len(stages) > before:
-        store.keep(key, model, {"stages": stages[before:]})
+        store.keep(key, model.get_weights(), {"stages": stages[before:]})
     return model
 
 
@@ -148,7 +155,9 @@ def _layers_by(plan: Plan, keep: Callable[[Any], bool]) -> list[Any]:
     return [layer for layer in plan.layers if keep(RECIPES[layer.recipe])]
 
 
-def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]]) -> Any:
+def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]],
+                 weights: list[np.ndarray] | None = None) -> Any:
+    """Wrap the shaped layers, fine-tune, strip; with `weights`, rebuild that result without training."""
     shaped = _layers_by(plan, lambda recipe: recipe.shaper is not None)
     if not shaped:
         return model
@@ -165,13 +174,18 @@ def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[
         settle = max(settle, ramp_steps if technique.needs_ramp else 0)
     rate = max(RECIPES[layer.recipe].learning_rate for layer in shaped)
     label = f"shape ({', '.join(sorted({layer.recipe for layer in shaped}))})"
-    stages.append(training.run(model, rate, label, callbacks=callbacks, settle_steps=settle))
+    if weights is None:
+        stages.append(training.run(model, rate, label, callbacks=callbacks, settle_steps=settle))
     for name in sorted(used):
         model = _TECHNIQUES[name].strip(model)
+    if weights is not None:
+        model.set_weights(weights)
     return model
 
 
-def _quantize_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]]) -> Any:
+def _quantize_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]],
+                    weights: list[np.ndarray] | None = None) -> Any:
+    """Annotate for QAT (cluster-preserving when clusters exist) and fine-tune; with `weights`, rebuild without training."""
     annotated = _layers_by(plan, lambda recipe: "quantize" in recipe.stages)
     if not annotated:
         return model
@@ -183,5 +197,8 @@ def _quantize_stage(plan: Plan, model: Any, training: _Training, stages: list[di
         preserve_clusters=any(RECIPES[layer.recipe].value_set == "clusters" for layer in annotated),
     )
     rate = max(RECIPES[layer.recipe].learning_rate for layer in annotated)
+    if weights is not None:
+        model.set_weights(weights)
+        return model
     stages.append(training.run(model, rate, f"quantize ({', '.join(sorted({layer.recipe for layer in annotated}))})"))
     return model

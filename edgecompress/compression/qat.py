@@ -40,3 +40,4 @@ def quantize_layers(model: Any, annotate: set[str], *, freeze: set[str] = frozen
     if preserve_clusters:
         return api.quantize_apply(annotated, tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False))
     return api.quantize_apply(annotated)  # tfmot's default 8-bit scheme
+

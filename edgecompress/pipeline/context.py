@@ -21,12 +21,12 @@ class RunContext:
     say: Say
     artifacts: list[Artifact] = field(default_factory=list)
     reference: dict[str, Any] = field(default_factory=dict)  # the Keras model on the eval set (runner's shape)
-    trained_model_file: Path | None = None  # the fine-tuned Keras model, when the plan trains
-    trained_key: str = ""  # what made that model (apply_plan's key): exports of it are cached under it
+    trained_key: str = ""  # what made the fine-tuned model (apply_plan's key): exports of it are cached under it
+    rebuild_trained: Callable[[], Any] | None = None  # the fine-tune step's way to rebuild its model on resume
     micro: dict[str, Any] | None = None
     measurements: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
-    trained: Any = None  # the fine-tuned tf-keras model while in memory (loaded from its file on resume)
+    trained: Any = None  # the fine-tuned tf-keras model while in memory (rebuilt from its stages on resume)
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds of each step run by this invocation
 
     @property
@@ -37,12 +37,10 @@ class RunContext:
         return self.folder.sub(LAYOUT.artifacts, name)
 
     def trained_model(self) -> Any:
-        """The fine-tuned model: the one just trained, or read back from the run folder on resume."""
+        """The fine-tuned model: the one just trained, or rebuilt from the stages the run folder keeps."""
         if self.trained is None:
-            from edgecompress._tf import keras
-
-            assert self.trained_model_file is not None, "the fine-tune step runs before anything needs its model"
-            self.trained = keras().models.load_model(self.trained_model_file, compile=False)
+            assert self.rebuild_trained is not None, "the fine-tune step runs before anything needs its model"
+            self.trained = self.rebuild_trained()
         return self.trained
 
     def add_artifact(self, artifact: Artifact) -> None:

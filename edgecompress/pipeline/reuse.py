@@ -2,8 +2,9 @@
 
 Three kinds of work are reused: the layer significance, exported artifact files (the PTQ
 models, and the compressed TFLite / ONNX files of a fine-tune reused whole), and each
-fine-tuning stage (the clustered model CQAT starts from, then the quantize stage). Every
-reuse is said out loud, so a user knows which figures come from an earlier run's training.
+fine-tuning stage (the clustered model CQAT starts from, then the quantize stage), kept as
+weights plus the training summary. Every reuse is said out loud, so a user knows which
+figures come from an earlier run's training.
 """
 
 from __future__ import annotations
@@ -14,37 +15,68 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from edgecompress.cache import StageCache
 
 Say = Callable[[str], None]
 #: the name a cached artifact file has inside its entry
 CACHED_FILE = "file"
+WEIGHTS, SUMMARY = "weights.npz", "summary.json"
+
+
+def _write_stage(folder: Path, weights: list[np.ndarray], summary: dict[str, Any]) -> None:
+    np.savez(folder / WEIGHTS, *weights)
+    (folder / SUMMARY).write_text(json.dumps(summary, default=str))
+
+
+def _read_stage(folder: Path) -> tuple[list[np.ndarray], dict[str, Any]]:
+    with np.load(folder / WEIGHTS, allow_pickle=False) as stored:
+        weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+    return weights, json.loads((folder / SUMMARY).read_text())
 
 
 @dataclass
-class KerasStageStore:
-    """Fine-tuning stages kept as .keras files with their training summaries (apply_plan's StageStore)."""
+class FolderStageStore:
+    """Fine-tuning stages kept in the run folder, so --resume rebuilds the trained model without training."""
+
+    folder: Path
+
+    def fetch(self, key: str) -> tuple[list[np.ndarray], dict[str, Any]] | None:
+        entry = self.folder / key
+        return _read_stage(entry) if (entry / SUMMARY).is_file() else None
+
+    def keep(self, key: str, weights: list[np.ndarray], summary: dict[str, Any]) -> None:
+        entry = self.folder / key
+        entry.mkdir(parents=True, exist_ok=True)
+        _write_stage(entry, weights, summary)
+
+
+@dataclass
+class CachedStageStore:
+    """Fine-tuning stages from earlier runs (edgecompress/cache.py), kept in the run folder as well."""
 
     cache: StageCache
+    run: FolderStageStore
     say: Say
 
-    def fetch(self, key: str) -> tuple[Any, dict[str, Any]] | None:
+    def fetch(self, key: str) -> tuple[list[np.ndarray], dict[str, Any]] | None:
+        found = self.run.fetch(key)
+        if found is not None:
+            return found
         hit = self.cache.lookup("fine-tune-stage", key)
         if hit is None:
             return None
-        from edgecompress._tf import keras
-
-        summary = json.loads(hit.file("summary.json").read_text())
+        weights, summary = _read_stage(hit.path)
         self.say(f"Reusing fine-tuning stage '{', '.join(s['stage'] for s in summary['stages'])}' from the cache "
                  f"(trained {hit.meta.get('stored', '?')}, key {key[:12]})")
-        return keras().models.load_model(hit.file("model.keras"), compile=False), summary
+        self.run.keep(key, weights, summary)
+        return weights, summary
 
-    def keep(self, key: str, model: Any, summary: dict[str, Any]) -> None:
-        def write(folder: Path) -> None:
-            model.save(folder / "model.keras")
-            (folder / "summary.json").write_text(json.dumps(summary, default=str))
-
-        self.cache.store("fine-tune-stage", key, write, {"stages": [s["stage"] for s in summary["stages"]]})
+    def keep(self, key: str, weights: list[np.ndarray], summary: dict[str, Any]) -> None:
+        self.run.keep(key, weights, summary)
+        self.cache.store("fine-tune-stage", key, lambda folder: _write_stage(folder, weights, summary),
+                         {"stages": [s["stage"] for s in summary["stages"]]})
 
 
 def reused_file(cache: StageCache, kind: str, key: str, target: Path, say: Say, what: str) -> dict[str, Any] | None:

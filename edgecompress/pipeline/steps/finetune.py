@@ -1,4 +1,9 @@
-"""Step 4: fine-tune the model as the plan says (clustering, CQAT, QAT, low-bit...)."""
+"""Step 4: fine-tune the model as the plan says (clustering, CQAT, QAT, low-bit...).
+
+Each fine-tuning stage is kept in the run folder (artifacts/<strategy>.stages/, as weights and
+a training summary) and in the cache across runs; a resumed run rebuilds the trained model
+from the folder without training again.
+"""
 
 from __future__ import annotations
 
@@ -16,27 +21,32 @@ class FineTune(Step):
         return ctx.prepared.plan.needs_training
 
     def run(self, ctx: RunContext) -> None:
-        name = ctx.prepared.plan.strategy
-        path = ctx.artifact_path(f"{name}.keras")  # the fine-tuned model, so --resume need not retrain
-        trained = ctx.folder.remember(f"trained:{name}", lambda: _train(ctx, path), files=[path])
-        ctx.trained_model_file = path
+        stages = ctx.artifact_path(f"{ctx.prepared.plan.strategy}.stages")
+        trained = ctx.folder.remember(f"trained:{ctx.prepared.plan.strategy}", lambda: _train(ctx), files=[stages])
         ctx.trained_key = trained.get("key", "")
+        ctx.rebuild_trained = lambda: fine_tuned(ctx, say=False).model
 
 
-def _train(ctx: RunContext, path: Any) -> dict[str, Any]:
+def fine_tuned(ctx: RunContext, *, say: bool) -> Any:
+    """apply_plan with the run's stage stores: trains what neither the run folder nor the cache holds."""
     from edgecompress._tf import quiet_native_output
     from edgecompress.compression import apply_plan
     from edgecompress.pipeline.prepare import finetuning_settings
-    from edgecompress.pipeline.reuse import KerasStageStore
+    from edgecompress.pipeline.reuse import CachedStageStore, FolderStageStore
 
     prepared = ctx.prepared
-    settings = finetuning_settings(ctx.request, prepared.profile, say=ctx.say)
-    ctx.say(f"Fine-tuning '{prepared.plan.strategy}' (seed {settings.seed})")
+    settings = finetuning_settings(ctx.request, prepared.profile, say=ctx.say if say else None)
+    store = CachedStageStore(prepared.cache, FolderStageStore(ctx.artifact_path(f"{prepared.plan.strategy}.stages")), ctx.say)
     origin = prepared.cache.key("fine-tune", model=prepared.loaded.sha256, data=prepared.data_fingerprint)
-    with prepared.task(f"Fine-tuning '{prepared.plan.strategy}'"), quiet_native_output():
-        compressed = apply_plan(prepared.plan, prepared.loaded.model, prepared.dataset, settings=settings,
-                                store=KerasStageStore(prepared.cache, ctx.say), origin=origin)
-    compressed.model.save(path)
+    with quiet_native_output():
+        return apply_plan(prepared.plan, prepared.loaded.model, prepared.dataset, settings=settings, store=store, origin=origin)
+
+
+def _train(ctx: RunContext) -> dict[str, Any]:
+    plan = ctx.prepared.plan
+    ctx.say(f"Fine-tuning '{plan.strategy}' (seed {ctx.request.seed})")
+    with ctx.prepared.task(f"Fine-tuning '{plan.strategy}'"):
+        compressed = fine_tuned(ctx, say=True)
     ctx.trained = compressed.model
     trained = {"stages": compressed.stages, "kernel_values": compressed.kernel_values, "key": compressed.key}
     ctx.folder.write_json(LAYOUT.training, trained)
