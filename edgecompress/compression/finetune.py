@@ -70,7 +70,7 @@ class FineTuning:
         n_train = n_examples - int(round(n_examples * self.validation_fraction))
         limit = f"at most {self.minutes:g} minutes in all" if self.minutes is not None else "no time limit"
         return (f"up to {self.stage_steps(n_train):,} steps of {self.batch_size} images per stage "
-                f"({self.steps:,} steps, at most {self.epochs} epochs-equivalent of {n_train:,} training images), "
+                f"(the smaller of {self.steps:,} steps and {self.epochs} passes over {n_train:,} training images), "
                 f"validation on {min(self.validation_max, n_examples - n_train):,} held-out images, "
                 f"early stopping after {self.patience} checks without progress, {limit}")
 
