@@ -21,6 +21,7 @@ from typing import Annotated, Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from edgecompress.decision.rules import Acceptance
 from edgecompress.config_files import did_you_mean, explain_validation, read_mapping, yaml_value
 from edgecompress.errors import ProfileError
 from edgecompress.hardware import CORES, CoreName
@@ -142,6 +143,7 @@ class Profile(_Strict):
     accelerator_int8_only: bool = Field(default=False, description="the accelerator runs nothing but fully int8 models")
     preferred_runtimes: list[Runtime] = Field(min_length=1, description="inference runtimes to use, best first")
     compression: Compression
+    acceptance: Acceptance = Field(default_factory=Acceptance, description="what an artifact must show, measured, to be recommended (see `edgecompress deploy --help`)")
     sources: list[str] = Field(default_factory=list, description="where the figures come from (datasheets, product pages)")
 
     @model_validator(mode="after")
