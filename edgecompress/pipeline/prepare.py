@@ -66,6 +66,7 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
         check_output_dir(request.output)
     profile = load_profile(request.profile)
     say(f"Profile {profile.name}: {profile.description}")
+    _check_rules(request, profile)
     loaded = load_model(request.model)
     if request.model_sha256 is not None and loaded.sha256 != request.model_sha256:
         raise EdgeCompressError(
@@ -84,6 +85,13 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
     else:
         targets, probes = _connect_targets(request, say)
     return Prepared(request, profile, loaded, dataset, scaling, reference_scores, targets, probes, significance, plan, task)
+
+
+def _check_rules(request: DeployRequest, profile: Profile) -> None:
+    """Impossible acceptance rules are refused now, not after the measurements they would judge."""
+    from edgecompress.decision.rules import resolve
+
+    resolve(profile.acceptance, request.acceptance)
 
 
 def _data_for(request: DeployRequest, loaded: LoadedModel, say: Say) -> tuple[Dataset, ScalingDecision, np.ndarray]:

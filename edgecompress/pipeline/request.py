@@ -48,6 +48,9 @@ class DeployRequest:
     id_samples: int = 2000
     onnx: bool = True
     target_options: dict[str, Any] = field(default_factory=dict)
+    acceptance: dict[str, Any] = field(default_factory=dict)  # rule overrides (profiles.Acceptance fields) on the profile's
+    gate: bool = False  # raise errors.GateFailed (exit 10) when no artifact passes the rules
+    ship: bool = True  # leave ship/, the bundle of the recommended artifact
     model_sha256: str | None = None  # recorded when the run starts; a resume refuses a changed model
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Step 9: report.json from everything measured, then report.md, report.html and the figures."""
+"""Step 9: report.json from everything measured and the verdict under the run's rules, then report.md, report.html and the figures."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class Report(Step):
 
     def run(self, ctx: RunContext) -> None:
         import edgecompress
+        from edgecompress.decision.judging import Judging
         from edgecompress.reporting import write_all
         from edgecompress.reporting.schema import build_report, host_facts
 
@@ -40,4 +41,4 @@ class Report(Step):
         )
         ctx.folder.write_json(LAYOUT.report, report)
         # report.md, report.html and the plots, from report.json; headed with the name the run will have
-        ctx.report = write_all(ctx.folder.path, run_name=ctx.folder.final_name).report
+        ctx.report = write_all(ctx.folder.path, run_name=ctx.folder.final_name, judging=Judging(prepared.request.acceptance)).report
