@@ -102,6 +102,7 @@ def compare(
         return
     if not quiet:
         stdout_console().print(comparison.table())
+        stdout_console().print(comparison.verdict_table())
         if written:
             progress.say(f"Comparison: {written[1]}  ({written[0].name}, {len(written) - 2} figures)")
 

@@ -95,7 +95,8 @@ def gather(report: dict[str, Any], files: Any, rules: Acceptance, seed_reports: 
         base_correct = correct.get((baseline, row["target"]))
         if base.correct is not None and base_correct is not None and row["artifact"] != baseline:
             base.paired = stats.mcnemar_exact(base_correct, base.correct, alpha=rules.alpha)
-        base.speed = stats.compare_speed(intervals.get(key), intervals.get((baseline, row["target"])), reference_name=baseline)
+        if row["artifact"] != baseline:
+            base.speed = stats.compare_speed(intervals.get(key), intervals.get((baseline, row["target"])), reference_name=baseline)
     return found, notes
 
 
@@ -163,6 +164,9 @@ def _impact(report: dict[str, Any], rules: Acceptance, seed_reports: list[dict[s
     """Per (artifact, target): the largest class drop and the significantly impacted classes."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for block in report.get("per_class") or []:
+        found[(block["baseline"], block["target"])] = {  # the baseline against itself: nothing moved
+            "largest_drop_points": 0.0, "worst_class": None,
+            "impacted": {"rule": "sigma", "threshold_points": block.get("sigma_points"), "count": 0, "classes": []}}
         for name, summary in block["compressed"].items():
             hurt = summary.get("hurt_most") or []
             found[(name, block["target"])] = {
