@@ -248,8 +248,9 @@ def _nothing_passes(failures: dict[str, list[Check]], where: str, baseline_passe
     if loosen and len(loosen) == len(checks):
         steps.append(f"Or loosen the rule{'s' if len(loosen) > 1 else ''}: {' '.join(loosen)} would let {name} pass.")
     firsts = "; ".join(f"{n} fails {c[0].title}: {c[0].text}" for n, c in failures.items() if c)
-    reason = (f"No artifact passes every rule {where}. Closest: {name}, which fails only {len(checks)} rule"
-              f"{'s' if len(checks) > 1 else ''} ({nearest.title}: {nearest.text}). {firsts}.")
+    how = (f"fails only {nearest.title}" if len(checks) == 1
+           else f"fails {len(checks)} rules, nearest to passing {nearest.title}")
+    reason = f"No artifact passes every rule {where}. Closest: {name}, which {how} ({nearest.text}). {firsts}."
     if baseline_passes:
         steps.append("The uncompressed baseline passes these rules: ship it with --allow-baseline if compression is optional.")
     return {"reason": reason, "closest": closest, "next_steps": steps}
