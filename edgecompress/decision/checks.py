@@ -168,7 +168,8 @@ RULES: tuple[Rule, ...] = (
          "a milder recipe or more clusters; with one seed the sigma rule is strict on small evaluation sets, so measure "
          "more images (--max-eval) or several seeds, or loosen the rule"),
     Rule("latency", "latency ceiling", _latency,
-         "an int8 recipe (--recipe ptq-int8), more threads (--threads), a faster board, or a looser ceiling"),
+         "a faster artifact (an int8 recipe such as --recipe ptq-int8, or fewer MACs), more threads (--threads), a faster "
+         "board, or a looser ceiling"),
     Rule("peak_memory", "peak memory", _memory,
          "a smaller artifact (int8 or a more aggressive recipe), or a looser ceiling"),
 )

@@ -18,12 +18,10 @@ def enforce(verdict: dict[str, Any], run_dir: Any = None, *, result: Any = None)
     print the table and the verdict before exiting with the gate's code."""
     if verdict.get("recommended"):
         return
-    closest = verdict.get("closest") or {}
-    rule = f" The rule that stood in the way: {closest['title']} ({closest['text']})." if closest else ""
     kept = f" The run is complete and kept in {run_dir}." if run_dir else ""
     steps = " ".join(verdict.get("next_steps") or [])
     error = GateFailed(
-        f"Gate failed: {verdict.get('reason', 'no artifact passes the acceptance rules.')}{rule}{kept}",
+        f"Gate failed: {verdict.get('reason', 'no artifact passes the acceptance rules.')}{kept}",
         (steps + " " if steps else "") + "Re-judge this run under other rules without measuring again: "
         "edgecompress report RUN_DIR --gate --max-accuracy-drop ... (see `edgecompress report --help`).",
     )

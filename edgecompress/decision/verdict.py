@@ -246,11 +246,11 @@ def _nothing_passes(failures: dict[str, list[Check]], where: str, baseline_passe
     steps = [f"{RULES_BY_NAME[nearest.rule].advice}." if nearest.rule in RULES_BY_NAME else "Measure the artifact on every board."]
     loosen = [f"{c.option} {c.looser:g}" for c in checks if c.option and c.looser is not None]
     if loosen and len(loosen) == len(checks):
-        steps.append(f"Or loosen the rule{'s' if len(loosen) > 1 else ''}: {' '.join(loosen)} would let {name} pass.")
-    firsts = "; ".join(f"{n} fails {c[0].title}: {c[0].text}" for n, c in failures.items() if c)
+        steps.append(f"Loosen the rule{'s' if len(loosen) > 1 else ''}: {' '.join(loosen)} would let {name} pass.")
+    others = "".join(f" {n} fails {c[0].title}: {c[0].text}." for n, c in failures.items() if c and n != name)
     how = (f"fails only {nearest.title}" if len(checks) == 1
            else f"fails {len(checks)} rules, nearest to passing {nearest.title}")
-    reason = f"No artifact passes every rule {where}. Closest: {name}, which {how} ({nearest.text}). {firsts}."
+    reason = f"No artifact passes every rule {where}. Closest: {name}, which {how}: {nearest.text}.{others}"
     if baseline_passes:
         steps.append("The uncompressed baseline passes these rules: ship it with --allow-baseline if compression is optional.")
     return {"reason": reason, "closest": closest, "next_steps": steps}
