@@ -64,18 +64,23 @@ def deploy(
 ) -> None:
     """Convert MODEL for a device profile, run it on the target, and write a report."""
     setup_logging(debug)
-    options = dict(locals())
+    _run(dict(locals()))
+
+
+def _run(options: dict[str, Any]) -> None:
+    """The pipeline with progress on stderr; the table and verdict (or JSON) on stdout, even when the gate fails."""
     from edgecompress import pipeline
     from edgecompress.cli.progress import Progress
 
+    quiet, json_output = options["quiet"], options["json_output"]
     bars = Progress(quiet=quiet or json_output, console=console)
     out = stdout_console()
     feedback: dict[str, Any] = {"progress": bars.say, "task": bars.task, "show": None if (quiet or json_output) else out.print}
     try:
-        if resume_dir is not None:
-            result = pipeline.resume(resume_dir, **feedback)
+        if options["resume_dir"] is not None:
+            result = pipeline.resume(options["resume_dir"], **feedback)
         else:
-            result = pipeline.run(request_from_options(options), dry_run=dry_run, **feedback)
+            result = pipeline.run(request_from_options(options), dry_run=options["dry_run"], **feedback)
     except GateFailed as failed:  # the run finished: show what it measured, then exit with the gate's code
         if getattr(failed, "result", None) is not None:
             _print_result(failed.result, json_output)
