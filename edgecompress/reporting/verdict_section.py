@@ -51,7 +51,7 @@ def _statistics_line(verdict: dict[str, Any]) -> str:
 
 
 COLUMNS = [
-    Column("artifact"), Column("verdict"), Column("first failed rule / figure"),
+    Column("artifact"), Column("verdict"), Column("first failed rule, with its figure"),
     Column("Δ accuracy", numeric=True), Column("McNemar p", numeric=True, help="paired exact test against the baseline"),
     Column("worst class", numeric=True), Column("impacted classes", numeric=True),
     Column("median ms", numeric=True), Column("95% interval", numeric=True), Column("vs baseline"),
@@ -73,14 +73,14 @@ def _target_table(target: dict[str, Any], several: bool) -> Table:
         rows.append([
             Cell(entry["artifact"]),
             Cell(status, tone="good" if status == "recommended" else "bad" if status == "fails" else ""),
-            Cell(f"{failure['title']}: {failure['text']}" if failure else "—"),
+            Cell(failure["text"] if failure else fmt.DASH),
             cell(None if delta is None else -delta, fmt.points, tone=fmt.tone(None if delta is None else -delta)),
             cell(test.get("p_value"), _p_value),
             cell(ev.get("largest_class_drop_points"), lambda v: fmt.DASH if v is None else f"-{v:.2f} pt" if v > 0 else "none lost"),
             cell((ev.get("impacted_classes") or {}).get("count"), fmt.integer),
             cell((ev.get("latency_ms") or {}).get("median"), fmt.milliseconds),
             Cell(f"{fmt.milliseconds(interval['low'])}–{fmt.milliseconds(interval['high'])}" if interval else fmt.DASH),
-            Cell(fmt.text((ev.get("speed_vs_baseline") or {}).get("words"))),
+            Cell(_short_speed(ev.get("speed_vs_baseline"))),
             cell(macs.get("total"), fmt.integer) if macs else Cell(MACS_NOT_COUNTED),
             cell(macs.get("theoretical_speedup_x"), fmt.ratio),
             cell((ev.get("speed_vs_baseline") or {}).get("ratio"), fmt.ratio),
@@ -99,6 +99,13 @@ def _fleet_table(fleet: dict[str, Any]) -> Table:
         rows.append([Cell(entry["artifact"]), Cell(status, tone="good" if entry["passed"] else "bad"), Cell(failed)])
     return Table(columns, rows, caption=f"An artifact passes the fleet only when it passes on every board ({', '.join(fleet['targets'])}).",
                  id="verdict-fleet")
+
+
+def _short_speed(speed: dict[str, Any] | None) -> str:
+    """'equally fast' / '1.33x faster': the table's column already says against what."""
+    if not speed or speed.get("ratio") is None:
+        return fmt.DASH
+    return "equally fast" if speed.get("equal") else str(speed["words"]).split(" than ")[0]
 
 
 def _p_value(value: float | None) -> str:
