@@ -73,7 +73,7 @@ def _target_table(target: dict[str, Any], several: bool) -> Table:
         rows.append([
             Cell(entry["artifact"]),
             Cell(status, tone="good" if status == "recommended" else "bad" if status == "fails" else ""),
-            Cell(failure["text"] if failure else fmt.DASH),
+            Cell(failure["text"] if failure else entry.get("note") or fmt.DASH),
             cell(None if delta is None else -delta, fmt.points, tone=fmt.tone(None if delta is None else -delta)),
             cell(test.get("p_value"), _p_value),
             cell(ev.get("largest_class_drop_points"), lambda v: fmt.DASH if v is None else f"-{v:.2f} pt" if v > 0 else "none lost"),
