@@ -91,12 +91,12 @@ def gather(report: dict[str, Any], files: Any, rules: Acceptance, seed_reports: 
     for row in report["comparison"]:
         key = (row["artifact"], row["target"])
         found[key] = _evidence(row, artifacts[row["artifact"]], budget, report, correct, intervals, impact, rules)
-        base = found[key]
+        ev = found[key]
         base_correct = correct.get((baseline, row["target"]))
-        if base.correct is not None and base_correct is not None and row["artifact"] != baseline:
-            base.paired = stats.mcnemar_exact(base_correct, base.correct, alpha=rules.alpha)
+        if ev.correct is not None and base_correct is not None and row["artifact"] != baseline:
+            ev.paired = stats.mcnemar_exact(base_correct, ev.correct, alpha=rules.alpha)
         if row["artifact"] != baseline:
-            base.speed = stats.compare_speed(intervals.get(key), intervals.get((baseline, row["target"])), reference_name=baseline)
+            ev.speed = stats.compare_speed(intervals.get(key), intervals.get((baseline, row["target"])), reference_name=baseline)
     return found, notes
 
 
