@@ -39,11 +39,36 @@ class Resources:
 
 @dataclass(frozen=True)
 class Limit:
-    """One budget: `measure` (a Resources field) may be at most `bytes`; `field` is the profile field."""
+    """One budget: `measure` (a Resources field) may be at most `bytes`; `field` is the profile field.
+
+    A limit that is not `required` leaves `fits` undecided by a missing figure: a
+    microcontroller's RAM is known only for the artifact its firmware was built from.
+    """
 
     measure: str
     bytes: int
     field: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class LimitCheck:
+    """One limit against one artifact's figure: fits True / False, or None when the figure is unknown."""
+
+    limit: Limit
+    value: int | None
+    fits: bool | None
+
+    def sentence(self, *, estimated: bool = False) -> str:
+        what = MEANINGS[self.limit.measure]
+        if self.value is None:
+            return f"{what}: not known"
+        about = "about " if estimated else ""
+        if self.fits:
+            return f"{what}: {about}{self.value:,} of {self.limit.bytes:,} bytes ({self.limit.field})"
+        over = self.value - self.limit.bytes
+        return (f"{what} needs {about}{self.value:,} bytes, over the {self.limit.bytes:,}-byte {self.limit.field} by "
+                f"{over:,} bytes ({over / self.limit.bytes:.0%})")
 
 
 @dataclass(frozen=True)
@@ -55,7 +80,8 @@ class Budget:
     @classmethod
     def of(cls, profile: Any) -> Budget:
         if profile.device_class == "microcontroller":
-            return cls((Limit("flash_bytes", int(profile.flash_budget_bytes), "flash_budget_bytes"),))
+            return cls((Limit("flash_bytes", int(profile.flash_budget_bytes), "flash_budget_bytes"),
+                        Limit("ram_bytes", int(profile.model_memory_budget_bytes), "model_memory_budget_bytes", required=False)))
         return cls((Limit("file_bytes", int(profile.model_memory_budget_bytes), "model_memory_budget_bytes"),))
 
     @property
@@ -63,23 +89,20 @@ class Budget:
         """The limit on the model's stored size (the one every plan is sized against)."""
         return self.limits[0]
 
+    def checks(self, use: Resources) -> list[LimitCheck]:
+        """Every limit against `use`, in the profile's order (storage first)."""
+        return [LimitCheck(limit, use.get(limit.measure), self._fits(limit, use)) for limit in self.limits]
+
     def fits(self, use: Resources) -> bool | None:
-        """True / False when every limited figure is known; None when one is missing."""
-        verdicts = [self._fits(limit, use) for limit in self.limits]
+        """True / False when every required figure is known; None when one is missing."""
+        verdicts = [self._fits(limit, use) for limit in self.limits if limit.required or use.get(limit.measure) is not None]
         if False in verdicts:
             return False
         return None if None in verdicts else True
 
     def shortfalls(self, use: Resources) -> list[str]:
         """One sentence per exceeded limit, with both figures."""
-        lines = []
-        for limit in self.limits:
-            value = use.get(limit.measure)
-            if value is not None and value > limit.bytes:
-                about = "about " if use.estimated else ""
-                lines.append(f"{MEANINGS[limit.measure]} needs {about}{value:,} bytes, over the {limit.bytes:,}-byte "
-                             f"{limit.field} by {value - limit.bytes:,} bytes ({(value - limit.bytes) / limit.bytes:.0%})")
-        return lines
+        return [check.sentence(estimated=use.estimated) for check in self.checks(use) if check.fits is False]
 
     @staticmethod
     def _fits(limit: Limit, use: Resources) -> bool | None:

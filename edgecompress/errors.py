@@ -45,3 +45,10 @@ class BudgetError(EdgeCompressError):
     """No compression option fits the profile's memory or flash budget."""
 
     exit_code = 4
+
+
+class GateFailed(EdgeCompressError):
+    """`--gate`: no artifact passes the acceptance rules. The run itself is complete and kept;
+    CI tells this exit code apart from a run that could not be done at all."""
+
+    exit_code = 10

@@ -128,6 +128,42 @@ class Compression(_Strict):
     finetune_minutes: Optional[float] = Field(default=None, gt=0, description="wall-clock budget for all fine-tuning of one deploy, in minutes (none: no limit)")
 
 
+Preference = Literal["size", "latency", "accuracy"]
+LatencyStatistic = Literal["median", "p90"]
+
+
+class Acceptance(_Strict):
+    """The rules an artifact must pass to be recommended, and the preference among those that do.
+
+    Defaults apply to every profile that does not say otherwise; `deploy` and `report`
+    override single fields from the command line (decision/rules.py maps the options)."""
+
+    max_accuracy_drop_points: float = Field(default=1.0, ge=0, le=100, description="largest overall accuracy loss against the baseline, in percentage points")
+    max_class_drop_points: Optional[float] = Field(default=5.0, ge=0, le=100, description="largest recall loss of any single class, in points (null: not checked)")
+    max_impacted_classes: Optional[int] = Field(default=None, ge=0, description="most classes allowed to be significantly impacted (sigma rule, or Welch over seeds; null: reported, not checked)")
+    max_latency_ms: Optional[float] = Field(default=None, gt=0, description="latency ceiling per inference in ms, on `latency_statistic` (null: not checked)")
+    latency_statistic: LatencyStatistic = Field(default="median", description="which latency figure the ceiling applies to: median or p90 of the timed batch-1 runs")
+    max_peak_memory_bytes: OptionalSize = Field(default=None, description="ceiling on the runner's peak resident memory while the model runs (null: not checked)")
+    prefer: Preference = Field(default="size", description="which passing artifact to recommend: the smallest, the fastest or the most accurate")
+    allow_baseline: bool = Field(default=False, description="the uncompressed baseline may be recommended when it passes")
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance level of McNemar's and Welch's tests")
+
+    def describe(self) -> list[str]:
+        """One phrase per active rule, as the verdict prints them."""
+        lines = [f"accuracy drop <= {self.max_accuracy_drop_points:g} pt"]
+        if self.max_class_drop_points is not None:
+            lines.append(f"any class's recall drop <= {self.max_class_drop_points:g} pt")
+        if self.max_impacted_classes is not None:
+            lines.append(f"significantly impacted classes <= {self.max_impacted_classes}")
+        if self.max_latency_ms is not None:
+            lines.append(f"{self.latency_statistic} latency <= {self.max_latency_ms:g} ms")
+        if self.max_peak_memory_bytes is not None:
+            lines.append(f"peak memory <= {self.max_peak_memory_bytes:,} bytes")
+        lines.append("fits the profile's size budget")
+        return lines
+
+
+
 class Profile(_Strict):
     """One device: what it can execute, its memory, and the compression defaults that follow."""
 
@@ -145,6 +181,7 @@ class Profile(_Strict):
     accelerator_int8_only: bool = Field(default=False, description="the accelerator runs nothing but fully int8 models")
     preferred_runtimes: list[Runtime] = Field(min_length=1, description="inference runtimes to use, best first")
     compression: Compression
+    acceptance: Acceptance = Field(default_factory=Acceptance, description="what an artifact must show, measured, to be recommended (see `edgecompress deploy --help`)")
     sources: list[str] = Field(default_factory=list, description="where the figures come from (datasheets, product pages)")
 
     @model_validator(mode="after")

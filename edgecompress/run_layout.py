@@ -33,6 +33,7 @@ class RunLayout:
     measurements: str = "measurements"
     figures: str = "figures"
     micro: str = "micro"
+    ship: str = "ship"  # the recommended artifact's bundle (edgecompress/ship)
 
     def measurement_stem(self, artifact: str, target: str) -> str:
         """measurements/<stem>.json, .samples.json and .log for one (artifact, target)."""

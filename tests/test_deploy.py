@@ -151,6 +151,18 @@ def test_a_microcontroller_profile_ends_in_a_tflm_firmware_build(digits_model: P
     assert micro["accuracy"] == pytest.approx(micro["litert_accuracy"])
     assert micro["arena_bytes"] > 0
     assert (result.run_dir / micro["firmware_dir"]).is_dir()
+    # the verdict holds the firmware's flash and RAM against the budget; only the built artifact has a RAM figure
+    (target,) = result.report["verdict"]["targets"]
+    checks = {e["artifact"]: {c["rule"]: c for c in e["checks"]} for e in target["artifacts"]}
+    assert checks[micro["artifact"]]["budget"]["passed"] and "RAM" in checks[micro["artifact"]]["budget"]["text"]
+    assert "no TFLite Micro build" in checks["baseline-fp32"]["budget"]["text"]
+    # under loose rules the built artifact is recommended and ship/ is the firmware project with its manifest
+    assert main(["report", str(result.run_dir), "-q", "--max-accuracy-drop", "100", "--max-class-drop", "100"]) == 0
+    assert main(["ship", str(result.run_dir), "--rebuild"]) == 0
+    manifest = json.loads((result.run_dir / "ship" / "manifest.json").read_text())
+    assert manifest["kind"] == "firmware" and manifest["artifact"]["name"] == micro["artifact"]
+    assert (result.run_dir / "ship" / "firmware").is_dir() and (result.run_dir / "ship" / "labels.txt").is_file()
+    assert main(["ship", str(result.run_dir), "--target", "ssh://pi@127.0.0.1:2222"]) == 3  # flashed, not installed
 
 
 def test_a_microcontroller_profile_refuses_an_ssh_push(digits_model: Path, tmp_path: Path) -> None:

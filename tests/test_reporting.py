@@ -61,10 +61,10 @@ def test_runner_reports_one_prediction_per_eval_sample(tiny_tflite_int8: Path, e
 # ------------------------------------------------------------------------------ report.json
 
 
-def test_report_json_is_schema_3_with_every_headline_figure(report: dict, run_dir: Path) -> None:
+def test_report_json_is_schema_4_with_every_headline_figure(report: dict, run_dir: Path) -> None:
     from edgecompress.export import bitpacked_size, tflite_weight_stats
 
-    assert (report["schema"], report["schema_version"]) == ("edgecompress.report", SCHEMA_VERSION) == ("edgecompress.report", 3)
+    assert (report["schema"], report["schema_version"]) == ("edgecompress.report", SCHEMA_VERSION) == ("edgecompress.report", 4)
     rows = {row["artifact"]: row for row in report["comparison"]}
     assert list(rows)[:2] == ["baseline-fp32", "ptq-int8"] and len(rows) == len(report["artifacts"])
     base = rows["baseline-fp32"]
@@ -184,11 +184,13 @@ def test_write_all_writes_markdown_html_and_every_figure(run_dir: Path, report: 
     links = [line.split("](")[1].rstrip(")") for line in markdown.splitlines() if line.startswith("![")]
     assert links and all((run_dir / link).is_file() for link in links)
     assert "id_profile.png" in links and "figures/plan.png" in links
-    for title in ("At a glance", "Size, speed and accuracy", "Per-class impact on local", "Layer significance",
+    assert markdown.index("## Verdict") < markdown.index("## At a glance")  # what to ship comes first
+    for title in ("Verdict", "At a glance", "Size, speed and accuracy", "Per-class impact on local", "Layer significance",
                   "Compression plan", "Weights per layer", "How these numbers were produced"):
         assert f"## {title}" in markdown and f">{title}</h2>" in html
     int8 = next(row for row in report["comparison"] if row["artifact"] == "ptq-int8")
-    table_row = next(line for line in markdown.splitlines() if line.startswith("| ptq-int8 |"))
+    headline = markdown.split("## Size, speed and accuracy")[1]
+    table_row = next(line for line in headline.splitlines() if line.startswith("| ptq-int8 |"))
     assert f"{int8['smaller_x_file']:.2f}x" in table_row and f"{100 * int8['accuracy']:.2f}%" in table_row
     assert "src=\"data:image/png;base64," in html and "<link" not in html and "<script" not in html
 
@@ -277,7 +279,7 @@ def test_json_summary_carries_the_headline_and_class_damage(report: dict) -> Non
     summary = to_json_summary(report)
     json.dumps(summary)  # serialisable as is
     assert (summary["schema"], summary["report_schema_version"], summary["baseline"]) == (
-        "edgecompress.report-summary", 3, "baseline-fp32")
+        "edgecompress.report-summary", 4, "baseline-fp32")
     for entry, row in zip(summary["rows"], report["comparison"]):
         assert {k: entry[k] for k in ("artifact", "file_bytes", "latency_median_ms", "accuracy")} == {
             k: row[k] for k in ("artifact", "file_bytes", "latency_median_ms", "accuracy")}
@@ -339,8 +341,10 @@ def test_compare_command_puts_runs_side_by_side(cli, run_dir: Path, tmp_path: Pa
     as_json = cli("compare", run_dir, other, "--json")
 
     assert table.exit_code == 0, table.output
-    assert table.stdout.count("ptq-int8") == 2 and "2 runs side by side" in table.stdout
-    assert table.stdout.count("R1 ") == table.stdout.count("R2 ") == len(load_report(run_dir)["comparison"]) + 1
+    side_by_side, verdicts = table.stdout.split("Verdicts")
+    assert side_by_side.count("ptq-int8") == 2 and "2 runs side by side" in side_by_side
+    assert side_by_side.count("R1 ") == side_by_side.count("R2 ") == len(load_report(run_dir)["comparison"]) + 1
+    assert verdicts.count("R1 ") == verdicts.count("R2 ") == 1  # one verdict per run
     assert f"R1 = {run_dir}" in table.stdout and f"R2 = {other}" in table.stdout
     assert {p.name for p in out.iterdir()} == {"compare.md", "compare.html", "compare-figures"}
     markdown = (out / "compare.md").read_text()

@@ -10,8 +10,9 @@ from typing import Any, Optional
 import typer
 
 from edgecompress.cli.analyze import split_classes
+from edgecompress.cli import rules as rule_options
 from edgecompress.cli.console import console, setup_logging, stdout_console
-from edgecompress.errors import EdgeCompressError
+from edgecompress.errors import EdgeCompressError, GateFailed
 from edgecompress.pipeline.request import TARGET_OPTIONS, DeployRequest
 
 D = DeployRequest.default  # every default below is DeployRequest's own
@@ -49,23 +50,44 @@ def deploy(
     connect_timeout: Optional[float] = typer.Option(None, help="Seconds to wait for a board to answer (default 10)."),
     remote_python: Optional[str] = typer.Option(None, help="Python on the board (default: python3, or the target file's)."),
     remote_dir: Optional[str] = typer.Option(None, help="Work folder on the board (default ~/.edgecompress)."),
+    max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
+    max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
+    max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
+    max_latency_ms: Optional[float] = rule_options.MAX_LATENCY,
+    latency_statistic: Optional[str] = rule_options.LATENCY_STATISTIC,
+    max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
+    prefer: Optional[str] = rule_options.PREFER,
+    allow_baseline: bool = rule_options.ALLOW_BASELINE,
+    alpha: Optional[float] = rule_options.ALPHA,
+    gate: bool = rule_options.GATE,
+    ship: bool = typer.Option(D("ship"), "--ship/--no-ship", help="Leave ship/ in the run folder: the recommended artifact, labels, input spec, runner and manifest."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table (and errors)."),
     json_output: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout instead of tables."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and TensorFlow's own messages."),
 ) -> None:
     """Convert MODEL for a device profile, run it on the target, and write a report."""
     setup_logging(debug)
-    options = dict(locals())
+    _run(dict(locals()))
+
+
+def _run(options: dict[str, Any]) -> None:
+    """The pipeline with progress on stderr; the table and verdict (or JSON) on stdout, even when the gate fails."""
     from edgecompress import pipeline
     from edgecompress.cli.progress import Progress
 
+    quiet, json_output = options["quiet"], options["json_output"]
     bars = Progress(quiet=quiet or json_output, console=console)
     out = stdout_console()
     feedback: dict[str, Any] = {"progress": bars.say, "task": bars.task, "show": None if (quiet or json_output) else out.print}
-    if resume_dir is not None:
-        result = pipeline.resume(resume_dir, **feedback)
-    else:
-        result = pipeline.run(request_from_options(options), dry_run=dry_run, **feedback)
+    try:
+        if options["resume_dir"] is not None:
+            result = pipeline.resume(options["resume_dir"], **feedback)
+        else:
+            result = pipeline.run(request_from_options(options), dry_run=options["dry_run"], **feedback)
+    except GateFailed as failed:  # the run finished: show what it measured, then exit with the gate's code
+        if getattr(failed, "result", None) is not None:
+            _print_result(failed.result, json_output)
+        raise
     _print_result(result, json_output)
 
 
@@ -76,14 +98,15 @@ def request_from_options(options: dict[str, Any]) -> DeployRequest:
                                 "Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits")
     own = set(DeployRequest.__dataclass_fields__) - {"model", "profile", "targets", "target_options"}
     fields = {name: options[name] for name in own if name in options}
-    fields.update(classes=split_classes(options["classes"]), output=str(options["output"]))
+    fields.update(classes=split_classes(options["classes"]), output=str(options["output"]),
+                  acceptance=rule_options.overrides(options))
     return DeployRequest.build(options["model"], options["profile"], target=options["target"], **fields,
                                **{name: options[name] for name in TARGET_OPTIONS})
 
 
 def _print_result(result: Any, json_output: bool) -> None:
     from edgecompress.reporting import to_json_summary
-    from edgecompress.reporting.terminal import render_summary
+    from edgecompress.reporting.terminal import render_summary, render_verdict
 
     if json_output:
         summary = {"plan": result.report["plan"]} if result.run_dir is None else to_json_summary(result.report)
@@ -94,4 +117,5 @@ def _print_result(result: Any, json_output: bool) -> None:
         out.print("Dry run: nothing was trained, written or sent.")
         return
     out.print(render_summary(result.report))
+    out.print(render_verdict(result.report))
     out.print(f"Run folder: {result.run_dir}")

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from edgecompress.cli import rules as rule_options
 from edgecompress.cli.console import stdout_console
 
 JSON_HELP = "Print a machine-readable JSON summary on stdout instead of the table."
@@ -23,24 +24,58 @@ def report(
     run_dir: Path = typer.Argument(..., help="A run folder written by `edgecompress deploy`."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
+    max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
+    max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
+    max_latency_ms: Optional[float] = rule_options.MAX_LATENCY,
+    latency_statistic: Optional[str] = rule_options.LATENCY_STATISTIC,
+    max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
+    prefer: Optional[str] = rule_options.PREFER,
+    allow_baseline: bool = rule_options.ALLOW_BASELINE,
+    alpha: Optional[float] = rule_options.ALPHA,
+    gate: bool = rule_options.GATE,
+    seed_runs: list[Path] = typer.Option([], "--seed-run", help="A run of the same model and profile with another --seed; repeat. Impacted classes then come from Welch's t-test over the seeds."),
 ) -> None:
-    """Re-render report.md, report.html and the figures of a run from its report.json."""
-    from edgecompress.reporting.schema import load_report
-    from edgecompress.reporting.terminal import render_summary
-    from edgecompress.reporting import to_json_summary, write_all
+    """Re-render report.md, report.html and the figures of a run, judging it again (under other rules if given) without measuring."""
     from edgecompress.cli.progress import Progress
+    from edgecompress.decision.gate import enforce
+    from edgecompress.decision.judging import Judging, rules_for
+    from edgecompress.reporting import to_json_summary, write_all
+    from edgecompress.reporting.schema import load_report
+    from edgecompress.reporting.terminal import render_summary, render_verdict
 
-    load_report(run_dir)  # a wrong folder is refused before any progress bar starts
+    judging = Judging(rule_options.overrides(dict(locals())), where="`edgecompress report`", seed_reports=_seed_reports(run_dir, seed_runs))
+    rules_for(load_report(run_dir), judging)  # a wrong folder or impossible rules are refused before any progress bar starts
     progress = Progress(quiet=quiet or as_json)
     with progress.task(f"Rendering {run_dir.name}") as advance:
-        rendered = write_all(run_dir, progress=lambda figure: advance(0, detail=figure))
+        rendered = write_all(run_dir, progress=lambda figure: advance(0, detail=figure), judging=judging)
         advance(0, detail=f"{len(rendered.figures)} figures")
     if as_json:
         _print_json(to_json_summary(rendered.report))
-        return
-    if not quiet:
+    elif not quiet:
         stdout_console().print(render_summary(rendered.report))
+        stdout_console().print(render_verdict(rendered.report))
         progress.say(f"Report: {rendered.html}  ({rendered.markdown.name}, {len(rendered.figures)} figures)")
+    if gate:
+        enforce(rendered.report["verdict"], run_dir)
+
+
+def _seed_reports(run_dir: Path, seed_runs: list[Path]) -> tuple[dict, ...]:
+    """The other seeds' completed reports, checked to be runs of the same model for the same profile."""
+    from edgecompress.errors import EdgeCompressError
+    from edgecompress.reporting.schema import complete_report, load_report
+
+    own = load_report(run_dir)
+    found = []
+    for other in seed_runs:
+        document = complete_report(load_report(other), other)
+        same = (document["profile"].get("name") == own["profile"].get("name")
+                and [a["name"] for a in document["artifacts"]] == [a["name"] for a in own["artifacts"]])
+        if not same:
+            raise EdgeCompressError(f"--seed-run {other} is not a run of the same profile with the same artifacts as {run_dir}.",
+                                    "Pass runs of one `edgecompress deploy` command that differ only in --seed.")
+        found.append(document)
+    return tuple(found)
 
 
 def compare(
@@ -67,6 +102,7 @@ def compare(
         return
     if not quiet:
         stdout_console().print(comparison.table())
+        stdout_console().print(comparison.verdict_table())
         if written:
             progress.say(f"Comparison: {written[1]}  ({written[0].name}, {len(written) - 2} figures)")
 

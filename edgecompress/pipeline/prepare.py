@@ -74,6 +74,7 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
     clock = _PhaseClock()
     profile = load_profile(request.profile)
     say(f"Profile {profile.name}: {profile.description}")
+    _check_rules(request, profile)
     loaded = load_model(request.model)
     if request.model_sha256 is not None and loaded.sha256 != request.model_sha256:
         raise EdgeCompressError(
@@ -114,6 +115,13 @@ class _PhaseClock:
         now = time.monotonic()
         self.laps[name] = round(now - self.last, 2)
         self.last = now
+
+
+def _check_rules(request: DeployRequest, profile: Profile) -> None:
+    """Impossible acceptance rules are refused now, not after the measurements they would judge."""
+    from edgecompress.decision.rules import resolve
+
+    resolve(profile.acceptance, request.acceptance)
 
 
 def _data_for(request: DeployRequest, loaded: LoadedModel, say: Say) -> tuple[Dataset, ScalingDecision, np.ndarray]:

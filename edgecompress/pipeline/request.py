@@ -51,6 +51,9 @@ class DeployRequest:
     onnx: bool = True
     cache: bool = True  # reuse significance, PTQ and fine-tuned stages across runs (see `edgecompress cache`)
     target_options: dict[str, Any] = field(default_factory=dict)
+    acceptance: dict[str, Any] = field(default_factory=dict)  # rule overrides (profiles.Acceptance fields) on the profile's
+    gate: bool = False  # raise errors.GateFailed (exit 10) when no artifact passes the rules
+    ship: bool = True  # leave ship/, the bundle of the recommended artifact
     model_sha256: str | None = None  # recorded when the run starts; a resume refuses a changed model
 
     @classmethod

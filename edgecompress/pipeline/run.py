@@ -121,7 +121,12 @@ def run(
         folder = RunFolder.create(Path(request.output), Path(request.model).stem, prepared.profile.name)
         request.model_sha256 = prepared.loaded.sha256
         folder.write_json(LAYOUT.request, request.to_json())
-    return _run_steps(RunContext(prepared=prepared, folder=folder, say=say), early.records)
+    result = _run_steps(RunContext(prepared=prepared, folder=folder, say=say), early.records)
+    if request.gate:
+        from edgecompress.decision.gate import enforce
+
+        enforce(result.report.get("verdict") or {}, result.run_dir, result=result)  # the run stays; only the exit code changes
+    return result
 
 
 class _EarlyLines(logging.Handler):

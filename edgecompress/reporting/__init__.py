@@ -38,13 +38,15 @@ class Rendered:
         return [self.markdown, self.html, *self.figures.values()]
 
 
-def write_all(run_dir: str | Path, *, progress: Callable[[str], None] | None = None, run_name: str | None = None) -> Rendered:
+def write_all(run_dir: str | Path, *, progress: Callable[[str], None] | None = None, run_name: str | None = None,
+              judging: Any = None) -> Rendered:
     """Complete report.json from the files beside it, then write figures, report.md and report.html.
 
     Optional sections (significance, plan, per-sample predictions, latency samples, eval
     images) are shown when their files exist and silently left out when they do not; a
     file that exists but cannot be used is named under "Left out" in the report. The heading
     names the run `run_name` (default: the folder's name without .partial / .failed).
+    `judging` (decision.judging.Judging) re-judges the verdict under overridden rules.
     """
     from edgecompress.reporting import html, markdown
     from edgecompress.reporting.content import build_document
@@ -54,7 +56,7 @@ def write_all(run_dir: str | Path, *, progress: Callable[[str], None] | None = N
 
     run_dir = Path(run_dir)
     files = RunFiles(run_dir)
-    report = complete_report(load_report(run_dir), run_dir)
+    report = complete_report(load_report(run_dir), run_dir, judging=judging)
     figures = draw_run_figures(report, files, progress=progress)
     report["report_notes"] = list(dict.fromkeys([*report["report_notes"], *files.problems]))
     write_atomically(run_dir / LAYOUT.report, (json.dumps(report, indent=2, default=json_default) + "\n").encode())

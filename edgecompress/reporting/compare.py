@@ -67,6 +67,18 @@ class Comparison:
         table.caption_justify = "left"
         return table
 
+    def verdict_table(self):  # noqa: ANN201 - rich Table
+        """The runs' verdicts side by side: what each would ship, under which rules."""
+        from rich.table import Table as RichTable
+        from rich.text import Text
+
+        table = RichTable(title="Verdicts")
+        for title in ("run", "recommended", "why / what stood in the way", "rules"):
+            table.add_column(title)
+        for run, recommended, reason, rules in verdict_rows(self.runs):
+            table.add_row(Text(run), Text(recommended), Text(reason), Text(rules))
+        return table
+
 
 def load_runs(run_dirs: Sequence[str | Path]) -> list[Run]:
     """Every run folder's report, completed from its files; the same folder twice is refused."""
@@ -141,6 +153,19 @@ def _figures(comparison: Comparison, out: Path) -> dict[str, Path]:
     return {key: path for key, path in drawn.items() if path is not None}
 
 
+def verdict_rows(runs: list[Run]) -> list[tuple[str, str, str, str]]:
+    """(run, recommended, reason, rules) per run; a run without a verdict says so."""
+    rows = []
+    for run in runs:
+        verdict = run.report.get("verdict")
+        if not verdict:
+            rows.append((run.short, fmt.DASH, "no verdict in this report", fmt.DASH))
+            continue
+        rules = f"{verdict.get('rules_source')}: {'; '.join(verdict.get('rules_text') or [])}"
+        rows.append((run.short, verdict.get("recommended") or "none passes", verdict.get("reason") or "", rules))
+    return rows
+
+
 def _document(comparison: Comparison) -> Document:
     columns = _columns()
     table = Table(
@@ -170,7 +195,12 @@ def _document(comparison: Comparison) -> Document:
            if summary.get("disagreements") else "")
         for run in comparison.runs for block in run.report.get("per_class") or [] for name, summary in block["compressed"].items()
     ])
-    sections = [Section("Runs", [runs], id="runs"), Section("Side by side", blocks, id="side-by-side-section")]
+    verdicts = Table([Column("run"), Column("recommended"), Column("why / what stood in the way"), Column("rules")],
+                     [[Cell(run), Cell(recommended, tone="" if recommended != "none passes" else "bad"), Cell(reason), Cell(rules)]
+                      for run, recommended, reason, rules in verdict_rows(comparison.runs)],
+                     caption="Each run judged under its own rules (see each run's report for the figures).", id="verdicts")
+    sections = [Section("Verdicts", [verdicts], id="verdicts-section"), Section("Runs", [runs], id="runs"),
+                Section("Side by side", blocks, id="side-by-side-section")]
     if hurt.items:
         sections.append(Section("Classes hurt most", [hurt], id="hurt"))
     return Document(title=f"{len(comparison.runs)} runs side by side", subtitle=", ".join(run.label for run in comparison.runs),

@@ -1,6 +1,6 @@
 """What a run's report says, in reading order, as a `Document` (no output format here).
 
-The order follows the questions people bring: how much smaller, faster, how much accuracy
+The order follows the questions people bring: what to ship and why (the verdict); how much smaller, faster, how much accuracy
 lost (at a glance, then the table); where the accuracy went (per class, the very examples);
 why the model was compressed that way (significance, plan, weights); and what produced
 the numbers (device, runtime, versions). Sections with nothing to show are left out.
@@ -26,6 +26,7 @@ from edgecompress.reporting.document import (
     cell,
 )
 from edgecompress.reporting.headline import HEADLINE_COLUMNS, tone_of
+from edgecompress.reporting.verdict_section import verdict_section
 
 #: Tables longer than this fold away in HTML (every class of CIFAR-100, every layer of a ResNet).
 FOLD_ROWS = 20
@@ -35,6 +36,7 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
     model_name = Path(report["model"]["path"]).name
     profile = report["profile"]
     sections = [
+        verdict_section(report),
         _glance(report),
         _headline(report, figures),
         *_per_class(report, figures),

@@ -7,6 +7,11 @@ example: the samples on which the two disagree are the ones worth looking at.
 
 Per-class recall is what the runner calls per-class accuracy (correct / samples of that
 class); precision comes from the confusion matrix's columns.
+
+A class is *impacted* (the sigma rule) when its recall moves, either way, by more than the
+standard deviation of the baseline's per-class recalls: a move larger than the ordinary
+spread between classes is not the model's usual unevenness. With several seeds the
+decision package replaces the rule by Welch's t-test over seeds (decision.statistics).
 """
 
 from __future__ import annotations
@@ -74,23 +79,43 @@ def _target_block(target: str, baseline: str, measured: dict[str, list[dict[str,
             "precision": precision,
             "recall_change_points": {name: _change_points(recall[baseline], recall[name]) for name in compressed},
         })
+    sigma = sigma_points([row["recall"][baseline] for row in classes])
     return {
         "target": target,
         "baseline": baseline,
         "artifacts": list(measured),
         "classes": classes,
-        "compressed": {name: _impact_summary(classes, baseline, name) for name in compressed},
+        "sigma_points": sigma,
+        "compressed": {name: _impact_summary(classes, baseline, name, sigma) for name in compressed},
     }
+
+
+def sigma_points(recalls: Sequence[float | None]) -> float | None:
+    """The sigma rule's threshold: population standard deviation of per-class recalls, in points."""
+    values = [100 * float(v) for v in recalls if v is not None]
+    return round(float(np.std(values)), 4) if len(values) > 1 else None
+
+
+def impacted_by_sigma(classes: list[dict[str, Any]], name: str, sigma: float | None) -> list[dict[str, Any]]:
+    """The classes whose recall moved by more than `sigma` points (either way), largest move first."""
+    if sigma is None:
+        return []
+    moved = [(row, row["recall_change_points"][name]) for row in classes if row["recall_change_points"].get(name) is not None]
+    return [{"index": row["index"], "name": row["name"], "recall_change_points": change}
+            for row, change in sorted(moved, key=lambda pair: (-abs(pair[1]), pair[0]["index"])) if abs(change) > sigma]
 
 
 def _change_points(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else round(100 * (after - before), 2)
 
 
-def _impact_summary(classes: list[dict[str, Any]], baseline: str, name: str) -> dict[str, Any]:
+def _impact_summary(classes: list[dict[str, Any]], baseline: str, name: str, sigma: float | None = None) -> dict[str, Any]:
     changes = [(row, row["recall_change_points"][name]) for row in classes if row["recall_change_points"][name] is not None]
     worse = sorted((pair for pair in changes if pair[1] < 0), key=lambda pair: (pair[1], pair[0]["index"]))
+    impacted = impacted_by_sigma(classes, name, sigma)
     return {
+        "largest_drop_points": -worse[0][1] if worse else 0.0,
+        "impacted": {"rule": "sigma", "threshold_points": sigma, "count": len(impacted), "classes": impacted},
         "classes_worse": len(worse),
         "classes_better": sum(1 for _, change in changes if change > 0),
         "classes_unchanged": sum(1 for _, change in changes if change == 0),

@@ -24,9 +24,9 @@ from typing import Any
 from edgecompress.run_layout import LAYOUT
 
 SCHEMA = "edgecompress.report"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Versions `edgecompress report` can still render (older ones are migrated on the fly).
-SUPPORTED_VERSIONS = (1, 2, 3)
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 #: Per weight tensor of a .tflite artifact, the `tflite_weight_stats` fields report.json keeps.
 WEIGHT_FIELDS = ("name", "layer", "op", "shape", "dtype", "n_weights", "unique_values", "unique_stored_values",
@@ -182,12 +182,16 @@ def build_report(**sections: Any) -> dict[str, Any]:
     return report
 
 
-def complete_report(report: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+def complete_report(report: dict[str, Any], run_dir: str | Path, *, judging: Any = None) -> dict[str, Any]:
     """`report` plus every section the run folder's files allow; the input is not modified.
 
     Missing or unreadable optional files leave their section out and add a line to
-    `report_notes`, so a report can always be rendered.
+    `report_notes`, so a report can always be rendered. The verdict (v4) is judged again
+    each time, under `judging` (decision.judging.Judging: rules overridden by `deploy` or
+    `report`) or else the rules the report was last judged under.
     """
+    from edgecompress.decision.judging import judge_report
+
     from edgecompress.reporting.per_class import per_class_impact
     from edgecompress.reporting.run_files import RunFiles
 
@@ -210,6 +214,7 @@ def complete_report(report: dict[str, Any], run_dir: str | Path) -> dict[str, An
     _add_disagreements(done, files, earlier)
     done["comparison"] = compare(done["artifacts"], done["measurements"], done["baseline"])
     done.setdefault("fleet_spread", fleet_spread(done["measurements"]))
+    done["verdict"] = judge_report(done, files, judging)
     done["schema_version"] = SCHEMA_VERSION
     done["report_notes"] = files.problems
     return done

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 SUMMARY_SCHEMA = "edgecompress.report-summary"
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: `verdict`
 
 #: Comparison-row fields copied into the summary, in this order.
 ROW_FIELDS = (
@@ -54,5 +54,29 @@ def to_json_summary(report: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "plan": {"strategy": plan.get("strategy"), "estimated_bytes": plan.get("estimated_bytes"), "fits": plan.get("fits")} if plan else None,
         "significant_layers": [layer["name"] for layer in significance.get("layers", []) if layer.get("significant")] if significance else None,
+        "verdict": verdict_summary(report.get("verdict")),
         "notes": report.get("report_notes") or [],
+    }
+
+
+def verdict_summary(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The decision and, per artifact, the first rule it failed: what a CI step branches on."""
+    if not verdict:
+        return None
+    scope = verdict.get("fleet") or (verdict.get("targets") or [{}])[0]
+    failures = {}
+    for entry in scope.get("artifacts", []):
+        first = entry.get("first_failure") or (entry.get("failures") or [None])[0]
+        failures[entry["artifact"]] = None if first is None else {
+            key: first.get(key) for key in ("target", "rule", "text", "value", "limit") if key in first}
+    return {
+        "recommended": verdict.get("recommended"),
+        "passed": verdict.get("passed"),
+        "reason": verdict.get("reason"),
+        "scope": verdict.get("scope"),
+        "rules": verdict.get("rules"),
+        "rules_source": verdict.get("rules_source"),
+        "first_failures": failures,
+        "closest": verdict.get("closest"),
+        "next_steps": verdict.get("next_steps") or [],
     }

@@ -21,3 +21,17 @@ def render_summary(report: dict[str, Any]) -> Table:
     for row in report["comparison"]:
         table.add_row(*(Text(column.format(row.get(column.key))) for column in columns))
     return table
+
+
+def render_verdict(report: dict[str, Any]) -> Text:
+    """The verdict under the table: the recommendation (or why there is none), then the others' first failures."""
+    from edgecompress.decision.verdict import summary_lines
+
+    verdict = report.get("verdict")
+    if not verdict:
+        return Text("No verdict: this report predates acceptance rules; `edgecompress report RUN_DIR` judges it.")
+    lines = summary_lines(verdict)
+    text = Text()
+    text.append("Verdict: ", style="bold green" if verdict.get("recommended") else "bold red")
+    text.append("\n".join(lines))
+    return text

@@ -16,6 +16,7 @@ from edgecompress.pipeline.steps.onnx_export import OnnxExport
 from edgecompress.pipeline.steps.ptq_export import PtqExport
 from edgecompress.pipeline.steps.reference import KerasReference
 from edgecompress.pipeline.steps.report import Report
+from edgecompress.pipeline.steps.ship import Ship
 
 STEPS: tuple[Step, ...] = (
     Analysis(),          # significance.json, id_profile.png, plan.json
@@ -26,7 +27,8 @@ STEPS: tuple[Step, ...] = (
     OnnxExport(),        # artifacts/<strategy>.onnx, verified in onnxruntime
     MicroBuild(),        # micro/: TFLite Micro firmware (microcontroller profiles)
     Measure(),           # measurements/: every artifact on every target
-    Report(),            # report.json, report.md, report.html, figures/
+    Report(),            # report.json (with the verdict), report.md, report.html, figures/
+    Ship(),              # ship/: the recommended artifact, labels, input spec, runner, manifest
 )  # fmt: skip
 
 __all__ = ["STEPS", "Step"]

@@ -1,7 +1,8 @@
-"""Step 9: report.json from everything measured, then report.md, report.html and the figures."""
+"""Step 9: report.json from everything measured and the verdict under the run's rules, then report.md, report.html and the figures."""
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from edgecompress.budget import Budget
@@ -10,12 +11,16 @@ from edgecompress.pipeline.context import RunContext
 from edgecompress.pipeline.steps.base import Step
 from edgecompress.run_layout import LAYOUT
 
+log = logging.getLogger("edgecompress.pipeline")
+
 
 class Report(Step):
     name = "report"
 
     def run(self, ctx: RunContext) -> None:
         import edgecompress
+        from edgecompress.decision.judging import Judging
+        from edgecompress.decision.verdict import summary_lines
         from edgecompress.reporting import write_all
         from edgecompress.reporting.schema import build_report, host_facts
 
@@ -43,4 +48,6 @@ class Report(Step):
         )
         ctx.folder.write_json(LAYOUT.report, report)
         # report.md, report.html and the plots, from report.json; headed with the name the run will have
-        ctx.report = write_all(ctx.folder.path, run_name=ctx.folder.final_name).report
+        ctx.report = write_all(ctx.folder.path, run_name=ctx.folder.final_name, judging=Judging(prepared.request.acceptance)).report
+        for line in summary_lines(ctx.report["verdict"]):
+            log.info("verdict: %s", line)  # deploy.log keeps the decision; the console prints it under the table

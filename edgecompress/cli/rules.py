@@ -1,0 +1,42 @@
+"""The acceptance-rule options `deploy` and `report` share, declared once.
+
+Every option left out keeps the profile's rule (profiles.Acceptance); the names map to
+fields through decision.rules.OPTIONS, so the verdict can say which options set its rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from edgecompress.decision.rules import OPTIONS
+
+_FIELD = {option: field for option, field in OPTIONS.items()}
+
+MAX_ACCURACY_DROP: Optional[float] = typer.Option(None, "--max-accuracy-drop", help="Largest overall accuracy loss against the baseline, in points (profile default 1.0).")
+MAX_CLASS_DROP: Optional[float] = typer.Option(None, "--max-class-drop", help="Largest recall loss of any single class, in points (profile default 5.0).")
+MAX_IMPACTED: Optional[int] = typer.Option(None, "--max-impacted-classes", help="Most significantly impacted classes (sigma rule; Welch over seeds). Default: reported, not checked.")
+MAX_LATENCY: Optional[float] = typer.Option(None, "--max-latency-ms", help="Latency ceiling per inference in ms, on --latency-statistic.")
+LATENCY_STATISTIC: Optional[str] = typer.Option(None, "--latency-statistic", help="What --max-latency-ms applies to: median (default) or p90 of the timed runs.")
+MAX_MEMORY: Optional[str] = typer.Option(None, "--max-peak-memory", help="Ceiling on peak resident memory while the model runs, e.g. 64MiB.")
+PREFER: Optional[str] = typer.Option(None, "--prefer", help="Among passing artifacts recommend the smallest (size), fastest (latency) or most accurate (accuracy). Default: the profile's (size).")
+ALLOW_BASELINE: bool = typer.Option(False, "--allow-baseline", help="The uncompressed baseline may be recommended when it passes.")
+ALPHA: Optional[float] = typer.Option(None, "--alpha", help="Significance level of McNemar's and Welch's tests (default 0.05).")
+GATE: bool = typer.Option(False, "--gate", help="Exit with code 10 (not the generic 2) when no artifact passes the acceptance rules; the message names the rule.")
+
+
+def overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """Acceptance field -> value for every rule option given on the command line."""
+    given = {
+        "--max-accuracy-drop": options.get("max_accuracy_drop"),
+        "--max-class-drop": options.get("max_class_drop"),
+        "--max-impacted-classes": options.get("max_impacted_classes"),
+        "--max-latency-ms": options.get("max_latency_ms"),
+        "--latency-statistic": options.get("latency_statistic"),
+        "--max-peak-memory": options.get("max_peak_memory"),
+        "--prefer": options.get("prefer"),
+        "--allow-baseline": options.get("allow_baseline") or None,
+        "--alpha": options.get("alpha"),
+    }
+    return {_FIELD[option]: value for option, value in given.items() if value is not None}

@@ -1,0 +1,209 @@
+"""The figures a verdict reads, per (artifact, target): from report.json and the run folder's files.
+
+report.json holds the point figures (sizes, median latency, accuracy, per-class recall);
+the files next to it hold what the statistics need: per-sample predictions (McNemar) and
+raw latency samples (bootstrap). A folder that lost them still gets a verdict on the point
+figures, and the verdict says which statistics it could not compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from edgecompress.budget import Budget, LimitCheck, Resources, artifact_resources
+from edgecompress.decision import statistics as stats
+from edgecompress.profiles import Acceptance
+
+
+@dataclass
+class Evidence:
+    """Everything measured about one artifact on one target, and its comparison with the baseline."""
+
+    artifact: str
+    target: str
+    row: dict[str, Any]  # the comparison row of report.json
+    resources: Resources
+    budget: list[LimitCheck]
+    size_bytes: int | None  # the figure the storage budget limits (file on Linux, flash on microcontrollers)
+    accuracy: float | None
+    accuracy_drop_points: float | None  # positive = a loss
+    paired: stats.PairedAccuracy | None  # McNemar against the baseline on the same images
+    correct: np.ndarray | None  # per-sample correctness (for tests between candidates)
+    class_drop_points: float | None
+    worst_class: str | None
+    impacted: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, float | None] = field(default_factory=dict)
+    interval: stats.Interval | None = None
+    speed: stats.SpeedComparison | None = None
+    peak_memory_bytes: int | None = None
+    macs: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The statistics shown beside the rules in report.json."""
+        return {
+            "size_bytes": self.size_bytes,
+            "accuracy": self.accuracy,
+            "accuracy_drop_points": self.accuracy_drop_points,
+            "accuracy_test": self.paired.to_dict() if self.paired else None,
+            "largest_class_drop_points": self.class_drop_points,
+            "worst_class": self.worst_class,
+            "impacted_classes": self.impacted,
+            "latency_ms": self.latency,
+            "latency_interval": self.interval.to_dict() if self.interval else None,
+            "speed_vs_baseline": self.speed.to_dict() if self.speed else None,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "macs": self.macs,
+        }
+
+
+def budget_of(profile: dict[str, Any]) -> Budget:
+    """The profile's Budget from report.json's profile section (older reports need not validate as a Profile)."""
+    return Budget.of(SimpleNamespace(
+        device_class=profile.get("device_class"),
+        flash_budget_bytes=profile.get("flash_budget_bytes") or 0,
+        model_memory_budget_bytes=profile.get("model_memory_budget_bytes") or 0,
+    ))
+
+
+def gather(report: dict[str, Any], files: Any, rules: Acceptance, seed_reports: list[dict[str, Any]] | None = None,
+           ) -> tuple[dict[tuple[str, str], Evidence], list[str]]:
+    """Evidence for every measured (artifact, target), and notes on statistics that could not be computed."""
+    notes: list[str] = []
+    budget = budget_of(report["profile"])
+    artifacts = {a["name"]: a for a in report["artifacts"]}
+    baseline = report["baseline"]
+    labels = files.eval_labels() if files is not None else None
+    measured = {(m["artifact"], m["target"]): m for m in report["measurements"]}
+    intervals = {key: stats.median_interval(files.latency_samples(m) or []) if files is not None else None
+                 for key, m in measured.items()}
+    if any(value is None for value in intervals.values()):
+        notes.append("latency samples missing for some measurements: their speed is compared on medians alone, without an interval")
+    correct = _correctness(artifacts, measured, files, labels)
+    if labels is None or any(value is None for value in correct.values()):
+        notes.append("per-sample predictions or eval.npz missing: accuracy changes are not tested for significance where they are absent")
+    impact = _impact(report, rules, seed_reports, notes)
+    found = {}
+    for row in report["comparison"]:
+        key = (row["artifact"], row["target"])
+        found[key] = _evidence(row, artifacts[row["artifact"]], budget, report, correct, intervals, impact, rules)
+        ev = found[key]
+        base_correct = correct.get((baseline, row["target"]))
+        if ev.correct is not None and base_correct is not None and row["artifact"] != baseline:
+            ev.paired = stats.mcnemar_exact(base_correct, ev.correct, alpha=rules.alpha)
+        if row["artifact"] != baseline:
+            ev.speed = stats.compare_speed(intervals.get(key), intervals.get((baseline, row["target"])), reference_name=baseline)
+    return found, notes
+
+
+def _evidence(row: dict[str, Any], artifact: dict[str, Any], budget: Budget, report: dict[str, Any],
+              correct: dict[tuple[str, str], np.ndarray | None], intervals: dict[tuple[str, str], stats.Interval | None],
+              impact: dict[tuple[str, str], dict[str, Any]], rules: Acceptance) -> Evidence:
+    key = (row["artifact"], row["target"])
+    resources = _resources(artifact, report.get("micro"))
+    delta = row.get("accuracy_delta_points")
+    summary = impact.get(key, {})
+    return Evidence(
+        artifact=row["artifact"],
+        target=row["target"],
+        row=row,
+        resources=resources,
+        budget=budget.checks(resources),
+        size_bytes=resources.get(budget.storage.measure),
+        accuracy=row.get("accuracy"),
+        accuracy_drop_points=None if delta is None else round(-delta, 4),
+        paired=None,
+        correct=correct.get(key),
+        class_drop_points=summary.get("largest_drop_points"),
+        worst_class=summary.get("worst_class"),
+        impacted=summary.get("impacted") or {},
+        latency={"median": row.get("latency_median_ms"), "p90": row.get("latency_p90_ms")},
+        interval=intervals.get(key),
+        peak_memory_bytes=row.get("peak_rss_bytes"),
+        macs=_macs(artifact, report),
+    )
+
+
+def _resources(artifact: dict[str, Any], micro: dict[str, Any] | None) -> Resources:
+    """Sizes of the file; on a microcontroller, flash and RAM of the firmware built from it."""
+    flash = ram = None
+    if micro and micro.get("artifact") == artifact["name"]:
+        fits = micro.get("fits") or {}
+        flash, ram = fits.get("flash_needed_bytes"), fits.get("ram_needed_bytes")
+    resources = artifact_resources(artifact, flash_bytes=flash)
+    return dataclasses.replace(resources, ram_bytes=ram) if ram is not None else resources
+
+
+def _correctness(artifacts: dict[str, Any], measured: dict[tuple[str, str], Any], files: Any,
+                 labels: tuple[np.ndarray, list[str]] | None) -> dict[tuple[str, str], np.ndarray | None]:
+    found: dict[tuple[str, str], np.ndarray | None] = {}
+    for (name, target) in measured:
+        predictions = files.predictions(artifacts[name], target) if files is not None and labels is not None else None
+        ok = predictions is not None and labels is not None and len(predictions) == len(labels[0])
+        found[(name, target)] = stats.correct_mask(predictions, labels[0]) if ok else None
+    return found
+
+
+def _macs(artifact: dict[str, Any], report: dict[str, Any]) -> dict[str, Any] | None:
+    """Total multiply-accumulates and the theoretical speed-up over the baseline (baseline MACs / these)."""
+    own = artifact.get("macs")
+    total = own.get("total") if isinstance(own, dict) else own if isinstance(own, int) else None
+    if total is None:
+        return None
+    base = next((a.get("macs") for a in report["artifacts"] if a["name"] == report["baseline"]), None)
+    base_total = base.get("total") if isinstance(base, dict) else base if isinstance(base, int) else None
+    return {"total": int(total), "theoretical_speedup_x": round(base_total / total, 3) if base_total and total else None}
+
+
+def _impact(report: dict[str, Any], rules: Acceptance, seed_reports: list[dict[str, Any]] | None,
+            notes: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (artifact, target): the largest class drop and the significantly impacted classes."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for block in report.get("per_class") or []:
+        found[(block["baseline"], block["target"])] = {  # the baseline against itself: nothing moved
+            "largest_drop_points": 0.0, "worst_class": None,
+            "impacted": {"rule": "sigma", "threshold_points": block.get("sigma_points"), "count": 0, "classes": []}}
+        for name, summary in block["compressed"].items():
+            hurt = summary.get("hurt_most") or []
+            found[(name, block["target"])] = {
+                "largest_drop_points": summary.get("largest_drop_points", -hurt[0]["recall_change_points"] if hurt else 0.0),
+                "worst_class": hurt[0]["name"] if hurt else None,
+                "impacted": summary.get("impacted") or {"rule": "sigma", "count": None, "classes": []},
+            }
+    if seed_reports:
+        for key, impacted in impacted_over_seeds([report, *seed_reports], rules.alpha).items():
+            if key in found:
+                found[key]["impacted"] = impacted
+        notes.append(f"impacted classes from Welch's t-test over {len(seed_reports) + 1} seeds")
+    return found
+
+
+def impacted_over_seeds(reports: list[dict[str, Any]], alpha: float) -> dict[tuple[str, str], dict[str, Any]]:
+    """Welch's t-test per class over the runs' (seeds') recalls, artifact against baseline, per target."""
+    recalls: dict[tuple[str, str], dict[int, list[float]]] = {}
+    names: dict[int, str] = {}
+    for report in reports:
+        for block in report.get("per_class") or []:
+            for row in block["classes"]:
+                names[row["index"]] = row["name"]
+                for artifact, value in row["recall"].items():
+                    if value is not None:
+                        recalls.setdefault((artifact, block["target"]), {}).setdefault(row["index"], []).append(100 * value)
+    baseline = reports[0]["baseline"]
+    found = {}
+    for (artifact, target), per_class in recalls.items():
+        base = recalls.get((baseline, target))
+        if artifact == baseline or base is None:
+            continue
+        classes = []
+        for index, values in sorted(per_class.items()):
+            test = stats.welch(base.get(index, []), values, alpha=alpha)
+            if test.significant:
+                change = round(float(np.mean(values) - np.mean(base[index])), 4)
+                classes.append({"index": index, "name": names[index], "recall_change_points": change, "p_value": test.p_value})
+        found[(artifact, target)] = {"rule": "welch", "seeds": len(reports), "alpha": alpha, "count": len(classes), "classes": classes}
+    return found

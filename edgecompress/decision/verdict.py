@@ -1,0 +1,294 @@
+"""The verdict: which artifact to ship, and why, decided by measurement.
+
+`decide(report, files, rules)` is a pure function of report.json and the run folder's
+files (per-sample predictions, latency samples), so `edgecompress report RUN --gate` can
+re-judge a run under other rules without measuring again. Per target, every candidate is
+held to every rule; across a fleet an artifact must pass on every board. Among those that
+pass, the preference picks one, and ties are honest: two sizes tie within 2% (SIZE_TIE), two
+latencies when their bootstrap intervals overlap, two accuracies when McNemar's test cannot
+tell them apart; a tie goes to the next figure (rules.TIE_BREAK).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from edgecompress.decision import statistics as stats
+from edgecompress.decision.checks import RULES_BY_NAME, Check, accuracy_words, impacted_words, judge
+from edgecompress.decision.evidence import Evidence, gather
+from edgecompress.decision.rules import TIE_BREAK
+from edgecompress.profiles import Acceptance
+
+VERDICT_VERSION = 1
+#: sizes within this fraction of each other are "as small": 2% of a file is alignment, metadata and
+#: graph layout, not compression, and must not outweigh a real difference in speed or accuracy
+SIZE_TIE = 0.02
+
+#: how each preference is named when it decides
+SUPERLATIVE = {"size": "smallest", "latency": "fastest", "accuracy": "most accurate"}
+TIE_WORDS = {
+    "size": "as small as",
+    "latency": "equally fast as",  # intervals overlap
+    "accuracy": "as accurate as",  # McNemar cannot tell them apart
+}
+TIE_WHY = {
+    "size": f"within {SIZE_TIE:.0%} of each other",
+    "latency": "their 95% intervals of the median overlap",
+    "accuracy": "McNemar's test cannot tell them apart",
+}
+
+
+def decide(report: dict[str, Any], files: Any, rules: Acceptance, *, source: str = "",
+           seed_reports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The verdict document stored as report.json's `verdict` (docs/report-schema.md)."""
+    head = {
+        "version": VERDICT_VERSION,
+        "rules": rules.model_dump(mode="json"),
+        "rules_text": rules.describe(),
+        "rules_source": source or f"profile {report['profile'].get('name')}",
+        "statistics": {"alpha": rules.alpha, "bootstrap": {"confidence": stats.CONFIDENCE, "resamples": stats.RESAMPLES,
+                                                           "seed": stats.SEED, "method": "percentile"},
+                       "accuracy_test": "McNemar exact (paired, same images)",
+                       "impact_rule": "welch over seeds" if seed_reports else "sigma"},
+    }
+    if not report.get("measurements"):
+        return {**head, "scope": None, "recommended": None, "passed": False, "targets": [], "fleet": None,
+                "reason": "Nothing was measured in this run, so nothing can be judged.",
+                "next_steps": ["Finish the run (`edgecompress deploy --resume RUN`) or deploy again to measure the artifacts."],
+                "closest": None, "notes": []}
+    evidence, notes = gather(report, files, rules, seed_reports)
+    targets = list(dict.fromkeys(row["target"] for row in report["comparison"]))
+    names = [a["name"] for a in report["artifacts"]]
+    candidates = [n for n in names if n != report["baseline"] or rules.allow_baseline]
+    per_target = [_target_verdict(target, names, candidates, evidence, rules) for target in targets]
+    fleet = _fleet_verdict(targets, candidates, evidence, rules, per_target) if len(targets) > 1 else None
+    overall = fleet or per_target[0]
+    return {**head, "scope": "fleet" if fleet else "target", "recommended": overall["recommended"],
+            "passed": overall["recommended"] is not None, "reason": overall["reason"], "targets": per_target,
+            "fleet": fleet, "closest": overall.get("closest"), "next_steps": overall.get("next_steps", []),
+            "notes": notes}
+
+
+# ---------------------------------------------------------------------------- one target
+
+
+def _target_verdict(target: str, names: list[str], candidates: list[str], evidence: dict[tuple[str, str], Evidence],
+                    rules: Acceptance) -> dict[str, Any]:
+    entries, checks = [], {}
+    for name in names:
+        ev = evidence.get((name, target))
+        if ev is None:
+            continue
+        checks[name] = judge(ev, rules)
+        failed = [c for c in checks[name] if not c.passed]
+        entries.append({
+            "artifact": name,
+            "role": "candidate" if name in candidates else "baseline",
+            "passed": not failed,
+            "first_failure": failed[0].to_dict() if failed else None,
+            "checks": [c.to_dict() for c in checks[name]],
+            "evidence": ev.to_dict(),
+        })
+    passing = [e["artifact"] for e in entries if e["passed"] and e["role"] == "candidate"]
+    verdict: dict[str, Any] = {"target": target, "artifacts": entries, "passing": passing}
+    if passing:
+        winner, phrases = choose(passing, rules.prefer, evidence, [target])
+        verdict.update(recommended=winner, reason=_reason(winner, phrases, [evidence[(winner, target)]], target, len(passing)))
+        for entry in entries:
+            if entry["passed"] and entry["artifact"] != winner and entry["role"] == "candidate":
+                entry["note"] = f"passes; not preferred ({_comparison(entry['artifact'], winner, evidence, [target])})"
+    else:
+        failures = {n: [c for c in checks[n] if not c.passed] for n in checks if n in candidates}
+        baseline_passes = any(e["passed"] for e in entries if e["role"] == "baseline")
+        verdict.update(recommended=None, **_nothing_passes(failures, f"on {target}", baseline_passes))
+    return verdict
+
+
+def _reason(winner: str, phrases: list[str], evs: list[Evidence], where: str, n_passing: int) -> str:
+    """One line: what the recommended artifact passed, why it beat the others, and its figures."""
+    ev = evs[0]
+    parts = [f"{winner} passes every rule on {where}"]
+    parts.append("the only artifact that does" if n_passing == 1 else "; ".join(phrases))
+    drop = ev.accuracy_drop_points
+    if drop is not None:
+        parts.append(f"accuracy {-drop:+.2f} pt against the baseline ({accuracy_words(ev)})")
+    if ev.speed is not None:
+        parts.append(ev.speed.words)
+    if ev.row.get("smaller_x_file"):
+        parts.append(f"{ev.row['smaller_x_file']:.2f}x smaller file")
+    if ev.macs and ev.macs.get("theoretical_speedup_x"):
+        parts.append(f"theoretical speed-up {ev.macs['theoretical_speedup_x']:.2f}x from MACs")
+    return "; ".join(parts) + "."
+
+
+# ---------------------------------------------------------------------------- the fleet
+
+
+def _fleet_verdict(targets: list[str], candidates: list[str], evidence: dict[tuple[str, str], Evidence],
+                   rules: Acceptance, per_target: list[dict[str, Any]]) -> dict[str, Any]:
+    """An artifact passes the fleet only when it passes on every board."""
+    by_target = {v["target"]: {e["artifact"]: e for e in v["artifacts"]} for v in per_target}
+    entries, failures = [], {}
+    for name in candidates:
+        failed = []
+        for target in targets:
+            entry = by_target[target].get(name)
+            if entry is None:
+                failed.append((target, Check("measured", "measured", False, f"not measured on {target}")))
+            elif not entry["passed"]:
+                first = entry["first_failure"]
+                failed.append((target, Check(first["rule"], first["title"], False, first["text"], first["value"],
+                                             first["limit"], first["option"], first["looser"])))
+        failures[name] = [check for _, check in failed]
+        entries.append({"artifact": name, "passed": not failed,
+                        "failures": [{"target": t, **c.to_dict()} for t, c in failed]})
+    passing = [e["artifact"] for e in entries if e["passed"]]
+    where = f"all {len(targets)} boards"
+    fleet: dict[str, Any] = {"targets": targets, "artifacts": entries, "passing": passing}
+    if passing:
+        winner, phrases = choose(passing, rules.prefer, evidence, targets)
+        evs = [evidence[(winner, t)] for t in targets]
+        fleet.update(recommended=winner, reason=_reason(winner, phrases, evs, where, len(passing)))
+    else:
+        baseline_passes = all(any(e["passed"] and e["role"] == "baseline" for e in by_target[t].values()) for t in targets)
+        fleet.update(recommended=None, **_nothing_passes(failures, f"on every one of {where}", baseline_passes))
+    return fleet
+
+
+# ---------------------------------------------------------------------------- preference
+
+
+def choose(passing: list[str], prefer: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> tuple[str, list[str]]:
+    """The preferred artifact among `passing`, and the phrases that explain the choice.
+
+    For each figure in TIE_BREAK[prefer]: keep the best one and every artifact it cannot be
+    told apart from; stop when one is left. Left with several, the best point figure of the
+    preferred kind wins (then the earlier artifact).
+    """
+    remaining, phrases = list(passing), []
+    for position, criterion in enumerate(TIE_BREAK[prefer]):
+        best = min(remaining, key=lambda name: (_point(criterion, name, evidence, targets), passing.index(name)))
+        tied = [name for name in remaining if name == best or not better(criterion, best, name, evidence, targets)]
+        if len(tied) == 1:
+            scope = "passing artifact" if position == 0 else "of them"
+            phrases.append(f"the {SUPERLATIVE[criterion]} {scope} ({_figure(criterion, best, evidence, targets)})")
+            return best, phrases
+        others = ", ".join(name for name in tied if name != best)
+        phrases.append(f"{best} is {TIE_WORDS[criterion]} {others} ({TIE_WHY[criterion]})")
+        remaining = tied
+    first = TIE_BREAK[prefer][0]
+    winner = min(remaining, key=lambda name: (_point(first, name, evidence, targets), passing.index(name)))
+    phrases.append(f"indistinguishable on every figure; {winner} has the best {first} point estimate")
+    return winner, phrases
+
+
+def _point(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> float:
+    """Lower is better: bytes, the slowest board's median, minus the worst board's accuracy."""
+    evs = [evidence[(name, t)] for t in targets]
+    if criterion == "size":
+        return float(evs[0].size_bytes) if evs[0].size_bytes is not None else math.inf
+    if criterion == "latency":
+        medians = [ev.latency.get("median") for ev in evs]
+        return max(medians) if None not in medians else math.inf
+    accuracies = [ev.accuracy for ev in evs]
+    return -min(accuracies) if None not in accuracies else math.inf
+
+
+def better(criterion: str, a: str, b: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> bool:
+    """True when `a` is distinguishably better than `b`: on some board, and worse on none."""
+    if criterion == "size":
+        return _point("size", a, evidence, targets) < (1 - SIZE_TIE) * _point("size", b, evidence, targets)
+    wins = losses = False
+    for target in targets:
+        ea, eb = evidence[(a, target)], evidence[(b, target)]
+        verdict = _latency_order(ea, eb) if criterion == "latency" else _accuracy_order(ea, eb)
+        wins, losses = wins or verdict > 0, losses or verdict < 0
+    return wins and not losses
+
+
+def _latency_order(a: Evidence, b: Evidence) -> int:
+    """+1 when a is faster beyond noise, -1 when slower, 0 when the intervals overlap."""
+    if a.interval is not None and b.interval is not None:
+        return 0 if a.interval.overlaps(b.interval) else (1 if a.interval.median < b.interval.median else -1)
+    ma, mb = a.latency.get("median"), b.latency.get("median")
+    return 0 if ma is None or mb is None or ma == mb else (1 if ma < mb else -1)
+
+
+def _accuracy_order(a: Evidence, b: Evidence) -> int:
+    """+1 when a is more accurate beyond noise (McNemar on the same images), -1 when less, 0 otherwise."""
+    if a.correct is not None and b.correct is not None and len(a.correct) == len(b.correct):
+        test = stats.mcnemar_exact(b.correct, a.correct, alpha=a.paired.alpha if a.paired else stats.ALPHA)
+        if not test.significant:
+            return 0
+        return 1 if test.only_candidate_right > test.only_reference_right else -1
+    if a.accuracy is None or b.accuracy is None or a.accuracy == b.accuracy:
+        return 0
+    return 1 if a.accuracy > b.accuracy else -1
+
+
+def _comparison(name: str, winner: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> str:
+    """'65,536 bytes, median 0.041 ms, accuracy 71.35% against cqat's ...': the figures a person compares."""
+    def figures(artifact: str) -> str:
+        return "; ".join(_figure(c, artifact, evidence, targets) for c in ("size", "latency", "accuracy"))
+
+    return f"{figures(name)}; {winner}: {figures(winner)}"
+
+
+def _figure(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> str:
+    ev = evidence[(name, targets[0])]
+    if criterion == "size":
+        return f"{ev.size_bytes:,} bytes"
+    if criterion == "latency":
+        shown = [f"{evidence[(name, t)].latency.get('median'):.3g} ms" for t in targets if evidence[(name, t)].latency.get("median") is not None]
+        return "median " + ", ".join(shown)
+    return "accuracy " + ", ".join(f"{100 * evidence[(name, t)].accuracy:.2f}%" for t in targets if evidence[(name, t)].accuracy is not None)
+
+
+# ---------------------------------------------------------------------------- nothing passes
+
+
+def _nothing_passes(failures: dict[str, list[Check]], where: str, baseline_passes: bool) -> dict[str, Any]:
+    """Which rule came closest to being met, and what to try next."""
+    if not failures:
+        return {"reason": f"No compressed artifact was measured {where}.", "closest": None,
+                "next_steps": ["Deploy again; with --allow-baseline the uncompressed baseline may be recommended."]}
+    name, checks = min(failures.items(), key=lambda item: (len(item[1]), min((c.excess for c in item[1]), default=0.0)))
+    nearest = min(checks, key=lambda c: c.excess)
+    closest = {"artifact": name, "rule": nearest.rule, "title": nearest.title, "text": nearest.text,
+               "failed_rules": [c.rule for c in checks], "excess": None if math.isinf(nearest.excess) else round(nearest.excess, 4)}
+    steps = [f"{RULES_BY_NAME[nearest.rule].advice}." if nearest.rule in RULES_BY_NAME else "Measure the artifact on every board."]
+    loosen = [f"{c.option} {c.looser:g}" for c in checks if c.option and c.looser is not None]
+    if loosen and len(loosen) == len(checks):
+        steps.append(f"Loosen the rule{'s' if len(loosen) > 1 else ''}: {' '.join(loosen)} would let {name} pass.")
+    others = "".join(f" {n} fails {c[0].title}: {c[0].text}." for n, c in failures.items() if c and n != name)
+    how = (f"fails only {nearest.title}" if len(checks) == 1
+           else f"fails {len(checks)} rules, nearest to passing {nearest.title}")
+    reason = f"No artifact passes every rule {where}. Closest: {name}, which {how}: {nearest.text}.{others}"
+    if baseline_passes:
+        steps.append("The uncompressed baseline passes these rules: ship it with --allow-baseline if compression is optional.")
+    return {"reason": reason, "closest": closest, "next_steps": steps}
+
+
+def summary_lines(verdict: dict[str, Any]) -> list[str]:
+    """The verdict in a few lines for a terminal: the decision, then one line per other artifact."""
+    if verdict.get("recommended"):
+        lines = [f"Recommended: {verdict['recommended']}. {verdict['reason']}"]
+    else:
+        lines = [f"No recommendation. {verdict['reason']}"]
+        lines += [f"Next: {step}" for step in verdict.get("next_steps", [])]
+    scope = verdict.get("fleet") or (verdict["targets"][0] if verdict.get("targets") else None)
+    for entry in (scope or {}).get("artifacts", []):
+        if entry["artifact"] == verdict.get("recommended") or entry.get("role") == "baseline":
+            continue
+        failure = entry.get("first_failure") or (entry.get("failures") or [None])[0]
+        if failure:
+            on = f" on {failure['target']}" if failure.get("target") else ""
+            lines.append(f"  {entry['artifact']}: fails {failure['title']}{on}: {failure['text']}")
+        elif entry.get("passed"):
+            lines.append(f"  {entry['artifact']}: {entry.get('note') or 'passes, not preferred'}")
+    lines.append(f"Rules ({verdict.get('rules_source')}): {'; '.join(verdict.get('rules_text', []))}.")
+    return lines
+
+
+__all__ = ["VERDICT_VERSION", "better", "choose", "decide", "impacted_words", "summary_lines"]
