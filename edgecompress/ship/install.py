@@ -83,20 +83,10 @@ class Installer:
 
     def connect(self) -> None:
         from edgecompress.targets.ssh import ssh_target_from_spec
-        from edgecompress.targets.ssh_board_tools import python_argv
-        from edgecompress.targets.ssh_connection import PasswordSource, open_connection
-        from edgecompress.targets.ssh_transfer import Uploader, resolve_layout
 
         target = ssh_target_from_spec(self.spec, **self.options)  # parses the URL / target file and the options
         self.name = target.name
-        self.say(f"connecting to {target.definition.address}")
-        conn = open_connection(target.definition, target.options, PasswordSource(target.options.password_env))
-        try:
-            layout = resolve_layout(conn, target.definition.remote_dir)
-        except BaseException:
-            conn.close()
-            raise
-        self._up = Uploader(conn, python_argv(target.definition.python, layout.home), layout, self.say)
+        self._up = target.connected()  # the same verified connection and checked uploader deploy uses
 
     def upload(self) -> None:
         from edgecompress.targets.ssh_transfer import LocalFile

@@ -222,7 +222,7 @@ class SshTarget(Target):
         for attempt in range(self.retries + 1):
             phase = "connect"
             try:
-                up = self._connected()
+                up = self.connected()
                 phase = step
                 reached_step = True
                 return action(up)
@@ -257,7 +257,9 @@ class SshTarget(Target):
         if self._cancel.wait(delay):
             raise KeyboardInterrupt from None
 
-    def _connected(self) -> Uploader:
+    def connected(self) -> Uploader:
+        """The verified connection to the board (host key checked, work folders made) and its
+        checked uploader; reused while alive. Tools that install files (edgecompress ship) use it too."""
         if self._uploader is not None and self._uploader.conn.alive:
             return self._uploader
         self._drop_connection()
