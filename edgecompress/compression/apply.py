@@ -1,5 +1,8 @@
-"""Carry out a Plan: at most two fine-tuned stages, then a model ready for `to_tflite`.
+"""Carry out a Plan: at most three fine-tuned stages, then a model ready for `to_tflite`.
 
+0. *restructure*: layers whose speed recipe changes their shape (structured pruning,
+   low rank) are rebuilt smaller (`speed.restructure`) and the model is fine-tuned, so the
+   value recipes below start from a network that has already recovered.
 1. *shape*: every layer whose recipe reshapes its weights is wrapped by its technique
    (tfmot clustering, tfmot pruning, our straight-through low-bit quantizer), the model is
    fine-tuned, and the wrappers are stripped so the layers hold the final values.
@@ -11,15 +14,16 @@ The caller's model is never modified; a plan without training stages returns a c
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from edgecompress._tf import keras
 from edgecompress.compression import clustering, lowbit, pruning, qat
 from edgecompress.compression.finetune import FineTuning, Split, finetune, loss_for, split_validation, training_arrays
 from edgecompress.compression.graph import copy_model, require_graph_model
-from edgecompress.compression.plan import Plan
-from edgecompress.compression.recipes import RECIPES, SHAPED
+from edgecompress.compression.plan import LayerPlan, Plan
+from edgecompress.compression.recipes import RECIPES, SHAPED, STRUCTURES
 from edgecompress.compression.values import kernel_values
 
 
@@ -67,8 +71,10 @@ def apply_plan(plan: Plan, model: Any, data: Any, *, settings: FineTuning | None
     if plan.needs_training:
         x, y = training_arrays(data)
         training = _Training(split_validation(x, y, settings.validation_fraction, settings.seed), settings, loss_for(model))
-        working = _shape_stage(plan, working, training, stages)
-        working = _quantize_stage(plan, working, training, stages)
+        working = _restructure_stage(plan, working, training, stages)
+        layers = _effective_layers(plan, working)
+        working = _shape_stage(layers, working, training, stages)
+        working = _quantize_stage(layers, working, training, stages)
     return CompressedModel(
         model=working,
         export_mode=plan.export_mode,
@@ -89,12 +95,39 @@ class _Training:
         return finetune(model, self.split, self.settings, learning_rate=learning_rate, loss=self.loss, label=label, **options)
 
 
-def _layers_by(plan: Plan, keep: Callable[[Any], bool]) -> list[Any]:
-    return [layer for layer in plan.layers if keep(RECIPES[layer.recipe])]
+def _layers_by(layers: Sequence[LayerPlan], keep: Callable[[Any], bool]) -> list[LayerPlan]:
+    return [layer for layer in layers if keep(RECIPES[layer.recipe])]
 
 
-def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]]) -> Any:
-    shaped = _layers_by(plan, lambda recipe: recipe.shaper is not None)
+def _effective_layers(plan: Plan, model: Any) -> list[LayerPlan]:
+    """The plan's layers plus, for each factorised layer, its first factor under the same value recipe."""
+    from edgecompress.compression.lowrank import SUFFIX
+
+    present = {layer.name for layer in model.layers}
+    extra = [dataclasses.replace(layer, name=layer.name + SUFFIX) for layer in plan.layers
+             if STRUCTURES[layer.structure].technique == "lowrank" and layer.name + SUFFIX in present]
+    return [*plan.layers, *extra]
+
+
+def _restructure_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]]) -> Any:
+    """Rebuild the model with the plan's pruned widths / factorisations, then fine-tune it."""
+    if not plan.restructures:
+        return model
+    from edgecompress.compression.speed import restructure
+    from edgecompress.export.macs import keras_macs
+
+    before = sum(row.macs for row in keras_macs(model))
+    model = restructure(model, plan.layers)
+    changed = sorted({layer.structure for layer in plan.layers if layer.structure != "none" and layer.structure_params})
+    rate = max(STRUCTURES[name].learning_rate for name in changed)
+    summary = training.run(model, rate, f"restructure ({', '.join(changed)})")
+    summary.update(macs_before=int(before), macs_after=int(sum(row.macs for row in keras_macs(model))))
+    stages.append(summary)
+    return model
+
+
+def _shape_stage(layers: Sequence[LayerPlan], model: Any, training: _Training, stages: list[dict[str, Any]]) -> Any:
+    shaped = _layers_by(layers, lambda recipe: recipe.shaper is not None)
     if not shaped:
         return model
     steps_per_epoch = -(-len(training.split.x_train) // training.settings.batch_size)
@@ -117,11 +150,11 @@ def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[
     return model
 
 
-def _quantize_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]]) -> Any:
-    annotated = _layers_by(plan, lambda recipe: "quantize" in recipe.stages)
+def _quantize_stage(layers: Sequence[LayerPlan], model: Any, training: _Training, stages: list[dict[str, Any]]) -> Any:
+    annotated = _layers_by(layers, lambda recipe: "quantize" in recipe.stages)
     if not annotated:
         return model
-    frozen = {layer.name for layer in plan.layers if layer.recipe in SHAPED}
+    frozen = {layer.name for layer in layers if layer.recipe in SHAPED}
     model = qat.quantize_layers(
         model,
         {layer.name for layer in annotated},
