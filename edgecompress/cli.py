@@ -69,7 +69,7 @@ def deploy(
     warmup: int = typer.Option(20, help="Warm-up inferences before timing."),
     runs: int = typer.Option(100, help="Timed inferences."),
     threads: Optional[int] = typer.Option(None, help="Interpreter threads on the device (default: the runtime's choice)."),
-    recipe: Optional[str] = typer.Option(None, help="Use a named recipe instead of the profile's plan: ptq-int8, ptq-fp16, ptq-dynamic, ptq-int16x8, qat, clustering-ptq, pruning-ptq, cqat, twonn-cqat, twonn-mixed."),
+    recipe: Optional[str] = typer.Option(None, help="Use a named recipe instead of the profile's plan: ptq-int8, ptq-fp16, ptq-dynamic, ptq-int16x8, qat, clustering-ptq, pruning-ptq, cqat, twonn-cqat, twonn-mixed; for speed: twonn-prune, uniform-prune, lowrank, twonn-prune-cqat."),
     epochs: Optional[int] = typer.Option(None, help="Fine-tuning epochs per compression stage (early stopping may end sooner)."),
     delta: Optional[float] = typer.Option(None, help="Significance threshold on |ID(l) - ID(l-1)| (default: the profile's)."),
     method: str = typer.Option("twonn", help="Intrinsic-dimension estimator: twonn or pca."),

@@ -73,6 +73,7 @@ class Artifact:
     def describe(self, budget_bytes: int | None) -> dict[str, Any]:
         """Sizes three ways (file, gzip, bit-packed) plus unique weight values per layer."""
         from edgecompress.export import artifact_sizes, bitpacked_size, tflite_weight_stats
+        from edgecompress.export.macs import artifact_macs
         from edgecompress.model_io import sha256_of
 
         sizes = artifact_sizes(self.path)
@@ -85,6 +86,7 @@ class Artifact:
             "sha256": sha256_of(self.path),
             **sizes,
             "fits_budget": None if budget_bytes is None else sizes["file_bytes"] <= budget_bytes,
+            "macs": artifact_macs(self.path),  # counted from the exported graph: the theoretical side of speed-ups
             **self.extra,
         }
         if self.path.suffix == ".tflite":
@@ -428,7 +430,8 @@ def _compressed_artifacts(prepared: _Prepared, folder: RunFolder, calibration: A
     """Fine-tune the model as the plan says, then export it to TFLite (and ONNX, verified)."""
     from edgecompress._tf import keras, quiet_native_output
     from edgecompress.compression import DEFAULT_EPOCHS, FineTuning, apply_plan
-    from edgecompress.export import to_onnx, to_tflite, verify_onnx
+    from edgecompress.export import to_tflite, verify_onnx
+    from edgecompress.export.onnx_quant import ONNX_DESCRIPTIONS, export_onnx
 
     plan, request = prepared.plan, prepared.request
     name = plan.strategy
@@ -459,14 +462,15 @@ def _compressed_artifacts(prepared: _Prepared, folder: RunFolder, calibration: A
     if request.onnx:
         onnx_path = folder.sub("artifacts", f"{name}.onnx")
         if not (folder.done(f"artifact:{name}.onnx") and onnx_path.exists()):
-            say(f"Exporting {name} to ONNX and checking it against Keras in onnxruntime")
+            say(f"Exporting {name} to ONNX ({plan.export_mode}) and checking it against Keras in onnxruntime")
             with prepared.task(f"Exporting {name} to ONNX"), quiet_native_output():
-                to_onnx(model, onnx_path)
+                onnx_mode = export_onnx(model, onnx_path, mode=plan.export_mode, calibration=calibration, float_layers=plan.float_layers)
                 check = verify_onnx(model, onnx_path, prepared.dataset.x_test[:256])
-            folder.mark_done(f"artifact:{name}.onnx", {"verification": check})
-        check = folder.done(f"artifact:{name}.onnx")["verification"]
-        artifacts.append(Artifact(name=f"{name}-onnx", kind="float32", description=f"{plan.description} (ONNX, float)",
-                                  path=onnx_path, extra={"onnx_verification": check}))
+            folder.mark_done(f"artifact:{name}.onnx", {"verification": check, "mode": onnx_mode})
+        onnx_done = folder.done(f"artifact:{name}.onnx")
+        onnx_mode = onnx_done.get("mode", "float32")
+        artifacts.append(Artifact(name=f"{name}-onnx", kind=onnx_mode, description=f"{plan.description} ({ONNX_DESCRIPTIONS[onnx_mode]})",
+                                  path=onnx_path, extra={"onnx_verification": onnx_done["verification"]}))
     return artifacts
 
 
@@ -485,6 +489,7 @@ def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], 
     from edgecompress.report import measurement_entry
     from edgecompress.targets import MeasureJob
     from edgecompress.targets.fleet import measure_fleet
+    from edgecompress.targets.measure_options import runner_options
 
     request = prepared.request
     eval_path = _ensure_eval_npz(prepared, folder)
@@ -494,8 +499,8 @@ def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], 
         if pending:
             names = ", ".join(t.name for t in pending)
             say(f"Measuring {artifact.name} on {names} ({request.warmup} warm-up + {request.runs} timed runs)")
-            job = MeasureJob(model=artifact.path, eval_data=eval_path,
-                             warmup=request.warmup, runs=request.runs, threads=request.threads)
+            job = MeasureJob(model=artifact.path, eval_data=eval_path, warmup=request.warmup, runs=request.runs,
+                             threads=request.threads, extra_args=runner_options(prepared.profile, threads=request.threads))
             with prepared.task(f"Measuring {artifact.name} on {names}"):
                 fleet = measure_fleet(pending, job)
             for outcome in fleet.boards:

@@ -95,6 +95,9 @@ IoDtype = Literal["float32", "int8"]
 #: mildest first, as in edgecompress.compression.recipes.STRATEGIES (a tight budget may move right)
 Strategy = Literal["ptq-only", "clustering", "cqat", "cqat-binary", "mixed-precision", "binary"]
 LayerPrecision = Literal["int8", "float32"]
+#: what the device wants most under its budget (see edgecompress.compression.recipes.STRUCTURES)
+Preference = Literal["size", "speed"]
+SpeedRecipe = Literal["twonn-prune", "uniform-prune", "lowrank"]
 FinalArtifact = Literal["tflite", "tflite-micro"]
 
 
@@ -122,6 +125,8 @@ class Compression(_Strict):
     mixed_precision_bits: int = Field(default=2, ge=1, le=7, description="bits per weight of significant layers under the mixed-precision strategy (insignificant layers are binarised)")
     first_last_precision: LayerPrecision = Field(default="float32", description="precision of the first and last layers, which are most sensitive to quantization")
     final_artifact: FinalArtifact = Field(default="tflite", description="what is shipped to the device")
+    prefer: Preference = Field(default="size", description="the smallest artifact under the budget (size), or the fastest (speed): speed adds the speed_recipe's smaller layer shapes to the strategy")
+    speed_recipe: SpeedRecipe = Field(default="twonn-prune", description="how a speed-preferring plan cuts MACs: structured pruning sized by layer ID, uniform pruning, or low rank")
 
 
 class Profile(_Strict):

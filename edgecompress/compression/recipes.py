@@ -171,7 +171,7 @@ class Structure:
     description: str
     technique: str | None  # 'prune' | 'lowrank' | None
     needs_significance: bool = False
-    learning_rate: float = 5e-4
+    learning_rate: float = 5e-4  # low rank starts from an exact factorisation: a gentler rate keeps it
 
 
 _STRUCTURES = (
@@ -182,11 +182,13 @@ _STRUCTURES = (
         "significant layers, at least a floor; filters ranked by L1 norm; fine-tuned",
         "prune",
         needs_significance=True,
+        learning_rate=1e-3,  # removed channels change every later activation: recovery needs the training rate
     ),
     Structure(
         "uniform-prune",
         "structured pruning: every prunable layer keeps the same fraction of its output channels (L1 filter ranking); fine-tuned",
         "prune",
+        learning_rate=1e-3,
     ),
     Structure(
         "lowrank",

@@ -119,7 +119,8 @@ def _plan_pruning(plan: StructurePlan, model: Any, roles: dict[str, str], signif
         ids = _ids(significance)
         if not ids:
             raise EdgeCompressError(
-                "The twonn-prune speed recipe sizes each layer from its intrinsic dimension, and no significance analysis was given.",
+                "The twonn-prune speed recipe sizes each layer from its intrinsic dimension, and no layer IDs were given "
+                "(no significance analysis, or one without IDs).",
                 "Run the significance analysis first and pass its result, or use uniform-prune.",
             )
         rule = WidthRule(knobs.width_factor, knobs.width_boost, knobs.width_floor)

@@ -26,6 +26,7 @@ from edgecompress.reporting.document import (
     cell,
 )
 from edgecompress.reporting.headline import HEADLINE_COLUMNS, tone_of
+from edgecompress.reporting.speed import speed_section
 
 #: Tables longer than this fold away in HTML (every class of CIFAR-100, every layer of a ResNet).
 FOLD_ROWS = 20
@@ -37,6 +38,7 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
     sections = [
         _glance(report),
         _headline(report, figures),
+        speed_section(report),
         *_per_class(report, figures),
         _significance(report, figures),
         _plan(report, figures),

@@ -728,14 +728,21 @@ def _onnx_partition(runtime: "Runtime", model: str, threads: int, providers: Seq
     return {provider: len(names) for provider, names in nodes.items()}
 
 
-def _read_ort_profile(path: str) -> List[Dict[str, Any]]:
+def _read_ort_profile(path: str, skip_runs: int = 0) -> List[Dict[str, Any]]:
+    """The per-node kernel events of an onnxruntime profile, leaving out the first `skip_runs` runs."""
     with open(path) as handle:
         events = json.load(handle)
     try:
         os.remove(path)
     except OSError:
         pass
-    return [event for event in events if event.get("cat") == "Node" and str(event.get("name", "")).endswith("_kernel_time")]
+    runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: float(e.get("ts", 0)))
+    cutoff = 0.0
+    if skip_runs and len(runs) >= skip_runs:
+        last = runs[skip_runs - 1]
+        cutoff = float(last.get("ts", 0)) + float(last.get("dur", 0))
+    return [event for event in events if event.get("cat") == "Node" and str(event.get("name", "")).endswith("_kernel_time")
+            and float(event.get("ts", 0)) >= cutoff]
 
 
 def op_profile(runtime: "Runtime", model: str, threads: int, accelerator: Accelerator, inputs: Any, runs: int) -> Dict[str, Any]:
@@ -746,31 +753,35 @@ def op_profile(runtime: "Runtime", model: str, threads: int, accelerator: Accele
         return {"available": False, "source": None, "reason": TFLITE_OP_PROFILE_NOTE}
     with tempfile.TemporaryDirectory(prefix="edgecompress-ort-") as folder:
         session = OnnxSession(runtime.module, runtime.version, model, threads, accelerator.providers, profile_dir=folder)
-        for i in range(runs):
+        for i in range(runs + 1):  # the first run (allocations, weight prepacking) is left out
             session.run(inputs[i % len(inputs)][None, ...])
-        events = _read_ort_profile(session.session.end_profiling())
+        events = _read_ort_profile(session.session.end_profiling(), skip_runs=1)
     by_node = {}  # type: Dict[str, Dict[str, Any]]
     for event in events:
         args = event.get("args") or {}
         name = str(event["name"]).rsplit("_kernel_time", 1)[0]
         row = by_node.setdefault(name, {"node": name, "op_type": args.get("op_name"), "provider": args.get("provider"),
-                                        "total_us": 0.0, "calls": 0})
-        row["total_us"] += float(event.get("dur", 0))
-        row["calls"] += 1
-    total = sum(row["total_us"] for row in by_node.values()) or 1.0
-    rows = sorted(by_node.values(), key=lambda row: -row["total_us"])
+                                        "durations_us": []})
+        row["durations_us"].append(float(event.get("dur", 0)))
+    np = _numpy()
+    for row in by_node.values():  # medians: a run pre-empted on a busy board does not skew the split
+        row["median_us"] = float(np.median(row["durations_us"]))
+        row["mean_us"] = float(np.mean(row["durations_us"]))
+    total = sum(row["median_us"] for row in by_node.values()) or 1.0
+    rows = sorted(by_node.values(), key=lambda row: -row["median_us"])
     ops = [{"node": row["node"], "op_type": row["op_type"], "provider": row["provider"],
-            "mean_ms": round(row["total_us"] / max(runs, 1) / 1000.0, 5), "share": round(row["total_us"] / total, 4)}
+            "median_ms": round(row["median_us"] / 1000.0, 5), "mean_ms": round(row["mean_us"] / 1000.0, 5),
+            "share": round(row["median_us"] / total, 4)}
            for row in rows]
     by_type = {}  # type: Dict[str, float]
     for row in rows:
-        by_type[row["op_type"]] = by_type.get(row["op_type"], 0.0) + row["total_us"]
+        by_type[row["op_type"]] = by_type.get(row["op_type"], 0.0) + row["median_us"]
     return {
         "available": True,
         "source": "onnxruntime SessionOptions.enable_profiling (kernel time per node)",
         "runs": runs,
         "threads": threads,
-        "kernel_ms_per_run": round(total / max(runs, 1) / 1000.0, 5),
+        "kernel_median_ms_per_run": round(total / 1000.0, 5),
         "ops": ops[:40],
         "ops_truncated": len(ops) > 40,
         "by_op_type": {k: round(v / total, 4) for k, v in sorted(by_type.items(), key=lambda item: -item[1])},
