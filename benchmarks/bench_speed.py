@@ -231,7 +231,7 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", default=["cat,dog", "horse,frog"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-epochs", type=int, default=30)
-    parser.add_argument("--finetune-epochs", type=int, default=8)
+    parser.add_argument("--finetune-epochs", type=int, default=6)
     parser.add_argument("--width-factors", nargs="+", type=float, default=list(WIDTH_FACTORS))
     parser.add_argument("--energies", nargs="+", type=float, default=list(ENERGIES))
     parser.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds per artifact")

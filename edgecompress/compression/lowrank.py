@@ -39,7 +39,7 @@ class LowRankRule:
     """How the rank is chosen: the share of singular-value energy kept, or a multiple of the layer's ID."""
 
     source: str = "energy"  # 'energy' | 'id'
-    energy: float = 0.9
+    energy: float = 0.8
     factor: float = 1.0  # rank = ceil(factor x ID) when source == 'id'
     min_saving: float = 0.2  # refuse factorisations that save less than this share of the layer's MACs
 

@@ -31,7 +31,7 @@ class StructureKnobs:
     keep_fraction: float = 0.5  # uniform-prune: share of channels every layer keeps
     target_macs: int | None = None  # uniform-prune: instead of keep_fraction, the fraction closest to these MACs
     rank_source: str = "energy"  # lowrank: 'energy' or 'id'
-    rank_energy: float = 0.9  # lowrank: share of singular-value energy kept
+    rank_energy: float = 0.8  # lowrank: share of singular-value energy kept
     rank_factor: float = 1.0  # lowrank with rank_source 'id': rank = ceil(rank_factor x ID)
     criterion: str = "l1"  # filter ranking: 'l1' or 'l2'
 
@@ -141,6 +141,9 @@ def _plan_pruning(plan: StructurePlan, model: Any, roles: dict[str, str], signif
             fraction, widths = knobs.keep_fraction, uniform_widths(channels, knobs.keep_fraction)
             plan.summary.append(f"uniform-prune: every prunable layer keeps {fraction:.0%} of its channels; "
                                 f"{knobs.criterion.upper()} filter ranking")
+    if not any(width < channels.group_of(name).size for name, width in widths.items()):
+        plan.summary.append(f"{plan.structure} removed no channel (every width asked for is the layer's own): "
+                            "the model keeps its shapes")
     mac_model = MacModel(channels)
     fractions = kept_fractions(channels, widths)
     layers = {layer.name: layer for layer in model.layers}
@@ -208,6 +211,8 @@ def _plan_lowrank(plan: StructurePlan, model: Any, roles: dict[str, str], signif
                   "energy_kept": round(factorisation.energy_kept, 4)}
         plan.changes[name] = LayerChange(plan.structure, params, factorisation.macs_before, factorisation.macs_after,
                                          _factorised_shape(layers[name], factorisation.rank, factorisation.scheme))
+    if not plan.changes:
+        plan.summary.append("lowrank factorised no layer (see each layer's note): the model keeps its shapes")
 
 
 def _factorised_shape(layer: Any, rank: int, scheme: str) -> estimate.LayerShape:

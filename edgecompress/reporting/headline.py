@@ -35,10 +35,9 @@ HEADLINE_COLUMNS: tuple[HeadlineColumn, ...] = (
     HeadlineColumn("latency_median_ms", "median ms", fmt.milliseconds, "median latency of one batch-1 inference"),
     HeadlineColumn("latency_p90_ms", "p90 ms", fmt.milliseconds, "90th percentile latency"),
     HeadlineColumn("speedup_x", "speed-up", fmt.ratio,
-                   "baseline median latency / this median latency, both at the row's threads (the profile's core count)",
+                   "baseline median latency / this median latency, both at the row's threads (the profile's core count; "
+                   "one thread: see 'Compute, threads and where the time goes')",
                    higher_is_better=True),
-    HeadlineColumn("speedup_1t_x", "speed-up (1 thread)", fmt.ratio, "the same ratio with both measured at one thread",
-                   higher_is_better=True, terminal=False),
     HeadlineColumn("mac_ratio_x", "MAC ratio", fmt.ratio,
                    "baseline MACs / this artifact's MACs, counted from each exported graph: the theoretical speed-up",
                    higher_is_better=True),
@@ -49,9 +48,6 @@ HEADLINE_COLUMNS: tuple[HeadlineColumn, ...] = (
     HeadlineColumn("fits_budget", "fits budget", fmt.yes_no, "file size within the profile's artifact budget", numeric=False,
                    terminal=False),
     HeadlineColumn("runtime", "runtime", fmt.text, "inference runtime on the device (threads and run counts: see below)",
-                   numeric=False, terminal=False),
-    HeadlineColumn("accelerator", "ran on", fmt.text,
-                   "what executed the model: the accelerator's delegate / provider, or 'cpu (accelerator not available: why)'",
                    numeric=False, terminal=False),
 )
 

@@ -122,3 +122,31 @@ def speed_section(report: dict[str, Any]) -> Any:
         blocks.append(Paragraph("where the time goes, largest first:", lead="Operators."))
         blocks.append(Bullets(hot))
     return Section("Compute, threads and where the time goes", blocks, id="speed-section")
+
+
+def plan_speed_bullets(plan: dict[str, Any]) -> list[str]:
+    """The plan's compute line: MACs before and after its speed recipe (Keras-side estimate)."""
+    if not plan.get("macs"):
+        return []
+    line = f"Compute: {plan['macs']:,} MACs per sample"
+    if plan.get("structure", "none") != "none" and plan.get("macs_before") and plan["macs"] != plan["macs_before"]:
+        line += (f" after {plan['structure']} (from {plan['macs_before']:,}: {plan.get('mac_ratio') or 0:.2f}x fewer, "
+                 "the theoretical speed-up)")
+    return [line]
+
+
+def plan_speed_columns(plan: dict[str, Any]) -> tuple[list[Any], Any]:
+    """(columns, layer -> cells) for the speed recipe of each layer, or nothing for a size-only plan."""
+    from edgecompress.reporting import formatting as fmt
+    from edgecompress.reporting.document import Cell, Column, cell
+
+    if plan.get("structure", "none") == "none":
+        return [], lambda layer: []
+    columns = [Column("speed recipe"), Column("shape"), Column("MACs", numeric=True)]
+
+    def cells(layer: dict[str, Any]) -> list[Any]:
+        changed = layer.get("structure", "none") != "none" and layer.get("structure_params")
+        return [Cell(layer["structure"] if changed else "—"), Cell(fmt.text(layer.get("speed_setting"))),
+                cell(layer.get("macs") or None, fmt.integer)]
+
+    return columns, cells
