@@ -62,10 +62,6 @@ class Factorisation:
     macs_before: int
     macs_after: int
 
-    @property
-    def setting(self) -> str:
-        return f"rank {self.rank}/{self.full_rank} ({self.scheme})"
-
 
 def scheme_of(layer: Any) -> tuple[str | None, str]:
     """(scheme, '') for a layer that can be factorised, else (None, why not)."""

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from edgecompress.compression import estimate
+from edgecompress.compression.lowrank import LowRankRule
 from edgecompress.compression.recipes import STRUCTURES
+from edgecompress.compression.widths import WidthRule
 from edgecompress.errors import EdgeCompressError
 
 #: Roles whose layers keep `boost` x more width (the significance analysis's high-precision layers).
@@ -25,14 +27,14 @@ KEEPS_MORE = frozenset({"edge", "significant"})
 class StructureKnobs:
     """The numbers speed recipes take from the profile, a baseline or the benchmark."""
 
-    width_factor: float = 1.0  # twonn-prune: kept width = ceil(width_factor x ID)
-    width_boost: float = 1.5  # x this for significant / high-precision layers
-    width_floor: int = 8  # never fewer channels than this (nor more than the layer has)
+    width_factor: float = WidthRule.factor  # twonn-prune: kept width = ceil(width_factor x ID)
+    width_boost: float = WidthRule.boost  # x this for significant / high-precision layers
+    width_floor: int = WidthRule.floor  # never fewer channels than this (nor more than the layer has)
     keep_fraction: float = 0.5  # uniform-prune: share of channels every layer keeps
     target_macs: int | None = None  # uniform-prune: instead of keep_fraction, the fraction closest to these MACs
-    rank_source: str = "energy"  # lowrank: 'energy' or 'id'
-    rank_energy: float = 0.8  # lowrank: share of singular-value energy kept
-    rank_factor: float = 1.0  # lowrank with rank_source 'id': rank = ceil(rank_factor x ID)
+    rank_source: str = LowRankRule.source  # lowrank: 'energy' or 'id'
+    rank_energy: float = LowRankRule.energy  # lowrank: share of singular-value energy kept
+    rank_factor: float = LowRankRule.factor  # lowrank with rank_source 'id': rank = ceil(rank_factor x ID)
     criterion: str = "l1"  # filter ranking: 'l1' or 'l2'
 
 
@@ -46,14 +48,6 @@ class LayerChange:
     macs_after: int
     shape: estimate.LayerShape | None = None  # weight counts after the change (for size estimates)
 
-    @property
-    def setting(self) -> str:
-        if "width" in self.params:
-            return f"{self.params['width']}/{self.params['of']} channels"
-        if "rank" in self.params:
-            return f"rank {self.params['rank']}/{self.params['of']} ({self.params['scheme']})"
-        return ""
-
 
 @dataclass
 class StructurePlan:
@@ -66,13 +60,6 @@ class StructurePlan:
     notes: dict[str, str] = field(default_factory=dict)  # layer -> why it keeps its shape
     summary: list[str] = field(default_factory=list)  # plan-level notes
 
-    @property
-    def total_before(self) -> int:
-        return int(sum(self.macs_before.values()))
-
-    @property
-    def total_after(self) -> int:
-        return int(sum(self.macs_after.values()))
 
 
 def _ids(significance: Any) -> dict[str, float]:
@@ -112,7 +99,7 @@ def plan_structure(
 
 def _plan_pruning(plan: StructurePlan, model: Any, roles: dict[str, str], significance: Any, knobs: StructureKnobs) -> None:
     from edgecompress.compression.channels import analyse
-    from edgecompress.compression.widths import MacModel, WidthRule, id_widths, kept_fractions, uniform_at_macs, uniform_widths
+    from edgecompress.compression.widths import MacModel, id_widths, kept_fractions, uniform_at_macs, uniform_widths
 
     channels = analyse(model)
     if plan.structure == "twonn-prune":
@@ -185,7 +172,7 @@ def _scaled_shape(layer: Any, into: float, out: float, follows: bool) -> estimat
 
 
 def _plan_lowrank(plan: StructurePlan, model: Any, roles: dict[str, str], significance: Any, knobs: StructureKnobs) -> None:
-    from edgecompress.compression.lowrank import LowRankRule, plan_factorisation
+    from edgecompress.compression.lowrank import plan_factorisation
 
     rule = LowRankRule(source=knobs.rank_source, energy=knobs.rank_energy, factor=knobs.rank_factor)
     ids = _ids(significance)
@@ -241,9 +228,9 @@ def restructure(model: Any, layers: Iterable[Any], *, criterion: str = "l1") -> 
               if STRUCTURES[row.structure].technique == "prune" and "width" in row.structure_params}
     ranks = {row.name: int(row.structure_params["rank"]) for row in rows
              if STRUCTURES[row.structure].technique == "lowrank" and "rank" in row.structure_params}
-    if widths:
-        criteria = {row.structure_params.get("criterion", criterion) for row in rows if row.name in widths}
-        model = prune_channels(model, widths, criterion=criteria.pop() if len(criteria) == 1 else criterion).model
+    if widths:  # the plan records the ranking criterion with each pruned layer (one per plan)
+        criterion = next((row.structure_params.get("criterion", criterion) for row in rows if row.name in widths), criterion)
+        model = prune_channels(model, widths, criterion=criterion).model
     if ranks:
         by_name = {layer.name: layer for layer in model.layers}
         capped = {name: min(rank, full_rank(by_name[name])) for name, rank in ranks.items()}

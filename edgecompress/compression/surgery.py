@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -136,11 +136,4 @@ def weight_names(layer: Any) -> list[str]:
     return [weight.name.split("/")[-1].split(":")[0] for weight in layer.weights]
 
 
-def rebuild_with(model: Any, edit: Callable[[LayerGraph], None]) -> Any:
-    """Copy of `model` after `edit` changed its graph (and set `weights` for the changed layers)."""
-    graph = LayerGraph.of(model)
-    edit(graph)
-    return graph.build()
-
-
-__all__ = ["LayerGraph", "Node", "rebuild_with", "weight_names"]
+__all__ = ["LayerGraph", "Node", "weight_names"]

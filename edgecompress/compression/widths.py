@@ -26,18 +26,13 @@ from typing import Any, Callable
 from edgecompress.compression.channels import ChannelGraph
 from edgecompress.export.macs import keras_layer_macs
 
-DEFAULT_FACTOR = 1.0
-DEFAULT_BOOST = 1.5
-DEFAULT_FLOOR = 8
-
-
 @dataclass(frozen=True)
 class WidthRule:
     """The ID-guided rule's knobs (profile / plan / benchmark)."""
 
-    factor: float = DEFAULT_FACTOR
-    boost: float = DEFAULT_BOOST  # multiplier for significant / high-precision layers
-    floor: int = DEFAULT_FLOOR
+    factor: float = 1.0
+    boost: float = 1.5  # multiplier for significant / high-precision layers
+    floor: int = 8
 
     def width(self, intrinsic_dimension: float, size: int, keeps_more: bool) -> int:
         wanted = math.ceil(self.factor * (self.boost if keeps_more else 1.0) * float(intrinsic_dimension))
@@ -122,4 +117,4 @@ def uniform_at_macs(channels: ChannelGraph, target_macs: int, *, macs: MacModel 
     return fraction, uniform_widths(channels, fraction)
 
 
-__all__ = ["DEFAULT_BOOST", "DEFAULT_FACTOR", "DEFAULT_FLOOR", "MacModel", "kept_fractions", "WidthRule", "id_widths", "uniform_at_macs", "uniform_widths"]
+__all__ = ["MacModel", "kept_fractions", "WidthRule", "id_widths", "uniform_at_macs", "uniform_widths"]
