@@ -96,6 +96,9 @@ IoDtype = Literal["float32", "int8"]
 #: mildest first, as in edgecompress.compression.recipes.STRATEGIES (a tight budget may move right)
 Strategy = Literal["ptq-only", "clustering", "cqat", "cqat-binary", "mixed-precision", "binary"]
 LayerPrecision = Literal["int8", "float32"]
+#: what the device wants most under its budget (see edgecompress.compression.recipes.STRUCTURES)
+PlanPreference = Literal["size", "speed"]  # what the plan optimises under the budget
+SpeedRecipe = Literal["twonn-prune", "uniform-prune", "lowrank"]
 FinalArtifact = Literal["tflite", "tflite-micro"]
 
 
@@ -126,6 +129,8 @@ class Compression(_Strict):
     final_artifact: FinalArtifact = Field(default="tflite", description="what is shipped to the device")
     finetune_steps: int = Field(default=1000, ge=1, le=1_000_000, description="optimizer steps per fine-tuning stage at most (batches of 64 drawn from the whole training set)")
     finetune_minutes: Optional[float] = Field(default=None, gt=0, description="wall-clock budget for all fine-tuning of one deploy, in minutes (none: no limit)")
+    prefer: PlanPreference = Field(default="size", description="the smallest artifact under the budget (size), or the fastest (speed): speed adds the speed_recipe's smaller layer shapes to the strategy")
+    speed_recipe: SpeedRecipe = Field(default="twonn-prune", description="how a speed-preferring plan cuts MACs: structured pruning sized by layer ID, uniform pruning, or low rank")
 
 
 Preference = Literal["size", "latency", "accuracy"]
@@ -189,6 +194,14 @@ class Profile(_Strict):
         broken = [rule for rule in CONSISTENCY_RULES if rule.broken(self)]
         if broken:
             raise ValueError("\n".join(rule.explain(self) for rule in broken))
+        return self
+
+    @model_validator(mode="after")
+    def _verdict_follows_the_plan(self) -> Profile:
+        """A profile whose plan prefers speed recommends the fastest passing artifact, unless its
+        acceptance block says otherwise."""
+        if self.compression.prefer == "speed" and "prefer" not in self.acceptance.model_fields_set:
+            object.__setattr__(self, "acceptance", self.acceptance.model_copy(update={"prefer": "latency"}))
         return self
 
     @property

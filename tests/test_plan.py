@@ -22,10 +22,10 @@ FIRST, SIGNIFICANT, INSIGNIFICANT, LAST = "conv2d", "conv2d_1", "dense", "dense_
 
 
 SIGNIFICANCE = Significance([
-    LayerVerdict(FIRST, True, kept_high_precision=True),
-    LayerVerdict(SIGNIFICANT, True),
-    LayerVerdict(INSIGNIFICANT, False),
-    LayerVerdict(LAST, True, kept_high_precision=True),
+    LayerVerdict(FIRST, True, kept_high_precision=True, id=9.0),
+    LayerVerdict(SIGNIFICANT, True, id=8.0),
+    LayerVerdict(INSIGNIFICANT, False, id=6.0),
+    LayerVerdict(LAST, True, kept_high_precision=True, id=2.5),
 ])
 
 
@@ -46,6 +46,11 @@ def profile(name: str = "rpi4", **changes):
     return base.model_copy(update={**top, "compression": base.compression.model_copy(update=compression)})
 
 
+def layer(plan, name: str):
+    """The plan's row for one layer."""
+    return next(row for row in plan.layers if row.name == name)
+
+
 def recipes(plan) -> dict[str, str]:
     return {layer.name: layer.recipe for layer in plan.layers}
 
@@ -59,7 +64,7 @@ def test_an_int8_board_with_room_gets_cqat_on_significant_and_clustering_on_insi
     assert plan.strategy == "cqat"
     assert plan.export_mode == "int8"
     assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "cqat", INSIGNIFICANT: "clustering", LAST: "keep"}
-    assert plan.recipe_of(SIGNIFICANT).params == {"clusters": 16}
+    assert layer(plan, SIGNIFICANT).params == {"clusters": 16}
     assert plan.fits is True
 
 
@@ -67,7 +72,7 @@ def test_first_and_last_layers_stay_in_float_when_the_profile_says_so(model) -> 
     plan = make_plan(load_profile("rpi4"), model, SIGNIFICANCE)  # rpi4 ships first_last_precision: float32
     assert recipes(plan)[FIRST] == recipes(plan)[LAST] == "float"
     assert plan.float_layers == [FIRST, LAST]
-    assert plan.recipe_of(FIRST).role == "edge"
+    assert layer(plan, FIRST).role == "edge"
 
 
 def test_a_budget_the_clustered_model_exceeds_pushes_insignificant_layers_to_binary(model) -> None:
@@ -88,8 +93,8 @@ def test_a_tighter_budget_gives_mixed_precision_with_first_and_last_layers_kept(
     plan = make_plan(profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
     assert plan.strategy == "mixed-precision"
     assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "bits", INSIGNIFICANT: "binary", LAST: "keep"}
-    assert plan.recipe_of(SIGNIFICANT).params == {"bits": 2}
-    assert plan.recipe_of(INSIGNIFICANT).params == {"bits": 1}
+    assert layer(plan, SIGNIFICANT).params == {"bits": 2}
+    assert layer(plan, INSIGNIFICANT).params == {"bits": 1}
 
 
 def test_a_device_without_int8_gets_an_fp16_or_float_export_and_no_qat(model) -> None:
@@ -98,7 +103,7 @@ def test_a_device_without_int8_gets_an_fp16_or_float_export_and_no_qat(model) ->
     plan = make_plan(fp16_board.model_copy(update={"compression": fp16_board.compression.model_copy(update={"strategy": "cqat"})}), model, SIGNIFICANCE)
     assert (plan.export_mode, plan.io_dtype) == ("fp16", "float32")
     assert recipes(plan)[SIGNIFICANT] == "clustering"
-    assert "cqat needs the int8 export mode, not fp16" in plan.recipe_of(SIGNIFICANT).note
+    assert "cqat needs the int8 export mode, not fp16" in layer(plan, SIGNIFICANT).note
     assert recipes(plan)[FIRST] == "keep"  # float32 first/last only means something in an integer model
     assert plan.float_layers == []
 
@@ -157,7 +162,7 @@ def test_layers_a_recipe_cannot_handle_are_left_alone_with_a_note() -> None:
         k.layers.Dense(10, name="last"),
     ])
     plan = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, None)
-    depthwise, norm = plan.recipe_of("depthwise"), plan.recipe_of("norm")
+    depthwise, norm = layer(plan, "depthwise"), layer(plan, "norm")
     assert depthwise.recipe == "keep"
     assert "cqat does not support DepthwiseConv2D" in depthwise.note
     assert "clustering does not support DepthwiseConv2D" in depthwise.note
@@ -191,7 +196,8 @@ def test_the_size_estimate_counts_index_bits_codebooks_scales_and_biases() -> No
 
 def test_every_named_baseline_is_a_plan_with_its_export_mode(model) -> None:
     assert set(BASELINES) == {"ptq-int8", "ptq-fp16", "ptq-dynamic", "ptq-int16x8", "qat", "clustering-ptq",
-                              "pruning-ptq", "cqat", "twonn-cqat", "twonn-mixed"}
+                              "pruning-ptq", "cqat", "twonn-cqat", "twonn-mixed",
+                              "twonn-prune", "uniform-prune", "lowrank", "twonn-prune-cqat"}
     for name, baseline in BASELINES.items():
         plan = baseline_plan(name, model, significance=SIGNIFICANCE)
         assert plan.export_mode == baseline.export_mode

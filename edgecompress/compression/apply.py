@@ -1,5 +1,8 @@
-"""Carry out a Plan: at most two fine-tuned stages, then a model ready for `to_tflite`.
+"""Carry out a Plan: at most three fine-tuned stages, then a model ready for `to_tflite`.
 
+0. *restructure*: layers whose speed recipe changes their shape (structured pruning,
+   low rank) are rebuilt smaller (`speed.restructure`) and the model is fine-tuned, so the
+   value recipes below start from a network that has already recovered.
 1. *shape*: every layer whose recipe reshapes its weights is wrapped by its technique
    (tfmot clustering, tfmot pruning, our straight-through low-bit quantizer), the model is
    fine-tuned, and the wrappers are stripped so the layers hold the final values.
@@ -11,10 +14,12 @@ The caller's model is never modified; a plan without training stages returns a c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from functools import partial
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -23,8 +28,8 @@ from edgecompress.compression import clustering, lowbit, pruning, qat
 from edgecompress.compression.finetune import (Clock, FineTuning, Split, finetune, loss_for, split_validation,
                                                training_arrays)
 from edgecompress.compression.graph import copy_model, require_graph_model
-from edgecompress.compression.plan import Plan
-from edgecompress.compression.recipes import RECIPES, SHAPED
+from edgecompress.compression.plan import LayerPlan, Plan
+from edgecompress.compression.recipes import RECIPES, SHAPED, STRUCTURES
 from edgecompress.compression.values import kernel_values
 
 
@@ -94,10 +99,15 @@ def apply_plan(plan: Plan, model: Any, data: Any, *, settings: FineTuning | None
         x, y = training_arrays(data)
         split = split_validation(x, y, settings.validation_fraction, settings.seed, limit=settings.validation_max)
         training = _Training(split, settings, loss_for(model), Clock(settings.minutes))
+        restructured = [(layer.name, layer.structure, layer.structure_params) for layer in plan.layers
+                        if layer.structure != "none" and layer.structure_params]
+        key = _stage_key(key, "restructure", restructured, settings)
+        working = _stored_stage(partial(_restructure_stage, plan), working, training, stages, store, key)
+        layers = _effective_layers(plan, working)
         for stage, involved in ((_shape_stage, _shaped), (_quantize_stage, _quantized)):
-            layers = [(layer.name, layer.recipe, layer.params) for layer in plan.layers if involved(layer)]
-            key = _stage_key(key, stage.__name__, layers, settings)
-            working = _stored_stage(stage, plan, working, training, stages, store, key)
+            described = [(layer.name, layer.recipe, layer.params) for layer in layers if involved(layer)]
+            key = _stage_key(key, stage.__name__, described, settings)
+            working = _stored_stage(partial(stage, layers), working, training, stages, store, key)
     return CompressedModel(
         model=working,
         export_mode=plan.export_mode,
@@ -124,16 +134,16 @@ def _stage_key(previous: str, stage: str, layers: list[Any], settings: FineTunin
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _stored_stage(stage: Callable[..., Any], plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]],
+def _stored_stage(stage: Callable[..., Any], model: Any, training: _Training, stages: list[dict[str, Any]],
                   store: StageStore | None, key: str) -> Any:
     """Run one stage, or rebuild it with the weights `store` kept when the same stage was trained before."""
     found = store.fetch(key) if store is not None else None
     if found is not None:
         weights, summaries = found
         stages.extend(summaries["stages"])
-        return stage(plan, model, training, [], weights=weights)
+        return stage(model, training, [], weights=weights)
     before = len(stages)
-    model = stage(plan, model, training, stages)
+    model = stage(model, training, stages)
     if store is not None and len(stages) > before:
         store.keep(key, model.get_weights(), {"stages": stages[before:]})
     return model
@@ -151,14 +161,46 @@ class _Training:
                         clock=self.clock, **options)
 
 
-def _layers_by(plan: Plan, keep: Callable[[Any], bool]) -> list[Any]:
-    return [layer for layer in plan.layers if keep(RECIPES[layer.recipe])]
+def _layers_by(layers: Sequence[LayerPlan], keep: Callable[[Any], bool]) -> list[LayerPlan]:
+    return [layer for layer in layers if keep(RECIPES[layer.recipe])]
 
 
-def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]],
+def _effective_layers(plan: Plan, model: Any) -> list[LayerPlan]:
+    """The plan's layers plus, for each factorised layer, its first factor under the same value recipe."""
+    from edgecompress.compression.lowrank import SUFFIX
+
+    present = {layer.name for layer in model.layers}
+    extra = [dataclasses.replace(layer, name=layer.name + SUFFIX) for layer in plan.layers
+             if STRUCTURES[layer.structure].technique == "lowrank" and layer.name + SUFFIX in present]
+    return [*plan.layers, *extra]
+
+
+def _restructure_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]],
+                       weights: list[np.ndarray] | None = None) -> Any:
+    """Rebuild the model with the plan's pruned widths / factorisations, then fine-tune it; with
+    `weights`, rebuild that result without training (the rebuild is deterministic)."""
+    if not plan.restructures:
+        return model
+    from edgecompress.compression.speed import restructure
+    from edgecompress.export.macs import keras_macs
+
+    before = sum(row.macs for row in keras_macs(model))
+    model = restructure(model, plan.layers)
+    if weights is not None:
+        model.set_weights(weights)
+        return model
+    changed = sorted({layer.structure for layer in plan.layers if layer.structure != "none" and layer.structure_params})
+    rate = max(STRUCTURES[name].learning_rate for name in changed)
+    summary = training.run(model, rate, f"restructure ({', '.join(changed)})")
+    summary.update(macs_before=int(before), macs_after=int(sum(row.macs for row in keras_macs(model))))
+    stages.append(summary)
+    return model
+
+
+def _shape_stage(layers: Sequence[LayerPlan], model: Any, training: _Training, stages: list[dict[str, Any]],
                  weights: list[np.ndarray] | None = None) -> Any:
     """Wrap the shaped layers, fine-tune, strip; with `weights`, rebuild that result without training."""
-    shaped = _layers_by(plan, lambda recipe: recipe.shaper is not None)
+    shaped = _layers_by(layers, lambda recipe: recipe.shaper is not None)
     if not shaped:
         return model
     ramp_steps = -(-training.settings.stage_steps(len(training.split.x_train)) // 2)  # half the stage's budget
@@ -183,13 +225,13 @@ def _shape_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[
     return model
 
 
-def _quantize_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]],
+def _quantize_stage(layers: Sequence[LayerPlan], model: Any, training: _Training, stages: list[dict[str, Any]],
                     weights: list[np.ndarray] | None = None) -> Any:
     """Annotate for QAT (cluster-preserving when clusters exist) and fine-tune; with `weights`, rebuild without training."""
-    annotated = _layers_by(plan, lambda recipe: "quantize" in recipe.stages)
+    annotated = _layers_by(layers, lambda recipe: "quantize" in recipe.stages)
     if not annotated:
         return model
-    frozen = {layer.name for layer in plan.layers if layer.recipe in SHAPED}
+    frozen = {layer.name for layer in layers if layer.recipe in SHAPED}
     model = qat.quantize_layers(
         model,
         {layer.name for layer in annotated},

@@ -1,8 +1,8 @@
 """Named methods a user (or the benchmark) can pick instead of the profile's plan.
 
-Each baseline is a row: which recipe each layer role gets and the export mode. The
-TwoNN rows need the significance analysis; the others treat every layer alike, as the
-published baselines do.
+Each baseline is a row: which recipe each layer role gets, which speed recipe (if any)
+changes the layers' shapes first, and the export mode. The TwoNN rows need the significance
+analysis; the others treat every layer alike, as the published baselines do.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Baseline:
     roles: dict[str, str]
     export_mode: str
     needs_significance: bool = False
+    structure: str = "none"  # speed recipe (recipes.STRUCTURES) applied before the value recipes
 
 
 _BASELINES = (
@@ -41,6 +42,14 @@ _BASELINES = (
              STRATEGY_BY_NAME["cqat"].roles, "int8", needs_significance=True),
     Baseline("twonn-mixed", "TwoNN: " + STRATEGY_BY_NAME["mixed-precision"].description + ", int8 first/last layers",
              STRATEGY_BY_NAME["mixed-precision"].roles, "int8", needs_significance=True),
+    Baseline("twonn-prune", "TwoNN widths: structured pruning to ceil(factor x layer ID) channels, fine-tuned, then int8",
+             _everywhere("keep"), "int8", needs_significance=True, structure="twonn-prune"),
+    Baseline("uniform-prune", "uniform L1 filter pruning (same share of channels in every layer), fine-tuned, then int8",
+             _everywhere("keep"), "int8", structure="uniform-prune"),
+    Baseline("lowrank", "low rank (SVD Dense, rank-K separable Conv), fine-tuned, then int8",
+             _everywhere("keep"), "int8", structure="lowrank"),
+    Baseline("twonn-prune-cqat", "TwoNN widths (structured pruning) for speed, then " + STRATEGY_BY_NAME["cqat"].description
+             + " for size, int8", STRATEGY_BY_NAME["cqat"].roles, "int8", needs_significance=True, structure="twonn-prune"),
 )
 
 BASELINES: dict[str, Baseline] = {baseline.name: baseline for baseline in _BASELINES}
@@ -64,7 +73,7 @@ def baseline_plan(name: str, model: Any, *, significance: Any = None, knobs: Kno
         )
     return plan_for_strategy(
         model, chosen.roles, export_mode=chosen.export_mode, significance=significance, knobs=knobs,
-        name=chosen.name, description=chosen.description,
+        name=chosen.name, description=chosen.description, structure=chosen.structure,
     )
 
 

@@ -26,9 +26,11 @@ from edgecompress.compression.recipes import (
     RECIPES,
     STRATEGIES,
     STRATEGY_BY_NAME,
+    STRUCTURES,
     Strategy,
     strategies_from,
 )
+from edgecompress.compression.speed import StructureKnobs, StructurePlan, plan_structure
 from edgecompress.errors import BudgetError, ModelError
 
 SIZE_BASIS = "bit-packed weights (weights x ceil(log2(unique values)) + codebooks + scales + biases)"
@@ -74,6 +76,22 @@ class LayerPlan:
     estimated_bytes: int
     estimated_file_bytes: int
     note: str = ""
+    structure: str = "none"  # the speed recipe (recipes.STRUCTURES): how the layer's shape changes
+    structure_params: dict[str, Any] = field(default_factory=dict)
+    macs_before: int = 0  # Keras-side MACs per sample (export.macs), before and after the speed recipe
+    macs: int = 0
+
+    @property
+    def speed_setting(self) -> str:
+        """The speed recipe's knob as people read it: '20/64 channels', 'rank 16/96 (separable)'."""
+        params = self.structure_params
+        if "width" in params:
+            return f"{params['width']}/{params['of']} channels"
+        if "rank" in params:
+            return f"rank {params['rank']}/{params['of']} ({params['scheme']})"
+        if "inputs_kept" in params:
+            return f"{params['inputs_kept']:.0%} of inputs"
+        return ""
 
     @property
     def setting(self) -> str:
@@ -102,6 +120,21 @@ class Plan:
     alternatives: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     size_basis: str = SIZE_BASIS
+    structure: str = "none"  # the speed recipe (recipes.STRUCTURES) combined with the value strategy
+    prefer: str = "size"  # what the profile asked for: the smallest or the fastest artifact under its budget
+
+    @property
+    def macs_before(self) -> int:
+        return sum(layer.macs_before for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def mac_ratio(self) -> float | None:
+        """Theoretical speed-up of the plan's shapes: MACs before / after (Keras-side estimate)."""
+        return round(self.macs_before / self.macs, 3) if self.macs else None
 
     @property
     def estimated_bytes(self) -> int:
@@ -121,14 +154,12 @@ class Plan:
         return [layer.name for layer in self.layers if layer.recipe == "float"]
 
     @property
-    def needs_training(self) -> bool:
-        return any(RECIPES[layer.recipe].stages for layer in self.layers)
+    def restructures(self) -> bool:
+        return any(layer.structure != "none" and layer.structure_params for layer in self.layers)
 
-    def recipe_of(self, layer_name: str) -> LayerPlan:
-        for layer in self.layers:
-            if layer.name == layer_name:
-                return layer
-        raise KeyError(layer_name)
+    @property
+    def needs_training(self) -> bool:
+        return self.restructures or any(RECIPES[layer.recipe].stages for layer in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: what run folders store and reports quote."""
@@ -136,11 +167,16 @@ class Plan:
         for entry, layer in zip(data["layers"], self.layers):
             entry["setting"] = layer.setting
             entry["description"] = RECIPES[layer.recipe].description
+            entry["speed_setting"] = layer.speed_setting
         data.update(
             estimated_bytes=self.estimated_bytes,
             estimated_file_bytes=self.estimated_file_bytes,
             fits=self.fits,
             float_layers=self.float_layers,
+            structure_description=STRUCTURES[self.structure].description,
+            macs_before=self.macs_before,
+            macs=self.macs,
+            mac_ratio=self.mac_ratio,
         )
         return data
 
@@ -149,12 +185,21 @@ class Plan:
         from rich.table import Table
 
         table = Table(title=f"Compression plan ({self.profile or 'no profile'}): {self.strategy} - {self.description}", title_justify="left")
-        for column, justify in (("layer", "left"), ("type", "left"), ("role", "left"), ("params", "right"),
-                                ("recipe", "left"), ("setting", "left"), ("est. bytes", "right"), ("note", "left")):
+        speed = self.structure != "none"
+        columns = [("layer", "left"), ("type", "left"), ("role", "left"), ("params", "right")]
+        if speed:
+            columns += [("speed recipe", "left"), ("shape", "left"), ("MACs", "right")]
+        columns += [("size recipe" if speed else "recipe", "left"), ("setting", "left"), ("est. bytes", "right"), ("note", "left")]
+        for column, justify in columns:
             table.add_column(column, justify=justify, overflow="fold")
         for layer in self.layers:
-            table.add_row(layer.name, layer.layer_class, layer.role, f"{layer.parameters:,}", layer.recipe,
-                          layer.setting, f"{layer.estimated_bytes:,}", layer.note)
+            cells = [layer.name, layer.layer_class, layer.role, f"{layer.parameters:,}"]
+            if speed:
+                changed = layer.structure != "none" and layer.structure_params
+                cells += [layer.structure if changed else "-", layer.speed_setting,
+                          f"{layer.macs:,}" if layer.macs_before else ""]
+            cells += [layer.recipe, layer.setting, f"{layer.estimated_bytes:,}", layer.note]
+            table.add_row(*cells)
         table.caption = "\n".join(self.summary_lines())
         table.caption_justify = "left"
         return table
@@ -164,7 +209,13 @@ class Plan:
             f"export: {self.export_mode} (input/output {self.io_dtype})"
             + (f"; kept in float32: {', '.join(self.float_layers)}" if self.float_layers else ""),
             f"estimated size: {self.estimated_bytes:,} bytes bit-packed, {self.estimated_file_bytes:,} bytes of weights in the file",
+            f"compute: {self.macs:,} MACs per sample"
+            + (f" after {self.structure} (from {self.macs_before:,}: {self.mac_ratio:.2f}x fewer, the theoretical speed-up)"
+               if self.macs != self.macs_before and self.mac_ratio else ""),
         ]
+        if self.prefer == "speed":
+            lines.append("the profile prefers the fastest artifact under its budget: "
+                         f"{self.structure} (speed) combined with {self.strategy} (size)")
         if self.budget_bytes is not None:
             verdict = "fits" if self.fits else "DOES NOT FIT"
             lines.append(f"budget: {self.budget_bytes:,} bytes ({self.budget_field}), compared with the bit-packed size: {verdict}")
@@ -254,6 +305,7 @@ class Knobs:
     bits: int = 2
     sparsity: float = 0.5
     first_last_precision: str = "int8"
+    speed: StructureKnobs = field(default_factory=StructureKnobs)
 
     def params_for(self, recipe: str) -> dict[str, float]:
         return {
@@ -265,17 +317,27 @@ class Knobs:
         }.get(recipe, {})
 
 
-def assign_recipes(facts: Iterable[LayerFacts], roles: dict[str, str], export_mode: str, knobs: Knobs) -> list[LayerPlan]:
-    """One LayerPlan per layer: the role's recipe, or its fallback when the layer or mode rules it out."""
+def assign_recipes(
+    facts: Iterable[LayerFacts], roles: dict[str, str], export_mode: str, knobs: Knobs, changes: StructurePlan | None = None
+) -> list[LayerPlan]:
+    """One LayerPlan per layer: the role's recipe, or its fallback when the layer or mode rules it out.
+
+    With `changes` (a speed recipe's decisions), each layer also carries its new shape or
+    rank and its MACs, and sizes are estimated for the changed shapes.
+    """
     plans = []
     for fact in facts:
+        change = changes.changes.get(fact.name) if changes is not None else None
+        if change is not None and change.shape is not None:
+            fact = LayerFacts(fact.name, fact.layer_class, change.shape, fact.role, fact.note)
         wanted = roles.get(fact.role, "keep")
         if wanted == EDGE_PRECISION:
             wanted = EDGE_RECIPES[knobs.first_last_precision]
         recipe, reasons = _usable_recipe(wanted, fact, export_mode, knobs)
         params = knobs.params_for(recipe)
         value_set = RECIPES[recipe].value_set
-        note = "; ".join(filter(None, [fact.note, *reasons]))
+        note = "; ".join(filter(None, [fact.note, *reasons, changes.notes.get(fact.name) if changes is not None else None]))
+        before = changes.macs_before.get(fact.name, 0) if changes is not None else 0
         plans.append(LayerPlan(
             name=fact.name,
             layer_class=fact.layer_class,
@@ -286,6 +348,10 @@ def assign_recipes(facts: Iterable[LayerFacts], roles: dict[str, str], export_mo
             estimated_bytes=estimate.packed_bytes(value_set, fact.shape, export_mode, params),
             estimated_file_bytes=estimate.file_bytes(value_set, fact.shape, export_mode),
             note=note,
+            structure=changes.structure if change is not None else "none",
+            structure_params=dict(change.params) if change is not None else {},
+            macs_before=before,
+            macs=changes.macs_after.get(fact.name, before) if changes is not None else 0,
         ))
     return plans
 
@@ -351,18 +417,28 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
     knobs = Knobs(clusters=compression.clusters, bits=compression.mixed_precision_bits, first_last_precision=first_last)
     facts, fact_notes = layer_facts(model, significance)
     budget, budget_field = _budget(profile)
+    prefer = getattr(compression, "prefer", "size")
+    structure = getattr(compression, "speed_recipe", "twonn-prune") if prefer == "speed" else "none"
+    if STRUCTURES[structure].needs_significance and significance is None:
+        notes.append(f"the profile prefers speed, but {structure} sizes layers from their intrinsic dimension and no "
+                     "significance analysis was given: layer shapes kept")
+        structure = "none"
+    changes = _structure_plan(model, structure, facts, significance, knobs)
+    notes += changes.summary
 
     def build(strategy: Strategy) -> Plan:
         return Plan(
             profile=profile.name,
             strategy=strategy.name,
-            description=strategy.description,
+            description=_described(strategy.description, structure),
             export_mode=export_mode,
             io_dtype=io_dtype,
-            layers=assign_recipes(facts, strategy.roles, export_mode, knobs),
+            layers=assign_recipes(facts, strategy.roles, export_mode, knobs, changes),
             budget_bytes=budget,
             budget_field=budget_field,
             notes=notes + fact_notes,
+            structure=structure,
+            prefer=prefer,
         )
 
     candidates = {strategy.name: build(strategy) for strategy in STRATEGIES}
@@ -380,7 +456,26 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
             f"bytes, over the {budget:,}-byte budget: using '{chosen.strategy}'"
         ))
     chosen.alternatives = alternatives
+    if structure != "none":
+        chosen.strategy = _combined(structure, chosen.strategy)
+        for alternative in chosen.alternatives:
+            alternative["strategy"] = _combined(structure, alternative["strategy"])
     return chosen
+
+
+def _combined(structure: str, strategy: str) -> str:
+    """The name of a speed recipe combined with a size strategy: 'twonn-prune+cqat'."""
+    return f"{structure}+{strategy}"
+
+
+def _described(description: str, structure: str) -> str:
+    return description if structure == "none" else f"{STRUCTURES[structure].description}; then {description}"
+
+
+def _structure_plan(model: Any, structure: str, facts: list[LayerFacts], significance: Any, knobs: Knobs) -> StructurePlan:
+    """The speed recipe's per-layer decisions (structure 'none': the MACs alone)."""
+    roles = {fact.name: fact.role for fact in facts if fact.role != "other"}
+    return plan_structure(model, structure, roles, significance=significance, knobs=knobs.speed)
 
 
 def _budget_error(profile_name: str, closest: Plan, budget: int, budget_field: str | None) -> BudgetError:
@@ -405,8 +500,9 @@ def plan_for_strategy(
     knobs: Knobs | None = None,
     name: str | None = None,
     description: str | None = None,
+    structure: str = "none",
 ) -> Plan:
-    """A plan with a fixed strategy (or explicit role -> recipe map) and export mode, no budget.
+    """A plan with a fixed strategy (or explicit role -> recipe map), speed recipe and export mode, no budget.
 
     Baselines and `deploy --recipe NAME` use this: the user picked the method, so nothing
     is chosen for them.
@@ -419,14 +515,16 @@ def plan_for_strategy(
         roles = strategy
     facts, notes = layer_facts(model, significance)
     knobs = knobs or Knobs()
+    changes = _structure_plan(model, structure, facts, significance, knobs)
     return Plan(
         profile="",
         strategy=name or "custom",
         description=description or "",
         export_mode=export_mode,
         io_dtype=io_dtype,
-        layers=assign_recipes(facts, roles, export_mode, knobs),
-        notes=notes,
+        layers=assign_recipes(facts, roles, export_mode, knobs, changes),
+        notes=notes + changes.summary,
+        structure=structure,
     )
 
 

@@ -157,6 +157,49 @@ RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in _RECIPES}
 #: QAT stage freezes their layers so fine-tuning cannot undo them.
 SHAPED = frozenset(name for name, recipe in RECIPES.items() if "shape" in recipe.stages and "quantize" not in recipe.stages)
 
+@dataclass(frozen=True)
+class Structure:
+    """A speed recipe: how a layer's *shape* changes so the exported model has fewer MACs.
+
+    Orthogonal to the value recipes above (which make weights cheaper to store): a plan gives
+    each layer one of each, so a pruned layer can still be clustered or quantization-trained.
+    `stage` is 'restructure': the model is rebuilt with the new shapes and fine-tuned before
+    any value recipe is applied.
+    """
+
+    name: str
+    description: str
+    technique: str | None  # 'prune' | 'lowrank' | None
+    needs_significance: bool = False
+    learning_rate: float = 5e-4  # low rank starts from an exact factorisation: a gentler rate keeps it
+
+
+_STRUCTURES = (
+    Structure("none", "layer shapes kept", None),
+    Structure(
+        "twonn-prune",
+        "structured pruning: output channels physically removed; kept width = ceil(factor x layer ID), x boost for "
+        "significant layers, at least a floor; filters ranked by L1 norm; fine-tuned",
+        "prune",
+        needs_significance=True,
+        learning_rate=1e-3,  # removed channels change every later activation: recovery needs the training rate
+    ),
+    Structure(
+        "uniform-prune",
+        "structured pruning: every prunable layer keeps the same fraction of its output channels (L1 filter ranking); fine-tuned",
+        "prune",
+        learning_rate=1e-3,
+    ),
+    Structure(
+        "lowrank",
+        "low-rank factorisation: truncated SVD of Dense kernels, rank-K separable (kh x 1 then 1 x kw) Conv kernels; fine-tuned",
+        "lowrank",
+    ),
+)
+
+STRUCTURES: dict[str, Structure] = {structure.name: structure for structure in _STRUCTURES}
+
+
 #: Placeholder in a strategy: the profile's `first_last_precision` decides ('int8' ->
 #: keep for the export mode, 'float32' -> float).
 EDGE_PRECISION = "first-last-precision"
@@ -174,9 +217,6 @@ class Strategy:
     name: str
     description: str
     roles: dict[str, str]
-
-    def recipe_for(self, role: str) -> str:
-        return self.roles[role]
 
 
 STRATEGIES: tuple[Strategy, ...] = (
@@ -232,7 +272,9 @@ __all__ = [
     "SHAPED",
     "STRATEGIES",
     "STRATEGY_BY_NAME",
+    "STRUCTURES",
     "Recipe",
     "Strategy",
+    "Structure",
     "strategies_from",
 ]

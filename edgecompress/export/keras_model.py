@@ -48,6 +48,42 @@ def check_exportable(model: Any) -> None:
             )
 
 
+#: tfmot's QAT layers: a wrapper around each quantized layer, and the input quantizer.
+_QAT_WRAPPERS = ("QuantizeWrapper", "QuantizeWrapperV2")
+_QAT_INPUT = "QuantizeLayer"
+
+
+def float_twin(model: Any) -> Any:
+    """The same network without tfmot QAT wrappers: the trained float weights, no fake quantization.
+
+    What a quantizer other than the TFLite converter (onnxruntime's static quantization)
+    starts from: it calibrates its own ranges. A model without QAT layers is returned as is.
+    """
+    k = keras()
+    if not any(type(layer).__name__ in (*_QAT_WRAPPERS, _QAT_INPUT) for layer in model.layers):
+        return model
+
+    def unwrap(layer: Any) -> Any:
+        kind = type(layer).__name__
+        if kind == _QAT_INPUT:
+            return k.layers.Activation("linear", name=layer.name)
+        if kind not in _QAT_WRAPPERS:
+            return layer.__class__.from_config(layer.get_config())
+        inner = layer.layer
+        config = inner.get_config()
+        activation = config.get("activation")
+        if isinstance(activation, dict) and activation.get("class_name") == "QuantizeAwareActivation":
+            config["activation"] = activation["config"]["activation"]
+        return inner.__class__.from_config(config)
+
+    twin = k.models.clone_model(model, clone_function=unwrap)
+    sources = {getattr(layer, "layer", layer).name: getattr(layer, "layer", layer) for layer in model.layers}
+    for layer in twin.layers:
+        if layer.weights:
+            layer.set_weights(sources[layer.name].get_weights()[: len(layer.weights)])
+    return twin
+
+
 def input_batch(model: Any) -> int | None:
     """The batch size the model was built for, or None when it takes any batch."""
     return model.inputs[0].shape[0]

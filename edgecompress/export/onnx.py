@@ -14,9 +14,27 @@ from edgecompress.export.compare import compare_outputs
 from edgecompress.export.keras_model import check_exportable, check_inputs, keras_predict
 from edgecompress.export.modes import default_tolerance
 
-#: ONNX ops whose presence means the graph computes in int8 (a QAT model exports as QDQ),
-#: so it is judged with the int8 tolerance instead of the float one.
-_QUANTIZED_ONNX_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}
+#: ONNX ops whose presence tells the precision a graph computes in, so it is judged with that
+#: mode's tolerance (see `PTQ_MODE_SPECS`): QDQ / QLinear -> int8 (a QAT model exports as QDQ
+#: too), run-time quantization -> dynamic. Otherwise float16 initializers mean fp16.
+_MODE_BY_OPS = (
+    ({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}, "int8"),
+    ({"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}, "dynamic"),
+)
+
+
+def onnx_precision(onnx_model: Any) -> str:
+    """'int8', 'dynamic', 'fp16' or 'float32': what an ONNX graph computes in, read from its nodes."""
+    import onnx
+
+    graph = onnx_model.graph
+    op_types = {node.op_type for node in graph.node}
+    for ops, mode in _MODE_BY_OPS:
+        if op_types & ops:
+            return mode
+    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer):
+        return "fp16"
+    return "float32"
 
 
 def to_onnx(model: Any, path: Path, *, opset: int = 17) -> Path:
@@ -42,8 +60,8 @@ def to_onnx(model: Any, path: Path, *, opset: int = 17) -> Path:
     return path
 
 
-def _onnx_predict(onnx_path: Path, x: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(outputs of the first output, whether the graph is quantized)."""
+def _onnx_predict(onnx_path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
+    """(outputs of the first output, the precision the graph computes in)."""
     import onnxruntime
 
     try:
@@ -55,21 +73,20 @@ def _onnx_predict(onnx_path: Path, x: np.ndarray) -> tuple[np.ndarray, bool]:
     outputs = predict_in_batches(lambda chunk: session.run(None, {source.name: chunk})[0], x, batch)
     import onnx
 
-    op_types = {node.op_type for node in onnx.load(str(onnx_path), load_external_data=False).graph.node}
-    return outputs, bool(op_types & _QUANTIZED_ONNX_OPS)
+    return outputs, onnx_precision(onnx.load(str(onnx_path), load_external_data=False))
 
 
 def verify_onnx(model: Any, onnx_path: Path, x: np.ndarray, *, tolerance: float | None = None) -> dict:
     """Run the ONNX file in onnxruntime and the model in Keras on `x`, and compare outputs.
 
-    Default tolerance: the float32 one (1e-4 x max(1, peak |output|)), or the int8 one when
-    the graph holds quantize/dequantize nodes. Returns the same keys as `verify_tflite`.
+    Default tolerance: the one of the precision the graph computes in (`onnx_precision`):
+    float32 1e-4, fp16 1e-2, dynamic 3e-2, int8 1e-1, each x max(1, peak |output|).
+    Returns the same keys as `verify_tflite`.
     """
     check_exportable(model)
     x = check_inputs(model, x, "The verification data")
     reference = keras_predict(model, x)
-    candidate, quantized = _onnx_predict(Path(onnx_path), x)
-    mode = "int8" if quantized else "float32"
+    candidate, mode = _onnx_predict(Path(onnx_path), x)
     if tolerance is None:
         tolerance = default_tolerance(mode, np.abs(reference).max())
     return {**compare_outputs(reference, candidate, tolerance), "mode": mode, "runtime": "onnxruntime"}

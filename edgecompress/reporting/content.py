@@ -27,6 +27,7 @@ from edgecompress.reporting.document import (
 )
 from edgecompress.reporting.headline import HEADLINE_COLUMNS, tone_of
 from edgecompress.reporting.verdict_section import verdict_section
+from edgecompress.reporting.speed import plan_speed_bullets, plan_speed_columns, speed_section
 
 #: Tables longer than this fold away in HTML (every class of CIFAR-100, every layer of a ResNet).
 FOLD_ROWS = 20
@@ -39,6 +40,7 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
         verdict_section(report),
         _glance(report),
         _headline(report, figures),
+        speed_section(report),
         *_per_class(report, figures),
         _significance(report, figures),
         _plan(report, figures),
@@ -263,16 +265,19 @@ def _plan(report: dict[str, Any], figures: dict[str, Path]) -> Section | None:
         f"Estimated {fmt.human_bytes(plan.get('estimated_bytes'))} bit-packed"
         + ("" if plan.get("budget_bytes") is None else
            f" against a budget of {fmt.human_bytes(plan['budget_bytes'])} ({plan.get('budget_field')}): {'fits' if fits else 'does not fit'}"),
+        *plan_speed_bullets(plan),
         *[f"Note: {note}" for note in plan.get("notes") or []],
     ])]
     if "plan" in figures:
         blocks.append(Figure(figures["plan"], "Planned size per layer (colour: recipe) against its float32 weights (grey).",
                              alt="compression plan per layer"))
-    columns = [Column("layer"), Column("type"), Column("role"), Column("parameters", numeric=True), Column("recipe"),
-               Column("setting"), Column("estimated", numeric=True), Column("note")]
+    speed_columns, speed_cells = plan_speed_columns(plan)
+    columns = [Column("layer"), Column("type"), Column("role"), Column("parameters", numeric=True), *speed_columns,
+               Column("recipe"), Column("setting"), Column("estimated", numeric=True), Column("note")]
     rows = [
         [Cell(str(layer.get("name"))), Cell(fmt.text(layer.get("layer_class"))), Cell(fmt.text(layer.get("role"))),
-         cell(layer.get("parameters"), fmt.integer), Cell(fmt.text(layer.get("recipe"))), Cell(fmt.text(layer.get("setting"))),
+         cell(layer.get("parameters"), fmt.integer), *speed_cells(layer),
+         Cell(fmt.text(layer.get("recipe"))), Cell(fmt.text(layer.get("setting"))),
          cell(layer.get("estimated_bytes"), fmt.human_bytes), Cell(fmt.text(layer.get("note")))]
         for layer in plan.get("layers", [])
     ]

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgecompress.reporting.speed import add_macs, comparison_fields, measurement_fields
 from edgecompress.run_layout import LAYOUT
 
 SCHEMA = "edgecompress.report"
@@ -70,6 +71,7 @@ def measurement_entry(artifact: str, target: str, result: dict[str, Any], sample
         "memory": result.get("memory"),
         "accuracy": accuracy,
         "platform": result.get("platform"),
+        **measurement_fields(result),
     }
 
 
@@ -106,6 +108,7 @@ def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]],
             "runs": latency.get("runs"),
             "device": _device_name(m.get("platform")),
         }
+        row.update(comparison_fields(art, m, base_size, base))
         if base is not None:
             row["speedup_x"] = _ratio((base.get("latency_ms") or {}).get("median"), latency.get("median"))
             base_acc = (base.get("accuracy") or {}).get("overall")
@@ -205,6 +208,7 @@ def complete_report(report: dict[str, Any], run_dir: str | Path, *, judging: Any
     layer_names = [layer["name"] for layer in (done.get("plan") or {}).get("layers", []) if "name" in layer] or None
     for artifact in done["artifacts"]:
         _add_weight_sizes(artifact, files, layer_names)
+        add_macs(artifact, files.artifact_file(artifact))
     if any("bitpacked_bytes" in a for a in done["artifacts"]):
         from edgecompress.export import BITPACKED_DEFINITION
 

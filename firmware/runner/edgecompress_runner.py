@@ -25,7 +25,7 @@ import traceback
 import zipfile
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-RUNNER_VERSION = "1"
+RUNNER_VERSION = "2"
 
 #: (name reported in JSON, module to import, pip package that provides it), best first.
 TFLITE_RUNTIMES = (
@@ -40,6 +40,29 @@ ALL_RUNTIMES = TFLITE_RUNTIMES + ONNX_RUNTIMES
 OUTPUT_KINDS = ("softmax", "sigmoid", "logits")
 #: A single-output model predicts class 1 when its score passes this threshold.
 BINARY_THRESHOLDS = {"sigmoid": 0.5, "softmax": 0.5, "logits": 0.0}
+
+#: Accelerators a profile can name -> what the runner tries, best first: LiteRT delegate
+#: libraries (`load_delegate`) and onnxruntime execution providers. A board that has none of
+#: them runs on the CPU, and the result says so (`execution.note`).
+ACCELERATOR_DELEGATES = {
+    "edgetpu": ("libedgetpu.so.1", "libedgetpu.1.dylib", "edgetpu.dll"),
+    "gpu": ("libtensorflowlite_gpu_delegate.so",),
+    "npu": ("libvx_delegate.so", "libneuron_delegate.so", "libethosu_delegate.so"),
+    "dsp": ("libhexagon_delegate.so",),
+}
+ACCELERATOR_PROVIDERS = {
+    "gpu": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider"),
+    "npu": ("QNNExecutionProvider", "VitisAIExecutionProvider", "OpenVINOExecutionProvider", "NnapiExecutionProvider"),
+    "dsp": ("QNNExecutionProvider",),
+    "edgetpu": (),
+}
+ACCELERATORS = ("none",) + tuple(ACCELERATOR_DELEGATES)
+TFLITE_OP_PROFILE_NOTE = (
+    "LiteRT's Python interpreter (ai-edge-litert 2.3, tflite_runtime, tf.lite) exposes no per-operator profiler: "
+    "its InterpreterWrapper has no profiling call, `experimental_force_delegate_node_profiling` only feeds a C++ "
+    "profiler that Python cannot attach, and the CompiledModel API reports no per-op times. On the board, LiteRT's "
+    "C++ benchmark_model with --enable_op_profiling=true gives them; the report shows each op's share of MACs instead."
+)
 
 #: Exit codes: one per error kind so shell scripts on the board can branch without JSON.
 EXIT_CODES = {"bad_args": 2, "no_runtime": 3, "bad_model": 4, "bad_data": 5, "runtime_error": 6}
@@ -411,10 +434,12 @@ class Session(abc.ABC):
 
 
 class TfliteSession(Session):
-    def __init__(self, interpreter_class: Any, runtime: str, version: str, model: str, threads: int) -> None:
+    def __init__(self, interpreter_class: Any, runtime: str, version: str, model: str, threads: int,
+                 delegates: Sequence[Any] = ()) -> None:
         super().__init__()
         self.runtime, self.version = runtime, version
-        self.interpreter = interpreter_class(model_path=model, num_threads=threads)
+        options = {"experimental_delegates": list(delegates)} if delegates else {}
+        self.interpreter = interpreter_class(model_path=model, num_threads=threads, **options)
         self.interpreter.allocate_tensors()
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         _require_single("input", len(inputs), model)
@@ -451,7 +476,8 @@ class OnnxSession(Session):
     _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
                "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64"}
 
-    def __init__(self, ort: Any, version: str, model: str, threads: int) -> None:
+    def __init__(self, ort: Any, version: str, model: str, threads: int, providers: Sequence[str] = (),
+                 profile_dir: Optional[str] = None) -> None:
         super().__init__()
         self.runtime, self.version = "onnxruntime", version
         options = ort.SessionOptions()
@@ -459,7 +485,10 @@ class OnnxSession(Session):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        if profile_dir is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(profile_dir, "ort_profile")
+        self.session = ort.InferenceSession(model, sess_options=options, providers=list(providers) + ["CPUExecutionProvider"])
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         _require_single("input", len(inputs), model)
         _require_single("output", len(outputs), model)
@@ -513,18 +542,278 @@ def dequantize(scores: Any, quantization: Tuple[float, int]) -> Any:
     return scores.astype(np.float32, copy=False)
 
 
+class Accelerator:
+    """Which accelerator a run asked for, what was tried, and what actually runs the model.
+
+    LiteRT: the named (or the accelerator's usual) delegate libraries are loaded with
+    `load_delegate`; the first that loads is used. onnxruntime: the accelerator's execution
+    providers that this onnxruntime build has are put before the CPU provider. Whatever
+    cannot be had is recorded, and the model runs on the CPU.
+    """
+
+    def __init__(self, runtime: "Runtime", requested: str, delegate_path: Optional[str]) -> None:
+        self.runtime, self.requested, self.delegate_path = runtime, requested or "none", delegate_path
+        self.attempts = []  # type: List[Dict[str, str]]
+        self.providers = ()  # type: Tuple[str, ...]
+        self._delegate_library = None  # type: Optional[str]
+        self._unavailable = None  # type: Optional[str]
+        if runtime.suffix == ".onnx":
+            self._choose_providers()
+        elif self.requested != "none" or delegate_path:
+            self._choose_delegate()
+
+    def _choose_providers(self) -> None:
+        wanted = ACCELERATOR_PROVIDERS.get(self.requested, ())
+        if self.requested == "none":
+            return
+        available = list(self.runtime.module.get_available_providers())
+        self.providers = tuple(p for p in wanted if p in available)
+        if not self.providers:
+            self._unavailable = ("onnxruntime %s here has %s; available: %s" % (
+                self.runtime.version, "no execution provider for %s" % self.requested if not wanted
+                else "none of " + ", ".join(wanted), ", ".join(available)))
+
+    def _choose_delegate(self) -> None:
+        load = self.runtime.load_delegate
+        candidates = (self.delegate_path,) if self.delegate_path else ACCELERATOR_DELEGATES.get(self.requested, ())
+        if load is None:
+            self._unavailable = "%s %s has no load_delegate" % (self.runtime.name, self.runtime.version)
+            return
+        with _quiet_unraisable():
+            for library in candidates:
+                error = _delegate_error(load, library)
+                if error is None:
+                    self._delegate_library = library
+                    return
+                self.attempts.append({"delegate": library, "error": error})
+        self._unavailable = "; ".join(a["error"] if a["delegate"] in a["error"] else "%s: %s" % (a["delegate"], a["error"])
+                                      for a in self.attempts) or "no delegate library is known for %s" % self.requested
+
+    def delegates(self) -> List[Any]:
+        """Fresh delegate objects for one interpreter (a delegate instance serves one interpreter)."""
+        if self._delegate_library is None:
+            return []
+        with _quiet_unraisable():
+            return [self.runtime.load_delegate(self._delegate_library)]
+
+    def describe(self, session: Session, model: str, threads: int) -> Dict[str, Any]:
+        """The `execution` block: what ran the model, and how much of it."""
+        info = {"requested": self.requested, "attempts": self.attempts}  # type: Dict[str, Any]
+        if isinstance(session, OnnxSession):
+            used = [p for p in session.session.get_providers() if p != "CPUExecutionProvider"]
+            info.update(backend=", ".join(session.session.get_providers()), used=used[0] if used else "cpu")
+            info["nodes"] = _onnx_partition(self.runtime, model, threads, self.providers)
+        else:
+            partition = _tflite_partition(self.runtime, model, threads, self)
+            info.update(partition)
+            info["used"] = self.requested if self._delegate_library is not None and partition.get("delegated_nodes") else "cpu"
+        if self.requested != "none" and info["used"] == "cpu":
+            reason = self._unavailable or ("the %s delegate (%s) loaded but took no operation of this model" % (
+                self.requested, self._delegate_library))
+            info["note"] = "cpu (accelerator not available: %s)" % reason
+        elif self.requested == "none":
+            info["note"] = "cpu (the profile names no accelerator)"
+        else:
+            info["note"] = "%s ran %s" % (info["used"], _nodes_phrase(info))
+        return info
+
+
+def _delegate_error(load: Any, library: str) -> Optional[str]:
+    """None when `library` loads as a delegate, else why not (the half-made delegate dies in here)."""
+    try:
+        load(library)
+    except Exception as exc:  # noqa: BLE001 - a missing or broken library: the caller tries the next
+        return _one_line(exc)
+    return None
+
+
+def _nodes_phrase(info: Dict[str, Any]) -> str:
+    nodes = info.get("nodes") or {}
+    if "delegated_nodes" in info and "total_nodes" in info:
+        return "%d of %d operations" % (info["delegated_nodes"], info["total_nodes"])
+    if nodes:
+        return ", ".join("%s: %d nodes" % item for item in sorted(nodes.items()))
+    return "the model"
+
+
+@contextlib.contextmanager
+def _quiet_unraisable() -> Iterator[None]:
+    """LiteRT's Delegate.__del__ raises on a library that failed to load; keep that noise off stderr."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        yield
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
+def _taken_by_delegates(ops: List[Dict[str, Any]]) -> Tuple[int, int, int]:
+    """(original ops, delegate kernels, original ops replaced by them) from `_get_ops_details()`.
+
+    A delegate kernel ('DELEGATE' node) replaces the ops between its inputs and outputs: walk
+    back from its outputs through the original producers until its inputs are reached.
+    """
+    original = [op for op in ops if op.get("op_name") != "DELEGATE"]
+    kernels = [op for op in ops if op.get("op_name") == "DELEGATE"]
+    producer = {}  # type: Dict[int, Dict[str, Any]]
+    for op in original:
+        for tensor in op.get("outputs", []):
+            producer[int(tensor)] = op
+    taken = set()  # type: set
+    for kernel in kernels:
+        boundary = set(int(t) for t in kernel.get("inputs", []))
+        pending = [int(t) for t in kernel.get("outputs", [])]
+        while pending:
+            tensor = pending.pop()
+            op = producer.get(tensor)
+            if op is None or tensor in boundary or op["index"] in taken:
+                continue
+            taken.add(op["index"])
+            pending.extend(int(t) for t in op.get("inputs", []) if int(t) >= 0)
+    return len(original), len(kernels), len(taken)
+
+
+def _tflite_partition(runtime: "Runtime", model: str, threads: int, accelerator: Accelerator) -> Dict[str, Any]:
+    """How many operations the accelerator's delegate (or, on the CPU, XNNPACK) took."""
+    info = {}  # type: Dict[str, Any]
+    try:
+        interpreter_class = runtime.interpreter_class
+        resolver = _op_resolver(runtime, default_delegates=False)
+        delegates = accelerator.delegates()
+        if delegates:  # the accelerator's own share, without XNNPACK in the count
+            bare = interpreter_class(model_path=model, num_threads=threads, experimental_delegates=delegates, **resolver)
+            bare.allocate_tensors()
+            total, kernels, taken = _taken_by_delegates(bare._get_ops_details())
+            info.update(backend=accelerator._delegate_library, total_nodes=total, delegated_nodes=taken, delegate_kernels=kernels)
+            return info
+        plain = interpreter_class(model_path=model, num_threads=threads)
+        plain.allocate_tensors()
+        total, kernels, taken = _taken_by_delegates(plain._get_ops_details())
+        info.update(total_nodes=total)
+        if kernels:
+            info.update(backend="XNNPACK delegate (LiteRT's default CPU delegate) + builtin kernels",
+                        xnnpack_nodes=taken, builtin_nodes=total - taken)
+        else:
+            info.update(backend="builtin CPU kernels", xnnpack_nodes=0, builtin_nodes=total)
+    except Exception as exc:  # noqa: BLE001 - partition facts are a bonus; never fail a measurement for them
+        info.setdefault("backend", "cpu")
+        info["partition_error"] = _one_line(exc)
+    return info
+
+
+def _op_resolver(runtime: "Runtime", default_delegates: bool) -> Dict[str, Any]:
+    module = runtime.module.lite if runtime.name == "tensorflow" else runtime.module
+    resolver_type = getattr(getattr(module, "experimental", module), "OpResolverType", None) or getattr(module, "OpResolverType", None)
+    if resolver_type is None or default_delegates:
+        return {}
+    return {"experimental_op_resolver_type": resolver_type.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+
+
+def _onnx_partition(runtime: "Runtime", model: str, threads: int, providers: Sequence[str]) -> Dict[str, int]:
+    """Nodes per execution provider, read from one profiled run (onnxruntime assigns them at load)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgecompress-ort-") as folder:
+            session = OnnxSession(runtime.module, runtime.version, model, threads, providers, profile_dir=folder)
+            sample = _numpy().zeros([d or 1 for d in session.input_shape], dtype=session.input_dtype)
+            session.session.run(None, {session._input_name: sample})
+            events = _read_ort_profile(session.session.end_profiling())
+    except Exception:  # noqa: BLE001 - partition facts are a bonus
+        return {}
+    nodes = {}  # type: Dict[str, set]
+    for event in events:
+        provider = (event.get("args") or {}).get("provider")
+        if provider:
+            nodes.setdefault(provider, set()).add(event.get("name", "").rsplit("_kernel_time", 1)[0])
+    return {provider: len(names) for provider, names in nodes.items()}
+
+
+def _read_ort_profile(path: str, skip_runs: int = 0) -> List[Dict[str, Any]]:
+    """The per-node kernel events of an onnxruntime profile, leaving out the first `skip_runs` runs."""
+    with open(path) as handle:
+        events = json.load(handle)
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: float(e.get("ts", 0)))
+    cutoff = 0.0
+    if skip_runs and len(runs) >= skip_runs:
+        last = runs[skip_runs - 1]
+        cutoff = float(last.get("ts", 0)) + float(last.get("dur", 0))
+    return [event for event in events if event.get("cat") == "Node" and str(event.get("name", "")).endswith("_kernel_time")
+            and float(event.get("ts", 0)) >= cutoff]
+
+
+def op_profile(runtime: "Runtime", model: str, threads: int, accelerator: Accelerator, inputs: Any, runs: int) -> Dict[str, Any]:
+    """Per-operator time where the runtime exposes it: onnxruntime's profiler; LiteRT says it cannot."""
+    import tempfile
+
+    if runtime.suffix != ".onnx":
+        return {"available": False, "source": None, "reason": TFLITE_OP_PROFILE_NOTE}
+    with tempfile.TemporaryDirectory(prefix="edgecompress-ort-") as folder:
+        session = OnnxSession(runtime.module, runtime.version, model, threads, accelerator.providers, profile_dir=folder)
+        for i in range(runs + 1):  # the first run (allocations, weight prepacking) is left out
+            session.run(inputs[i % len(inputs)][None, ...])
+        events = _read_ort_profile(session.session.end_profiling(), skip_runs=1)
+    by_node = {}  # type: Dict[str, Dict[str, Any]]
+    for event in events:
+        args = event.get("args") or {}
+        name = str(event["name"]).rsplit("_kernel_time", 1)[0]
+        row = by_node.setdefault(name, {"node": name, "op_type": args.get("op_name"), "provider": args.get("provider"),
+                                        "durations_us": []})
+        row["durations_us"].append(float(event.get("dur", 0)))
+    np = _numpy()
+    for row in by_node.values():  # medians: a run pre-empted on a busy board does not skew the split
+        row["median_us"] = float(np.median(row["durations_us"]))
+        row["mean_us"] = float(np.mean(row["durations_us"]))
+    total = sum(row["median_us"] for row in by_node.values()) or 1.0
+    rows = sorted(by_node.values(), key=lambda row: -row["median_us"])
+    ops = [{"node": row["node"], "op_type": row["op_type"], "provider": row["provider"],
+            "median_ms": round(row["median_us"] / 1000.0, 5), "mean_ms": round(row["mean_us"] / 1000.0, 5),
+            "share": round(row["median_us"] / total, 4)}
+           for row in rows]
+    by_type = {}  # type: Dict[str, float]
+    for row in rows:
+        by_type[row["op_type"]] = by_type.get(row["op_type"], 0.0) + row["median_us"]
+    return {
+        "available": True,
+        "source": "onnxruntime SessionOptions.enable_profiling (kernel time per node)",
+        "runs": runs,
+        "threads": threads,
+        "kernel_median_ms_per_run": round(total / 1000.0, 5),
+        "ops": ops[:40],
+        "ops_truncated": len(ops) > 40,
+        "by_op_type": {k: round(v / total, 4) for k, v in sorted(by_type.items(), key=lambda item: -item[1])},
+    }
+
+
 class Runtime:
     """An imported runtime module, not yet holding a model."""
 
     def __init__(self, name: str, module: Any, version: str, suffix: str) -> None:
         self.name, self.module, self.version, self.suffix = name, module, version, suffix
 
-    def load(self, model: str, threads: int) -> Session:
+    @property
+    def interpreter_class(self) -> Any:
+        return self.module.lite.Interpreter if self.name == "tensorflow" else self.module.Interpreter
+
+    @property
+    def load_delegate(self) -> Any:
+        """The runtime's `load_delegate` (tf.lite keeps it under experimental)."""
+        if self.name == "tensorflow":
+            return self.module.lite.experimental.load_delegate
+        return getattr(self.module, "load_delegate", None)
+
+    def load(self, model: str, threads: int, accelerator: "Optional[Accelerator]" = None,
+             profile_dir: Optional[str] = None) -> Session:
+        accelerator = accelerator or Accelerator(self, "none", None)
         try:
             if self.suffix == ".onnx":
-                return OnnxSession(self.module, self.version, model, threads)
-            interpreter_class = self.module.lite.Interpreter if self.name == "tensorflow" else self.module.Interpreter
-            return TfliteSession(interpreter_class, self.name, self.version, model, threads)
+                return OnnxSession(self.module, self.version, model, threads, accelerator.providers, profile_dir)
+            return TfliteSession(self.interpreter_class, self.name, self.version, model, threads, accelerator.delegates())
         except RunnerError:
             raise
         except Exception as exc:  # noqa: BLE001 - runtimes raise assorted types for a bad file
@@ -748,9 +1037,47 @@ def file_facts(path: str) -> Dict[str, Any]:
     return {"path": os.path.abspath(path), "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
 
 
+def thread_count(requested: Optional[int], cores: Optional[int]) -> Tuple[int, str]:
+    """(threads, why): --threads exactly; else the profile's core count capped at the usable CPUs; else all usable CPUs."""
+    usable = usable_cpus()
+    if requested:
+        return requested, "--threads %d" % requested
+    if cores:
+        if cores > usable:
+            return usable, "the profile's %d cores, capped at the %d CPU(s) this process may use" % (cores, usable)
+        return cores, "the profile's %d cores" % cores
+    return usable, "the %d CPU(s) this process may use" % usable
+
+
+def time_at_threads(runtime: Runtime, args: argparse.Namespace, accelerator: Accelerator, inputs: Any,
+                    emit: Callable[[str], None], main: Tuple[int, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Latency at each --latency-threads count, each with a fresh session (capped at the usable CPUs).
+
+    A count equal to the main measurement's (`main`: threads, latency stats) reuses it.
+    """
+    rows = []
+    usable = usable_cpus()
+    for requested in args.latency_threads:
+        used = min(requested, usable)
+        if used == main[0]:
+            stats = main[1]
+        else:
+            emit("latency at %d thread(s)" % used)
+            session = runtime.load(args.model, used, accelerator)
+            session.run(inputs[:1])
+            time_single_runs(session, inputs, args.warmup, offset=1)
+            stats = latency_stats(time_single_runs(session, inputs, args.runs, offset=1 + args.warmup), args.warmup)
+            del session
+        row = {"threads": used, "requested": requested, "latency_ms": stats}
+        if used != requested:
+            row["note"] = "capped at the %d CPU(s) this process may use" % usable
+        rows.append(row)
+    return rows
+
+
 def measure(args: argparse.Namespace) -> Dict[str, Any]:
     emit = progress_printer(args.progress)
-    threads = args.threads or usable_cpus()
+    threads, threads_basis = thread_count(args.threads, args.cores)
     data = EvalData(args.data)
     latency_inputs = data.head(min(data.n, 64))
     rss_before_import = current_rss_bytes()
@@ -758,11 +1085,12 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     runtime = import_runtime(args.model, args.runtime, emit)
     import_ms = (time.perf_counter() - start) * 1000.0
 
+    accelerator = Accelerator(runtime, args.accelerator, args.delegate)
     rss_before_load = current_rss_bytes()
     peak_before_load = peak_rss_bytes()
     emit("loading %s with %s %s, %d thread(s)" % (os.path.basename(args.model), runtime.name, runtime.version, threads))
     start = time.perf_counter()
-    session = runtime.load(args.model, threads)
+    session = runtime.load(args.model, threads, accelerator)
     load_ms = (time.perf_counter() - start) * 1000.0
     rss_after_load = current_rss_bytes()
     check_input_shape(session, data, args.model)
@@ -779,6 +1107,12 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         hwm_batch1 = _proc_status_bytes("VmHWM")
         emit("latency median %.3f ms" % sorted(samples)[len(samples) // 2])
         accuracy = evaluate(session, data, args.batch, reference, emit)
+        execution = accelerator.describe(session, args.model, threads)
+        ran_with = {"name": session.runtime, "version": session.version}
+        del session
+        main = (threads, latency_stats(samples, args.warmup))
+        by_threads = time_at_threads(runtime, args, accelerator, latency_inputs, emit, main) if args.latency_threads else []
+        profile = op_profile(runtime, args.model, threads, accelerator, latency_inputs, args.profile_ops) if args.profile_ops else None
     except RunnerError:
         raise
     except Exception as exc:  # noqa: BLE001 - an invoke failure on the device is reported, not crashed on
@@ -790,10 +1124,12 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         write_samples(args.samples_out, samples, args.warmup)
     return {
         "runner_version": RUNNER_VERSION,
-        "runtime": {"name": session.runtime, "version": session.version},
+        "runtime": ran_with,
         "model": file_facts(args.model),
         "platform": platform_info(),
         "threads": threads,
+        "threads_basis": threads_basis,
+        "execution": execution,
         "import_ms": round(import_ms, 4),
         "load_ms": round(load_ms, 4),
         "first_inference_ms": round(first_ms, 4),
@@ -809,6 +1145,8 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
             "vm_rss_bytes": current_rss_bytes(),
         },
         "accuracy": accuracy,
+        "latency_by_threads": by_threads,
+        "op_profile": profile,
     }
 
 
@@ -829,7 +1167,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="eval .npz (x, y, class_names, output_kind)")
     parser.add_argument("--warmup", type=_non_negative, default=20)
     parser.add_argument("--runs", type=_positive, default=100)
-    parser.add_argument("--threads", type=_positive, default=None, help="default: CPUs usable by this process")
+    parser.add_argument("--threads", type=_positive, default=None,
+                        help="interpreter threads, exactly (default: --cores capped at the usable CPUs, else all usable CPUs)")
+    parser.add_argument("--cores", type=_positive, default=None,
+                        help="the device profile's core count: used as thread count when --threads is not given")
+    parser.add_argument("--latency-threads", type=_thread_list, default=[],
+                        help="also time batch-1 latency at these thread counts, e.g. 1,4 (capped at the usable CPUs)")
+    parser.add_argument("--accelerator", default="none", choices=list(ACCELERATORS),
+                        help="try this accelerator's delegate / execution provider; fall back to the CPU and say so")
+    parser.add_argument("--delegate", default=None, help="LiteRT delegate library to load instead of the accelerator's usual one")
+    parser.add_argument("--profile-ops", type=_non_negative, default=0,
+                        help="profile this many runs per operator where the runtime exposes it (onnxruntime)")
     parser.add_argument("--batch", type=_positive, default=32, help="batch size for the accuracy pass (1 = never resize)")
     parser.add_argument("--runtime", default="auto", choices=["auto"] + [name for name, _, _ in ALL_RUNTIMES])
     parser.add_argument("--samples-out", help="write every timed latency sample (ms) to this JSON file")
@@ -842,6 +1190,16 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be >= 1, got %s" % text)
     return value
+
+
+def _thread_list(text: str) -> List[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be comma-separated thread counts, e.g. 1,4; got %s" % text) from None
+    if not values or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError("thread counts must be >= 1, got %s" % text)
+    return values
 
 
 def _non_negative(text: str) -> int:

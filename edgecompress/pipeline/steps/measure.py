@@ -45,6 +45,7 @@ def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
     """Measure one artifact on the boards that have no record of it; return what failed."""
     from edgecompress.targets import MeasureJob
     from edgecompress.targets.fleet import measure_fleet
+    from edgecompress.targets.measure_options import runner_options
 
     request, folder = ctx.request, ctx.folder
     pending = [t for t in ctx.prepared.targets if not folder.is_done(_key(artifact, t.name))]
@@ -53,7 +54,7 @@ def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
     names = ", ".join(t.name for t in pending)
     ctx.say(f"Measuring {artifact.name} on {names} ({request.warmup} warm-up + {request.runs} timed runs)")
     job = MeasureJob(model=artifact.path, eval_data=ensure_eval_npz(ctx), warmup=request.warmup, runs=request.runs,
-                     threads=request.threads)
+                     threads=request.threads, extra_args=runner_options(ctx.prepared.profile, threads=request.threads))
     with ctx.prepared.task(f"Measuring {artifact.name} on {names}"):
         fleet = measure_fleet(pending, job)
     failures = []
