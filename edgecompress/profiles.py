@@ -209,14 +209,6 @@ class Profile(_Strict):
         """All RAM a model could be placed in: on-chip plus external (PSRAM/SDRAM)."""
         return self.ram_bytes + (self.external_ram_bytes or 0)
 
-    @property
-    def artifact_budget_bytes(self) -> int:
-        """Largest model file that fits: flash on a microcontroller, else the memory budget
-        (Linux and phone runtimes map the whole file into RAM)."""
-        if self.flash_budget_bytes is not None and self.device_class == "microcontroller":
-            return self.flash_budget_bytes
-        return self.model_memory_budget_bytes
-
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (sizes in bytes) that loads back into an equal Profile."""
         return self.model_dump(mode="json")

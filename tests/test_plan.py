@@ -75,26 +75,41 @@ def test_first_and_last_layers_stay_in_float_when_the_profile_says_so(model) -> 
     assert layer(plan, FIRST).role == "edge"
 
 
-def test_a_budget_the_clustered_model_exceeds_pushes_insignificant_layers_to_binary(model) -> None:
-    loose = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+def mcu(**changes):
+    """A microcontroller profile that prefers CQAT, with its flash budget and fields changed."""
+    return profile("stm32h7", **{"compression.strategy": "cqat", "compression.first_last_precision": "int8", **changes})
+
+
+def test_a_flash_budget_the_clustered_model_exceeds_pushes_insignificant_layers_to_binary(model) -> None:
+    loose = make_plan(mcu(), model, SIGNIFICANCE)
     budget = estimate_of(loose, "cqat-binary") + 1
     assert estimate_of(loose, "cqat") > budget
-    plan = make_plan(profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    plan = make_plan(mcu(flash_budget_bytes=budget), model, SIGNIFICANCE)
     assert plan.strategy == "cqat-binary"
     assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "cqat", INSIGNIFICANT: "binary", LAST: "keep"}
-    assert plan.estimated_bytes <= budget
+    assert plan.estimated_bytes <= budget and plan.budget_figure == plan.estimated_bytes  # flash holds LUT-packed weights
     assert "preferred strategy 'cqat'" in plan.notes[0]
 
 
-def test_a_tighter_budget_gives_mixed_precision_with_first_and_last_layers_kept(model) -> None:
-    loose = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+def test_a_tighter_flash_budget_gives_mixed_precision_with_first_and_last_layers_kept(model) -> None:
+    loose = make_plan(mcu(), model, SIGNIFICANCE)
     budget = estimate_of(loose, "mixed-precision") + 1
     assert estimate_of(loose, "cqat-binary") > budget
-    plan = make_plan(profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    plan = make_plan(mcu(flash_budget_bytes=budget), model, SIGNIFICANCE)
     assert plan.strategy == "mixed-precision"
     assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "bits", INSIGNIFICANT: "binary", LAST: "keep"}
     assert layer(plan, SIGNIFICANT).params == {"bits": 2}
     assert layer(plan, INSIGNIFICANT).params == {"bits": 1}
+
+
+def test_on_a_linux_board_the_budget_holds_the_file_as_it_is_mapped_into_memory(model) -> None:
+    """Binary weights are still int8 in a .tflite file: they do not make a model fit a Linux board's RAM."""
+    loose = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    assert loose.budget_field == "model_memory_budget_bytes" and loose.budget_figure == loose.estimated_file_bytes
+    budget = estimate_of(loose, "binary") + 1  # enough bit-packed, not enough as a file
+    with pytest.raises(BudgetError) as info:
+        make_plan(profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    assert "the model file as copied to the device" in info.value.problem
 
 
 def test_a_device_without_int8_gets_an_fp16_or_float_export_and_no_qat(model) -> None:
@@ -121,19 +136,19 @@ def test_an_int8_only_accelerator_forces_a_full_integer_export(model) -> None:
 
 
 def test_an_impossible_budget_stops_before_training_with_the_miss_and_the_closest_option(model) -> None:
-    loose = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+    loose = make_plan(mcu(), model, SIGNIFICANCE)
     smallest = estimate_of(loose, "binary")
     assert smallest == min(a["estimated_bytes"] for a in loose.alternatives)
     budget = smallest - 1000
     with pytest.raises(BudgetError) as info:
-        make_plan(profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+        make_plan(mcu(flash_budget_bytes=budget), model, SIGNIFICANCE)
     problem = info.value.problem
     assert f"{budget:,} bytes" in problem
     assert "'binary'" in problem
     assert f"{smallest:,} bytes" in problem
     assert "1,000 bytes" in problem  # by how much it misses
     assert "Nothing was trained" in problem
-    assert "model_memory_budget_bytes" in info.value.fix
+    assert "flash_budget_bytes" in info.value.fix
 
 
 def test_a_microcontroller_is_held_to_its_flash_budget(model) -> None:

@@ -78,14 +78,17 @@ def test_bundled_figures_match_the_datasheets(name: str, expected: dict[str, Any
     assert {key: facts[key] for key in expected} == expected
 
 
-def test_the_device_class_decides_runtime_and_artifact() -> None:
+def test_the_device_class_decides_runtime_artifact_and_budget() -> None:
+    from edgecompress.budget import Budget
+
     for profile in list_profiles():
+        storage = Budget.of(profile).storage
         if profile.device_class == "microcontroller":
             assert profile.flash_budget_bytes and profile.compression.final_artifact == "tflite-micro"
-            assert profile.artifact_budget_bytes == profile.flash_budget_bytes
+            assert (storage.measure, storage.bytes) == ("flash_bytes", profile.flash_budget_bytes)
         else:
             assert profile.compression.final_artifact == "tflite"
-            assert profile.artifact_budget_bytes == profile.model_memory_budget_bytes
+            assert (storage.measure, storage.bytes) == ("file_bytes", profile.model_memory_budget_bytes)
 
 
 def test_importing_profiles_does_not_load_tensorflow() -> None:

@@ -7,11 +7,12 @@ When the profile's preferred strategy does not fit the budget the plan moves to 
 more aggressive one; when none fits it raises BudgetError *before* training, saying by how
 much the closest option misses.
 
-Budget basis: the profile's artifact budget (flash on microcontrollers, the model memory
-budget elsewhere) is compared with the *bit-packed* estimate, because that is the size the
-compression recipes reduce (clustered and binary weights are still stored at 8 bits in a
-.tflite file). The dense file estimate is shown next to it so nobody mistakes one for the
-other.
+Budget basis: one check for plan and report (edgecompress/budget.py). On a microcontroller
+the flash budget is compared with the model's estimated flash, where look-up-table
+compressed tensors take about their *bit-packed* size; on a Linux board or phone the memory
+budget is compared with the weights as stored in the .tflite file, which the runtime maps
+into memory whole (clustered and binary weights are still 8 bits there). Both estimates are
+shown so nobody mistakes one for the other.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from edgecompress.compression.recipes import (
     strategies_from,
 )
 from edgecompress.compression.speed import StructureKnobs, StructurePlan, plan_structure
+from edgecompress.budget import MEANINGS, Budget, Limit, Resources
 from edgecompress.errors import BudgetError, ModelError
 
 SIZE_BASIS = "bit-packed weights (weights x ceil(log2(unique values)) + codebooks + scales + biases)"
@@ -117,6 +119,7 @@ class Plan:
     layers: list[LayerPlan]
     budget_bytes: int | None = None
     budget_field: str | None = None
+    budget_measure: str | None = None  # which estimate the budget applies to (budget.Resources field)
     alternatives: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     size_basis: str = SIZE_BASIS
@@ -145,8 +148,21 @@ class Plan:
         return sum(layer.estimated_file_bytes for layer in self.layers)
 
     @property
+    def resources(self) -> Resources:
+        """What the plan promises, in the terms every budget check uses."""
+        return Resources(file_bytes=self.estimated_file_bytes, bitpacked_bytes=self.estimated_bytes,
+                         flash_bytes=self.estimated_bytes, estimated=True)
+
+    @property
+    def budget_figure(self) -> int | None:
+        """The estimate the budget is compared with."""
+        return self.resources.get(self.budget_measure) if self.budget_measure else None
+
+    @property
     def fits(self) -> bool | None:
-        return None if self.budget_bytes is None else self.estimated_bytes <= self.budget_bytes
+        if self.budget_bytes is None or self.budget_measure is None or self.budget_field is None:
+            return None
+        return Budget((Limit(self.budget_measure, self.budget_bytes, self.budget_field),)).fits(self.resources)
 
     @property
     def float_layers(self) -> list[str]:
@@ -171,6 +187,7 @@ class Plan:
         data.update(
             estimated_bytes=self.estimated_bytes,
             estimated_file_bytes=self.estimated_file_bytes,
+            budget_figure=self.budget_figure,
             fits=self.fits,
             float_layers=self.float_layers,
             structure_description=STRUCTURES[self.structure].description,
@@ -216,12 +233,14 @@ class Plan:
         if self.prefer == "speed":
             lines.append("the profile prefers the fastest artifact under its budget: "
                          f"{self.structure} (speed) combined with {self.strategy} (size)")
-        if self.budget_bytes is not None:
+        if self.budget_bytes is not None and self.budget_measure is not None:
             verdict = "fits" if self.fits else "DOES NOT FIT"
-            lines.append(f"budget: {self.budget_bytes:,} bytes ({self.budget_field}), compared with the bit-packed size: {verdict}")
+            lines.append(f"budget: {self.budget_bytes:,} bytes ({self.budget_field}), compared with {MEANINGS[self.budget_measure]} "
+                         f"(about {self.budget_figure:,} bytes): {verdict}")
         if self.alternatives:
             lines.append("options: " + "; ".join(
-                f"{a['strategy']} {a['estimated_bytes']:,} B" + ("" if a["fits"] is None else (" fits" if a["fits"] else " too big"))
+                f"{a['strategy']} {a['budget_figure'] or a['estimated_bytes']:,} B"
+                + ("" if a["fits"] is None else (" fits" if a["fits"] else " too big"))
                 for a in self.alternatives))
         lines.extend(f"note: {note}" for note in self.notes)
         return lines
@@ -389,17 +408,9 @@ def export_choice(profile: Any) -> tuple[str, str, list[str]]:
     return mode, compression.io_dtype if mode == "int8" else "float32", []
 
 
-def _budget(profile: Any) -> tuple[int | None, str | None]:
-    budget = getattr(profile, "artifact_budget_bytes", None)
-    if budget is None:
-        budget = getattr(profile, "model_memory_budget_bytes", None)
-    if budget is None:
-        return None, None
-    field_name = next(
-        (name for name in ("flash_budget_bytes", "model_memory_budget_bytes") if getattr(profile, name, None) == budget),
-        "model_memory_budget_bytes",
-    )
-    return int(budget), field_name
+def _storage_limit(profile: Any) -> Limit:
+    """The profile's limit on the model's stored size, as every budget check sees it."""
+    return Budget.of(profile).storage
 
 
 def make_plan(profile: Any, model: Any, significance: _Significance | None = None) -> Plan:
@@ -416,7 +427,7 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
         notes.append("first/last layers at int8: the accelerator cannot run float layers")
     knobs = Knobs(clusters=compression.clusters, bits=compression.mixed_precision_bits, first_last_precision=first_last)
     facts, fact_notes = layer_facts(model, significance)
-    budget, budget_field = _budget(profile)
+    limit = _storage_limit(profile)
     prefer = getattr(compression, "prefer", "size")
     structure = getattr(compression, "speed_recipe", "twonn-prune") if prefer == "speed" else "none"
     if STRUCTURES[structure].needs_significance and significance is None:
@@ -434,8 +445,9 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
             export_mode=export_mode,
             io_dtype=io_dtype,
             layers=assign_recipes(facts, strategy.roles, export_mode, knobs, changes),
-            budget_bytes=budget,
-            budget_field=budget_field,
+            budget_bytes=limit.bytes,
+            budget_field=limit.field,
+            budget_measure=limit.measure,
             notes=notes + fact_notes,
             structure=structure,
             prefer=prefer,
@@ -443,17 +455,18 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
 
     candidates = {strategy.name: build(strategy) for strategy in STRATEGIES}
     alternatives = [
-        {"strategy": name, "estimated_bytes": plan.estimated_bytes, "fits": plan.fits} for name, plan in candidates.items()
+        {"strategy": name, "estimated_bytes": plan.estimated_bytes, "budget_figure": plan.budget_figure, "fits": plan.fits}
+        for name, plan in candidates.items()
     ]
     allowed = [candidates[strategy.name] for strategy in strategies_from(compression.strategy)]
     chosen = next((plan for plan in allowed if plan.fits is not False), None)
     if chosen is None:
-        closest = min(allowed, key=lambda plan: plan.estimated_bytes)
-        raise _budget_error(profile.name, closest, budget, budget_field)
+        closest = min(allowed, key=lambda plan: plan.budget_figure or 0)
+        raise _budget_error(profile.name, closest, limit)
     if chosen.strategy != compression.strategy:
         chosen.notes.insert(0, (
-            f"the preferred strategy '{compression.strategy}' needs about {candidates[compression.strategy].estimated_bytes:,} "
-            f"bytes, over the {budget:,}-byte budget: using '{chosen.strategy}'"
+            f"the preferred strategy '{compression.strategy}' needs about {candidates[compression.strategy].budget_figure:,} "
+            f"bytes ({MEANINGS[limit.measure]}), over the {limit.bytes:,}-byte budget: using '{chosen.strategy}'"
         ))
     chosen.alternatives = alternatives
     if structure != "none":
@@ -478,15 +491,16 @@ def _structure_plan(model: Any, structure: str, facts: list[LayerFacts], signifi
     return plan_structure(model, structure, roles, significance=significance, knobs=knobs.speed)
 
 
-def _budget_error(profile_name: str, closest: Plan, budget: int, budget_field: str | None) -> BudgetError:
-    miss = closest.estimated_bytes - budget
+def _budget_error(profile_name: str, closest: Plan, limit: Limit) -> BudgetError:
+    needed = closest.budget_figure or 0
+    miss = needed - limit.bytes
+    largest = max(closest.layers, key=lambda layer: layer.estimated_bytes)
     return BudgetError(
-        f"No compression option fits profile '{profile_name}': its {budget_field} is {budget:,} bytes and the "
-        f"closest option, '{closest.strategy}' ({closest.description}), needs about {closest.estimated_bytes:,} bytes "
-        f"bit-packed - {miss:,} bytes ({miss / budget:.0%}) too many. Nothing was trained.",
-        f"Raise {budget_field} in the profile to at least {closest.estimated_bytes:,} bytes, or use a smaller model "
-        f"(the largest layer is '{max(closest.layers, key=lambda l: l.estimated_bytes).name}', "
-        f"{max(l.estimated_bytes for l in closest.layers):,} bytes as planned).",
+        f"No compression option fits profile '{profile_name}': its {limit.field} is {limit.bytes:,} bytes and the "
+        f"closest option, '{closest.strategy}' ({closest.description}), needs about {needed:,} bytes "
+        f"({MEANINGS[limit.measure]}) - {miss:,} bytes ({miss / limit.bytes:.0%}) too many. Nothing was trained.",
+        f"Raise {limit.field} in the profile to at least {needed:,} bytes, or use a smaller model "
+        f"(the largest layer is '{largest.name}', {largest.estimated_bytes:,} bytes bit-packed as planned).",
     )
 
 
