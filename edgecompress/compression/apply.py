@@ -191,7 +191,8 @@ def _restructure_stage(plan: Plan, model: Any, training: _Training, stages: list
         return model
     changed = sorted({layer.structure for layer in plan.layers if layer.structure != "none" and layer.structure_params})
     rate = max(STRUCTURES[name].learning_rate for name in changed)
-    summary = training.run(model, rate, f"restructure ({', '.join(changed)})")
+    scale = max(STRUCTURES[name].budget_scale for name in changed)
+    summary = training.run(model, rate, f"restructure ({', '.join(changed)})", budget_scale=scale)
     summary.update(macs_before=int(before), macs_after=int(sum(row.macs for row in keras_macs(model))))
     stages.append(summary)
     return model

@@ -97,103 +97,125 @@ class ChannelGraph:
 
 def analyse(model: Any) -> ChannelGraph:
     """The channel groups of `model` (a Sequential or Functional tf-keras model)."""
-    graph = LayerGraph.of(model)
-    layers = {layer.name: layer for layer in model.layers}
-    groups: dict[int, Group] = {}
-    parent: dict[int, int] = {}
-    sources: dict[str, Source] = {}
-    output_group: dict[str, int] = {}
-    input_source: dict[str, Source] = {}
-    refused: dict[str, str] = {}
+    walk = _Walk(LayerGraph.of(model), {layer.name: layer for layer in model.layers})
+    for node in walk.graph.nodes:
+        walk.visit(node)
+    for output in walk.graph.outputs:
+        walk.freeze(walk.sources.get(output, FIXED), "is the model's output")
+    return walk.result()
 
-    def find(index: int) -> int:
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
+
+class _Walk:
+    """One pass over the layer graph, grouping channels that must be removed together (union-find)."""
+
+    def __init__(self, graph: Any, layers: dict[str, Any]) -> None:
+        self.graph, self.layers = graph, layers
+        self.groups: dict[int, Group] = {}
+        self.parent: dict[int, int] = {}
+        self.sources: dict[str, Source] = {}
+        self.output_group: dict[str, int] = {}
+        self.input_source: dict[str, Source] = {}
+        self.refused: dict[str, str] = {}
+
+    def find(self, index: int) -> int:
+        while self.parent[index] != index:
+            self.parent[index] = self.parent[self.parent[index]]
+            index = self.parent[index]
         return index
 
-    def new_group(size: int) -> int:
-        index = len(parent)
-        parent[index] = index
-        groups[index] = Group(index, size)
+    def new_group(self, size: int) -> int:
+        index = len(self.parent)
+        self.parent[index] = index
+        self.groups[index] = Group(index, size)
         return index
 
-    def freeze(source: Source, reason: str) -> None:
+    def freeze(self, source: Source, reason: str) -> None:
         if source.group is not None:
-            group = groups[find(source.group)]
+            group = self.groups[self.find(source.group)]
             group.frozen = group.frozen or reason
 
-    for node in graph.nodes:
-        name, kind, config = node.name, node.class_name, node.config
-        inputs = [sources.get(i, FIXED) for i in node.inputs]
+    def visit(self, node: Any) -> None:
+        name, kind = node.name, node.class_name
+        inputs = [self.sources.get(i, FIXED) for i in node.inputs]
         first = inputs[0] if inputs else FIXED
-        layer = layers.get(name)
+        layer = self.layers.get(name)
         if kind == "InputLayer":
-            sources[name] = FIXED
-            continue
-        problem = _unsupported(kind, config, node.calls, layer)
+            self.sources[name] = FIXED
+            return
+        problem = _unsupported(kind, node.config, node.calls, layer)
         if problem is None and kind in TIES:
             if any(s.group is None for s in inputs) or len({s.repeat for s in inputs}) > 1:
                 problem = f"meets a {kind} whose inputs are not all prunable channel blocks"
         if problem is not None:
             for source in inputs:
-                freeze(source, f"feeds {kind} layer '{name}', which {problem}")
+                self.freeze(source, f"feeds {kind} layer '{name}', which {problem}")
             if layer is not None and layer.weights:
-                refused[name] = f"{kind} layer: {problem}"
-            sources[name] = FIXED
-            continue
-        if kind in PRODUCERS:
-            if first.repeat > 1 and kind != "Dense":
-                freeze(first, f"is flattened into {kind} layer '{name}'")
-                first = FIXED
-            input_source[name] = first
-            if first.group is not None:
-                groups[find(first.group)].consumers.append((name, first.repeat))
-            index = new_group(_out_channels(layer))
-            groups[index].producers.append(name)
-            output_group[name] = index
-            sources[name] = Source(index)
+                self.refused[name] = f"{kind} layer: {problem}"
+            self.sources[name] = FIXED
+        elif kind in PRODUCERS:
+            self._producer(name, kind, first, layer)
         elif kind in FOLLOWERS:
-            input_source[name] = first
-            if first.group is None:
-                sources[name] = FIXED
-                continue
-            groups[find(first.group)].followers.append(name)
-            output_group[name] = first.group
-            sources[name] = first
+            self._follower(name, first)
         elif kind in PASS_THROUGH:
-            sources[name] = first
+            self.sources[name] = first
         elif kind in GLOBAL_POOLING:
-            sources[name] = Source(first.group, 1)
+            self.sources[name] = Source(first.group, 1)
         elif kind == "Flatten":
-            spatial = _spatial_positions(layer)
-            if first.group is not None and first.repeat > 1:
-                freeze(first, f"is flattened twice (at '{name}')")
-                sources[name] = FIXED
-            else:
-                sources[name] = Source(first.group, spatial) if first.group is not None else FIXED
+            self._flatten(name, first, layer)
         elif kind in TIES:
-            root = find(inputs[0].group)  # checked above: all inputs are groups
-            for source in inputs[1:]:
-                other = find(source.group)
-                if other != root:
-                    parent[other] = root
-                    merged, kept = groups[other], groups[root]
-                    kept.producers += merged.producers
-                    kept.followers += merged.followers
-                    kept.consumers += merged.consumers
-                    kept.frozen = kept.frozen or merged.frozen
-            sources[name] = Source(root, inputs[0].repeat)
-    for output in graph.outputs:
-        freeze(sources.get(output, FIXED), "is the model's output")
-    # resolve merged groups
-    resolved = {index: find(index) for index in parent}
-    final = {index: groups[index] for index in set(resolved.values())}
-    for index, group in final.items():
-        group.id = index
-    output_group = {name: resolved[index] for name, index in output_group.items()}
-    input_source = {name: Source(None if s.group is None else resolved[s.group], s.repeat) for name, s in input_source.items()}
-    return ChannelGraph(graph, final, output_group, input_source, refused)
+            self._tie(name, inputs)
+
+    def _producer(self, name: str, kind: str, first: Source, layer: Any) -> None:
+        if first.repeat > 1 and kind != "Dense":
+            self.freeze(first, f"is flattened into {kind} layer '{name}'")
+            first = FIXED
+        self.input_source[name] = first
+        if first.group is not None:
+            self.groups[self.find(first.group)].consumers.append((name, first.repeat))
+        index = self.new_group(_out_channels(layer))
+        self.groups[index].producers.append(name)
+        self.output_group[name] = index
+        self.sources[name] = Source(index)
+
+    def _follower(self, name: str, first: Source) -> None:
+        self.input_source[name] = first
+        if first.group is None:
+            self.sources[name] = FIXED
+            return
+        self.groups[self.find(first.group)].followers.append(name)
+        self.output_group[name] = first.group
+        self.sources[name] = first
+
+    def _flatten(self, name: str, first: Source, layer: Any) -> None:
+        if first.group is not None and first.repeat > 1:
+            self.freeze(first, f"is flattened twice (at '{name}')")
+            self.sources[name] = FIXED
+        else:
+            self.sources[name] = Source(first.group, _spatial_positions(layer)) if first.group is not None else FIXED
+
+    def _tie(self, name: str, inputs: list[Source]) -> None:
+        root = self.find(inputs[0].group)  # type: ignore[arg-type]  # checked in visit: all inputs are groups
+        for source in inputs[1:]:
+            other = self.find(source.group)  # type: ignore[arg-type]
+            if other != root:
+                self.parent[other] = root
+                merged, kept = self.groups[other], self.groups[root]
+                kept.producers += merged.producers
+                kept.followers += merged.followers
+                kept.consumers += merged.consumers
+                kept.frozen = kept.frozen or merged.frozen
+        self.sources[name] = Source(root, inputs[0].repeat)
+
+    def result(self) -> ChannelGraph:
+        """The groups with merged ones resolved to their root."""
+        resolved = {index: self.find(index) for index in self.parent}
+        final = {index: self.groups[index] for index in set(resolved.values())}
+        for index, group in final.items():
+            group.id = index
+        output_group = {name: resolved[index] for name, index in self.output_group.items()}
+        input_source = {name: Source(None if s.group is None else resolved[s.group], s.repeat)
+                        for name, s in self.input_source.items()}
+        return ChannelGraph(self.graph, final, output_group, input_source, self.refused)
 
 
 def _out_channels(layer: Any) -> int:

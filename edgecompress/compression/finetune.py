@@ -72,11 +72,13 @@ class FineTuning:
         return (f"up to {self.stage_steps(n_train):,} steps of {self.batch_size} images per stage "
                 f"(the smaller of {self.steps:,} steps and {self.epochs} passes over {n_train:,} training images), "
                 f"validation on {min(self.validation_max, n_examples - n_train):,} held-out images, "
-                f"early stopping after {self.patience} checks without progress, {limit}")
+                f"early stopping after {self.patience} checks without progress, {limit} "
+                f"(a speed recipe's restructure stage gets 2-3x the steps)")
 
-    def stage_steps(self, n_train: int) -> int:
-        """Optimizer steps one stage runs at most for `n_train` training examples."""
-        return max(1, min(self.steps, self.epochs * math.ceil(n_train / self.batch_size)))
+    def stage_steps(self, n_train: int, scale: float = 1.0) -> int:
+        """Optimizer steps one stage runs at most for `n_train` training examples; a stage that
+        changes more (a speed recipe's new shapes) may ask for `scale` times the budget."""
+        return max(1, int(scale * min(self.steps, self.epochs * math.ceil(n_train / self.batch_size))))
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ def finetune(
     settle_steps: int = 0,
     label: str = "fine-tuning",
     clock: Clock | None = None,
+    budget_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Train `model` in place within the budget; its weights end at the best validation check.
 
@@ -162,8 +165,9 @@ def finetune(
     k.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
     clock = clock or Clock(settings.minutes)
-    rounds = min(CHECKS_PER_STAGE, settings.stage_steps(len(split.x_train)))
-    check_every = settings.stage_steps(len(split.x_train)) // rounds
+    budget = settings.stage_steps(len(split.x_train), budget_scale)
+    rounds = min(CHECKS_PER_STAGE, budget)
+    check_every = budget // rounds
     total = rounds * check_every  # never over the budget
     model.compile(optimizer=k.optimizers.Adam(_schedule(learning_rate, total)), loss=loss, metrics=["accuracy"])
     stopper = k.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True,

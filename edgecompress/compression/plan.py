@@ -33,11 +33,11 @@ from edgecompress.compression.recipes import (
 )
 from edgecompress.compression.speed import StructureKnobs, StructurePlan, plan_structure
 from edgecompress.budget import MEANINGS, Budget, Limit, Resources
+from edgecompress.compression.facts import LayerFacts, raw_facts
 from edgecompress.errors import BudgetError, ModelError
 
 SIZE_BASIS = "bit-packed weights (weights x ceil(log2(unique values)) + codebooks + scales + biases)"
 #: Attributes that hold a layer's main weight matrix, in the order tried.
-_KERNEL_ATTRS = ("kernel", "depthwise_kernel", "embeddings")
 
 
 class _SignificantLayer(Protocol):
@@ -48,21 +48,6 @@ class _SignificantLayer(Protocol):
 
 class _Significance(Protocol):
     layers: list[_SignificantLayer]
-
-
-@dataclass(frozen=True)
-class LayerFacts:
-    """What the plan needs to know about one weighted layer of the model."""
-
-    name: str
-    layer_class: str
-    shape: estimate.LayerShape
-    role: str  # 'edge' | 'significant' | 'insignificant' | 'other' (no kernel / nested model)
-    note: str = ""
-
-    @property
-    def parameters(self) -> int:
-        return self.shape.n_weights + self.shape.n_bias + self.shape.n_other
 
 
 @dataclass
@@ -254,7 +239,7 @@ class Plan:
 def layer_facts(model: Any, significance: _Significance | None = None) -> tuple[list[LayerFacts], list[str]]:
     """Every weighted top-level layer with its role, plus notes on what was assumed."""
     notes: list[str] = []
-    rows = [_raw_facts(layer) for layer in model.layers if layer.weights]
+    rows = [raw_facts(layer) for layer in model.layers if layer.weights]
     kernel_rows = [i for i, row in enumerate(rows) if row.role != "other"]
     if not kernel_rows:
         raise ModelError(
@@ -283,32 +268,6 @@ def layer_facts(model: Any, significance: _Significance | None = None) -> tuple[
     if unknown:
         notes.append(f"not in the significance analysis, treated as significant: {', '.join(unknown)}")
     return rows, notes
-
-
-def _raw_facts(layer: Any) -> LayerFacts:
-    class_name = type(layer).__name__
-    total = int(sum(_size(w) for w in layer.weights))
-    if hasattr(layer, "layers"):  # a nested model
-        shape = estimate.LayerShape(n_weights=0, out_channels=0, n_bias=0, n_other=total)
-        return LayerFacts(layer.name, class_name, shape, "other", "nested model: only the export mode applies")
-    kernel = next((getattr(layer, attr) for attr in _KERNEL_ATTRS if getattr(layer, attr, None) is not None), None)
-    if kernel is None:
-        shape = estimate.LayerShape(n_weights=0, out_channels=0, n_bias=0, n_other=total)
-        return LayerFacts(layer.name, class_name, shape, "other", "no kernel: only the export mode applies")
-    bias = getattr(layer, "bias", None)
-    n_bias = _size(bias) if bias is not None else 0
-    out_channels = n_bias or int(kernel.shape[-1])
-    shape = estimate.LayerShape(
-        n_weights=_size(kernel), out_channels=out_channels, n_bias=n_bias, n_other=total - _size(kernel) - n_bias
-    )
-    return LayerFacts(layer.name, class_name, shape, "pending")
-
-
-def _size(variable: Any) -> int:
-    size = 1
-    for dim in variable.shape:
-        size *= int(dim)
-    return size
 
 
 # --------------------------------------------------------------------------------------
@@ -454,25 +413,29 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
         )
 
     candidates = {strategy.name: build(strategy) for strategy in STRATEGIES}
-    alternatives = [
+    chosen = _first_that_fits(candidates, compression.strategy, profile.name, limit)
+    chosen.alternatives = [
         {"strategy": name, "estimated_bytes": plan.estimated_bytes, "budget_figure": plan.budget_figure, "fits": plan.fits}
         for name, plan in candidates.items()
     ]
-    allowed = [candidates[strategy.name] for strategy in strategies_from(compression.strategy)]
-    chosen = next((plan for plan in allowed if plan.fits is not False), None)
-    if chosen is None:
-        closest = min(allowed, key=lambda plan: plan.budget_figure or 0)
-        raise _budget_error(profile.name, closest, limit)
-    if chosen.strategy != compression.strategy:
-        chosen.notes.insert(0, (
-            f"the preferred strategy '{compression.strategy}' needs about {candidates[compression.strategy].budget_figure:,} "
-            f"bytes ({MEANINGS[limit.measure]}), over the {limit.bytes:,}-byte budget: using '{chosen.strategy}'"
-        ))
-    chosen.alternatives = alternatives
     if structure != "none":
         chosen.strategy = _combined(structure, chosen.strategy)
         for alternative in chosen.alternatives:
             alternative["strategy"] = _combined(structure, alternative["strategy"])
+    return chosen
+
+
+def _first_that_fits(candidates: dict[str, Plan], preferred: str, profile_name: str, limit: Limit) -> Plan:
+    """The preferred strategy's plan, or the next more aggressive one that fits; BudgetError when none does."""
+    allowed = [candidates[strategy.name] for strategy in strategies_from(preferred)]
+    chosen = next((plan for plan in allowed if plan.fits is not False), None)
+    if chosen is None:
+        raise _budget_error(profile_name, min(allowed, key=lambda plan: plan.budget_figure or 0), limit)
+    if chosen.strategy != preferred:
+        chosen.notes.insert(0, (
+            f"the preferred strategy '{preferred}' needs about {candidates[preferred].budget_figure:,} "
+            f"bytes ({MEANINGS[limit.measure]}), over the {limit.bytes:,}-byte budget: using '{chosen.strategy}'"
+        ))
     return chosen
 
 

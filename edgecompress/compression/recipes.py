@@ -172,6 +172,7 @@ class Structure:
     technique: str | None  # 'prune' | 'lowrank' | None
     needs_significance: bool = False
     learning_rate: float = 5e-4  # low rank starts from an exact factorisation: a gentler rate keeps it
+    budget_scale: float = 2.0  # times the fine-tuning step budget: a new shape takes longer to recover than new values
 
 
 _STRUCTURES = (
@@ -183,12 +184,14 @@ _STRUCTURES = (
         "prune",
         needs_significance=True,
         learning_rate=1e-3,  # removed channels change every later activation: recovery needs the training rate
+        budget_scale=3.0,
     ),
     Structure(
         "uniform-prune",
         "structured pruning: every prunable layer keeps the same fraction of its output channels (L1 filter ranking); fine-tuned",
         "prune",
         learning_rate=1e-3,
+        budget_scale=3.0,
     ),
     Structure(
         "lowrank",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from edgecompress.compression import estimate
+from edgecompress.compression.facts import raw_facts
 from edgecompress.compression.lowrank import LowRankRule
 from edgecompress.compression.recipes import STRUCTURES
 from edgecompress.compression.widths import WidthRule
@@ -158,9 +159,7 @@ def _plan_pruning(plan: StructurePlan, model: Any, roles: dict[str, str], signif
 
 def _scaled_shape(layer: Any, into: float, out: float, follows: bool) -> estimate.LayerShape:
     """Weight counts after pruning, for the plan's size estimate."""
-    from edgecompress.compression.plan import _raw_facts
-
-    shape = _raw_facts(layer).shape
+    shape = raw_facts(layer).shape
     out = into if follows else out  # a follower's channels are its inputs'
     kernel_share = into if follows else into * out
     return estimate.LayerShape(
@@ -203,9 +202,7 @@ def _plan_lowrank(plan: StructurePlan, model: Any, roles: dict[str, str], signif
 
 
 def _factorised_shape(layer: Any, rank: int, scheme: str) -> estimate.LayerShape:
-    from edgecompress.compression.plan import _raw_facts
-
-    shape = _raw_facts(layer).shape
+    shape = raw_facts(layer).shape
     kernel = layer.kernel.shape
     if scheme == "separable":
         rows, cols = int(kernel[0]) * int(kernel[2]), int(kernel[1]) * int(kernel[3])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from edgecompress.compression.channels import ChannelGraph
 from edgecompress.export.macs import keras_layer_macs
