@@ -292,6 +292,9 @@ def _prepare(request: DeployRequest, say: Callable[[str], None], task: TaskFacto
             "with your board's toolchain.",
         )
     significance, plan = _significance_and_plan(request, profile, loaded, dataset, say, task)
+    from edgecompress.layer_support import check_export_routes
+
+    check_export_routes(loaded, routes=_export_routes(request, profile, plan))
     targets, probes = _connect_targets(request, say) if probe_targets else ([], {})
     return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan, task)
 
@@ -318,6 +321,14 @@ def _significance_and_plan(
         plan = make_plan(profile, loaded.model, significance)
     say(f"Plan '{plan.strategy}': {plan.description}; export {plan.export_mode}, about {plan.estimated_bytes:,} bytes bit-packed")
     return significance, plan
+
+
+def _export_routes(request: DeployRequest, profile: Any, plan: Any) -> set[str]:
+    """Every converter route this run takes: the float32 baseline, the profile's PTQ, the plan's export."""
+    routes = {"float32", profile.compression.ptq}
+    if plan.needs_training:
+        routes |= {plan.export_mode, *(["onnx"] if request.onnx else [])}
+    return routes
 
 
 def _write_analysis(prepared: _Prepared, folder: RunFolder) -> None:

@@ -1,0 +1,121 @@
+"""Layers and activations the export path cannot carry, as data -- refused before any training.
+
+`deploy` measures significance and fine-tunes for minutes before it converts; a layer the
+converter cannot handle used to fail only then. Each row was measured by converting a tiny model holding that layer with the
+pinned TensorFlow 2.21 converter + LiteRT and tf2onnx 1.17 + onnxruntime, in each route below;
+tests/test_layer_support.py repeats the measurement, so a row that stops being true fails the
+tests. A layer not listed converted in every route it was tried in, or was not tried (the
+converter then fails later with its own message).
+
+A route is a TFLite mode (see export.modes) or 'onnx'. Every deploy exports the float32
+baseline, so a layer failing 'float32' is refused as soon as the model is loaded; other rows
+are checked against the routes a run's plan will take (`check_export_routes`). Some gaps exist
+only while the model's batch dimension is free (how Keras saves a model unless its Input is
+given a batch_size): the converter then cannot make the layer's shapes static.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from edgecompress.errors import ModelError
+from edgecompress.model_safety import LayerRecord
+
+TFLITE_MODES = frozenset({"float32", "fp16", "dynamic", "int8", "int16x8"})
+#: The route every deploy takes: the float32 TFLite baseline.
+BASELINE_ROUTES = frozenset({"float32"})
+
+
+@dataclass(frozen=True)
+class ExportGap:
+    """Which routes fail for a layer, what happens (as measured), and what to use instead."""
+
+    fails: frozenset[str]
+    what: str
+    fix: str
+    only_with_free_batch: bool = False
+
+
+_RECURRENT = ExportGap(
+    TFLITE_MODES,
+    "cannot be converted to TFLite with a free batch dimension: the converter cannot lower its time loop "
+    "('tf.TensorListReserve' op requires element_shape to be static)",
+    "Replace recurrent layers with convolutions over the sequence (Conv1D / Conv2D with pooling), "
+    "which every TFLite mode and the microcontroller runtime support.",
+    only_with_free_batch=True,
+)
+
+#: layer class -> the export gap measured for it.
+LAYER_GAPS: dict[str, ExportGap] = {
+    "SimpleRNN": _RECURRENT,
+    "LSTM": _RECURRENT,
+    "GRU": _RECURRENT,
+    "RNN": _RECURRENT,
+    "ConvLSTM1D": _RECURRENT,
+    "ConvLSTM2D": _RECURRENT,
+    "ConvLSTM3D": _RECURRENT,
+    "GroupNormalization": ExportGap(
+        TFLITE_MODES,
+        "converts to TFLite with a free batch dimension, but LiteRT cannot run the result (its BROADCAST_TO "
+        "op fails to prepare; int8 and int16x8 conversion fail outright)",
+        "Use BatchNormalization (folded into the convolution on export) or LayerNormalization instead.",
+        only_with_free_batch=True,
+    ),
+}
+#: activation name (a layer's `activation` field) -> the export gap measured for it.
+ACTIVATION_GAPS: dict[str, ExportGap] = {
+    "gelu": ExportGap(
+        frozenset({"onnx"}),
+        "exports to an ONNX graph onnxruntime rejects as invalid (tf2onnx writes an 'Erfc' node)",
+        "Use the 'swish' activation (close to GELU), which exports to TFLite and ONNX.",
+    ),
+}
+
+
+def export_gaps(
+    layers: Iterable[LayerRecord], routes: Iterable[str], *, free_batch: bool = True
+) -> list[tuple[LayerRecord, ExportGap, list[str]]]:
+    """Every (layer, gap, failing routes) among `routes`, in layer order."""
+    routes = set(routes)
+    found = []
+    for layer in layers:
+        activation = layer.config.get("activation")
+        gaps = [LAYER_GAPS.get(layer.class_name), ACTIVATION_GAPS.get(activation) if isinstance(activation, str) else None]
+        for gap in gaps:
+            if gap is None or (gap.only_with_free_batch and not free_batch):
+                continue
+            failing = sorted(routes & gap.fails)
+            if failing:
+                found.append((layer, gap, failing))
+    return found
+
+
+def check_export_routes(loaded: Any, *, routes: Iterable[str]) -> None:
+    """Refuse, naming every such layer, a loaded model (model_io.LoadedModel) that cannot take `routes`."""
+    found = export_gaps(loaded.records, routes, free_batch=loaded.fixed_batch is None)
+    if not found:
+        return
+    listed = "; ".join(
+        f"{layer.label()}{_activation(layer, gap)} {gap.what}{_routes(gap, failing)}" for layer, gap, failing in found
+    )
+    fixes = " ".join(dict.fromkeys(gap.fix for _, gap, _ in found))
+    raise ModelError(f"'{loaded.path.name}' cannot be exported for a device: {listed}.", fixes)
+
+
+def check_exportable_layers(loaded: Any) -> None:
+    """What loading a model for `deploy` checks: the float32 TFLite baseline every run exports."""
+    check_export_routes(loaded, routes=BASELINE_ROUTES)
+
+
+def _activation(layer: LayerRecord, gap: ExportGap) -> str:
+    return f" with activation {layer.config['activation']!r}" if gap in ACTIVATION_GAPS.values() else ""
+
+
+def _routes(gap: ExportGap, failing: list[str]) -> str:
+    """Which of this run's routes fail, unless the layer fails in every TFLite mode anyway."""
+    if gap.fails >= TFLITE_MODES:
+        return ""
+    tflite = [route for route in failing if route in TFLITE_MODES]
+    parts = ([f"TFLite {' and '.join(tflite)}"] if tflite else []) + (["ONNX"] if "onnx" in failing else [])
+    return f" -- in {' and '.join(parts)} export, which this run's profile and plan use"

@@ -1,0 +1,147 @@
+"""A model the exporter cannot carry is refused when it is loaded or planned, never after training.
+
+The table in edgecompress/layer_support.py is a set of measured claims; the second half of this
+file measures each one again with the real converters, so the table cannot drift from the
+pinned TensorFlow / tf2onnx.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgecompress
+from edgecompress._tf import keras
+from edgecompress.cli import main
+from edgecompress.errors import ModelError
+from edgecompress.layer_support import ACTIVATION_GAPS, LAYER_GAPS, TFLITE_MODES, export_gaps
+from edgecompress.model_safety import LayerRecord
+
+ROWS = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
+
+
+def _classifier(*body, batch=None):  # noqa: ANN001, ANN202 - tf_keras.Model
+    """(8, 8, 1) digits in, 10 scores out, with `body` in between -- the shape deploy expects."""
+    k = keras()
+    return k.Sequential([k.layers.Input((8, 8, 1), batch_size=batch), *body, k.layers.Flatten(), k.layers.Dense(10, activation="softmax")])
+
+
+def _sequence(layer):  # noqa: ANN001, ANN202
+    """Rows of the image as a sequence, read by a recurrent layer."""
+    return _classifier(keras().layers.Reshape((8, 8)), layer)
+
+
+def test_deploy_dry_run_refuses_an_lstm_before_anything_is_measured(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "lstm.h5"
+    _sequence(keras().layers.LSTM(8, name="lstm")).save(path)
+    code = main(["deploy", "--profile", "rpi4", str(path), "--dry-run", "--output", str(tmp_path / "runs")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == ModelError.exit_code
+    assert "Traceback" not in err and "What to do:" in err
+    assert "layer 'lstm' (LSTM) cannot be converted to TFLite with a free batch dimension" in err
+    assert "Conv1D" in err  # what to use instead
+    assert "Measuring layer significance" not in err  # refused at load, before the analysis
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_recurrent_layer_inside_a_wrapper_is_named(tmp_path: Path) -> None:
+    k = keras()
+    path = tmp_path / "bidirectional.keras"
+    _sequence(k.layers.Bidirectional(k.layers.GRU(4, name="gru"), name="both_ways")).save(path)
+    with pytest.raises(ModelError, match=r"layer 'gru' \(GRU\) in 'both_ways' \(Bidirectional\) cannot be converted"):
+        edgecompress.model_io.load_model(path)
+
+
+def test_with_a_fixed_batch_the_same_lstm_converts_and_is_accepted(tmp_path: Path) -> None:
+    """The recurrent gap is the free batch dimension's, so a model built for batch 1 passes."""
+    from edgecompress.export import to_tflite, verify_tflite
+
+    model = _classifier(keras().layers.Reshape((8, 8)), keras().layers.LSTM(4), batch=1)
+    assert verify_tflite(model, to_tflite(model, mode="float32"), ROWS[:1])["ok"]
+    path = tmp_path / "lstm-batch1.h5"
+    model.save(path)
+    assert edgecompress.model_io.load_model(path).fixed_batch == 1
+
+
+def test_analysis_alone_may_load_what_deploy_cannot_export(tmp_path: Path) -> None:
+    path = tmp_path / "lstm.h5"
+    _sequence(keras().layers.LSTM(8)).save(path)
+    assert edgecompress.model_io.load_model(path, for_export=False).n_outputs == 10
+
+
+def test_an_activation_failing_only_in_onnx_is_refused_at_plan_time(tmp_path: Path) -> None:
+    """ONNX is exported only for a plan that trains: known once the plan is, still before training."""
+    path = tmp_path / "gelu.h5"
+    _classifier(keras().layers.Conv2D(4, 3, activation="gelu", name="conv")).save(path)
+    with pytest.raises(ModelError, match=r"layer 'conv' \(Conv2D\) with activation 'gelu' exports to an ONNX graph") as info:
+        edgecompress.deploy(path, "rpi4", recipe="cqat", dry_run=True, output=tmp_path / "runs")
+    assert "in ONNX export, which this run's profile and plan use" in info.value.problem
+    assert "swish" in info.value.fix
+    assert not (tmp_path / "runs").exists()
+    plain = edgecompress.deploy(path, "rpi4", recipe="ptq-int8", dry_run=True, output=tmp_path / "runs")
+    assert plain.run_dir is None  # a plan without ONNX export takes the model
+
+
+def test_export_gaps_depend_on_the_routes_a_run_takes() -> None:
+    groups = LayerRecord("groups", "GroupNormalization", {})
+    gelu = LayerRecord("dense", "Dense", {"activation": "gelu"})
+    assert export_gaps([gelu], {"float32", "int8"}) == []
+    assert [(layer.name, failing) for layer, _, failing in export_gaps([groups, gelu], {"float32", "int8", "onnx"})] == [
+        ("groups", ["float32", "int8"]), ("dense", ["onnx"])]
+
+
+# --- the table, measured again ---------------------------------------------------------------
+
+#: one tiny model per row of the table
+SAMPLES = {
+    "SimpleRNN": lambda: _sequence(keras().layers.SimpleRNN(4)),
+    "LSTM": lambda: _sequence(keras().layers.LSTM(4)),
+    "GRU": lambda: _sequence(keras().layers.GRU(4)),
+    "RNN": lambda: _sequence(keras().layers.RNN(keras().layers.LSTMCell(4))),
+    "ConvLSTM1D": lambda: _classifier(keras().layers.Reshape((8, 8, 1)), keras().layers.ConvLSTM1D(2, 3)),
+    "ConvLSTM2D": lambda: _classifier(keras().layers.Reshape((8, 8, 1, 1)), keras().layers.ConvLSTM2D(2, (3, 1))),
+    "ConvLSTM3D": lambda: _classifier(keras().layers.Reshape((8, 8, 1, 1, 1)), keras().layers.ConvLSTM3D(2, (3, 1, 1))),
+    "GroupNormalization": lambda: _classifier(keras().layers.Conv2D(4, 1), keras().layers.GroupNormalization(2)),
+    "gelu": lambda: _classifier(keras().layers.Conv2D(4, 1, activation="gelu")),
+}
+
+
+def test_every_row_of_the_table_has_a_sample() -> None:
+    assert set(SAMPLES) == set(LAYER_GAPS) | set(ACTIVATION_GAPS)
+
+
+def _export(model, route: str) -> None:  # noqa: ANN001
+    """Take one route as deploy does: convert, then run the file and compare it with Keras."""
+    from edgecompress.export import to_onnx, to_tflite, verify_onnx, verify_tflite
+
+    if route == "onnx":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            onnx_path = to_onnx(model, Path(folder) / "model.onnx")
+            verify_onnx(model, onnx_path, ROWS)
+        return
+    verify_tflite(model, to_tflite(model, mode=route, representative=ROWS), ROWS)
+
+
+def _failing_route(name: str) -> str:
+    gap = LAYER_GAPS.get(name) or ACTIVATION_GAPS[name]
+    return "float32" if "float32" in gap.fails else sorted(gap.fails)[0]
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_each_refused_layer_really_fails_its_route(name: str) -> None:
+    with pytest.raises((ModelError, RuntimeError)):
+        _export(SAMPLES[name](), _failing_route(name))
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GroupNormalization", "gelu"])
+def test_a_refused_layer_still_exports_along_its_other_routes(name: str) -> None:
+    """Refusals are per route: a row must not refuse what works."""
+    gap = LAYER_GAPS.get(name) or ACTIVATION_GAPS[name]
+    working = sorted(({"float32", "onnx"} | (TFLITE_MODES - {"int16x8"})) - gap.fails)[:2]
+    assert working
+    for route in working:
+        _export(SAMPLES[name](), route)
