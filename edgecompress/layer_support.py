@@ -1,23 +1,23 @@
 """Layers and activations the export path cannot carry, as data -- refused before any training.
 
 `deploy` measures significance and fine-tunes for minutes before it converts; a layer the
-converter cannot handle used to fail only then. Each row was measured by converting a tiny model holding that layer with the
-pinned TensorFlow 2.21 converter + LiteRT and tf2onnx 1.17 + onnxruntime, in each route below;
-tests/test_layer_support.py repeats the measurement, so a row that stops being true fails the
-tests. A layer not listed converted in every route it was tried in, or was not tried (the
-converter then fails later with its own message).
+converter cannot handle used to fail only then. Each row was measured by converting a tiny
+model holding that layer with the pinned TensorFlow 2.21 converter + LiteRT and tf2onnx 1.17 +
+onnxruntime, and running the result; tests/test_layer_support.py repeats the measurement, so a
+row that stops being true fails the tests. A layer not listed converted in every route it was
+tried in, or was not tried (the converter then fails later with its own message).
 
 A route is a TFLite mode (see export.modes) or 'onnx'. Every deploy exports the float32
 baseline, so a layer failing 'float32' is refused as soon as the model is loaded; other rows
-are checked against the routes a run's plan will take (`check_export_routes`). Some gaps exist
+are checked against the routes a run's plan will take (`check_export_routes`). A gap can hold
 only while the model's batch dimension is free (how Keras saves a model unless its Input is
-given a batch_size): the converter then cannot make the layer's shapes static.
+given a batch_size), or be avoided by a config value (an unrolled LSTM converts).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
 from edgecompress.errors import ModelError
 from edgecompress.model_safety import LayerRecord
@@ -34,41 +34,75 @@ class ExportGap:
     fails: frozenset[str]
     what: str
     fix: str
-    only_with_free_batch: bool = False
+    only_with_free_batch: bool = False  # converts once the model's batch size is fixed
+    unless: Mapping[str, Any] = field(default_factory=dict)  # config values that avoid the gap
+
+    def applies(self, layer: LayerRecord, *, free_batch: bool) -> bool:
+        if self.only_with_free_batch and not free_batch:
+            return False
+        return not (self.unless and all(layer.config.get(key) == value for key, value in self.unless.items()))
 
 
 _RECURRENT = ExportGap(
     TFLITE_MODES,
-    "cannot be converted to TFLite with a free batch dimension: the converter cannot lower its time loop "
-    "('tf.TensorListReserve' op requires element_shape to be static)",
-    "Replace recurrent layers with convolutions over the sequence (Conv1D / Conv2D with pooling), "
-    "which every TFLite mode and the microcontroller runtime support.",
-    only_with_free_batch=True,
+    "cannot be converted to TFLite unless unrolled: the converter cannot lower its time loop ('tf.TensorListReserve' "
+    "op requires element_shape to be static; with a fixed batch size GRU crashes the int8 quantizer instead)",
+    "Build the recurrent layer with unroll=True (an image's rows make a short sequence) and re-save: unrolled, it "
+    "converts in every TFLite mode and to ONNX. Or replace it with Conv1D / Conv2D.",
+    unless={"unroll": True},
 )
+_CONV_RECURRENT = ExportGap(
+    TFLITE_MODES,
+    "cannot be converted to TFLite: the converter cannot lower its time loop ('tf.TensorListReserve' op requires "
+    "element_shape to be static), and convolutional recurrent layers cannot be unrolled",
+    "Replace it with Conv2D / Conv3D layers over the time axis.",
+)
+_POOLING_3D = ExportGap(
+    TFLITE_MODES,
+    "needs a TensorFlow op outside TFLite's builtins (TF Select), which the LiteRT runtime on a device lacks",
+    "Pool in 2D (fold the depth axis into channels with Reshape) or use GlobalAveragePooling3D / GlobalMaxPooling3D.",
+)
+_INVALID_ONNX = "exports to an ONNX graph that onnxruntime rejects as invalid"
 
-#: layer class -> the export gap measured for it.
-LAYER_GAPS: dict[str, ExportGap] = {
-    "SimpleRNN": _RECURRENT,
-    "LSTM": _RECURRENT,
-    "GRU": _RECURRENT,
-    "RNN": _RECURRENT,
-    "ConvLSTM1D": _RECURRENT,
-    "ConvLSTM2D": _RECURRENT,
-    "ConvLSTM3D": _RECURRENT,
-    "GroupNormalization": ExportGap(
-        TFLITE_MODES,
-        "converts to TFLite with a free batch dimension, but LiteRT cannot run the result (its BROADCAST_TO "
-        "op fails to prepare; int8 and int16x8 conversion fail outright)",
-        "Use BatchNormalization (folded into the convolution on export) or LayerNormalization instead.",
-        only_with_free_batch=True,
+#: layer class -> the export gaps measured for it.
+LAYER_GAPS: dict[str, tuple[ExportGap, ...]] = {
+    **{name: (_RECURRENT,) for name in ("SimpleRNN", "LSTM", "GRU", "RNN")},
+    **{name: (_CONV_RECURRENT,) for name in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")},
+    "MaxPooling3D": (_POOLING_3D,),
+    "AveragePooling3D": (_POOLING_3D,),
+    "GroupNormalization": (
+        ExportGap(
+            TFLITE_MODES,
+            "converts to TFLite with a free batch dimension, but LiteRT cannot run the result (its BROADCAST_TO op "
+            "fails to prepare; int8 and int16x8 conversion fail outright)",
+            "Use BatchNormalization (folded into the convolution on export) or LayerNormalization instead.",
+            only_with_free_batch=True,
+        ),
+        ExportGap(
+            frozenset({"int16x8"}),
+            "cannot be quantized to int16x8 (no 16x8 kernel for its SQUARE op)",
+            "Use a profile with int8 or fp16 quantization, or BatchNormalization instead.",
+        ),
+    ),
+    "Discretization": (
+        ExportGap(frozenset({"onnx"}), _INVALID_ONNX, "Bucketize the inputs before the model, outside it."),
+    ),
+    "RandomCrop": (
+        ExportGap(
+            frozenset({"onnx"}),
+            "cannot be exported to ONNX by tf2onnx (its inference branch reads a TensorFlow resource)",
+            "Crop with CenterCrop (or crop the data) in the exported model; keep random cropping in the training data pipeline.",
+        ),
     ),
 }
-#: activation name (a layer's `activation` field) -> the export gap measured for it.
-ACTIVATION_GAPS: dict[str, ExportGap] = {
-    "gelu": ExportGap(
-        frozenset({"onnx"}),
-        "exports to an ONNX graph onnxruntime rejects as invalid (tf2onnx writes an 'Erfc' node)",
-        "Use the 'swish' activation (close to GELU), which exports to TFLite and ONNX.",
+#: activation name (a layer's `activation` field) -> the export gaps measured for it.
+ACTIVATION_GAPS: dict[str, tuple[ExportGap, ...]] = {
+    "gelu": (
+        ExportGap(
+            frozenset({"onnx"}),
+            f"{_INVALID_ONNX} (tf2onnx writes an 'Erfc' node)",
+            "Use the 'swish' activation (close to GELU), which exports to TFLite and ONNX.",
+        ),
     ),
 }
 
@@ -81,12 +115,10 @@ def export_gaps(
     found = []
     for layer in layers:
         activation = layer.config.get("activation")
-        gaps = [LAYER_GAPS.get(layer.class_name), ACTIVATION_GAPS.get(activation) if isinstance(activation, str) else None]
+        gaps = LAYER_GAPS.get(layer.class_name, ()) + (ACTIVATION_GAPS.get(activation, ()) if isinstance(activation, str) else ())
         for gap in gaps:
-            if gap is None or (gap.only_with_free_batch and not free_batch):
-                continue
             failing = sorted(routes & gap.fails)
-            if failing:
+            if failing and gap.applies(layer, free_batch=free_batch):
                 found.append((layer, gap, failing))
     return found
 
@@ -109,7 +141,8 @@ def check_exportable_layers(loaded: Any) -> None:
 
 
 def _activation(layer: LayerRecord, gap: ExportGap) -> str:
-    return f" with activation {layer.config['activation']!r}" if gap in ACTIVATION_GAPS.values() else ""
+    activation = layer.config.get("activation")
+    return f" with activation {activation!r}" if gap in ACTIVATION_GAPS.get(activation, ()) else ""
 
 
 def _routes(gap: ExportGap, failing: list[str]) -> str:

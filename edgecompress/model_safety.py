@@ -28,6 +28,7 @@ loader is told not to compile, so they are never needed.
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -181,8 +182,7 @@ def builtin_vocabulary() -> Vocabulary:
     activations = {
         name: fn
         for name, fn in vars(activation_module).items()
-        if callable(fn) and not isinstance(fn, type) and not name.startswith("_")
-        and name not in {"get", "serialize", "deserialize"}
+        if inspect.isroutine(fn) and not name.startswith("_") and name not in {"get", "serialize", "deserialize"}
     }
     by_kind = {
         "layer": layers,

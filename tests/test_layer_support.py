@@ -16,7 +16,7 @@ import edgecompress
 from edgecompress._tf import keras
 from edgecompress.cli import main
 from edgecompress.errors import ModelError
-from edgecompress.layer_support import ACTIVATION_GAPS, LAYER_GAPS, TFLITE_MODES, export_gaps
+from edgecompress.layer_support import ACTIVATION_GAPS, LAYER_GAPS, export_gaps
 from edgecompress.model_safety import LayerRecord
 
 ROWS = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
@@ -40,8 +40,8 @@ def test_deploy_dry_run_refuses_an_lstm_before_anything_is_measured(tmp_path: Pa
     err = " ".join(capsys.readouterr().err.split())
     assert code == ModelError.exit_code
     assert "Traceback" not in err and "What to do:" in err
-    assert "layer 'lstm' (LSTM) cannot be converted to TFLite with a free batch dimension" in err
-    assert "Conv1D" in err  # what to use instead
+    assert "layer 'lstm' (LSTM) cannot be converted to TFLite unless unrolled" in err
+    assert "unroll=True" in err  # what to do instead
     assert "Measuring layer significance" not in err  # refused at load, before the analysis
     assert not (tmp_path / "runs").exists()
 
@@ -52,17 +52,6 @@ def test_a_recurrent_layer_inside_a_wrapper_is_named(tmp_path: Path) -> None:
     _sequence(k.layers.Bidirectional(k.layers.GRU(4, name="gru"), name="both_ways")).save(path)
     with pytest.raises(ModelError, match=r"layer 'gru' \(GRU\) in 'both_ways' \(Bidirectional\) cannot be converted"):
         edgecompress.model_io.load_model(path)
-
-
-def test_with_a_fixed_batch_the_same_lstm_converts_and_is_accepted(tmp_path: Path) -> None:
-    """The recurrent gap is the free batch dimension's, so a model built for batch 1 passes."""
-    from edgecompress.export import to_tflite, verify_tflite
-
-    model = _classifier(keras().layers.Reshape((8, 8)), keras().layers.LSTM(4), batch=1)
-    assert verify_tflite(model, to_tflite(model, mode="float32"), ROWS[:1])["ok"]
-    path = tmp_path / "lstm-batch1.h5"
-    model.save(path)
-    assert edgecompress.model_io.load_model(path).fixed_batch == 1
 
 
 def test_analysis_alone_may_load_what_deploy_cannot_export(tmp_path: Path) -> None:
@@ -84,12 +73,14 @@ def test_an_activation_failing_only_in_onnx_is_refused_at_plan_time(tmp_path: Pa
     assert plain.run_dir is None  # a plan without ONNX export takes the model
 
 
-def test_export_gaps_depend_on_the_routes_a_run_takes() -> None:
+def test_export_gaps_depend_on_the_routes_the_batch_and_the_config() -> None:
     groups = LayerRecord("groups", "GroupNormalization", {})
     gelu = LayerRecord("dense", "Dense", {"activation": "gelu"})
-    assert export_gaps([gelu], {"float32", "int8"}) == []
-    assert [(layer.name, failing) for layer, _, failing in export_gaps([groups, gelu], {"float32", "int8", "onnx"})] == [
-        ("groups", ["float32", "int8"]), ("dense", ["onnx"])]
+    unrolled = LayerRecord("lstm", "LSTM", {"unroll": True})
+    assert export_gaps([gelu, unrolled], {"float32", "int8"}) == []
+    found = export_gaps([groups, gelu], {"float32", "int8", "onnx"})
+    assert [(layer.name, failing) for layer, _, failing in found] == [("groups", ["float32", "int8"]), ("dense", ["onnx"])]
+    assert export_gaps([groups], {"float32", "int8"}, free_batch=False) == []
 
 
 # --- the table, measured again ---------------------------------------------------------------
@@ -103,9 +94,19 @@ SAMPLES = {
     "ConvLSTM1D": lambda: _classifier(keras().layers.Reshape((8, 8, 1)), keras().layers.ConvLSTM1D(2, 3)),
     "ConvLSTM2D": lambda: _classifier(keras().layers.Reshape((8, 8, 1, 1)), keras().layers.ConvLSTM2D(2, (3, 1))),
     "ConvLSTM3D": lambda: _classifier(keras().layers.Reshape((8, 8, 1, 1, 1)), keras().layers.ConvLSTM3D(2, (3, 1, 1))),
+    "MaxPooling3D": lambda: _classifier(keras().layers.Reshape((8, 8, 1, 1)), keras().layers.MaxPooling3D((2, 2, 1))),
+    "AveragePooling3D": lambda: _classifier(keras().layers.Reshape((8, 8, 1, 1)), keras().layers.AveragePooling3D((2, 2, 1))),
     "GroupNormalization": lambda: _classifier(keras().layers.Conv2D(4, 1), keras().layers.GroupNormalization(2)),
+    "Discretization": lambda: _classifier(keras().layers.Discretization(bin_boundaries=[0.25, 0.5, 0.75])),
+    "RandomCrop": lambda: _classifier(keras().layers.RandomCrop(6, 6)),
     "gelu": lambda: _classifier(keras().layers.Conv2D(4, 1, activation="gelu")),
 }
+#: (row, index of its gap) for every gap in the table
+GAPS = [(name, index) for table in (LAYER_GAPS, ACTIVATION_GAPS) for name, gaps in table.items() for index in range(len(gaps))]
+
+
+def _gap(name: str, index: int = 0):  # noqa: ANN202
+    return (LAYER_GAPS.get(name) or ACTIVATION_GAPS[name])[index]
 
 
 def test_every_row_of_the_table_has_a_sample() -> None:
@@ -126,22 +127,33 @@ def _export(model, route: str) -> None:  # noqa: ANN001
     verify_tflite(model, to_tflite(model, mode=route, representative=ROWS), ROWS)
 
 
-def _failing_route(name: str) -> str:
-    gap = LAYER_GAPS.get(name) or ACTIVATION_GAPS[name]
-    return "float32" if "float32" in gap.fails else sorted(gap.fails)[0]
-
-
-@pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_each_refused_layer_really_fails_its_route(name: str) -> None:
+@pytest.mark.parametrize(("name", "index"), GAPS, ids=[f"{name}-{index}" for name, index in GAPS])
+def test_each_gap_really_fails_its_route(name: str, index: int) -> None:
+    gap = _gap(name, index)
+    route = "float32" if "float32" in gap.fails else sorted(gap.fails)[0]
     with pytest.raises((ModelError, RuntimeError)):
-        _export(SAMPLES[name](), _failing_route(name))
+        _export(SAMPLES[name](), route)
 
 
 @pytest.mark.parametrize("name", ["LSTM", "GroupNormalization", "gelu"])
 def test_a_refused_layer_still_exports_along_its_other_routes(name: str) -> None:
     """Refusals are per route: a row must not refuse what works."""
-    gap = LAYER_GAPS.get(name) or ACTIVATION_GAPS[name]
-    working = sorted(({"float32", "onnx"} | (TFLITE_MODES - {"int16x8"})) - gap.fails)[:2]
+    failing = set().union(*(gap.fails for gap in (LAYER_GAPS.get(name) or ACTIVATION_GAPS[name])))
+    working = sorted({"float32", "int8", "onnx"} - failing)
     assert working
     for route in working:
         _export(SAMPLES[name](), route)
+
+
+def test_an_unrolled_lstm_and_a_fixed_batch_group_normalization_convert_and_are_accepted(tmp_path: Path) -> None:
+    """The conditions on a row are measured too: they must not refuse what converts."""
+    k = keras()
+    unrolled = _sequence(k.layers.LSTM(4, unroll=True))
+    fixed = _classifier(k.layers.Conv2D(4, 1), k.layers.GroupNormalization(2), batch=1)
+    for model, rows in ((unrolled, ROWS), (fixed, ROWS[:1])):
+        from edgecompress.export import to_tflite, verify_tflite
+
+        assert verify_tflite(model, to_tflite(model, mode="int8", representative=rows), rows)["ok"]
+        path = tmp_path / f"{model.name}.h5"
+        model.save(path)
+        assert edgecompress.model_io.load_model(path).n_outputs == 10

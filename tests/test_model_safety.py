@@ -282,9 +282,17 @@ def _rich_functional():  # noqa: ANN202
     return k.Model(inputs, outputs, name="rich")
 
 
+def _mixed_precision():  # noqa: ANN202
+    k = keras()
+    layers = k.layers
+    return k.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3, dtype=k.mixed_precision.Policy("mixed_float16")),
+                         layers.Flatten(), layers.Dense(3, dtype="float32"), layers.Activation("softmax", dtype="float32")])
+
+
 LEGITIMATE = {
     "the README example CNN": lambda: __import__("edgecompress.example_model", fromlist=["x"]).build_digits_cnn(10),
     "a rich Functional model": _rich_functional,
+    "a mixed-precision Sequential": _mixed_precision,
     "the tiny Functional the attacks start from": crafted.tiny_functional,
 }
 
@@ -310,3 +318,70 @@ def test_a_model_saved_by_keras_loads_unchanged_from_a_read_only_file(tmp_path: 
     before = path.read_bytes()
     assert load_model(path).n_outputs == 3
     assert path.read_bytes() == before
+
+
+def test_a_keras_applications_network_with_tf_op_layers_loads(tmp_path: Path) -> None:
+    """MobileNetV3's hard-swish is written as `x + 3.0` and `* (1 / 6)`: TFOpLambda layers."""
+    model = keras().applications.MobileNetV3Small(input_shape=(32, 32, 3), alpha=0.75, weights=None, classes=3)
+    loaded = load_model(crafted.save(model, tmp_path / "mobilenet_v3.h5"))
+    assert "TFOpLambda" in loaded.layer_classes
+    assert loaded.n_params == model.count_params()
+
+
+# --- the checker on its own -------------------------------------------------------------------
+
+
+def _check(config: dict) -> Any:
+    from edgecompress.model_safety import check_architecture
+
+    return check_architecture(config, source="model.keras")
+
+
+def _functional(*layers: dict, **top: Any) -> dict:
+    return {"class_name": "Functional", "config": {"name": "m", "layers": list(layers)}, **top}
+
+
+def test_what_tf_keras_itself_writes_is_accepted_and_training_settings_are_dropped() -> None:
+    dense = {
+        "module": "keras.layers", "class_name": "Dense", "registered_name": None,
+        "config": {"name": "head", "activation": {"module": "keras.activations", "class_name": "function",
+                                                   "config": "relu", "registered_name": "relu"},
+                   "kernel_initializer": "glorot_uniform", "kernel_regularizer": "l2", "dtype": "mixed_bfloat16"},
+        "compile_config": {"optimizer": "adam"},
+    }
+    older = {"module": "keras.src.engine.functional", "class_name": "Functional", "registered_name": "Functional"}
+    checked = _check(_functional(dense, **older, compile_config={"loss": "mse"}))
+    assert "compile_config" not in checked.config
+    assert "compile_config" not in checked.config["config"]["layers"][0]
+    assert [(layer.name, layer.class_name) for layer in checked.layers] == [("m", "Functional"), ("head", "Dense")]
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"class_name": "Dense", "config": {"name": "d", "kernel_initializer": "he_uniformly"}}, "config.kernel_initializer is 'he_uniformly'"),
+        ({"class_name": "Dense", "config": {"name": "d", "kernel_regularizer": {"class_name": "GlorotUniform", "config": {}}}},
+         "names the class 'GlorotUniform', which is not a built-in tf-keras regularizer"),
+        ({"class_name": "Dense", "config": {"name": "d", "dtype": "float33"}}, "config.dtype is 'float33'"),
+        ({"class_name": "Dense", "config": {"name": "d", "bias_constraint": {"module": "os", "config": {}}}},
+         "config.bias_constraint is an object record without a class name"),
+        ({"class_name": "Dense", "config": {"name": "d", "units": {"class_name": "__tuple__", "items": [1], "module": "os"}}},
+         "config.units is a '__tuple__' data record"),
+        ({"class_name": "Dense", "config": {"name": "d", "output_shape_type": "lambda"}}, "marks Python bytecode"),
+        ({"class_name": "SlicingOpLambda", "config": {"name": "s", "function": "compat.v1.py_func"}}, "config.function is 'compat.v1.py_func'"),
+        ({"class_name": "TFOpLambda", "config": {"name": "t", "function": "io.read_file"}}, "config.function is 'io.read_file'"),
+        ({"class_name": "TensorFlowOpLayer", "config": {"name": "op", "node_def": {}}}, "builds whichever TensorFlow op"),
+        ({"class_name": "StringLookup", "config": {"name": "v", "vocabulary": "/etc/passwd"}}, "reads a vocabulary file"),
+        ({"class_name": "Dense", "config": {"name": "d", "activation": "Lambda"}}, "config.activation is 'Lambda'"),
+    ],
+)
+def test_the_checker_names_what_it_refuses(record: dict, expected: str) -> None:
+    with pytest.raises(ModelError) as info:
+        _check(_functional(record))
+    assert expected in info.value.problem
+
+
+@pytest.mark.parametrize("function", ["math.truediv", "__operators__.add", "__operators__.getitem", "reshape",
+                                      "concat", "nn.relu6", "clip_by_value", "image.resize", "math.reduce_mean"])
+def test_tf_op_layers_may_call_tensor_maths(function: str) -> None:
+    _check(_functional({"class_name": "TFOpLambda", "config": {"name": "t", "function": function}}))
