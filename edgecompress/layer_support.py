@@ -16,8 +16,9 @@ given a batch_size), or be avoided by a config value (an unrolled LSTM converts)
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from edgecompress.errors import ModelError
 from edgecompress.model_safety import LayerRecord
@@ -66,8 +67,8 @@ _INVALID_ONNX = "exports to an ONNX graph that onnxruntime rejects as invalid"
 
 #: layer class -> the export gaps measured for it.
 LAYER_GAPS: dict[str, tuple[ExportGap, ...]] = {
-    **{name: (_RECURRENT,) for name in ("SimpleRNN", "LSTM", "GRU", "RNN")},
-    **{name: (_CONV_RECURRENT,) for name in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")},
+    **{name: (_RECURRENT,) for name in ("LSTM", "GRU", "SimpleRNN", "RNN")},
+    **{name: (_CONV_RECURRENT,) for name in ("ConvLSTM2D", "ConvLSTM1D", "ConvLSTM3D")},
     "MaxPooling3D": (_POOLING_3D,),
     "AveragePooling3D": (_POOLING_3D,),
     "GroupNormalization": (

@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.errors import ModelError
-from edgecompress.model_safety import CheckedArchitecture, LayerRecord, check_architecture
+from edgecompress.model_safety import (
+    CheckedArchitecture,
+    LayerRecord,
+    check_architecture,
+)
 
 #: Layers whose presence near the input means the model rescales 0..255 pixels itself.
 SELF_SCALING_LAYERS = {"Rescaling", "Normalization"}
@@ -87,6 +91,8 @@ def _check_model_path(path: Path) -> None:
             f"'{path}' is a folder (a TensorFlow SavedModel?), not a Keras model file.",
             "Save the model with tf-keras as a single file: model.save('model.h5') or model.save('model.keras').",
         )
+    if not path.is_file():
+        raise ModelError(f"'{path}' is not a regular file.", "Pass the model file itself, saved with model.save().")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise ModelError(
             f"'{path.name}' is not a Keras model file (expected {', '.join(SUPPORTED_SUFFIXES)}).",
@@ -255,7 +261,7 @@ def _tf_keras_load(copy: Path, shown: Path) -> Any:
 
     try:
         return keras().models.load_model(copy, custom_objects=None, compile=False, safe_mode=True)
-    except Exception as exc:  # tf-keras raises many types for damaged files
+    except Exception as exc:  # noqa: BLE001 - tf-keras raises many types for damaged files
         first_line = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelError(
             f"tf-keras could not rebuild '{shown.name}': {type(exc).__name__}: {first_line[:300]}",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgecompress._tf import keras
 
@@ -17,7 +18,7 @@ from edgecompress._tf import keras
 CONSTANT = "_CONSTANT_VALUE"
 
 
-def tiny_functional():  # noqa: ANN201 - tf_keras.Model
+def tiny_functional():
     """image -> conv -> flatten -> head: small, with a bias, an activation and initializers to abuse."""
     k = keras()
     inputs = k.layers.Input((8, 8, 1), name="image")
@@ -82,8 +83,8 @@ def bytecode(marker: Path) -> list[Any]:
     """A function's marshalled bytecode as tf-keras stores it ([code, defaults, closure])."""
     from tf_keras.src.utils.generic_utils import func_dump
 
-    def payload(x=None, marker=str(marker)):  # noqa: ANN001, ANN202 - runs only if a loader is fooled
-        with open(marker, "w") as handle:  # noqa: PTH123 - keep the code free of imports
+    def payload(x=None, marker=str(marker)):
+        with open(marker, "w") as handle:
             handle.write("ran")
         return x
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
-import pytest
+from typing import Any
 
 import crafted_models as crafted
+import pytest
+
 from edgecompress._tf import keras, tensorflow
 from edgecompress.cli import main
 from edgecompress.errors import ModelError
@@ -144,7 +144,7 @@ def _crafted(tmp_path: Path, suffix: str, edit: Callable[[dict, Path, str], None
 
 
 def _registered_payload(marker: Path) -> Callable[..., Any]:
-    def payload(x, marker=str(marker)):  # noqa: ANN001, ANN202
+    def payload(x, marker=str(marker)):
         Path(marker).write_text("ran")
         return x
 
@@ -187,7 +187,7 @@ def test_a_file_swapped_after_the_check_is_not_what_tf_keras_loads(
     tmp_path: Path, marker: Path, evil_module: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A shared folder lets an attacker replace the file between check and load (TOCTOU)."""
-    import edgecompress.model_io as model_io
+    from edgecompress import model_io
 
     path = crafted.save(crafted.tiny_functional(), tmp_path / "model.h5")
     evil = _crafted(tmp_path / "evil", ".h5", ATTACKS["h5 Lambda bytecode as an activation"][1], marker, evil_module)
@@ -232,7 +232,7 @@ def test_a_keras_archive_with_extra_members_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_config_json_bomb_is_refused_before_it_is_read(tmp_path: Path) -> None:
-    import edgecompress.model_io as model_io
+    from edgecompress import model_io
 
     path = crafted.save(crafted.tiny_functional(), tmp_path / "model.keras")
     crafted.rewrite_zip(path, {"config.json": b" " * (model_io.MAX_CONFIG_BYTES + 1)})
@@ -255,7 +255,7 @@ def test_an_absurdly_nested_config_is_refused_without_a_traceback(depth: int, tm
 # --- every legitimate model still loads -------------------------------------------------------
 
 
-def _rich_functional():  # noqa: ANN202
+def _rich_functional():
     """Initializers, regularizers, constraints, BN, Dropout, Rescaling, Normalization, a nested Sequential, TF ops."""
     k, tf = keras(), tensorflow()
     layers = k.layers
@@ -282,7 +282,7 @@ def _rich_functional():  # noqa: ANN202
     return k.Model(inputs, outputs, name="rich")
 
 
-def _mixed_precision():  # noqa: ANN202
+def _mixed_precision():
     k = keras()
     layers = k.layers
     return k.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3, dtype=k.mixed_precision.Policy("mixed_float16")),
