@@ -1,29 +1,47 @@
 """Load a user's Keras model without ever running code stored in the file.
 
-A Keras file can carry Python: a Lambda layer stores marshalled bytecode, and custom layers
-name classes to import. We therefore read the architecture JSON ourselves (h5py / zipfile,
-no TensorFlow), refuse anything that is not a built-in Keras layer, and only then let
-tf-keras deserialize it in safe mode.
+A Keras file is JSON that names code (see `model_safety` for every way it can). So:
+
+1. the file is copied once into a private temporary folder (only this user can write there),
+   hashing it on the way; everything after reads that copy, so a file swapped on a shared
+   folder between the check and the load is never what tf-keras sees;
+2. the architecture JSON is read from the copy without TensorFlow (h5py / zipfile) and
+   checked in full by `model_safety.check_architecture`;
+3. the copy is rewritten to hold exactly the checked JSON -- re-serialized from what was
+   checked, training settings dropped, no .keras member besides config, metadata and weights;
+4. only then does tf-keras load it: safe mode on, no custom objects, no compiling.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from edgecompress.errors import ModelError
+from edgecompress.model_safety import (
+    CheckedArchitecture,
+    LayerRecord,
+    check_architecture,
+)
 
-#: Layers that hold code (bytecode or arbitrary Python) instead of configuration.
-CODE_CARRYING_LAYERS = {"Lambda"}
-#: Containers that nest other layers; their children are checked too.
-CONTAINER_KEYS = ("layers", "layer", "forward_layer", "backward_layer", "cell", "cells")
 #: Layers whose presence near the input means the model rescales 0..255 pixels itself.
 SELF_SCALING_LAYERS = {"Rescaling", "Normalization"}
 SUPPORTED_SUFFIXES = (".h5", ".hdf5", ".keras")
+#: The members tf-keras writes into a .keras archive; anything else is refused, not extracted.
+KERAS_ARCHIVE_MEMBERS = ("config.json", "metadata.json", "model.weights.h5", "model.weights.npz")
+#: Architecture JSON larger than this is refused before it is read (a zip member can be a bomb).
+MAX_CONFIG_BYTES = 64 << 20
+#: h5 attributes tf-keras reads only to compile; the loader never compiles, so they are removed.
+H5_TRAINING_ATTRS = ("training_config",)
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass
@@ -40,6 +58,9 @@ class LoadedModel:
     n_params: int
     layer_classes: list[str] = field(default_factory=list)
     scaling_evidence: str | None = None  # the layer class that makes `scaling` evident
+    fixed_batch: int | None = None  # the batch size the model was built for; None: any batch
+    #: every layer record of the checked architecture (empty for a model passed from Python)
+    records: list[LayerRecord] = field(default_factory=list, repr=False)
 
     def describe(self) -> dict[str, Any]:
         """The model section of report.json."""
@@ -63,12 +84,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_architecture(path: Path) -> dict[str, Any]:
-    """Return the model's architecture JSON, read without TensorFlow.
-
-    Fails with a ModelError that says what the file actually is when it is not a Keras model.
-    """
-    path = Path(path)
+def _check_model_path(path: Path) -> None:
     if not path.exists():
         raise ModelError(f"Model file '{path}' does not exist.", "Check the path and try again.")
     if path.is_dir():
@@ -76,24 +92,38 @@ def read_architecture(path: Path) -> dict[str, Any]:
             f"'{path}' is a folder (a TensorFlow SavedModel?), not a Keras model file.",
             "Save the model with tf-keras as a single file: model.save('model.h5') or model.save('model.keras').",
         )
+    if not path.is_file():
+        raise ModelError(f"'{path}' is not a regular file.", "Pass the model file itself, saved with model.save().")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise ModelError(
             f"'{path.name}' is not a Keras model file (expected {', '.join(SUPPORTED_SUFFIXES)}).",
             "Save the model with model.save('model.h5') or model.save('model.keras').",
         )
+
+
+def read_architecture(path: Path, *, shown: Path | None = None) -> dict[str, Any]:
+    """Return the model's architecture JSON, read without TensorFlow.
+
+    Fails with a ModelError that says what the file actually is when it is not a Keras model.
+    `shown` is the path to name in messages when `path` is a private copy of it.
+    """
+    path = Path(path)
+    shown = Path(shown) if shown is not None else path
+    _check_model_path(path)
     if path.suffix.lower() == ".keras":
-        return _architecture_from_keras_zip(path)
-    return _architecture_from_h5(path)
+        return _architecture_from_keras_zip(path, shown)
+    return _architecture_from_h5(path, shown)
 
 
-def _architecture_from_h5(path: Path) -> dict[str, Any]:
+def _architecture_from_h5(path: Path, shown: Path) -> dict[str, Any]:
     import h5py
 
-    head = path.read_bytes()[:8]
-    if head != b"\x89HDF\r\n\x1a\n":
+    with path.open("rb") as handle:
+        head = handle.read(len(HDF5_SIGNATURE))
+    if head != HDF5_SIGNATURE:
         kind = "a text file" if _looks_like_text(path) else "not an HDF5 file"
         raise ModelError(
-            f"'{path}' is {kind}, so it cannot be a Keras .h5 model (it may be truncated or mislabelled).",
+            f"'{shown}' is {kind}, so it cannot be a Keras .h5 model (it may be truncated or mislabelled).",
             "Re-export the model from Keras with model.save('model.h5') and pass that file.",
         )
     try:
@@ -102,7 +132,7 @@ def _architecture_from_h5(path: Path) -> dict[str, Any]:
             has_weights = "model_weights" in handle or "layer_names" in handle.attrs
     except OSError as exc:
         raise ModelError(
-            f"'{path}' is a damaged HDF5 file ({exc}).",
+            f"'{shown}' is a damaged HDF5 file ({exc}).",
             "Re-export the model from Keras with model.save('model.h5'); check the copy was not cut short.",
         ) from None
     if raw is None:
@@ -111,36 +141,58 @@ def _architecture_from_h5(path: Path) -> dict[str, Any]:
             if has_weights
             else "Save the whole model from Keras with model.save('model.h5')."
         )
-        raise ModelError(f"'{path}' holds no model architecture.", fix)
+        raise ModelError(f"'{shown}' holds no model architecture.", fix)
     if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    return _parse_json(raw, path)
+        raw = raw.decode("utf-8", errors="replace")
+    if not isinstance(raw, str):
+        raise ModelError(f"'{shown}' stores its architecture as {type(raw).__name__}, not JSON text.", "Re-export the model.")
+    return _parse_json(raw, shown)
 
 
-def _architecture_from_keras_zip(path: Path) -> dict[str, Any]:
+def _architecture_from_keras_zip(path: Path, shown: Path) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(path) as archive:
-            raw = archive.read("config.json").decode("utf-8")
+            _check_archive_members(archive, shown)
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise ModelError(
+                    f"'{shown}' has a {info.file_size:,}-byte config.json; a Keras architecture is far smaller.",
+                    "Re-export the model with tf-keras: model.save('model.keras').",
+                )
+            raw = archive.read(info).decode("utf-8", errors="replace")
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
         raise ModelError(
-            f"'{path}' is not a readable .keras archive ({exc}).",
+            f"'{shown}' is not a readable .keras archive ({exc}).",
             "Re-export the model with tf-keras: model.save('model.keras') or model.save('model.h5').",
         ) from None
-    return _parse_json(raw, path)
+    return _parse_json(raw, shown)
 
 
-def _parse_json(raw: str, path: Path) -> dict[str, Any]:
+def _check_archive_members(archive: zipfile.ZipFile, shown: Path) -> None:
+    """tf-keras extracts extra members (assets) to disk and hands them to layers: accept none."""
+    extra = sorted({name for name in archive.namelist() if name not in KERAS_ARCHIVE_MEMBERS})
+    if extra:
+        listed = ", ".join(repr(name) for name in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise ModelError(
+            f"'{shown}' carries files tf-keras never writes for an image classifier ({listed}); "
+            "edgecompress loads only config.json, metadata.json and the weights from a .keras archive.",
+            "Re-export the model with tf-keras (model.save('model.keras')) without lookup or text layers that need assets.",
+        )
+
+
+def _parse_json(raw: str, shown: Path) -> dict[str, Any]:
     try:
         config = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"'{path}' has a corrupt architecture record ({exc}).", "Re-export the model.") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelError(f"'{shown}' has a corrupt architecture record ({exc}).", "Re-export the model.") from None
     if not isinstance(config, dict) or "class_name" not in config:
-        raise ModelError(f"'{path}' has no Keras architecture in it.", "Re-export the model.")
+        raise ModelError(f"'{shown}' has no Keras architecture in it.", "Re-export the model.")
     return config
 
 
 def _looks_like_text(path: Path) -> bool:
-    sample = path.read_bytes()[:512]
+    with path.open("rb") as handle:
+        sample = handle.read(512)
     try:
         sample.decode("utf-8")
     except UnicodeDecodeError:
@@ -148,78 +200,84 @@ def _looks_like_text(path: Path) -> bool:
     return True
 
 
-def iter_layer_configs(config: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every layer record in an architecture, containers and wrapped layers included."""
-    yield config
-    inner = config.get("config", {})
-    if not isinstance(inner, dict):
+def _private_copy(path: Path, folder: Path) -> tuple[Path, str]:
+    """Copy the model into `folder` (mode 0700, ours alone) and hash exactly the bytes copied."""
+    copy = folder / f"model{path.suffix.lower()}"
+    digest = hashlib.sha256()
+    with path.open("rb") as source, copy.open("wb") as target:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):  # checked on the opened file, not the name
+            raise ModelError(f"'{path}' is not a regular file.", "Pass the model file itself, saved with model.save().")
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            digest.update(chunk)
+            target.write(chunk)
+    return copy, digest.hexdigest()
+
+
+def _hand_over(copy: Path, checked: CheckedArchitecture) -> None:
+    """Make the private copy hold exactly the checked architecture, and nothing only compiling reads."""
+    text = json.dumps(checked.config)
+    if copy.suffix == ".keras":
+        rebuilt = copy.with_name("checked.keras")
+        with zipfile.ZipFile(copy) as source, zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_STORED) as target:
+            target.writestr("config.json", text)
+            for name in KERAS_ARCHIVE_MEMBERS[1:]:
+                if name in source.namelist():
+                    with source.open(name) as member, target.open(name, "w") as out:
+                        shutil.copyfileobj(member, out, 1 << 20)
+        rebuilt.replace(copy)
         return
-    for key in CONTAINER_KEYS:
-        child = inner.get(key)
-        children = child if isinstance(child, list) else [child]
-        for item in children:
-            if isinstance(item, dict) and "class_name" in item:
-                yield from iter_layer_configs(item)
+    import h5py
+
+    with h5py.File(copy, "r+") as handle:
+        handle.attrs["model_config"] = text
+        for name in H5_TRAINING_ATTRS:
+            if name in handle.attrs:
+                del handle.attrs[name]
 
 
-def builtin_layer_names() -> set[str]:
-    """Class names tf-keras can build without user code: its own layers and model classes."""
-    from edgecompress._tf import keras
+def load_model(path: str | Path, *, for_export: bool = True) -> LoadedModel:
+    """Load a Keras model file safely and describe it; see the module docstring for how.
 
-    k = keras()
-    names = {"Sequential", "Functional", "Model", "TFOpLambda", "SlicingOpLambda"}
-    for name in dir(k.layers):
-        obj = getattr(k.layers, name)
-        if isinstance(obj, type) and issubclass(obj, k.layers.Layer):
-            names.add(obj.__name__)
-            names.add(name)
-    return names - CODE_CARRYING_LAYERS
+    With `for_export` (what `deploy` needs) a model with a layer the TFLite / ONNX export
+    cannot carry is refused here, before any training, naming the layer (see `layer_support`).
+    """
+    from edgecompress.layer_support import check_exportable_layers
 
-
-def check_layers(config: dict[str, Any], path: Path, allowed: set[str]) -> list[str]:
-    """Refuse code-carrying and unknown layers; return the layer class names in order."""
-    classes = []
-    for layer in iter_layer_configs(config):
-        class_name = str(layer.get("class_name"))
-        classes.append(class_name)
-        layer_name = layer.get("config", {}).get("name", "?") if isinstance(layer.get("config"), dict) else "?"
-        if class_name in CODE_CARRYING_LAYERS:
-            raise ModelError(
-                f"'{path.name}' contains a {class_name} layer ('{layer_name}'), which stores Python code in the file; "
-                "edgecompress never runs code from a model file.",
-                "Replace the Lambda with a built-in layer (e.g. Rescaling, Activation, Reshape) or a tf-keras "
-                "layer subclass, re-save the model, and run again.",
-            )
-        if class_name not in allowed:
-            raise ModelError(
-                f"'{path.name}' uses the layer '{class_name}' ('{layer_name}'), which is not a built-in tf-keras layer.",
-                "edgecompress loads only built-in layers (custom classes would mean importing code). Rebuild the "
-                "model from built-in layers, or strip training wrappers (e.g. tfmot strip_pruning) before saving.",
-            )
-    return classes
-
-
-def load_model(path: str | Path) -> LoadedModel:
-    """Load a Keras model file safely and describe it; see the module docstring for why."""
     path = Path(path).expanduser()
-    config = read_architecture(path)
-    classes = check_layers(config, path, builtin_layer_names())
+    _check_model_path(path)
+    with tempfile.TemporaryDirectory(prefix="edgecompress-model-") as private:
+        copy, sha256 = _private_copy(path, Path(private))
+        checked = check_architecture(read_architecture(copy, shown=path), source=path.name)
+        _hand_over(copy, checked)
+        model = _tf_keras_load(copy, path)
+    loaded = describe_model(model, path=path, layer_classes=checked.layer_classes, sha256=sha256)
+    loaded.records = checked.layers
+    if for_export:
+        check_exportable_layers(loaded)
+    return loaded
+
+
+def _tf_keras_load(copy: Path, shown: Path) -> Any:
     from edgecompress._tf import keras
 
-    k = keras()
     try:
-        model = k.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # tf-keras raises many types for damaged files
+        return keras().models.load_model(copy, custom_objects=None, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - tf-keras raises many types for damaged files
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelError(
-            f"tf-keras could not rebuild '{path.name}': {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            f"tf-keras could not rebuild '{shown.name}': {type(exc).__name__}: {first_line[:300]}",
             "The file may be damaged or saved by an incompatible Keras (Keras 3 .keras files need re-saving "
             "with tf-keras). Re-export with tf-keras: model.save('model.h5').",
         ) from None
-    return describe_model(model, path=path, layer_classes=classes)
 
 
-def describe_model(model: Any, *, path: Path, layer_classes: list[str] | None = None) -> LoadedModel:
-    """Facts about an in-memory tf-keras model (also used for models the user passes from Python)."""
+def describe_model(
+    model: Any, *, path: Path, layer_classes: list[str] | None = None, sha256: str | None = None
+) -> LoadedModel:
+    """Facts about an in-memory tf-keras model (also used for models the user passes from Python).
+
+    `sha256` is the hash of the bytes actually loaded; without it the file at `path` is hashed.
+    """
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelError(
             f"'{path.name}' has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
@@ -241,13 +299,14 @@ def describe_model(model: Any, *, path: Path, layer_classes: list[str] | None = 
     return LoadedModel(
         model=model,
         path=path,
-        sha256=sha256_of(path) if path.is_file() else "",
+        sha256=sha256 if sha256 is not None else (sha256_of(path) if path.is_file() else ""),
         input_shape=tuple(int(d) for d in in_shape),
         n_outputs=int(out_shape[0]),
         output_kind=output_kind(model),
         scaling="0-255" if _self_scaling_layer(model) else None,
         scaling_evidence=_self_scaling_layer(model),
         n_params=int(model.count_params()),
+        fixed_batch=None if model.inputs[0].shape[0] is None else int(model.inputs[0].shape[0]),
         layer_classes=layer_classes or [type(layer).__name__ for layer in model.layers],
     )
 

@@ -32,7 +32,7 @@ def analyze(
     from edgecompress.data import load_dataset
     from edgecompress.model_io import load_model
 
-    loaded = load_model(model)
+    loaded = load_model(model, for_export=False)  # analysis exports nothing: a recurrent model is fine here
     dataset = load_dataset(
         data, input_shape=loaded.input_shape, scaling=scaling or loaded.scaling or "0-1", seed=seed, resize=resize,
         classes=split_classes(classes),

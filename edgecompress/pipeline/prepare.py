@@ -65,6 +65,7 @@ class Prepared:
 
 def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: bool = False) -> Prepared:
     """Load and check everything `request` names; raise an EdgeCompressError naming the fix."""
+    from edgecompress.layer_support import check_export_routes
     from edgecompress.model_io import load_model
     from edgecompress.profiles import load_profile
     from edgecompress.run_folder import check_output_dir
@@ -93,6 +94,7 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
     significance = _significance(request, profile, loaded, dataset, say, task, cache, fingerprint)
     clock.lap("significance")
     plan = _plan(request, profile, loaded, significance, say)
+    check_export_routes(loaded, routes=_export_routes(request, profile, plan))  # e.g. GELU with an ONNX export
     if plan.needs_training:
         say(f"Fine-tuning budget: {finetuning_settings(request, profile).describe(len(dataset.x_train))}")
     targets: list[Target] = []
@@ -219,6 +221,14 @@ def _plan(request: DeployRequest, profile: Profile, loaded: LoadedModel, signifi
         plan = make_plan(profile, loaded.model, significance)
     say(f"Plan '{plan.strategy}': {plan.description}; export {plan.export_mode}, about {plan.estimated_bytes:,} bytes bit-packed")
     return plan
+
+
+def _export_routes(request: DeployRequest, profile: Profile, plan: Plan) -> set[str]:
+    """Every converter route this run takes: the float32 baseline, the profile's PTQ, the plan's export."""
+    routes = {"float32", profile.compression.ptq}
+    if plan.needs_training:
+        routes |= {plan.export_mode, *(["onnx"] if request.onnx else [])}
+    return routes
 
 
 def finetuning_settings(request: DeployRequest, profile: Profile, say: Say | None = None) -> FineTuning:
