@@ -29,6 +29,16 @@ def _classifier(*body, batch=None):
     return k.Sequential([k.layers.Input((8, 8, 1), batch_size=batch), *body, k.layers.Flatten(), k.layers.Dense(10, activation="softmax")])
 
 
+def _trained(model):
+    """`model` fitted briefly on scikit-learn's digits (0-1 pixels): deploy refuses a baseline at chance."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit((digits.images / 16.0)[..., None], digits.target, epochs=5, verbose=0)
+    return model
+
+
 def _sequence(layer):
     """Rows of the image as a sequence, read by a recurrent layer."""
     return _classifier(keras().layers.Reshape((8, 8)), layer)
@@ -64,7 +74,7 @@ def test_analysis_alone_may_load_what_deploy_cannot_export(tmp_path: Path) -> No
 def test_an_activation_failing_only_in_onnx_is_refused_at_plan_time(tmp_path: Path) -> None:
     """ONNX is exported only for a plan that trains: known once the plan is, still before training."""
     path = tmp_path / "gelu.h5"
-    _classifier(keras().layers.Conv2D(4, 3, activation="gelu", name="conv")).save(path)
+    _trained(_classifier(keras().layers.Conv2D(4, 3, activation="gelu", name="conv"))).save(path)
     with pytest.raises(ModelError, match=r"layer 'conv' \(Conv2D\) with activation 'gelu' exports to an ONNX graph") as info:
         edgecompress.deploy(path, "rpi4", recipe="cqat", dry_run=True, output=tmp_path / "runs")
     assert "in ONNX export, which this run's profile and plan use" in info.value.problem
