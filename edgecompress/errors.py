@@ -45,3 +45,9 @@ class BudgetError(EdgeCompressError):
     """No compression option fits the profile's memory or flash budget."""
 
     exit_code = 4
+
+
+class ToolError(EdgeCompressError):
+    """A tool a step needs (cross-compiler, emulator, TFLM sources) is missing or broken."""
+
+    exit_code = 5

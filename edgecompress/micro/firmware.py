@@ -30,7 +30,8 @@ from edgecompress.resources import bundled_dir
 TEMPLATE_FILES = ("model_data.h.in", "model_data.cc.in", "sample_input.cc.in", "op_resolver.h.in", "main.cc.in")
 #: Units compiled here; the first is the model, whose object size is the model's flash figure.
 COMPILED_UNITS = ("model_data.cc", "sample_input.cc")
-STATIC_FILES = ("model_data_check.cc", "README.md")
+STATIC_FILES = ("model_data_check.cc", "README.md", "startup_cortex_m.c", "cortex_m.ld.in", "semihosting.h",
+                "semihosting.c", "systick_time.cc", "emulator_main.cc")
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
 #: Profile cpu.arch -> (substring of cpu.model, -mcpu); first match wins, '' matches any model.
 CORTEX_M_CPUS: tuple[tuple[str, str, str], ...] = (
