@@ -105,3 +105,8 @@ def board_for(core: Core, requested: str | None = None) -> Board:
             f"No emulated board in qemu-system-arm has a {core.family}; the firmware can be built but not run here.",
             "Deploy without --target qemu (the latency stays an estimate), or run the firmware on your own board.")
     return BOARDS[core.board]
+
+
+def core_by_mcpu(mcpu: str) -> Core | None:
+    """The core a firmware was built for, from the -mcpu it records."""
+    return next((core for *_, core in _CORES if core.mcpu == mcpu), None)

@@ -61,6 +61,7 @@ class FirmwareInputs:
     op_names: list[str]
     arena_minimum: int
     arena_bytes: int  # with margin
+    arena_note: str  # where the minimum was measured
     sample_input: np.ndarray  # one quantized sample, in the input tensor's dtype
     sample_label: int
     class_names: list[str]
@@ -102,6 +103,7 @@ def _template_values(inputs: FirmwareInputs) -> dict[str, str]:
         "tflm_version": f"tflite-micro {tflm_version()}",
         "arena_minimum": str(inputs.arena_minimum),
         "arena_margin": str(inputs.arena_bytes - inputs.arena_minimum),
+        "arena_note": inputs.arena_note,
         "arena_bytes": str(inputs.arena_bytes),
         "op_count": str(len(inputs.op_names)),
         "op_names": ", ".join(inputs.op_names),

@@ -25,7 +25,7 @@ RAM_SECTIONS = (".data", ".bss", ".stack")
 ITEMS = ("model", "tflm_runtime", "kernels", "arena", "stack", "harness", "rest")
 #: Symbols of the tensor arena in the generated firmware (main.cc, emulator_main.cc).
 ARENA_SYMBOLS = ("g_tensor_arena", "g_arena")
-_HARNESS_UNITS = ("emulator_main.cc.o", "semihosting.c.o", "systick_time.cc.o")
+_HARNESS_UNITS = ("emulator_main.cc", "semihosting.c", "systick_time.cc")
 
 
 @dataclass
@@ -108,9 +108,10 @@ def _merged_strings_scaled(rows: list[tuple[str, str, int, str]], sections: dict
 
 def _item(source: str, origins: dict[str, str]) -> str:
     name = Path(source.split("(")[0]).name
-    if name == "model_data.cc.o":
+    unit = name.split(".")[0] + "." + name.split(".")[1] if name.count(".") >= 2 else name
+    if unit == "model_data.cc":
         return "model"
-    if name in _HARNESS_UNITS:
+    if unit in _HARNESS_UNITS:
         return "harness"
     origin = origins.get(source)
     if origin == "framework":

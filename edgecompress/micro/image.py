@@ -184,7 +184,10 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
              "jobs": builder.jobs, "object_cache": str(builder.object_dir), "sources": device.to_dict()["sources"],
              "emulator_sources": final_emulator.to_dict()["sources"], "link_command": device.to_dict()["link_command"],
              "warnings": device.warnings[:20]}
-    manifest = _write_manifest(project, core, emulated, kernels, probe, arena, tree, manifest_extra or {})
+    manifest = _write_manifest(project, core, emulated, kernels, probe, arena, tree, {
+        "flash_bytes": device_footprint.flash_bytes, "ram_bytes": device_footprint.ram_bytes,
+        "instructions_first_sample": measured["instructions_first_sample"] if measured else None,
+        **(manifest_extra or {})})
     return WholeFirmware(project, core, emulated, kernels, tree, device_footprint, emulator_footprint, arena, stack, build,
                          measured, manifest, notes)
 

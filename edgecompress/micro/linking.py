@@ -130,15 +130,30 @@ class Builder:
     # ------------------------------------------------------------------ compiling
 
     def compile_application(self, sources: list[Path], out_dir: Path, defines: Iterable[str] = ()) -> list[Unit]:
-        """The firmware's own units (main, model data, harness): never cached, always rebuilt."""
+        """The firmware's own units (main, model data, harness), in `out_dir`.
+
+        An object is reused only while its source and command are unchanged (the
+        firmware's variants share most units: only the arena size differs between them).
+        """
         out_dir.mkdir(parents=True, exist_ok=True)
-        jobs = []
+        jobs, ready = [], []
         for source in sources:
-            output = out_dir / (source.name + ".o")
-            command = self._command(source, output, extra_includes=[source.parent])
+            command = self._command(source, out_dir / "unit.o", extra_includes=[source.parent])
             command[1:1] = list(defines)
-            jobs.append((str(source), output, command))
-        return self._run_jobs(jobs, origin=lambda s: "application", cached=False)
+            key = hashlib.sha256(json.dumps([command, _sha256(source)]).encode()).hexdigest()[:16]
+            output = out_dir / f"{source.name}.{key}.o"
+            command[-1] = str(output)
+            if output.is_file() and output.with_suffix(".o.json").is_file():
+                stored = json.loads(output.with_suffix(".o.json").read_text())
+                ready.append(Unit(str(source), output, "application", True, frozenset(stored["defined"]),
+                                  frozenset(stored["undefined"])))
+            else:
+                jobs.append((str(source), output, command))
+        built = self._run_jobs(jobs, origin=lambda s: "application", cached=False)
+        for unit in built:
+            unit.object_path.with_suffix(".o.json").write_text(json.dumps({"defined": sorted(unit.defined),
+                                                                            "undefined": sorted(unit.undefined)}))
+        return ready + built
 
     def compile_library(self, sources: Iterable[str]) -> list[Unit]:
         """TFLM / CMSIS-NN sources (paths relative to the tree), from the object cache when there."""

@@ -24,6 +24,8 @@ void Start() {
   kSysTick->load = kReload;
   kSysTick->val = 0;
   kSysTick->ctrl = 0x7u;  // processor clock, interrupt on wrap, enabled
+  while (kSysTick->val == 0) {
+  }  // the counter loads LOAD on its first tick; until then VAL=0 would read as a full period
   g_started = true;
 }
 }  // namespace
