@@ -34,6 +34,9 @@ def _mount_subcommands() -> None:
     from edgecompress.cli_profiles import app as profiles_app
 
     app.add_typer(profiles_app, name="profiles", help="List and inspect device profiles.")
+    from edgecompress.cli_micro import app as micro_app
+
+    app.add_typer(micro_app, name="micro", help="Prepare TFLM sources and check the firmware toolchain and emulator.")
     from edgecompress.cli_report import register
 
     register(app)  # `report RUN_DIR` and `compare RUN_DIR...`
@@ -60,7 +63,7 @@ def deploy(
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Device profile name (see `edgecompress profiles list`) or path to your own profile file."),
     data: str = typer.Option("sklearn:digits", "--data", "-d", help="Class-folder directory, .npz file, or sklearn:digits."),
     classes: Optional[str] = typer.Option(None, help="Comma-separated class subset in the model's output order, e.g. cat,dog."),
-    target: list[str] = typer.Option(["local"], "--target", "-t", help="local, ssh://user@host[:port], or a target name/file. Repeat for a fleet."),
+    target: list[str] = typer.Option(["local"], "--target", "-t", help="local, ssh://user@host[:port], a target name/file, or qemu[:BOARD] (microcontroller firmware on an emulated board). Repeat for a fleet."),
     output: Path = typer.Option(Path("runs"), "--output", "-o", help="Folder that receives one sub-folder per run."),
     seed: int = typer.Option(0, help="Seed for data splits and calibration sampling."),
     scaling: Optional[str] = typer.Option(None, help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: inferred from the model's first layers)."),
@@ -84,6 +87,8 @@ def deploy(
     connect_timeout: Optional[float] = typer.Option(None, help="Seconds to wait for a board to answer (default 10)."),
     remote_python: Optional[str] = typer.Option(None, help="Python on the board (default: python3, or the target file's)."),
     remote_dir: Optional[str] = typer.Option(None, help="Work folder on the board (default ~/.edgecompress)."),
+    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="Microcontrollers: a tflite-micro tree to build the firmware from (default: $EDGECOMPRESS_TFLM_DIR, then `edgecompress micro setup`'s cache)."),
+    kernels: str = typer.Option("cmsis_nn", "--kernels", help="Microcontrollers: TFLM kernels to link, cmsis_nn (optimized) or reference."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table (and errors)."),
     json_output: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout instead of tables."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and TensorFlow's own messages."),
@@ -131,6 +136,7 @@ def deploy(
             delta=delta,
             method=method,
             dry_run=dry_run,
+            micro={k: v for k, v in {"tflm_dir": tflm_dir, "kernels": kernels}.items() if v is not None},
             **feedback,
             **{k: v for k, v in ssh_options.items() if v not in (None, False)},
         )

@@ -58,6 +58,7 @@ class DeployRequest:
     id_samples: int = 2000
     onnx: bool = True
     target_options: dict[str, Any] = field(default_factory=dict)
+    micro: dict[str, Any] = field(default_factory=dict)  # microcontroller firmware: tflm_dir, kernels
 
 
 @dataclass
@@ -141,6 +142,7 @@ def deploy(
     progress: Callable[[str], None] | None = None,
     show: Callable[[Any], None] | None = None,
     task: TaskFactory | None = None,
+    micro: dict[str, Any] | None = None,
     **target_options: Any,
 ) -> DeployResult:
     """Python twin of `edgecompress deploy`; arguments mean what the CLI options mean."""
@@ -165,6 +167,7 @@ def deploy(
         id_samples=id_samples,
         onnx=onnx,
         target_options={k: str(v) if isinstance(v, Path) else v for k, v in target_options.items()},
+        micro={k: str(v) if isinstance(v, Path) else v for k, v in (micro or {}).items()},
     )
     return run(request, progress=progress, show=show, task=task, dry_run=dry_run)
 
@@ -225,6 +228,7 @@ def run(
         artifacts = _export_artifacts(prepared, folder, say)
         step = "micro"
         micro = _micro_build(prepared, folder, artifacts, say)
+        artifacts = artifacts + _firmware_artifacts(folder, micro)
         step = "measure"
         measurements = _measure(prepared, folder, artifacts, say)
         step = "report"
@@ -284,13 +288,18 @@ def _prepare(request: DeployRequest, say: Callable[[str], None], task: TaskFacto
     )
     _check_data_fits_model(dataset, loaded)
     say(f"Data {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, classes {', '.join(dataset.class_names)}, scaled {dataset.scaling}")
-    if profile.device_class == "microcontroller" and any(spec != "local" for spec in request.targets):
+    from edgecompress.targets.qemu import is_qemu_spec
+
+    if profile.device_class == "microcontroller" and any(spec != "local" and not is_qemu_spec(spec) for spec in request.targets):
         raise TargetError(
-            f"Profile '{profile.name}' is a microcontroller: its deploy ends in a TFLite Micro firmware project "
+            f"Profile '{profile.name}' is a microcontroller: its deploy ends in TFLite Micro firmware "
             "(in the run folder's micro/firmware/), not an SSH push.",
-            "Drop --target (the int8 model is still checked on this machine), then build and flash micro/firmware/ "
-            "with your board's toolchain.",
+            "Use --target qemu to run the firmware on an emulated board, or --target local (the int8 model is checked "
+            "on this machine); then flash micro/firmware/ with your board's toolchain.",
         )
+    if profile.device_class != "microcontroller" and any(is_qemu_spec(spec) for spec in request.targets):
+        raise TargetError(f"--target qemu emulates microcontroller boards; profile '{profile.name}' is a {profile.device_class}.",
+                          "Use a microcontroller profile (arduino-nano-33-ble, stm32h7, or your own Cortex-M profile).")
     significance, plan = _significance_and_plan(request, profile, loaded, dataset, say, task)
     targets, probes = _connect_targets(request, say) if probe_targets else ([], {})
     return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan, task)
@@ -490,7 +499,7 @@ def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], 
     eval_path = _ensure_eval_npz(prepared, folder)
     failures: list[str] = []
     for artifact in artifacts:
-        pending = [t for t in prepared.targets if not folder.done(_measure_key(artifact, t))]
+        pending = [t for t in prepared.targets if t.accepts(artifact.path) and not folder.done(_measure_key(artifact, t))]
         if pending:
             names = ", ".join(t.name for t in pending)
             say(f"Measuring {artifact.name} on {names} ({request.warmup} warm-up + {request.runs} timed runs)")
@@ -510,7 +519,7 @@ def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], 
         )
     entries = []
     for target in prepared.targets:
-        for artifact in artifacts:
+        for artifact in (a for a in artifacts if target.accepts(a.path)):
             stem = _measure_stem(artifact, target)
             saved = folder.read_json(f"measurements/{stem}.json")
             entries.append(measurement_entry(artifact.name, target.name, saved["result"], f"measurements/{stem}.samples.json"))
@@ -559,18 +568,29 @@ def _micro_build(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifac
     if done:
         return done
     from edgecompress.micro import build_micro
+    from edgecompress.micro.emulated import firmware_options
 
     eval_path = _ensure_eval_npz(prepared, folder)
     final = next(a for a in reversed(artifacts) if a.path.suffix == ".tflite" and a.kind == "int8")
-    say(f"Building TFLite Micro firmware from {final.name}: measuring the arena in the TFLM interpreter, compressing tables")
+    say(f"Building TFLite Micro firmware from {final.name}: measuring the arena in the TFLM interpreter, compressing tables, "
+        "compiling and linking the firmware")
     with prepared.task(f"TFLite Micro build of {final.name}"):
         build = build_micro(final.path.read_bytes(), profile=prepared.profile, eval_npz=eval_path,
-                            out_dir=(folder.path / "micro").resolve(), name=_safe(final.name).replace("-", "_"))
+                            out_dir=(folder.path / "micro").resolve(), name=_safe(final.name).replace("-", "_"),
+                            firmware_options=firmware_options(prepared.request.targets, prepared.request.micro))
     run_root = str((folder.path).resolve()) + "/"
     # paths relative to the run folder: it is renamed when the run finishes
     summary = json.loads(json.dumps({"artifact": final.name, **build.to_dict()}, default=str).replace(run_root, ""))
     folder.mark_done("micro", summary)
     return summary
+
+
+def _firmware_artifacts(folder: RunFolder, micro: dict[str, Any] | None) -> list[Artifact]:
+    """The linked firmware image, measured by the emulated-board targets (the others do not accept it)."""
+    from edgecompress.micro.emulated import firmware_artifact
+
+    found = firmware_artifact(folder.path, micro)
+    return [Artifact(**found)] if found else []
 
 
 def _write_report(

@@ -21,10 +21,10 @@ from edgecompress.micro.toolchain import arm_tool
 
 #: Output sections in code memory (the linker script's CODE region); .data also takes flash.
 FLASH_SECTIONS = (".vectors", ".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".init_array")
-RAM_SECTIONS = (".data", ".bss", ".stack")
+RAM_SECTIONS = (".data", ".bss", ".arena", ".stack")
 ITEMS = ("model", "tflm_runtime", "kernels", "arena", "stack", "harness", "rest")
-#: Symbols of the tensor arena in the generated firmware (main.cc, emulator_main.cc).
-ARENA_SYMBOLS = ("g_tensor_arena", "g_arena")
+#: The tensor arena: main.cc's array (in .bss), or the linker script's .arena region (harness).
+ARENA_SYMBOLS = ("g_tensor_arena",)
 _HARNESS_UNITS = ("emulator_main.cc", "semihosting.c", "systick_time.cc")
 
 
@@ -59,7 +59,7 @@ class Footprint:
 def measure(elf: Path, map_file: Path, origins: dict[str, str]) -> Footprint:
     """Footprint of `elf`; `origins` maps object paths to 'framework' | 'kernel' | 'third-party' | 'application'."""
     sections = section_sizes(elf)
-    arena = sum(symbol_sizes(elf, ARENA_SYMBOLS).values())
+    in_bss = sum(symbol_sizes(elf, ARENA_SYMBOLS).values())
     contributions = _merged_strings_scaled(map_contributions(map_file), sections)
     flash = {item: 0 for item in ITEMS if item not in ("arena", "stack")}
     ram = {item: 0 for item in ITEMS}
@@ -70,11 +70,10 @@ def measure(elf: Path, map_file: Path, origins: dict[str, str]) -> Footprint:
         if output in (".data", ".bss"):
             ram[item] += round(size)
     ram["stack"] = sections.get(".stack", 0)
-    if arena:  # the arena is one array in the application's .bss: show it on its own
-        owner = "harness" if ram["harness"] >= arena else "rest"
-        ram[owner] -= arena
-        ram["arena"] = arena
-    flash_total = sum(sections.get(name, 0) for name in (*FLASH_SECTIONS, ".data"))
+    ram["rest"] -= in_bss  # main.cc's arena array is in the application's .bss: show it on its own
+    arena = in_bss + sections.get(".arena", 0)
+    ram["arena"] = arena
+    flash_total = image_extent(elf) or sum(sections.get(name, 0) for name in (*FLASH_SECTIONS, ".data"))
     ram_total = sum(sections.get(name, 0) for name in RAM_SECTIONS)
     notes = []
     for totals, items, what in ((flash_total, flash, "flash"), (ram_total, ram, "RAM")):
@@ -130,6 +129,19 @@ def section_sizes(elf: Path) -> dict[str, int]:
         if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
             sizes[parts[0]] = int(parts[1])
     return sizes
+
+
+def image_extent(elf: Path) -> int:
+    """Bytes from the first to the last byte loaded into code memory (LOAD segments' physical
+    addresses), alignment gaps included: exactly what is written to flash."""
+    result = subprocess.run([arm_tool("readelf"), "-lW", str(elf)], capture_output=True, text=True, check=True)
+    spans = []
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "LOAD" and len(parts) >= 6 and int(parts[4], 16) > 0:
+            start = int(parts[3], 16)  # PhysAddr (the load address: .data's initial values sit in flash)
+            spans.append((start, start + int(parts[4], 16)))
+    return max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0
 
 
 def symbol_sizes(elf: Path, names: tuple[str, ...]) -> dict[str, int]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import string
 import subprocess
@@ -120,7 +121,8 @@ class ProbeInput:
 
 def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes: int, probe: ProbeInput,
                    tflm_dir: str | Path | None = None, board: str | None = None, emulate: bool = True,
-                   out_name: str | None = None, manifest_extra: dict[str, Any] | None = None) -> WholeFirmware:
+                   out_name: str | None = None, manifest_extra: dict[str, Any] | None = None,
+                   publish: bool | None = None) -> WholeFirmware:
     """Compile and link `project` (a generated firmware folder) for `core` with `kernels`.
 
     `host_arena_bytes` is the arena the host TFLM measured (with its margin): the fallback
@@ -134,17 +136,19 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
     emulated = _emulated_board(core, board) if emulate else None
     layout = emulated or _GENERIC_BOARD
     out = project / "build" / (out_name or f"{core.mcpu}-{kernels}")
+    publish = out_name is None if publish is None else publish
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     started = time.monotonic()
     stats = {"compiled_now": 0, "from_cache": 0, "rounds": 0, "link_seconds": 0.0}
 
     def link(sources: tuple[str, ...], name: str, arena: int, stack: int) -> linking.LinkedFirmware:
-        defines = [f"-DEDGECOMPRESS_ARENA_BYTES={arena}", f"-DEDGECOMPRESS_SYSTICK_HZ={layout.sysclk_hz}",
-]
-        application = builder.compile_application([project / s for s in sources], out / f"obj-{name}", defines)
+        harness = sources == _APP_EMULATOR  # its arena is the linker script's region; main.cc's is an array
+        defines = [f"-DEDGECOMPRESS_SYSTICK_HZ={layout.sysclk_hz}"] + ([] if harness else [f"-DEDGECOMPRESS_ARENA_BYTES={arena}"])
+        # The project's own objects are shared by its variants (keyed by command and source).
+        application = builder.compile_application([project / s for s in sources], project / "build" / "objects", defines)
         units, rounds, _ = builder.close_over(application)
-        script = _linker_script(out / f"{name}.ld", layout, stack)
+        script = _linker_script(out / f"{name}.ld", layout, stack, arena if harness else 0)
         elf = out / f"{name}.elf"
         command, link_seconds, warnings = builder.link(units, script, elf)
         library = [u for u in units if u.origin != "application"]
@@ -173,23 +177,30 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
                      "TFLM figure with its margin and the stack a fixed reservation, not measured on the 32-bit core")
     final_emulator = link(_APP_EMULATOR, "firmware-qemu", arena["size_bytes"], stack["reserved_bytes"])
     device = link(_APP_DEVICE, "firmware", arena["size_bytes"], stack["reserved_bytes"])
-    for linked, target in ((final_emulator, project / EMULATOR_ELF), (device, project / DEVICE_ELF)):
-        shutil.copyfile(linked.elf, target)
-        shutil.copyfile(linked.map_file, target.with_suffix(".map"))
-    image = (project / DEVICE_ELF).with_suffix(".bin")
-    subprocess.run([arm_tool("objcopy"), "-O", "binary", str(project / DEVICE_ELF), str(image)], check=True)
+    image = out / DEVICE_ELF.replace(".elf", ".bin")
+    subprocess.run([arm_tool("objcopy"), "-O", "binary", str(device.elf), str(image)], check=True)
     device_footprint = footprint.measure(device.elf, device.map_file, device.origin_of())
     emulator_footprint = footprint.measure(final_emulator.elf, final_emulator.map_file, final_emulator.origin_of())
     build = {**stats, "seconds": round(time.monotonic() - started, 2), "link_seconds": round(stats["link_seconds"], 2),
              "jobs": builder.jobs, "object_cache": str(builder.object_dir), "sources": device.to_dict()["sources"],
              "emulator_sources": final_emulator.to_dict()["sources"], "link_command": device.to_dict()["link_command"],
              "warnings": device.warnings[:20]}
-    manifest = _write_manifest(project, core, emulated, kernels, probe, arena, tree, {
-        "flash_bytes": device_footprint.flash_bytes, "ram_bytes": device_footprint.ram_bytes,
-        "instructions_first_sample": measured["instructions_first_sample"] if measured else None,
-        **(manifest_extra or {})})
-    return WholeFirmware(project, core, emulated, kernels, tree, device_footprint, emulator_footprint, arena, stack, build,
-                         measured, manifest, notes)
+    extra = {"flash_bytes": device_footprint.flash_bytes, "ram_bytes": device_footprint.ram_bytes,
+             "instructions_first_sample": measured["instructions_first_sample"] if measured else None,
+             **(manifest_extra or {})}
+    if "reference_scores" in extra:  # named relative to the project; the manifest may sit deeper
+        extra["reference_scores"] = os.path.relpath(project / extra["reference_scores"], out)
+    _write_manifest(out, core, emulated, kernels, probe, arena, tree, extra)
+    home = out
+    if publish:  # the project's own firmware: beside its sources, where users and the qemu target look
+        if "reference_scores" in extra:
+            extra["reference_scores"] = (manifest_extra or {})["reference_scores"]
+        for name in (DEVICE_ELF, EMULATOR_ELF, "firmware.map", "firmware-qemu.map", image.name):
+            shutil.copyfile(out / name, project / name)
+        _write_manifest(project, core, emulated, kernels, probe, arena, tree, extra)
+        home = project
+    return WholeFirmware(home, core, emulated, kernels, tree, device_footprint, emulator_footprint, arena, stack, build,
+                         measured, home / MANIFEST, notes)
 
 
 def _emulated_board(core: Core, requested: str | None) -> Board | None:
@@ -233,18 +244,19 @@ def _stack_figures(measured: dict[str, Any] | None) -> dict[str, Any]:
             "source": f"high-water mark on the emulator + {STACK_MARGIN_FRACTION:.0%}, at least {STACK_MIN_BYTES} B"}
 
 
-def _linker_script(path: Path, board: Board, stack_bytes: int) -> Path:
+def _linker_script(path: Path, board: Board, stack_bytes: int, arena_bytes: int) -> Path:
     template = string.Template((bundled_dir("firmware") / "tflm" / "cortex_m.ld.in").read_text())
     path.write_text(template.substitute(
         board_note=board.description, code_origin=hex(board.code_origin), code_bytes=hex(board.code_bytes),
-        data_origin=hex(board.data_origin), data_bytes=hex(board.data_bytes), stack_bytes=hex(_align(stack_bytes, 8))))
+        data_origin=hex(board.data_origin), data_bytes=hex(board.data_bytes), stack_bytes=hex(_align(stack_bytes, 8)),
+        arena_bytes=hex(_align(arena_bytes))))
     return path
 
 
-def _write_manifest(project: Path, core: Core, board: Board | None, kernels: str, probe: ProbeInput, arena: dict[str, Any],
+def _write_manifest(directory: Path, core: Core, board: Board | None, kernels: str, probe: ProbeInput, arena: dict[str, Any],
                     tree: tflm_tree.TflmTree, extra: dict[str, Any]) -> Path:
     """What the qemu target needs to run the firmware, with paths relative to the project (run folders move)."""
-    path = project / MANIFEST
+    path = directory / MANIFEST
     path.write_text(json.dumps({
         "kind": "edgecompress.tflm-firmware",
         "emulator_elf": EMULATOR_ELF,

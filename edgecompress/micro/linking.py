@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,7 @@ _NAMESPACES = {"tflite", "ops", "micro", "reference_ops", "reference_integer_ops
 LINKER_SCRIPT_SYMBOLS = frozenset({"__data_load", "__data_start", "__data_end", "__bss_start", "__bss_end", "__stack_bottom",
                                    "__stack_top", "end", "__exidx_start", "__exidx_end", "__preinit_array_start",
                                    "__preinit_array_end", "__init_array_start", "__init_array_end", "__fini_array_start",
-                                   "__fini_array_end"})
+                                   "__fini_array_end", "__edgecompress_arena_start", "__edgecompress_arena_end"})
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class Builder:
                          **{s: "kernel" for s in recipe.kernel_sources},
                          **{s: "third-party" for s in recipe.third_party_sources}}
         self._texts: dict[str, str] = {}
+        self._keys: dict[str, Path] = {}  # source -> its preprocessed-content slot in the shared store
 
     # ------------------------------------------------------------------ flags
 
@@ -156,16 +158,60 @@ class Builder:
         return ready + built
 
     def compile_library(self, sources: Iterable[str]) -> list[Unit]:
-        """TFLM / CMSIS-NN sources (paths relative to the tree), from the object cache when there."""
+        """TFLM / CMSIS-NN sources (paths relative to the tree), from the object cache when there.
+
+        Two levels, like ccache's preprocessor mode: an object is looked up by (tree, flags,
+        source) first; on a miss the source is preprocessed and looked up by what the compiler
+        would really see, so the interpreter's files -- identical whichever kernel set is
+        linked -- are compiled once for both CMSIS-NN and reference kernels.
+        """
         jobs, ready = [], []
         for source in sources:
             output = self.object_dir / (source + ".o")
-            unit = self._cached_unit(source, output)
+            unit = self._cached_unit(source, output) or self._shared_unit(source, output)
             if unit is not None:
                 ready.append(unit)
             else:
                 jobs.append((source, output, self._command(self.tree.root / source, output)))
-        return ready + self._run_jobs(jobs, origin=lambda s: self._origins.get(s, "framework"), cached=False)
+        built = self._run_jobs(jobs, origin=lambda s: self._origins.get(s, "framework"), cached=False)
+        for unit in built:
+            self._share(unit)
+        return ready + built
+
+    def _preprocessed_key(self, source: str) -> str | None:
+        base = self._command(self.tree.root / source, Path("-"))[:-4]  # without "-c SOURCE -o OUTPUT"
+        command = [*base, "-E", str(self.tree.root / source)]
+        result = subprocess.run(command, cwd=self.tree.root, capture_output=True, timeout=_COMPILE_TIMEOUT_S, check=False)
+        if result.returncode != 0:
+            return None
+        flags = [f for f in base[1:] if not f.startswith(("-D", "-I"))]
+        return hashlib.sha256(json.dumps([gcc_version(), flags]).encode() + result.stdout).hexdigest()
+
+    def _shared_unit(self, source: str, output: Path) -> Unit | None:
+        key = self._preprocessed_key(source)
+        if key is None:
+            return None
+        shared = self.object_dir.parent / "shared" / key[:2] / f"{key}.o"
+        self._keys[source] = shared
+        if not (shared.is_file() and shared.with_suffix(".o.json").is_file()):
+            return None
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared, output)
+        stored = json.loads(shared.with_suffix(".o.json").read_text())
+        stored["source_sha256"] = _sha256(self.tree.root / source)
+        output.with_suffix(".o.json").write_text(json.dumps(stored))
+        return Unit(source, output, self._origins.get(source, "framework"), True, frozenset(stored["defined"]),
+                    frozenset(stored["undefined"]))
+
+    def _share(self, unit: Unit) -> None:
+        shared = self._keys.get(unit.source)
+        if shared is None:
+            return
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        partial = shared.with_name(f".{shared.name}.{os.getpid()}.tmp")
+        shutil.copyfile(unit.object_path, partial)
+        partial.replace(shared)
+        shared.with_suffix(".o.json").write_text(unit.object_path.with_suffix(".o.json").read_text())
 
     def _cached_unit(self, source: str, output: Path) -> Unit | None:
         meta = output.with_suffix(".o.json")

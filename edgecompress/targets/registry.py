@@ -1,6 +1,7 @@
 """Turn the user's `--target` string into a Target.
 
-'local' runs on this machine; 'ssh://user@host[:port]', the name of a file in targets/, or
+'local' runs on this machine; 'qemu' or 'qemu:BOARD' runs microcontroller firmware on an emulated
+Cortex-M board; 'ssh://user@host[:port]', the name of a file in targets/, or
 a path to a .yaml reaches a board over SSH (unknown names get a TargetError from there).
 """
 
@@ -13,6 +14,12 @@ from edgecompress.targets.base import Target
 
 def resolve_target(spec: str, **options: Any) -> Target:
     """Build the target named by `spec`; `options` are the CLI's SSH options (identity, known_hosts...)."""
+    from edgecompress.targets.qemu import board_of, is_qemu_spec
+
+    if is_qemu_spec(spec):
+        from edgecompress.targets.qemu import QemuTarget
+
+        return QemuTarget(board_of(spec))
     if spec == "local":
         from edgecompress.targets.local import LocalTarget
 

@@ -21,9 +21,6 @@
 #include "tensorflow/lite/micro/micro_time.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
-#ifndef EDGECOMPRESS_ARENA_BYTES
-#define EDGECOMPRESS_ARENA_BYTES kTensorArenaSize
-#endif
 #ifndef EDGECOMPRESS_MAX_EVENTS
 #define EDGECOMPRESS_MAX_EVENTS 512
 #endif
@@ -31,12 +28,14 @@
 #define EDGECOMPRESS_MAX_SAMPLES 0x7fffffff
 #endif
 
+// The tensor arena is a region of the linker script (.arena), so the arena can be resized by
+// relinking alone while edgecompress measures it.
+extern "C" uint8_t __edgecompress_arena_start[];
+extern "C" uint8_t __edgecompress_arena_end[];
 extern "C" uint32_t edgecompress_stack_peak_bytes(void);
 extern "C" uint32_t edgecompress_stack_reserved_bytes(void);
 
 namespace {
-
-alignas(16) uint8_t g_arena[EDGECOMPRESS_ARENA_BYTES];
 
 // TFLM's MicroProfiler keeps 4,096 events (about 80 KB of RAM); this one keeps what one
 // inference of this model emits, and sums every operator over the whole evaluation set.
@@ -128,16 +127,17 @@ int main(void) {
   if (model->version() != TFLITE_SCHEMA_VERSION) Fail("schema_version");
   static EdgecompressOpResolver resolver;
   if (RegisterOps(resolver) != kTfLiteOk) Fail("register_ops");
-  static tflite::MicroInterpreter interpreter(model, resolver, g_arena, sizeof(g_arena), nullptr, &g_profiler);
+  const size_t arena_size = static_cast<size_t>(__edgecompress_arena_end - __edgecompress_arena_start);
+  static tflite::MicroInterpreter interpreter(model, resolver, __edgecompress_arena_start, arena_size, nullptr, &g_profiler);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
-    MicroPrintf("edgecompress: arena_size=%d", static_cast<int>(sizeof(g_arena)));
+    MicroPrintf("edgecompress: arena_size=%d", static_cast<int>(arena_size));
     Fail("allocate_tensors");
   }
   TfLiteTensor* input = interpreter.input(0);
   TfLiteTensor* output = interpreter.output(0);
   MicroPrintf("edgecompress: setup model_bytes=%d arena_used=%d arena_size=%d input_bytes=%d output_bytes=%d ops=%d",
               static_cast<int>(kModelDataSize), static_cast<int>(interpreter.arena_used_bytes()),
-              static_cast<int>(sizeof(g_arena)), static_cast<int>(input->bytes), static_cast<int>(output->bytes), kOpCount);
+              static_cast<int>(arena_size), static_cast<int>(input->bytes), static_cast<int>(output->bytes), kOpCount);
 
   const int inputs = sh_open("edgecompress_inputs.bin", 0);
   const int outputs = sh_open("edgecompress_outputs.bin", 1);
