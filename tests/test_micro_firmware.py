@@ -223,3 +223,37 @@ def _probe(linked, eval_npz: Path) -> image.ProbeInput:
 def _manifest_extra(linked) -> dict:
     return {key: value for key, value in json.loads(linked.image.manifest.read_text()).items()
             if key in ("input", "output", "clock_mhz", "profile", "model_bytes", "reference_scores", "shipped")}
+
+
+# --------------------------------------------------------------------------- through deploy
+
+
+def test_deploy_to_the_emulated_board_reports_the_firmware_as_measured(tiny_h5: Path, tmp_path):
+    import edgecompress
+
+    result = edgecompress.deploy(tiny_h5, "arduino-nano-33-ble", data="sklearn:digits", target="qemu",
+                                 output=tmp_path / "runs", max_eval=120, epochs=1)
+    report = result.report
+    [measured] = [m for m in report["measurements"] if m["target"] == "qemu"]
+    assert measured["artifact"] == "tflm-firmware" and measured["latency_ms"] == {}
+    assert measured["instructions"]["per_inference"]["median"] > 0 and measured["instructions"]["per_op"]
+    assert measured["accuracy"]["n"] == 120 and measured["vs_tflm_python"]["decision_agreement"] == 1.0
+    micro = report["micro"]
+    assert micro["linked_firmware"]["device"]["flash_bytes"] == micro["fits"]["flash_needed_bytes"]
+    firmware = next(a for a in report["artifacts"] if a["name"] == "tflm-firmware")
+    assert firmware["file_bytes"] == micro["linked_firmware"]["device"]["flash_bytes"]  # the flash image
+    [row] = [r for r in report["comparison"] if r["target"] == "qemu"]
+    assert row["instructions_median"] == measured["instructions"]["per_inference"]["median"]
+    assert row["latency_median_ms"] is None and row["estimated_latency_ms"] > 0
+    markdown = (result.run_dir / "report.md").read_text()
+    assert "Microcontroller firmware" in markdown and "instructions per inference" in markdown
+    assert not any(m["target"] == "qemu" and m["artifact"] != "tflm-firmware" for m in report["measurements"])
+
+
+def test_deploy_refuses_qemu_for_a_linux_board_before_doing_anything(tiny_h5: Path, tmp_path):
+    import edgecompress
+    from edgecompress.errors import TargetError
+
+    with pytest.raises(TargetError, match="emulates microcontroller boards"):
+        edgecompress.deploy(tiny_h5, "rpi4", data="sklearn:digits", target="qemu", output=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()

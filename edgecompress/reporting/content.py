@@ -26,6 +26,7 @@ from edgecompress.reporting.document import (
     cell,
 )
 from edgecompress.reporting.headline import HEADLINE_COLUMNS, tone_of
+from edgecompress.reporting.micro import micro_section
 
 #: Tables longer than this fold away in HTML (every class of CIFAR-100, every layer of a ResNet).
 FOLD_ROWS = 20
@@ -41,6 +42,7 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
         _significance(report, figures),
         _plan(report, figures),
         _weights(report),
+        micro_section(report),
         _fleet(report),
         _provenance(report),
     ]
