@@ -21,7 +21,7 @@ import numpy as np
 from edgecompress.errors import ProfileError
 from edgecompress.micro import budget as budget_mod
 from edgecompress.micro import compress as lut
-from edgecompress.micro import cores, estimate, firmware, image, ops, tflm
+from edgecompress.micro import cores, estimate, firmware, image, ops, slicing, tflm
 from edgecompress.micro.graph import stored_constants
 
 REPORT_FILE = "micro_build.json"
@@ -187,7 +187,10 @@ def build_micro(
                                                  op_count=len(variant.op_names))
     candidates = {v.label: _candidate_dict(v) for v in variants}
     # Estimates choose the order; the linked firmware, when it can be built, has the last word.
-    order = [v for v in variants if v.budget.fits] + ([v for v in variants if not v.budget.fits] if whole else [])
+    # A variant the estimate refuses is still linked when its model array alone fits the flash
+    # budget: the kernel code and arena figures are the uncertain part of the estimate.
+    order = [v for v in variants if v.budget.fits] + (
+        [v for v in variants if not v.budget.fits and len(v.model) <= profile.flash_budget_bytes] if whole else [])
     if not order:
         raise _refusal(out_dir, profile, {v.label: v.budget for v in variants}, candidates, compression, plain)
 
@@ -320,20 +323,28 @@ def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_np
                         name: str) -> tuple[_Variant | None, dict[str, Any]]:
     """LUT-compress what the RAM budget allows and keep it only if TFLM's outputs are unchanged.
 
-    Decoded tensors live in the arena, so the largest ones are un-chosen one at a time
-    until the measured arena fits the profile's RAM budget.
+    Decoded tensors live in the arena. When the largest one's decoded copy breaks the RAM
+    budget, its layer is first split into slices of output units (a Dense layer only; see
+    slicing.py) so that only one slice is decoded at a time; if no slicing fits, that tensor
+    is left uncompressed, and so on down the list until the measured arena fits.
     """
     plan = lut.plan_lut(plain.model)
-    report: dict[str, Any] = {"requested": True, "plan": plan.to_dict(), "attempts": [], "kept_uncompressed_for_ram": []}
+    report: dict[str, Any] = {"requested": True, "plan": plan.to_dict(), "attempts": [], "kept_uncompressed_for_ram": [],
+                              "sliced_layers": []}
+    base = plain.model
     chosen = sorted(plan.chosen, key=lambda t: t.original_bytes)
     model, arena = b"", None
     while chosen:
-        model = lut.apply_lut(plain.model, chosen)
+        model = lut.apply_lut(base, chosen)
         arena = tflm.measure_arena(model)
         ram_needed = arena.with_margin_bytes + io.input.bytes
         report["attempts"].append({"tensors": [t.name for t in chosen], "file_bytes": len(model),
                                    "arena_with_margin": arena.with_margin_bytes, "ram_needed": ram_needed})
         if ram_needed <= profile.model_memory_budget_bytes:
+            break
+        sliced = _slice_to_fit(base, chosen, profile, io, report)
+        if sliced is not None:
+            base, chosen, model, arena = sliced
             break
         dropped = chosen.pop()
         report["kept_uncompressed_for_ram"].append(
@@ -349,11 +360,46 @@ def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_np
     if not comparison["identical_outputs"]:
         report["result"] = "discarded: TFLM outputs changed after LUT compression (a decoding fault); shipping uncompressed"
         return None, report
-    report["result"] = f"compressed {len(chosen)} tensor(s); TFLM outputs identical on all {len(run.scores)} samples"
+    sliced_note = "".join(f", layer '{row['layer']}' in {row['slices']} slices" for row in report["sliced_layers"])
+    report["result"] = (f"compressed {len(chosen)} tensor(s){sliced_note}; TFLM outputs identical on all "
+                        f"{len(run.scores)} samples")
     report["compressed_tensors"] = [t.name for t in chosen]
     path = out_dir / f"{name}.lut.tflite"
     path.write_bytes(model)
     return _Variant("compressed", model, path, arena, run, ops.require_tflm_ops(model)), report
+
+
+#: Slices are sized so that one decoded slice takes at most this share of the RAM budget at first.
+_SLICE_SHARE_OF_RAM = 0.25
+
+
+def _slice_to_fit(base: bytes, chosen: list[lut.LutTensor], profile: Any, io: tflm.ModelIo,
+                  report: dict[str, Any]) -> tuple[bytes, list[lut.LutTensor], bytes, tflm.ArenaMeasurement] | None:
+    """Split the largest chosen tensor's Dense layer until its compressed model fits the RAM budget."""
+    largest = chosen[-1]
+    units = slicing.sliceable(base, largest.name)
+    if units is None:
+        return None
+    budget = profile.model_memory_budget_bytes
+    slices = 2
+    while largest.original_bytes / slices > budget * _SLICE_SHARE_OF_RAM and slices * 2 <= units:
+        slices *= 2
+    others = {t.name for t in chosen[:-1]}
+    while slices <= units and units % slices == 0:
+        candidate, layer = slicing.slice_dense(base, largest.name, slices)
+        plan = lut.plan_lut(candidate)
+        picked = sorted((t for t in plan.chosen if t.name in others or t.name.startswith(largest.name + "/slice")),
+                        key=lambda t: t.original_bytes)
+        model = lut.apply_lut(candidate, picked)
+        arena = tflm.measure_arena(model)
+        ram_needed = arena.with_margin_bytes + io.input.bytes
+        report["attempts"].append({"tensors": [t.name for t in picked], "sliced": layer.to_dict(), "file_bytes": len(model),
+                                   "arena_with_margin": arena.with_margin_bytes, "ram_needed": ram_needed})
+        if ram_needed <= budget:
+            report["sliced_layers"].append(layer.to_dict())
+            return candidate, picked, model, arena
+        slices *= 2
+    return None
 
 
 def _candidate_dict(variant: _Variant) -> dict[str, Any]:
