@@ -101,6 +101,21 @@ def test_a_second_build_compiles_only_the_models_own_files(linked, eval_npz: Pat
     assert again.device.flash["tflm_runtime"] == linked.image.device.flash["tflm_runtime"]
 
 
+def test_the_project_carries_a_makefile_for_a_users_own_board(linked):
+    import subprocess
+
+    project = linked.firmware_dir
+    assert (project / "Makefile").is_file() and (project / "firmware.ld").is_file()
+    dry = subprocess.run(["make", "-n", "-C", str(project), f"TFLM_DIR={linked.image.tree.root}"], capture_output=True,
+                         text=True, check=True).stdout
+    compiled = re.findall(r"-c (\S+) -o", dry)
+    tflm_sources = {str(linked.image.tree.root / s) for origin in ("framework", "kernel", "third-party")
+                    for s in linked.image.build["sources"].get(origin, [])}
+    assert tflm_sources <= set(compiled)  # the very sources edgecompress linked, no more
+    assert {"main.cc", "model_data.cc", "sample_input.cc", "startup_cortex_m.c"} <= set(compiled)
+    assert "-mcpu=cortex-m4" in dry and "-Tfirmware.ld" in dry and "arm-none-eabi-g++" in dry
+
+
 # --------------------------------------------------------------------------- on the emulated board
 
 

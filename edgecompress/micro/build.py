@@ -382,10 +382,10 @@ def _slice_to_fit(base: bytes, chosen: list[lut.LutTensor], profile: Any, io: tf
         return None
     budget = profile.model_memory_budget_bytes
     slices = 2
-    while largest.original_bytes / slices > budget * _SLICE_SHARE_OF_RAM and slices * 2 <= units:
+    while largest.original_bytes / slices > budget * _SLICE_SHARE_OF_RAM and slices * 2 <= min(units, slicing.MAX_SLICES):
         slices *= 2
     others = {t.name for t in chosen[:-1]}
-    while slices <= units and units % slices == 0:
+    while slices <= min(units, slicing.MAX_SLICES) and units % slices == 0:
         candidate, layer = slicing.slice_dense(base, largest.name, slices)
         plan = lut.plan_lut(candidate)
         picked = sorted((t for t in plan.chosen if t.name in others or t.name.startswith(largest.name + "/slice")),

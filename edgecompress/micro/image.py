@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import shutil
 import string
 import subprocess
@@ -191,6 +192,8 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
     if "reference_scores" in extra:  # named relative to the project; the manifest may sit deeper
         extra["reference_scores"] = os.path.relpath(project / extra["reference_scores"], out)
     _write_manifest(out, core, emulated, kernels, probe, arena, tree, extra)
+    _write_makefile(project if publish else out, device, tree, recipe_flags=builder, core=core, kernels=kernels,
+                    script=out / "firmware.ld")
     home = out
     if publish:  # the project's own firmware: beside its sources, where users and the qemu target look
         if "reference_scores" in extra:
@@ -250,6 +253,29 @@ def _linker_script(path: Path, board: Board, stack_bytes: int, arena_bytes: int)
         board_note=board.description, code_origin=hex(board.code_origin), code_bytes=hex(board.code_bytes),
         data_origin=hex(board.data_origin), data_bytes=hex(board.data_bytes), stack_bytes=hex(_align(stack_bytes, 8)),
         arena_bytes=hex(_align(arena_bytes))))
+    return path
+
+
+def _write_makefile(directory: Path, device: linking.LinkedFirmware, tree: tflm_tree.TflmTree, *,
+                    recipe_flags: linking.Builder, core: Core, kernels: str, script: Path) -> Path:
+    """A Makefile that rebuilds firmware.elf from the same TFLM sources and flags, for a user's own board."""
+    root = str(tree.root)
+
+    def quoted(flags: Any) -> str:
+        return " ".join(shlex.quote(flag) for flag in flags)
+
+    recipe = recipe_flags.recipe
+    includes = " ".join("-I" + ("$(TFLM_DIR)" + path[len(root):] if path.startswith(root) else path) for path in recipe.includes)
+    sources = sorted(u.source for u in device.units if u.origin != "application")
+    template = string.Template((bundled_dir("firmware") / "tflm" / "Makefile.in").read_text())
+    path = directory / "Makefile"
+    path.write_text(template.substitute(
+        core_family=core.family, kernels=kernels, optimization=linking.OPTIMIZATION, tflm_dir=root,
+        cpu_flags=quoted(recipe_flags.cpu_flags), cxxflags=quoted(recipe.cxxflags), cflags=quoted(recipe.cflags),
+        includes=includes, ldflags=quoted(f for f in recipe.ldflags if f != "-Wl,--fatal-warnings"), libs=quoted(recipe.libs),
+        tflm_sources=" \\\n".join(f"  {source}" for source in sources)))
+    if script.resolve() != (directory / "firmware.ld").resolve():
+        shutil.copyfile(script, directory / "firmware.ld")
     return path
 
 

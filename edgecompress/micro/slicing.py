@@ -26,6 +26,10 @@ import numpy as np
 from edgecompress.micro.graph import layer_of, read_model
 
 
+#: TFLM's CONCATENATION takes at most 10 inputs (kMaxInputNum); powers of two up to 8.
+MAX_SLICES = 8
+
+
 @dataclass(frozen=True)
 class SlicedLayer:
     layer: str
@@ -56,8 +60,8 @@ def slice_dense(tflite_bytes: bytes, weights_name: str, slices: int) -> tuple[by
         raise ValueError(f"no FULLY_CONNECTED layer reads {weights_name!r} as a constant")
     subgraph, op, weights, bias, output = found
     units = int(weights.shape[0])
-    if slices < 2 or units % slices:
-        raise ValueError(f"{units} units do not split into {slices} equal slices")
+    if slices < 2 or units % slices or slices > MAX_SLICES:
+        raise ValueError(f"{units} units do not split into {slices} equal slices (at most {MAX_SLICES})")
     step = units // slices
     values = weights.array
     bias_values = bias.array if bias is not None else None
