@@ -502,7 +502,9 @@ def _measure(prepared: _Prepared, folder: RunFolder, artifacts: list[Artifact], 
         pending = [t for t in prepared.targets if t.accepts(artifact.path) and not folder.done(_measure_key(artifact, t))]
         if pending:
             names = ", ".join(t.name for t in pending)
-            say(f"Measuring {artifact.name} on {names} ({request.warmup} warm-up + {request.runs} timed runs)")
+            how = (f"{request.warmup} warm-up + {request.runs} timed runs" if artifact.path.suffix in (".tflite", ".onnx")
+                   else "every evaluation image; executed instructions counted")
+            say(f"Measuring {artifact.name} on {names} ({how})")
             job = MeasureJob(model=artifact.path, eval_data=eval_path,
                              warmup=request.warmup, runs=request.runs, threads=request.threads)
             with prepared.task(f"Measuring {artifact.name} on {names}"):

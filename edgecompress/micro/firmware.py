@@ -1,13 +1,13 @@
-"""Write the TFLM firmware project for one model from `firmware/tflm/`, and compile what can be.
+"""Write the TFLM firmware project for one model from `firmware/tflm/`, and check its model data.
 
 The project is the model as an aligned C array, a header with I/O shapes, quantization and
 arena size, one quantized sample for a demo loop, an op resolver registering exactly the model's ops,
-and a main loop that times inferences and prints them over serial. Compiling here proves
-the generated C is valid and gives the flash figure from a real object file: the model-data
-unit is built with the host g++ (and run: the array must be byte-identical to the .tflite)
-and, when Debian's gcc-arm-none-eabi is installed, for the profile's Cortex-M core.
-main.cc and op_resolver.h need the TFLM C++ sources, which no package provides; the README
-shows how to build them inside a TFLM, Arduino or ESP-IDF project.
+a main loop that times inferences and prints them over serial, a Cortex-M start-up file and
+the emulator harness. The model-data unit is built here with the host g++ and run (the
+array must be byte-identical to the .tflite) and, when Debian's gcc-arm-none-eabi is
+installed, compiled for the profile's core: that object is the flash figure when the whole
+firmware cannot be linked (no TFLM tree, or a core that is not a Cortex-M). Linking the
+whole firmware against TFLM is image.py's job.
 """
 
 from __future__ import annotations
@@ -207,7 +207,8 @@ def compile_firmware(directory: Path, model: bytes, *, mcpu: str) -> FirmwareBui
     """
     build = FirmwareBuild(directory)
     build.not_compiled["main.cc, op_resolver.h"] = (
-        "need the TFLM C++ sources (not shipped by any package); build them in a TFLM project, see README.md"
+        "compiled with the TFLM sources when edgecompress links the whole firmware (see micro_build.json's "
+        "linked_firmware); otherwise build them in a TFLM project, see README.md"
     )
     host = shutil.which("g++")
     if host is None:
