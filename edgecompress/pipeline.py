@@ -300,6 +300,10 @@ def _prepare(request: DeployRequest, say: Callable[[str], None], task: TaskFacto
     if profile.device_class != "microcontroller" and any(is_qemu_spec(spec) for spec in request.targets):
         raise TargetError(f"--target qemu emulates microcontroller boards; profile '{profile.name}' is a {profile.device_class}.",
                           "Use a microcontroller profile (arduino-nano-33-ble, stm32h7, or your own Cortex-M profile).")
+    if profile.device_class == "microcontroller":
+        from edgecompress.micro.emulated import check_firmware_tools
+
+        check_firmware_tools(profile, request.targets, request.micro)  # toolchain and TFLM sources, before training
     significance, plan = _significance_and_plan(request, profile, loaded, dataset, say, task)
     targets, probes = _connect_targets(request, say) if probe_targets else ([], {})
     return _Prepared(request, profile, loaded, dataset, targets, probes, significance, plan, task)

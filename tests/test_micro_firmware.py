@@ -272,3 +272,18 @@ def test_deploy_refuses_qemu_for_a_linux_board_before_doing_anything(tiny_h5: Pa
     with pytest.raises(TargetError, match="emulates microcontroller boards"):
         edgecompress.deploy(tiny_h5, "rpi4", data="sklearn:digits", target="qemu", output=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_missing_toolchain_and_emulator_say_what_to_install(tmp_path, monkeypatch):
+    from edgecompress.errors import TargetError
+    from edgecompress.micro import toolchain
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no arm-none-eabi-*, no qemu-system-arm
+    with pytest.raises(ToolError) as raised:
+        toolchain.arm_tool("g++")
+    assert "apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib" in raised.value.fix
+    with pytest.raises(ToolError) as raised:
+        toolchain.qemu_system()
+    assert "bookworm-backports" in raised.value.fix and "qemu-system-arm" in raised.value.fix
+    with pytest.raises(TargetError, match="qemu-system-arm is not installed"):
+        QemuTarget().probe()

@@ -29,6 +29,17 @@ def firmware_options(targets: list[str], micro: dict[str, Any] | None = None) ->
     )
 
 
+def check_firmware_tools(profile: Any, targets: list[str], micro: dict[str, Any] | None = None) -> None:
+    """Before anything is trained: a qemu target needs a Cortex-M core, the Arm toolchain and a
+    TFLM tree (prepared offline here if the pinned archives are next to the repository)."""
+    from edgecompress.micro import cores
+    from edgecompress.micro.build import _whole_firmware_possible
+
+    options = firmware_options(targets, micro)
+    if options.mode == "require":
+        _whole_firmware_possible(cores.profile_core(profile), options)
+
+
 def firmware_artifact(run_dir: Path, micro: dict[str, Any] | None) -> dict[str, Any] | None:
     """Artifact fields (name, kind, description, path) of the linked firmware image, if one was built."""
     if not micro or not micro.get("firmware_image"):
