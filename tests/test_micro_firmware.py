@@ -87,6 +87,7 @@ def test_arena_is_measured_on_the_32_bit_core_and_sizes_the_project(linked):
     assert arena["measured_32bit_bytes"] > 0 and arena["source"].startswith("arena_used_bytes()")
     assert arena["smallest_working_bytes"] == -(-(arena["measured_32bit_bytes"] + 16) // 16) * 16
     assert arena["size_bytes"] == arena["smallest_working_bytes"] + arena["margin_bytes"]
+    assert arena["smallest_verified_on_emulator"]  # the firmware really ran in the smallest arena
     assert arena["measured_32bit_bytes"] < linked.arena.minimum_bytes  # 32-bit pointers: less than the 64-bit host needs
     header = (linked.firmware_dir / "model_data.h").read_text()
     assert f"kTensorArenaSize = {arena['size_bytes']};" in header and "emulated 32-bit core" in header

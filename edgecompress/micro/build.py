@@ -170,7 +170,7 @@ def build_micro(
     plain_path = out_dir / f"{name}.tflite"
     plain_path.write_bytes(tflite_bytes)
     core = cores.profile_core(profile)
-    whole, whole_status = _whole_firmware_possible(core, options)
+    whole, whole_status = whole_firmware_possible(core, options)
 
     plain_arena = tflm.measure_arena(tflite_bytes)
     plain = _Variant("uncompressed", tflite_bytes, plain_path, plain_arena,
@@ -257,7 +257,7 @@ class FirmwareOptions:
     emulate: bool = True  # measure arena and stack on the emulated board when QEMU is there
 
 
-def _whole_firmware_possible(core: cores.Core | None, options: FirmwareOptions) -> tuple[bool, str]:
+def whole_firmware_possible(core: cores.Core | None, options: FirmwareOptions) -> tuple[bool, str]:
     """Can the whole firmware be built here? (yes/no, and the reason a person reads in the report)."""
     from edgecompress.errors import ToolError
     from edgecompress.micro import tflm_tree

@@ -33,11 +33,11 @@ def check_firmware_tools(profile: Any, targets: list[str], micro: dict[str, Any]
     """Before anything is trained: a qemu target needs a Cortex-M core, the Arm toolchain and a
     TFLM tree (prepared offline here if the pinned archives are next to the repository)."""
     from edgecompress.micro import cores
-    from edgecompress.micro.build import _whole_firmware_possible
+    from edgecompress.micro.build import whole_firmware_possible
 
     options = firmware_options(targets, micro)
     if options.mode == "require":
-        _whole_firmware_possible(cores.profile_core(profile), options)
+        whole_firmware_possible(cores.profile_core(profile), options)
 
 
 def firmware_artifact(run_dir: Path, micro: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecompress.errors import ToolError
+from edgecompress.errors import TargetError, ToolError
 from edgecompress.micro import emulator, footprint, linking, tflm_make, tflm_tree
 from edgecompress.micro.cores import BOARDS, Board, Core, board_for
 from edgecompress.micro.toolchain import arm_tool, qemu_version_text, require_newlib
@@ -141,14 +141,16 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     started = time.monotonic()
-    stats = {"compiled_now": 0, "from_cache": 0, "rounds": 0, "link_seconds": 0.0}
+    stats = {"compiled_now": 0, "from_cache": 0, "rounds": 0, "compile_seconds": 0.0, "link_seconds": 0.0}
 
     def link(sources: tuple[str, ...], name: str, arena: int, stack: int) -> linking.LinkedFirmware:
         harness = sources == _APP_EMULATOR  # its arena is the linker script's region; main.cc's is an array
         defines = [f"-DEDGECOMPRESS_SYSTICK_HZ={layout.sysclk_hz}"] + ([] if harness else [f"-DEDGECOMPRESS_ARENA_BYTES={arena}"])
         # The project's own objects are shared by its variants (keyed by command and source).
+        compile_started = time.monotonic()
         application = builder.compile_application([project / s for s in sources], project / "build" / "objects", defines)
         units, rounds, _ = builder.close_over(application)
+        compile_seconds = time.monotonic() - compile_started
         script = _linker_script(out / f"{name}.ld", layout, stack, arena if harness else 0)
         elf = out / f"{name}.elf"
         command, link_seconds, warnings = builder.link(units, script, elf)
@@ -157,7 +159,8 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
         stats["from_cache"] += sum(u.cached for u in library)
         stats["rounds"] = max(stats["rounds"], rounds)
         stats["link_seconds"] += link_seconds
-        return linking.LinkedFirmware(elf, elf.with_suffix(".map"), units, command, 0.0, link_seconds, rounds,
+        stats["compile_seconds"] += compile_seconds
+        return linking.LinkedFirmware(elf, elf.with_suffix(".map"), units, command, compile_seconds, link_seconds, rounds,
                                       sum(not u.cached for u in units), sum(u.cached for u in units), warnings)
 
     probe_arena = _align(max(2 * host_arena_bytes, host_arena_bytes + (64 << 10)))
@@ -172,6 +175,18 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
                     "instructions_first_sample": float(run.instructions[0]), "calibration": run.calibration.to_dict(),
                     "board": emulated.name, "qemu": qemu_version_text()}
     arena = _arena_figures(host_arena_bytes, measured)
+    if measured is not None:  # the smallest arena TFLM's figure implies must really run the model on the core
+        smallest = link(_APP_EMULATOR, "probe-smallest", arena["smallest_working_bytes"], STACK_PROBE_BYTES)
+        try:
+            emulator.run_firmware(smallest.elf, emulated, probe.sample, input_bytes=probe.input_bytes,
+                                  output_bytes=probe.output_bytes, output_dtype=probe.output_dtype,
+                                  workdir=out / "probe-smallest-run", timeout_s=300)
+            arena["smallest_verified_on_emulator"] = True
+        except TargetError:
+            arena["smallest_verified_on_emulator"] = False
+            arena["size_bytes"] = _align(arena["size_bytes"] + arena["margin_bytes"])
+            notes.append(f"the firmware did not run in the {arena['smallest_working_bytes']:,}-byte arena TFLM's own "
+                         "figure implies; the margin was doubled")
     stack = _stack_figures(measured)
     if measured is None:
         notes.append("qemu-system-arm is not available (or the core has no emulated board): the arena is the host "
@@ -183,6 +198,7 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
     device_footprint = footprint.measure(device.elf, device.map_file, device.origin_of())
     emulator_footprint = footprint.measure(final_emulator.elf, final_emulator.map_file, final_emulator.origin_of())
     build = {**stats, "seconds": round(time.monotonic() - started, 2), "link_seconds": round(stats["link_seconds"], 2),
+             "compile_seconds": round(stats["compile_seconds"], 2),
              "jobs": builder.jobs, "object_cache": str(builder.object_dir), "sources": device.to_dict()["sources"],
              "emulator_sources": final_emulator.to_dict()["sources"], "link_command": device.to_dict()["link_command"],
              "warnings": device.warnings[:20]}
