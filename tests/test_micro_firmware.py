@@ -84,10 +84,9 @@ def test_flash_and_ram_come_from_the_elf_itemised_and_are_checked_against_the_bu
 
 def test_arena_is_measured_on_the_32_bit_core_and_sizes_the_project(linked):
     arena = linked.image.arena
-    assert arena["measured_32bit_bytes"] > 0 and arena["source"].startswith("arena_used_bytes()")
-    assert arena["smallest_working_bytes"] == -(-(arena["measured_32bit_bytes"] + 16) // 16) * 16
+    assert arena["measured_32bit_bytes"] > 0 and arena["source"].startswith("smallest arena the firmware runs in")
+    assert arena["smallest_working_bytes"] >= arena["measured_32bit_bytes"] + 16 and arena["search_probes"] >= 1
     assert arena["size_bytes"] == arena["smallest_working_bytes"] + arena["margin_bytes"]
-    assert arena["smallest_verified_on_emulator"]  # the firmware really ran in the smallest arena
     assert arena["measured_32bit_bytes"] < linked.arena.minimum_bytes  # 32-bit pointers: less than the 64-bit host needs
     header = (linked.firmware_dir / "model_data.h").read_text()
     assert f"kTensorArenaSize = {arena['size_bytes']};" in header and "emulated 32-bit core" in header
@@ -145,6 +144,20 @@ def test_instructions_are_counted_per_inference_and_per_op_and_labelled(on_qemu,
     assert estimate["milliseconds"] == pytest.approx(per_inference["median"] * estimate["cycles_per_instruction"] / 64e3, rel=1e-3)
     assert on_qemu.result["latency_ms"] == {}  # nothing here passes for wall-clock time on a device
     assert on_qemu.result["memory"]["arena_used_32bit_bytes"] == linked.image.arena["measured_32bit_bytes"]
+
+
+def test_the_arena_search_finds_the_boundary_to_16_bytes():
+    from edgecompress.micro.image import smallest_arena
+
+    tried = []
+
+    def runs_in(size: int) -> bool:
+        tried.append(size)
+        return size >= 2_900  # e.g. 2,052 B used + the planner's scratch while preparing
+
+    found = smallest_arena(2_052, 69_552, runs_in)
+    assert 2_896 < found["bytes"] <= 2_912 and found["probes"] == len(tried) <= 12
+    assert smallest_arena(2_052, 69_552, lambda size: True) == {"bytes": 2_080, "probes": 1}
 
 
 def test_systick_calibration_reads_40_instructions_per_tick_and_counts_repeat_exactly(linked, eval_npz: Path, tmp_path):

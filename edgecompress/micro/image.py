@@ -174,19 +174,19 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
         measured = {"arena_used": run.arena_used, "stack_peak": run.stack_peak,
                     "instructions_first_sample": float(run.instructions[0]), "calibration": run.calibration.to_dict(),
                     "board": emulated.name, "qemu": qemu_version_text()}
+    if measured is not None:
+        def runs_in(arena_bytes: int) -> bool:
+            candidate = link(_APP_EMULATOR, "probe-arena", arena_bytes, STACK_PROBE_BYTES)
+            try:
+                emulator.run_firmware(candidate.elf, emulated, probe.sample, input_bytes=probe.input_bytes,
+                                      output_bytes=probe.output_bytes, output_dtype=probe.output_dtype,
+                                      workdir=out / "probe-arena-run", timeout_s=300)
+            except TargetError:
+                return False
+            return True
+
+        measured["smallest_arena"] = smallest_arena(int(measured["arena_used"]), probe_arena, runs_in)
     arena = _arena_figures(host_arena_bytes, measured)
-    if measured is not None:  # the smallest arena TFLM's figure implies must really run the model on the core
-        smallest = link(_APP_EMULATOR, "probe-smallest", arena["smallest_working_bytes"], STACK_PROBE_BYTES)
-        try:
-            emulator.run_firmware(smallest.elf, emulated, probe.sample, input_bytes=probe.input_bytes,
-                                  output_bytes=probe.output_bytes, output_dtype=probe.output_dtype,
-                                  workdir=out / "probe-smallest-run", timeout_s=300)
-            arena["smallest_verified_on_emulator"] = True
-        except TargetError:
-            arena["smallest_verified_on_emulator"] = False
-            arena["size_bytes"] = _align(arena["size_bytes"] + arena["margin_bytes"])
-            notes.append(f"the firmware did not run in the {arena['smallest_working_bytes']:,}-byte arena TFLM's own "
-                         "figure implies; the margin was doubled")
     stack = _stack_figures(measured)
     if measured is None:
         notes.append("qemu-system-arm is not available (or the core has no emulated board): the arena is the host "
@@ -222,6 +222,35 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
                          measured, home / MANIFEST, notes)
 
 
+def smallest_arena(used: int, works_at: int, runs_in: Any) -> dict[str, int]:
+    """The smallest arena (16-byte steps) the firmware really runs in on the emulated core.
+
+    `arena_used_bytes()` + 16 is TFLM's own figure, but preparing the model also needs
+    temporary room (the memory planner's scratch: "Too many buffers" when it is short), so
+    the size is searched: upward in doubling steps from that figure until it runs, then
+    bisected. Each probe relinks the harness (the arena is a linker-script region) and runs
+    one sample: about a second.
+    """
+    failing, step, probes = _align(used), 256, 0
+    candidate = _align(used + 16)
+    while candidate < works_at:
+        probes += 1
+        if runs_in(candidate):
+            works_at = candidate
+            break
+        failing, candidate, step = candidate, _align(used + step), step * 2
+    while works_at - failing > 16:
+        middle = _align((failing + works_at) // 2)
+        if middle in (failing, works_at):
+            break
+        probes += 1
+        if runs_in(middle):
+            works_at = middle
+        else:
+            failing = middle
+    return {"bytes": works_at, "probes": probes}
+
+
 def _emulated_board(core: Core, requested: str | None) -> Board | None:
     from edgecompress.micro.toolchain import qemu_system
 
@@ -245,10 +274,13 @@ def _arena_figures(host_bytes: int, measured: dict[str, Any] | None) -> dict[str
         return {"size_bytes": _align(host_bytes), "source": "host TFLM interpreter (64-bit, reference kernels) with its margin",
                 "host_with_margin_bytes": host_bytes, "measured_32bit_bytes": None}
     used = int(measured["arena_used"])
-    needed = _align(used + 16)  # TFLM: the optimal arena is arena_used_bytes() + 16 for alignment
+    needed = int(measured["smallest_arena"]["bytes"])
     margin = max(math.ceil(needed * ARENA_MARGIN_32_FRACTION), ARENA_MARGIN_32_MIN_BYTES)
-    return {"size_bytes": _align(needed + margin), "source": "arena_used_bytes() on the emulated 32-bit core, shipped kernels",
+    return {"size_bytes": _align(needed + margin),
+            "source": "smallest arena the firmware runs in on the emulated 32-bit core, shipped kernels",
             "measured_32bit_bytes": used, "smallest_working_bytes": needed, "margin_bytes": margin,
+            "search_probes": measured["smallest_arena"]["probes"],
+            "search": "arena_used_bytes() + 16, then doubling steps until the firmware runs, then bisection to 16 B",
             "margin_rule": f"max({ARENA_MARGIN_32_FRACTION:.0%} of the smallest working arena, {ARENA_MARGIN_32_MIN_BYTES} B), "
                            "rounded up to 16 B",
             "host_with_margin_bytes": host_bytes}
