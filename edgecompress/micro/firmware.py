@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecompress.micro.cores import core_for
 from edgecompress.micro.ops import resolver_methods
 from edgecompress.micro.tflm import ModelIo, TensorIo, tflm_version
 from edgecompress.resources import bundled_dir
@@ -33,14 +34,6 @@ COMPILED_UNITS = ("model_data.cc", "sample_input.cc")
 STATIC_FILES = ("model_data_check.cc", "README.md", "startup_cortex_m.c", "cortex_m.ld.in", "semihosting.h",
                 "semihosting.c", "systick_time.cc", "emulator_main.cc")
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
-#: Profile cpu.arch -> (substring of cpu.model, -mcpu); first match wins, '' matches any model.
-CORTEX_M_CPUS: tuple[tuple[str, str, str], ...] = (
-    ("armv7e-m", "cortex-m7", "cortex-m7"),
-    ("armv7e-m", "", "cortex-m4"),
-    ("armv8-m", "cortex-m55", "cortex-m55"),
-    ("armv8-m", "", "cortex-m33"),
-    ("armv6-m", "", "cortex-m0plus"),
-)
 #: Non-Arm profiles still get a Cortex-M object: the model array's size is the same on any
 #: 32-bit target, and it proves the unit builds freestanding.
 GENERIC_CORTEX_M = "cortex-m4"
@@ -71,11 +64,9 @@ class FirmwareInputs:
 
 
 def cortex_m_cpu(arch: str, cpu_model: str) -> str:
-    model = cpu_model.lower()
-    for cpu_arch, keyword, mcpu in CORTEX_M_CPUS:
-        if arch == cpu_arch and keyword in model:
-            return mcpu
-    return GENERIC_CORTEX_M
+    """-mcpu for the profile's core (cores.py decides), or a generic Cortex-M4 for other CPUs."""
+    core = core_for(arch, cpu_model)
+    return core.mcpu if core is not None else GENERIC_CORTEX_M
 
 
 def write_firmware(inputs: FirmwareInputs, out_dir: Path) -> Path:
