@@ -52,3 +52,9 @@ class GateFailed(EdgeCompressError):
     CI tells this exit code apart from a run that could not be done at all."""
 
     exit_code = 10
+
+
+class ToolError(EdgeCompressError):
+    """A tool a step needs (cross-compiler, emulator, TFLM sources) is missing or broken."""
+
+    exit_code = 5

@@ -146,7 +146,8 @@ def test_the_console_script_runs_the_same_checks(tmp_path: Path) -> None:
 
 
 def test_a_microcontroller_profile_ends_in_a_tflm_firmware_build(digits_model: Path, tmp_path: Path) -> None:
-    result = edgecompress.deploy(digits_model, "stm32h7", output=tmp_path / "runs", warmup=2, runs=5, max_eval=200, epochs=1)
+    result = edgecompress.deploy(digits_model, "arduino-nano-33-ble", output=tmp_path / "runs", warmup=2, runs=5, max_eval=200,
+                                 epochs=1)
     micro = result.report["micro"]
     assert micro["accuracy"] == pytest.approx(micro["litert_accuracy"])
     assert micro["arena_bytes"] > 0

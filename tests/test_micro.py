@@ -17,7 +17,7 @@ import pytest
 from edgecompress._tf import keras as _keras
 from edgecompress._tf import tensorflow as _tensorflow
 from edgecompress.errors import BudgetError, ModelError, ProfileError
-from edgecompress.micro import build_micro, tflm
+from edgecompress.micro import FirmwareOptions, build_micro, tflm
 from edgecompress.micro.estimate import LABEL
 from edgecompress.profiles import load_profile
 
@@ -39,6 +39,11 @@ def digits_model(layers) -> object:
     return keras.Sequential([keras.layers.Input((8, 8, 1)), *layers])
 
 
+#: These tests cover the host side (TFLM interpreter, estimates, the project); the linked
+#: firmware has its own tests in test_micro_firmware.py.
+ESTIMATES_ONLY = FirmwareOptions(mode="skip")
+
+
 @pytest.fixture(scope="module")
 def arduino():
     return load_profile("arduino-nano-33-ble")
@@ -48,7 +53,7 @@ def arduino():
 def plain_build(tiny_tflite_int8: Path, eval_npz: Path, arduino, tmp_path_factory):
     out = tmp_path_factory.mktemp("micro_plain")
     return build_micro(tiny_tflite_int8.read_bytes(), profile=arduino, eval_npz=eval_npz, out_dir=out,
-                       compress=False, name="digits")
+                       compress=False, name="digits", firmware_options=ESTIMATES_ONLY)
 
 
 @pytest.fixture(scope="module")

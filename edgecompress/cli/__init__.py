@@ -5,7 +5,7 @@ code; a traceback is shown only with --debug, or for genuine bugs.
 
 Modules: deploy (deploy), analyze (analyze), quickstart (quickstart, example-model),
 profiles (profiles list/show), report (report, compare), ship (ship), rules (acceptance-rule options),
-cache (cache info/clear), console and progress (output).
+cache (cache info/clear), micro (micro setup/doctor), console and progress (output).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ app = typer.Typer(
 def _mount_commands() -> None:
     from edgecompress.cli import analyze, deploy, quickstart, report, ship
     from edgecompress.cli.cache import app as cache_app
+    from edgecompress.cli.micro import app as micro_app
     from edgecompress.cli.profiles import app as profiles_app
 
     app.command()(deploy.deploy)
@@ -41,6 +42,7 @@ def _mount_commands() -> None:
     app.command()(version)
     app.add_typer(profiles_app, name="profiles", help="List and inspect device profiles.")
     app.add_typer(cache_app, name="cache", help="Show or clear what deploy reuses across runs.")
+    app.add_typer(micro_app, name="micro", help="Prepare TFLM sources and check the firmware toolchain and emulator.")
 
 
 def version() -> None:

@@ -23,7 +23,7 @@ def deploy(
     profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Device profile name (see `edgecompress profiles list`) or path to your own profile file."),
     data: str = typer.Option(D("data"), "--data", "-d", help="Class-folder directory, .npz file, or sklearn:digits."),
     classes: Optional[str] = typer.Option(None, help="Comma-separated class subset in the model's output order, e.g. cat,dog."),
-    target: list[str] = typer.Option(D("targets"), "--target", "-t", help="local, ssh://user@host[:port], or a target name/file. Repeat for a fleet."),
+    target: list[str] = typer.Option(D("targets"), "--target", "-t", help="local, ssh://user@host[:port], a target name/file, or qemu[:BOARD] (microcontroller firmware on an emulated board). Repeat for a fleet."),
     output: Path = typer.Option(Path(D("output")), "--output", "-o", help="Folder that receives one sub-folder per run."),
     seed: int = typer.Option(D("seed"), help="Seed for data splits and calibration sampling."),
     scaling: Optional[str] = typer.Option(D("scaling"), help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: the model's Rescaling layer, else decided by scoring training images at each scaling)."),
@@ -61,6 +61,8 @@ def deploy(
     alpha: Optional[float] = rule_options.ALPHA,
     gate: bool = rule_options.GATE,
     ship: bool = typer.Option(D("ship"), "--ship/--no-ship", help="Leave ship/ in the run folder: the recommended artifact, labels, input spec, runner and manifest."),
+    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="Microcontrollers: a tflite-micro tree to build the firmware from (default: $EDGECOMPRESS_TFLM_DIR, then `edgecompress micro setup`'s cache)."),
+    kernels: str = typer.Option("cmsis_nn", "--kernels", help="Microcontrollers: TFLM kernels to link, cmsis_nn (optimized) or reference."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table (and errors)."),
     json_output: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout instead of tables."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and TensorFlow's own messages."),
@@ -99,7 +101,8 @@ def request_from_options(options: dict[str, Any]) -> DeployRequest:
     own = set(DeployRequest.__dataclass_fields__) - {"model", "profile", "targets", "target_options"}
     fields = {name: options[name] for name in own if name in options}
     fields.update(classes=split_classes(options["classes"]), output=str(options["output"]),
-                  acceptance=rule_options.overrides(options))
+                  acceptance=rule_options.overrides(options),
+                  micro={k: str(v) for k, v in {"tflm_dir": options["tflm_dir"], "kernels": options["kernels"]}.items() if v})
     return DeployRequest.build(options["model"], options["profile"], target=options["target"], **fields,
                                **{name: options[name] for name in TARGET_OPTIONS})
 

@@ -30,6 +30,8 @@ class BudgetCheck:
     flash_budget_bytes: int
     ram_breakdown: dict[str, int]
     flash_breakdown: dict[str, int]
+    basis: str = (f"estimate: model data + {KERNEL_CODE_BYTES_PER_OP} B of kernel code per registered op; "
+                  "arena measured by the host TFLM")
 
     @property
     def ram_fits(self) -> bool:
@@ -54,7 +56,7 @@ class BudgetCheck:
                 "ram_used_fraction": round(self.ram_needed_bytes / self.ram_budget_bytes, 4),
                 "flash_used_fraction": round(self.flash_needed_bytes / self.flash_budget_bytes, 4),
             },
-            "kernel_code_is_estimate": f"{KERNEL_CODE_BYTES_PER_OP} B per registered op",
+            "basis": self.basis,
         }
 
     def shortfalls(self) -> list[str]:
@@ -87,6 +89,28 @@ def check_budget(profile: Any, *, arena_with_margin: int, input_bytes: int, mode
         flash_budget_bytes=int(profile.flash_budget_bytes),
         ram_breakdown=ram,
         flash_breakdown=flash,
+    )
+
+
+def check_firmware(profile: Any, device: Any) -> BudgetCheck:
+    """The budgets against the linked firmware: flash and RAM read from its ELF and map (footprint.Footprint).
+
+    The profile's flash budget is the flash the TFLM firmware may take (interpreter, kernels,
+    model, application) and its RAM budget the RAM it may take (data, bss with the arena, stack):
+    what the bootloader, RTOS and radio stack leave, as each profile's comments say.
+    """
+    names = {"model": "model", "tflm_runtime": "TFLM runtime", "kernels": "kernels", "arena": "tensor arena",
+             "stack": "stack", "rest": "start-up, application and libc"}
+    flash = {names[k]: v for k, v in device.flash.items() if k in names and v}
+    ram = {names[k]: v for k, v in device.ram.items() if k in names and v}
+    return BudgetCheck(
+        ram_needed_bytes=device.ram_bytes,
+        ram_budget_bytes=int(profile.model_memory_budget_bytes),
+        flash_needed_bytes=device.flash_bytes,
+        flash_budget_bytes=int(profile.flash_budget_bytes),
+        ram_breakdown=ram,
+        flash_breakdown=flash,
+        basis="measured: flash and RAM of the linked firmware.elf (section headers, itemised from the linker map)",
     )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from edgecompress.errors import ProfileError
 from edgecompress.micro import budget as budget_mod
 from edgecompress.micro import compress as lut
-from edgecompress.micro import estimate, firmware, ops, tflm
+from edgecompress.micro import cores, estimate, firmware, image, ops, slicing, tflm
 from edgecompress.micro.graph import stored_constants
 
 REPORT_FILE = "micro_build.json"
@@ -66,6 +66,8 @@ class MicroBuild:
     firmware: firmware.FirmwareBuild
     flash_by_tensor: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    image: image.WholeFirmware | None = None  # the linked firmware, when it could be built
+    whole_firmware_status: str = "not requested"
 
     @property
     def arena_bytes(self) -> int:
@@ -129,6 +131,10 @@ class MicroBuild:
             "candidates": self.candidates,
             "firmware_dir": str(self.firmware_dir),
             "firmware": self.firmware.to_dict(),
+            "linked_firmware": self.image.to_dict() if self.image else None,
+            "whole_firmware": self.whole_firmware_status,
+            "arena_32bit": self.image.arena if self.image else None,
+            "firmware_image": str(self.image.image) if self.image else None,
             "notes": self.notes,
         }
 
@@ -141,20 +147,30 @@ def build_micro(
     out_dir: Path,
     compress: bool = True,
     name: str = "model",
+    firmware_options: FirmwareOptions | None = None,
 ) -> MicroBuild:
-    """Build, measure and check a TFLM firmware project for `profile` in `out_dir`.
+    """Build, measure and check a TFLM firmware for `profile` in `out_dir`.
+
+    For a Cortex-M profile the whole firmware is compiled and linked (see image.py) when a
+    TFLM tree and the Arm toolchain are there (`firmware_options.mode`: 'auto' builds it when
+    it can and says why not otherwise, 'require' fails without it, 'skip' never builds it);
+    its ELF's flash and RAM are then the figures checked against the budgets.
 
     Raises ModelError for ops TFLM cannot run (naming the layer), DataError for eval data
     that does not fit the model, BudgetError (with every figure) when no build fits the
-    profile's RAM and flash budgets. The figures are also in out_dir/micro_build.json.
+    profile's RAM and flash budgets, ToolError when a required tool or tree is missing.
+    The figures are also in out_dir/micro_build.json.
     """
     _require_microcontroller(profile)
+    options = firmware_options or FirmwareOptions()
     tflite_bytes = bytes(tflite_bytes)
     eval_npz, out_dir = Path(eval_npz), Path(out_dir)
     op_names = ops.require_tflm_ops(tflite_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
     plain_path = out_dir / f"{name}.tflite"
     plain_path.write_bytes(tflite_bytes)
+    core = cores.profile_core(profile)
+    whole, whole_status = whole_firmware_possible(core, options)
 
     plain_arena = tflm.measure_arena(tflite_bytes)
     plain = _Variant("uncompressed", tflite_bytes, plain_path, plain_arena,
@@ -170,19 +186,34 @@ def build_micro(
                                                  input_bytes=io.input.bytes, model_flash_bytes=len(variant.model),
                                                  op_count=len(variant.op_names))
     candidates = {v.label: _candidate_dict(v) for v in variants}
-    shipped = next((v for v in variants if v.budget.fits), None)
-    if shipped is None:
+    # Estimates choose the order; the linked firmware, when it can be built, has the last word.
+    # A variant the estimate refuses is still linked when its model array alone fits the flash
+    # budget: the kernel code and arena figures are the uncertain part of the estimate.
+    order = [v for v in variants if v.budget.fits] + (
+        [v for v in variants if not v.budget.fits and len(v.model) <= profile.flash_budget_bytes] if whole else [])
+    if not order:
         raise _refusal(out_dir, profile, {v.label: v.budget for v in variants}, candidates, compression, plain)
 
-    build = _firmware(shipped, profile, io, eval_npz, out_dir, name)
-    flash = _flash_figures(shipped, build)
-    shipped.budget = budget_mod.check_budget(profile, arena_with_margin=shipped.arena.with_margin_bytes,
-                                             input_bytes=io.input.bytes, model_flash_bytes=flash["used_for_budget"],
-                                             op_count=len(shipped.op_names))
-    candidates[shipped.label] = _candidate_dict(shipped)
-    if not shipped.budget.fits:  # the compiled object outgrew the array (alignment, class names)
-        raise _refusal(out_dir, profile, {shipped.label: shipped.budget}, candidates, compression, plain)
+    refused: dict[str, budget_mod.BudgetCheck] = {}
+    for shipped in order:
+        build = _write_project(shipped, profile, io, eval_npz, out_dir, name)
+        linked = _link(build.directory, shipped, core, io, eval_npz, options, profile) if whole else None
+        if linked is not None:
+            _write_project(shipped, profile, io, eval_npz, out_dir, name, arena=linked.arena)
+        build = firmware.compile_firmware(build.directory, shipped.model, mcpu=firmware.cortex_m_cpu(profile))
+        flash = _flash_figures(shipped, build, linked)
+        shipped.budget = (budget_mod.check_firmware(profile, linked.device) if linked is not None else
+                          budget_mod.check_budget(profile, arena_with_margin=shipped.arena.with_margin_bytes,
+                                                  input_bytes=io.input.bytes, model_flash_bytes=flash["used_for_budget"],
+                                                  op_count=len(shipped.op_names)))
+        candidates[shipped.label] = _candidate_dict(shipped)
+        if shipped.budget.fits:
+            break
+        refused[shipped.label] = shipped.budget
+    else:
+        raise _refusal(out_dir, profile, refused, candidates, compression, plain)
 
+    _save_reference_outputs(shipped, build.directory)
     macs = estimate.count_macs(shipped.model)
     result = MicroBuild(
         name=name,
@@ -201,16 +232,82 @@ def build_micro(
         compressed_bytes=len(compressed.model) if compressed else None,
         compression=compression,
         macs=macs,
-        latency=estimate.estimate_latency(macs["total"], arch=profile.cpu.arch, cpu_model=profile.cpu.model,
+        latency=estimate.estimate_latency(macs["total"], profile=profile,
                                           clock_mhz=profile.cpu.clock_mhz),
         budget=shipped.budget,
         candidates=candidates,
         firmware=build,
         flash_by_tensor=stored_constants(shipped.model),
-        notes=_notes(shipped, compressed, compression),
+        notes=_notes(shipped, compressed, compression, linked, whole_status),
+        image=linked,
+        whole_firmware_status=whole_status,
     )
     _write_report(out_dir, result.to_dict())
     return result
+
+
+@dataclass(frozen=True)
+class FirmwareOptions:
+    """How the whole firmware is built: where TFLM is, which kernels, which emulated board."""
+
+    mode: str = "auto"  # 'auto' | 'require' | 'skip'
+    tflm_dir: str | None = None
+    kernels: str = "cmsis_nn"  # 'cmsis_nn' | 'reference'
+    board: str | None = None  # a QEMU board; None: the core's own
+    emulate: bool = True  # measure arena and stack on the emulated board when QEMU is there
+
+
+def whole_firmware_possible(core: cores.Core | None, options: FirmwareOptions) -> tuple[bool, str]:
+    """Can the whole firmware be built here? (yes/no, and the reason a person reads in the report)."""
+    from edgecompress.errors import ToolError
+    from edgecompress.micro import tflm_tree
+    from edgecompress.micro.toolchain import arm_tool
+
+    if options.mode == "skip":
+        return False, "not requested"
+    if core is None:
+        if options.mode == "require":
+            raise ToolError("This profile's CPU is not a Cortex-M: edgecompress builds and emulates Cortex-M firmware "
+                            "only (no Xtensa or RISC-V toolchain or emulator here).",
+                            "Deploy without --target qemu; flash and latency stay estimates for this profile.")
+        return False, ("the profile's CPU is not a Cortex-M (no toolchain or emulator for it here): flash and "
+                       "latency are estimates")
+    try:
+        arm_tool("g++")
+        try:
+            tflm_tree.find_tree(options.tflm_dir)
+        except ToolError:
+            if options.tflm_dir or not (tflm_tree.third_party_dir() / "SHA256SUMS").is_file():
+                raise
+            tflm_tree.prepare_tree()  # offline, from the pinned archives next to the repository
+    except ToolError as error:
+        if options.mode == "require":
+            raise
+        return False, f"whole firmware not built: {error.problem} {error.fix}"
+    return True, "built"
+
+
+def _link(directory: Path, shipped: _Variant, core: cores.Core, io: tflm.ModelIo, eval_npz: Path, options: FirmwareOptions,
+          profile: Any) -> image.WholeFirmware:
+    runner = tflm.runner_module()
+    data = runner.EvalData(str(eval_npz))
+    sample = image.quantized_bytes(data.head(1), io.input.dtype, io.input.scale, io.input.zero_point)
+    extra = {"input": io.input.to_dict(), "output": io.output.to_dict(), "clock_mhz": profile.cpu.clock_mhz,
+             "profile": profile.name, "model_bytes": len(shipped.model), "reference_scores": REFERENCE_OUTPUTS,
+             "shipped": shipped.label}
+    return image.build_firmware(directory, core=core, kernels=options.kernels, host_arena_bytes=shipped.arena.with_margin_bytes,
+                                probe=image.ProbeInput(sample, io.input.bytes, io.output.bytes, io.output.dtype),
+                                tflm_dir=options.tflm_dir, board=options.board, emulate=options.emulate,
+                                manifest_extra=extra)
+
+
+#: TFLM Python's outputs for the shipped model on every eval sample, beside the firmware, so
+#: the emulated board's outputs can be compared with them sample by sample.
+REFERENCE_OUTPUTS = "tflm_python_outputs.npz"
+
+
+def _save_reference_outputs(shipped: _Variant, directory: Path) -> None:
+    np.savez(directory / REFERENCE_OUTPUTS, scores=shipped.run.scores.astype(np.float32), predicted=shipped.run.predicted)
 
 
 def _require_microcontroller(profile: Any) -> None:
@@ -226,20 +323,28 @@ def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_np
                         name: str) -> tuple[_Variant | None, dict[str, Any]]:
     """LUT-compress what the RAM budget allows and keep it only if TFLM's outputs are unchanged.
 
-    Decoded tensors live in the arena, so the largest ones are un-chosen one at a time
-    until the measured arena fits the profile's RAM budget.
+    Decoded tensors live in the arena. When the largest one's decoded copy breaks the RAM
+    budget, its layer is first split into slices of output units (a Dense layer only; see
+    slicing.py) so that only one slice is decoded at a time; if no slicing fits, that tensor
+    is left uncompressed, and so on down the list until the measured arena fits.
     """
     plan = lut.plan_lut(plain.model)
-    report: dict[str, Any] = {"requested": True, "plan": plan.to_dict(), "attempts": [], "kept_uncompressed_for_ram": []}
+    report: dict[str, Any] = {"requested": True, "plan": plan.to_dict(), "attempts": [], "kept_uncompressed_for_ram": [],
+                              "sliced_layers": []}
+    base = plain.model
     chosen = sorted(plan.chosen, key=lambda t: t.original_bytes)
     model, arena = b"", None
     while chosen:
-        model = lut.apply_lut(plain.model, chosen)
+        model = lut.apply_lut(base, chosen)
         arena = tflm.measure_arena(model)
         ram_needed = arena.with_margin_bytes + io.input.bytes
         report["attempts"].append({"tensors": [t.name for t in chosen], "file_bytes": len(model),
                                    "arena_with_margin": arena.with_margin_bytes, "ram_needed": ram_needed})
         if ram_needed <= profile.model_memory_budget_bytes:
+            break
+        sliced = _slice_to_fit(base, chosen, profile, io, report)
+        if sliced is not None:
+            base, chosen, model, arena = sliced
             break
         dropped = chosen.pop()
         report["kept_uncompressed_for_ram"].append(
@@ -255,11 +360,46 @@ def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_np
     if not comparison["identical_outputs"]:
         report["result"] = "discarded: TFLM outputs changed after LUT compression (a decoding fault); shipping uncompressed"
         return None, report
-    report["result"] = f"compressed {len(chosen)} tensor(s); TFLM outputs identical on all {len(run.scores)} samples"
+    sliced_note = "".join(f", layer '{row['layer']}' in {row['slices']} slices" for row in report["sliced_layers"])
+    report["result"] = (f"compressed {len(chosen)} tensor(s){sliced_note}; TFLM outputs identical on all "
+                        f"{len(run.scores)} samples")
     report["compressed_tensors"] = [t.name for t in chosen]
     path = out_dir / f"{name}.lut.tflite"
     path.write_bytes(model)
     return _Variant("compressed", model, path, arena, run, ops.require_tflm_ops(model)), report
+
+
+#: Slices are sized so that one decoded slice takes at most this share of the RAM budget at first.
+_SLICE_SHARE_OF_RAM = 0.25
+
+
+def _slice_to_fit(base: bytes, chosen: list[lut.LutTensor], profile: Any, io: tflm.ModelIo,
+                  report: dict[str, Any]) -> tuple[bytes, list[lut.LutTensor], bytes, tflm.ArenaMeasurement] | None:
+    """Split the largest chosen tensor's Dense layer until its compressed model fits the RAM budget."""
+    largest = chosen[-1]
+    units = slicing.sliceable(base, largest.name)
+    if units is None:
+        return None
+    budget = profile.model_memory_budget_bytes
+    slices = 2
+    while largest.original_bytes / slices > budget * _SLICE_SHARE_OF_RAM and slices * 2 <= min(units, slicing.MAX_SLICES):
+        slices *= 2
+    others = {t.name for t in chosen[:-1]}
+    while slices <= min(units, slicing.MAX_SLICES) and units % slices == 0:
+        candidate, layer = slicing.slice_dense(base, largest.name, slices)
+        plan = lut.plan_lut(candidate)
+        picked = sorted((t for t in plan.chosen if t.name in others or t.name.startswith(largest.name + "/slice")),
+                        key=lambda t: t.original_bytes)
+        model = lut.apply_lut(candidate, picked)
+        arena = tflm.measure_arena(model)
+        ram_needed = arena.with_margin_bytes + io.input.bytes
+        report["attempts"].append({"tensors": [t.name for t in picked], "sliced": layer.to_dict(), "file_bytes": len(model),
+                                   "arena_with_margin": arena.with_margin_bytes, "ram_needed": ram_needed})
+        if ram_needed <= budget:
+            report["sliced_layers"].append(layer.to_dict())
+            return candidate, picked, model, arena
+        slices *= 2
+    return None
 
 
 def _candidate_dict(variant: _Variant) -> dict[str, Any]:
@@ -272,26 +412,35 @@ def _candidate_dict(variant: _Variant) -> dict[str, Any]:
     }
 
 
-def _firmware(shipped: _Variant, profile: Any, io: tflm.ModelIo, eval_npz: Path, out_dir: Path,
-              name: str) -> firmware.FirmwareBuild:
+def _write_project(shipped: _Variant, profile: Any, io: tflm.ModelIo, eval_npz: Path, out_dir: Path, name: str,
+                   arena: dict[str, Any] | None = None) -> firmware.FirmwareBuild:
+    """Fill the templates; `arena` (the 32-bit figures from the linked firmware) replaces the host figure."""
     runner = tflm.runner_module()
     data = runner.EvalData(str(eval_npz))
     sample = runner.quantize(data.head(1), io.input.dtype, (io.input.scale, io.input.zero_point))
     n_classes = max(len(data.class_names), 2 if io.output.elements == 1 else io.output.elements)
     class_names = [data.class_names[i] if i < len(data.class_names) else str(i) for i in range(n_classes)]
+    if arena is not None and arena.get("measured_32bit_bytes"):
+        minimum, size, note = arena["smallest_working_bytes"], arena["size_bytes"], "measured on the emulated 32-bit core"
+    else:
+        minimum, size, note = shipped.arena.minimum_bytes, shipped.arena.with_margin_bytes, f"measured in the TFLM interpreter ({tflm.tflm_version()}, 64-bit host)"
     inputs = firmware.FirmwareInputs(
         name=name, profile_name=profile.name, model=shipped.model, model_file=shipped.path.name, io=io,
-        op_names=shipped.op_names, arena_minimum=shipped.arena.minimum_bytes, arena_bytes=shipped.arena.with_margin_bytes,
+        op_names=shipped.op_names, arena_minimum=minimum, arena_bytes=size, arena_note=note,
         sample_input=np.asarray(sample), sample_label=int(data.y[0]), class_names=class_names,
         output_kind=data.output_kind, binary_threshold=float(runner.BINARY_THRESHOLDS[data.output_kind]),
     )
-    directory = firmware.write_firmware(inputs, out_dir / "firmware")
-    return firmware.compile_firmware(directory, shipped.model, mcpu=firmware.cortex_m_cpu(profile.cpu.arch, profile.cpu.model))
+    return firmware.FirmwareBuild(firmware.write_firmware(inputs, out_dir / "firmware"))
 
 
-def _flash_figures(shipped: _Variant, build: firmware.FirmwareBuild) -> dict[str, Any]:
-    """Model flash from the compiled object: the Cortex-M one when built, else the host one."""
+def _flash_figures(shipped: _Variant, build: firmware.FirmwareBuild, linked: image.WholeFirmware | None) -> dict[str, Any]:
+    """Flash: the whole linked firmware when built, else the compiled model object (Cortex-M, else host)."""
     figures: dict[str, Any] = {"model_array": len(shipped.model)}
+    if linked is not None:
+        figures.update({"used_for_budget": linked.device.flash_bytes, "model_in_elf": linked.device.flash["model"],
+                        "itemised": linked.device.flash, "source": f"linked firmware.elf ({linked.core.family}, "
+                        f"{linked.kernels} kernels): text + rodata + data"})
+        return figures
     model_objects = [o for o in build.objects if o.unit == firmware.COMPILED_UNITS[0]]
     for obj in model_objects:
         figures[f"object_{obj.target}"] = obj.flash_bytes
@@ -320,8 +469,14 @@ def _ram_notes(compression: dict[str, Any]) -> list[str]:
             f"and {row['why']}." for row in compression.get("kept_uncompressed_for_ram", [])]
 
 
-def _notes(shipped: _Variant, compressed: _Variant | None, compression: dict[str, Any]) -> list[str]:
-    notes = ["latency is an estimate from the MAC count, not a measurement", *_ram_notes(compression)]
+def _notes(shipped: _Variant, compressed: _Variant | None, compression: dict[str, Any], linked: image.WholeFirmware | None,
+           whole_status: str) -> list[str]:
+    notes = ["latency_estimate is from the MAC count; the emulated board (--target qemu) counts instructions",
+             *_ram_notes(compression)]
+    if linked is None:
+        notes.append(f"flash and RAM are estimates ({whole_status})")
+    else:
+        notes.extend(linked.notes)
     if compressed is not None and shipped is compressed:
         notes.append("LiteRT cannot run TFLM's DECODE op, so LiteRT accuracy is for the uncompressed file; "
                      "the compressed file's TFLM outputs were checked identical to it on every sample")

@@ -36,26 +36,17 @@ class CoreCost:
     basis: str
 
 
-#: (profile cpu.arch, substring of cpu.model or '' for any) -> cost; first match wins.
-CORE_COSTS: tuple[tuple[str, str, CoreCost], ...] = (
-    ("armv7e-m", "cortex-m7", CoreCost("Cortex-M7", 1.0, "CMSIS-NN int8 (SMLAD), dual issue")),
-    ("armv7e-m", "", CoreCost("Cortex-M4", 2.0, "CMSIS-NN int8 (SMLAD)")),
-    ("armv8-m", "", CoreCost("Cortex-M33/M55", 2.0, "CMSIS-NN int8 (SMLAD)")),
-    ("armv6-m", "", CoreCost("Cortex-M0/M0+", 8.0, "TFLM reference C kernels, no DSP instructions")),
-    ("xtensa", "lx7", CoreCost("Xtensa LX7 (ESP32-S3)", 1.0, "ESP-NN 128-bit SIMD int8 kernels")),
-    ("xtensa", "s3", CoreCost("Xtensa LX7 (ESP32-S3)", 1.0, "ESP-NN 128-bit SIMD int8 kernels")),
-    ("xtensa", "", CoreCost("Xtensa LX6", 4.0, "ESP-NN scalar / reference C kernels")),
-    ("riscv32", "", CoreCost("RV32", 4.0, "TFLM reference C kernels")),
-)
 UNKNOWN_CORE = CoreCost("unknown core", 4.0, "no figure for this core; reference-kernel guess")
 
 
-def core_cost(arch: str, model: str) -> CoreCost:
-    model = model.lower()
-    for cost_arch, keyword, cost in CORE_COSTS:
-        if arch == cost_arch and keyword in model:
-            return cost
-    return UNKNOWN_CORE
+def core_cost(profile: object) -> CoreCost:
+    """Cycles per int8 MAC on the profile's core (`cpu.core`, edgecompress/hardware.py)."""
+    from edgecompress.hardware import profile_core
+
+    core = profile_core(profile)
+    if core is None or core.cycles_per_mac is None:
+        return UNKNOWN_CORE
+    return CoreCost(core.family, core.cycles_per_mac, core.kernels)
 
 
 def _elements(shape: Any) -> int:
@@ -100,7 +91,46 @@ class LatencyEstimate:
         return {**asdict(self), "ignores": "non-MAC ops, interpreter overhead, DECODE, flash/PSRAM wait states"}
 
 
-def estimate_latency(macs: int, *, arch: str, cpu_model: str, clock_mhz: int) -> LatencyEstimate:
-    cost = core_cost(arch, cpu_model)
+def estimate_latency(macs: int, *, profile: object, clock_mhz: int) -> LatencyEstimate:
+    cost = core_cost(profile)
     milliseconds = macs * cost.cycles_per_mac / (clock_mhz * 1e6) * 1e3
     return LatencyEstimate(round(milliseconds, 3), macs, cost.cycles_per_mac, clock_mhz, cost.family, cost.basis)
+
+
+# --------------------------------------------------------------------------- from emulated instructions
+
+EMULATED_LABEL = "instructions executed on an emulated {core} (QEMU {board}, -icount shift=0)"
+TIME_FROM_INSTRUCTIONS_LABEL = ("estimate: instructions on the emulated core x an assumed cycles-per-instruction / the "
+                                "profile's clock (QEMU counts instructions, not cycles)")
+
+
+@dataclass(frozen=True)
+class CpiAssumption:
+    cycles_per_instruction: float
+    basis: str
+
+
+#: Cycles per instruction assumed to turn emulated instruction counts into time. QEMU does not
+#: model pipelines, caches or wait states, so this is the one stated assumption in the figure.
+CPI_ASSUMPTIONS: dict[str, CpiAssumption] = {
+    "cortex-m7": CpiAssumption(0.8, "Cortex-M7 dual-issue pipeline, code and data in TCM / cache hits"),
+    "cortex-m4": CpiAssumption(1.3, "Cortex-M4 single issue: most instructions 1 cycle, loads 2, taken branches 2-4; "
+                                    "zero flash wait states (flash cache hits)"),
+    "cortex-m55": CpiAssumption(1.0, "Cortex-M55 scalar code, TCM"),
+    "cortex-m33": CpiAssumption(1.25, "Cortex-M33 single issue, zero wait states"),
+    "cortex-m3": CpiAssumption(1.3, "Cortex-M3 single issue, zero wait states"),
+    "cortex-m0plus": CpiAssumption(1.4, "Cortex-M0+ two-stage pipeline, zero wait states"),
+}
+
+
+def time_from_instructions(instructions: float, *, mcpu: str, clock_mhz: int) -> dict[str, Any]:
+    """Estimated milliseconds at the profile's clock, with the CPI assumption stated beside it."""
+    cpi = CPI_ASSUMPTIONS.get(mcpu, CpiAssumption(1.3, "generic single-issue Cortex-M"))
+    return {
+        "milliseconds": round(instructions * cpi.cycles_per_instruction / (clock_mhz * 1e3), 4),
+        "instructions": round(float(instructions), 1),
+        "cycles_per_instruction": cpi.cycles_per_instruction,
+        "cpi_basis": cpi.basis,
+        "clock_mhz": clock_mhz,
+        "label": TIME_FROM_INSTRUCTIONS_LABEL,
+    }

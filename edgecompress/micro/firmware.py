@@ -1,13 +1,13 @@
-"""Write the TFLM firmware project for one model from `firmware/tflm/`, and compile what can be.
+"""Write the TFLM firmware project for one model from `firmware/tflm/`, and check its model data.
 
 The project is the model as an aligned C array, a header with I/O shapes, quantization and
 arena size, one quantized sample for a demo loop, an op resolver registering exactly the model's ops,
-and a main loop that times inferences and prints them over serial. Compiling here proves
-the generated C is valid and gives the flash figure from a real object file: the model-data
-unit is built with the host g++ (and run: the array must be byte-identical to the .tflite)
-and, when Debian's gcc-arm-none-eabi is installed, for the profile's Cortex-M core.
-main.cc and op_resolver.h need the TFLM C++ sources, which no package provides; the README
-shows how to build them inside a TFLM, Arduino or ESP-IDF project.
+a main loop that times inferences and prints them over serial, a Cortex-M start-up file and
+the emulator harness. The model-data unit is built here with the host g++ and run (the
+array must be byte-identical to the .tflite) and, when Debian's gcc-arm-none-eabi is
+installed, compiled for the profile's core: that object is the flash figure when the whole
+firmware cannot be linked (no TFLM tree, or a core that is not a Cortex-M). Linking the
+whole firmware against TFLM is image.py's job.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecompress.micro.cores import profile_core
 from edgecompress.micro.ops import resolver_methods
 from edgecompress.micro.tflm import ModelIo, TensorIo, tflm_version
 from edgecompress.resources import bundled_dir
@@ -30,16 +31,9 @@ from edgecompress.resources import bundled_dir
 TEMPLATE_FILES = ("model_data.h.in", "model_data.cc.in", "sample_input.cc.in", "op_resolver.h.in", "main.cc.in")
 #: Units compiled here; the first is the model, whose object size is the model's flash figure.
 COMPILED_UNITS = ("model_data.cc", "sample_input.cc")
-STATIC_FILES = ("model_data_check.cc", "README.md")
+STATIC_FILES = ("model_data_check.cc", "README.md", "startup_cortex_m.c", "cortex_m.ld.in", "semihosting.h",
+                "semihosting.c", "systick_time.cc", "emulator_main.cc")
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
-#: Profile cpu.arch -> (substring of cpu.model, -mcpu); first match wins, '' matches any model.
-CORTEX_M_CPUS: tuple[tuple[str, str, str], ...] = (
-    ("armv7e-m", "cortex-m7", "cortex-m7"),
-    ("armv7e-m", "", "cortex-m4"),
-    ("armv8-m", "cortex-m55", "cortex-m55"),
-    ("armv8-m", "", "cortex-m33"),
-    ("armv6-m", "", "cortex-m0plus"),
-)
 #: Non-Arm profiles still get a Cortex-M object: the model array's size is the same on any
 #: 32-bit target, and it proves the unit builds freestanding.
 GENERIC_CORTEX_M = "cortex-m4"
@@ -60,6 +54,7 @@ class FirmwareInputs:
     op_names: list[str]
     arena_minimum: int
     arena_bytes: int  # with margin
+    arena_note: str  # where the minimum was measured
     sample_input: np.ndarray  # one quantized sample, in the input tensor's dtype
     sample_label: int
     class_names: list[str]
@@ -68,12 +63,10 @@ class FirmwareInputs:
     runs: int = 0
 
 
-def cortex_m_cpu(arch: str, cpu_model: str) -> str:
-    model = cpu_model.lower()
-    for cpu_arch, keyword, mcpu in CORTEX_M_CPUS:
-        if arch == cpu_arch and keyword in model:
-            return mcpu
-    return GENERIC_CORTEX_M
+def cortex_m_cpu(profile: object) -> str:
+    """-mcpu for the profile's core (`cpu.core`), or a generic Cortex-M4 for other CPUs."""
+    core = profile_core(profile)
+    return core.mcpu if core is not None and core.mcpu is not None else GENERIC_CORTEX_M
 
 
 def write_firmware(inputs: FirmwareInputs, out_dir: Path) -> Path:
@@ -101,6 +94,7 @@ def _template_values(inputs: FirmwareInputs) -> dict[str, str]:
         "tflm_version": f"tflite-micro {tflm_version()}",
         "arena_minimum": str(inputs.arena_minimum),
         "arena_margin": str(inputs.arena_bytes - inputs.arena_minimum),
+        "arena_note": inputs.arena_note,
         "arena_bytes": str(inputs.arena_bytes),
         "op_count": str(len(inputs.op_names)),
         "op_names": ", ".join(inputs.op_names),
@@ -204,7 +198,8 @@ def compile_firmware(directory: Path, model: bytes, *, mcpu: str) -> FirmwareBui
     """
     build = FirmwareBuild(directory)
     build.not_compiled["main.cc, op_resolver.h"] = (
-        "need the TFLM C++ sources (not shipped by any package); build them in a TFLM project, see README.md"
+        "compiled with the TFLM sources when edgecompress links the whole firmware (see micro_build.json's "
+        "linked_firmware); otherwise build them in a TFLM project, see README.md"
     )
     host = shutil.which("g++")
     if host is None:

@@ -172,13 +172,25 @@ def _check_data_fits_model(dataset: Dataset, loaded: LoadedModel) -> None:
 
 
 def _check_targets_suit_profile(request: DeployRequest, profile: Profile) -> None:
-    if profile.device_class == "microcontroller" and any(spec != "local" for spec in request.targets):
+    """Microcontrollers run firmware on an emulated board (qemu) or the int8 model here; boards run the runner.
+    The firmware toolchain and TFLM sources are checked now, before anything is trained."""
+    from edgecompress.targets.qemu import is_qemu_spec
+
+    mcu = profile.device_class == "microcontroller"
+    if mcu and any(spec != "local" and not is_qemu_spec(spec) for spec in request.targets):
         raise TargetError(
-            f"Profile '{profile.name}' is a microcontroller: its deploy ends in a TFLite Micro firmware project "
+            f"Profile '{profile.name}' is a microcontroller: its deploy ends in TFLite Micro firmware "
             "(in the run folder's micro/firmware/), not an SSH push.",
-            "Drop --target (the int8 model is still checked on this machine), then build and flash micro/firmware/ "
-            "with your board's toolchain.",
+            "Use --target qemu to run the firmware on an emulated board, or --target local (the int8 model is checked "
+            "on this machine); then flash micro/firmware/ with your board's toolchain.",
         )
+    if not mcu and any(is_qemu_spec(spec) for spec in request.targets):
+        raise TargetError(f"--target qemu emulates microcontroller boards; profile '{profile.name}' is a {profile.device_class}.",
+                          "Use a microcontroller profile (arduino-nano-33-ble, stm32h7, or your own Cortex-M profile).")
+    if mcu:
+        from edgecompress.micro.emulated import check_firmware_tools
+
+        check_firmware_tools(profile, request.targets, request.micro)
 
 
 def _significance(request: DeployRequest, profile: Profile, loaded: LoadedModel, dataset: Dataset, say: Say,

@@ -50,6 +50,7 @@ class DeployRequest:
     id_samples: int = 2000
     onnx: bool = True
     cache: bool = True  # reuse significance, PTQ and fine-tuned stages across runs (see `edgecompress cache`)
+    micro: dict[str, Any] = field(default_factory=dict)  # microcontroller firmware: tflm_dir, kernels
     target_options: dict[str, Any] = field(default_factory=dict)
     acceptance: dict[str, Any] = field(default_factory=dict)  # rule overrides (profiles.Acceptance fields) on the profile's
     gate: bool = False  # raise errors.GateFailed (exit 10) when no artifact passes the rules
@@ -104,6 +105,7 @@ class DeployRequest:
             output=absolute(self.output),
             targets=[absolute_target_spec(spec, base) for spec in self.targets],
             target_options=options,
+            micro={k: absolute(str(v)) if k == "tflm_dir" and v else v for k, v in self.micro.items()},
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from edgecompress.reporting.document import (
 from edgecompress.reporting.headline import HEADLINE_COLUMNS, tone_of
 from edgecompress.reporting.verdict_section import verdict_section
 from edgecompress.reporting.speed import plan_speed_bullets, plan_speed_columns, speed_section
+from edgecompress.reporting.micro import micro_section
 
 #: Tables longer than this fold away in HTML (every class of CIFAR-100, every layer of a ResNet).
 FOLD_ROWS = 20
@@ -46,6 +47,7 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
         _plan(report, figures),
         _training(report),
         _weights(report),
+        micro_section(report),
         _fleet(report),
         _provenance(report),
     ]

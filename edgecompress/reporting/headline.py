@@ -34,6 +34,11 @@ HEADLINE_COLUMNS: tuple[HeadlineColumn, ...] = (
                    higher_is_better=True),
     HeadlineColumn("latency_median_ms", "median ms", fmt.milliseconds, "median latency of one batch-1 inference"),
     HeadlineColumn("latency_p90_ms", "p90 ms", fmt.milliseconds, "90th percentile latency"),
+    HeadlineColumn("instructions_median", "instructions", fmt.integer,
+                   "median instructions per inference on an emulated microcontroller core (QEMU -icount): counted, not timed"),
+    HeadlineColumn("estimated_latency_ms", "est. ms", fmt.milliseconds,
+                   "estimate for an emulated microcontroller: instructions x assumed cycles per instruction / the profile's clock",
+                   terminal=False),
     HeadlineColumn("speedup_x", "speed-up", fmt.ratio,
                    "baseline median latency / this median latency, both at the row's threads (the profile's core count; "
                    "one thread: see 'Compute, threads and where the time goes')",

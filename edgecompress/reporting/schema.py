@@ -72,6 +72,8 @@ def measurement_entry(artifact: str, target: str, result: dict[str, Any], sample
         "accuracy": accuracy,
         "platform": result.get("platform"),
         **measurement_fields(result),
+        # emulated microcontroller boards (targets/qemu.py): instructions, not milliseconds
+        **{key: result[key] for key in ("instructions", "latency_estimate", "vs_tflm_python") if key in result},
     }
 
 
@@ -98,6 +100,8 @@ def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]],
             "smaller_x_bitpacked": _ratio(base_size.get("bitpacked_bytes"), art.get("bitpacked_bytes")),
             "latency_median_ms": latency.get("median"),
             "latency_p90_ms": latency.get("p90"),
+            "instructions_median": ((m.get("instructions") or {}).get("per_inference") or {}).get("median"),
+            "estimated_latency_ms": (m.get("latency_estimate") or {}).get("milliseconds"),
             "peak_rss_bytes": (m.get("memory") or {}).get("peak_rss_bytes"),
             "accuracy": accuracy.get("overall"),
             "eval_n": accuracy.get("n"),

@@ -19,7 +19,6 @@ A failure before step 8 leaves the board's installed model exactly as it was.
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 import secrets

@@ -85,6 +85,11 @@ class Target(abc.ABC):
         Raise TargetError (with the failed step and the fix) when the run cannot complete.
         """
 
+    def accepts(self, artifact: Path) -> bool:
+        """Whether this target runs `artifact`: boards with the runner take model files; an
+        emulated microcontroller (QemuTarget) takes only the firmware built for it."""
+        return artifact.suffix in (".tflite", ".onnx")
+
     def close(self) -> None:
         """Release connections. Safe to call twice."""
 

@@ -167,11 +167,12 @@ class FleetDefinition(BaseModel):
 
 def expand_fleet_specs(specs: Sequence[str]) -> list[str]:
     """Replace each fleet file among the --target values by the targets it lists (one level deep)."""
+    from edgecompress.targets.qemu import is_qemu_spec
     from edgecompress.targets.ssh_config import SSH_SCHEME, find_target_file
 
     expanded: list[str] = []
     for spec in specs:
-        path = None if spec.startswith(SSH_SCHEME) or spec == "local" else find_target_file(spec)
+        path = None if spec.startswith(SSH_SCHEME) or spec == "local" or is_qemu_spec(spec) else find_target_file(spec)
         fleet = _read_fleet(path) if path is not None else None
         if fleet is None:
             expanded.append(spec)

@@ -1,6 +1,7 @@
 """Turn the user's `--target` string into a Target.
 
-'local' runs on this machine; 'ssh://user@host[:port]', the name of a file in targets/, or
+'local' runs on this machine; 'qemu' or 'qemu:BOARD' runs microcontroller firmware on an emulated
+Cortex-M board; 'ssh://user@host[:port]', the name of a file in targets/, or
 a path to a .yaml reaches a board over SSH (unknown names get a TargetError from there).
 """
 
@@ -14,6 +15,12 @@ from edgecompress.targets.base import Target
 
 def resolve_target(spec: str, **options: Any) -> Target:
     """Build the target named by `spec`; `options` are the CLI's SSH options (identity, known_hosts...)."""
+    from edgecompress.targets.qemu import board_of, is_qemu_spec
+
+    if is_qemu_spec(spec):
+        from edgecompress.targets.qemu import QemuTarget
+
+        return QemuTarget(board_of(spec))
     if spec == "local":
         from edgecompress.targets.local import LocalTarget
 
@@ -28,7 +35,9 @@ def absolute_target_spec(spec: str, base: Path) -> str:
     from any directory; 'local', URLs and unknown names are returned unchanged."""
     from edgecompress.targets.ssh_config import find_target_file
 
-    if spec == "local" or "://" in spec:
+    from edgecompress.targets.qemu import is_qemu_spec
+
+    if spec == "local" or "://" in spec or is_qemu_spec(spec):
         return spec
     looks_like_path = "/" in spec or spec.endswith((".yaml", ".yml"))
     path = find_target_file(str(base / Path(spec).expanduser()) if looks_like_path else spec)
@@ -37,7 +46,19 @@ def absolute_target_spec(spec: str, base: Path) -> str:
 
 def check_target_spec(spec: str) -> None:
     """Validate a --target value without connecting (for --dry-run): a URL parses, a file loads."""
+    from edgecompress.targets.qemu import board_of, is_qemu_spec
+
     if spec == "local":
+        return
+    if is_qemu_spec(spec):
+        board = board_of(spec)
+        if board is not None:
+            from edgecompress.micro.cores import BOARDS
+            from edgecompress.errors import TargetError
+
+            if board not in BOARDS:
+                raise TargetError(f"There is no emulated board called '{board}'.",
+                                  f"Use one of: {', '.join(sorted(BOARDS))} (e.g. --target qemu:mps2-an386), or plain --target qemu.")
         return
     from edgecompress.targets.ssh_config import load_definition
 

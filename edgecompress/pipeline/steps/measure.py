@@ -34,7 +34,8 @@ class Measure(Step):
                 "Some measurements could not be completed: " + "; ".join(failures),
                 "Fix the board(s) named above; every measurement that did finish is kept.",
             )
-        ctx.measurements = [_entry(ctx, artifact, target.name) for target in ctx.prepared.targets for artifact in ctx.artifacts]
+        ctx.measurements = [_entry(ctx, artifact, target.name) for target in ctx.prepared.targets
+                            for artifact in ctx.artifacts if target.accepts(artifact.path)]
 
 
 def _key(artifact: Artifact, target_name: str) -> str:
@@ -48,11 +49,13 @@ def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
     from edgecompress.targets.measure_options import runner_options
 
     request, folder = ctx.request, ctx.folder
-    pending = [t for t in ctx.prepared.targets if not folder.is_done(_key(artifact, t.name))]
+    pending = [t for t in ctx.prepared.targets if t.accepts(artifact.path) and not folder.is_done(_key(artifact, t.name))]
     if not pending:
         return []
     names = ", ".join(t.name for t in pending)
-    ctx.say(f"Measuring {artifact.name} on {names} ({request.warmup} warm-up + {request.runs} timed runs)")
+    how = (f"{request.warmup} warm-up + {request.runs} timed runs" if artifact.path.suffix in (".tflite", ".onnx")
+           else "every evaluation image; executed instructions counted")
+    ctx.say(f"Measuring {artifact.name} on {names} ({how})")
     job = MeasureJob(model=artifact.path, eval_data=ensure_eval_npz(ctx), warmup=request.warmup, runs=request.runs,
                      threads=request.threads, extra_args=runner_options(ctx.prepared.profile, threads=request.threads))
     with ctx.prepared.task(f"Measuring {artifact.name} on {names}"):
