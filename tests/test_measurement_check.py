@@ -180,3 +180,24 @@ def test_a_hostile_answer_fails_that_board_only_and_never_with_a_traceback(case:
 
     assert list(result.measurements) == ["honest"]
     assert said in result.errors["hostile"].problem
+
+
+def emulated(honest: Measurement, per_inference: dict[str, Any]) -> Measurement:
+    """The honest accuracy, reported the way an emulated microcontroller reports its cost: instructions, no latency."""
+    def edit(result: dict[str, Any]) -> None:
+        result["latency_ms"] = {}
+        result["instructions"] = {"per_inference": {"samples": 360, **per_inference}}
+
+    return tampered(honest, edit)
+
+
+def test_an_emulated_board_is_checked_on_its_instruction_counts_and_its_predictions(honest: Measurement, job: MeasureJob) -> None:
+    expected = Expected.for_job(job)
+    good = emulated(honest, {"min": 9.0e5, "median": 1.0e6, "max": 1.2e6})
+    assert check_measurement(good, expected) is good
+    for bad, said in (({"min": 9.0e5, "median": 2.0e6, "max": 1.2e6}, "out of order"),
+                      ({"min": 0.0, "median": 1.0e6, "max": 1.2e6}, "instructions.per_inference.min")):
+        with pytest.raises(MeasurementRejected, match=said):
+            check_measurement(emulated(honest, bad), expected)
+    with pytest.raises(MeasurementRejected, match="accuracy"):
+        check_measurement(tampered(good, boast), expected)

@@ -254,7 +254,7 @@ def smallest_arena(used: int, works_at: int, runs_in: Any) -> dict[str, int]:
 def _emulated_board(core: Core, requested: str | None) -> Board | None:
     from edgecompress.micro.toolchain import qemu_system
 
-    if requested is None and core.board is None:
+    if requested is None and core.qemu_board is None:
         return None
     try:
         qemu_system()

@@ -111,6 +111,9 @@ def check_measurement(measurement: Measurement, expected: Expected) -> Measureme
     problems = _Problems(measurement.result if isinstance(measurement.result, dict) else {})
     if not isinstance(measurement.result, dict):
         problems.add(f"the result is {type(measurement.result).__name__}, not the runner's JSON object")
+    elif "instructions" in measurement.result:  # firmware on an emulated board: instructions, not milliseconds
+        _check_instructions(problems)
+        _check_accuracy(problems, expected)
     else:
         _check_model(problems, expected)
         _check_latency(problems, expected)
@@ -198,6 +201,18 @@ def _check_latency(problems: _Problems, expected: Expected) -> None:
         reported = problems.number(f"latency_ms.{stat}", minimum=0.0, above=stat != "std")
         if reported is not None and values.size and not _close(reported, recompute(values)):
             problems.add(f"latency_ms.{stat} is {reported:g} ms but the {values.size} samples sent give {recompute(values):.6g} ms")
+
+
+def _check_instructions(problems: _Problems) -> None:
+    """An emulated board's counts: whole samples, finite positive instruction figures in order."""
+    problems.count("instructions.per_inference.samples", minimum=1)
+    figures = {stat: problems.number(f"instructions.per_inference.{stat}", minimum=0.0, above=True)
+               for stat in ("min", "median", "max")}
+    if None not in figures.values() and not figures["min"] <= figures["median"] <= figures["max"]:  # type: ignore[operator]
+        problems.add(f"instructions per inference are out of order (min {figures['min']}, median {figures['median']}, "
+                     f"max {figures['max']})")
+    if problems.get("latency_ms") not in ({}, None):
+        problems.add("an emulated board reported wall-clock latency, which it cannot measure")
 
 
 def _check_memory(problems: _Problems, ram: int | None) -> None:
