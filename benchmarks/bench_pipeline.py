@@ -8,7 +8,7 @@ fine-tuning, compressed export, ONNX, measurement, report) and every artifact's 
 then:
 - the same 50,000-image deploy with a long fine-tune (--finetune-steps 8000), the accuracy
   reference for the bounded fine-tune;
-- a second deploy of the same model for another profile (rpi-zero-2w: same recipe family)
+- a second deploy of the same model for another profile (rpi5: same recipe family)
   that reuses the first one's cache, and how much sooner it reaches measurement.
 
 Aims (figures, not asserts): the 50,000-image deploy within 10 minutes on 2 cores; wall time
@@ -144,9 +144,9 @@ def main() -> None:
             results["runs"][f"train-{n}"] = run
             print(f"{n:>6} training images: {run['wall_seconds']:.0f} s ({run['timings_s']}) -> {run['accuracy_pct']}", flush=True)
         largest = max(args.sizes)
-        again = deploy(model, npz[largest], "rpi-zero-2w", scratch_dir / f"cache-{largest}", scratch_dir / "runs")
+        again = deploy(model, npz[largest], "rpi5", scratch_dir / f"cache-{largest}", scratch_dir / "runs")
         results["runs"]["second-profile-cached"] = again
-        print(f"second deploy (rpi-zero-2w, cache of the first): {again['wall_seconds']:.0f} s, "
+        print(f"second deploy (rpi5, cache of the first): {again['wall_seconds']:.0f} s, "
               f"{again['seconds_before_measurement']:.0f} s before measurement", flush=True)
         long = deploy(model, npz[largest], "rpi4", scratch_dir / "cache-long", scratch_dir / "runs",
                       finetune_steps=args.long_steps, epochs=1000)

@@ -61,11 +61,12 @@ def tiny_keras_model() -> TinyModel:
     model = keras.Sequential(
         [
             keras.layers.Input((8, 8, 1)),
-            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10, activation="softmax"),
+            # named, so tests can say 'dense' whatever models this process built before
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2d"),
+            keras.layers.MaxPooling2D(name="max_pooling2d"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2d_1"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(10, activation="softmax", name="dense"),
         ],
         name="tiny_digits",
     )

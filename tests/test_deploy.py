@@ -89,7 +89,7 @@ BAD_INPUTS = {
     "corrupt h5": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_truncate(model, tmp / "cut.h5"))], "damaged"),
     "text named .h5": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_text(tmp / "notes.h5"))], "text file"),
     "lambda layer": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_lambda_model(tmp / "lam.h5"))], "Lambda"),
-    "unknown profile": lambda tmp, model: (["deploy", "--profile", "rpi5", str(model)], "rpi"),
+    "unknown profile": lambda tmp, model: (["deploy", "--profile", "rpi-4", str(model)], "rpi4"),
     "typo in profile": lambda tmp, model: (["deploy", "--profile", str(_typo_profile(tmp)), str(model)], "int8_suport"),
     "one class": lambda tmp, model: (["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "one", {"a": 6}, (8, 8)))], "class"),
     "wrong image size": lambda tmp, model: (
@@ -131,7 +131,7 @@ def test_bad_input_ends_in_one_clear_paragraph(case: str, digits_model: Path, tm
 
 
 def test_debug_shows_the_traceback(digits_model: Path, tmp_path: Path, capsys) -> None:
-    code = main(["deploy", "--profile", "rpi5", str(digits_model), "--debug", "--output", str(tmp_path)])
+    code = main(["deploy", "--profile", "rpi-4", str(digits_model), "--debug", "--output", str(tmp_path)])
     assert code != 0
     assert "Traceback" in capsys.readouterr().err
 

@@ -29,7 +29,8 @@ from edgecompress.profiles import (
 )
 from edgecompress.resources import bundled_dir
 
-BUNDLED = ["android-phone", "arduino-nano-33-ble", "coral-devboard", "esp32-s3", "jetson-nano", "rpi-zero-2w", "rpi4", "stm32h7"]
+BUNDLED = ["android-phone", "arduino-nano-33-ble", "coral-devboard", "esp32-s3", "jetson-nano", "rpi-zero-2w", "rpi4", "rpi5",
+           "stm32h7"]
 PROFILES_DIR = bundled_dir("profiles")
 runner = CliRunner()
 
@@ -66,6 +67,8 @@ def test_every_bundled_profile_loads_and_cites_its_sources() -> None:
     [
         ("rpi4", {"ram_bytes": 4 * 2**30, "int8": True, "fp16": False, "accelerator": "none"}),
         ("rpi-zero-2w", {"ram_bytes": 512 * 2**20}),
+        ("rpi5", {"ram_bytes": 8 * 2**30, "cpu": {"arch": "aarch64", "cores": 4, "clock_mhz": 2400,
+                                                   "model": "Broadcom BCM2712, 4x Arm Cortex-A76 (Armv8.2-A)", "core": "cortex-a76"}}),
         ("jetson-nano", {"int8": False, "fp16": True, "accelerator": "gpu"}),
         ("coral-devboard", {"accelerator": "edgetpu", "accelerator_int8_only": True, "ram_bytes": 2**30}),
         ("esp32-s3", {"ram_bytes": 512 * 2**10, "external_ram_bytes": 8 * 2**20}),
@@ -162,7 +165,7 @@ def test_profiles_show_accepts_a_users_file(tmp_path: Path) -> None:
 
 
 def test_profiles_show_of_an_unknown_name_raises_profile_error_for_the_main_cli() -> None:
-    result = runner.invoke(app, ["show", "rpi5"])
+    result = runner.invoke(app, ["show", "rpi-4"])
     assert isinstance(result.exception, ProfileError)
     assert "did you mean 'rpi4'?" in str(result.exception)
 

@@ -36,7 +36,7 @@ def test_training_json_and_the_report_record_the_budget_and_the_curve(rpi4_run) 
 
 
 def test_a_second_deploy_for_another_board_reuses_the_work_and_says_so(rpi4_run, digits_model: Path, tmp_path: Path) -> None:
-    result = edgecompress.deploy(digits_model, "rpi-zero-2w", data="sklearn:digits", output=tmp_path / "runs",
+    result = edgecompress.deploy(digits_model, "rpi5", data="sklearn:digits", output=tmp_path / "runs",
                                  warmup=2, runs=5, max_eval=200)
     log = (result.run_dir / "deploy.log").read_text()
     assert "Reusing the layer significance from the cache" in log

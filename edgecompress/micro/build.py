@@ -181,19 +181,70 @@ def build_micro(
     compressed, compression = (_compressed_variant(plain, profile, io, eval_npz, out_dir, name) if compress
                                else (None, {"requested": False}))
     variants = [v for v in (compressed, plain) if v is not None]
+    order = _link_order(variants, profile, io, whole)
+    candidates = {v.label: _candidate_dict(v) for v in variants}
+    if not order:
+        raise _refusal(out_dir, profile, {v.label: v.budget for v in variants}, candidates, compression, plain)
+
+    shipped, build, linked, flash = _ship_first_that_fits(order, profile, io, eval_npz, out_dir, name, core, options,
+                                                          whole, candidates, compression, plain)
+    _save_reference_outputs(shipped, build.directory)
+    result = _summary(name, profile, plain, compressed, shipped, litert, io, flash, compression, candidates, build, linked,
+                      whole_status)
+    _write_report(out_dir, result.to_dict())
+    return result
+
+
+def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool) -> list[_Variant]:
+    """Estimates choose the order; the linked firmware, when it can be built, has the last word.
+    A variant the estimate refuses is still linked when its model array alone fits the flash
+    budget: the kernel code and arena figures are the uncertain part of the estimate."""
     for variant in variants:
         variant.budget = budget_mod.check_budget(profile, arena_with_margin=variant.arena.with_margin_bytes,
                                                  input_bytes=io.input.bytes, model_flash_bytes=len(variant.model),
                                                  op_count=len(variant.op_names))
-    candidates = {v.label: _candidate_dict(v) for v in variants}
-    # Estimates choose the order; the linked firmware, when it can be built, has the last word.
-    # A variant the estimate refuses is still linked when its model array alone fits the flash
-    # budget: the kernel code and arena figures are the uncertain part of the estimate.
-    order = [v for v in variants if v.budget.fits] + (
+    return [v for v in variants if v.budget.fits] + (
         [v for v in variants if not v.budget.fits and len(v.model) <= profile.flash_budget_bytes] if whole else [])
-    if not order:
-        raise _refusal(out_dir, profile, {v.label: v.budget for v in variants}, candidates, compression, plain)
 
+
+def _summary(name: str, profile: Any, plain: _Variant, compressed: _Variant | None, shipped: _Variant, litert: Any,
+             io: Any, flash: dict[str, Any], compression: dict[str, Any], candidates: dict[str, Any], build: Any,
+             linked: Any, whole_status: str) -> MicroBuild:
+    """What was built and measured, for micro_build.json and the report."""
+    macs = estimate.count_macs(shipped.model)
+    return MicroBuild(
+        name=name,
+        profile=profile.name,
+        tflite_path=plain.path,
+        compressed_tflite_path=compressed.path if compressed else None,
+        shipped=shipped.label,
+        ops=shipped.op_names,
+        io=io,
+        arena=shipped.arena,
+        flash_bytes=flash,
+        tflm_accuracy=shipped.run.accuracy,
+        litert_accuracy_detail=litert.accuracy,
+        tflm_vs_litert=tflm.compare_runs(plain.run, litert),
+        uncompressed_bytes=len(plain.model),
+        compressed_bytes=len(compressed.model) if compressed else None,
+        compression=compression,
+        macs=macs,
+        latency=estimate.estimate_latency(macs["total"], profile=profile,
+                                          clock_mhz=profile.cpu.clock_mhz),
+        budget=shipped.budget,
+        candidates=candidates,
+        firmware=build,
+        flash_by_tensor=stored_constants(shipped.model),
+        notes=_notes(shipped, compressed, compression, linked, whole_status),
+        image=linked,
+        whole_firmware_status=whole_status,
+    )
+
+
+def _ship_first_that_fits(order: list[_Variant], profile: Any, io: Any, eval_npz: Path, out_dir: Path, name: str,
+                          core: Any, options: FirmwareOptions, whole: bool, candidates: dict[str, Any],
+                          compression: dict[str, Any], plain: _Variant) -> tuple[_Variant, Any, Any, dict[str, Any]]:
+    """Write (and, when possible, link) each candidate in order; the first whose measured figures fit is shipped."""
     refused: dict[str, budget_mod.BudgetCheck] = {}
     for shipped in order:
         build = _write_project(shipped, profile, io, eval_npz, out_dir, name)
@@ -208,42 +259,9 @@ def build_micro(
                                                   op_count=len(shipped.op_names)))
         candidates[shipped.label] = _candidate_dict(shipped)
         if shipped.budget.fits:
-            break
+            return shipped, build, linked, flash
         refused[shipped.label] = shipped.budget
-    else:
-        raise _refusal(out_dir, profile, refused, candidates, compression, plain)
-
-    _save_reference_outputs(shipped, build.directory)
-    macs = estimate.count_macs(shipped.model)
-    result = MicroBuild(
-        name=name,
-        profile=profile.name,
-        tflite_path=plain_path,
-        compressed_tflite_path=compressed.path if compressed else None,
-        shipped=shipped.label,
-        ops=shipped.op_names,
-        io=io,
-        arena=shipped.arena,
-        flash_bytes=flash,
-        tflm_accuracy=shipped.run.accuracy,
-        litert_accuracy_detail=litert.accuracy,
-        tflm_vs_litert=tflm.compare_runs(plain.run, litert),
-        uncompressed_bytes=len(tflite_bytes),
-        compressed_bytes=len(compressed.model) if compressed else None,
-        compression=compression,
-        macs=macs,
-        latency=estimate.estimate_latency(macs["total"], profile=profile,
-                                          clock_mhz=profile.cpu.clock_mhz),
-        budget=shipped.budget,
-        candidates=candidates,
-        firmware=build,
-        flash_by_tensor=stored_constants(shipped.model),
-        notes=_notes(shipped, compressed, compression, linked, whole_status),
-        image=linked,
-        whole_firmware_status=whole_status,
-    )
-    _write_report(out_dir, result.to_dict())
-    return result
+    raise _refusal(out_dir, profile, refused, candidates, compression, plain)
 
 
 @dataclass(frozen=True)

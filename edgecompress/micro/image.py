@@ -130,96 +130,120 @@ def build_firmware(project: Path, *, core: Core, kernels: str, host_arena_bytes:
     when the emulator cannot measure the 32-bit one. Raises ToolError for a missing tree,
     toolchain or a kernel the tree lacks.
     """
-    tree = tflm_tree.find_tree(tflm_dir)
-    recipe = tflm_make.build_recipe(tree, core.tflm_arch, kernels)
-    builder = linking.Builder(tree, recipe)
-    require_newlib(builder.cpu_flags)
-    emulated = _emulated_board(core, board) if emulate else None
-    layout = emulated or _GENERIC_BOARD
-    out = project / "build" / (out_name or f"{core.mcpu}-{kernels}")
-    publish = out_name is None if publish is None else publish
-    out.mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
-    started = time.monotonic()
-    stats = {"compiled_now": 0, "from_cache": 0, "rounds": 0, "compile_seconds": 0.0, "link_seconds": 0.0}
+    job = _Linker(project, core, kernels, tflm_dir, _emulated_board(core, board) if emulate else None,
+                  project / "build" / (out_name or f"{core.mcpu}-{kernels}"))
+    measured = job.measure_on_emulator(host_arena_bytes, probe)
+    arena, stack = _arena_figures(host_arena_bytes, measured), _stack_figures(measured)
+    notes = [] if measured is not None else [
+        "qemu-system-arm is not available (or the core has no emulated board): the arena is the host TFLM figure "
+        "with its margin and the stack a fixed reservation, not measured on the 32-bit core"]
+    final_emulator = job.link(_APP_EMULATOR, "firmware-qemu", arena["size_bytes"], stack["reserved_bytes"])
+    device = job.link(_APP_DEVICE, "firmware", arena["size_bytes"], stack["reserved_bytes"])
+    out = job.out
+    image = out / DEVICE_ELF.replace(".elf", ".bin")
+    subprocess.run([arm_tool("objcopy"), "-O", "binary", str(device.elf), str(image)], check=True)
+    device_footprint = footprint.measure(device.elf, device.map_file, device.origin_of())
+    emulator_footprint = footprint.measure(final_emulator.elf, final_emulator.map_file, final_emulator.origin_of())
+    extra = {"flash_bytes": device_footprint.flash_bytes, "ram_bytes": device_footprint.ram_bytes,
+             "instructions_first_sample": measured["instructions_first_sample"] if measured else None,
+             **(manifest_extra or {})}
+    home = _publish(job, device, image, probe, arena, extra, manifest_extra or {},
+                    out_name is None if publish is None else publish)
+    return WholeFirmware(home, core, job.emulated, kernels, job.tree, device_footprint, emulator_footprint, arena, stack,
+                         job.summary(device, final_emulator), measured, home / MANIFEST, notes)
 
-    def link(sources: tuple[str, ...], name: str, arena: int, stack: int) -> linking.LinkedFirmware:
+
+class _Linker:
+    """Links the project's firmware variants against one TFLM tree, sharing compiled objects."""
+
+    def __init__(self, project: Path, core: Core, kernels: str, tflm_dir: str | Path | None, emulated: Board | None,
+                 out: Path) -> None:
+        self.project, self.core, self.kernels, self.emulated, self.out = project, core, kernels, emulated, out
+        self.tree = tflm_tree.find_tree(tflm_dir)
+        self.builder = linking.Builder(self.tree, tflm_make.build_recipe(self.tree, core.tflm_arch or "", kernels))
+        require_newlib(self.builder.cpu_flags)
+        self.layout = emulated or _GENERIC_BOARD
+        out.mkdir(parents=True, exist_ok=True)
+        self.started = time.monotonic()
+        self.stats: dict[str, Any] = {"compiled_now": 0, "from_cache": 0, "rounds": 0, "compile_seconds": 0.0,
+                                      "link_seconds": 0.0}
+
+    def link(self, sources: tuple[str, ...], name: str, arena: int, stack: int) -> linking.LinkedFirmware:
         harness = sources == _APP_EMULATOR  # its arena is the linker script's region; main.cc's is an array
-        defines = [f"-DEDGECOMPRESS_SYSTICK_HZ={layout.sysclk_hz}"] + ([] if harness else [f"-DEDGECOMPRESS_ARENA_BYTES={arena}"])
+        defines = [f"-DEDGECOMPRESS_SYSTICK_HZ={self.layout.sysclk_hz}"] + ([] if harness else [f"-DEDGECOMPRESS_ARENA_BYTES={arena}"])
         # The project's own objects are shared by its variants (keyed by command and source).
         compile_started = time.monotonic()
-        application = builder.compile_application([project / s for s in sources], project / "build" / "objects", defines)
-        units, rounds, _ = builder.close_over(application)
+        application = self.builder.compile_application([self.project / s for s in sources], self.project / "build" / "objects",
+                                                       defines)
+        units, rounds, _ = self.builder.close_over(application)
         compile_seconds = time.monotonic() - compile_started
-        script = _linker_script(out / f"{name}.ld", layout, stack, arena if harness else 0)
-        elf = out / f"{name}.elf"
-        command, link_seconds, warnings = builder.link(units, script, elf)
+        script = _linker_script(self.out / f"{name}.ld", self.layout, stack, arena if harness else 0)
+        elf = self.out / f"{name}.elf"
+        command, link_seconds, warnings = self.builder.link(units, script, elf)
         library = [u for u in units if u.origin != "application"]
-        stats["compiled_now"] += sum(not u.cached for u in library)
-        stats["from_cache"] += sum(u.cached for u in library)
-        stats["rounds"] = max(stats["rounds"], rounds)
-        stats["link_seconds"] += link_seconds
-        stats["compile_seconds"] += compile_seconds
+        self.stats["compiled_now"] += sum(not u.cached for u in library)
+        self.stats["from_cache"] += sum(u.cached for u in library)
+        self.stats["rounds"] = max(self.stats["rounds"], rounds)
+        self.stats["link_seconds"] += link_seconds
+        self.stats["compile_seconds"] += compile_seconds
         return linking.LinkedFirmware(elf, elf.with_suffix(".map"), units, command, compile_seconds, link_seconds, rounds,
                                       sum(not u.cached for u in units), sum(u.cached for u in units), warnings)
 
-    probe_arena = _align(max(2 * host_arena_bytes, host_arena_bytes + (64 << 10)))
-    probe_arena = min(probe_arena, layout.data_bytes - STACK_PROBE_BYTES - (256 << 10))
-    measured: dict[str, Any] | None = None
-    if emulated is not None:
-        probing = link(_APP_EMULATOR, "probe", probe_arena, STACK_PROBE_BYTES)
-        run = emulator.run_firmware(probing.elf, emulated, probe.sample, input_bytes=probe.input_bytes,
-                                    output_bytes=probe.output_bytes, output_dtype=probe.output_dtype,
-                                    workdir=out / "probe-run", timeout_s=300)
-        measured = {"arena_used": run.arena_used, "stack_peak": run.stack_peak,
-                    "instructions_first_sample": float(run.instructions[0]), "calibration": run.calibration.to_dict(),
-                    "board": emulated.name, "qemu": qemu_version_text()}
-    if measured is not None:
+    def measure_on_emulator(self, host_arena_bytes: int, probe: ProbeInput) -> dict[str, Any] | None:
+        """Arena, stack and the first sample's instructions on the emulated 32-bit core (None without one)."""
+        if self.emulated is None:
+            return None
+        probe_arena = _align(max(2 * host_arena_bytes, host_arena_bytes + (64 << 10)))
+        probe_arena = min(probe_arena, self.layout.data_bytes - STACK_PROBE_BYTES - (256 << 10))
+        run = self._run(self.link(_APP_EMULATOR, "probe", probe_arena, STACK_PROBE_BYTES), probe, "probe-run")
+        measured: dict[str, Any] = {
+            "arena_used": run.arena_used, "stack_peak": run.stack_peak,
+            "instructions_first_sample": float(run.instructions[0]), "calibration": run.calibration.to_dict(),
+            "board": self.emulated.name, "qemu": qemu_version_text()}
+
         def runs_in(arena_bytes: int) -> bool:
-            candidate = link(_APP_EMULATOR, "probe-arena", arena_bytes, STACK_PROBE_BYTES)
             try:
-                emulator.run_firmware(candidate.elf, emulated, probe.sample, input_bytes=probe.input_bytes,
-                                      output_bytes=probe.output_bytes, output_dtype=probe.output_dtype,
-                                      workdir=out / "probe-arena-run", timeout_s=300)
+                self._run(self.link(_APP_EMULATOR, "probe-arena", arena_bytes, STACK_PROBE_BYTES), probe, "probe-arena-run")
             except TargetError:
                 return False
             return True
 
         measured["smallest_arena"] = smallest_arena(int(measured["arena_used"]), probe_arena, runs_in)
-    arena = _arena_figures(host_arena_bytes, measured)
-    stack = _stack_figures(measured)
-    if measured is None:
-        notes.append("qemu-system-arm is not available (or the core has no emulated board): the arena is the host "
-                     "TFLM figure with its margin and the stack a fixed reservation, not measured on the 32-bit core")
-    final_emulator = link(_APP_EMULATOR, "firmware-qemu", arena["size_bytes"], stack["reserved_bytes"])
-    device = link(_APP_DEVICE, "firmware", arena["size_bytes"], stack["reserved_bytes"])
-    image = out / DEVICE_ELF.replace(".elf", ".bin")
-    subprocess.run([arm_tool("objcopy"), "-O", "binary", str(device.elf), str(image)], check=True)
-    device_footprint = footprint.measure(device.elf, device.map_file, device.origin_of())
-    emulator_footprint = footprint.measure(final_emulator.elf, final_emulator.map_file, final_emulator.origin_of())
-    build = {**stats, "seconds": round(time.monotonic() - started, 2), "link_seconds": round(stats["link_seconds"], 2),
-             "compile_seconds": round(stats["compile_seconds"], 2),
-             "jobs": builder.jobs, "object_cache": str(builder.object_dir), "sources": device.to_dict()["sources"],
-             "emulator_sources": final_emulator.to_dict()["sources"], "link_command": device.to_dict()["link_command"],
-             "warnings": device.warnings[:20]}
-    extra = {"flash_bytes": device_footprint.flash_bytes, "ram_bytes": device_footprint.ram_bytes,
-             "instructions_first_sample": measured["instructions_first_sample"] if measured else None,
-             **(manifest_extra or {})}
+        return measured
+
+    def _run(self, linked: linking.LinkedFirmware, probe: ProbeInput, folder: str) -> Any:
+        assert self.emulated is not None
+        return emulator.run_firmware(linked.elf, self.emulated, probe.sample, input_bytes=probe.input_bytes,
+                                     output_bytes=probe.output_bytes, output_dtype=probe.output_dtype,
+                                     workdir=self.out / folder, timeout_s=300)
+
+    def summary(self, device: linking.LinkedFirmware, final_emulator: linking.LinkedFirmware) -> dict[str, Any]:
+        """The build section of the manifest: what was compiled, reused and linked, and how long it took."""
+        return {**self.stats, "seconds": round(time.monotonic() - self.started, 2),
+                "link_seconds": round(self.stats["link_seconds"], 2), "compile_seconds": round(self.stats["compile_seconds"], 2),
+                "jobs": self.builder.jobs, "object_cache": str(self.builder.object_dir), "sources": device.to_dict()["sources"],
+                "emulator_sources": final_emulator.to_dict()["sources"], "link_command": device.to_dict()["link_command"],
+                "warnings": device.warnings[:20]}
+
+
+def _publish(job: _Linker, device: linking.LinkedFirmware, image: Path, probe: ProbeInput, arena: dict[str, Any],
+             extra: dict[str, Any], manifest_extra: dict[str, Any], publish: bool) -> Path:
+    """Write the manifest and Makefile; the project's own firmware is copied beside its sources,
+    where users and the qemu target look. Returns the folder that holds the finished firmware."""
+    out, project = job.out, job.project
     if "reference_scores" in extra:  # named relative to the project; the manifest may sit deeper
         extra["reference_scores"] = os.path.relpath(project / extra["reference_scores"], out)
-    _write_manifest(out, core, emulated, kernels, probe, arena, tree, extra)
-    _write_makefile(project if publish else out, device, tree, recipe_flags=builder, core=core, kernels=kernels,
-                    script=out / "firmware.ld")
-    home = out
-    if publish:  # the project's own firmware: beside its sources, where users and the qemu target look
-        if "reference_scores" in extra:
-            extra["reference_scores"] = (manifest_extra or {})["reference_scores"]
-        for name in (DEVICE_ELF, EMULATOR_ELF, "firmware.map", "firmware-qemu.map", image.name):
-            shutil.copyfile(out / name, project / name)
-        _write_manifest(project, core, emulated, kernels, probe, arena, tree, extra)
-        home = project
-    return WholeFirmware(home, core, emulated, kernels, tree, device_footprint, emulator_footprint, arena, stack, build,
-                         measured, home / MANIFEST, notes)
+    _write_manifest(out, job.core, job.emulated, job.kernels, probe, arena, job.tree, extra)
+    _write_makefile(project if publish else out, device, job.tree, recipe_flags=job.builder, core=job.core,
+                    kernels=job.kernels, script=out / "firmware.ld")
+    if not publish:
+        return out
+    if "reference_scores" in extra:
+        extra["reference_scores"] = manifest_extra["reference_scores"]
+    for name in (DEVICE_ELF, EMULATOR_ELF, "firmware.map", "firmware-qemu.map", image.name):
+        shutil.copyfile(out / name, project / name)
+    _write_manifest(project, job.core, job.emulated, job.kernels, probe, arena, job.tree, extra)
+    return project
 
 
 def smallest_arena(used: int, works_at: int, runs_in: Any) -> dict[str, int]:
