@@ -17,6 +17,8 @@ import pytest
 from edgecompress._tf import keras as _keras
 from edgecompress._tf import tensorflow as _tensorflow
 
+from sshd import sshd_fixture, sshd_without_sftp_fixture  # noqa: F401 - the real OpenSSH servers, registered once
+
 SEED = 0
 
 

@@ -23,6 +23,8 @@ from edgecompress.compression.recipes import RECIPES
 from edgecompress.errors import DataError, ModelError
 from verdicts import LayerVerdict, Significance
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 EPOCHS = 2
 SEED = 0
 #: Largest accuracy drop (test set, 360 digits) a recipe may cost after fine-tuning. On this

@@ -18,6 +18,8 @@ import edgecompress
 from edgecompress.cli import main
 from edgecompress.reporting.schema import SCHEMA_VERSION
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 
 def test_deploy_writes_a_finished_run_folder_with_artifacts_and_report(rpi4_run) -> None:
     run_dir = rpi4_run.run_dir

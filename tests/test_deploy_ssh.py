@@ -13,9 +13,9 @@ from edgecompress.cli import main
 from edgecompress.errors import TargetError
 from edgecompress.pipeline import resume
 from board_pythons import repair, tampering_python
-from sshd import SshServer, start_sshd, sshd_fixture, sshd_without_sftp_fixture  # noqa: F401 - fixtures
+from sshd import SshServer, start_sshd
 
-pytestmark = pytest.mark.ssh
+pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 FAST = {"warmup": 2, "runs": 5, "max_eval": 150, "epochs": 1}
 #: the fp32 baseline and the profile's int8 model only: for tests about the board, not about training
 NO_TRAINING = {**FAST, "recipe": "ptq-int8"}

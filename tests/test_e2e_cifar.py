@@ -12,7 +12,7 @@ from PIL import Image
 
 from edgecompress.cli import main
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import pytest
 from edgecompress.cli import main
 from edgecompress.errors import GateFailed
 from edgecompress.ship import load_manifest
-from sshd import SshServer, sshd_fixture  # noqa: F401 - fixture
+from sshd import SshServer
 from test_e2e_cifar import cifar_root, foreign_model  # noqa: F401 - fixtures: the CIFAR data and a cat/dog CNN
 
-pytestmark = [pytest.mark.e2e, pytest.mark.ssh]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.ssh]
 
 
 def test_cifar_deploy_gate_verdict_and_ship(cifar_root: Path, foreign_model: Path, sshd: SshServer, tmp_path: Path, capsys) -> None:

@@ -16,6 +16,7 @@ from PIL import Image
 from edgecompress.cli import main
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None or shutil.which("qemu-system-arm") is None,
                        reason="needs gcc-arm-none-eabi and qemu-system-arm (.ci/run installs both)"),

@@ -19,6 +19,8 @@ from edgecompress.export import (
     verify_tflite,
 )
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 IMAGE = (16, 16, 3)
 CLASSES = 3
 

@@ -19,7 +19,9 @@ import pytest
 from edgecompress.errors import TargetError
 from edgecompress.targets import MeasureJob, Measurement
 from edgecompress.targets.fleet import expand_fleet_specs, fleet_targets, measure_fleet, spread_across
-from sshd import SshServer, processes_running_in, sshd_fixture  # noqa: F401 - fixture
+from sshd import SshServer, processes_running_in
+
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
 
 def board_file(folder: Path, name: str, server: SshServer, **fields: str) -> Path:

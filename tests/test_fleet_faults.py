@@ -33,7 +33,7 @@ from edgecompress.errors import TargetError
 from edgecompress.pipeline import resume
 from sshd import SshServer, require_sshd, start_sshd
 
-pytestmark = [pytest.mark.faults, pytest.mark.ssh]
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.ssh]
 
 BOARDS = 8
 KILLED = ("board-6", "board-7")

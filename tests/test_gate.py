@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from edgecompress.cli import main
 from edgecompress.errors import GateFailed
+
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
 FAST = ["--profile", "rpi4", "--data", "sklearn:digits", "--recipe", "ptq-int8", "--max-eval", "200", "--warmup", "2", "--runs", "5"]
 

@@ -20,6 +20,8 @@ from edgecompress.errors import ModelError
 from edgecompress.layer_support import ACTIVATION_GAPS, LAYER_GAPS, export_gaps
 from edgecompress.model_safety import LayerRecord
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 ROWS = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
 
 

@@ -23,10 +23,10 @@ from edgecompress.profiles import load_profile
 from edgecompress.targets import MeasureJob
 from edgecompress.targets.qemu import QemuTarget
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     shutil.which("arm-none-eabi-g++") is None or shutil.which("qemu-system-arm") is None,
     reason="needs gcc-arm-none-eabi and qemu-system-arm (.ci/run installs both)",
-)
+)]
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ import edgecompress
 from edgecompress.cli import main
 from edgecompress.errors import DataError, EdgeCompressError
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 #: class folder names for digits 0..9 (a folder name cannot hold "/", so "[/x]" is tried in a path)
 MARKUP_NAMES = ["[x]0", "[bold]one", "[link=x]2", "<b>3<b>", "*4*", "_5_", "`6`", "#7", "[8](x)", "9 & co"]
 

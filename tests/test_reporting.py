@@ -29,6 +29,8 @@ from edgecompress.reporting.per_class import GRID_EXAMPLES, disagreement_grid
 from edgecompress.cli.console import plain_console
 from edgecompress.cli.progress import Progress
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 RUNNER = Path(edgecompress.__file__).parent.parent / "firmware" / "runner" / "edgecompress_runner.py"
 
 def measurement_result(run_dir: Path, artifact: str, target: str = "local") -> dict:

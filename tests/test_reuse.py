@@ -15,6 +15,8 @@ import edgecompress
 from edgecompress.cache import StageCache
 from edgecompress.cli import main
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 
 def test_fine_tuning_reports_progress_with_an_eta_in_deploy_log(rpi4_run) -> None:
     log = (rpi4_run.run_dir / "deploy.log").read_text()

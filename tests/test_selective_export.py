@@ -15,6 +15,8 @@ from edgecompress.errors import ModelError, ProfileError
 from edgecompress.export import tflite_mode, tflite_weight_stats, to_tflite, verify_tflite
 from edgecompress.export.litert import litert_predict
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 WEIGHTED = ["stem", "body", "mid", "head"]
 FIRST_AND_LAST = ["stem", "head"]
 

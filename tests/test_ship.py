@@ -19,7 +19,9 @@ from edgecompress.cli import main
 from edgecompress.ship import build_bundle, load_manifest
 from edgecompress.ship.bundle import BundleError, sha256_file
 from edgecompress.ship.install import Installer, ShipError
-from sshd import SshServer, sshd_fixture  # noqa: F401 - fixture
+from sshd import SshServer
+
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ from edgecompress.export.onnx import onnx_precision, verify_onnx
 from edgecompress.export.onnx_quant import export_onnx
 from edgecompress.profiles import load_profile
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 SEED = 0
 #: Points of test accuracy (360 digits) pruning + fine-tuning may cost. Measured: within 2
 #: points after 10 epochs; 5 points still catches a recipe that breaks the network (an

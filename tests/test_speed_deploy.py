@@ -17,6 +17,8 @@ import pytest
 from edgecompress.cli import main
 from test_runner import run_runner
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 
 def test_latency_is_timed_at_one_thread_and_at_the_profile_core_count(tiny_tflite_fp32: Path, eval_npz: Path) -> None:
     result, _ = run_runner("--model", tiny_tflite_fp32, "--data", eval_npz, "--warmup", 2, "--runs", 10,

@@ -28,9 +28,9 @@ from edgecompress.targets import MeasureJob, resolve_target
 from edgecompress.targets.ssh import SshTarget, ssh_target_from_spec
 from edgecompress.targets.ssh_config import load_definition
 from edgecompress.targets.ssh_transfer import HEADROOM_BYTES
-from sshd import SshServer, keygen, processes_running_in, sshd_fixture, start_sshd  # noqa: F401 - fixture
+from sshd import SshServer, keygen, processes_running_in, start_sshd
 
-pytestmark = pytest.mark.ssh
+pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 
 LONG_RUN = 10**7  # timed inferences no test waits for: the run is always stopped first
 

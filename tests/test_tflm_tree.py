@@ -11,7 +11,7 @@ from edgecompress.errors import ToolError
 from edgecompress.micro import tflm_tree
 
 ARCHIVES = tflm_tree.third_party_dir()
-pytestmark = pytest.mark.skipif(not (ARCHIVES / "SHA256SUMS").is_file(), reason="needs ../shared/third-party")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (ARCHIVES / "SHA256SUMS").is_file(), reason="needs ../shared/third-party")]
 
 
 @pytest.fixture(scope="module")

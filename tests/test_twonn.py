@@ -20,6 +20,8 @@ from edgecompress.analysis import pca_dimension, twonn
 from edgecompress.analysis.neighbours import brute_force_two_nearest, two_nearest
 from edgecompress.errors import DataError, EdgeCompressError
 
+pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
+
 AMBIENT = 100
 POINTS_FOR = {2: 4000, 5: 4000, 10: 4000, 20: 48_000}
 
