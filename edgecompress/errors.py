@@ -52,6 +52,7 @@ class GateFailed(EdgeCompressError):
     CI tells this exit code apart from a run that could not be done at all."""
 
     exit_code = 10
+    result: object = None  # the finished DeployResult, so the command line still shows what was measured
 
 
 class ToolError(EdgeCompressError):

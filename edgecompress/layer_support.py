@@ -143,7 +143,7 @@ def check_exportable_layers(loaded: Any) -> None:
 
 def _activation(layer: LayerRecord, gap: ExportGap) -> str:
     activation = layer.config.get("activation")
-    return f" with activation {activation!r}" if gap in ACTIVATION_GAPS.get(activation, ()) else ""
+    return f" with activation {activation!r}" if gap in ACTIVATION_GAPS.get(str(activation), ()) else ""
 
 
 def _routes(gap: ExportGap, failing: list[str]) -> str:

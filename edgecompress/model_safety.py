@@ -381,7 +381,7 @@ class _Walk:
                 checked[key] = self.value(item, inner, where, "layer")  # a Sequential as very old Keras saved it
             else:
                 checked[key] = self.value(item, inner, where, "any")
-        if inner is not owner and inner.class_name in TF_OP_LAYERS:
+        if inner is not None and inner is not owner and inner.class_name in TF_OP_LAYERS:
             self.tf_op(inner)
         return checked
 
@@ -393,7 +393,7 @@ class _Walk:
             raise self.refuse(owner, _join(path, "config"), f"names the function {_shown(name)}, which is not a tf-keras activation")
         if registered is not None and registered != name:
             raise self.refuse(owner, _join(path, "registered_name"), f"is {_shown(registered)}: a registered custom function")
-        if module not in (None, "builtins") and (not isinstance(module, str) or _resolve_module(module, name) is not function):
+        if module not in (None, "builtins") and (not isinstance(module, str) or _resolve_module(module, str(name)) is not function):
             raise self.refuse(owner, _join(path, "module"), f"is {_shown(module)}, which is not where tf-keras keeps "
                               f"the activation {name}: tf-keras would import that module to look for it")
         if set(node) - {"class_name", "config", "module", "registered_name"}:
@@ -401,7 +401,7 @@ class _Walk:
         return dict(node)
 
     def layer(self, node: dict[str, Any], parent: LayerRecord | None, at: str) -> LayerRecord:
-        config = node.get("config") if isinstance(node.get("config"), dict) else {}
+        config: dict[str, Any] = node["config"] if isinstance(node.get("config"), dict) else {}
         name = config.get("name", node.get("name", "?"))
         record = LayerRecord(name=str(name), class_name=node["class_name"], config=config, parent=parent, at=at)
         self.layers.append(record)

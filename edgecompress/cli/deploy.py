@@ -87,7 +87,7 @@ def _run(options: dict[str, Any]) -> None:
         else:
             result = pipeline.run(request_from_options(options), dry_run=options["dry_run"], **feedback)
     except GateFailed as failed:  # the run finished: show what it measured, then exit with the gate's code
-        if getattr(failed, "result", None) is not None:
+        if failed.result is not None:
             _print_result(failed.result, json_output)
         raise
     _print_result(result, json_output)

@@ -206,7 +206,7 @@ def _shape_stage(layers: Sequence[LayerPlan], model: Any, training: _Training, s
         return model
     ramp_steps = -(-training.settings.stage_steps(len(training.split.x_train)) // 2)  # half the stage's budget
     end_step, frequency = pruning.ramp_schedule(ramp_steps)
-    used = {RECIPES[layer.recipe].shaper for layer in shaped}
+    used = {shaper for layer in shaped if (shaper := RECIPES[layer.recipe].shaper) is not None}
     callbacks, settle = [], 0
     for name in sorted(used):
         technique = _TECHNIQUES[name]

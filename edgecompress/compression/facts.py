@@ -54,10 +54,3 @@ def _size(variable: Any) -> int:
     for dim in variable.shape:
         size *= int(dim)
     return size
-
-
-def _size(variable: Any) -> int:
-    size = 1
-    for dim in variable.shape:
-        size *= int(dim)
-    return size

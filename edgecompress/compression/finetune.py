@@ -239,7 +239,7 @@ def _watch_class() -> type:
     """The progress/budget callback, defined on first use so importing this module stays free of TensorFlow."""
     k = keras()
 
-    class Watch(k.callbacks.Callback):
+    class Watch(k.callbacks.Callback):  # type: ignore[name-defined]  # tf-keras, imported lazily
         """One progress line per validation check, the curve for training.json, and the time budget."""
 
         def __init__(self, label: str, total: int, check_every: int, steps_per_epoch: float, clock: Clock,

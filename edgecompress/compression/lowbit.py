@@ -48,7 +48,7 @@ def _wrapper_class() -> type:
     tf = tensorflow()
     k = keras()
 
-    class LowBitWeights(k.layers.Wrapper):
+    class LowBitWeights(k.layers.Wrapper):  # type: ignore[name-defined]  # tf-keras, imported lazily
         """Runs the wrapped layer with its kernel replaced by the straight-through coded kernel."""
 
         def __init__(self, layer: Any, bits: int, **kwargs: Any) -> None:

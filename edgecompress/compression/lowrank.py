@@ -63,6 +63,13 @@ class Factorisation:
     macs_after: int
 
 
+def _factorisable(layer: Any) -> str:
+    scheme, why_not = scheme_of(layer)
+    if scheme is None:
+        raise ValueError(f"layer '{layer.name}' cannot be factorised: {why_not}")
+    return scheme
+
+
 def scheme_of(layer: Any) -> tuple[str | None, str]:
     """(scheme, '') for a layer that can be factorised, else (None, why not)."""
     kind = type(layer).__name__
@@ -92,14 +99,14 @@ def _matrix(kernel: np.ndarray, scheme: str) -> np.ndarray:
 
 
 def singular_values(layer: Any) -> np.ndarray:
-    scheme, _ = scheme_of(layer)
+    scheme = _factorisable(layer)
     kernel = layer.get_weights()[weight_names(layer).index("kernel")]
-    return np.linalg.svd(_matrix(kernel, scheme), compute_uv=False)
+    return np.asarray(np.linalg.svd(_matrix(kernel, scheme), compute_uv=False))
 
 
 def full_rank(layer: Any) -> int:
     """The largest useful rank: the smaller side of the factorised matrix."""
-    scheme, _ = scheme_of(layer)
+    scheme = _factorisable(layer)
     kernel = layer.get_weights()[weight_names(layer).index("kernel")]
     return int(min(_matrix(kernel, scheme).shape))
 

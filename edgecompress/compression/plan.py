@@ -18,7 +18,7 @@ shown so nobody mistakes one for the other.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Literal, Any, Iterable, Protocol, Sequence
 
 from edgecompress.compression import estimate
 from edgecompress.compression.recipes import (
@@ -47,7 +47,8 @@ class _SignificantLayer(Protocol):
 
 
 class _Significance(Protocol):
-    layers: list[_SignificantLayer]
+    @property
+    def layers(self) -> Sequence[_SignificantLayer]: ...
 
 
 @dataclass
@@ -188,7 +189,8 @@ class Plan:
 
         table = Table(title=f"Compression plan ({self.profile or 'no profile'}): {self.strategy} - {self.description}", title_justify="left")
         speed = self.structure != "none"
-        columns = [("layer", "left"), ("type", "left"), ("role", "left"), ("params", "right")]
+        columns: list[tuple[str, Literal["left", "right"]]] = [("layer", "left"), ("type", "left"), ("role", "left"),
+                                                               ("params", "right")]
         if speed:
             columns += [("speed recipe", "left"), ("shape", "left"), ("MACs", "right")]
         columns += [("size recipe" if speed else "recipe", "left"), ("setting", "left"), ("est. bytes", "right"), ("note", "left")]
@@ -286,13 +288,14 @@ class Knobs:
     speed: StructureKnobs = field(default_factory=StructureKnobs)
 
     def params_for(self, recipe: str) -> dict[str, float]:
-        return {
+        table: dict[str, dict[str, float]] = {
             "clustering": {"clusters": self.clusters},
             "cqat": {"clusters": self.clusters},
             "bits": {"bits": self.bits},
             "binary": {"bits": 1},
             "pruning": {"sparsity": self.sparsity},
-        }.get(recipe, {})
+        }
+        return table.get(recipe, {})
 
 
 def assign_recipes(
@@ -326,7 +329,7 @@ def assign_recipes(
             estimated_bytes=estimate.packed_bytes(value_set, fact.shape, export_mode, params),
             estimated_file_bytes=estimate.file_bytes(value_set, fact.shape, export_mode),
             note=note,
-            structure=changes.structure if change is not None else "none",
+            structure=changes.structure if changes is not None and change is not None else "none",
             structure_params=dict(change.params) if change is not None else {},
             macs_before=before,
             macs=changes.macs_after.get(fact.name, before) if changes is not None else 0,
@@ -335,7 +338,7 @@ def assign_recipes(
 
 
 def _usable_recipe(name: str, fact: LayerFacts, export_mode: str, knobs: Knobs) -> tuple[str, list[str]]:
-    reasons = []
+    reasons: list[str] = []
     while True:
         recipe = RECIPES[name]
         reason = recipe.allows(fact.layer_class, export_mode)

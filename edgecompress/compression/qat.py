@@ -9,7 +9,7 @@ quantization ranges from them, so it is exported as is (there is nothing to stri
 
 from __future__ import annotations
 
-from typing import Any
+from typing import AbstractSet, Any
 
 from edgecompress._tf import tensorflow
 from edgecompress.compression.graph import rebuild
@@ -22,7 +22,7 @@ def _tfmot() -> Any:
     return tfmot
 
 
-def quantize_layers(model: Any, annotate: set[str], *, freeze: set[str] = frozenset(), preserve_clusters: bool = False) -> Any:
+def quantize_layers(model: Any, annotate: set[str], *, freeze: AbstractSet[str] = frozenset(), preserve_clusters: bool = False) -> Any:
     """QAT model in which the `annotate` layers train with fake int8 quantization.
 
     With `preserve_clusters`, tfmot's cluster-preserving scheme keeps each clustered layer's

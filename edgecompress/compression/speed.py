@@ -129,7 +129,7 @@ def _plan_pruning(plan: StructurePlan, model: Any, roles: dict[str, str], signif
             fraction, widths = knobs.keep_fraction, uniform_widths(channels, knobs.keep_fraction)
             plan.summary.append(f"uniform-prune: every prunable layer keeps {fraction:.0%} of its channels; "
                                 f"{knobs.criterion.upper()} filter ranking")
-    if not any(width < channels.group_of(name).size for name, width in widths.items()):
+    if not any(width < _group_size(channels, name) for name, width in widths.items()):
         plan.summary.append(f"{plan.structure} removed no channel (every width asked for is the layer's own): "
                             "the model keeps its shapes")
     mac_model = MacModel(channels)
@@ -149,12 +149,19 @@ def _plan_pruning(plan: StructurePlan, model: Any, roles: dict[str, str], signif
         if plan.macs_after.get(name) is not None:
             plan.macs_after[name] = int(macs_after)
         params: dict[str, Any] = {"criterion": knobs.criterion}
-        if name in widths and widths[name] < group.size:
+        if name in widths and group is not None and widths[name] < group.size:
             params.update(width=int(widths[name]), of=int(group.size))
         elif follows or name not in widths:
             params.update(inputs_kept=round(into, 4))  # a layer whose inputs shrink because the one before was pruned
         plan.changes[name] = LayerChange(plan.structure, params, mac_model.full.get(name, 0), int(macs_after),
                                          _scaled_shape(layer, into, out, follows))
+
+
+def _group_size(channels: Any, name: str) -> int:
+    """Output channels of the group `name` belongs to (widths are only asked of grouped layers)."""
+    group = channels.group_of(name)
+    assert group is not None, f"layer '{name}' has no channel group"
+    return int(group.size)
 
 
 def _scaled_shape(layer: Any, into: float, out: float, follows: bool) -> estimate.LayerShape:

@@ -61,6 +61,7 @@ def prune_channels(model: Any, widths: dict[str, int], *, criterion: str = "l1",
         if reason is not None:
             raise ValueError(f"layer '{name}' cannot be pruned: {reason}")
         group = channels.group_of(name)
+        assert group is not None, "why_not() is None only for layers with a channel group"
         if not 1 <= width <= group.size:
             raise ValueError(f"width {width} for layer '{name}' is outside 1..{group.size}")
         wanted[group.id] = max(width, wanted.get(group.id, 0))

@@ -128,7 +128,7 @@ def _call_items(call: Any) -> list[list[Any]]:
         raise ModelError("The model config uses a layout tf-keras 2 does not write.", "Load the model with edgecompress's model loader.")
     if call and isinstance(call[0], str):
         return [call]
-    return [item for item in call if isinstance(item, (list, tuple)) and item and isinstance(item[0], str)]
+    return [list(item) for item in call if isinstance(item, (list, tuple)) and item and isinstance(item[0], str)]
 
 
 def weight_names(layer: Any) -> list[str]:

@@ -68,6 +68,7 @@ def kept_fractions(channels: ChannelGraph, widths: dict[str, int]) -> dict[str, 
     kept: dict[int, float] = {}
     for name, width in widths.items():
         group = channels.group_of(name)
+        assert group is not None, f"widths are only asked of layers with a channel group ({name})"
         kept[group.id] = max(kept.get(group.id, 0.0), width / group.size)
     fractions = {}
     for node in channels.graph.nodes:

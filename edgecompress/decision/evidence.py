@@ -143,8 +143,10 @@ def _correctness(artifacts: dict[str, Any], measured: dict[tuple[str, str], Any]
     found: dict[tuple[str, str], np.ndarray | None] = {}
     for (name, target) in measured:
         predictions = files.predictions(artifacts[name], target) if files is not None and labels is not None else None
-        ok = predictions is not None and labels is not None and len(predictions) == len(labels[0])
-        found[(name, target)] = stats.correct_mask(predictions, labels[0]) if ok else None
+        if predictions is not None and labels is not None and len(predictions) == len(labels[0]):
+            found[(name, target)] = stats.correct_mask(predictions, labels[0])
+        else:
+            found[(name, target)] = None
     return found
 
 

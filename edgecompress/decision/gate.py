@@ -25,6 +25,6 @@ def enforce(verdict: dict[str, Any], run_dir: Any = None, *, result: Any = None)
         (steps + " " if steps else "") + "Re-judge this run under other rules without measuring again: "
         "edgecompress report RUN_DIR --gate --max-accuracy-drop ... (see `edgecompress report --help`).",
     )
-    error.result = result  # type: ignore[attr-defined]
+    error.result = result
     error.verdict = verdict  # type: ignore[attr-defined]
     raise error

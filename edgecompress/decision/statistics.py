@@ -49,7 +49,8 @@ class PairedAccuracy:
         return {"test": "mcnemar-exact", **asdict(self), "change_points": self.change_points}
 
 
-def mcnemar_exact(reference_correct: Sequence[bool], candidate_correct: Sequence[bool], *, alpha: float = ALPHA) -> PairedAccuracy:
+def mcnemar_exact(reference_correct: Sequence[bool] | np.ndarray, candidate_correct: Sequence[bool] | np.ndarray, *,
+                  alpha: float = ALPHA) -> PairedAccuracy:
     """Two-sided exact McNemar test; p = 1 when the two never disagree."""
     from scipy.stats import binomtest
 
@@ -63,11 +64,11 @@ def mcnemar_exact(reference_correct: Sequence[bool], candidate_correct: Sequence
     return PairedAccuracy(int(reference.size), b, c, min(p, 1.0), p < alpha, alpha)
 
 
-def correct_mask(predictions: Sequence[int], labels: Sequence[int]) -> np.ndarray:
-    predictions, labels = np.asarray(predictions, dtype=np.int64), np.asarray(labels, dtype=np.int64)
-    if predictions.shape != labels.shape:
-        raise ValueError(f"{predictions.size} predictions for {labels.size} labels")
-    return predictions == labels
+def correct_mask(predictions: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray) -> np.ndarray:
+    predicted, truth = np.asarray(predictions, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"{predicted.size} predictions for {truth.size} labels")
+    return np.asarray(predicted == truth)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ def decide(report: dict[str, Any], files: Any, rules: Acceptance, *, source: str
 
 def _target_verdict(target: str, names: list[str], candidates: list[str], evidence: dict[tuple[str, str], Evidence],
                     rules: Acceptance) -> dict[str, Any]:
-    entries, checks = [], {}
+    entries: list[dict[str, Any]] = []
+    checks: dict[str, list[Check]] = {}
     for name in names:
         ev = evidence.get((name, target))
         if ev is None:
@@ -90,7 +91,7 @@ def _target_verdict(target: str, names: list[str], candidates: list[str], eviden
             "checks": [c.to_dict() for c in checks[name]],
             "evidence": ev.to_dict(),
         })
-    passing = [e["artifact"] for e in entries if e["passed"] and e["role"] == "candidate"]
+    passing: list[str] = [e["artifact"] for e in entries if e["passed"] and e["role"] == "candidate"]
     verdict: dict[str, Any] = {"target": target, "artifacts": entries, "passing": passing}
     if passing:
         winner, phrases = choose(passing, rules.prefer, evidence, [target])
@@ -129,9 +130,10 @@ def _fleet_verdict(targets: list[str], candidates: list[str], evidence: dict[tup
                    rules: Acceptance, per_target: list[dict[str, Any]]) -> dict[str, Any]:
     """An artifact passes the fleet only when it passes on every board."""
     by_target = {v["target"]: {e["artifact"]: e for e in v["artifacts"]} for v in per_target}
-    entries, failures = [], {}
+    entries: list[dict[str, Any]] = []
+    failures: dict[str, list[Check]] = {}
     for name in candidates:
-        failed = []
+        failed: list[tuple[str, Check]] = []
         for target in targets:
             entry = by_target[target].get(name)
             if entry is None:
@@ -143,7 +145,7 @@ def _fleet_verdict(targets: list[str], candidates: list[str], evidence: dict[tup
         failures[name] = [check for _, check in failed]
         entries.append({"artifact": name, "passed": not failed,
                         "failures": [{"target": t, **c.to_dict()} for t, c in failed]})
-    passing = [e["artifact"] for e in entries if e["passed"]]
+    passing: list[str] = [e["artifact"] for e in entries if e["passed"]]
     where = f"all {len(targets)} boards"
     fleet: dict[str, Any] = {"targets": targets, "artifacts": entries, "passing": passing}
     if passing:
@@ -190,9 +192,11 @@ def _point(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence],
         return float(evs[0].size_bytes) if evs[0].size_bytes is not None else math.inf
     if criterion == "latency":
         medians = [ev.latency.get("median") for ev in evs]
-        return max(medians) if None not in medians else math.inf
+        known = [float(m) for m in medians if m is not None]
+        return max(known) if len(known) == len(medians) else math.inf
     accuracies = [ev.accuracy for ev in evs]
-    return -min(accuracies) if None not in accuracies else math.inf
+    measured = [float(a) for a in accuracies if a is not None]
+    return -min(measured) if len(measured) == len(accuracies) else math.inf
 
 
 def better(criterion: str, a: str, b: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> bool:
@@ -242,7 +246,8 @@ def _figure(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence]
     if criterion == "latency":
         shown = [f"{evidence[(name, t)].latency.get('median'):.3g} ms" for t in targets if evidence[(name, t)].latency.get("median") is not None]
         return "median " + ", ".join(shown)
-    return "accuracy " + ", ".join(f"{100 * evidence[(name, t)].accuracy:.2f}%" for t in targets if evidence[(name, t)].accuracy is not None)
+    return "accuracy " + ", ".join(f"{100 * (evidence[(name, t)].accuracy or 0.0):.2f}%" for t in targets
+                                   if evidence[(name, t)].accuracy is not None)
 
 
 # ---------------------------------------------------------------------------- nothing passes

@@ -152,7 +152,8 @@ def _layer_of(candidates: list[str], names: list[str]) -> str | None:
 def _tflite_op_macs(op: str, shapes: list[list[int] | None], out: list[int]) -> int:
     """MACs of one TFLite builtin from its operand shapes (TFLite layouts: OHWI filters)."""
     def shape(i: int) -> list[int]:
-        return shapes[i] if i < len(shapes) and shapes[i] is not None else []
+        found = shapes[i] if i < len(shapes) else None
+        return found if found is not None else []
 
     if op == "CONV_2D":
         return window_macs(_product(out), _product(shape(1)[1:3]), shape(1)[3] if len(shape(1)) == 4 else 0)

@@ -163,6 +163,8 @@ def export_onnx(
     """Write the ONNX twin for a plan exported in TFLite `mode`; returns the ONNX precision written."""
     onnx_mode = onnx_mode_for(mode)
     if onnx_mode == "int8":
+        if calibration is None:
+            raise ValueError("an int8 ONNX twin is calibrated: pass the calibration images")
         to_onnx_int8(model, path, calibration=calibration, float_layers=float_layers)
     elif onnx_mode == "dynamic":
         to_onnx_dynamic(model, path)

@@ -278,6 +278,7 @@ def to_tflite(
     converter = _converter(model, spec, feed, io_dtype, selective)
     try:
         if selective:
+            assert feed is not None, "selective quantization is an integer mode: it always calibrates"
             return _selectively_quantized(converter, model, kept_float, io_dtype, feed)
         return bytes(converter.convert())
     except EdgeCompressError:

@@ -103,7 +103,7 @@ def _quantization(tensor: Any, channel_axis: int) -> tuple[str, np.ndarray | Non
 def _real_values(by_channel: np.ndarray, scales: np.ndarray | None, zero_points: np.ndarray | None) -> np.ndarray:
     """Dequantized values, still one row per output channel."""
     real = by_channel.astype(np.float64)
-    if scales is None:
+    if scales is None or zero_points is None:
         return real
     if len(scales) > 1:
         scales, zero_points = scales[:, None], zero_points[:, None]
@@ -137,7 +137,7 @@ def _tensor_stats(file: TfliteFile, use: _WeightUse, tensor_index: int) -> dict 
     bits = STORAGE[dtype][1]
     layout, bits_per_weight, codebook_entry_bits = _cheapest_layout(by_channel, bits)
     quant_param_bits = 0
-    if scales is not None:
+    if scales is not None and zero_points is not None:
         quant_param_bits = len(scales) * SCALE_BITS + (len(zero_points) * bits if np.any(zero_points) else 0)
     codebook_bits = codebook_entry_bits + quant_param_bits
     bias_index = use.operand(file, use.operands.bias)

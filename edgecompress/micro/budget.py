@@ -12,7 +12,7 @@ profile's comment).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from edgecompress.errors import BudgetError
 
@@ -114,7 +114,7 @@ def check_firmware(profile: Any, device: Any) -> BudgetCheck:
     )
 
 
-def refuse(profile_name: str, candidates: dict[str, BudgetCheck], biggest: str, notes: list[str] = ()) -> BudgetError:
+def refuse(profile_name: str, candidates: dict[str, BudgetCheck], biggest: str, notes: Sequence[str] = ()) -> BudgetError:
     """The error for a model none of whose builds fits, listing each build's figures."""
     details = "; ".join(f"{name}: {', '.join(check.shortfalls())}" for name, check in candidates.items())
     return BudgetError(

@@ -37,7 +37,12 @@ class _Variant:
     arena: tflm.ArenaMeasurement
     run: tflm.RunResult
     op_names: list[str]
-    budget: budget_mod.BudgetCheck | None = None
+    budget: budget_mod.BudgetCheck | None = None  # set once the variant is checked (see `checked`)
+
+    @property
+    def checked(self) -> budget_mod.BudgetCheck:
+        assert self.budget is not None, "every variant is checked against the budget before it is compared"
+        return self.budget
 
 
 @dataclass
@@ -184,7 +189,7 @@ def build_micro(
     order = _link_order(variants, profile, io, whole)
     candidates = {v.label: _candidate_dict(v) for v in variants}
     if not order:
-        raise _refusal(out_dir, profile, {v.label: v.budget for v in variants}, candidates, compression, plain)
+        raise _refusal(out_dir, profile, {v.label: v.checked for v in variants}, candidates, compression, plain)
 
     shipped, build, linked, flash = _ship_first_that_fits(order, profile, io, eval_npz, out_dir, name, core, options,
                                                           whole, candidates, compression, plain)
@@ -203,8 +208,8 @@ def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool) ->
         variant.budget = budget_mod.check_budget(profile, arena_with_margin=variant.arena.with_margin_bytes,
                                                  input_bytes=io.input.bytes, model_flash_bytes=len(variant.model),
                                                  op_count=len(variant.op_names))
-    return [v for v in variants if v.budget.fits] + (
-        [v for v in variants if not v.budget.fits and len(v.model) <= profile.flash_budget_bytes] if whole else [])
+    return [v for v in variants if v.checked.fits] + (
+        [v for v in variants if not v.checked.fits and len(v.model) <= profile.flash_budget_bytes] if whole else [])
 
 
 def _summary(name: str, profile: Any, plain: _Variant, compressed: _Variant | None, shipped: _Variant, litert: Any,
@@ -231,7 +236,7 @@ def _summary(name: str, profile: Any, plain: _Variant, compressed: _Variant | No
         macs=macs,
         latency=estimate.estimate_latency(macs["total"], profile=profile,
                                           clock_mhz=profile.cpu.clock_mhz),
-        budget=shipped.budget,
+        budget=shipped.checked,
         candidates=candidates,
         firmware=build,
         flash_by_tensor=stored_constants(shipped.model),
@@ -368,7 +373,7 @@ def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_np
         report["kept_uncompressed_for_ram"].append(
             {"name": dropped.name, "layer": dropped.layer, "decoded_bytes": dropped.original_bytes,
              "why": f"with it compressed the build needs {ram_needed:,} B of RAM; the budget is {profile.model_memory_budget_bytes:,} B"})
-    if not chosen:
+    if not chosen or arena is None:
         report["result"] = "not compressed: " + ("no tensor has few enough distinct values" if not plan.chosen
                                                  else "no compressed tensor's decoded copy fits the RAM budget")
         return None, report

@@ -94,6 +94,7 @@ def plan_lut(tflite_bytes: bytes, max_index_bits: int = MAX_INDEX_BITS) -> LutPl
             if axis == "unsupported":
                 plan.skipped.append({"name": name, "layer": layer, "reason": "quantized along an axis TFLM's DECODE cannot split tables on"})
                 continue
+            assert not isinstance(axis, str)
             unique = _max_unique(values, axis)
             bits = max(1, math.ceil(math.log2(unique)))
             candidate = LutTensor(

@@ -48,7 +48,7 @@ def firmware_artifact(run_dir: Path, micro: dict[str, Any] | None) -> dict[str, 
     path = Path(micro["firmware_image"])
     path = path if path.is_absolute() else Path(run_dir) / path
     core = (linked.get("core") or {}).get("family", "Cortex-M")
-    kernels = {"cmsis_nn": "CMSIS-NN", "reference": "reference"}.get(linked.get("kernels"), linked.get("kernels"))
+    kernels = {"cmsis_nn": "CMSIS-NN", "reference": "reference"}.get(str(linked.get("kernels")), linked.get("kernels"))
     return {
         "name": "tflm-firmware",
         "kind": "int8",

@@ -289,7 +289,7 @@ def _emulated_board(core: Core, requested: str | None) -> Board | None:
     return board_for(core, requested)
 
 
-def _align(n: int, to: int = 16) -> int:
+def _align(n: float, to: int = 16) -> int:
     return -(-int(n) // to) * to
 
 

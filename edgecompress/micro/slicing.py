@@ -64,7 +64,6 @@ def slice_dense(tflite_bytes: bytes, weights_name: str, slices: int) -> tuple[by
         raise ValueError(f"{units} units do not split into {slices} equal slices (at most {MAX_SLICES})")
     step = units // slices
     values = weights.array
-    bias_values = bias.array if bias is not None else None
     pieces, operators = [], []
     for k in range(slices):
         rows = slice(k * step, (k + 1) * step)
@@ -72,7 +71,7 @@ def slice_dense(tflite_bytes: bytes, weights_name: str, slices: int) -> tuple[by
                                        quantization=_rows(weights.quantization, rows), name=f"{weights.name}/slice{k}")
         bias_k = None
         if bias is not None:
-            bias_k = model_editor.Tensor(shape=(step,), dtype=bias.dtype, data=np.ascontiguousarray(bias_values[rows]),
+            bias_k = model_editor.Tensor(shape=(step,), dtype=bias.dtype, data=np.ascontiguousarray(bias.array[rows]),
                                          quantization=_rows(bias.quantization, rows), name=f"{bias.name}/slice{k}")
         out_shape = (*output.shape[:-1], step)
         out_k = model_editor.Tensor(shape=out_shape, dtype=output.dtype, quantization=copy.deepcopy(output.quantization),

@@ -56,6 +56,7 @@ _KIND_LINE = re.compile(r"'(?P<kind>[^']+)' used (?P<bytes>\d+) bytes")
 def runner_module() -> Any:
     """The board-side runner, imported as a module so accuracy maths is shared, not copied."""
     spec = importlib.util.spec_from_file_location("_edgecompress_runner", runner_script())
+    assert spec is not None and spec.loader is not None, "the runner ships with edgecompress"
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -367,7 +368,8 @@ class _Recording:
     batch = 1
 
     def __init__(self, session: Any) -> None:
-        self.session, self.scores = session, []
+        self.session = session
+        self.scores: list[Any] = []
 
     def run(self, x: np.ndarray) -> np.ndarray:
         scores = self.session.run(x)

@@ -68,7 +68,7 @@ def build_recipe(tree: TflmTree, tflm_arch: str, kernels: str) -> BuildRecipe:
     if cache.is_file():
         stored = json.loads(cache.read_text())
         if stored.get("schema") == _SCHEMA and stored.get("root") == str(tree.root):
-            return BuildRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored["recipe"].items()})
+            return BuildRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored["recipe"].items()})  # type: ignore[arg-type]
     values = _query_make(tree, make_arguments(tflm_arch, kernels))
     recipe = _recipe(tree, tflm_arch, kernels, values)
     try:

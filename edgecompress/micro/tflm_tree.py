@@ -285,8 +285,8 @@ def _verify_checksums(archives: Path, pins: list[Pin]) -> None:
     sums = archives / "SHA256SUMS"
     if not sums.is_file():
         return
-    expected = dict(reversed(line.split(maxsplit=1)) for line in sums.read_text().splitlines() if line.strip())
-    expected = {name.strip().lstrip("*"): digest for name, digest in expected.items()}
+    pairs = [line.split(maxsplit=1) for line in sums.read_text().splitlines() if line.strip()]
+    expected = {name.strip().lstrip("*"): digest for digest, name in pairs}
     for pin in pins:
         path = next((archives / n for n in pin.archive_names() if (archives / n).is_file()), None)
         if path is None or path.name not in expected:

@@ -237,7 +237,7 @@ def _plan(request: DeployRequest, profile: Profile, loaded: LoadedModel, signifi
 
 def _export_routes(request: DeployRequest, profile: Profile, plan: Plan) -> set[str]:
     """Every converter route this run takes: the float32 baseline, the profile's PTQ, the plan's export."""
-    routes = {"float32", profile.compression.ptq}
+    routes: set[str] = {"float32", profile.compression.ptq}
     if plan.needs_training:
         routes |= {plan.export_mode, *(["onnx"] if request.onnx else [])}
     return routes

@@ -117,7 +117,7 @@ class Installer:
         """Every file on the board hashed there and compared with the manifest; a mismatch discards the release."""
         names = [*self.manifest["files"], MANIFEST]
         document = self._tool(tools.HASHES, folder, *names)
-        digests = document.get("sha256") if isinstance(document.get("sha256"), dict) else {}
+        digests: dict[str, Any] = document["sha256"] if isinstance(document, dict) and isinstance(document.get("sha256"), dict) else {}
         want = {**{n: e["sha256"] for n, e in self.manifest["files"].items()}, MANIFEST: sha256_file(self.bundle / MANIFEST)}
         wrong = [f"{n} (SHA-256 {str(digests.get(n))[:12]}... instead of {want[n][:12]}...)" for n in names if digests.get(n) != want[n]]
         if wrong:

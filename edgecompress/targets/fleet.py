@@ -174,7 +174,7 @@ def expand_fleet_specs(specs: Sequence[str]) -> list[str]:
     for spec in specs:
         path = None if spec.startswith(SSH_SCHEME) or spec == "local" or is_qemu_spec(spec) else find_target_file(spec)
         fleet = _read_fleet(path) if path is not None else None
-        if fleet is None:
+        if fleet is None or path is None:
             expanded.append(spec)
             continue
         for member in fleet.fleet:

@@ -188,7 +188,7 @@ def _kernel_name(kernels: str) -> str:
 
 def _per_op(events: list[dict[str, Any]], per_tick: float) -> list[dict[str, Any]]:
     """Operators in execution order (depth-0 profiler events), average instructions per inference."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for event in events:
         if event["depth"] != 0 or not event["samples"]:
             continue

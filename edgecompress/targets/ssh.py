@@ -230,20 +230,22 @@ class SshTarget(Target):
                 raise KeyboardInterrupt from None
             except TargetError as error:
                 raise _tagged(error, phase, self.name) from None
-            except (ConnectionLost, EOFError, OSError, paramiko.SSHException) as error:
-                if not isinstance(error, ConnectionLost):
+            except (ConnectionLost, EOFError, OSError, paramiko.SSHException) as raised:
+                lost = raised if isinstance(raised, ConnectionLost) else None
+                if lost is None:
                     if self._uploader is not None and self._uploader.conn.alive:
                         raise  # the link is fine, so this is a bug, not a drop: show it
-                    error = ConnectionLost(f"{type(error).__name__}: {error}")
+                    lost = ConnectionLost(f"{type(raised).__name__}: {raised}")
                 self._drop_connection()
-                failure = (step if reached_step else phase, error)
+                failure = (step if reached_step else phase, lost)
                 if attempt < self.retries:
-                    self._back_off(phase, error, attempt)
-        phase, error = failure  # type: ignore[misc]
+                    self._back_off(phase, lost, attempt)
+        assert failure is not None, "every attempt ended in a connection failure"
+        phase, lost = failure
         address = self.definition.address
         raise _tagged(
             TargetError(
-                f"Lost the connection to {address} and could not get it back after {self.retries + 1} attempt(s): {error}.",
+                f"Lost the connection to {address} and could not get it back after {self.retries + 1} attempt(s): {lost}.",
                 f"Check that the board is on and reachable (ssh -p {address.port} {shlex.quote(f'{address.user}@{address.host}')}), "
                 "then run again: artifacts already on the board are not sent twice.",
             ),
