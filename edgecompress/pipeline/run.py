@@ -161,6 +161,12 @@ def _run(request: DeployRequest, progress: Say | None, show: Callable[[Any], Non
 _CURRENT_RUN: contextvars.ContextVar[object | None] = contextvars.ContextVar("edgecompress_run", default=None)
 
 
+def own_log_context() -> None:
+    """Mark the current context as no run's: a caller that runs several runs in threads (tune's driver)
+    calls it so its own log records stay out of those runs' deploy.log files."""
+    _CURRENT_RUN.set(object())
+
+
 class _ThisRun(logging.Filter):
     """Keeps a run's handlers to its own records when several runs share the process (tune's driver
     measures trials in threads): a record logged for another run is left out."""
