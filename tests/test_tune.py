@@ -22,7 +22,7 @@ from edgecompress.tune import objectives as objs
 from edgecompress.tune import prior
 from edgecompress.tune.pareto import bounds, front_mask, hypervolume
 from edgecompress.tune.request import TuneRequest, parse_duration
-from edgecompress.tune.space import KNOBS, STRATEGY, Candidate, Space, SpaceFacts, delta_values
+from edgecompress.tune.space import KNOBS, STRATEGY, Space, SpaceFacts, delta_values
 
 
 def _significance(changes: list[float]) -> SignificanceProfile:

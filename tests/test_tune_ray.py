@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from raycluster import RayCluster, start_cluster
 
 REPO = Path(__file__).resolve().parent.parent

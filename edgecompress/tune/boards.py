@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from edgecompress.targets.base import Measurement, MeasureJob, Target
+from edgecompress.targets.base import MeasureJob, Measurement, Target
 
 
 @dataclass

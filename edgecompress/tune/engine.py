@@ -11,8 +11,9 @@ Nothing here reaches the internet: usage statistics are off and no dashboard is 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from edgecompress.errors import EdgeCompressError
 

@@ -8,8 +8,9 @@ on: the worst board counts (lowest accuracy, slowest median), as in the fleet ve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from edgecompress.decision.checks import RULES
 from edgecompress.errors import EdgeCompressError

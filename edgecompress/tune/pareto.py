@@ -6,7 +6,7 @@ Optuna (pyproject) and uses them only here, so a move in a later Optuna is one f
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

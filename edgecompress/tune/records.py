@@ -56,6 +56,13 @@ class TrialRecord:
     def done(self) -> bool:
         return self.state != RUNNING
 
+    def value(self, objective: str) -> float:
+        """A measured figure of a complete trial (every objective of one is measured)."""
+        value = self.figures.get(objective)
+        if value is None:
+            raise KeyError(f"{self.name} has no {objective}")
+        return float(value)
+
 
 class TuneFolder:
     """The folder of one tune; trials.json is rewritten atomically after every change (threads share it)."""

@@ -12,7 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.reporting import html, markdown
-from edgecompress.reporting.document import Bullets, Card, Cards, Cell, Column, Document, Figure, Paragraph, Section, Table
+from edgecompress.reporting.document import (
+    Bullets,
+    Card,
+    Cards,
+    Cell,
+    Column,
+    Document,
+    Figure,
+    Paragraph,
+    Section,
+    Table,
+)
 from edgecompress.tune import objectives as objs
 from edgecompress.tune import results
 from edgecompress.tune.figures import TrialPoint, front, hypervolume_history
@@ -31,7 +42,7 @@ def short(name: str) -> str:
 def hypervolume_trace(records: list[TrialRecord], objectives: list[objs.Objective]) -> list[float]:
     """Hypervolume of the front after each measured trial, on the scale of all of them."""
     directions = [o.direction for o in objectives]
-    points = [[r.figures[o.name] for o in objectives] for r in records]
+    points = [[r.value(o.name) for o in objectives] for r in records]
     if not points:
         return []
     low, high = bounds([points], directions)
@@ -72,7 +83,7 @@ def build(folder: TuneFolder, tune: dict[str, Any], objectives: list[objs.Object
 
 def _dominated_by(record: TrialRecord, front_records: list[TrialRecord], objectives: list[objs.Objective]) -> list[str]:
     def at_least(a: TrialRecord, b: TrialRecord) -> bool:
-        return all((a.figures[o.name] >= b.figures[o.name]) if o.direction == "maximize" else (a.figures[o.name] <= b.figures[o.name])
+        return all((a.value(o.name) >= b.value(o.name)) if o.direction == "maximize" else (a.value(o.name) <= b.value(o.name))
                    for o in objectives)
 
     return [p.name for p in front_records if at_least(p, record) and p.figures != record.figures]

@@ -31,7 +31,7 @@ def measured(folder: TuneFolder) -> list[TrialRecord]:
 def pareto(folder: TuneFolder, objectives: list[objs.Objective]) -> list[TrialRecord]:
     """The measured trials no other measured trial beats on every objective."""
     trials = measured(folder)
-    points = [[r.figures[o.name] for o in objectives] for r in trials]
+    points = [[r.value(o.name) for o in objectives] for r in trials]
     mask = front_mask(points, [o.direction for o in objectives])
     return [r for r, on in zip(trials, mask) if on]
 
@@ -48,7 +48,7 @@ def over_seeds(folder: TuneFolder, record: TrialRecord, objectives: list[objs.Ob
     runs = [record] + [r for r in folder.reruns_of(record.name) if r.state == COMPLETE]
     found = {}
     for name in dict.fromkeys([o.name for o in objectives] + list(objs.OBJECTIVES)):
-        values = [r.figures.get(name) for r in runs if r.figures.get(name) is not None]
+        values = [float(v) for r in runs if (v := r.figures.get(name)) is not None]
         if not values:
             continue
         found[name] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,

@@ -16,10 +16,11 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgecompress.errors import EdgeCompressError
 from edgecompress.pipeline.request import DeployRequest
@@ -203,9 +204,9 @@ class Search:
                 continue
             ticket.record.workers = _attempts(self.folder.path, ticket.record.name)
             if "error" in outcome:
-                error = outcome["error"]
-                ticket.record.run_dir = error.get("run_dir")
-                self._close(ticket, FAILED, f"build: {error['type']}: {error['problem']}")
+                failure = outcome["error"]
+                ticket.record.run_dir = failure.get("run_dir")
+                self._close(ticket, FAILED, f"build: {failure['type']}: {failure['problem']}")
                 continue
             ticket.record.run_dir = outcome["run_dir"]
             self.folder.put(ticket.record)

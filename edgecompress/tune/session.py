@@ -7,10 +7,11 @@ import json
 import logging
 import shlex
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgecompress.errors import EdgeCompressError
 from edgecompress.tune import objectives as objs

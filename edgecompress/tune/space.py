@@ -19,8 +19,9 @@ a candidate's neighbours as the adjacent values.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, Union
+from typing import Any
 
 from edgecompress.compression.recipes import STRATEGIES, STRATEGY_BY_NAME, Strategy
 from edgecompress.errors import EdgeCompressError
@@ -55,7 +56,7 @@ class SpaceFacts:
     significance: Any  # analysis.SignificanceProfile
 
 
-Values = Union[tuple[Any, ...], Callable[[SpaceFacts], tuple[Any, ...]]]
+Values = tuple[Any, ...] | Callable[[SpaceFacts], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)

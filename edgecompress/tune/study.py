@@ -49,7 +49,7 @@ def open_study(folder: Path, objectives: list[Objective], *, seed: int, trials: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # multivariate / group: stable in use since Optuna 2.x
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=max(4, trials // 4))
-    directions = [objective.direction for objective in objectives]
+    directions: list[Any] = [objective.direction for objective in objectives]
     if create:
         return optuna.create_study(study_name=STUDY_NAME, storage=storage, sampler=sampler, directions=directions)
     return optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)

@@ -77,6 +77,7 @@ def build_trial(payload: dict[str, Any]) -> dict[str, Any]:
     outcome: dict[str, Any] = {"worker": worker}
     try:
         found = existing_folder(Path(request.output), name)
+        result_dir: Path | None
         if found is not None and not found.name.endswith((PARTIAL, FAILED)):
             result_dir = found  # finished before (a resumed tune): nothing to build
         elif found is not None:
