@@ -50,7 +50,8 @@ def tune(
     epochs: Optional[int] = typer.Option(D("epochs"), help="Epochs-equivalent per fine-tuning stage at most."),
     onnx: bool = typer.Option(False, "--onnx/--no-onnx", help="Also export and measure each trial's ONNX file (off: ONNX files are float, not candidates)."),
     cache: bool = typer.Option(D("cache"), "--cache/--no-cache", help="Share significance, PTQ models and fine-tuned stages across trials and runs."),
-    resume_dir: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted tune folder; finished trials are not repeated."),
+    resume_dir: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted tune folder; finished trials are not repeated (--ray-address moves it to another cluster)."),
+    more_trials: Optional[int] = typer.Option(None, "--resume-trials", help="With --resume: a new trial budget (more than before searches on)."),
     identity: Optional[Path] = typer.Option(None, help="SSH private key file (stays on this machine)."),
     known_hosts: Optional[Path] = typer.Option(None, help="known_hosts file to verify boards against."),
     accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help="Trust and record the host key of a board seen for the first time."),
@@ -81,7 +82,8 @@ def tune(
 
     bars = Progress(quiet=quiet or json_output, console=console)
     if options["resume_dir"] is not None:
-        result = tuning.resume(options["resume_dir"], progress=bars.say)
+        result = tuning.resume(options["resume_dir"], trials=options["more_trials"], ray_address=options["ray_address"],
+                               progress=bars.say)
     else:
         result = tuning.tune(request_from_options(options), progress=bars.say)
     _print(result, json_output)

@@ -19,18 +19,21 @@ from edgecompress.tune.space import STRATEGY, Candidate, Space
 def base_candidate(space: Space, profile: Any, plan: dict[str, Any]) -> Candidate:
     """The candidate of the plan `deploy` builds for this profile (its strategy may be harsher than the
     profile's when the budget forced it)."""
-    compression = profile.compression
-    settings = {
-        STRATEGY: plan.get("strategy") if plan.get("strategy") in space.choices[STRATEGY] else compression.strategy,
-        "clusters": compression.clusters,
-        "bits": compression.mixed_precision_bits,
-        "delta": compression.significance_delta,
-        "first_last": compression.first_last_precision,
-    }
-    values = {knob.name: space.closest(knob.name, settings.get(knob.name, space.choices[knob.name][0])) for knob in space.knobs}
+    settings = {knob.name: _field(profile, knob.field) for knob in space.knobs}
+    if plan.get("strategy") in space.choices[STRATEGY]:
+        settings[STRATEGY] = plan["strategy"]
+    values = {knob.name: space.closest(knob.name, settings[knob.name]) for knob in space.knobs}
     if values[STRATEGY] not in space.choices[STRATEGY]:
         values[STRATEGY] = space.choices[STRATEGY][0]
     return space.candidate(values)
+
+
+def _field(profile: Any, path: str) -> Any:
+    """The profile's value of a dotted field ('compression.clusters')."""
+    value = profile
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def insignificant_share(plan: dict[str, Any]) -> float:

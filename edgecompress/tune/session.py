@@ -47,8 +47,12 @@ def tune(request: TuneRequest, *, progress: Say | None = None) -> TuneResult:
     return _run(request, folder, objectives, space, base_plan, say, fresh=True)
 
 
-def resume(tune_dir: str | Path, *, trials: int | None = None, progress: Say | None = None) -> TuneResult:
-    """Continue an interrupted tune: finished trials are kept, unfinished ones built or measured again."""
+def resume(tune_dir: str | Path, *, trials: int | None = None, ray_address: str | None = None,
+           progress: Say | None = None) -> TuneResult:
+    """Continue an interrupted tune: finished trials are kept, unfinished ones built or measured again.
+
+    `trials` raises the budget (a finished tune then searches on); `ray_address` moves the rest of
+    the search to another Ray cluster (or, with "local", to a local instance)."""
     path = Path(tune_dir)
     file = path / TUNE_FILE
     if not file.is_file():
@@ -61,6 +65,8 @@ def resume(tune_dir: str | Path, *, trials: int | None = None, progress: Say | N
     request = TuneRequest.from_json(document, where=file)
     if trials is not None:
         request = dataclasses.replace(request, trials=trials)
+    if ray_address is not None:
+        request = dataclasses.replace(request, ray_address=None if ray_address == "local" else ray_address)
     request.check()
     objectives = objs.parse(request.objectives)
     say = _say(progress)
