@@ -173,8 +173,12 @@ def main() -> None:
 
     cifar = ensure_cifar10_jpeg()
     model = reference_model(cifar, CACHE_DIR / "bench-tune", args.max_epochs)
-    figures: dict[str, Any] = {"settings": {k: v for k, v in vars(args).items() if k != "output"}, "model": model.name,
-                               "machine": {"cpus": os.cpu_count()}}
+    figures: dict[str, Any] = json.loads(output.read_text()) if output.is_file() and len(args.parts) < 3 else {}
+    figures.update(settings={k: v for k, v in vars(args).items() if k != "output"}, model=model.name, machine={"cpus": os.cpu_count()})
+
+    def save() -> None:  # after every part: a later part failing keeps the figures measured so far
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         work = Path(tmp)
         os.environ["EDGECOMPRESS_CACHE"] = str(work / "cache-searches")  # shared by the searches, fresh for this benchmark
@@ -191,6 +195,7 @@ def main() -> None:
             first = runs[0]
             figures["pareto_front"] = [t for t in first["trials"] if t["pareto"]]
             figures["verdict"] = first["verdict"]
+            save()
         if "throughput" in args.parts:
             figures["throughput"] = {}
             for parallel in (1, 2):
@@ -201,12 +206,12 @@ def main() -> None:
                 figures["throughput"][f"{parallel}_workers"] = {k: run[k] for k in ("searched_s", "trials_per_hour", "counts", "seconds")}
             one, two = (figures["throughput"][f"{n}_workers"]["trials_per_hour"] for n in (1, 2))
             figures["throughput"]["speedup_2_over_1"] = round(two / one, 2) if one and two else None
+            save()
         if "overhead" in args.parts:
             os.environ["EDGECOMPRESS_CACHE"] = str(work / "cache-overhead")
             print("Ray overhead per trial", flush=True)
             figures["ray_overhead"] = ray_overhead(model, cifar, args, work / "overhead", args.overhead_repeats)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    save()
     print_summary(figures)
     print(f"\nwritten: {output}")
 

@@ -26,23 +26,27 @@ def worker_threads() -> dict[str, Any]:
     """Give TensorFlow (and OpenMP) as many threads as CPUs Ray gave this task, before TF is imported."""
     from edgecompress._tf import limit_threads
 
-    cpus = 1
-    try:
+    cpus = os.cpu_count() or 1  # outside Ray (the benchmark's in-process comparison): the machine's CPUs
+    if _in_ray():
         import ray
 
         cpus = max(1, int(round(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
-    except Exception:  # noqa: BLE001 - outside Ray (in-process comparison): one thread per CPU of the machine
-        cpus = os.cpu_count() or 1
     return limit_threads(cpus)
 
 
-def _node_id() -> str | None:
-    try:
-        import ray
+def _in_ray() -> bool:
+    """True in a Ray worker (asking Ray's runtime context outside one would start a Ray instance)."""
+    import sys
 
-        return str(ray.get_runtime_context().get_node_id())
-    except Exception:  # noqa: BLE001 - outside Ray
+    return "ray" in sys.modules and bool(sys.modules["ray"].is_initialized())
+
+
+def _node_id() -> str | None:
+    if not _in_ray():
         return None
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())
 
 
 def existing_folder(output: Path, name: str) -> Path | None:
