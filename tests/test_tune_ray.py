@@ -182,6 +182,10 @@ def test_every_trial_is_a_normal_run_folder_and_the_report_ends_in_a_verdict(sce
     if report["verdict"]["passed"]:
         manifest = json.loads((scenario.tune_dir / "ship" / "manifest.json").read_text())
         assert manifest["artifact"]["name"] == report["verdict"]["artifact"]
+    for row in report["trials"]:  # the driver checks the next candidates while it measures: its lines stay out of this log
+        if row["state"] == "complete":
+            lines = [line for line in (Path(row["run_dir"]) / "deploy.log").read_text().splitlines() if "Profile rpi4 with" in line]
+            assert len(lines) >= 2 and all(f"strategy = {row['candidate']['strategy']}," in line + "," for line in lines), row["trial"]
     runs = [row["run_dir"] for row in report["trials"] if row["state"] == "complete"][:2]
     assert main(["report", runs[0], "--json"]) == 0
     assert main(["compare", *runs, "--output", str(tmp_path / "cmp")]) == 0
