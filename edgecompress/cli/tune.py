@@ -34,13 +34,11 @@ def tune(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster (e.g. 10.0.0.5:6379; default $RAY_ADDRESS); without one, tune starts a local Ray itself."),
     parallel: Optional[int] = typer.Option(T("parallel"), help="Trials building at once (default: the cluster's CPUs / --cpus-per-trial)."),
     cpus_per_trial: float = typer.Option(T("cpus_per_trial"), help="CPUs Ray gives each trial's fine-tuning (TensorFlow uses that many threads)."),
-    retries: int = typer.Option(T("retries"), help="Times Ray retries a trial whose worker died."),
+    max_reruns: int = typer.Option(T("max_reruns"), help="Pareto trials re-run with other seeds, at most."),
     search_seed: int = typer.Option(T("search_seed"), help="Seed of the searcher (Optuna's sampler)."),
     prior: bool = typer.Option(T("prior"), "--prior/--no-prior", help="Start from the TwoNN plan and its neighbours (--no-prior: random start)."),
-    max_reruns: int = typer.Option(T("max_reruns"), help="Pareto trials re-run with other seeds, at most."),
     seed: int = typer.Option(D("seed"), help="Seed of the first run of every trial (data split, calibration, fine-tuning)."),
     scaling: Optional[str] = typer.Option(D("scaling"), help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: decided as deploy does)."),
-    resize: bool = typer.Option(D("resize"), "--resize", help="Resize images to the model's input size."),
     max_eval: int = typer.Option(D("max_eval"), help="Evaluation images measured on the board."),
     warmup: int = typer.Option(D("warmup"), help="Warm-up inferences before timing."),
     runs: int = typer.Option(D("runs"), help="Timed inferences."),
@@ -76,18 +74,22 @@ def tune(
 ) -> None:
     """Search compression plans for MODEL on a device by measurement: a Pareto front of accuracy, size and latency, and a shippable pick."""
     setup_logging(debug)
-    options = dict(locals())
+    _run(dict(locals()))
+
+
+def _run(options: dict[str, Any]) -> None:
+    """The search (or its resume) with progress on stderr; the Pareto table and verdict (or JSON) on stdout."""
     from edgecompress import tune as tuning
     from edgecompress.cli.progress import Progress
 
-    bars = Progress(quiet=quiet or json_output, console=console)
+    bars = Progress(quiet=options["quiet"] or options["json_output"], console=console)
     if options["resume_dir"] is not None:
         result = tuning.resume(options["resume_dir"], trials=options["more_trials"], ray_address=options["ray_address"],
                                progress=bars.say)
     else:
         result = tuning.tune(request_from_options(options), progress=bars.say)
-    _print(result, json_output)
-    if gate and not result.verdict.get("recommended_trial"):
+    _print(result, options["json_output"])
+    if options["gate"] and not result.verdict.get("recommended_trial"):
         raise GateFailed(f"Gate failed: {result.verdict.get('reason')}", " ".join(result.verdict.get("next_steps") or []))
 
 
@@ -97,7 +99,7 @@ def request_from_options(options: dict[str, Any]) -> TuneRequest:
     if options["model"] is None or options["profile"] is None:
         raise EdgeCompressError("tune needs a MODEL file and --profile.",
                                 "Example: edgecompress tune --profile rpi4 model.h5 --data DIR --target local --trials 24")
-    fields = {name: options[name] for name in ("data", "seed", "scaling", "resize", "max_eval", "warmup", "runs", "threads",
+    fields = {name: options[name] for name in ("data", "seed", "scaling", "max_eval", "warmup", "runs", "threads",
                                                "finetune_steps", "finetune_minutes", "epochs", "onnx", "cache")}
     ssh = {name: options[name] for name in TARGET_OPTIONS if name in options}
     ssh["retries"] = options["retries_ssh"]
@@ -108,8 +110,7 @@ def request_from_options(options: dict[str, Any]) -> TuneRequest:
                        time_budget_s=parse_duration(options["time_budget"]),
                        objectives=[o.strip() for o in options["objectives"].split(",") if o.strip()], seeds=options["seeds"],
                        ray_address=options["ray_address"], parallel=options["parallel"], cpus_per_trial=options["cpus_per_trial"],
-                       retries=options["retries"], search_seed=options["search_seed"], prior=options["prior"],
-                       max_reruns=options["max_reruns"])
+                       search_seed=options["search_seed"], prior=options["prior"], max_reruns=options["max_reruns"])
 
 
 def _print(result: Any, json_output: bool) -> None:

@@ -108,11 +108,8 @@ def _space(request: TuneRequest, say: Say) -> tuple[Any, dict[str, Any]]:
 def _run(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objective], space: Any, base_plan: dict[str, Any],
          say: Say, *, fresh: bool, earlier: dict[str, Any] | None = None) -> TuneResult:
     from edgecompress.pipeline.run import own_log_context
-    from edgecompress.profiles import load_profile, with_overrides
     from edgecompress.tune import engine as ray_engine
-    from edgecompress.tune import prior
     from edgecompress.tune.boards import BoardPool
-    from edgecompress.tune.study import open_study
 
     own_log_context()
     handler = _attach_log(folder.path / LOG)
@@ -125,17 +122,7 @@ def _run(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objecti
     try:
         pool = BoardPool.connect(request.deploy.targets, request.deploy.target_options, say)
         engine = ray_engine.start(request.ray_address, cpus_per_trial=request.cpus_per_trial, retries=request.retries, say=say)
-        study = open_study(folder.path, objectives, seed=request.search_seed, trials=request.trials, create=fresh)
-        profile = with_overrides(load_profile(request.deploy.profile), request.deploy.profile_overrides)
-        seeds = []
-        if request.prior:
-            base = prior.base_candidate(space, profile, base_plan)
-            seeds = prior.seeds(space, base, base_plan, limit=max(2, request.trials // 3))
-            if fresh:
-                for candidate in seeds:
-                    study.enqueue_trial(candidate.values, skip_if_exists=True)
-                say(f"TwoNN prior: {len(seeds)} first candidates, from {base.label()}")
-        search = Search(request, folder, space, objectives, study, engine, pool, say, seeds)
+        search = _search(request, folder, objectives, space, base_plan, engine, pool, say, fresh=fresh)
         executor = ThreadPoolExecutor(max_workers=max(1, len(pool.boards)), thread_name_prefix="edgecompress-measure")
         started = time.monotonic()
         try:
@@ -143,25 +130,14 @@ def _run(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objecti
         finally:
             state["searched_s"] = round(state["searched_s"] + time.monotonic() - started, 2)
             folder.write_json(TUNE_FILE, state)
-        names = results.to_rerun(folder, objectives, request.max_reruns) if request.seeds > 1 else []
-        if names:
-            say(f"Re-running the Pareto set ({', '.join(names)}) with {request.seeds - 1} more seed(s)")
-            search.rerun(executor, names)
-        front = [folder.records[n] for n in [r.name for r in results.pareto(folder, objectives)]]
-        for record in front:
-            results.rejudge_with_seeds(folder, record)
-        verdict = results.decide(folder, front, request.deploy.acceptance)
-        engine_facts = _engine_facts(engine, search, folder, state["searched_s"])
-        document = tune_report.build(folder, request.to_json(), objectives, verdict, space.describe(), engine_facts, pool.use())
-        paths = tune_report.write(folder, document, objectives)
+        document = _finish(search, executor, state["searched_s"])
         state["status"] = "complete"
         folder.write_json(TUNE_FILE, state)
-        say(f"Tune report: {paths['html']}")
         return TuneResult(folder.path, document)
     except KeyboardInterrupt:
         state["status"] = "interrupted"
         folder.write_json(TUNE_FILE, state)
-        if engine is not None and search is not None:
+        if search is not None:
             _cancel(search)
         raise TuneInterrupted(f"Interrupted. Finished trials are kept in {folder.path}.",
                               f"Continue with `edgecompress tune --resume {shlex.quote(str(folder.path))}`.") from None
@@ -178,6 +154,44 @@ def _run(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objecti
             engine.shutdown()
         logging.getLogger("edgecompress").removeHandler(handler)
         handler.close()
+
+
+def _search(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objective], space: Any, base_plan: dict[str, Any],
+            engine: Any, pool: Any, say: Say, *, fresh: bool) -> Search:
+    """The study (created, or loaded with its history) and, with the prior, the TwoNN candidates queued first."""
+    from edgecompress.profiles import load_profile, with_overrides
+    from edgecompress.tune import prior
+    from edgecompress.tune.study import open_study
+
+    study = open_study(folder.path, objectives, seed=request.search_seed, trials=request.trials, create=fresh)
+    seeds = []
+    if request.prior:
+        profile = with_overrides(load_profile(request.deploy.profile), request.deploy.profile_overrides)
+        base = prior.base_candidate(space, profile, base_plan)
+        seeds = prior.seeds(space, base, base_plan, limit=max(2, request.trials // 3))
+        if fresh:
+            for candidate in seeds:
+                study.enqueue_trial(candidate.values, skip_if_exists=True)
+            say(f"TwoNN prior: {len(seeds)} first candidates, from {base.label()}")
+    return Search(request, folder, space, objectives, study, engine, pool, say, seeds)
+
+
+def _finish(search: Search, executor: ThreadPoolExecutor, searched_s: float) -> dict[str, Any]:
+    """Re-run the Pareto set with other seeds, re-judge it with them, decide, and write the report."""
+    request, folder, objectives = search.request, search.folder, search.objectives
+    names = results.to_rerun(folder, objectives, request.max_reruns) if request.seeds > 1 else []
+    if names:
+        search.say(f"Re-running the Pareto set ({', '.join(names)}) with {request.seeds - 1} more seed(s)")
+        search.rerun(executor, names)
+    front = [folder.records[r.name] for r in results.pareto(folder, objectives)]
+    for record in front:
+        results.rejudge_with_seeds(folder, record)
+    verdict = results.decide(folder, front, request.deploy.acceptance)
+    facts = _engine_facts(search.engine, search, folder, searched_s)
+    document = tune_report.build(folder, request.to_json(), objectives, verdict, search.space.describe(), facts, search.pool.use())
+    paths = tune_report.write(folder, document, objectives)
+    search.say(f"Tune report: {paths['html']}")
+    return document
 
 
 def _cancel(search: Any) -> None:
