@@ -128,6 +128,22 @@ def _silence_fds(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
         os.close(devnull)
 
 
+def limit_threads(cpus: int) -> dict[str, int | bool]:
+    """Use `cpus` threads for TensorFlow's kernels and OpenMP: a Ray worker given 1 CPU must not
+    spread over every core (2 trials on 2 cores would otherwise fight over 4+ threads each).
+
+    Effective only before TensorFlow is imported (its thread pools are made once); returns what
+    was set and whether it took effect.
+    """
+    cpus = max(1, int(cpus))
+    settings = {"TF_NUM_INTRAOP_THREADS": cpus, "TF_NUM_INTEROP_THREADS": 1, "OMP_NUM_THREADS": cpus}
+    wanted = {name: str(value) for name, value in settings.items()}
+    effective = "tensorflow" not in sys.modules or all(os.environ.get(k) == v for k, v in wanted.items())
+    if "tensorflow" not in sys.modules:
+        os.environ.update(wanted)
+    return {"intra_op": cpus, "inter_op": 1, "omp": cpus, "effective": effective}
+
+
 def keras():  # noqa: ANN201 - returns the module
     """tf-keras (Keras 2), the Keras that tfmot and the TFLite converter agree on."""
     tensorflow()

@@ -5,8 +5,10 @@ the layer significance, the post-training quantized models or a fine-tune whose 
 same. Each piece is stored under a key that hashes everything it was made from (model
 SHA-256, data fingerprint, recipe and its parameters, budget, seed, and the versions of
 edgecompress, TensorFlow, tf-keras and tfmot), so a hit is always the same work, never a
-near miss. Entries are written atomically; the least recently used are dropped beyond a size
-limit. `edgecompress cache info|clear` manages it; `deploy --no-cache` ignores it.
+near miss. Entries are written atomically (a scratch folder renamed into place), and an entry once
+published is never rewritten, so several processes (parallel tune trials) may share one
+cache: readers see a whole entry or none, and treat an entry that vanished under them (an
+eviction) as a miss. The least recently used entries are dropped beyond a size limit. `edgecompress cache info|clear` manages it; `deploy --no-cache` ignores it.
 
 Location: $EDGECOMPRESS_CACHE/stages (default ~/.cache/edgecompress/stages); limit:
 $EDGECOMPRESS_CACHE_LIMIT (a size such as 2GiB; default 2 GiB).
@@ -75,9 +77,9 @@ class StageCache:
         folder = self.root / kind / key
         try:
             meta = json.loads((folder / META).read_text())
+            os.utime(folder)  # least-recently-used order
         except (OSError, ValueError):
             return None
-        os.utime(folder)  # least-recently-used order
         return Hit(folder, meta)
 
     def store(self, kind: str, key: str, write: Callable[[Path], None], meta: dict[str, Any]) -> Hit | None:
@@ -95,23 +97,31 @@ class StageCache:
             write(scratch)
             (scratch / META).write_text(json.dumps({**meta, "kind": kind, "key": key, "stored": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
                                                    default=str))
-            if folder.exists():
-                shutil.rmtree(folder)
-            scratch.rename(folder)
+            if (folder / META).is_file():
+                # Another process (a parallel tune trial) published the same key first. The key names
+                # the same work, so its entry stands: replacing it could pull files from under a reader.
+                shutil.rmtree(scratch, ignore_errors=True)
+            else:
+                if folder.exists():  # a left-over without meta.json: an interrupted writer from before publishing was atomic
+                    shutil.rmtree(folder, ignore_errors=True)
+                os.rename(scratch, folder)  # atomic; fails if a concurrent writer won the race, handled below
         except OSError:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
-            return None
+            return self.lookup(kind, key)
         self.evict()
-        return Hit(folder, json.loads((folder / META).read_text()))
+        return self.lookup(kind, key)
 
     def entries(self) -> list[tuple[Path, int, float]]:
         """(folder, bytes, last used) of every complete entry."""
         found = []
         for meta in self.root.glob(f"*/*/{META}") if self.root.is_dir() else []:
             folder = meta.parent
-            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-            found.append((folder, size, folder.stat().st_mtime))
+            try:
+                size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+                found.append((folder, size, folder.stat().st_mtime))
+            except OSError:  # evicted by another process while being looked at
+                continue
         return found
 
     def evict(self) -> None:

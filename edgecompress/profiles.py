@@ -370,6 +370,41 @@ def load_profile(name_or_path: str | Path) -> Profile:
     return profile
 
 
+def with_overrides(profile: Profile, overrides: dict[str, Any] | None) -> Profile:
+    """`profile` with some fields changed ({"compression": {"clusters": 8}}), re-checked by the whole schema.
+
+    A candidate plan of `edgecompress tune` is such a change: one that the schema or the
+    consistency rules refuse is refused exactly like a profile file with the same values.
+    """
+    if not overrides:
+        return profile
+
+    def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in changes.items():
+            out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    try:
+        return Profile.model_validate(merged(profile.to_dict(), overrides))
+    except ValidationError as error:
+        problems = explain_validation(error, Profile)
+        raise ProfileError(
+            f"Profile '{profile.name}' with {_flat(overrides)}: " + "; ".join(problems),
+            "Change the overridden values (a tune search space, or profile_overrides of a deploy request) to ones the profile schema accepts.",
+        ) from None
+
+
+def _flat(overrides: dict[str, Any], prefix: str = "") -> str:
+    parts = []
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            parts.append(_flat(value, f"{prefix}{key}."))
+        else:
+            parts.append(f"{prefix}{key} = {yaml_value(value)}")
+    return ", ".join(parts)
+
+
 def schema_help() -> Path:
     """The profile-writing guide that ships with the bundled profiles (wherever they were installed)."""
     return bundled_dir("profiles") / "README.md"
@@ -429,4 +464,5 @@ __all__ = [
     "parse_size",
     "profile_names",
     "schema_help",
+    "with_overrides",
 ]

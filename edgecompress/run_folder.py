@@ -47,10 +47,11 @@ class RunFolder:
     path: Path
 
     @classmethod
-    def create(cls, runs_dir: Path, model_name: str, profile_name: str) -> RunFolder:
+    def create(cls, runs_dir: Path, model_name: str, profile_name: str, name: str | None = None) -> RunFolder:
+        """A new NAME.partial under `runs_dir`; NAME is `name`, else time stamp, model and profile."""
         runs_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = f"{stamp}-{slug(model_name)}-{slug(profile_name)}"
+        base = slug(name) if name else f"{stamp}-{slug(model_name)}-{slug(profile_name)}"
         for attempt in range(1000):
             name = base if attempt == 0 else f"{base}-{attempt}"
             if not any((runs_dir / (name + suffix)).exists() for suffix in ("", PARTIAL, FAILED)):

@@ -156,3 +156,15 @@ def _load_benchmark():
     sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
     spec.loader.exec_module(module)
     return module
+
+
+def test_a_new_delta_rejudges_the_measured_ids_exactly_as_measuring_again_would(digits, profile):
+    model, x = digits
+    changes = sorted(layer.delta_id for layer in profile.layers[1:])
+    delta = (changes[0] + changes[1]) / 2
+    again = analyze_model(model, x, n_samples=SAMPLES, n_subsamples=4, seed=1, delta=delta)
+    rejudged = profile.with_delta(delta)
+
+    assert rejudged.delta == delta and profile.delta != delta
+    assert [(l.significant, l.reason, l.robust) for l in rejudged.layers] == [(l.significant, l.reason, l.robust) for l in again.layers]
+    assert profile.with_delta(profile.delta) is profile

@@ -10,6 +10,7 @@ half-size subsamples, so a user sees whether a verdict survives a slightly diffe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -106,6 +107,23 @@ class SignificanceProfile:
                 f"The layer-significance document is incomplete or has unknown fields ({error}).",
                 "Regenerate it with `edgecompress analyze`.",
             ) from error
+
+    def with_delta(self, delta: float) -> SignificanceProfile:
+        """The same measured IDs judged against another threshold: delta only decides which
+        changes count, so a new delta needs no new measurement."""
+        if float(delta) == self.delta:
+            return self
+        _check_settings(self.method, delta, max(self.n_samples, 10), self.n_subsamples, self.discard_fraction, self.variance)
+        last = len(self.layers) - 1
+        layers = [self.layers[0]]
+        for index in range(1, len(self.layers)):
+            current, previous = self.layers[index], self.layers[index - 1]
+            change = abs(current.id - previous.id)
+            spread = float(np.hypot(current.id_std, previous.id_std))
+            position = {1: "first", last: "last"}.get(index)
+            layers.append(dataclasses.replace(current, significant=change > delta, reason=_reason(change, delta, spread, position),
+                                              robust=abs(change - delta) > spread))
+        return dataclasses.replace(self, layers=layers, delta=float(delta))
 
     @classmethod
     def read(cls, path: Path) -> SignificanceProfile:

@@ -4,7 +4,7 @@ Errors a user caused (EdgeCompressError) are printed as one paragraph and a non-
 code; a traceback is shown only with --debug, or for genuine bugs.
 
 Modules: deploy (deploy), analyze (analyze), quickstart (quickstart, example-model),
-profiles (profiles list/show), report (report, compare), ship (ship), rules (acceptance-rule options),
+profiles (profiles list/show), report (report, compare), ship (ship), tune (tune), rules (acceptance-rule options),
 cache (cache info/clear), micro (micro setup/doctor), console and progress (output).
 """
 
@@ -27,7 +27,7 @@ app = typer.Typer(
 
 
 def _mount_commands() -> None:
-    from edgecompress.cli import analyze, deploy, quickstart, report, ship
+    from edgecompress.cli import analyze, deploy, quickstart, report, ship, tune
     from edgecompress.cli.cache import app as cache_app
     from edgecompress.cli.micro import app as micro_app
     from edgecompress.cli.profiles import app as profiles_app
@@ -39,6 +39,7 @@ def _mount_commands() -> None:
     app.command("report")(report.report)
     app.command("compare")(report.compare)
     app.command("ship")(ship.ship)
+    app.command("tune")(tune.tune)
     app.command()(version)
     app.add_typer(profiles_app, name="profiles", help="List and inspect device profiles.")
     app.add_typer(cache_app, name="cache", help="Show or clear what deploy reuses across runs.")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
 
 import numpy as np
 
@@ -63,31 +65,30 @@ class Prepared:
             target.close()
 
 
-def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: bool = False) -> Prepared:
-    """Load and check everything `request` names; raise an EdgeCompressError naming the fix."""
+def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: bool = False, connect: bool = True,
+            boards: Sequence[Target] | None = None) -> Prepared:
+    """Load and check everything `request` names; raise an EdgeCompressError naming the fix.
+
+    `connect=False` builds a run that will not reach its measurements here (a tune worker):
+    no board is contacted. `boards` are targets already connected and probed (a tune's
+    board pool): they are used as they are instead of connecting to the request's targets.
+    """
     from edgecompress.layer_support import check_export_routes
-    from edgecompress.model_io import load_model
-    from edgecompress.profiles import load_profile
+    from edgecompress.profiles import load_profile, with_overrides
     from edgecompress.run_folder import check_output_dir
 
     if not dry_run:
         check_output_dir(request.output)
     clock = _PhaseClock()
     profile = load_profile(request.profile)
+    if request.profile_overrides:
+        profile = with_overrides(profile, request.profile_overrides)
+        say(f"Profile {profile.name} with {_override_text(request.profile_overrides)}")
     say(f"Profile {profile.name}: {profile.description}")
     _check_rules(request, profile)
-    loaded = load_model(request.model)
-    if request.model_sha256 is not None and loaded.sha256 != request.model_sha256:
-        raise EdgeCompressError(
-            f"The model {loaded.path} changed since this run started (SHA-256 {loaded.sha256[:12]}..., "
-            f"the run used {request.model_sha256[:12]}...).",
-            "Start a new run with `edgecompress deploy` for the new model, or restore the original file to resume.",
-        )
-    say(f"Model {loaded.path.name}: {loaded.n_params:,} parameters, input {loaded.input_shape}, "
-        f"{loaded.n_outputs} outputs ({loaded.output_kind})")
-    dataset, scaling, reference_scores = _data_for(request, loaded, say)
-    fingerprint = fingerprint_arrays(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test,
-                                     extra=[dataset.class_names, dataset.scaling])
+    inputs = _inputs(request, say)
+    loaded, dataset, scaling, reference_scores, fingerprint = (inputs.loaded, inputs.dataset, inputs.scaling,
+                                                                inputs.reference_scores, inputs.fingerprint)
     cache = StageCache.default(enabled=request.cache)
     _check_targets_suit_profile(request, profile)
     clock.lap("load")
@@ -101,7 +102,10 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
     probes: dict[str, dict[str, Any]] = {}
     if dry_run:
         _validate_target_definitions(request)
-    else:
+    elif boards is not None:
+        targets = list(boards)
+        probes = {target.name: target.probe() for target in targets}
+    elif connect:
         targets, probes = _connect_targets(request, say)
     clock.lap("plan and targets")
     return Prepared(request, profile, loaded, dataset, scaling, reference_scores, targets, probes, significance, plan, task,
@@ -117,6 +121,84 @@ class _PhaseClock:
         now = time.monotonic()
         self.laps[name] = round(now - self.last, 2)
         self.last = now
+
+
+def _override_text(overrides: dict[str, Any], prefix: str = "") -> str:
+    parts = []
+    for key, value in overrides.items():
+        parts.append(_override_text(value, f"{prefix}{key}.") if isinstance(value, dict) else f"{prefix}{key} = {value}")
+    return ", ".join(parts)
+
+
+@dataclass
+class _Inputs:
+    """The model and data a request names, loaded, scaled and scored: independent of the profile."""
+
+    loaded: LoadedModel
+    dataset: Dataset
+    scaling: ScalingDecision
+    reference_scores: np.ndarray
+    fingerprint: str
+    lines: list[str]  # what loading them said, said again when they are reused
+
+
+#: the last inputs loaded in this process: a tune driver or worker runs many trials on the same model and data
+_RECENT: OrderedDict[tuple[Any, ...], _Inputs] = OrderedDict()
+_RECENT_SIZE = 2
+_RECENT_LOCK = threading.Lock()
+
+
+def _inputs(request: DeployRequest, say: Say) -> _Inputs:
+    """Model, data, scaling and the baseline's scores; loaded once per process for the same files and options.
+
+    The key holds the model file's size and modification time, so a model changed on disk is loaded again.
+    """
+    from edgecompress.model_io import load_model
+
+    path = Path(request.model).expanduser()
+    try:
+        stat = path.stat()
+        stamp: tuple[Any, ...] = (stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        stamp = ()
+    key = (str(path), stamp, request.data, tuple(request.classes or ()), request.scaling, request.resize,
+           request.max_eval, request.seed)
+    with _RECENT_LOCK:
+        found = _RECENT.get(key) if stamp else None
+        if found is None:
+            lines: list[str] = []
+
+            def tell(message: str) -> None:
+                lines.append(message)
+                say(message)
+
+            loaded = load_model(request.model)
+            _check_model_unchanged(request, loaded)
+            tell(f"Model {loaded.path.name}: {loaded.n_params:,} parameters, input {loaded.input_shape}, "
+                 f"{loaded.n_outputs} outputs ({loaded.output_kind})")
+            dataset, scaling, scores = _data_for(request, loaded, tell)
+            fingerprint = fingerprint_arrays(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test,
+                                             extra=[dataset.class_names, dataset.scaling])
+            found = _Inputs(loaded, dataset, scaling, scores, fingerprint, lines)
+            if stamp:
+                _RECENT[key] = found
+                while len(_RECENT) > _RECENT_SIZE:
+                    _RECENT.popitem(last=False)
+            return found
+        _RECENT.move_to_end(key)
+    _check_model_unchanged(request, found.loaded)
+    for line in found.lines:
+        say(line)
+    return found
+
+
+def _check_model_unchanged(request: DeployRequest, loaded: LoadedModel) -> None:
+    if request.model_sha256 is not None and loaded.sha256 != request.model_sha256:
+        raise EdgeCompressError(
+            f"The model {loaded.path} changed since this run started (SHA-256 {loaded.sha256[:12]}..., "
+            f"the run used {request.model_sha256[:12]}...).",
+            "Start a new run with `edgecompress deploy` for the new model, or restore the original file to resume.",
+        )
 
 
 def _check_rules(request: DeployRequest, profile: Profile) -> None:
@@ -200,12 +282,14 @@ def _significance(request: DeployRequest, profile: Profile, loaded: LoadedModel,
     from edgecompress.analysis import SignificanceProfile, analyze_model
 
     delta = request.delta if request.delta is not None else profile.compression.significance_delta
-    key = cache.key("significance", model=loaded.sha256, data=fingerprint, method=request.method, delta=delta,
+    # delta only thresholds the measured IDs (SignificanceProfile.with_delta), so it is not part of the key
+    key = cache.key("significance", model=loaded.sha256, data=fingerprint, method=request.method,
                     samples=request.id_samples, seed=request.seed)
     hit = cache.lookup("significance", key)
-    if hit is not None:
+    stored = _stored_significance(hit)
+    if hit is not None and stored is not None:
         say(f"Reusing the layer significance from the cache (measured {hit.meta.get('stored', '?')}, key {key[:12]})")
-        significance = SignificanceProfile.from_dict(json.loads(hit.file("significance.json").read_text()))
+        significance = stored.with_delta(delta)
     else:
         samples = min(request.id_samples, len(dataset.x_train))
         say(f"Measuring layer significance ({request.method}, delta {delta:g}, {samples} samples)")
@@ -241,6 +325,18 @@ def _export_routes(request: DeployRequest, profile: Profile, plan: Plan) -> set[
     if plan.needs_training:
         routes |= {plan.export_mode, *(["onnx"] if request.onnx else [])}
     return routes
+
+
+def _stored_significance(hit: Any) -> SignificanceProfile | None:
+    """A cached significance document, or None when the entry vanished or is unreadable (a miss)."""
+    from edgecompress.analysis import SignificanceProfile
+
+    if hit is None:
+        return None
+    try:
+        return SignificanceProfile.from_dict(json.loads(hit.file("significance.json").read_text()))
+    except (OSError, ValueError, EdgeCompressError):
+        return None
 
 
 def finetuning_settings(request: DeployRequest, profile: Profile, say: Say | None = None) -> FineTuning:

@@ -55,6 +55,8 @@ class DeployRequest:
     acceptance: dict[str, Any] = field(default_factory=dict)  # rule overrides (profiles.Acceptance fields) on the profile's
     gate: bool = False  # raise errors.GateFailed (exit 10) when no artifact passes the rules
     ship: bool = True  # leave ship/, the bundle of the recommended artifact
+    profile_overrides: dict[str, Any] = field(default_factory=dict)  # {"compression": {"clusters": 8}}: checked by the profile schema
+    run_name: str | None = None  # the run folder's name (None: time stamp, model and profile)
     model_sha256: str | None = None  # recorded when the run starts; a resume refuses a changed model
 
     @classmethod

@@ -67,7 +67,10 @@ class CachedStageStore:
         hit = self.cache.lookup("fine-tune-stage", key)
         if hit is None:
             return None
-        weights, summary = _read_stage(hit.path)
+        try:
+            weights, summary = _read_stage(hit.path)
+        except (OSError, ValueError):  # evicted by another process since the lookup: a miss
+            return None
         self.say(f"Reusing fine-tuning stage '{', '.join(s['stage'] for s in summary['stages'])}' from the cache "
                  f"(trained {hit.meta.get('stored', '?')}, key {key[:12]})")
         self.run.keep(key, weights, summary)
@@ -84,7 +87,10 @@ def reused_file(cache: StageCache, kind: str, key: str, target: Path, say: Say, 
     hit = cache.lookup(kind, key)
     if hit is None:
         return None
-    shutil.copyfile(hit.file(CACHED_FILE), target)
+    try:
+        shutil.copyfile(hit.file(CACHED_FILE), target)
+    except OSError:  # evicted by another process since the lookup: a miss
+        return None
     say(f"Reusing {what} from the cache (made {hit.meta.get('stored', '?')}, key {key[:12]})")
     return dict(hit.meta.get("record", {}))
 

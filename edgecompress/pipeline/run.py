@@ -6,13 +6,14 @@ A failure names its step in state.json and the folder becomes NAME.failed, resum
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from edgecompress.errors import EdgeCompressError
 from edgecompress.pipeline.context import RunContext
@@ -22,7 +23,12 @@ from edgecompress.pipeline.steps import STEPS
 from edgecompress.run_folder import RunFolder
 from edgecompress.run_layout import FAILED, LAYOUT, PARTIAL
 
+if TYPE_CHECKING:
+    from edgecompress.targets import Target
+
 log = logging.getLogger("edgecompress.pipeline")
+#: the steps' names in run order (what `stop_before` may name)
+STEP_NAMES = tuple(step.name for step in STEPS)
 
 
 @dataclass
@@ -59,11 +65,14 @@ def resume(
     progress: Say | None = None,
     show: Callable[[Any], None] | None = None,
     task: TaskFactory | None = None,
+    stop_before: str | None = None,
+    boards: Sequence[Target] | None = None,
 ) -> DeployResult:
     """Finish a failed or interrupted run, repeating only the steps it has no record of.
 
     The folder is renamed back to .partial only once the request has been re-checked, so a
-    resume that cannot start leaves the folder exactly as it was.
+    resume that cannot start leaves the folder exactly as it was. `stop_before` and `boards`
+    are as for `run`: `edgecompress tune` builds a trial in a worker and measures it here.
     """
     run_dir = Path(run_dir)
     request_file = run_dir / LAYOUT.request
@@ -79,7 +88,7 @@ def resume(
     except (OSError, ValueError):
         document = None
     request = DeployRequest.from_json(document, where=request_file)
-    return run(request, progress=progress, show=show, task=task, reopen=run_dir)
+    return run(request, progress=progress, show=show, task=task, reopen=run_dir, stop_before=stop_before, boards=boards)
 
 
 def run(
@@ -90,8 +99,25 @@ def run(
     task: TaskFactory | None = None,
     reopen: Path | None = None,
     dry_run: bool = False,
+    stop_before: str | None = None,
+    boards: Sequence[Target] | None = None,
 ) -> DeployResult:
-    """Validate everything and plan, then run the steps inside a run folder."""
+    """Validate everything and plan, then run the steps inside a run folder.
+
+    `stop_before` (a step name, e.g. "measure") ends the run before that step and leaves the
+    folder .partial for a later `resume`, which does the rest; a run that stops before
+    measuring contacts no board. `boards` are targets connected and probed by the caller (a
+    tune's board pool), used instead of connecting to the request's targets.
+    """
+    if stop_before is not None and stop_before not in STEP_NAMES:
+        raise ValueError(f"unknown step {stop_before!r}; steps: {', '.join(STEP_NAMES)}")
+    # in a context of its own: the run's log records are told apart from those of runs in other threads
+    return contextvars.copy_context().run(_run, request, progress, show, task, reopen, dry_run, stop_before, boards)
+
+
+def _run(request: DeployRequest, progress: Say | None, show: Callable[[Any], None] | None, task: TaskFactory | None,
+         reopen: Path | None, dry_run: bool, stop_before: str | None, boards: Sequence[Target] | None) -> DeployResult:
+    connect = stop_before is None or STEP_NAMES.index(stop_before) > STEP_NAMES.index("measure")
 
     def say(message: str) -> None:
         log.info(message)  # deploy.log keeps every step, whatever the console shows
@@ -100,12 +126,14 @@ def run(
 
     if reopen is None:
         request = request.with_absolute_paths()
+    _CURRENT_RUN.set(object())
     early = _EarlyLines()  # what preparation says, written to deploy.log once the run folder exists
+    early.addFilter(_ThisRun())
     if logging.getLogger("edgecompress").getEffectiveLevel() > logging.INFO:
         logging.getLogger("edgecompress").setLevel(logging.INFO)  # the run's record, however quiet the console
     logging.getLogger("edgecompress").addHandler(early)
-    try:
-        prepared = prepare(request, say, task or no_task, dry_run=dry_run)  # raises before any folder changes
+    try:  # raises before any folder changes
+        prepared = prepare(request, say, task or no_task, dry_run=dry_run, connect=connect, boards=boards)
     finally:
         logging.getLogger("edgecompress").removeHandler(early)
     if show is not None:
@@ -118,15 +146,38 @@ def run(
     if reopen is not None:
         folder = RunFolder.reopen(reopen)
     else:
-        folder = RunFolder.create(Path(request.output), Path(request.model).stem, prepared.profile.name)
+        folder = RunFolder.create(Path(request.output), Path(request.model).stem, prepared.profile.name, request.run_name)
         request.model_sha256 = prepared.loaded.sha256
         folder.write_json(LAYOUT.request, request.to_json())
-    result = _run_steps(RunContext(prepared=prepared, folder=folder, say=say), early.records)
-    if request.gate:
+    result = _run_steps(RunContext(prepared=prepared, folder=folder, say=say), early.records, stop_before)
+    if request.gate and stop_before is None:
         from edgecompress.decision.gate import enforce
 
         enforce(result.report.get("verdict") or {}, result.run_dir, result=result)  # the run stays; only the exit code changes
     return result
+
+
+#: which run the current thread (and the board threads it starts) works for; see _ThisRun
+_CURRENT_RUN: contextvars.ContextVar[object | None] = contextvars.ContextVar("edgecompress_run", default=None)
+
+
+def own_log_context() -> None:
+    """Mark the current context as no run's: a caller that runs several runs in threads (tune's driver)
+    calls it so its own log records stay out of those runs' deploy.log files."""
+    _CURRENT_RUN.set(object())
+
+
+class _ThisRun(logging.Filter):
+    """Keeps a run's handlers to its own records when several runs share the process (tune's driver
+    measures trials in threads): a record logged for another run is left out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run = _CURRENT_RUN.get()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _CURRENT_RUN.get()
+        return current is None or current is self.run
 
 
 class _EarlyLines(logging.Handler):
@@ -140,14 +191,18 @@ class _EarlyLines(logging.Handler):
         self.records.append(record)
 
 
-def _run_steps(ctx: RunContext, earlier: list[logging.LogRecord]) -> DeployResult:
+def _run_steps(ctx: RunContext, earlier: list[logging.LogRecord], stop_before: str | None = None) -> DeployResult:
     handler = ctx.folder.attach_log(logging.getLogger("edgecompress"))  # steps and board progress
+    handler.addFilter(_ThisRun())
     for record in earlier:  # profile, model, data, scaling, significance, plan, budget, targets
         handler.handle(record)
     step = "start"
     try:
         ctx.say(f"Run folder: {ctx.folder.path}")
         for current in STEPS:
+            if current.name == stop_before:
+                ctx.say(f"Stopping before step '{stop_before}'; the run folder stays {ctx.folder.path.name} to be resumed")
+                return DeployResult(run_dir=ctx.folder.path, report={})
             if current.applies(ctx):
                 step = current.name
                 started = time.monotonic()

@@ -8,6 +8,7 @@ network and on the boards, not on this machine's CPU.
 
 from __future__ import annotations
 
+import contextvars
 import statistics
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -132,7 +133,8 @@ def run_in_parallel(
     if not targets:
         return []
     pool = ThreadPoolExecutor(max_workers=max_workers or len(targets), thread_name_prefix="edgecompress-fleet")
-    futures: list[Future] = [pool.submit(action, target) for target in targets]
+    # each thread runs in a copy of the caller's context, so its log lines are the caller's run's (pipeline/run.py)
+    futures: list[Future] = [pool.submit(contextvars.copy_context().run, action, target) for target in targets]
     try:
         while wait(futures, timeout=_WAKE_S).not_done:
             pass  # wake up now and then: a signal (Ctrl-C) is only handled between waits

@@ -1,0 +1,144 @@
+"""What a finished search found: the Pareto front, its figures over seeds, and the one trial to ship.
+
+The Pareto set (non-dominated measured trials) is re-run with other seeds; each Pareto trial's
+run is then re-judged with its seeds' reports (the decision module's Welch test over seeds for
+impacted classes), and its figures are shown as mean +- std. The recommendation is made by the
+decision module too: among the Pareto trials whose run recommends an artifact under the user's
+rules, `decision.verdict.choose` picks by the rules' preference with the same honest ties
+(sizes within 2%, overlapping latency intervals, McNemar on the same images) as a deploy does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import warnings
+from pathlib import Path
+from typing import Any
+
+from edgecompress.run_layout import LAYOUT
+from edgecompress.tune import objectives as objs
+from edgecompress.tune.pareto import front_mask
+from edgecompress.tune.records import COMPLETE, TrialRecord, TuneFolder
+
+
+def measured(folder: TuneFolder) -> list[TrialRecord]:
+    """The search's trials that were built and measured (duplicates share their original's run)."""
+    return [r for r in folder.searched() if r.state == COMPLETE]
+
+
+def pareto(folder: TuneFolder, objectives: list[objs.Objective]) -> list[TrialRecord]:
+    """The measured trials no other measured trial beats on every objective."""
+    trials = measured(folder)
+    points = [[r.value(o.name) for o in objectives] for r in trials]
+    mask = front_mask(points, [o.direction for o in objectives])
+    return [r for r, on in zip(trials, mask) if on]
+
+
+def to_rerun(folder: TuneFolder, objectives: list[objs.Objective], limit: int) -> list[str]:
+    """The Pareto trials to re-run with other seeds: those that pass the rules first, at most `limit`."""
+    front = pareto(folder, objectives)
+    ordered = [r for r in front if r.passes] + [r for r in front if not r.passes]
+    return [r.name for r in ordered[:max(0, limit)]]
+
+
+def over_seeds(folder: TuneFolder, record: TrialRecord, objectives: list[objs.Objective]) -> dict[str, dict[str, Any]]:
+    """Mean, std and n of every figure over the trial and its finished re-runs."""
+    runs = [record] + [r for r in folder.reruns_of(record.name) if r.state == COMPLETE]
+    found = {}
+    for name in dict.fromkeys([o.name for o in objectives] + list(objs.OBJECTIVES)):
+        values = [float(v) for r in runs if (v := r.figures.get(name)) is not None]
+        if not values:
+            continue
+        found[name] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                       "n": len(values), "values": values}
+    found["passes"] = {"n": len(runs), "passing": sum(1 for r in runs if r.passes)}
+    return found
+
+
+def _report(run_dir: str | None) -> dict[str, Any] | None:
+    if not run_dir:
+        return None
+    file = Path(run_dir) / LAYOUT.report
+    return json.loads(file.read_text()) if file.is_file() else None
+
+
+def rejudge_with_seeds(folder: TuneFolder, record: TrialRecord) -> dict[str, Any] | None:
+    """Re-judge the trial's run with its seeds' reports (Welch over seeds) and rebuild its ship/; returns the report."""
+    from edgecompress.decision.judging import Judging
+    from edgecompress.reporting import write_all
+    from edgecompress.ship import build_bundle
+
+    if not record.run_dir:
+        return None
+    seed_reports = tuple(rep for r in folder.reruns_of(record.name) if r.state == COMPLETE and (rep := _report(r.run_dir)))
+    if not seed_reports:
+        return _report(record.run_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy on per-class recalls that are equal over seeds
+        report = write_all(record.run_dir, judging=Judging(seed_reports=seed_reports)).report
+    build_bundle(record.run_dir, report)
+    return report
+
+
+def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str, Any]) -> dict[str, Any]:
+    """The tune's verdict: the trial whose run recommends the artifact the rules prefer among the Pareto trials."""
+    from edgecompress.decision.evidence import gather
+    from edgecompress.decision.judging import rules_for
+    from edgecompress.decision.verdict import choose
+    from edgecompress.reporting.run_files import RunFiles
+
+    reports = {r.name: rep for r in records if (rep := _report(r.run_dir))}
+    recommending = {name: rep for name, rep in reports.items() if (rep.get("verdict") or {}).get("recommended")}
+    # a file several trials contain (the post-training quantized model) is credited to a trial whose candidate it is
+    recommending = dict(sorted(recommending.items(), key=lambda item: item[1]["verdict"]["recommended"] != folder.records[item[0]].artifact))
+    if not reports:
+        return {"recommended_trial": None, "passed": False, "reason": "No trial was measured, so nothing can be recommended.",
+                "next_steps": ["Look at the trials' reasons in the tune report and at their deploy.log files."]}
+    first = next(iter(reports.values()))
+    rules, source, _ = rules_for(first, None)
+    head = {"rules_text": rules.describe(), "rules_source": source, "prefer": rules.prefer}
+    if not recommending:
+        closest = min(reports.items(), key=lambda item: _closeness(item[1]))
+        verdict = closest[1].get("verdict") or {}
+        return {**head, "recommended_trial": None, "passed": False,
+                "reason": f"No Pareto trial has an artifact that passes the rules. Closest: {closest[0]}: {verdict.get('reason', '')}",
+                "next_steps": list(verdict.get("next_steps") or []), "closest_trial": closest[0]}
+    evidence, keys, targets, seen = {}, {}, [], set()
+    for name, report in recommending.items():
+        artifact = report["verdict"]["recommended"]
+        digest = next((a.get("sha256") for a in report["artifacts"] if a["name"] == artifact), None)
+        if digest in seen:
+            continue  # the same file from an earlier trial (the post-training quantized model is in every trial)
+        seen.add(digest)
+        found, _ = gather(report, RunFiles(Path(str(folder.records[name].run_dir))), rules)
+        key = f"{name}/{artifact}"
+        keys[key] = (name, artifact)
+        for (art, target), ev in found.items():
+            if art == artifact:
+                evidence[(key, target)] = ev
+                targets.append(target)
+    targets = list(dict.fromkeys(targets))
+    winner, phrases = choose(list(keys), rules.prefer, evidence, targets)
+    name, artifact = keys[winner]
+    record = folder.records[name]
+    own = "its candidate" if artifact == record.artifact else "not its candidate but a file every trial holds"
+    reason = (f"{name} ({record.candidate.get('strategy')}; {_knobs(record)}) ships {artifact} ({own}): it passes every rule "
+              f"on {', '.join(targets)}; " + ("the only Pareto trial that does" if len(keys) == 1 else "; ".join(phrases)) + ".")
+    return {**head, "recommended_trial": name, "artifact": artifact, "run_dir": record.run_dir, "passed": True,
+            "reason": reason, "candidates": [f"{n}/{a}" for n, a in keys.values()],
+            "run_reason": recommending[name]["verdict"].get("reason"), "next_steps": []}
+
+
+def _knobs(record: TrialRecord) -> str:
+    return ", ".join(f"{k} {v}" for k, v in record.candidate.items() if k != "strategy") or "no knobs"
+
+
+def _closeness(report: dict[str, Any]) -> float:
+    closest = (report.get("verdict") or {}).get("closest") or {}
+    excess = closest.get("excess")
+    return float(excess) if isinstance(excess, (int, float)) else math.inf
+
+
+__all__ = ["decide", "measured", "over_seeds", "pareto", "rejudge_with_seeds", "to_rerun"]

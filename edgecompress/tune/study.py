@@ -1,0 +1,58 @@
+"""The searcher: an Optuna study driven with ask/tell from the driver, kept in the tune folder.
+
+Why ask/tell and not Ray Tune's OptunaSearch (which does work with Optuna 5.0 and several
+objectives): a Ray Tune trial runs whole inside a worker and only reports its metrics from
+there, but a trial's measurement must happen in the driver process, where the boards (and
+their SSH identities) are. With ask/tell the driver builds trials as Ray tasks, measures them
+on its board pool, and tells Optuna the measured figures.
+
+The study lives in an Optuna journal file (study.journal in the tune folder): every ask and
+tell is appended as it happens, so an interrupted tune is resumed from it with its finished
+trials and the sampler's history intact.
+
+The sampler is multi-objective TPE (MOTPE): it models good and bad regions from the measured
+trials and handles the conditional space (knobs that only some strategies use) with
+`multivariate=True, group=True`. NSGA-II, Optuna's default for several objectives, needs a
+population of dozens before it learns anything, more than a tune of 24 trials has. The
+acceptance rules are constraints (objectives.constraints): candidates that fail them count
+as infeasible (Trial.set_constraint), so the search leans towards ones that would ship.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from edgecompress.tune.objectives import Objective
+
+JOURNAL = "study.journal"
+STUDY_NAME = "edgecompress-tune"
+
+
+def set_constraints(trial: Any, values: dict[str, float]) -> None:
+    """The acceptance rules as the trial's constraints (<= 0: the rule passes), before it is told."""
+    for rule, value in values.items():
+        trial.set_constraint(rule, float(value))
+
+
+def open_study(folder: Path, objectives: list[Objective], *, seed: int, trials: int, create: bool) -> Any:
+    """The tune folder's study: created on a first run, loaded (with its history) on --resume."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna").propagate = False
+    storage = JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # multivariate / group: stable in use since Optuna 2.x
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=max(4, trials // 4))
+    directions: list[Any] = [objective.direction for objective in objectives]
+    if create:
+        return optuna.create_study(study_name=STUDY_NAME, storage=storage, sampler=sampler, directions=directions)
+    return optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
+
+
+__all__ = ["JOURNAL", "STUDY_NAME", "open_study", "set_constraints"]

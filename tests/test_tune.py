@@ -1,0 +1,191 @@
+"""The parts of `edgecompress tune` that need no Ray: the search space as data, candidates checked by the
+profile schema, the TwoNN prior, the Pareto front and hypervolume, figures read off a measured report,
+the deploy split the trials use (build here, measure there), and the cache shared by parallel trials.
+The search itself runs against a real Ray cluster in test_tune_ray.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgecompress
+from edgecompress.analysis import SignificanceProfile
+from edgecompress.cache import StageCache
+from edgecompress.errors import EdgeCompressError, ProfileError
+from edgecompress.profiles import load_profile, with_overrides
+from edgecompress.tune import objectives as objs
+from edgecompress.tune import prior
+from edgecompress.tune.pareto import bounds, front_mask, hypervolume
+from edgecompress.tune.request import TuneRequest, parse_duration
+from edgecompress.tune.space import KNOBS, STRATEGY, Space, SpaceFacts, delta_values
+
+
+def _significance(changes: list[float]) -> SignificanceProfile:
+    """A measured-looking profile: input, first layer, middle layers with these |dID|, last layer."""
+    from edgecompress.analysis.significance import LayerSignificance
+
+    ids = [30.0]
+    for change in [5.0, *changes, 4.0]:
+        ids.append(ids[-1] + change)
+    layers = [LayerSignificance("input", "InputLayer", (8, 8, 1), ids[0], 0.1, None, False, False, "reference")]
+    for index, value in enumerate(ids[1:], start=1):
+        edge = index in (1, len(ids) - 1)
+        layers.append(LayerSignificance(f"layer{index}", "Conv2D", (4,), value, 0.1, abs(value - ids[index - 1]), False, edge, ""))
+    return SignificanceProfile(layers, "twonn", 20.0, 500, 0, 4, 0.1)
+
+
+@pytest.fixture(scope="module")
+def rpi4_space() -> Space:
+    return Space.build(SpaceFacts(load_profile("rpi4"), _significance([2.0, 8.0, 30.0])))
+
+
+def test_a_candidate_is_overrides_of_the_profiles_compression_block_checked_by_its_schema(rpi4_space: Space) -> None:
+    candidate = rpi4_space.candidate({STRATEGY: "cqat", "clusters": 8, "delta": rpi4_space.choices["delta"][1], "first_last": "int8"})
+    overrides = candidate.overrides()
+    assert overrides == {"compression": {"strategy": "cqat", "clusters": 8, "significance_delta": rpi4_space.choices["delta"][1],
+                                         "first_last_precision": "int8"}}
+    changed = with_overrides(load_profile("rpi4"), overrides)
+    assert changed.compression.clusters == 8 and changed.compression.strategy == "cqat" and changed.name == "rpi4"
+
+    with pytest.raises(ProfileError) as refused:  # a bad candidate is refused like a bad profile file
+        with_overrides(load_profile("rpi4"), {"compression": {"clusters": 1, "ptq": "fp16"}})
+    assert "compression.clusters = 1" in refused.value.problem and "fp16" in refused.value.problem
+
+
+def test_knobs_apply_to_the_strategies_whose_recipes_use_them(rpi4_space: Space) -> None:
+    uses = {knob["knob"]: set(knob["applies_to"]) for knob in rpi4_space.describe()}
+    assert uses["clusters"] == {"clustering", "cqat", "cqat-binary"}
+    assert uses["bits"] == {"mixed-precision"}
+    assert uses["delta"] == {"cqat", "cqat-binary", "mixed-precision"}  # significant and insignificant layers treated apart
+    assert "ptq-only" not in uses["first_last"]  # a post-training model ignores per-layer choices
+    candidate = rpi4_space.candidate({STRATEGY: "mixed-precision", "clusters": 16, "bits": 3, "delta": rpi4_space.choices["delta"][0],
+                                      "first_last": "int8"})
+    assert set(candidate.values) == {STRATEGY, "bits", "delta", "first_last"}
+    assert rpi4_space.size() == sum(
+        int(np.prod([len(rpi4_space.choices[k.name]) for k in rpi4_space.knobs if k.name != STRATEGY and k.applies_to(s)]))
+        for s in rpi4_space.choices[STRATEGY])
+
+
+def test_the_space_keeps_only_values_the_profile_accepts() -> None:
+    coral = load_profile("coral-devboard")  # an int8-only Edge TPU: no float layers at all
+    space = Space.build(SpaceFacts(coral, _significance([2.0, 8.0])))
+    assert space.choices["first_last"] == ("int8",)
+    assert [knob.name for knob in KNOBS][0] == STRATEGY
+
+
+def test_delta_values_come_from_the_measured_id_changes_one_per_set_of_significant_layers() -> None:
+    facts = SpaceFacts(load_profile("rpi4"), _significance([2.0, 8.0, 30.0]))
+    values = delta_values(facts)
+    sets = [tuple(layer.significant for layer in facts.significance.with_delta(v).layers) for v in values]
+    assert len(values) == 4 and len(set(sets)) == 4  # every threshold changes which layers count
+    assert list(values) == sorted(values)
+
+
+def test_the_prior_starts_from_the_plan_deploy_builds_then_its_neighbours(rpi4_space: Space) -> None:
+    profile = load_profile("rpi4")
+    plan = {"strategy": "cqat", "layers": [{"role": "significant", "parameters": 100}, {"role": "insignificant", "parameters": 900}]}
+    base = prior.base_candidate(rpi4_space, profile, plan)
+    assert base.values[STRATEGY] == "cqat" and base.values["clusters"] == 16 and base.values["first_last"] == "float32"
+    seeds = prior.seeds(rpi4_space, base, plan, limit=20)
+    assert seeds[0] == base and len({json.dumps(s.values, sort_keys=True) for s in seeds}) == len(seeds)
+    for seed in seeds[1:]:
+        assert sum(seed.values.get(k) != base.values.get(k) for k in rpi4_space.choices if k in seed.values or k in base.values) >= 1
+    # most weights in insignificant layers: the harsher neighbours come first (fewer clusters, a more aggressive strategy)
+    assert seeds[1].values[STRATEGY] == "cqat-binary" and seeds[2].values["clusters"] == 8
+    milder = prior.seeds(rpi4_space, base, {**plan, "layers": [{"role": "significant", "parameters": 900}]}, limit=3)
+    assert milder[1].values[STRATEGY] == "clustering"
+    assert len(prior.seeds(rpi4_space, base, plan, limit=2)) == 2
+
+
+def test_pareto_front_and_hypervolume() -> None:
+    directions = ["maximize", "minimize"]
+    points = [[90.0, 100.0], [95.0, 200.0], [89.0, 150.0], [95.0, 200.0], [80.0, 50.0]]
+    assert front_mask(points, directions).tolist() == [True, True, False, True, True]
+    low, high = bounds([points], directions)
+    full = hypervolume(points, directions, low, high)
+    assert 0 < full <= 1.1**2
+    assert hypervolume(points[:2], directions, low, high) < full  # more of the front, more volume
+    assert hypervolume(points + [[70.0, 190.0]], directions, low, high) == pytest.approx(full)  # a dominated point adds nothing
+
+
+def test_a_trials_figures_are_read_off_its_measured_report(rpi4_run) -> None:
+    report = rpi4_run.report
+    name = objs.candidate_name(report)
+    assert name == report["plan"]["strategy"]
+    figures = objs.figures(report, objs.parse("accuracy,size,latency"))
+    row = next(r for r in report["comparison"] if r["artifact"] == name)
+    assert figures["accuracy"] == pytest.approx(100 * row["accuracy"])
+    assert figures["size"] == row["file_bytes"] and figures["latency"] == row["latency_median_ms"]
+    constraints = objs.constraints(report, name)
+    assert len(constraints) == 6 and (max(constraints) <= 0) == objs.passes(report, name)
+    with pytest.raises(EdgeCompressError, match="unknown speed"):
+        objs.parse("accuracy,speed")
+
+
+def test_tune_settings_are_checked_before_ray_starts() -> None:
+    deploy = edgecompress.pipeline.DeployRequest.build("m.h5", "rpi4")
+    with pytest.raises(EdgeCompressError, match="--trials 0"):
+        TuneRequest(deploy, trials=0).check()
+    with pytest.raises(EdgeCompressError, match="--recipe"):
+        TuneRequest(edgecompress.pipeline.DeployRequest.build("m.h5", "rpi4", recipe="cqat")).check()
+    assert parse_duration("2h") == 7200 and parse_duration("45m") == 2700 and parse_duration("90") == 90
+    with pytest.raises(EdgeCompressError, match="duration"):
+        parse_duration("two hours")
+
+
+def test_a_trial_is_built_without_boards_then_measured_on_boards_given_to_it(digits_model: Path, tmp_path: Path) -> None:
+    from edgecompress import pipeline
+    from edgecompress.targets.local import LocalTarget
+
+    request = pipeline.DeployRequest.build(digits_model, "rpi4", data="sklearn:digits", output=tmp_path, recipe="ptq-int8",
+                                           target="ssh://nobody@127.0.0.1:9", max_eval=100, warmup=1, runs=3, run_name="trial-0001",
+                                           profile_overrides={"compression": {"clusters": 8}})
+    built = pipeline.run(request, stop_before="measure")  # the SSH board is never contacted
+    assert built.run_dir == tmp_path / "trial-0001.partial" and not (built.run_dir / "measurements").exists()
+    assert "compression.clusters = 8" in (built.run_dir / "deploy.log").read_text()
+
+    class Board(LocalTarget):
+        name = "ssh://nobody@127.0.0.1:9"  # the pool's connected board stands for the request's target
+
+    done = pipeline.resume(built.run_dir, boards=[Board()])
+    assert done.run_dir == tmp_path / "trial-0001" and done.report["verdict"]["targets"][0]["target"] == Board.name
+    log = (done.run_dir / "deploy.log").read_text()
+    assert "Stopping before step 'measure'" in log and "Measuring ptq-int8" in log
+
+
+def test_a_bad_candidate_is_refused_before_a_run_folder_exists(digits_model: Path, tmp_path: Path) -> None:
+    from edgecompress import pipeline
+
+    with pytest.raises(ProfileError, match="mixed_precision_bits = 9"):
+        pipeline.deploy(digits_model, "rpi4", data="sklearn:digits", output=tmp_path,
+                        profile_overrides={"compression": {"mixed_precision_bits": 9}})
+    assert not any(tmp_path.iterdir())
+
+
+def test_parallel_writers_of_one_cache_key_leave_the_first_entry_whole(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path, limit_bytes=10**9)
+    barrier = threading.Barrier(4)
+
+    def write(text: str):  # noqa: ANN202
+        def into(folder: Path) -> None:
+            barrier.wait()
+            (folder / "file").write_text(text * 1000)
+
+        return into
+
+    hits = []
+    threads = [threading.Thread(target=lambda t=t: hits.append(cache.store("kind", "k", write(t), {"by": t}))) for t in "abcd"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    entry = cache.lookup("kind", "k")
+    assert entry is not None and all(hit is not None and hit.path == entry.path for hit in hits)
+    content = entry.file("file").read_text()
+    assert content == entry.meta["by"] * 1000  # one writer's whole entry, never a mix
+    assert not [p for p in (tmp_path / "kind").iterdir() if p.name.startswith(".")]  # no scratch folders left
