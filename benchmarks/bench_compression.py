@@ -50,19 +50,22 @@ def reference_cnn(seed: int):  # noqa: ANN201
     k = keras()
     k.utils.set_random_seed(seed)
     layers = k.layers
-    return k.Sequential([
-        layers.Input((32, 32, 3)),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"),
-        layers.Dropout(0.1),
-        layers.Dense(16, activation="relu"),
-        layers.Dropout(0.1),
-        layers.Dense(1, activation="sigmoid"),
-    ], name="reference_cnn")
+    return k.Sequential(
+        [
+            layers.Input((32, 32, 3)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.1),
+            layers.Dense(16, activation="relu"),
+            layers.Dropout(0.1),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="reference_cnn",
+    )
 
 
 def train_base(data, seed: int, max_epochs: int):  # noqa: ANN001, ANN201
@@ -72,8 +75,15 @@ def train_base(data, seed: int, max_epochs: int):  # noqa: ANN001, ANN201
     model = reference_cnn(seed)
     assert model.count_params() == 545_889, model.count_params()
     model.compile(optimizer=k.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(data.x_train, data.y_train, batch_size=64, epochs=max_epochs, validation_split=0.1, verbose=0,
-              callbacks=[k.callbacks.EarlyStopping(patience=3, restore_best_weights=True)])
+    model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=64,
+        epochs=max_epochs,
+        validation_split=0.1,
+        verbose=0,
+        callbacks=[k.callbacks.EarlyStopping(patience=3, restore_best_weights=True)],
+    )
     return model
 
 
@@ -128,15 +138,25 @@ def one_run(pair: list[str], seed: int, args: argparse.Namespace, cifar: Path) -
             if args.setups and name not in args.setups:
                 continue
             t = time.perf_counter()
-            compressed = run_baseline(name, base, data, epochs=args.finetune_epochs, seed=seed, significance=significance,
-                                      knobs=Knobs(clusters=args.clusters, bits=args.bits))
+            compressed = run_baseline(
+                name,
+                base,
+                data,
+                epochs=args.finetune_epochs,
+                seed=seed,
+                significance=significance,
+                knobs=Knobs(clusters=args.clusters, bits=args.bits),
+            )
             with quiet_native_output((1, 2)):
                 blobs[name] = to_tflite(compressed.model, mode=compressed.export_mode, representative=calibration)
             timings[f"{name}_s"] = time.perf_counter() - t
         for name, blob in blobs.items():
             rows[name] = measure(blob, eval_npz, work, name)
     return {
-        "pair": pair, "seed": seed, "rows": rows, "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "pair": pair,
+        "seed": seed,
+        "rows": rows,
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "significant_layers": [layer.name for layer in significance.layers if layer.significant],
         "id_profile": [{"layer": layer.name, "id": layer.id} for layer in significance.layers],
         "seconds": round(time.perf_counter() - started, 1),
@@ -155,12 +175,19 @@ def summarise(runs: list[dict], clusters: int = 16) -> dict:
             entry = {}
             for key in ("accuracy_pct", "file_bytes", "gzip_bytes", "bitpacked_bytes", "latency_median_ms"):
                 series = [v[key] for v in values]
-                entry[key] = {"mean": statistics.fmean(series), "std": statistics.pstdev(series) if len(series) > 1 else 0.0}
+                entry[key] = {
+                    "mean": statistics.fmean(series),
+                    "std": statistics.pstdev(series) if len(series) > 1 else 0.0,
+                }
             base = [r["rows"]["base"] for r in of_pair if setup in r["rows"]]
             entry["smaller_x_gzip"] = statistics.fmean(b["gzip_bytes"] / v["gzip_bytes"] for b, v in zip(base, values))
             entry["smaller_x_file"] = statistics.fmean(b["file_bytes"] / v["file_bytes"] for b, v in zip(base, values))
-            entry["smaller_x_bitpacked"] = statistics.fmean(b["file_bytes"] / v["bitpacked_bytes"] for b, v in zip(base, values))
-            entry["accuracy_change_pts"] = statistics.fmean(v["accuracy_pct"] - b["accuracy_pct"] for b, v in zip(base, values))
+            entry["smaller_x_bitpacked"] = statistics.fmean(
+                b["file_bytes"] / v["bitpacked_bytes"] for b, v in zip(base, values)
+            )
+            entry["accuracy_change_pts"] = statistics.fmean(
+                v["accuracy_pct"] - b["accuracy_pct"] for b, v in zip(base, values)
+            )
             entry["reference"] = {"accuracy_pct": REFERENCE[setup][0], "MB": REFERENCE[setup][1]}
             entry["n_seeds"] = len(values)
             table[setup] = entry
@@ -170,15 +197,21 @@ def summarise(runs: list[dict], clusters: int = 16) -> dict:
                 continue
             row = table[setup]
             ratio, change = row["smaller_x_gzip"], row["accuracy_change_pts"]
-            goals.append({
-                "setup": setup, "size_measure": "gzip bytes vs our fp32 .tflite gzip bytes",
-                "goal_smaller_x": min_ratio, "measured_smaller_x": round(ratio, 2),
-                "size_met": ratio >= min_ratio, "size_missed_by_x": None if ratio >= min_ratio else round(min_ratio - ratio, 2),
-                "goal_max_accuracy_loss_pts": max_loss, "measured_accuracy_change_pts": round(change, 2),
-                "accuracy_met": change >= -max_loss,
-                "accuracy_missed_by_pts": None if change >= -max_loss else round(-max_loss - change, 2),
-                "limit": _limit(setup, clusters, min_ratio) if ratio < min_ratio else None,
-            })
+            goals.append(
+                {
+                    "setup": setup,
+                    "size_measure": "gzip bytes vs our fp32 .tflite gzip bytes",
+                    "goal_smaller_x": min_ratio,
+                    "measured_smaller_x": round(ratio, 2),
+                    "size_met": ratio >= min_ratio,
+                    "size_missed_by_x": None if ratio >= min_ratio else round(min_ratio - ratio, 2),
+                    "goal_max_accuracy_loss_pts": max_loss,
+                    "measured_accuracy_change_pts": round(change, 2),
+                    "accuracy_met": change >= -max_loss,
+                    "accuracy_missed_by_pts": None if change >= -max_loss else round(-max_loss - change, 2),
+                    "limit": _limit(setup, clusters, min_ratio) if ratio < min_ratio else None,
+                }
+            )
         summary[pair] = {"table": table, "goals": goals}
     return summary
 
@@ -204,14 +237,18 @@ def print_tables(summary: dict) -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         for setup, row in part["table"].items():
             acc = row["accuracy_pct"]
-            print(f"| {setup} | {acc['mean']:.2f} ± {acc['std']:.2f} | {row['reference']['accuracy_pct']:.2f} | "
-                  f"{row['file_bytes']['mean'] / MIB:.4f} | {row['gzip_bytes']['mean'] / MIB:.4f} | "
-                  f"{row['bitpacked_bytes']['mean'] / MIB:.4f} | {row['reference']['MB']:.4f} | "
-                  f"{row['smaller_x_gzip']:.1f}x | {row['accuracy_change_pts']:+.2f} |")
+            print(
+                f"| {setup} | {acc['mean']:.2f} ± {acc['std']:.2f} | {row['reference']['accuracy_pct']:.2f} | "
+                f"{row['file_bytes']['mean'] / MIB:.4f} | {row['gzip_bytes']['mean'] / MIB:.4f} | "
+                f"{row['bitpacked_bytes']['mean'] / MIB:.4f} | {row['reference']['MB']:.4f} | "
+                f"{row['smaller_x_gzip']:.1f}x | {row['accuracy_change_pts']:+.2f} |"
+            )
         for goal in part["goals"]:
             verdict = "met" if goal["size_met"] and goal["accuracy_met"] else "MISSED"
-            print(f"goal {goal['setup']}: >= {goal['goal_smaller_x']}x gzip within {goal['goal_max_accuracy_loss_pts']} pts -> "
-                  f"{goal['measured_smaller_x']}x, {goal['measured_accuracy_change_pts']:+.2f} pts: {verdict}")
+            print(
+                f"goal {goal['setup']}: >= {goal['goal_smaller_x']}x gzip within {goal['goal_max_accuracy_loss_pts']} pts -> "
+                f"{goal['measured_smaller_x']}x, {goal['measured_accuracy_change_pts']:+.2f} pts: {verdict}"
+            )
 
 
 def main() -> None:
@@ -237,21 +274,40 @@ def main() -> None:
         for seed in args.seeds:
             run = one_run(pair.split(","), seed, args, cifar)
             runs.append(run)
-            print(f"{pair} seed {seed}: " + ", ".join(f"{k} {v['accuracy_pct']:.2f}%" for k, v in run["rows"].items())
-                  + f" ({run['seconds']:.0f} s)", flush=True)
+            print(
+                f"{pair} seed {seed}: "
+                + ", ".join(f"{k} {v['accuracy_pct']:.2f}%" for k, v in run["rows"].items())
+                + f" ({run['seconds']:.0f} s)",
+                flush=True,
+            )
             summary = summarise(runs, args.clusters)
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({
-                "benchmark": "compression", "command": " ".join(sys.argv), "quick": args.quick,
-                "settings": {"max_epochs": args.max_epochs, "finetune_epochs": args.finetune_epochs, "delta": args.delta,
-                             "clusters": args.clusters, "bits": args.bits},
-                "size_definitions": {
-                    "file_bytes": ".tflite file size", "gzip_bytes": "gzip -9 of the .tflite",
-                    "bitpacked_bytes": "weights at ceil(log2(unique values)) bits + codebooks + biases + other constants",
-                    "MB": "MiB (2**20 bytes), which is what the reference figures match",
-                },
-                "summary": summary, "runs": runs,
-            }, indent=2) + "\n")
+            args.out.write_text(
+                json.dumps(
+                    {
+                        "benchmark": "compression",
+                        "command": " ".join(sys.argv),
+                        "quick": args.quick,
+                        "settings": {
+                            "max_epochs": args.max_epochs,
+                            "finetune_epochs": args.finetune_epochs,
+                            "delta": args.delta,
+                            "clusters": args.clusters,
+                            "bits": args.bits,
+                        },
+                        "size_definitions": {
+                            "file_bytes": ".tflite file size",
+                            "gzip_bytes": "gzip -9 of the .tflite",
+                            "bitpacked_bytes": "weights at ceil(log2(unique values)) bits + codebooks + biases + other constants",
+                            "MB": "MiB (2**20 bytes), which is what the reference figures match",
+                        },
+                        "summary": summary,
+                        "runs": runs,
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
     print_tables(summarise(runs, args.clusters))
     print(f"\nwrote {args.out}")
 

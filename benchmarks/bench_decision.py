@@ -56,8 +56,13 @@ def judge(run_dir: Path) -> dict[str, Any]:
             "judge_seconds": round(seconds, 3),
         }
         print(f"{title}: {winner or 'nothing passes'} ({seconds:.2f} s)\n  {verdict['reason']}")
-    return {"run": run_dir.name, "model": Path(report["model"]["path"]).name, "profile": report["profile"]["name"],
-            "eval_n": next((r.get("eval_n") for r in report["comparison"] if r.get("eval_n")), None), "verdicts": found}
+    return {
+        "run": run_dir.name,
+        "model": Path(report["model"]["path"]).name,
+        "profile": report["profile"]["name"],
+        "eval_n": next((r.get("eval_n") for r in report["comparison"] if r.get("eval_n")), None),
+        "verdicts": found,
+    }
 
 
 def main() -> None:

@@ -50,15 +50,21 @@ PROFILES = ("arduino-nano-33-ble", "stm32h7", "esp32-s3")
 def reference_cnn() -> Any:
     k = keras()
     layers = k.layers
-    return k.Sequential([
-        layers.Input((32, 32, 3)),
-        layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
-        layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"), layers.Dropout(0.1),
-        layers.Dense(16, activation="relu"),
-        layers.Dense(1, activation="sigmoid"),
-    ], name="reference_cnn")
+    return k.Sequential(
+        [
+            layers.Input((32, 32, 3)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.1),
+            layers.Dense(16, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="reference_cnn",
+    )
 
 
 def train(data: Any, epochs: int, seed: int) -> Any:
@@ -68,8 +74,15 @@ def train(data: Any, epochs: int, seed: int) -> Any:
     model = reference_cnn()
     assert model.count_params() == REFERENCE_PARAMETERS, model.count_params()
     model.compile(optimizer=k.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(data.x_train, data.y_train, validation_split=0.1, epochs=epochs, batch_size=64, verbose=2,
-              callbacks=[k.callbacks.EarlyStopping(patience=3, restore_best_weights=True)])
+    model.fit(
+        data.x_train,
+        data.y_train,
+        validation_split=0.1,
+        epochs=epochs,
+        batch_size=64,
+        verbose=2,
+        callbacks=[k.callbacks.EarlyStopping(patience=3, restore_best_weights=True)],
+    )
     return model
 
 
@@ -82,16 +95,22 @@ def mixed_precision(model: Any, data: Any, seed: int, epochs: int) -> tuple[Any,
     """The memory-constrained pipeline's mixed precision from edgecompress.compression (2-bit middle layers)."""
     from edgecompress.compression import FineTuning, Knobs, apply_plan, plan_for_strategy
 
-    plan = plan_for_strategy(model, "mixed-precision", export_mode="int8", io_dtype="int8",
-                             knobs=Knobs(bits=2, first_last_precision="int8"))
+    plan = plan_for_strategy(
+        model, "mixed-precision", export_mode="int8", io_dtype="int8", knobs=Knobs(bits=2, first_last_precision="int8")
+    )
     compressed = apply_plan(plan, model, data, settings=FineTuning(epochs=epochs, seed=seed, progress=False))
     return compressed.model, {"plan": plan.to_dict()}
 
 
 def subset_npz(eval_npz: Path, count: int, out: Path) -> Path:
     archive = np.load(eval_npz, allow_pickle=False)
-    np.savez(out, x=archive["x"][:count], y=archive["y"][:count], class_names=archive["class_names"],
-             output_kind=archive["output_kind"])
+    np.savez(
+        out,
+        x=archive["x"][:count],
+        y=archive["y"][:count],
+        class_names=archive["class_names"],
+        output_kind=archive["output_kind"],
+    )
     return out
 
 
@@ -124,22 +143,44 @@ def kernel_comparison(build: Any, eval_npz: Path, work: Path, samples: int) -> d
 
     small = subset_npz(eval_npz, samples, work / f"eval-first-{samples}.npz")
     manifest = json.loads(build.image.manifest.read_text())
-    extra = {key: manifest[key] for key in ("input", "output", "clock_mhz", "profile", "model_bytes", "reference_scores",
-                                            "shipped") if key in manifest}
+    extra = {
+        key: manifest[key]
+        for key in ("input", "output", "clock_mhz", "profile", "model_bytes", "reference_scores", "shipped")
+        if key in manifest
+    }
     started = time.time()
-    reference = image.build_firmware(build.firmware_dir, core=build.image.core, kernels="reference",
-                                     host_arena_bytes=build.arena_with_margin, probe=_probe(build, eval_npz),
-                                     out_name="reference", manifest_extra=extra)
+    reference = image.build_firmware(
+        build.firmware_dir,
+        core=build.image.core,
+        kernels="reference",
+        host_arena_bytes=build.arena_with_margin,
+        probe=_probe(build, eval_npz),
+        out_name="reference",
+        manifest_extra=extra,
+    )
     build_seconds = round(time.time() - started, 1)
     cmsis = on_board(build.image.image, small)
     ref = on_board(reference.image, small)
     return {
         "samples": samples,
         "cmsis_nn": {k: cmsis[k] for k in ("instructions_median", "instructions_mean", "accuracy", "vs_tflm_python")},
-        "reference": {**{k: ref[k] for k in ("instructions_median", "instructions_mean", "accuracy", "vs_tflm_python",
-                                             "per_op", "arena_used_32bit_bytes")},
-                      "flash_bytes": reference.device.flash_bytes, "ram_bytes": reference.device.ram_bytes,
-                      "kernels_flash_bytes": reference.device.flash["kernels"], "build_seconds": build_seconds},
+        "reference": {
+            **{
+                k: ref[k]
+                for k in (
+                    "instructions_median",
+                    "instructions_mean",
+                    "accuracy",
+                    "vs_tflm_python",
+                    "per_op",
+                    "arena_used_32bit_bytes",
+                )
+            },
+            "flash_bytes": reference.device.flash_bytes,
+            "ram_bytes": reference.device.ram_bytes,
+            "kernels_flash_bytes": reference.device.flash["kernels"],
+            "build_seconds": build_seconds,
+        },
         "cmsis_share_of_reference": round(cmsis["instructions_median"] / ref["instructions_median"], 4),
         "reference_over_cmsis_x": round(ref["instructions_median"] / cmsis["instructions_median"], 2),
         "aim_met": cmsis["instructions_median"] <= CMSIS_SHARE_AIM * ref["instructions_median"],
@@ -155,8 +196,9 @@ def _probe(build: Any, eval_npz: Path) -> Any:
     return image.ProbeInput(sample, io.input.bytes, io.output.bytes, io.output.dtype)
 
 
-def micro_builds(label: str, tflite_bytes: bytes, eval_npz: Path, out: Path, base_accuracy: float,
-                 reference_samples: int) -> dict[str, Any]:
+def micro_builds(
+    label: str, tflite_bytes: bytes, eval_npz: Path, out: Path, base_accuracy: float, reference_samples: int
+) -> dict[str, Any]:
     from edgecompress.micro import FirmwareOptions, build_micro
     from edgecompress.profiles import load_profile
 
@@ -164,11 +206,21 @@ def micro_builds(label: str, tflite_bytes: bytes, eval_npz: Path, out: Path, bas
     for name in PROFILES:
         started = time.time()
         try:
-            build = build_micro(tflite_bytes, profile=load_profile(name), eval_npz=eval_npz, out_dir=out / label / name,
-                                name=f"cifar_{label.replace('-', '_')}", firmware_options=FirmwareOptions(mode="auto"))
+            build = build_micro(
+                tflite_bytes,
+                profile=load_profile(name),
+                eval_npz=eval_npz,
+                out_dir=out / label / name,
+                name=f"cifar_{label.replace('-', '_')}",
+                firmware_options=FirmwareOptions(mode="auto"),
+            )
         except BudgetError as refused:
-            rows[name] = {"refused": True, "problem": refused.problem, "fix": refused.fix,
-                          "seconds": round(time.time() - started, 1)}
+            rows[name] = {
+                "refused": True,
+                "problem": refused.problem,
+                "fix": refused.fix,
+                "seconds": round(time.time() - started, 1),
+            }
             print(f"  {label:>10} on {name:<20} REFUSED: {refused.problem[:200]}...")
             continue
         row: dict[str, Any] = {
@@ -177,7 +229,9 @@ def micro_builds(label: str, tflite_bytes: bytes, eval_npz: Path, out: Path, bas
             "whole_firmware": build.whole_firmware_status,
             "tflite_file_bytes": build.uncompressed_bytes,
             "compressed_file_bytes": build.compressed_bytes,
-            "model_array_bytes": len(Path(build.compressed_tflite_path if build.shipped == "compressed" else build.tflite_path).read_bytes()),
+            "model_array_bytes": len(
+                Path(build.compressed_tflite_path if build.shipped == "compressed" else build.tflite_path).read_bytes()
+            ),
             "tflm_python_accuracy": build.accuracy,
             "litert_accuracy": build.litert_accuracy,
             "accuracy_vs_base_points": round((build.accuracy - base_accuracy) * 100, 2),
@@ -196,40 +250,60 @@ def micro_builds(label: str, tflite_bytes: bytes, eval_npz: Path, out: Path, bas
             row["model_flash_source"] = build.flash_bytes["source"] + " (no Cortex-M firmware: estimates)"
         else:
             device = build.image.device
-            row.update({
-                "core": build.image.core.family, "board": build.image.board.name if build.image.board else None,
-                "firmware_flash_bytes": device.flash_bytes, "firmware_ram_bytes": device.ram_bytes,
-                "flash_itemised": device.flash, "ram_itemised": device.ram,
-                "model_flash_bytes": device.flash["model"], "model_flash_source": "model_data.o in the linked firmware.elf",
-                "arena_32bit": build.image.arena, "stack": build.image.stack, "build": {
-                    k: build.image.build[k] for k in ("compiled_now", "from_cache", "seconds")},
-            })
+            row.update(
+                {
+                    "core": build.image.core.family,
+                    "board": build.image.board.name if build.image.board else None,
+                    "firmware_flash_bytes": device.flash_bytes,
+                    "firmware_ram_bytes": device.ram_bytes,
+                    "flash_itemised": device.flash,
+                    "ram_itemised": device.ram,
+                    "model_flash_bytes": device.flash["model"],
+                    "model_flash_source": "model_data.o in the linked firmware.elf",
+                    "arena_32bit": build.image.arena,
+                    "stack": build.image.stack,
+                    "build": {k: build.image.build[k] for k in ("compiled_now", "from_cache", "seconds")},
+                }
+            )
             if build.image.board is not None:
                 row["cmsis_nn_on_board"] = on_board(build.image.image, eval_npz)
                 try:
                     row["kernels"] = kernel_comparison(build, eval_npz, out / label / name, reference_samples)
                 except Exception as error:  # noqa: BLE001 - keep the other figures; say what failed
-                    row["kernels"] = {"failed": f"{type(error).__name__}: {error}", "trace": traceback.format_exc(limit=4)}
+                    row["kernels"] = {
+                        "failed": f"{type(error).__name__}: {error}",
+                        "trace": traceback.format_exc(limit=4),
+                    }
         row["seconds"] = round(time.time() - started, 1)
         rows[name] = row
         board = row.get("cmsis_nn_on_board", {})
-        print(f"  {label:>10} on {name:<20} model {row['model_flash_bytes']:>9,} B, firmware "
-              f"{row.get('firmware_flash_bytes', '-')} B flash / {row.get('firmware_ram_bytes', '-')} B RAM, "
-              f"TFLM acc {build.accuracy:.4f}, firmware acc {board.get('accuracy', '-')}, "
-              f"instructions {board.get('instructions_median', '-')}, ratio {row.get('kernels', {}).get('reference_over_cmsis_x', '-')}")
+        print(
+            f"  {label:>10} on {name:<20} model {row['model_flash_bytes']:>9,} B, firmware "
+            f"{row.get('firmware_flash_bytes', '-')} B flash / {row.get('firmware_ram_bytes', '-')} B RAM, "
+            f"TFLM acc {build.accuracy:.4f}, firmware acc {board.get('accuracy', '-')}, "
+            f"instructions {board.get('instructions_median', '-')}, ratio {row.get('kernels', {}).get('reference_over_cmsis_x', '-')}"
+        )
     return rows
 
 
 def target_verdict(results: dict[str, Any], base_accuracy: float) -> dict[str, Any]:
     """Smallest model flash within the accuracy tolerance vs 138,517 bytes, and what takes its space."""
-    accepted = [(row["model_flash_bytes"], label, profile, row) for label, rows in results.items()
-                for profile, row in rows.items() if not row["refused"]
-                and base_accuracy - row["tflm_python_accuracy"] <= ACCURACY_TOLERANCE]
+    accepted = [
+        (row["model_flash_bytes"], label, profile, row)
+        for label, rows in results.items()
+        for profile, row in rows.items()
+        if not row["refused"] and base_accuracy - row["tflm_python_accuracy"] <= ACCURACY_TOLERANCE
+    ]
     if not accepted:
         return {"met": False, "why": "no build within 1 point of the base model fitted any profile"}
     flash, label, profile, row = min(accepted, key=lambda item: item[0])
-    verdict = {"target_bytes": TARGET_BYTES, "best_model_flash_bytes": flash, "best": f"{label} on {profile}",
-               "met": flash <= TARGET_BYTES, "accuracy_vs_base_points": row["accuracy_vs_base_points"]}
+    verdict = {
+        "target_bytes": TARGET_BYTES,
+        "best_model_flash_bytes": flash,
+        "best": f"{label} on {profile}",
+        "met": flash <= TARGET_BYTES,
+        "accuracy_vs_base_points": row["accuracy_vs_base_points"],
+    }
     if flash > TARGET_BYTES:
         verdict["missed_by_bytes"] = flash - TARGET_BYTES
         verdict["what_takes_the_space"] = row["largest_in_flash"]
@@ -244,13 +318,17 @@ def main() -> int:
     parser.add_argument("--finetune-epochs", type=int, default=3, help="fine-tuning epochs for mixed precision")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-mixed", action="store_true", help="only plain int8 PTQ")
-    parser.add_argument("--reference-samples", type=int, default=200,
-                        help="test images run with reference kernels (they take ~10x the instructions)")
+    parser.add_argument(
+        "--reference-samples",
+        type=int,
+        default=200,
+        help="test images run with reference kernels (they take ~10x the instructions)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "micro.json")
     args = parser.parse_args()
 
-    from edgecompress.data import load_dataset, write_eval_npz
     from benchmarks.datasets_cache import ensure_cifar10_jpeg
+    from edgecompress.data import load_dataset, write_eval_npz
     from edgecompress.export.tflite import to_tflite
     from edgecompress.micro import toolchain
     from edgecompress.micro.linking import OPTIMIZATION
@@ -261,7 +339,9 @@ def main() -> int:
     print(f"CIFAR-10 cat vs dog: {len(data.y_train)} train, {len(data.y_test)} test ({time.time() - started:.0f} s)")
     model = train(data, args.epochs, args.seed)
     base = keras_accuracy(model, data)
-    print(f"base model: {model.count_params():,} parameters, Keras test accuracy {base:.4f} ({time.time() - started:.0f} s)")
+    print(
+        f"base model: {model.count_params():,} parameters, Keras test accuracy {base:.4f} ({time.time() - started:.0f} s)"
+    )
 
     document: dict[str, Any] = {
         "benchmark": "TFLite Micro firmware of the reference CIFAR CNN (cat vs dog), linked and run on emulated boards",
@@ -274,14 +354,14 @@ def main() -> int:
         "test_samples": int(len(data.y_test)),
         "seed": args.seed,
         "model_flash_is": "bytes model_data.o contributes to the linked firmware.elf (the .tflite array, 16-byte aligned, "
-                          "plus class names); esp32-s3: the compiled model object (estimate, no Xtensa firmware)",
+        "plus class names); esp32-s3: the compiled model object (estimate, no Xtensa firmware)",
         "firmware_is": "flash = text + rodata + data of firmware.elf; RAM = data + bss (arena) + stack (linker script)",
         "instructions_are": "executed instructions per inference on the emulated core (QEMU -icount shift=0, SysTick "
-                            "calibrated against a loop of known length); time is an estimate from an assumed CPI",
+        "calibrated against a loop of known length); time is an estimate from an assumed CPI",
         "accuracy_is": "TFLM Python interpreter on the full test split; the firmware on the emulated board on the same "
-                       "images; LiteRT on the uncompressed .tflite",
+        "images; LiteRT on the uncompressed .tflite",
         "machine_note": "2 cores shared with other developers' jobs: build and emulator seconds are noisy; instruction "
-                        "counts are exact and repeatable",
+        "counts are exact and repeatable",
         "builds": {},
     }
     with tempfile.TemporaryDirectory() as work:
@@ -290,14 +370,21 @@ def main() -> int:
         artifacts = {"ptq-int8": model}
         if not args.skip_mixed:
             try:
-                artifacts["mixed-2bit"], document["mixed_precision"] = mixed_precision(model, data, args.seed, args.finetune_epochs)
+                artifacts["mixed-2bit"], document["mixed_precision"] = mixed_precision(
+                    model, data, args.seed, args.finetune_epochs
+                )
             except Exception as error:  # noqa: BLE001 - the other package may still be in progress: say so, go on
-                document["mixed_precision"] = {"skipped": f"{type(error).__name__}: {error}", "trace": traceback.format_exc(limit=3)}
+                document["mixed_precision"] = {
+                    "skipped": f"{type(error).__name__}: {error}",
+                    "trace": traceback.format_exc(limit=3),
+                }
                 print(f"mixed precision skipped: {type(error).__name__}: {error}")
         for label, keras_model in artifacts.items():
             tflite_bytes = to_tflite(keras_model, mode="int8", representative=data.x_train, io_dtype="int8")
             print(f"{label}: .tflite {len(tflite_bytes):,} bytes")
-            document["builds"][label] = micro_builds(label, tflite_bytes, eval_npz, work_dir, base, args.reference_samples)
+            document["builds"][label] = micro_builds(
+                label, tflite_bytes, eval_npz, work_dir, base, args.reference_samples
+            )
             args.out.write_text(json.dumps(document, indent=2, default=str))  # keep what is done if a later step dies
     document["target_model_flash_138517"] = target_verdict(document["builds"], base)
     document["seconds"] = round(time.time() - started, 1)

@@ -34,7 +34,9 @@ def _models() -> dict[str, Callable[[], Any]]:
     applications = keras().applications
     return {
         "digits_cnn": lambda: build_digits_cnn(10),
-        "mobilenet_v2_0.35": lambda: applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10),
+        "mobilenet_v2_0.35": lambda: applications.MobileNetV2(
+            input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10
+        ),
         "resnet50": lambda: applications.ResNet50(input_shape=(96, 96, 3), weights=None, classes=10),
     }
 
@@ -79,7 +81,9 @@ def main() -> None:
             for suffix in (".h5", ".keras"):
                 path = Path(folder) / f"{name}{suffix}"
                 model.save(path)
-                plain = [_timed(lambda p=path: keras().models.load_model(p, compile=False))[1] for _ in range(args.repeats)]
+                plain = [
+                    _timed(lambda p=path: keras().models.load_model(p, compile=False))[1] for _ in range(args.repeats)
+                ]
                 safe = [_timed(lambda p=path: load_model(p, for_export=False))[1] for _ in range(args.repeats)]
                 steps = [_steps(path) for _ in range(args.repeats)]
                 row = {
@@ -97,13 +101,20 @@ def main() -> None:
                 row["added_fraction_of_tf_keras_load"] = row["added_s"] / row["tf_keras_load_s"]
                 rows.append(row)
                 step_text = ", ".join(f"{key} {value:.3f}" for key, value in row["steps_s"].items())
-                print(f"{name:18s} {row['format']:5s} {row['file_bytes'] / 1e6:7.1f} MB  tf-keras {row['tf_keras_load_s']:6.2f} s  "
-                      f"edgecompress {row['edgecompress_load_s']:6.2f} s  (x{row['ratio']:.2f}); checks add {row['added_s']:.3f} s "
-                      f"({row['added_fraction_of_tf_keras_load']:.1%})  [{step_text}]", flush=True)
+                print(
+                    f"{name:18s} {row['format']:5s} {row['file_bytes'] / 1e6:7.1f} MB  tf-keras {row['tf_keras_load_s']:6.2f} s  "
+                    f"edgecompress {row['edgecompress_load_s']:6.2f} s  (x{row['ratio']:.2f}); checks add {row['added_s']:.3f} s "
+                    f"({row['added_fraction_of_tf_keras_load']:.1%})  [{step_text}]",
+                    flush=True,
+                )
     out = ROOT / "results" / "model_load.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"repeats": args.repeats, "note": "median seconds; shared 2-core machine, noisy",
-                               "rows": rows}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {"repeats": args.repeats, "note": "median seconds; shared 2-core machine, noisy", "rows": rows}, indent=2
+        )
+        + "\n"
+    )
     print(f"Wrote {out}")
 
 

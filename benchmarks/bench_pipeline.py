@@ -35,8 +35,17 @@ sys.path.insert(0, str(ROOT.parent))
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 #: phases that come before anything is measured on the device
-BEFORE_MEASUREMENT = ("load", "significance", "plan and targets", "analysis", "reference", "ptq-export", "fine-tune",
-                      "compressed-export", "onnx-export")
+BEFORE_MEASUREMENT = (
+    "load",
+    "significance",
+    "plan and targets",
+    "analysis",
+    "reference",
+    "ptq-export",
+    "fine-tune",
+    "compressed-export",
+    "onnx-export",
+)
 
 
 def resnet_80k(seed: int):  # noqa: ANN201
@@ -73,7 +82,9 @@ def trained_model(cache: Path, data: dict[str, np.ndarray], epochs: int, seed: i
     from edgecompress._tf import keras
 
     model = resnet_80k(seed)
-    print(f"training {model.name} ({model.count_params():,} parameters) for {epochs} epochs on 50,000 images", flush=True)
+    print(
+        f"training {model.name} ({model.count_params():,} parameters) for {epochs} epochs on 50,000 images", flush=True
+    )
     model.compile(optimizer=keras().optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data["x_train"], data["y_train"], epochs=epochs, batch_size=128, validation_split=0.05, verbose=2)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,10 +103,18 @@ def subset_npz(data: dict[str, np.ndarray], n_train: int, folder: Path, seed: in
     """An .npz with `n_train` stratified training images (0..255 pixels) and the whole test set."""
     rng = np.random.default_rng(seed)
     per_class = n_train // len(CLASSES)
-    rows = np.concatenate([rng.permutation(np.flatnonzero(data["y_train"] == c))[:per_class] for c in range(len(CLASSES))])
+    rows = np.concatenate(
+        [rng.permutation(np.flatnonzero(data["y_train"] == c))[:per_class] for c in range(len(CLASSES))]
+    )
     path = folder / f"cifar10-{n_train}.npz"
-    np.savez(path, x_train=(data["x_train"][rows] * 255).round().astype(np.uint8), y_train=data["y_train"][rows],
-             x_test=(data["x_test"] * 255).round().astype(np.uint8), y_test=data["y_test"], class_names=np.array(CLASSES))
+    np.savez(
+        path,
+        x_train=(data["x_train"][rows] * 255).round().astype(np.uint8),
+        y_train=data["y_train"][rows],
+        x_test=(data["x_test"] * 255).round().astype(np.uint8),
+        y_test=data["y_test"],
+        class_names=np.array(CLASSES),
+    )
     return path
 
 
@@ -116,8 +135,13 @@ def deploy(model: Path, data: Path, profile: str, cache: Path, out: Path, **opti
         "timings_s": timings,
         "accuracy_pct": {row["artifact"]: round(100 * row["accuracy"], 2) for row in report["comparison"]},
         "keras_reference_pct": round(100 * report["keras_reference"]["overall"], 2),
-        "training": [{k: stage.get(k) for k in ("stage", "steps", "budget_steps", "epochs_equivalent", "wall_seconds", "stopped_by")}
-                     for stage in (report.get("training") or {}).get("stages", [])],
+        "training": [
+            {
+                k: stage.get(k)
+                for k in ("stage", "steps", "budget_steps", "epochs_equivalent", "wall_seconds", "stopped_by")
+            }
+            for stage in (report.get("training") or {}).get("stages", [])
+        ],
         "run_dir": str(result.run_dir),
     }
 
@@ -134,24 +158,45 @@ def main() -> None:
 
     data = cifar_arrays(ensure_cifar10_jpeg())
     model = trained_model(CACHE_DIR / "bench-models", data, args.train_epochs, args.seed)
-    results: dict = {"benchmark": "pipeline", "command": " ".join(sys.argv), "machine": {"cpus": os.cpu_count()},
-                     "model": str(model.name), "runs": {}}
+    results: dict = {
+        "benchmark": "pipeline",
+        "command": " ".join(sys.argv),
+        "machine": {"cpus": os.cpu_count()},
+        "model": str(model.name),
+        "runs": {},
+    }
     with tempfile.TemporaryDirectory(prefix="edgecompress-bench-") as scratch:
         scratch_dir = Path(scratch)
         npz = {n: subset_npz(data, n, scratch_dir, args.seed) for n in args.sizes}
         for n in args.sizes:
             run = deploy(model, npz[n], "rpi4", scratch_dir / f"cache-{n}", scratch_dir / "runs")
             results["runs"][f"train-{n}"] = run
-            print(f"{n:>6} training images: {run['wall_seconds']:.0f} s ({run['timings_s']}) -> {run['accuracy_pct']}", flush=True)
+            print(
+                f"{n:>6} training images: {run['wall_seconds']:.0f} s ({run['timings_s']}) -> {run['accuracy_pct']}",
+                flush=True,
+            )
         largest = max(args.sizes)
         again = deploy(model, npz[largest], "rpi5", scratch_dir / f"cache-{largest}", scratch_dir / "runs")
         results["runs"]["second-profile-cached"] = again
-        print(f"second deploy (rpi5, cache of the first): {again['wall_seconds']:.0f} s, "
-              f"{again['seconds_before_measurement']:.0f} s before measurement", flush=True)
-        long = deploy(model, npz[largest], "rpi4", scratch_dir / "cache-long", scratch_dir / "runs",
-                      finetune_steps=args.long_steps, epochs=1000)
+        print(
+            f"second deploy (rpi5, cache of the first): {again['wall_seconds']:.0f} s, "
+            f"{again['seconds_before_measurement']:.0f} s before measurement",
+            flush=True,
+        )
+        long = deploy(
+            model,
+            npz[largest],
+            "rpi4",
+            scratch_dir / "cache-long",
+            scratch_dir / "runs",
+            finetune_steps=args.long_steps,
+            epochs=1000,
+        )
         results["runs"]["long-finetune"] = long
-        print(f"long fine-tune ({args.long_steps} steps per stage): {long['wall_seconds']:.0f} s -> {long['accuracy_pct']}", flush=True)
+        print(
+            f"long fine-tune ({args.long_steps} steps per stage): {long['wall_seconds']:.0f} s -> {long['accuracy_pct']}",
+            flush=True,
+        )
     results["aims"] = aims(results["runs"], args.sizes)
     for name, aim in results["aims"].items():
         print(f"aim {name}: {aim['measured']} (aim {aim['aim']}): {'met' if aim['met'] else 'MISSED'}")
@@ -162,12 +207,22 @@ def main() -> None:
 
 def aims(runs: dict, sizes: list[int]) -> dict:
     smallest, largest = runs[f"train-{min(sizes)}"], runs[f"train-{max(sizes)}"]
-    compressed = next(name for name in largest["accuracy_pct"] if name not in ("baseline-fp32", "ptq-int8") and not name.endswith("-onnx"))
+    compressed = next(
+        name
+        for name in largest["accuracy_pct"]
+        if name not in ("baseline-fp32", "ptq-int8") and not name.endswith("-onnx")
+    )
     gap = round(runs["long-finetune"]["accuracy_pct"][compressed] - largest["accuracy_pct"][compressed], 2)
     growth = round(largest["wall_seconds"] / smallest["wall_seconds"], 2)
-    speedup = round(largest["seconds_before_measurement"] / max(0.1, runs["second-profile-cached"]["seconds_before_measurement"]), 2)
+    speedup = round(
+        largest["seconds_before_measurement"] / max(0.1, runs["second-profile-cached"]["seconds_before_measurement"]), 2
+    )
     return {
-        "deploy_50k_minutes": {"measured": round(largest["wall_seconds"] / 60, 2), "aim": "<= 10", "met": largest["wall_seconds"] <= 600},
+        "deploy_50k_minutes": {
+            "measured": round(largest["wall_seconds"] / 60, 2),
+            "aim": "<= 10",
+            "met": largest["wall_seconds"] <= 600,
+        },
         "growth_5k_to_50k": {"measured": growth, "aim": "<= 2x", "met": growth <= 2.0},
         "points_below_long_finetune": {"measured": gap, "aim": "<= 0.5", "met": gap <= 0.5, "artifact": compressed},
         "second_deploy_speedup_before_measurement": {"measured": speedup, "aim": ">= 3x", "met": speedup >= 3.0},

@@ -71,12 +71,18 @@ def build(pair: list[str], seed: int, args: argparse.Namespace, cifar: Path, wor
         t = time.perf_counter()
         significance = analyze_model(base, data.x_train, n_samples=2000, seed=seed)
     facts["timings_s"]["twonn"] = round(time.perf_counter() - t, 1)
-    facts["id_profile"] = [{"layer": layer.name, "id": round(layer.id, 2), "significant": layer.significant}
-                           for layer in significance.layers]
+    facts["id_profile"] = [
+        {"layer": layer.name, "id": round(layer.id, 2), "significant": layer.significant}
+        for layer in significance.layers
+    ]
     with quiet_native_output((1, 2)):
         artifacts = {
             "fp32": {"method": "baseline", "setting": "float32", "blob": to_tflite(base, mode="float32")},
-            "ptq-int8": {"method": "ptq", "setting": "int8", "blob": to_tflite(base, mode="int8", representative=calibration)},
+            "ptq-int8": {
+                "method": "ptq",
+                "setting": "int8",
+                "blob": to_tflite(base, mode="int8", representative=calibration),
+            },
         }
     settings = FineTuning(epochs=args.finetune_epochs, seed=seed, progress=False)
 
@@ -87,18 +93,33 @@ def build(pair: list[str], seed: int, args: argparse.Namespace, cifar: Path, wor
             compressed = apply_plan(plan, base, data, settings=settings)
         with quiet_native_output((1, 2)):
             blob = to_tflite(compressed.model, mode="int8", representative=calibration)
-        artifacts[name] = {"method": method, "setting": setting, "blob": blob, "plan_macs": plan.macs,
-                           "shapes": {layer.name: layer.speed_setting for layer in plan.layers if layer.speed_setting},
-                           "stages": compressed.stages}
+        artifacts[name] = {
+            "method": method,
+            "setting": setting,
+            "blob": blob,
+            "plan_macs": plan.macs,
+            "shapes": {layer.name: layer.speed_setting for layer in plan.layers if layer.speed_setting},
+            "stages": compressed.stages,
+        }
         facts["timings_s"][name] = round(time.perf_counter() - started, 1)
         print(f"  built {name}: {plan.macs:,} MACs planned ({facts['timings_s'][name]:.0f} s)", flush=True)
         return plan.macs
 
     for factor in args.width_factors:
-        macs = compress(f"twonn-prune@{factor:g}", "twonn-prune", "twonn-prune", f"width factor {factor:g}",
-                        StructureKnobs(width_factor=factor))
-        compress(f"uniform-prune@{factor:g}", "uniform-prune", "uniform-prune", f"MACs of twonn-prune@{factor:g}",
-                 StructureKnobs(target_macs=macs))
+        macs = compress(
+            f"twonn-prune@{factor:g}",
+            "twonn-prune",
+            "twonn-prune",
+            f"width factor {factor:g}",
+            StructureKnobs(width_factor=factor),
+        )
+        compress(
+            f"uniform-prune@{factor:g}",
+            "uniform-prune",
+            "uniform-prune",
+            f"MACs of twonn-prune@{factor:g}",
+            StructureKnobs(target_macs=macs),
+        )
     for energy in args.energies:
         compress(f"lowrank@{energy:g}", "lowrank", "lowrank", f"energy {energy:g}", StructureKnobs(rank_energy=energy))
     facts["eval_npz"] = eval_npz
@@ -119,12 +140,17 @@ def measure_all(artifacts: dict, eval_npz: Path, work: Path, args: argparse.Name
         path.write_bytes(artifact["blob"])
         blob = artifact["blob"]
         rows[name] = {
-            "method": artifact["method"], "setting": artifact["setting"],
-            "file_bytes": len(blob), "gzip_bytes": gzip_bytes(blob),
+            "method": artifact["method"],
+            "setting": artifact["setting"],
+            "file_bytes": len(blob),
+            "gzip_bytes": gzip_bytes(blob),
             "bitpacked_bytes": bitpacked_size(tflite_weight_stats(blob), tflite_bytes=blob)["total_bytes"],
             "macs": summary(tflite_macs(blob), "tflite")["total"],
-            "plan_macs": artifact.get("plan_macs"), "shapes": artifact.get("shapes"), "stages": artifact.get("stages"),
-            "round_medians_ms": [], "path": path,
+            "plan_macs": artifact.get("plan_macs"),
+            "shapes": artifact.get("shapes"),
+            "stages": artifact.get("stages"),
+            "round_medians_ms": [],
+            "path": path,
         }
     order = list(rows)
     loads = []
@@ -132,7 +158,9 @@ def measure_all(artifacts: dict, eval_npz: Path, work: Path, args: argparse.Name
         random.Random(seed * 100 + round_index).shuffle(order)
         loads.append(os.getloadavg()[0])
         for name in order:
-            job = MeasureJob(model=rows[name]["path"], eval_data=eval_npz, warmup=args.warmup, runs=args.runs, threads=1)
+            job = MeasureJob(
+                model=rows[name]["path"], eval_data=eval_npz, warmup=args.warmup, runs=args.runs, threads=1
+            )
             result = target.measure(job).result
             rows[name]["round_medians_ms"].append(result["latency_ms"]["median"])
             rows[name]["accuracy_pct"] = 100 * result["accuracy"]["overall"]
@@ -152,12 +180,28 @@ def measure_all(artifacts: dict, eval_npz: Path, work: Path, args: argparse.Name
 
 
 def meets_goal(row: dict) -> bool:
-    return (row["speedup_vs_fp32_x"] >= GOAL["faster_than_fp32_x"] and row["speedup_vs_int8_x"] >= GOAL["faster_than_int8_x"]
-            and row["accuracy_change_pts"] >= -GOAL["max_accuracy_loss_pts"] and row["smaller_gzip_x"] >= GOAL["smaller_gzip_x"])
+    return (
+        row["speedup_vs_fp32_x"] >= GOAL["faster_than_fp32_x"]
+        and row["speedup_vs_int8_x"] >= GOAL["faster_than_int8_x"]
+        and row["accuracy_change_pts"] >= -GOAL["max_accuracy_loss_pts"]
+        and row["smaller_gzip_x"] >= GOAL["smaller_gzip_x"]
+    )
 
 
-KEYS = ("accuracy_pct", "accuracy_change_pts", "latency_median_ms", "speedup_vs_fp32_x", "speedup_vs_int8_x", "macs",
-        "mac_ratio_x", "gzip_bytes", "smaller_gzip_x", "file_bytes", "bitpacked_bytes", "latency_spread_x")
+KEYS = (
+    "accuracy_pct",
+    "accuracy_change_pts",
+    "latency_median_ms",
+    "speedup_vs_fp32_x",
+    "speedup_vs_int8_x",
+    "macs",
+    "mac_ratio_x",
+    "gzip_bytes",
+    "smaller_gzip_x",
+    "file_bytes",
+    "bitpacked_bytes",
+    "latency_spread_x",
+)
 
 
 def _stats(values: list[float]) -> dict:
@@ -173,16 +217,31 @@ def summarise(runs: list[dict]) -> dict:
         for name in names:
             rows = [r["rows"][name] for r in of_pair]
             entry = {key: _stats([row[key] for row in rows]) for key in KEYS}
-            entry.update(method=rows[0]["method"], setting=rows[0]["setting"], n_seeds=len(rows),
-                         meets_goal_per_seed=[meets_goal(row) for row in rows])
+            entry.update(
+                method=rows[0]["method"],
+                setting=rows[0]["setting"],
+                n_seeds=len(rows),
+                meets_goal_per_seed=[meets_goal(row) for row in rows],
+            )
             entry["meets_goal_on_mean"] = meets_goal({key: entry[key]["mean"] for key in KEYS})
             table[name] = entry
-        curves = {method: sorted(({"artifact": name, "macs": table[name]["macs"]["mean"],
-                                   "latency_median_ms": table[name]["latency_median_ms"]["mean"],
-                                   "accuracy_pct": table[name]["accuracy_pct"]["mean"],
-                                   "accuracy_pct_std": table[name]["accuracy_pct"]["std"]}
-                                  for name in names if table[name]["method"] == method), key=lambda point: point["macs"])
-                  for method in METHODS}
+        curves = {
+            method: sorted(
+                (
+                    {
+                        "artifact": name,
+                        "macs": table[name]["macs"]["mean"],
+                        "latency_median_ms": table[name]["latency_median_ms"]["mean"],
+                        "accuracy_pct": table[name]["accuracy_pct"]["mean"],
+                        "accuracy_pct_std": table[name]["accuracy_pct"]["std"],
+                    }
+                    for name in names
+                    if table[name]["method"] == method
+                ),
+                key=lambda point: point["macs"],
+            )
+            for method in METHODS
+        }
         head_to_head = []
         for name in names:
             if table[name]["method"] != "twonn-prune":
@@ -191,39 +250,62 @@ def summarise(runs: list[dict]) -> dict:
             if twin not in table:
                 continue
             pairs = [(r["rows"][name], r["rows"][twin]) for r in of_pair]
-            head_to_head.append({
-                "twonn": name, "uniform": twin,
-                "macs_twonn_over_uniform": _stats([a["macs"] / b["macs"] for a, b in pairs]),
-                "accuracy_twonn_minus_uniform_pts": _stats([a["accuracy_pct"] - b["accuracy_pct"] for a, b in pairs]),
-                "latency_twonn_over_uniform": _stats([a["latency_median_ms"] / b["latency_median_ms"] for a, b in pairs]),
-                "gzip_twonn_over_uniform": _stats([a["gzip_bytes"] / b["gzip_bytes"] for a, b in pairs]),
-            })
+            head_to_head.append(
+                {
+                    "twonn": name,
+                    "uniform": twin,
+                    "macs_twonn_over_uniform": _stats([a["macs"] / b["macs"] for a, b in pairs]),
+                    "accuracy_twonn_minus_uniform_pts": _stats(
+                        [a["accuracy_pct"] - b["accuracy_pct"] for a, b in pairs]
+                    ),
+                    "latency_twonn_over_uniform": _stats(
+                        [a["latency_median_ms"] / b["latency_median_ms"] for a, b in pairs]
+                    ),
+                    "gzip_twonn_over_uniform": _stats([a["gzip_bytes"] / b["gzip_bytes"] for a, b in pairs]),
+                }
+            )
         passing = [name for name in names if table[name]["meets_goal_on_mean"]]
         best = max(passing, key=lambda name: table[name]["speedup_vs_int8_x"]["mean"], default=None)
-        summary[pair] = {"table": table, "curves": curves, "twonn_vs_uniform_at_equal_macs": head_to_head,
-                         "goal": GOAL, "artifacts_meeting_goal_on_mean": passing, "best_meeting_goal": best}
+        summary[pair] = {
+            "table": table,
+            "curves": curves,
+            "twonn_vs_uniform_at_equal_macs": head_to_head,
+            "goal": GOAL,
+            "artifacts_meeting_goal_on_mean": passing,
+            "best_meeting_goal": best,
+        }
     return summary
 
 
 def print_tables(summary: dict) -> None:
     for pair, part in summary.items():
         print(f"\n## {pair}: mean ± std over seeds, latency at 1 thread (runner, LiteRT, median of interleaved rounds)")
-        print("| artifact | acc % | Δ pts | median ms | vs fp32 | vs int8 | MACs | MAC ratio | gzip KiB | smaller (gzip) | goal |")
+        print(
+            "| artifact | acc % | Δ pts | median ms | vs fp32 | vs int8 | MACs | MAC ratio | gzip KiB | smaller (gzip) | goal |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, row in part["table"].items():
-            def ms(key: str, digits: int = 2) -> str:
+
+            def ms(key: str, digits: int = 2, row: dict = row) -> str:
                 return f"{row[key]['mean']:.{digits}f} ± {row[key]['std']:.{digits}f}"
-            print(f"| {name} | {ms('accuracy_pct')} | {row['accuracy_change_pts']['mean']:+.2f} | {ms('latency_median_ms', 4)} | "
-                  f"{row['speedup_vs_fp32_x']['mean']:.2f}x | {row['speedup_vs_int8_x']['mean']:.2f}x | "
-                  f"{row['macs']['mean'] / 1e6:.2f} M | {row['mac_ratio_x']['mean']:.2f}x | {row['gzip_bytes']['mean'] / 1024:.1f} | "
-                  f"{row['smaller_gzip_x']['mean']:.1f}x | {'yes' if row['meets_goal_on_mean'] else 'no'} |")
+
+            print(
+                f"| {name} | {ms('accuracy_pct')} | {row['accuracy_change_pts']['mean']:+.2f} | {ms('latency_median_ms', 4)} | "
+                f"{row['speedup_vs_fp32_x']['mean']:.2f}x | {row['speedup_vs_int8_x']['mean']:.2f}x | "
+                f"{row['macs']['mean'] / 1e6:.2f} M | {row['mac_ratio_x']['mean']:.2f}x | {row['gzip_bytes']['mean'] / 1024:.1f} | "
+                f"{row['smaller_gzip_x']['mean']:.1f}x | {'yes' if row['meets_goal_on_mean'] else 'no'} |"
+            )
         print("\nID-guided vs uniform widths at equal MACs (ratios twonn / uniform, mean ± std):")
         for h in part["twonn_vs_uniform_at_equal_macs"]:
-            print(f"  {h['twonn']}: MACs {h['macs_twonn_over_uniform']['mean']:.2f}, accuracy "
-                  f"{h['accuracy_twonn_minus_uniform_pts']['mean']:+.2f} ± {h['accuracy_twonn_minus_uniform_pts']['std']:.2f} pts, "
-                  f"latency {h['latency_twonn_over_uniform']['mean']:.2f}x, gzip {h['gzip_twonn_over_uniform']['mean']:.2f}x")
-        print(f"goal {part['goal']}: met on the mean by {', '.join(part['artifacts_meeting_goal_on_mean']) or 'nothing'}; "
-              f"best: {part['best_meeting_goal']}")
+            print(
+                f"  {h['twonn']}: MACs {h['macs_twonn_over_uniform']['mean']:.2f}, accuracy "
+                f"{h['accuracy_twonn_minus_uniform_pts']['mean']:+.2f} ± {h['accuracy_twonn_minus_uniform_pts']['std']:.2f} pts, "
+                f"latency {h['latency_twonn_over_uniform']['mean']:.2f}x, gzip {h['gzip_twonn_over_uniform']['mean']:.2f}x"
+            )
+        print(
+            f"goal {part['goal']}: met on the mean by {', '.join(part['artifacts_meeting_goal_on_mean']) or 'nothing'}; "
+            f"best: {part['best_meeting_goal']}"
+        )
 
 
 def main() -> None:
@@ -237,7 +319,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved latency rounds per artifact")
     parser.add_argument("--runs", type=int, default=300, help="timed batch-1 runs per round")
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--quick", action="store_true", help="one seed, short training, 2 points per method: a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="one seed, short training, 2 points per method: a smoke run"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "speed.json")
     args = parser.parse_args()
     if args.quick:
@@ -256,22 +340,40 @@ def main() -> None:
                 artifacts, facts = build(pair.split(","), seed, args, cifar, work)
                 print(f"{pair} seed {seed}: measuring {len(artifacts)} artifacts, {args.rounds} rounds", flush=True)
                 measured = measure_all(artifacts, facts.pop("eval_npz"), work, args, seed)
-            runs.append({"pair": pair.split(","), "seed": seed, **facts, **measured,
-                         "seconds": round(time.perf_counter() - started, 1)})
+            runs.append(
+                {
+                    "pair": pair.split(","),
+                    "seed": seed,
+                    **facts,
+                    **measured,
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+            )
             summary = summarise(runs)
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({
-                "benchmark": "speed", "command": " ".join(sys.argv), "quick": args.quick,
-                "settings": {k: v for k, v in vars(args).items() if k not in ("out", "pairs", "seeds")},
-                "definitions": {
-                    "latency_median_ms": "median over rounds of the runner's median batch-1 latency, 1 thread, LiteRT on this machine",
-                    "latency_spread_x": "max / min of an artifact's round medians: the noise of this shared machine",
-                    "macs": "multiply-accumulates counted from the .tflite graph (edgecompress.export.macs)",
-                    "smaller_gzip_x": "fp32 .tflite gzip bytes / this artifact's gzip bytes",
-                    "speedup_vs_fp32_x": "fp32 median latency / this median latency, same run", "goal": GOAL,
-                },
-                "summary": summary, "runs": runs,
-            }, indent=2, default=str) + "\n")
+            args.out.write_text(
+                json.dumps(
+                    {
+                        "benchmark": "speed",
+                        "command": " ".join(sys.argv),
+                        "quick": args.quick,
+                        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "pairs", "seeds")},
+                        "definitions": {
+                            "latency_median_ms": "median over rounds of the runner's median batch-1 latency, 1 thread, LiteRT on this machine",
+                            "latency_spread_x": "max / min of an artifact's round medians: the noise of this shared machine",
+                            "macs": "multiply-accumulates counted from the .tflite graph (edgecompress.export.macs)",
+                            "smaller_gzip_x": "fp32 .tflite gzip bytes / this artifact's gzip bytes",
+                            "speedup_vs_fp32_x": "fp32 median latency / this median latency, same run",
+                            "goal": GOAL,
+                        },
+                        "summary": summary,
+                        "runs": runs,
+                    },
+                    indent=2,
+                    default=str,
+                )
+                + "\n"
+            )
             print(f"{pair} seed {seed} done in {runs[-1]['seconds']:.0f} s", flush=True)
     print_tables(summarise(runs))
     print(f"\nwrote {args.out}")

@@ -56,31 +56,75 @@ def reference_model(cifar: Path, work: Path, max_epochs: int) -> Path:
 def deploy_request(model: Path, cifar: Path, args: argparse.Namespace, output: Path, *, cache: bool = True) -> Any:
     from edgecompress.pipeline import DeployRequest
 
-    return DeployRequest.build(model, "rpi4", data=str(cifar), classes=["cat", "dog"], target="local", output=output,
-                               finetune_steps=args.finetune_steps, max_eval=args.max_eval, warmup=args.warmup, runs=args.runs,
-                               onnx=False, cache=cache)
+    return DeployRequest.build(
+        model,
+        "rpi4",
+        data=str(cifar),
+        classes=["cat", "dog"],
+        target="local",
+        output=output,
+        finetune_steps=args.finetune_steps,
+        max_eval=args.max_eval,
+        warmup=args.warmup,
+        runs=args.runs,
+        onnx=False,
+        cache=cache,
+    )
 
 
-def search(model: Path, cifar: Path, args: argparse.Namespace, out: Path, *, seed: int, prior: bool, trials: int,
-           parallel: int, seeds: int = 1) -> dict[str, Any]:
+def search(
+    model: Path,
+    cifar: Path,
+    args: argparse.Namespace,
+    out: Path,
+    *,
+    seed: int,
+    prior: bool,
+    trials: int,
+    parallel: int,
+    seeds: int = 1,
+) -> dict[str, Any]:
     from edgecompress.tune import TuneRequest, tune
 
-    request = TuneRequest(deploy_request(model, cifar, args, out / "trials"), output=str(out), trials=trials, seeds=seeds,
-                          search_seed=seed, prior=prior, parallel=parallel, max_reruns=args.max_reruns)
+    request = TuneRequest(
+        deploy_request(model, cifar, args, out / "trials"),
+        output=str(out),
+        trials=trials,
+        seeds=seeds,
+        search_seed=seed,
+        prior=prior,
+        parallel=parallel,
+        max_reruns=args.max_reruns,
+    )
     started = time.monotonic()
     result = tune(request, progress=lambda line: print(f"  {line}", flush=True))
     report = result.report
     objectives = [o["name"] for o in report["objectives"]]
     measured = [row for row in report["trials"] if row["state"] == "complete"]
     return {
-        "tune_dir": str(result.tune_dir), "search_seed": seed, "prior": prior, "parallel": parallel,
-        "seconds": round(time.monotonic() - started, 1), "searched_s": report["engine"]["searched_s"],
-        "trials_per_hour": report["engine"]["trials_per_hour"], "counts": report["counts"],
+        "tune_dir": str(result.tune_dir),
+        "search_seed": seed,
+        "prior": prior,
+        "parallel": parallel,
+        "seconds": round(time.monotonic() - started, 1),
+        "searched_s": report["engine"]["searched_s"],
+        "trials_per_hour": report["engine"]["trials_per_hour"],
+        "counts": report["counts"],
         "points": [[row["figures"][o] for o in objectives] for row in measured],
-        "trials": [{"trial": row["trial"], "candidate": row["candidate"], "figures": row["figures"], "pareto": row["pareto"],
-                    "passes": row["passes"], "over_seeds": row.get("over_seeds")} for row in measured],
+        "trials": [
+            {
+                "trial": row["trial"],
+                "candidate": row["candidate"],
+                "figures": row["figures"],
+                "pareto": row["pareto"],
+                "passes": row["passes"],
+                "over_seeds": row.get("over_seeds"),
+            }
+            for row in measured
+        ],
         "verdict": {k: report["verdict"].get(k) for k in ("recommended_trial", "artifact", "reason")},
-        "objectives": objectives, "directions": [o["direction"] for o in report["objectives"]],
+        "objectives": objectives,
+        "directions": [o["direction"] for o in report["objectives"]],
     }
 
 
@@ -140,27 +184,40 @@ def ray_overhead(model: Path, cifar: Path, args: argparse.Namespace, out: Path, 
     finally:
         cluster.shutdown()
     median_local, median_ray = statistics.median(local), statistics.median(remote)
-    return {"in_process_s": [round(v, 2) for v in local], "ray_task_s": [round(v, 2) for v in remote],
-            "median_in_process_s": round(median_local, 2), "median_ray_task_s": round(median_ray, 2),
-            "overhead_per_trial_s": round(median_ray - median_local, 2), "ray_start_s": round(ray_start, 1),
-            "note": "the build only (fine-tune and export, cache off); measuring is the same driver-side code either way"}
+    return {
+        "in_process_s": [round(v, 2) for v in local],
+        "ray_task_s": [round(v, 2) for v in remote],
+        "median_in_process_s": round(median_local, 2),
+        "median_ray_task_s": round(median_ray, 2),
+        "overhead_per_trial_s": round(median_ray - median_local, 2),
+        "ray_start_s": round(ray_start, 1),
+        "note": "the build only (fine-tune and export, cache off); measuring is the same driver-side code either way",
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--search-seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--throughput-trials", type=int, default=8, help="trials of each throughput search (1 and 2 workers)")
+    parser.add_argument(
+        "--throughput-trials", type=int, default=8, help="trials of each throughput search (1 and 2 workers)"
+    )
     parser.add_argument("--finetune-steps", type=int, default=300)
     parser.add_argument("--max-eval", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--seeds", type=int, default=3, help="seeds the Pareto set of the first seeded search is re-run with")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="seeds the Pareto set of the first seeded search is re-run with"
+    )
     parser.add_argument("--max-reruns", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=20, help="epochs of the reference CNN's own training")
     parser.add_argument("--overhead-repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a reduced run: 4 trials, 1 search seed, 20 steps, 300 images")
-    parser.add_argument("--parts", nargs="+", default=["front", "throughput", "overhead"], choices=["front", "throughput", "overhead"])
+    parser.add_argument(
+        "--quick", action="store_true", help="a reduced run: 4 trials, 1 search seed, 20 steps, 300 images"
+    )
+    parser.add_argument(
+        "--parts", nargs="+", default=["front", "throughput", "overhead"], choices=["front", "throughput", "overhead"]
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
@@ -174,22 +231,43 @@ def main() -> None:
     cifar = ensure_cifar10_jpeg()
     model = reference_model(cifar, CACHE_DIR / "bench-tune", args.max_epochs)
     figures: dict[str, Any] = json.loads(output.read_text()) if output.is_file() and len(args.parts) < 3 else {}
-    figures.update(settings={k: v for k, v in vars(args).items() if k != "output"}, model=model.name, machine={"cpus": os.cpu_count()})
+    figures.update(
+        settings={k: v for k, v in vars(args).items() if k != "output"},
+        model=model.name,
+        machine={"cpus": os.cpu_count()},
+    )
 
     def save() -> None:  # after every part: a later part failing keeps the figures measured so far
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
         work = Path(tmp)
-        os.environ["EDGECOMPRESS_CACHE"] = str(work / "cache-searches")  # shared by the searches, fresh for this benchmark
+        os.environ["EDGECOMPRESS_CACHE"] = str(
+            work / "cache-searches"
+        )  # shared by the searches, fresh for this benchmark
         if "front" in args.parts:
             runs = []
             for seed in args.search_seeds:
                 for prior in (True, False):
-                    print(f"search seed {seed}, {'TwoNN-seeded' if prior else 'unseeded'}: {args.trials} trials", flush=True)
+                    print(
+                        f"search seed {seed}, {'TwoNN-seeded' if prior else 'unseeded'}: {args.trials} trials",
+                        flush=True,
+                    )
                     reruns = args.seeds if (prior and seed == args.search_seeds[0]) else 1
-                    runs.append(search(model, cifar, args, work / f"front-{seed}-{int(prior)}", seed=seed, prior=prior,
-                                       trials=args.trials, parallel=2, seeds=reruns))
+                    runs.append(
+                        search(
+                            model,
+                            cifar,
+                            args,
+                            work / f"front-{seed}-{int(prior)}",
+                            seed=seed,
+                            prior=prior,
+                            trials=args.trials,
+                            parallel=2,
+                            seeds=reruns,
+                        )
+                    )
             figures["hypervolume"] = hypervolumes(runs)
             figures["searches"] = runs
             first = runs[0]
@@ -199,11 +277,23 @@ def main() -> None:
         if "throughput" in args.parts:
             figures["throughput"] = {}
             for parallel in (1, 2):
-                os.environ["EDGECOMPRESS_CACHE"] = str(work / f"cache-throughput-{parallel}")  # nothing reused between them
+                os.environ["EDGECOMPRESS_CACHE"] = str(
+                    work / f"cache-throughput-{parallel}"
+                )  # nothing reused between them
                 print(f"throughput: {parallel} worker(s), {args.throughput_trials} trials", flush=True)
-                run = search(model, cifar, args, work / f"throughput-{parallel}", seed=0, prior=True,
-                             trials=args.throughput_trials, parallel=parallel)
-                figures["throughput"][f"{parallel}_workers"] = {k: run[k] for k in ("searched_s", "trials_per_hour", "counts", "seconds")}
+                run = search(
+                    model,
+                    cifar,
+                    args,
+                    work / f"throughput-{parallel}",
+                    seed=0,
+                    prior=True,
+                    trials=args.throughput_trials,
+                    parallel=parallel,
+                )
+                figures["throughput"][f"{parallel}_workers"] = {
+                    k: run[k] for k in ("searched_s", "trials_per_hour", "counts", "seconds")
+                }
             one, two = (figures["throughput"][f"{n}_workers"]["trials_per_hour"] for n in (1, 2))
             figures["throughput"]["speedup_2_over_1"] = round(two / one, 2) if one and two else None
             save()
@@ -219,25 +309,34 @@ def main() -> None:
 def print_summary(figures: dict[str, Any]) -> None:
     hv = figures.get("hypervolume")
     if hv:
-        print(f"\nhypervolume after {figures['settings']['trials']} trials ({len(hv['seeded'])} search seeds): "
-              f"TwoNN-seeded {hv['seeded_mean']:.3f} ± {hv['seeded_std']:.3f}, unseeded {hv['unseeded_mean']:.3f} ± {hv['unseeded_std']:.3f}")
+        print(
+            f"\nhypervolume after {figures['settings']['trials']} trials ({len(hv['seeded'])} search seeds): "
+            f"TwoNN-seeded {hv['seeded_mean']:.3f} ± {hv['seeded_std']:.3f}, unseeded {hv['unseeded_mean']:.3f} ± {hv['unseeded_std']:.3f}"
+        )
         print("Pareto front of the first seeded search (mean ± std over seeds where re-run):")
         for trial in figures["pareto_front"]:
             seeds = trial.get("over_seeds") or {}
-            shown = ", ".join(f"{k} {seeds[k]['mean']:.4g} ± {seeds[k]['std']:.2g}" if k in seeds else f"{k} {v:.4g}"
-                              for k, v in trial["figures"].items() if k in ("accuracy", "size", "latency") and v is not None)
+            shown = ", ".join(
+                f"{k} {seeds[k]['mean']:.4g} ± {seeds[k]['std']:.2g}" if k in seeds else f"{k} {v:.4g}"
+                for k, v in trial["figures"].items()
+                if k in ("accuracy", "size", "latency") and v is not None
+            )
             print(f"  {trial['trial']}: {trial['candidate']}: {shown}")
         print(f"verdict: {figures['verdict']['reason']}")
     throughput = figures.get("throughput")
     if throughput:
         for n in (1, 2):
             entry = throughput[f"{n}_workers"]
-            print(f"{n} worker(s): {entry['trials_per_hour']} measured trials per hour ({entry['counts']['complete']} trials in {entry['searched_s']:.0f} s)")
+            print(
+                f"{n} worker(s): {entry['trials_per_hour']} measured trials per hour ({entry['counts']['complete']} trials in {entry['searched_s']:.0f} s)"
+            )
         print(f"2 workers / 1 worker: {throughput['speedup_2_over_1']}x")
     overhead = figures.get("ray_overhead")
     if overhead:
-        print(f"Ray overhead per trial build: {overhead['overhead_per_trial_s']:+.2f} s (Ray task {overhead['median_ray_task_s']:.2f} s, "
-              f"in-process {overhead['median_in_process_s']:.2f} s); starting a local Ray: {overhead['ray_start_s']:.1f} s")
+        print(
+            f"Ray overhead per trial build: {overhead['overhead_per_trial_s']:+.2f} s (Ray task {overhead['median_ray_task_s']:.2f} s, "
+            f"in-process {overhead['median_in_process_s']:.2f} s); starting a local Ray: {overhead['ray_start_s']:.1f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ import sys
 import time
 import tracemalloc
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +62,8 @@ def reference_cifar_cnn(n_outputs: int = 1) -> Any:
 
 def load_cat_dog(max_train: int | None = None) -> Any:
     """CIFAR-10 cat vs dog from the shared JPEG archives, scaled to 0..1."""
-    from edgecompress.data import load_dataset
     from benchmarks.datasets_cache import ensure_cifar10_jpeg
+    from edgecompress.data import load_dataset
 
     return load_dataset(ensure_cifar10_jpeg(), input_shape=(32, 32, 3), classes=CLASSES, max_train=max_train)
 
@@ -155,8 +156,13 @@ def peak_memory(points: np.ndarray, *, n_subsamples: int) -> dict[str, float]:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak = tracemalloc.get_traced_memory()[1] - baseline
     tracemalloc.stop()
-    return {"n_subsamples": n_subsamples, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
-            "peak_extra_mb": round(peak / 2**20, 1), "id": round(result.d, 3)}
+    return {
+        "n_subsamples": n_subsamples,
+        "seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "peak_extra_mb": round(peak / 2**20, 1),
+        "id": round(result.d, 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -172,30 +178,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     data = load_cat_dog()
     model, accuracy = train_reference_cnn(data, epochs=args.epochs)
-    print(f"reference CNN: {model.count_params():,} parameters, cat/dog test accuracy {accuracy:.3f} "
-          f"after {args.epochs} epochs")
+    print(
+        f"reference CNN: {model.count_params():,} parameters, cat/dog test accuracy {accuracy:.3f} "
+        f"after {args.epochs} epochs"
+    )
     rng = np.random.default_rng(0)
     x = data.x_train[np.sort(rng.choice(len(data.x_train), args.samples, replace=False))]
 
     extraction = best_of(args.repeats, lambda: layer_arrays(model, x))
     arrays = extraction.result
-    print(f"activation extraction, {args.samples} samples, {len(arrays)} representations: "
-          f"{extraction.wall:.2f} s ({extraction.cpu:.2f} s CPU)")
+    print(
+        f"activation extraction, {args.samples} samples, {len(arrays)} representations: "
+        f"{extraction.wall:.2f} s ({extraction.cpu:.2f} s CPU)"
+    )
     comparison = compare_on_layers(arrays, args.repeats)
-    print(f"TwoNN on all representations: {comparison['ours_all_layers_s']:.2f} s "
-          f"({comparison['ours_all_layers_cpu_s']:.2f} s CPU); with 5 half-size subsamples "
-          f"{comparison['ours_all_layers_with_5_subsamples_s']:.2f} s "
-          f"({comparison['ours_all_layers_with_5_subsamples_cpu_s']:.2f} s CPU); target < 15 s")
-    print(f"scikit-dimension TwoNN on {len(comparison['skdim_layers'])} of them: {comparison['skdim_s']:.2f} s "
-          f"({comparison['skdim_cpu_s']:.2f} s CPU), ours {comparison['ours_on_skdim_layers_s']:.2f} s "
-          f"({comparison['ours_on_skdim_layers_cpu_s']:.2f} s CPU): {comparison['speedup_vs_skdim']}x faster")
+    print(
+        f"TwoNN on all representations: {comparison['ours_all_layers_s']:.2f} s "
+        f"({comparison['ours_all_layers_cpu_s']:.2f} s CPU); with 5 half-size subsamples "
+        f"{comparison['ours_all_layers_with_5_subsamples_s']:.2f} s "
+        f"({comparison['ours_all_layers_with_5_subsamples_cpu_s']:.2f} s CPU); target < 15 s"
+    )
+    print(
+        f"scikit-dimension TwoNN on {len(comparison['skdim_layers'])} of them: {comparison['skdim_s']:.2f} s "
+        f"({comparison['skdim_cpu_s']:.2f} s CPU), ours {comparison['ours_on_skdim_layers_s']:.2f} s "
+        f"({comparison['ours_on_skdim_layers_cpu_s']:.2f} s CPU): {comparison['speedup_vs_skdim']}x faster"
+    )
     for name, row in comparison["layers"].items():
-        print(f"  {name:>9} {row['features']:>6} features  ID {row['id']:7.3f}  skdim {row['skdim_id']}  "
-              f"duplicates {row['n_duplicates_dropped']}")
+        print(
+            f"  {name:>9} {row['features']:>6} features  ID {row['id']:7.3f}  skdim {row['skdim_id']}  "
+            f"duplicates {row['n_duplicates_dropped']}"
+        )
     analyzed = best_of(1, lambda: analyze_model(model, data.x_train, n_samples=args.samples))
     profile = analyzed.result
-    print(f"analyze_model end to end ({args.samples} samples, 5 subsamples): {analyzed.wall:.2f} s "
-          f"({analyzed.cpu:.2f} s CPU) {profile.timings}")
+    print(
+        f"analyze_model end to end ({args.samples} samples, 5 subsamples): {analyzed.wall:.2f} s "
+        f"({analyzed.cpu:.2f} s CPU) {profile.timings}"
+    )
 
     widest = max(arrays, key=lambda name: arrays[name].shape[1])
     wide_x = data.x_train[: args.memory_samples]
@@ -209,17 +227,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # The whole process (TensorFlow, the data set, the model, the activations) for context.
         "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    print(f"N = {len(wide)} on {widest} ({memory['activations_mb']} MB of activations), 5 subsamples: "
-          f"{memory['seconds']} s ({memory['cpu_seconds']} s CPU), peak extra memory {memory['peak_extra_mb']} MB "
-          f"(an N x N float64 matrix alone: {memory['full_float64_distance_matrix_mb']} MB)")
+    print(
+        f"N = {len(wide)} on {widest} ({memory['activations_mb']} MB of activations), 5 subsamples: "
+        f"{memory['seconds']} s ({memory['cpu_seconds']} s CPU), peak extra memory {memory['peak_extra_mb']} MB "
+        f"(an N x N float64 matrix alone: {memory['full_float64_distance_matrix_mb']} MB)"
+    )
 
     results = {
         "benchmark": "bench_twonn",
-        "machine": {"cpu_count": os.cpu_count(), "load_average_at_start": load_at_start,
-                    "load_average_at_end": os.getloadavg(), "python": sys.version.split()[0],
-                    "platform": platform.platform(), "numpy": np.__version__},
-        "model": {"name": model.name, "parameters": model.count_params(), "epochs": args.epochs,
-                  "test_accuracy": round(accuracy, 4), "classes": CLASSES},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": os.getloadavg(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "numpy": np.__version__,
+        },
+        "model": {
+            "name": model.name,
+            "parameters": model.count_params(),
+            "epochs": args.epochs,
+            "test_accuracy": round(accuracy, 4),
+            "classes": CLASSES,
+        },
         "samples": args.samples,
         "repeats": args.repeats,
         "activation_extraction_s": round(extraction.wall, 3),

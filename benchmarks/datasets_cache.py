@@ -16,14 +16,15 @@ import contextlib
 import hashlib
 import os
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from edgecompress.errors import DataError
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-CIFAR10_ARCHIVE_DIR = Path(os.environ.get("EDGECOMPRESS_CIFAR10_ARCHIVES",
-                                          REPOSITORY.parent / "shared" / "datasets" / "cifar10-jpeg"))
+CIFAR10_ARCHIVE_DIR = Path(
+    os.environ.get("EDGECOMPRESS_CIFAR10_ARCHIVES", REPOSITORY.parent / "shared" / "datasets" / "cifar10-jpeg")
+)
 CACHE_DIR = Path(os.environ.get("EDGECOMPRESS_DATA_CACHE", Path.home() / ".cache" / "edgecompress"))
 _STAMP = ".edgecompress-extracted"
 
@@ -42,8 +43,10 @@ def ensure_cifar10_jpeg(root: Path | None = None, *, archives: Path | None = Non
     if not sums_file.is_file():
         if stamp.is_file():
             return root  # extracted and verified earlier; the archives have since moved
-        raise DataError(f"The CIFAR-10 JPEG archives are not in {archives} (no SHA256SUMS there).",
-                        "Set EDGECOMPRESS_CIFAR10_ARCHIVES to the folder holding SHA256SUMS and the archives.")
+        raise DataError(
+            f"The CIFAR-10 JPEG archives are not in {archives} (no SHA256SUMS there).",
+            "Set EDGECOMPRESS_CIFAR10_ARCHIVES to the folder holding SHA256SUMS and the archives.",
+        )
     sums = sums_file.read_text()
     root.parent.mkdir(parents=True, exist_ok=True)
     with _locked(root.with_name(root.name + ".lock")):
@@ -66,8 +69,9 @@ def ensure_cifar10_jpeg(root: Path | None = None, *, archives: Path | None = Non
 def _parse_sums(text: str, where: Path) -> dict[str, str]:
     pairs = [line.split(maxsplit=1) for line in text.splitlines() if line.strip()]
     if not pairs or any(len(pair) != 2 for pair in pairs):
-        raise DataError(f"{where} is not a SHA256SUMS file ('<sha256>  <file>' per line).",
-                        "Restore it from the data set's source.")
+        raise DataError(
+            f"{where} is not a SHA256SUMS file ('<sha256>  <file>' per line).", "Restore it from the data set's source."
+        )
     return {name.strip().lstrip("*"): digest.lower() for digest, name in pairs}
 
 
@@ -79,8 +83,10 @@ def _verify(archive: Path, digest: str) -> None:
         for block in iter(lambda: stream.read(1 << 20), b""):
             sha.update(block)
     if sha.hexdigest() != digest:
-        raise DataError(f"{archive} does not match its SHA256SUMS entry (got {sha.hexdigest()}).",
-                        "The copy is damaged or incomplete; copy it again from the source.")
+        raise DataError(
+            f"{archive} does not match its SHA256SUMS entry (got {sha.hexdigest()}).",
+            "The copy is damaged or incomplete; copy it again from the source.",
+        )
 
 
 @contextlib.contextmanager

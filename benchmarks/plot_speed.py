@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-STYLE = {"twonn-prune": ("#0072b2", "o", "ID-guided widths (twonn-prune)"),
-         "uniform-prune": ("#e69f00", "s", "uniform widths, equal MACs (uniform-prune)"),
-         "lowrank": ("#009e73", "^", "low rank (energy 0.4-0.8)")}
+STYLE = {
+    "twonn-prune": ("#0072b2", "o", "ID-guided widths (twonn-prune)"),
+    "uniform-prune": ("#e69f00", "s", "uniform widths, equal MACs (uniform-prune)"),
+    "lowrank": ("#009e73", "^", "low rank (energy 0.4-0.8)"),
+}
 
 
 def plot(results: Path) -> Path:
@@ -31,21 +33,40 @@ def plot(results: Path) -> Path:
     figure, axes = plt.subplots(len(summary), 2, figsize=(11, 4.2 * len(summary)), squeeze=False)
     for row, (pair, part) in enumerate(summary.items()):
         table = part["table"]
-        for column, (key, label, scale) in enumerate((("macs", "MACs per inference (millions)", 1e-6),
-                                                       ("latency_median_ms", "median latency, 1 thread (ms)", 1.0))):
+        for column, (key, label, scale) in enumerate(
+            (
+                ("macs", "MACs per inference (millions)", 1e-6),
+                ("latency_median_ms", "median latency, 1 thread (ms)", 1.0),
+            )
+        ):
             axis = axes[row][column]
             for method, (colour, marker, name) in STYLE.items():
-                points = sorted((entry for entry in table.values() if entry["method"] == method), key=lambda e: e[key]["mean"])
+                points = sorted(
+                    (entry for entry in table.values() if entry["method"] == method), key=lambda e: e[key]["mean"]
+                )
                 if not points:
                     continue
-                axis.errorbar([p[key]["mean"] * scale for p in points], [p["accuracy_pct"]["mean"] for p in points],
-                              yerr=[p["accuracy_pct"]["std"] for p in points], color=colour, marker=marker, label=name,
-                              capsize=3, linewidth=1.5)
+                axis.errorbar(
+                    [p[key]["mean"] * scale for p in points],
+                    [p["accuracy_pct"]["mean"] for p in points],
+                    yerr=[p["accuracy_pct"]["std"] for p in points],
+                    color=colour,
+                    marker=marker,
+                    label=name,
+                    capsize=3,
+                    linewidth=1.5,
+                )
             for reference, marker in (("fp32", "*"), ("ptq-int8", "D")):
                 if reference in table:
                     entry = table[reference]
-                    axis.scatter([entry[key]["mean"] * scale], [entry["accuracy_pct"]["mean"]], color="black", marker=marker,
-                                 zorder=5, label=f"{reference} (no fine-tuning)")
+                    axis.scatter(
+                        [entry[key]["mean"] * scale],
+                        [entry["accuracy_pct"]["mean"]],
+                        color="black",
+                        marker=marker,
+                        zorder=5,
+                        label=f"{reference} (no fine-tuning)",
+                    )
             axis.set_xscale("log")
             plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
             axis.xaxis.set_major_formatter(plain)

@@ -67,8 +67,10 @@ class LimitCheck:
         if self.fits:
             return f"{what}: {about}{self.value:,} of {self.limit.bytes:,} bytes ({self.limit.field})"
         over = self.value - self.limit.bytes
-        return (f"{what} needs {about}{self.value:,} bytes, over the {self.limit.bytes:,}-byte {self.limit.field} by "
-                f"{over:,} bytes ({over / self.limit.bytes:.0%})")
+        return (
+            f"{what} needs {about}{self.value:,} bytes, over the {self.limit.bytes:,}-byte {self.limit.field} by "
+            f"{over:,} bytes ({over / self.limit.bytes:.0%})"
+        )
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,14 @@ class Budget:
     @classmethod
     def of(cls, profile: Any) -> Budget:
         if profile.device_class == "microcontroller":
-            return cls((Limit("flash_bytes", int(profile.flash_budget_bytes), "flash_budget_bytes"),
-                        Limit("ram_bytes", int(profile.model_memory_budget_bytes), "model_memory_budget_bytes", required=False)))
+            return cls(
+                (
+                    Limit("flash_bytes", int(profile.flash_budget_bytes), "flash_budget_bytes"),
+                    Limit(
+                        "ram_bytes", int(profile.model_memory_budget_bytes), "model_memory_budget_bytes", required=False
+                    ),
+                )
+            )
         return cls((Limit("file_bytes", int(profile.model_memory_budget_bytes), "model_memory_budget_bytes"),))
 
     @property
@@ -95,7 +103,9 @@ class Budget:
 
     def fits(self, use: Resources) -> bool | None:
         """True / False when every required figure is known; None when one is missing."""
-        verdicts = [self._fits(limit, use) for limit in self.limits if limit.required or use.get(limit.measure) is not None]
+        verdicts = [
+            self._fits(limit, use) for limit in self.limits if limit.required or use.get(limit.measure) is not None
+        ]
         if False in verdicts:
             return False
         return None if None in verdicts else True

@@ -22,9 +22,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 META = "meta.json"
 DEFAULT_LIMIT = "2GiB"
@@ -34,7 +35,10 @@ VERSIONED = ("edgecompress", "tensorflow", "tf-keras", "tensorflow-model-optimiz
 
 def cache_root() -> Path:
     """The folder edgecompress keeps caches in (also the CIFAR copy of the benchmarks)."""
-    base = os.environ.get("EDGECOMPRESS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgecompress"
+    base = (
+        os.environ.get("EDGECOMPRESS_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgecompress"
+    )
     return Path(base).expanduser()
 
 
@@ -95,14 +99,19 @@ class StageCache:
             folder.parent.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
             write(scratch)
-            (scratch / META).write_text(json.dumps({**meta, "kind": kind, "key": key, "stored": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-                                                   default=str))
+            (scratch / META).write_text(
+                json.dumps(
+                    {**meta, "kind": kind, "key": key, "stored": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, default=str
+                )
+            )
             if (folder / META).is_file():
                 # Another process (a parallel tune trial) published the same key first. The key names
                 # the same work, so its entry stands: replacing it could pull files from under a reader.
                 shutil.rmtree(scratch, ignore_errors=True)
             else:
-                if folder.exists():  # a left-over without meta.json: an interrupted writer from before publishing was atomic
+                if (
+                    folder.exists()
+                ):  # a left-over without meta.json: an interrupted writer from before publishing was atomic
                     shutil.rmtree(folder, ignore_errors=True)
                 os.rename(scratch, folder)  # atomic; fails if a concurrent writer won the race, handled below
         except OSError:
@@ -145,8 +154,13 @@ class StageCache:
         kinds: dict[str, int] = {}
         for folder, _, _ in entries:
             kinds[folder.parent.name] = kinds.get(folder.parent.name, 0) + 1
-        return {"root": str(self.root), "entries": len(entries), "bytes": sum(size for _, size, _ in entries),
-                "limit_bytes": self.limit_bytes, "by_kind": kinds}
+        return {
+            "root": str(self.root),
+            "entries": len(entries),
+            "bytes": sum(size for _, size, _ in entries),
+            "limit_bytes": self.limit_bytes,
+            "by_kind": kinds,
+        }
 
 
 def _versions() -> dict[str, str | None]:

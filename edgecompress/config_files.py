@@ -9,8 +9,9 @@ errors explained field by field with "did you mean" (see `explain_validation`).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -38,7 +39,9 @@ def read_text(path: Path, error: type[EdgeCompressError], what: str) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise error(f"The {what} {path} cannot be read: {exc.strerror or exc}.", "Check the path and its permissions.") from None
+        raise error(
+            f"The {what} {path} cannot be read: {exc.strerror or exc}.", "Check the path and its permissions."
+        ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -56,8 +59,10 @@ def read_mapping(path: Path, error: type[EdgeCompressError], what: str, layout_h
     if document is None:
         raise error(f"The {what} {path} is empty.", layout_hint)
     if not isinstance(document, dict):
-        raise error(f"The {what} {path} must hold a mapping of fields (key: value lines), not a {type(document).__name__}.",
-                    layout_hint)
+        raise error(
+            f"The {what} {path} must hold a mapping of fields (key: value lines), not a {type(document).__name__}.",
+            layout_hint,
+        )
     return document
 
 
@@ -67,8 +72,10 @@ def _parse_yaml(text: str, path: Path, error: type[EdgeCompressError]) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise error(f"{path} is not valid YAML{where}: {exc.problem or exc.context}.",
-                    "Fix the YAML syntax there (indentation uses spaces, `key: value`).") from None
+        raise error(
+            f"{path} is not valid YAML{where}: {exc.problem or exc.context}.",
+            "Fix the YAML syntax there (indentation uses spaces, `key: value`).",
+        ) from None
     except yaml.YAMLError as exc:
         raise error(f"{path} is not valid YAML: {exc}.", "Fix the YAML syntax.") from None
 
@@ -192,9 +199,13 @@ class _Explainer:
 
     def _home_of(self, key: str) -> str:
         """Dotted path of the one schema field called `key`, wherever it sits one level down."""
-        homes = [f"{name}.{key}" for name, field in self.root.model_fields.items()
-                 if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-                 and key in field.annotation.model_fields]
+        homes = [
+            f"{name}.{key}"
+            for name, field in self.root.model_fields.items()
+            if isinstance(field.annotation, type)
+            and issubclass(field.annotation, BaseModel)
+            and key in field.annotation.model_fields
+        ]
         homes += [key] if key in self.root.model_fields else []
         return homes[0] if len(homes) == 1 else ""
 

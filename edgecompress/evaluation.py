@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,4 +53,6 @@ def keras_scores(model: Any, x: np.ndarray) -> np.ndarray:
     """
     if len(x) == 0:
         return np.zeros((0, int(model.outputs[0].shape[-1])), dtype=np.float32)
-    return np.concatenate([np.asarray(model(x[i : i + KERAS_BATCH], training=False)) for i in range(0, len(x), KERAS_BATCH)])
+    return np.concatenate(
+        [np.asarray(model(x[i : i + KERAS_BATCH], training=False)) for i in range(0, len(x), KERAS_BATCH)]
+    )

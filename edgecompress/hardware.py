@@ -39,17 +39,38 @@ CoreName = Literal[
 
 _SMLAD = "CMSIS-NN int8 (SMLAD)"
 CORES: dict[str, Core] = {
-    "cortex-m0plus": Core("Cortex-M0+", "armv6-m", "cortex-m0plus", "cortex-m0plus", False, None,
-                          8.0, "TFLM reference C kernels, no DSP instructions"),
-    "cortex-m3": Core("Cortex-M3", "armv7-m", "cortex-m3", "cortex-m3", False, "mps2-an385",
-                      4.0, "CMSIS-NN int8 without DSP instructions"),
+    "cortex-m0plus": Core(
+        "Cortex-M0+",
+        "armv6-m",
+        "cortex-m0plus",
+        "cortex-m0plus",
+        False,
+        None,
+        8.0,
+        "TFLM reference C kernels, no DSP instructions",
+    ),
+    "cortex-m3": Core(
+        "Cortex-M3",
+        "armv7-m",
+        "cortex-m3",
+        "cortex-m3",
+        False,
+        "mps2-an385",
+        4.0,
+        "CMSIS-NN int8 without DSP instructions",
+    ),
     "cortex-m4": Core("Cortex-M4", "armv7e-m", "cortex-m4", "cortex-m4", False, "mps2-an386", 2.0, _SMLAD),
     "cortex-m4f": Core("Cortex-M4F", "armv7e-m", "cortex-m4", "cortex-m4+fp", True, "mps2-an386", 2.0, _SMLAD),
-    "cortex-m7": Core("Cortex-M7", "armv7e-m", "cortex-m7", "cortex-m7+fp", True, "mps2-an500", 1.0, f"{_SMLAD}, dual issue"),
+    "cortex-m7": Core(
+        "Cortex-M7", "armv7e-m", "cortex-m7", "cortex-m7+fp", True, "mps2-an500", 1.0, f"{_SMLAD}, dual issue"
+    ),
     "cortex-m33": Core("Cortex-M33", "armv8-m", "cortex-m33", "cortex-m33", True, None, 2.0, _SMLAD),
-    "cortex-m55": Core("Cortex-M55", "armv8-m", "cortex-m55", "cortex-m55", True, "mps3-an547", 2.0,
-                       f"{_SMLAD}; Helium not counted"),
-    "xtensa-lx7": Core("Xtensa LX7 (ESP32-S3)", "xtensa", cycles_per_mac=1.0, kernels="ESP-NN 128-bit SIMD int8 kernels"),
+    "cortex-m55": Core(
+        "Cortex-M55", "armv8-m", "cortex-m55", "cortex-m55", True, "mps3-an547", 2.0, f"{_SMLAD}; Helium not counted"
+    ),
+    "xtensa-lx7": Core(
+        "Xtensa LX7 (ESP32-S3)", "xtensa", cycles_per_mac=1.0, kernels="ESP-NN 128-bit SIMD int8 kernels"
+    ),
     "cortex-a53": Core("Cortex-A53", "aarch64"),
     "cortex-a57": Core("Cortex-A57", "aarch64"),
     "cortex-a72": Core("Cortex-A72", "aarch64"),

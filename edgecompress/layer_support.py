@@ -104,7 +104,7 @@ ACTIVATION_GAPS: dict[str, tuple[ExportGap, ...]] = {
             f"{_INVALID_ONNX} (tf2onnx writes an 'Erfc' node)",
             "Use the 'swish' activation (close to GELU), which exports to TFLite and ONNX.",
         ),
-    ),
+    )
 }
 
 
@@ -116,7 +116,9 @@ def export_gaps(
     found = []
     for layer in layers:
         activation = layer.config.get("activation")
-        gaps = LAYER_GAPS.get(layer.class_name, ()) + (ACTIVATION_GAPS.get(activation, ()) if isinstance(activation, str) else ())
+        gaps = LAYER_GAPS.get(layer.class_name, ()) + (
+            ACTIVATION_GAPS.get(activation, ()) if isinstance(activation, str) else ()
+        )
         for gap in gaps:
             failing = sorted(routes & gap.fails)
             if failing and gap.applies(layer, free_batch=free_batch):

@@ -26,11 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.errors import ModelError
-from edgecompress.model_safety import (
-    CheckedArchitecture,
-    LayerRecord,
-    check_architecture,
-)
+from edgecompress.model_safety import CheckedArchitecture, LayerRecord, check_architecture
 
 #: Layers whose presence near the input means the model rescales 0..255 pixels itself.
 SELF_SCALING_LAYERS = {"Rescaling", "Normalization"}
@@ -145,7 +141,9 @@ def _architecture_from_h5(path: Path, shown: Path) -> dict[str, Any]:
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
     if not isinstance(raw, str):
-        raise ModelError(f"'{shown}' stores its architecture as {type(raw).__name__}, not JSON text.", "Re-export the model.")
+        raise ModelError(
+            f"'{shown}' stores its architecture as {type(raw).__name__}, not JSON text.", "Re-export the model."
+        )
     return _parse_json(raw, shown)
 
 

@@ -92,9 +92,20 @@ TF_OP_LAYERS = frozenset({"TFOpLambda", "SlicingOpLambda"})
 PURE_TF_MODULES = frozenset(
     "tensorflow.python.ops." + name
     for name in (
-        "array_ops", "array_ops_stack", "gen_array_ops", "math_ops", "gen_math_ops", "special_math_ops",
-        "nn_ops", "nn_impl", "gen_nn_ops", "clip_ops", "image_ops_impl", "tensor_getitem_override",
-        "manip_ops", "sort_ops",
+        "array_ops",
+        "array_ops_stack",
+        "gen_array_ops",
+        "math_ops",
+        "gen_math_ops",
+        "special_math_ops",
+        "nn_ops",
+        "nn_impl",
+        "gen_nn_ops",
+        "clip_ops",
+        "image_ops_impl",
+        "tensor_getitem_override",
+        "manip_ops",
+        "sort_ops",
     )
 )
 #: TensorFlow API namespaces refused even when the function lives in a pure module.
@@ -122,7 +133,7 @@ class LayerRecord:
     at: str = field(repr=False, compare=False, default="")  # where it sits in its parent's record
 
     def label(self) -> str:
-        """"layer 'gru' (GRU) in 'both_ways' (Bidirectional)": the layers around it, not the model."""
+        """ "layer 'gru' (GRU) in 'both_ways' (Bidirectional)": the layers around it, not the model."""
         outer, parent = [], self.parent
         while parent is not None and parent.parent is not None:
             outer.append(f" in '{parent.name}' ({parent.class_name})")
@@ -173,8 +184,12 @@ def builtin_vocabulary() -> Vocabulary:
     import tf_keras.src.activations as activation_module
     from tf_keras.src.engine.functional import Functional
 
-    layers = {name: objs for name, objs in _public_classes(k.layers, k.layers.Layer).items() if name not in REFUSED_LAYERS}
-    layers.update({"Functional": frozenset({Functional}), "Sequential": frozenset({k.Sequential}), "Model": frozenset({k.Model})})
+    layers = {
+        name: objs for name, objs in _public_classes(k.layers, k.layers.Layer).items() if name not in REFUSED_LAYERS
+    }
+    layers.update(
+        {"Functional": frozenset({Functional}), "Sequential": frozenset({k.Sequential}), "Model": frozenset({k.Model})}
+    )
     from tf_keras.src.layers.core.tf_op_layer import SlicingOpLambda, TFOpLambda
 
     layers.update({"TFOpLambda": frozenset({TFOpLambda}), "SlicingOpLambda": frozenset({SlicingOpLambda})})
@@ -325,7 +340,11 @@ class _Walk:
 
     def string(self, text: str, owner: LayerRecord | None, path: str, kind: str) -> None:
         if text in self.registered:
-            raise self.refuse(owner, path, f"names the registered custom object {_shown(text)}, which tf-keras would use instead of a built-in")
+            raise self.refuse(
+                owner,
+                path,
+                f"names the registered custom object {_shown(text)}, which tf-keras would use instead of a built-in",
+            )
         if kind == "dtype":
             if not _valid_dtype(text):
                 raise self.refuse(owner, path, f"is {_shown(text)}, which is not a dtype or dtype policy name")
@@ -347,27 +366,43 @@ class _Walk:
             raise self.refuse(owner, path, f"{REFUSED_MARKERS[class_name]} ({_origin(node)})")
         if class_name in DATA_MARKERS:
             if kind != "any" or "module" in node or "registered_name" in node:
-                raise self.refuse(owner, path, f"is a {_shown(class_name)} data record where a {KIND_NOUNS[kind]} belongs")
+                raise self.refuse(
+                    owner, path, f"is a {_shown(class_name)} data record where a {KIND_NOUNS[kind]} belongs"
+                )
             return self.mapping(node, owner, path)
         objects = self.vocabulary.objects(kind, class_name)
         if not objects:
             config = node.get("config")
-            name = f" {_shown(config['name'])}" if isinstance(config, dict) and isinstance(config.get("name"), str) else ""
+            name = (
+                f" {_shown(config['name'])}" if isinstance(config, dict) and isinstance(config.get("name"), str) else ""
+            )
             reason = REFUSED_LAYERS.get(class_name)
-            what = (f"is a {class_name} layer{name}, which {reason}" if reason
-                    else f"names the class {_origin(node)}, which is not a built-in tf-keras {KIND_NOUNS[kind]}")
+            what = (
+                f"is a {class_name} layer{name}, which {reason}"
+                if reason
+                else f"names the class {_origin(node)}, which is not a built-in tf-keras {KIND_NOUNS[kind]}"
+            )
             raise self.refuse(owner, path, what)
         inner, here = owner, path
-        if kind in ("model", "layer", "activation") or (kind == "any" and class_name in self.vocabulary.by_kind["layer"]):
+        if kind in ("model", "layer", "activation") or (
+            kind == "any" and class_name in self.vocabulary.by_kind["layer"]
+        ):
             inner, here = self.layer(node, owner, path), ""  # errors inside a layer name that layer
         registered = node.get("registered_name")
         if registered is not None and registered != class_name:
-            raise self.refuse(inner, _join(here, "registered_name"),
-                              f"is {_shown(registered)}: a registered custom class, not the built-in {class_name}")
+            raise self.refuse(
+                inner,
+                _join(here, "registered_name"),
+                f"is {_shown(registered)}: a registered custom class, not the built-in {class_name}",
+            )
         module = node.get("module")
         if module is not None and (not isinstance(module, str) or _resolve_module(module, class_name) not in objects):
-            raise self.refuse(inner, _join(here, "module"), f"is {_shown(module)}, which is not where tf-keras keeps "
-                              f"{class_name}: tf-keras would import that module to look for it")
+            raise self.refuse(
+                inner,
+                _join(here, "module"),
+                f"is {_shown(module)}, which is not where tf-keras keeps "
+                f"{class_name}: tf-keras would import that module to look for it",
+            )
         checked = {}
         for key, item in node.items():
             where = _join(here, key)
@@ -390,14 +425,26 @@ class _Walk:
         name, module, registered = node.get("config"), node.get("module"), node.get("registered_name")
         function = self.vocabulary.activation_functions.get(name) if isinstance(name, str) else None
         if function is None:
-            raise self.refuse(owner, _join(path, "config"), f"names the function {_shown(name)}, which is not a tf-keras activation")
+            raise self.refuse(
+                owner, _join(path, "config"), f"names the function {_shown(name)}, which is not a tf-keras activation"
+            )
         if registered is not None and registered != name:
-            raise self.refuse(owner, _join(path, "registered_name"), f"is {_shown(registered)}: a registered custom function")
-        if module not in (None, "builtins") and (not isinstance(module, str) or _resolve_module(module, str(name)) is not function):
-            raise self.refuse(owner, _join(path, "module"), f"is {_shown(module)}, which is not where tf-keras keeps "
-                              f"the activation {name}: tf-keras would import that module to look for it")
+            raise self.refuse(
+                owner, _join(path, "registered_name"), f"is {_shown(registered)}: a registered custom function"
+            )
+        if module not in (None, "builtins") and (
+            not isinstance(module, str) or _resolve_module(module, str(name)) is not function
+        ):
+            raise self.refuse(
+                owner,
+                _join(path, "module"),
+                f"is {_shown(module)}, which is not where tf-keras keeps "
+                f"the activation {name}: tf-keras would import that module to look for it",
+            )
         if set(node) - {"class_name", "config", "module", "registered_name"}:
-            raise self.refuse(owner, path, f"carries unexpected fields {sorted(set(node) - set(OBJECT_KEYS) - {'config'})}")
+            raise self.refuse(
+                owner, path, f"carries unexpected fields {sorted(set(node) - set(OBJECT_KEYS) - {'config'})}"
+            )
         return dict(node)
 
     def layer(self, node: dict[str, Any], parent: LayerRecord | None, at: str) -> LayerRecord:
@@ -410,8 +457,12 @@ class _Walk:
     def tf_op(self, record: LayerRecord) -> None:
         function = record.config.get("function")
         if not isinstance(function, str) or not _pure_tf_function(function):
-            raise self.refuse(record, "config.function", f"is {_shown(function)}, which is not a TensorFlow op that only "
-                              "computes on tensors (functions that touch files, print, call Python or load libraries are refused)")
+            raise self.refuse(
+                record,
+                "config.function",
+                f"is {_shown(function)}, which is not a TensorFlow op that only "
+                "computes on tensors (functions that touch files, print, call Python or load libraries are refused)",
+            )
 
 
 def _origin(node: dict[str, Any]) -> str:
@@ -440,6 +491,7 @@ def check_architecture(config: Any, *, source: str) -> CheckedArchitecture:
             "Re-export the model with model.save(); a genuine Keras model is never nested this deep.",
         ) from None
     if not isinstance(checked, dict):
-        raise ModelError(f"'{source}' has no Keras model record at the top of its architecture.", "Re-export the model.")
+        raise ModelError(
+            f"'{source}' has no Keras model record at the top of its architecture.", "Re-export the model."
+        )
     return CheckedArchitecture(config=checked, layers=walk.layers)
-

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,11 +35,20 @@ from edgecompress.resources import bundled_dir
 #: and silently reading that as megabytes would be off by 8x, so only these spellings pass.
 SIZE_UNITS: dict[str, int] = {
     "B": 1,
-    "KB": 10**3, "kB": 10**3, "MB": 10**6, "GB": 10**9,
-    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30,
+    "KB": 10**3,
+    "kB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
 }
 _SIZE_RE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z]*)\s*$")
-_SIZE_HELP = "Write a whole number of bytes, or a number with one of the units " + ", ".join(SIZE_UNITS) + " (e.g. 256KiB, 4GiB, 1MB)."
+_SIZE_HELP = (
+    "Write a whole number of bytes, or a number with one of the units "
+    + ", ".join(SIZE_UNITS)
+    + " (e.g. 256KiB, 4GiB, 1MB)."
+)
 
 
 def parse_size(value: int | str) -> int:
@@ -81,14 +91,16 @@ def _size_or_none(value: Any) -> Any:
 
 
 Size = Annotated[int, BeforeValidator(parse_size), Field(ge=1)]
-OptionalSize = Annotated[Union[Annotated[int, Field(ge=1)], None], BeforeValidator(_size_or_none)]
+OptionalSize = Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_size_or_none)]
 
 # --------------------------------------------------------------------------------------
 # Schema
 # --------------------------------------------------------------------------------------
 
 DeviceClass = Literal["linux-board", "phone", "microcontroller"]
-CpuArch = Literal["aarch64", "armv7l", "armv6l", "x86_64", "xtensa", "armv6-m", "armv7-m", "armv7e-m", "armv8-m", "riscv32", "riscv64"]
+CpuArch = Literal[
+    "aarch64", "armv7l", "armv6l", "x86_64", "xtensa", "armv6-m", "armv7-m", "armv7e-m", "armv8-m", "riscv32", "riscv64"
+]
 Accelerator = Literal["none", "gpu", "npu", "dsp", "edgetpu"]
 Runtime = Literal["litert", "tflite-micro", "onnxruntime", "edgetpu"]
 PtqMode = Literal["int8", "fp16", "dynamic", "float32"]
@@ -112,8 +124,13 @@ class Cpu(_Strict):
     arch: CpuArch = Field(description="instruction set as `uname -m` or the MCU core family names it")
     cores: int = Field(ge=1, le=256, description="CPU cores the model can use")
     clock_mhz: int = Field(ge=1, le=10_000, description="peak clock in MHz (e.g. 1800 for 1.8 GHz)")
-    model: str = Field(min_length=1, description="SoC / core, e.g. 'Broadcom BCM2711, 4x Cortex-A72' (free text, for people)")
-    core: Optional[CoreName] = Field(default=None, description="the core that runs the model; decides firmware flags, the emulated board and cost figures (required for microcontrollers)")
+    model: str = Field(
+        min_length=1, description="SoC / core, e.g. 'Broadcom BCM2711, 4x Cortex-A72' (free text, for people)"
+    )
+    core: CoreName | None = Field(
+        default=None,
+        description="the core that runs the model; decides firmware flags, the emulated board and cost figures (required for microcontrollers)",
+    )
 
 
 class Compression(_Strict):
@@ -121,16 +138,46 @@ class Compression(_Strict):
 
     ptq: PtqMode = Field(description="post-training quantization of the shipped model")
     io_dtype: IoDtype = Field(default="float32", description="dtype of the model's input and output tensors")
-    significance_delta: float = Field(default=20.0, gt=0, description="TwoNN significance threshold: layers whose intrinsic-dimension change is below it count as insignificant")
+    significance_delta: float = Field(
+        default=20.0,
+        gt=0,
+        description="TwoNN significance threshold: layers whose intrinsic-dimension change is below it count as insignificant",
+    )
     clusters: int = Field(default=16, ge=2, le=256, description="weight clusters per layer for clustering / CQAT")
-    strategy: Strategy = Field(default="cqat", description="how the model is compressed before export; a tighter budget may force a more aggressive one")
-    mixed_precision_bits: int = Field(default=2, ge=1, le=7, description="bits per weight of significant layers under the mixed-precision strategy (insignificant layers are binarised)")
-    first_last_precision: LayerPrecision = Field(default="float32", description="precision of the first and last layers, which are most sensitive to quantization")
+    strategy: Strategy = Field(
+        default="cqat",
+        description="how the model is compressed before export; a tighter budget may force a more aggressive one",
+    )
+    mixed_precision_bits: int = Field(
+        default=2,
+        ge=1,
+        le=7,
+        description="bits per weight of significant layers under the mixed-precision strategy (insignificant layers are binarised)",
+    )
+    first_last_precision: LayerPrecision = Field(
+        default="float32",
+        description="precision of the first and last layers, which are most sensitive to quantization",
+    )
     final_artifact: FinalArtifact = Field(default="tflite", description="what is shipped to the device")
-    finetune_steps: int = Field(default=1000, ge=1, le=1_000_000, description="optimizer steps per fine-tuning stage at most (batches of 64 drawn from the whole training set)")
-    finetune_minutes: Optional[float] = Field(default=None, gt=0, description="wall-clock budget for all fine-tuning of one deploy, in minutes (none: no limit)")
-    prefer: PlanPreference = Field(default="size", description="the smallest artifact under the budget (size), or the fastest (speed): speed adds the speed_recipe's smaller layer shapes to the strategy")
-    speed_recipe: SpeedRecipe = Field(default="twonn-prune", description="how a speed-preferring plan cuts MACs: structured pruning sized by layer ID, uniform pruning, or low rank")
+    finetune_steps: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="optimizer steps per fine-tuning stage at most (batches of 64 drawn from the whole training set)",
+    )
+    finetune_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description="wall-clock budget for all fine-tuning of one deploy, in minutes (none: no limit)",
+    )
+    prefer: PlanPreference = Field(
+        default="size",
+        description="the smallest artifact under the budget (size), or the fastest (speed): speed adds the speed_recipe's smaller layer shapes to the strategy",
+    )
+    speed_recipe: SpeedRecipe = Field(
+        default="twonn-prune",
+        description="how a speed-preferring plan cuts MACs: structured pruning sized by layer ID, uniform pruning, or low rank",
+    )
 
 
 Preference = Literal["size", "latency", "accuracy"]
@@ -143,14 +190,40 @@ class Acceptance(_Strict):
     Defaults apply to every profile that does not say otherwise; `deploy` and `report`
     override single fields from the command line (decision/rules.py maps the options)."""
 
-    max_accuracy_drop_points: float = Field(default=1.0, ge=0, le=100, description="largest overall accuracy loss against the baseline, in percentage points")
-    max_class_drop_points: Optional[float] = Field(default=5.0, ge=0, le=100, description="largest recall loss of any single class, in points (null: not checked)")
-    max_impacted_classes: Optional[int] = Field(default=None, ge=0, description="most classes allowed to be significantly impacted (sigma rule, or Welch over seeds; null: reported, not checked)")
-    max_latency_ms: Optional[float] = Field(default=None, gt=0, description="latency ceiling per inference in ms, on `latency_statistic` (null: not checked)")
-    latency_statistic: LatencyStatistic = Field(default="median", description="which latency figure the ceiling applies to: median or p90 of the timed batch-1 runs")
-    max_peak_memory_bytes: OptionalSize = Field(default=None, description="ceiling on the runner's peak resident memory while the model runs (null: not checked)")
-    prefer: Preference = Field(default="size", description="which passing artifact to recommend: the smallest, the fastest or the most accurate")
-    allow_baseline: bool = Field(default=False, description="the uncompressed baseline may be recommended when it passes")
+    max_accuracy_drop_points: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="largest overall accuracy loss against the baseline, in percentage points",
+    )
+    max_class_drop_points: float | None = Field(
+        default=5.0, ge=0, le=100, description="largest recall loss of any single class, in points (null: not checked)"
+    )
+    max_impacted_classes: int | None = Field(
+        default=None,
+        ge=0,
+        description="most classes allowed to be significantly impacted (sigma rule, or Welch over seeds; null: reported, not checked)",
+    )
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="latency ceiling per inference in ms, on `latency_statistic` (null: not checked)",
+    )
+    latency_statistic: LatencyStatistic = Field(
+        default="median",
+        description="which latency figure the ceiling applies to: median or p90 of the timed batch-1 runs",
+    )
+    max_peak_memory_bytes: OptionalSize = Field(
+        default=None,
+        description="ceiling on the runner's peak resident memory while the model runs (null: not checked)",
+    )
+    prefer: Preference = Field(
+        default="size",
+        description="which passing artifact to recommend: the smallest, the fastest or the most accurate",
+    )
+    allow_baseline: bool = Field(
+        default=False, description="the uncompressed baseline may be recommended when it passes"
+    )
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance level of McNemar's and Welch's tests")
 
     def describe(self) -> list[str]:
@@ -168,26 +241,39 @@ class Acceptance(_Strict):
         return lines
 
 
-
 class Profile(_Strict):
     """One device: what it can execute, its memory, and the compression defaults that follow."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="short lowercase id used on the command line, e.g. rpi4")
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]*$", description="short lowercase id used on the command line, e.g. rpi4"
+    )
     description: str = Field(min_length=1, description="one line a person recognises the device by")
     device_class: DeviceClass = Field(description="linux-board, phone or microcontroller")
     cpu: Cpu
     ram_bytes: Size = Field(description="main RAM (on a microcontroller: on-chip SRAM)")
-    external_ram_bytes: OptionalSize = Field(default=None, description="extra RAM the model may use, e.g. a microcontroller module's PSRAM")
-    model_memory_budget_bytes: Size = Field(description="RAM the model may take while running: weights + activations on Linux/phones, the tensor arena on microcontrollers")
-    flash_budget_bytes: OptionalSize = Field(default=None, description="storage for the model file; required for microcontrollers, whose weights live in flash")
+    external_ram_bytes: OptionalSize = Field(
+        default=None, description="extra RAM the model may use, e.g. a microcontroller module's PSRAM"
+    )
+    model_memory_budget_bytes: Size = Field(
+        description="RAM the model may take while running: weights + activations on Linux/phones, the tensor arena on microcontrollers"
+    )
+    flash_budget_bytes: OptionalSize = Field(
+        default=None,
+        description="storage for the model file; required for microcontrollers, whose weights live in flash",
+    )
     int8: bool = Field(description="int8 inference is a fast path on the device's main compute unit")
     fp16: bool = Field(description="float16 arithmetic is a fast path on the device's main compute unit")
     accelerator: Accelerator = Field(default="none", description="the unit models are offloaded to, if any")
     accelerator_int8_only: bool = Field(default=False, description="the accelerator runs nothing but fully int8 models")
     preferred_runtimes: list[Runtime] = Field(min_length=1, description="inference runtimes to use, best first")
     compression: Compression
-    acceptance: Acceptance = Field(default_factory=Acceptance, description="what an artifact must show, measured, to be recommended (see `edgecompress deploy --help`)")
-    sources: list[str] = Field(default_factory=list, description="where the figures come from (datasheets, product pages)")
+    acceptance: Acceptance = Field(
+        default_factory=Acceptance,
+        description="what an artifact must show, measured, to be recommended (see `edgecompress deploy --help`)",
+    )
+    sources: list[str] = Field(
+        default_factory=list, description="where the figures come from (datasheets, product pages)"
+    )
 
     @model_validator(mode="after")
     def _fields_agree(self) -> Profile:
@@ -275,66 +361,126 @@ def _mcu(p: Profile) -> bool:
 
 
 CONSISTENCY_RULES: tuple[Rule, ...] = (
-    Rule("compression.ptq", lambda p: p.compression.ptq == "int8" and not p.int8,
-         "int8 quantization needs a fast int8 path, but int8 is false.",
-         "Set int8: true, or choose compression.ptq fp16, dynamic or float32."),
-    Rule("compression.ptq", lambda p: p.compression.ptq == "fp16" and not p.fp16,
-         "float16 quantization needs a fast float16 path, but fp16 is false.",
-         "Set fp16: true, or choose compression.ptq int8, dynamic or float32."),
-    Rule("compression.io_dtype", lambda p: p.compression.io_dtype == "int8" and p.compression.ptq != "int8",
-         "int8 inputs and outputs exist only in a fully int8 model, but compression.ptq is {p.compression.ptq}.",
-         "Set compression.io_dtype: float32, or compression.ptq: int8."),
-    Rule("accelerator_int8_only", lambda p: _int8_only(p) and p.accelerator == "none",
-         "there is no accelerator (accelerator is none).",
-         "Name the accelerator (gpu, npu, dsp, edgetpu), or set accelerator_int8_only: false."),
-    Rule("int8", lambda p: _int8_only(p) and not p.int8,
-         "the accelerator runs only int8 models (accelerator_int8_only is true).",
-         "Set int8: true."),
-    Rule("compression.ptq", lambda p: _int8_only(p) and p.compression.ptq != "int8",
-         "the {p.accelerator} accelerator runs only fully int8 models (accelerator_int8_only is true).",
-         "Set compression.ptq: int8."),
-    Rule("compression.io_dtype", lambda p: _int8_only(p) and p.compression.io_dtype != "int8",
-         "the int8-only {p.accelerator} accelerator cannot take float tensors; the graph would fall back to the CPU.",
-         "Set compression.io_dtype: int8."),
-    Rule("compression.first_last_precision", lambda p: _int8_only(p) and p.compression.first_last_precision != "int8",
-         "float layers cannot run on the int8-only {p.accelerator} accelerator.",
-         "Set compression.first_last_precision: int8."),
-    Rule("accelerator_int8_only", lambda p: p.accelerator == "edgetpu" and not p.accelerator_int8_only,
-         "the Edge TPU executes only fully int8-quantized models.",
-         "Set accelerator_int8_only: true."),
-    Rule("preferred_runtimes", lambda p: "edgetpu" in p.preferred_runtimes and p.accelerator != "edgetpu",
-         "the edgetpu runtime needs an Edge TPU, but accelerator is {p.accelerator}.",
-         "Set accelerator: edgetpu, or remove edgetpu from preferred_runtimes."),
-    Rule("preferred_runtimes", lambda p: len(set(p.preferred_runtimes)) != len(p.preferred_runtimes),
-         "a runtime is listed twice.",
-         "List each runtime once, best first."),
-    Rule("flash_budget_bytes", lambda p: _mcu(p) and p.flash_budget_bytes is None,
-         "a microcontroller keeps the model in flash, so its size must be bounded.",
-         "Add flash_budget_bytes (e.g. 512KiB): the flash left after the firmware."),
-    Rule("compression.final_artifact", lambda p: _mcu(p) and p.compression.final_artifact != "tflite-micro",
-         "a microcontroller runs TFLite Micro.",
-         "Set compression.final_artifact: tflite-micro."),
-    Rule("compression.final_artifact", lambda p: not _mcu(p) and p.compression.final_artifact == "tflite-micro",
-         "TFLite Micro is for microcontrollers, but device_class is {p.device_class}.",
-         "Set compression.final_artifact: tflite, or device_class: microcontroller."),
-    Rule("preferred_runtimes", lambda p: _mcu(p) and "tflite-micro" not in p.preferred_runtimes,
-         "tflite-micro is the only runtime a microcontroller can run.",
-         "Set preferred_runtimes: [tflite-micro]."),
-    Rule("preferred_runtimes", lambda p: not _mcu(p) and "tflite-micro" in p.preferred_runtimes,
-         "tflite-micro is for microcontrollers, but device_class is {p.device_class}.",
-         "Use litert or onnxruntime, or set device_class: microcontroller."),
-    Rule("compression.ptq", lambda p: p.compression.final_artifact == "tflite-micro" and p.compression.ptq not in ("int8", "float32"),
-         "TFLite Micro has kernels only for int8 and float32 models.",
-         "Set compression.ptq: int8 (or float32)."),
-    Rule("cpu.core", lambda p: _mcu(p) and p.cpu.core is None,
-         "a microcontroller's core decides how its firmware is compiled and what its latency estimate assumes.",
-         "Add cpu.core (e.g. cortex-m4f, cortex-m7, xtensa-lx7)."),
-    Rule("cpu.core", lambda p: p.cpu.core is not None and CORES[p.cpu.core].arch != p.cpu.arch,
-         "that core is not an {p.cpu.arch} core.",
-         "Correct cpu.arch or cpu.core so they name the same processor."),
-    Rule("model_memory_budget_bytes", lambda p: p.model_memory_budget_bytes > p.usable_ram_bytes,
-         "the budget is more than the RAM the model can use ({p.usable_ram_bytes:,} bytes: ram_bytes + external_ram_bytes).",
-         "Lower the budget, or correct ram_bytes / external_ram_bytes."),
+    Rule(
+        "compression.ptq",
+        lambda p: p.compression.ptq == "int8" and not p.int8,
+        "int8 quantization needs a fast int8 path, but int8 is false.",
+        "Set int8: true, or choose compression.ptq fp16, dynamic or float32.",
+    ),
+    Rule(
+        "compression.ptq",
+        lambda p: p.compression.ptq == "fp16" and not p.fp16,
+        "float16 quantization needs a fast float16 path, but fp16 is false.",
+        "Set fp16: true, or choose compression.ptq int8, dynamic or float32.",
+    ),
+    Rule(
+        "compression.io_dtype",
+        lambda p: p.compression.io_dtype == "int8" and p.compression.ptq != "int8",
+        "int8 inputs and outputs exist only in a fully int8 model, but compression.ptq is {p.compression.ptq}.",
+        "Set compression.io_dtype: float32, or compression.ptq: int8.",
+    ),
+    Rule(
+        "accelerator_int8_only",
+        lambda p: _int8_only(p) and p.accelerator == "none",
+        "there is no accelerator (accelerator is none).",
+        "Name the accelerator (gpu, npu, dsp, edgetpu), or set accelerator_int8_only: false.",
+    ),
+    Rule(
+        "int8",
+        lambda p: _int8_only(p) and not p.int8,
+        "the accelerator runs only int8 models (accelerator_int8_only is true).",
+        "Set int8: true.",
+    ),
+    Rule(
+        "compression.ptq",
+        lambda p: _int8_only(p) and p.compression.ptq != "int8",
+        "the {p.accelerator} accelerator runs only fully int8 models (accelerator_int8_only is true).",
+        "Set compression.ptq: int8.",
+    ),
+    Rule(
+        "compression.io_dtype",
+        lambda p: _int8_only(p) and p.compression.io_dtype != "int8",
+        "the int8-only {p.accelerator} accelerator cannot take float tensors; the graph would fall back to the CPU.",
+        "Set compression.io_dtype: int8.",
+    ),
+    Rule(
+        "compression.first_last_precision",
+        lambda p: _int8_only(p) and p.compression.first_last_precision != "int8",
+        "float layers cannot run on the int8-only {p.accelerator} accelerator.",
+        "Set compression.first_last_precision: int8.",
+    ),
+    Rule(
+        "accelerator_int8_only",
+        lambda p: p.accelerator == "edgetpu" and not p.accelerator_int8_only,
+        "the Edge TPU executes only fully int8-quantized models.",
+        "Set accelerator_int8_only: true.",
+    ),
+    Rule(
+        "preferred_runtimes",
+        lambda p: "edgetpu" in p.preferred_runtimes and p.accelerator != "edgetpu",
+        "the edgetpu runtime needs an Edge TPU, but accelerator is {p.accelerator}.",
+        "Set accelerator: edgetpu, or remove edgetpu from preferred_runtimes.",
+    ),
+    Rule(
+        "preferred_runtimes",
+        lambda p: len(set(p.preferred_runtimes)) != len(p.preferred_runtimes),
+        "a runtime is listed twice.",
+        "List each runtime once, best first.",
+    ),
+    Rule(
+        "flash_budget_bytes",
+        lambda p: _mcu(p) and p.flash_budget_bytes is None,
+        "a microcontroller keeps the model in flash, so its size must be bounded.",
+        "Add flash_budget_bytes (e.g. 512KiB): the flash left after the firmware.",
+    ),
+    Rule(
+        "compression.final_artifact",
+        lambda p: _mcu(p) and p.compression.final_artifact != "tflite-micro",
+        "a microcontroller runs TFLite Micro.",
+        "Set compression.final_artifact: tflite-micro.",
+    ),
+    Rule(
+        "compression.final_artifact",
+        lambda p: not _mcu(p) and p.compression.final_artifact == "tflite-micro",
+        "TFLite Micro is for microcontrollers, but device_class is {p.device_class}.",
+        "Set compression.final_artifact: tflite, or device_class: microcontroller.",
+    ),
+    Rule(
+        "preferred_runtimes",
+        lambda p: _mcu(p) and "tflite-micro" not in p.preferred_runtimes,
+        "tflite-micro is the only runtime a microcontroller can run.",
+        "Set preferred_runtimes: [tflite-micro].",
+    ),
+    Rule(
+        "preferred_runtimes",
+        lambda p: not _mcu(p) and "tflite-micro" in p.preferred_runtimes,
+        "tflite-micro is for microcontrollers, but device_class is {p.device_class}.",
+        "Use litert or onnxruntime, or set device_class: microcontroller.",
+    ),
+    Rule(
+        "compression.ptq",
+        lambda p: p.compression.final_artifact == "tflite-micro" and p.compression.ptq not in ("int8", "float32"),
+        "TFLite Micro has kernels only for int8 and float32 models.",
+        "Set compression.ptq: int8 (or float32).",
+    ),
+    Rule(
+        "cpu.core",
+        lambda p: _mcu(p) and p.cpu.core is None,
+        "a microcontroller's core decides how its firmware is compiled and what its latency estimate assumes.",
+        "Add cpu.core (e.g. cortex-m4f, cortex-m7, xtensa-lx7).",
+    ),
+    Rule(
+        "cpu.core",
+        lambda p: p.cpu.core is not None and CORES[p.cpu.core].arch != p.cpu.arch,
+        "that core is not an {p.cpu.arch} core.",
+        "Correct cpu.arch or cpu.core so they name the same processor.",
+    ),
+    Rule(
+        "model_memory_budget_bytes",
+        lambda p: p.model_memory_budget_bytes > p.usable_ram_bytes,
+        "the budget is more than the RAM the model can use ({p.usable_ram_bytes:,} bytes: ram_bytes + external_ram_bytes).",
+        "Lower the budget, or correct ram_bytes / external_ram_bytes.",
+    ),
 )
 
 # --------------------------------------------------------------------------------------
@@ -366,7 +512,10 @@ def load_profile(name_or_path: str | Path) -> Profile:
     path = _bundled_path(text)
     profile = _load_file(path)
     if profile.name != path.stem:
-        raise ProfileError(f"{path}: name is '{profile.name}' but the file is {path.name}.", "Bundled profiles are named after their file; rename one of them.")
+        raise ProfileError(
+            f"{path}: name is '{profile.name}' but the file is {path.name}.",
+            "Bundled profiles are named after their file; rename one of them.",
+        )
     return profile
 
 
@@ -433,12 +582,22 @@ def _bundled_path(name: str) -> Path:
 
 def _load_file(path: Path) -> Profile:
     if path.suffix.lower() not in PROFILE_SUFFIXES:
-        raise ProfileError(f"{path} is not a profile file: profiles end in {', '.join(PROFILE_SUFFIXES)}.", "Rename the file or pass the right one.")
+        raise ProfileError(
+            f"{path} is not a profile file: profiles end in {', '.join(PROFILE_SUFFIXES)}.",
+            "Rename the file or pass the right one.",
+        )
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
-        raise ProfileError(f"The profile file {path} {what}.", "Check the path, or use a bundled profile name (`edgecompress profiles list`).")
-    document = read_mapping(path, ProfileError, "profile file",
-                            f"Start from a bundled profile (`edgecompress profiles show rpi4 --json`); {schema_help()} describes the fields.")
+        raise ProfileError(
+            f"The profile file {path} {what}.",
+            "Check the path, or use a bundled profile name (`edgecompress profiles list`).",
+        )
+    document = read_mapping(
+        path,
+        ProfileError,
+        "profile file",
+        f"Start from a bundled profile (`edgecompress profiles show rpi4 --json`); {schema_help()} describes the fields.",
+    )
     try:
         return Profile.model_validate(document)
     except ValidationError as error:

@@ -12,9 +12,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from edgecompress.errors import EdgeCompressError
 from edgecompress.run_layout import FAILED, LAYOUT, PARTIAL, final_name, slug
@@ -26,8 +27,9 @@ def check_output_dir(output: str | Path) -> None:
     """Refuse an --output that cannot hold run folders, before any analysis is paid for."""
     path = Path(output).expanduser()
     if path.exists() and not path.is_dir():
-        raise EdgeCompressError(f"--output {path} is a file, not a folder.",
-                                "Pass a folder (it is created if missing), e.g. --output runs.")
+        raise EdgeCompressError(
+            f"--output {path} is a file, not a folder.", "Pass a folder (it is created if missing), e.g. --output runs."
+        )
     existing = path
     while not existing.exists():
         existing = existing.parent

@@ -24,10 +24,10 @@ sys.stdout.buffer.write(out)
 sys.exit(done.returncode)
 '''
 
-HONEST = '''#!{python}
+HONEST = """#!{python}
 import os, sys
 os.execv({python!r}, [{python!r}, *sys.argv[1:]])
-'''
+"""
 
 
 def tampering_python(path: Path, edit: str, when: str = "--model") -> Path:

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sshd import sshd_fixture, sshd_without_sftp_fixture  # noqa: F401 - the real OpenSSH servers, registered once
 
 from edgecompress._tf import keras as _keras
 from edgecompress._tf import tensorflow as _tensorflow
-
-from sshd import sshd_fixture, sshd_without_sftp_fixture  # noqa: F401 - the real OpenSSH servers, registered once
 
 SEED = 0
 
@@ -53,7 +52,8 @@ def tiny_keras_model() -> TinyModel:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    tf, keras = _tensorflow(), _keras()
+    _tensorflow()
+    keras = _keras()
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[..., None]
     y = digits.target.astype(np.int64)
@@ -152,8 +152,15 @@ def rpi4_run(tmp_path_factory: pytest.TempPathFactory, digits_model: Path) -> An
     deploy and report tests (read-only: copy its folder to change it)."""
     import edgecompress
 
-    return edgecompress.deploy(digits_model, "rpi4", data="sklearn:digits", output=tmp_path_factory.mktemp("runs"),
-                               warmup=2, runs=5, max_eval=200)
+    return edgecompress.deploy(
+        digits_model,
+        "rpi4",
+        data="sklearn:digits",
+        output=tmp_path_factory.mktemp("runs"),
+        warmup=2,
+        runs=5,
+        max_eval=200,
+    )
 
 
 @pytest.fixture(scope="session")

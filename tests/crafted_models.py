@@ -146,7 +146,13 @@ def module_function(module: str, name: str = "payload") -> dict[str, Any]:
 
 def module_typespec(module: str) -> dict[str, Any]:
     """A type-spec record whose `module` tf-keras would import."""
-    return {"class_name": "__typespec__", "spec_name": "Payload", "module": module, "config": [], "registered_name": None}
+    return {
+        "class_name": "__typespec__",
+        "spec_name": "Payload",
+        "module": module,
+        "config": [],
+        "registered_name": None,
+    }
 
 
 def tf_op_layer(function: str, args: list[Any], kwargs: dict[str, Any], name: str = "tf.op") -> dict[str, Any]:

@@ -41,12 +41,19 @@ class RayCluster:
     nodes: list[subprocess.Popen] = field(default_factory=list)
 
     def status(self) -> str:
-        done = subprocess.run([ray_script(), "status", "--address", self.address], capture_output=True, text=True, env=self.env,
-                              timeout=60)
+        done = subprocess.run(
+            [ray_script(), "status", "--address", self.address],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+        )
         return done.stdout if done.returncode == 0 else ""
 
     def logs(self) -> str:
-        return "\n".join((self.folder / f"node{i}.log").read_text(errors="replace")[-3000:] for i in range(len(self.nodes)))
+        return "\n".join(
+            (self.folder / f"node{i}.log").read_text(errors="replace")[-3000:] for i in range(len(self.nodes))
+        )
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
@@ -72,19 +79,47 @@ def start_cluster(folder: Path, repo: Path, extra_env: dict[str, str] | None = N
     """Head and second node, each 1 CPU, on 127.0.0.1; workers import edgecompress from `repo`."""
     folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])), **(extra_env or {}))
+    env = dict(
+        os.environ,
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(16),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
+        **(extra_env or {}),
+    )
     cluster = RayCluster(f"127.0.0.1:{port}", env, folder)
-    common = ["--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", OBJECT_STORE,
-              "--disable-usage-stats"]
-    commands = [[ray_script(), "start", "--head", "--port", str(port), "--include-dashboard=false",
-                 "--temp-dir", str(folder / "ray"), *common],
-                [ray_script(), "start", "--address", cluster.address, *common]]
+    common = [
+        "--block",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--num-cpus",
+        "1",
+        "--object-store-memory",
+        OBJECT_STORE,
+        "--disable-usage-stats",
+    ]
+    commands = [
+        [
+            ray_script(),
+            "start",
+            "--head",
+            "--port",
+            str(port),
+            "--include-dashboard=false",
+            "--temp-dir",
+            str(folder / "ray"),
+            *common,
+        ],
+        [ray_script(), "start", "--address", cluster.address, *common],
+    ]
     try:
         for index, command in enumerate(commands):
             log = (folder / f"node{index}.log").open("w")
-            cluster.nodes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                                  cwd=folder))
+            cluster.nodes.append(
+                subprocess.Popen(
+                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder
+                )
+            )
             _wait_for_nodes(cluster, index + 1)
     except BaseException:
         cluster.stop()

@@ -17,9 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -75,7 +75,9 @@ class SshServer:
     port: int
     host_key: Path
     user_key: Path
-    user: str = field(default_factory=lambda: pwd.getpwuid(os.getuid()).pw_name)  # sshd logs in only as itself unless root
+    user: str = field(
+        default_factory=lambda: pwd.getpwuid(os.getuid()).pw_name
+    )  # sshd logs in only as itself unless root
     #: run the server inside this root filesystem (the emulated arm64 board); `folder` must be under it
     chroot: Path | None = None
     #: the `Subsystem sftp` program; None leaves the line out, as stripped images and dropbear without sftp-server do
@@ -226,7 +228,7 @@ BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 def _require_arm64_tools() -> None:
     if os.geteuid() != 0:
         pytest.skip("the emulated arm64 board needs root (chroot, mounts, binfmt_misc)")
-    for tool, package in (("qemu-aarch64-static", "qemu-user-static"), ("debootstrap", "debootstrap")):
+    for tool in ("qemu-aarch64-static", "debootstrap"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is missing: apt-get install qemu-user-static debootstrap")
 
@@ -236,7 +238,9 @@ def _ensure_binfmt() -> None:
     if (BINFMT_DIR / "qemu-aarch64").exists():
         return
     if not (BINFMT_DIR / "register").exists():
-        done = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount binfmt_misc: {done.stderr.strip()}")
     (BINFMT_DIR / "register").write_text(QEMU_BINFMT.read_text().strip())
@@ -279,8 +283,23 @@ def arm64_board_root() -> Path:
         check=True,
     )  # fmt: skip
     with _board_mounts(building):
-        subprocess.run(["chroot", str(building), "/usr/bin/python3", "-m", "venv", str(Path(ARM64_PYTHON).parents[1])], check=True)
-        subprocess.run(["chroot", str(building), ARM64_PYTHON, "-m", "pip", "install", "--no-index", "--find-links=/opt/wheels", *ARM64_PIP], check=True)
+        subprocess.run(
+            ["chroot", str(building), "/usr/bin/python3", "-m", "venv", str(Path(ARM64_PYTHON).parents[1])], check=True
+        )
+        subprocess.run(
+            [
+                "chroot",
+                str(building),
+                ARM64_PYTHON,
+                "-m",
+                "pip",
+                "install",
+                "--no-index",
+                "--find-links=/opt/wheels",
+                *ARM64_PIP,
+            ],
+            check=True,
+        )
     shutil.rmtree(wheels)
     building.rename(ARM64_ROOT)
     return ARM64_ROOT

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from verdicts import LayerVerdict, Significance
 
 from edgecompress._tf import keras
 from edgecompress.compression import BASELINES, FineTuning, apply_plan, plan_for_strategy, run_baseline
@@ -21,7 +22,6 @@ from edgecompress.compression.finetune import finetune, loss_for, split_validati
 from edgecompress.compression.lowbit import coded_kernel, project_latent
 from edgecompress.compression.recipes import RECIPES
 from edgecompress.errors import DataError, ModelError
-from verdicts import LayerVerdict, Significance
 
 pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
@@ -72,7 +72,16 @@ def digits(tiny_keras_model) -> Digits:
 
 
 #: Baselines that fine-tune, plus the two plan strategies no baseline covers.
-TRAINED = ["qat", "clustering-ptq", "pruning-ptq", "cqat", "twonn-cqat", "twonn-mixed", "strategy:cqat-binary", "strategy:binary"]
+TRAINED = [
+    "qat",
+    "clustering-ptq",
+    "pruning-ptq",
+    "cqat",
+    "twonn-cqat",
+    "twonn-mixed",
+    "strategy:cqat-binary",
+    "strategy:binary",
+]
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +92,24 @@ def compressed(digits: Digits):
     def get(name: str) -> Any:
         if name not in cache:
             if name.startswith("strategy:"):
-                plan = plan_for_strategy(digits.model, name.split(":", 1)[1], export_mode="int8", significance=digits.significance)
-                cache[name] = apply_plan(plan, digits.model, (digits.x_train, digits.y_train),
-                                         settings=FineTuning(epochs=EPOCHS, seed=SEED, progress=False))
+                plan = plan_for_strategy(
+                    digits.model, name.split(":", 1)[1], export_mode="int8", significance=digits.significance
+                )
+                cache[name] = apply_plan(
+                    plan,
+                    digits.model,
+                    (digits.x_train, digits.y_train),
+                    settings=FineTuning(epochs=EPOCHS, seed=SEED, progress=False),
+                )
             else:
-                cache[name] = run_baseline(name, digits.model, (digits.x_train, digits.y_train), epochs=EPOCHS, seed=SEED,
-                                           significance=digits.significance)
+                cache[name] = run_baseline(
+                    name,
+                    digits.model,
+                    (digits.x_train, digits.y_train),
+                    epochs=EPOCHS,
+                    seed=SEED,
+                    significance=digits.significance,
+                )
         return cache[name]
 
     return get
@@ -127,7 +148,10 @@ def test_clustering_leaves_at_most_16_values_in_every_layer(digits: Digits, comp
     assert set(found) == {digits.first, digits.significant, digits.insignificant, digits.last}
     for name, kernel in found.items():
         assert len(np.unique(kernel)) <= 16, name
-    assert all(type(layer).__name__ in {"Conv2D", "Dense", "MaxPooling2D", "Flatten", "Dropout"} for layer in result.model.layers)
+    assert all(
+        type(layer).__name__ in {"Conv2D", "Dense", "MaxPooling2D", "Flatten", "Dropout"}
+        for layer in result.model.layers
+    )
     assert result.export_mode == "int8"
 
 
@@ -139,7 +163,9 @@ def test_cqat_keeps_the_clusters_through_quantization_aware_training(compressed)
     assert [stage["stage"] for stage in result.stages] == ["shape (cqat)", "quantize (cqat)"]
 
 
-def test_twonn_cqat_quantizes_significant_layers_and_freezes_clustered_insignificant_ones(digits: Digits, compressed) -> None:
+def test_twonn_cqat_quantizes_significant_layers_and_freezes_clustered_insignificant_ones(
+    digits: Digits, compressed
+) -> None:
     result = compressed("twonn-cqat")
     model = result.model
     wrapped = {layer.layer.name for layer in model.layers if type(layer).__name__ == "QuantizeWrapperV2"}
@@ -162,7 +188,13 @@ def test_mixed_precision_gives_binary_and_2_bit_channels(digits: Digits, compres
         steps = values / np.abs(values).min()  # the levels alpha_c * {-1, -1/3, 1/3, 1}, or a subset of them
         assert np.allclose(steps, np.round(steps)) and set(np.round(steps).astype(int)) <= {-3, -1, 1, 3}
     assert len(np.unique(found[digits.first])) > 16
-    assert {type(layer).__name__ for layer in result.model.layers} <= {"Conv2D", "Dense", "MaxPooling2D", "Flatten", "Dropout"}
+    assert {type(layer).__name__ for layer in result.model.layers} <= {
+        "Conv2D",
+        "Dense",
+        "MaxPooling2D",
+        "Flatten",
+        "Dropout",
+    }
 
 
 def test_binarising_every_middle_layer_leaves_two_values_per_channel(digits: Digits, compressed) -> None:
@@ -203,14 +235,23 @@ def test_post_training_baselines_train_nothing_and_name_their_export_mode(name: 
 
 def test_compression_never_changes_the_callers_model(digits: Digits) -> None:
     before = [w.copy() for w in digits.model.get_weights()]
-    run_baseline("twonn-mixed", digits.model, (digits.x_train, digits.y_train), epochs=1, seed=SEED, significance=digits.significance)
+    run_baseline(
+        "twonn-mixed",
+        digits.model,
+        (digits.x_train, digits.y_train),
+        epochs=1,
+        seed=SEED,
+        significance=digits.significance,
+    )
     for after, original in zip(digits.model.get_weights(), before):
         np.testing.assert_array_equal(after, original)
 
 
 def test_the_same_seed_gives_the_same_compressed_model(digits: Digits) -> None:
     runs = [
-        run_baseline("clustering-ptq", digits.model, (digits.x_train, digits.y_train), epochs=1, seed=7).model.get_weights()
+        run_baseline(
+            "clustering-ptq", digits.model, (digits.x_train, digits.y_train), epochs=1, seed=7
+        ).model.get_weights()
         for _ in range(2)
     ]
     for first, second in zip(*runs):
@@ -241,8 +282,14 @@ def test_the_step_budget_bounds_fine_tuning_whatever_the_data_size(digits: Digit
     model = _fresh_copy(digits)
     split = split_validation(digits.x_train, digits.y_train, 0.1, SEED)
     lines: list[str] = []
-    summary = finetune(model, split, FineTuning(steps=40, patience=100, say=lines.append), learning_rate=1e-3,
-                       loss=loss_for(model), label="shape")
+    summary = finetune(
+        model,
+        split,
+        FineTuning(steps=40, patience=100, say=lines.append),
+        learning_rate=1e-3,
+        loss=loss_for(model),
+        label="shape",
+    )
     assert summary["steps"] == 40 and summary["stopped_by"] == "step budget"
     assert summary["epochs_equivalent"] == pytest.approx(40 * 64 / len(split.x_train), abs=1e-3)
     assert len(lines) == len(summary["curve"]) == 10
@@ -252,8 +299,13 @@ def test_the_step_budget_bounds_fine_tuning_whatever_the_data_size(digits: Digit
 def test_the_time_budget_stops_fine_tuning_and_says_so(digits: Digits) -> None:
     model = _fresh_copy(digits)
     split = split_validation(digits.x_train, digits.y_train, 0.1, SEED)
-    summary = finetune(model, split, FineTuning(steps=100_000, epochs=100_000, minutes=0.05, patience=10**6, progress=False),
-                       learning_rate=1e-3, loss=loss_for(model))
+    summary = finetune(
+        model,
+        split,
+        FineTuning(steps=100_000, epochs=100_000, minutes=0.05, patience=10**6, progress=False),
+        learning_rate=1e-3,
+        loss=loss_for(model),
+    )
     assert summary["stopped_by"] == "time budget" and summary["steps"] < 100_000
     assert summary["wall_seconds"] < 30
 
@@ -285,7 +337,9 @@ def test_a_subclassed_model_is_refused_with_a_way_out(digits: Digits) -> None:
 
 
 @pytest.mark.parametrize("name", ["twonn-cqat", "twonn-mixed"])
-def test_the_plan_estimate_bounds_the_bit_packed_size_of_the_exported_file(name: str, digits: Digits, compressed) -> None:
+def test_the_plan_estimate_bounds_the_bit_packed_size_of_the_exported_file(
+    name: str, digits: Digits, compressed
+) -> None:
     from edgecompress.export import bitpacked_size, tflite_weight_stats, to_tflite
 
     result = compressed(name)
@@ -312,7 +366,8 @@ def test_the_recipe_tables_claim_only_layers_tfmot_supports() -> None:
     assert RECIPES["clustering"].layer_classes <= kernel_classes(ClusteringRegistry._LAYERS_WEIGHTS_MAP)
     assert RECIPES["pruning"].layer_classes <= kernel_classes(PruneRegistry._LAYERS_WEIGHTS_MAP)
     preserving = {cls.__name__ for cls in ClusterPreserveQuantizeRegistry._LAYERS_CONFIG_MAP} - {
-        cls.__name__ for cls in ClusterPreserveQuantizeRegistry._DISABLE_CLUSTER_PRESERVE}
+        cls.__name__ for cls in ClusterPreserveQuantizeRegistry._DISABLE_CLUSTER_PRESERVE
+    }
     assert RECIPES["cqat"].layer_classes <= preserving
     qat_supported = {cls.__name__ for cls in Default8BitQuantizeRegistry()._layer_quantize_map}
     assert RECIPES["qat"].layer_classes <= qat_supported

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecompress.data import DataSpec, Dataset, load_dataset, write_eval_npz
 from benchmarks.datasets_cache import CIFAR10_ARCHIVE_DIR, ensure_cifar10_jpeg
+from edgecompress.data import Dataset, DataSpec, load_dataset, write_eval_npz
 from edgecompress.errors import DataError
 
 RGB_8 = (8, 8, 3)
@@ -30,8 +30,7 @@ def red_of(class_index: int) -> int:
     return 40 * class_index + 20
 
 
-def write_image(path: Path, *, red: int = 0, green: int = 0, size: tuple[int, int] = (8, 8),
-                mode: str = "RGB") -> Path:
+def write_image(path: Path, *, red: int = 0, green: int = 0, size: tuple[int, int] = (8, 8), mode: str = "RGB") -> Path:
     """A solid image of `size` (height, width); gray images use `red` as their level."""
     path.parent.mkdir(parents=True, exist_ok=True)
     colour = red if mode == "L" else (red, green, 0)
@@ -39,14 +38,22 @@ def write_image(path: Path, *, red: int = 0, green: int = 0, size: tuple[int, in
     return path
 
 
-def make_class_folders(root: Path, per_class: dict[str, int], *, size: tuple[int, int] = (8, 8),
-                       mode: str = "RGB", suffix: str = ".png", first_number: int = 0) -> Path:
+def make_class_folders(
+    root: Path,
+    per_class: dict[str, int],
+    *,
+    size: tuple[int, int] = (8, 8),
+    mode: str = "RGB",
+    suffix: str = ".png",
+    first_number: int = 0,
+) -> Path:
     """root/<class>/<n>.png; class i has red = red_of(i) (classes in sorted order)."""
     number = first_number
     for class_index, name in enumerate(sorted(per_class)):
         for _ in range(per_class[name]):
-            write_image(root / name / f"{number:04d}{suffix}", red=red_of(class_index), green=number,
-                        size=size, mode=mode)
+            write_image(
+                root / name / f"{number:04d}{suffix}", red=red_of(class_index), green=number, size=size, mode=mode
+            )
             number += 1
     return root
 
@@ -68,6 +75,7 @@ def data_error(call, *args, **kwargs) -> DataError:
 
 
 # --- the built-in default ------------------------------------------------------------------
+
 
 def test_sklearn_digits_are_8x8_gray_images_scaled_to_0_1_with_a_seeded_split():
     data = load_dataset("sklearn:digits", input_shape=(8, 8, 1))
@@ -98,6 +106,7 @@ def test_digits_flatten_for_a_dense_model_and_follow_the_scaling():
 
 
 # --- class folders -------------------------------------------------------------------------
+
 
 def test_train_and_test_folders_are_used_as_given_and_other_files_are_skipped(tmp_path):
     make_class_folders(tmp_path / "train", {"cat": 4, "dog": 3})
@@ -184,6 +193,7 @@ def test_images_flatten_for_a_flat_input_model(tmp_path):
 
 # --- .npz ----------------------------------------------------------------------------------
 
+
 def test_npz_with_x_and_y_is_split_and_raw_pixels_are_recognised(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(40, 8, 8), dtype=np.uint8)
@@ -236,6 +246,7 @@ def test_npz_labels_may_be_names_or_one_hot(tmp_path, labels):
 
 # --- the runner's evaluation file ----------------------------------------------------------
 
+
 def test_eval_npz_has_what_the_board_runner_reads(tmp_path):
     data = load_dataset("sklearn:digits", input_shape=(8, 8, 1))
 
@@ -252,6 +263,7 @@ def test_eval_npz_has_what_the_board_runner_reads(tmp_path):
 
 
 # --- mistakes users make -------------------------------------------------------------------
+
 
 def test_one_class_is_not_enough(tmp_path):
     make_class_folders(tmp_path, {"cat": 5})
@@ -393,10 +405,13 @@ def test_unusable_npz_files_say_what_is_wrong(tmp_path, arrays, message):
 
 def test_bad_arguments_are_data_errors():
     assert "sklearn:digits" in data_error(DataSpec.parse, "sklearn:digist").problem
-    assert "Unknown scaling" in data_error(load_dataset, "sklearn:digits", input_shape=(8, 8, 1),
-                                           scaling="0-100").problem
-    assert "fewer than the 10 classes" in data_error(load_dataset, "sklearn:digits", input_shape=(8, 8, 1),
-                                                     max_train=5).problem
+    assert (
+        "Unknown scaling" in data_error(load_dataset, "sklearn:digits", input_shape=(8, 8, 1), scaling="0-100").problem
+    )
+    assert (
+        "fewer than the 10 classes"
+        in data_error(load_dataset, "sklearn:digits", input_shape=(8, 8, 1), max_train=5).problem
+    )
 
 
 def test_loading_data_does_not_import_tensorflow():
@@ -405,6 +420,7 @@ def test_loading_data_does_not_import_tensorflow():
 
 
 # --- the CIFAR-10 cache --------------------------------------------------------------------
+
 
 def _archive_set(folder: Path, members: dict[str, bytes]) -> Path:
     folder.mkdir()

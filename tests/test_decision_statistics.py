@@ -44,13 +44,18 @@ def _numpy_bootstrap(samples: np.ndarray, resamples: int, seed: int) -> tuple[fl
 @pytest.mark.parametrize("shape", ["normal", "skewed", "ties"])
 def test_median_interval_agrees_with_an_independent_bootstrap(shape: str) -> None:
     rng = np.random.default_rng(7)
-    samples = {"normal": rng.normal(10, 0.5, 100), "skewed": 5 + rng.exponential(0.4, 100),
-               "ties": np.round(rng.normal(2, 0.05, 100), 2)}[shape]
+    samples = {
+        "normal": rng.normal(10, 0.5, 100),
+        "skewed": 5 + rng.exponential(0.4, 100),
+        "ties": np.round(rng.normal(2, 0.05, 100), 2),
+    }[shape]
     interval = stats.median_interval(samples)
     low, high = _numpy_bootstrap(samples, 20000, seed=123)
     spread = float(np.percentile(samples, 75) - np.percentile(samples, 25))
     assert interval.low <= interval.median <= interval.high and interval.median == pytest.approx(np.median(samples))
-    assert interval.low == pytest.approx(low, abs=0.1 * spread) and interval.high == pytest.approx(high, abs=0.1 * spread)
+    assert interval.low == pytest.approx(low, abs=0.1 * spread) and interval.high == pytest.approx(
+        high, abs=0.1 * spread
+    )
     assert stats.median_interval(samples) == interval  # seeded: a report re-rendered tomorrow says the same
 
 

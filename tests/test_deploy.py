@@ -82,20 +82,35 @@ def _lambda_model(path: Path) -> Path:
     from edgecompress._tf import keras
 
     k = keras()
-    model = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Lambda(lambda x: x * 2), k.layers.Flatten(), k.layers.Dense(10)])
+    model = k.Sequential(
+        [k.layers.Input((8, 8, 1)), k.layers.Lambda(lambda x: x * 2), k.layers.Flatten(), k.layers.Dense(10)]
+    )
     model.save(path)
     return path
 
 
 BAD_INPUTS = {
-    "corrupt h5": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_truncate(model, tmp / "cut.h5"))], "damaged"),
+    "corrupt h5": lambda tmp, model: (
+        ["deploy", "--profile", "rpi4", str(_truncate(model, tmp / "cut.h5"))],
+        "damaged",
+    ),
     "text named .h5": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_text(tmp / "notes.h5"))], "text file"),
     "lambda layer": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_lambda_model(tmp / "lam.h5"))], "Lambda"),
     "unknown profile": lambda tmp, model: (["deploy", "--profile", "rpi-4", str(model)], "rpi4"),
     "typo in profile": lambda tmp, model: (["deploy", "--profile", str(_typo_profile(tmp)), str(model)], "int8_suport"),
-    "one class": lambda tmp, model: (["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "one", {"a": 6}, (8, 8)))], "class"),
+    "one class": lambda tmp, model: (
+        ["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "one", {"a": 6}, (8, 8)))],
+        "class",
+    ),
     "wrong image size": lambda tmp, model: (
-        ["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "big", {str(d): 10 for d in range(10)}, (16, 16)))],
+        [
+            "deploy",
+            "--profile",
+            "rpi4",
+            str(model),
+            "--data",
+            str(_images(tmp / "big", {str(d): 10 for d in range(10)}, (16, 16))),
+        ],
         "16x16",
     ),
 }
@@ -141,15 +156,18 @@ def test_debug_shows_the_traceback(digits_model: Path, tmp_path: Path, capsys) -
 def test_the_console_script_runs_the_same_checks(tmp_path: Path) -> None:
     bad = _text(tmp_path / "bad.h5")
     script = Path(sys.executable).with_name("edgecompress")
-    done = subprocess.run([str(script), "deploy", "--profile", "rpi4", str(bad)], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [str(script), "deploy", "--profile", "rpi4", str(bad)], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 2
     assert "text file" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "runs").exists()
 
 
 def test_a_microcontroller_profile_ends_in_a_tflm_firmware_build(digits_model: Path, tmp_path: Path) -> None:
-    result = edgecompress.deploy(digits_model, "arduino-nano-33-ble", output=tmp_path / "runs", warmup=2, runs=5, max_eval=200,
-                                 epochs=1)
+    result = edgecompress.deploy(
+        digits_model, "arduino-nano-33-ble", output=tmp_path / "runs", warmup=2, runs=5, max_eval=200, epochs=1
+    )
     micro = result.report["micro"]
     assert micro["accuracy"] == pytest.approx(micro["litert_accuracy"])
     assert micro["arena_bytes"] > 0
@@ -185,8 +203,25 @@ def test_dry_run_prints_the_plan_and_writes_nothing(digits_model: Path, tmp_path
 
 
 def test_json_output_is_one_machine_readable_document(digits_model: Path, tmp_path: Path, capsys) -> None:
-    code = main(["deploy", "--profile", "rpi4", str(digits_model), "--json", "--epochs", "1", "--max-eval", "100",
-                 "--runs", "5", "--warmup", "1", "--output", str(tmp_path / "runs")])
+    code = main(
+        [
+            "deploy",
+            "--profile",
+            "rpi4",
+            str(digits_model),
+            "--json",
+            "--epochs",
+            "1",
+            "--max-eval",
+            "100",
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     document = json.loads(captured.out)

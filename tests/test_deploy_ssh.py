@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
+from board_pythons import repair, tampering_python
+from sshd import SshServer, start_sshd
 
 import edgecompress
 from edgecompress.cli import main
 from edgecompress.errors import TargetError
 from edgecompress.pipeline import resume
-from board_pythons import repair, tampering_python
-from sshd import SshServer, start_sshd
 
 pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 FAST = {"warmup": 2, "runs": 5, "max_eval": 150, "epochs": 1}
@@ -27,8 +26,15 @@ def board(server: SshServer, tmp_path: Path) -> str:
 
 def test_deploy_pushes_runs_and_reports_from_the_board(sshd: SshServer, tiny_h5: Path, tmp_path: Path) -> None:
     known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
-    result = edgecompress.deploy(tiny_h5, "rpi4", target=board(sshd, tmp_path), output=tmp_path / "runs",
-                                 identity=sshd.user_key, known_hosts=known_hosts, **FAST)
+    result = edgecompress.deploy(
+        tiny_h5,
+        "rpi4",
+        target=board(sshd, tmp_path),
+        output=tmp_path / "runs",
+        identity=sshd.user_key,
+        known_hosts=known_hosts,
+        **FAST,
+    )
     report = result.report
     (target,) = report["targets"]
     assert target["probe"]["runtimes"]["ai_edge_litert"]
@@ -40,8 +46,15 @@ def test_deploy_pushes_runs_and_reports_from_the_board(sshd: SshServer, tiny_h5:
 
 def test_deploy_to_a_board_without_sftp_completes(sshd_without_sftp: SshServer, tiny_h5: Path, tmp_path: Path) -> None:
     known_hosts = sshd_without_sftp.write_known_hosts(tmp_path / "known_hosts")
-    result = edgecompress.deploy(tiny_h5, "rpi4", target=board(sshd_without_sftp, tmp_path), output=tmp_path / "runs",
-                                 identity=sshd_without_sftp.user_key, known_hosts=known_hosts, **NO_TRAINING)
+    result = edgecompress.deploy(
+        tiny_h5,
+        "rpi4",
+        target=board(sshd_without_sftp, tmp_path),
+        output=tmp_path / "runs",
+        identity=sshd_without_sftp.user_key,
+        known_hosts=known_hosts,
+        **NO_TRAINING,
+    )
 
     (target,) = result.report["targets"]
     assert target["probe"]["ssh"]["file_transfer"] == "exec"
@@ -54,17 +67,39 @@ def test_deploy_to_a_board_without_sftp_completes(sshd_without_sftp: SshServer, 
 
 def test_a_fleet_of_local_and_a_board_reports_the_spread(sshd: SshServer, tiny_h5: Path, tmp_path: Path) -> None:
     known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
-    result = edgecompress.deploy(tiny_h5, "rpi4", target=["local", board(sshd, tmp_path)], output=tmp_path / "runs",
-                                 identity=sshd.user_key, known_hosts=known_hosts, **FAST)
+    result = edgecompress.deploy(
+        tiny_h5,
+        "rpi4",
+        target=["local", board(sshd, tmp_path)],
+        output=tmp_path / "runs",
+        identity=sshd.user_key,
+        known_hosts=known_hosts,
+        **FAST,
+    )
     spread = result.report["fleet_spread"]["baseline-fp32"]
     assert len(spread["targets"]) == 2
     assert spread["accuracy"]["min"] == spread["accuracy"]["max"]  # same model, same data, same runtime
 
 
-def test_an_unknown_board_is_refused_with_its_fingerprint_and_no_run_folder(sshd: SshServer, tiny_h5: Path, tmp_path: Path, capsys) -> None:
-    code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--target", board(sshd, tmp_path),
-                 "--identity", str(sshd.user_key), "--known-hosts", str(tmp_path / "empty_known_hosts"),
-                 "--output", str(tmp_path / "runs")])
+def test_an_unknown_board_is_refused_with_its_fingerprint_and_no_run_folder(
+    sshd: SshServer, tiny_h5: Path, tmp_path: Path, capsys
+) -> None:
+    code = main(
+        [
+            "deploy",
+            "--profile",
+            "rpi4",
+            str(tiny_h5),
+            "--target",
+            board(sshd, tmp_path),
+            "--identity",
+            str(sshd.user_key),
+            "--known-hosts",
+            str(tmp_path / "empty_known_hosts"),
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
     assert "SHA256:" in err and "--accept-new-host-key" in err
@@ -81,9 +116,17 @@ def test_a_run_cut_off_by_the_board_resumes_without_redoing_finished_work(tiny_h
 
     try:
         with pytest.raises(TargetError) as caught:
-            edgecompress.deploy(tiny_h5, "rpi4", target=board(server, tmp_path), output=tmp_path / "runs",
-                                identity=server.user_key, known_hosts=known_hosts, retries=0,
-                                progress=board_dies_before_the_second_artifact, **FAST)
+            edgecompress.deploy(
+                tiny_h5,
+                "rpi4",
+                target=board(server, tmp_path),
+                output=tmp_path / "runs",
+                identity=server.user_key,
+                known_hosts=known_hosts,
+                retries=0,
+                progress=board_dies_before_the_second_artifact,
+                **FAST,
+            )
         (failed,) = list((tmp_path / "runs").iterdir())
         assert failed.name.endswith(".failed") and not (failed / "report.json").exists()
         assert "--resume" in caught.value.fix
@@ -102,15 +145,24 @@ def test_a_run_cut_off_by_the_board_resumes_without_redoing_finished_work(tiny_h
         server.kill()
 
 
-def test_a_board_sending_impossible_figures_fails_the_run_and_resumes_once_fixed(sshd: SshServer, tiny_h5: Path, tmp_path: Path) -> None:
+def test_a_board_sending_impossible_figures_fails_the_run_and_resumes_once_fixed(
+    sshd: SshServer, tiny_h5: Path, tmp_path: Path
+) -> None:
     """The board's python runs the real runner, then claims a peak memory larger than any board has."""
     python = tampering_python(tmp_path / "board-python", 'doc["memory"]["peak_rss_bytes"] = 2 ** 50')
     known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
     url = sshd.url(python=str(python), remote_dir=str(tmp_path / "board"))
 
     with pytest.raises(TargetError) as caught:
-        edgecompress.deploy(tiny_h5, "rpi4", target=url, output=tmp_path / "runs", identity=sshd.user_key,
-                            known_hosts=known_hosts, **NO_TRAINING)
+        edgecompress.deploy(
+            tiny_h5,
+            "rpi4",
+            target=url,
+            output=tmp_path / "runs",
+            identity=sshd.user_key,
+            known_hosts=known_hosts,
+            **NO_TRAINING,
+        )
 
     board_name = f"{sshd.user}@127.0.0.1:{sshd.port}"
     problem = caught.value.problem

@@ -52,17 +52,40 @@ def foreign_model(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     outputs = keras.layers.Dense(2, activation="softmax")(h)
     model = keras.Model(inputs, outputs)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=6, batch_size=64, validation_split=0.1, verbose=0,
-              callbacks=[keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)])
+    model.fit(
+        x,
+        y,
+        epochs=6,
+        batch_size=64,
+        validation_split=0.1,
+        verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)],
+    )
     path = tmp_path_factory.mktemp("foreign") / "cat_dog_cnn.h5"
     model.save(path)
     return path
 
 
-def test_rpi4_deploy_of_a_foreign_cifar_model_keeps_int8_within_two_points(cifar_root: Path, foreign_model: Path, tmp_path: Path) -> None:
+def test_rpi4_deploy_of_a_foreign_cifar_model_keeps_int8_within_two_points(
+    cifar_root: Path, foreign_model: Path, tmp_path: Path
+) -> None:
     runs = tmp_path / "runs"
-    code = main(["deploy", "--profile", "rpi4", str(foreign_model), "--data", str(cifar_root),
-                 "--classes", "cat,dog", "--target", "local", "--output", str(runs)])
+    code = main(
+        [
+            "deploy",
+            "--profile",
+            "rpi4",
+            str(foreign_model),
+            "--data",
+            str(cifar_root),
+            "--classes",
+            "cat,dog",
+            "--target",
+            "local",
+            "--output",
+            str(runs),
+        ]
+    )
     assert code == 0
     (run_dir,) = list(runs.iterdir())
     report = json.loads((run_dir / "report.json").read_text())

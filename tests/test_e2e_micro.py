@@ -18,8 +18,10 @@ from edgecompress.cli import main
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None or shutil.which("qemu-system-arm") is None,
-                       reason="needs gcc-arm-none-eabi and qemu-system-arm (.ci/run installs both)"),
+    pytest.mark.skipif(
+        shutil.which("arm-none-eabi-g++") is None or shutil.which("qemu-system-arm") is None,
+        reason="needs gcc-arm-none-eabi and qemu-system-arm (.ci/run installs both)",
+    ),
 ]
 
 
@@ -35,8 +37,17 @@ def cifar_root() -> Path:
 
 
 def _cat_dog(cifar_root: Path) -> tuple[np.ndarray, np.ndarray]:
-    x = np.concatenate([np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted((cifar_root / "train" / c).glob("*.jpg"))])
-                        for c in ("cat", "dog")]).astype("float32") / 255.0
+    x = (
+        np.concatenate(
+            [
+                np.stack(
+                    [np.asarray(Image.open(p).convert("RGB")) for p in sorted((cifar_root / "train" / c).glob("*.jpg"))]
+                )
+                for c in ("cat", "dog")
+            ]
+        ).astype("float32")
+        / 255.0
+    )
     return x, np.repeat([0, 1], len(x) // 2)
 
 
@@ -61,8 +72,15 @@ def foreign_model(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     outputs = keras.layers.Dense(2, activation="softmax")(h)
     model = keras.Model(inputs, outputs)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=6, batch_size=64, validation_split=0.1, verbose=0,
-              callbacks=[keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)])
+    model.fit(
+        x,
+        y,
+        epochs=6,
+        batch_size=64,
+        validation_split=0.1,
+        verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)],
+    )
     path = tmp_path_factory.mktemp("foreign") / "cat_dog_cnn.h5"
     model.save(path)
     return path
@@ -81,16 +99,39 @@ def reference_model(cifar_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     x, y = _cat_dog(cifar_root)
     model = bench_micro.reference_cnn()
     model.compile(optimizer=k.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, validation_split=0.1, epochs=8, batch_size=64, verbose=0,
-              callbacks=[k.callbacks.EarlyStopping(patience=2, restore_best_weights=True)])
+    model.fit(
+        x,
+        y,
+        validation_split=0.1,
+        epochs=8,
+        batch_size=64,
+        verbose=0,
+        callbacks=[k.callbacks.EarlyStopping(patience=2, restore_best_weights=True)],
+    )
     path = tmp_path_factory.mktemp("reference") / "reference_cnn.h5"
     model.save(path)
     return path
 
 
 def _deploy(model: Path, cifar_root: Path, runs: Path) -> dict:
-    code = main(["deploy", "--profile", "arduino-nano-33-ble", str(model), "--data", str(cifar_root), "--classes", "cat,dog",
-                 "--target", "qemu", "--max-eval", "1000", "--output", str(runs)])
+    code = main(
+        [
+            "deploy",
+            "--profile",
+            "arduino-nano-33-ble",
+            str(model),
+            "--data",
+            str(cifar_root),
+            "--classes",
+            "cat,dog",
+            "--target",
+            "qemu",
+            "--max-eval",
+            "1000",
+            "--output",
+            str(runs),
+        ]
+    )
     assert code == 0
     (run_dir,) = list(runs.iterdir())
     return json.loads((run_dir / "report.json").read_text())
@@ -122,8 +163,9 @@ def test_a_foreign_cifar_cnn_on_the_emulated_nano_33_ble(cifar_root: Path, forei
     assert measured["accuracy"]["overall"] > 0.6
 
 
-def test_the_reference_cnn_with_2_bit_weights_on_the_emulated_nano_33_ble(cifar_root: Path, reference_model: Path,
-                                                                          tmp_path: Path) -> None:
+def test_the_reference_cnn_with_2_bit_weights_on_the_emulated_nano_33_ble(
+    cifar_root: Path, reference_model: Path, tmp_path: Path
+) -> None:
     report = _deploy(reference_model, cifar_root, tmp_path / "runs")
     micro = report["micro"]
     assert micro["shipped"] == "compressed"  # 2-bit weights stored as LUT indices

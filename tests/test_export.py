@@ -172,7 +172,9 @@ def test_unstripped_clustering_is_refused_and_stripped_model_has_16_values(cnn):
 
     clustering = tfmot.clustering.keras
     clustered = clustering.cluster_weights(
-        fresh_copy(cnn), number_of_clusters=16, cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS
+        fresh_copy(cnn),
+        number_of_clusters=16,
+        cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
     )
     with pytest.raises(ModelError) as refused:
         to_tflite(clustered)

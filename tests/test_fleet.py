@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+from sshd import SshServer, processes_running_in
 
 from edgecompress.errors import TargetError
 from edgecompress.targets import MeasureJob, Measurement
 from edgecompress.targets.fleet import expand_fleet_specs, fleet_targets, measure_fleet, spread_across
-from sshd import SshServer, processes_running_in
 
 pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
@@ -36,11 +36,16 @@ def board_file(folder: Path, name: str, server: SshServer, **fields: str) -> Pat
 
 
 def measured(target: str, median: float, peak: int, accuracy: float) -> Measurement:
-    return Measurement(target, {"latency_ms": {"median": median}, "memory": {"peak_rss_bytes": peak}, "accuracy": {"overall": accuracy}})
+    return Measurement(
+        target,
+        {"latency_ms": {"median": median}, "memory": {"peak_rss_bytes": peak}, "accuracy": {"overall": accuracy}},
+    )
 
 
 def test_spread_gives_min_max_median_std_and_each_board() -> None:
-    spread = spread_across([measured("a", 2.0, 100, 0.90), measured("b", 4.0, 300, 0.92), measured("c", 3.0, 200, 0.94)])
+    spread = spread_across(
+        [measured("a", 2.0, 100, 0.90), measured("b", 4.0, 300, 0.92), measured("c", 3.0, 200, 0.94)]
+    )
 
     latency = spread["latency_median_ms"]
     assert (latency["n"], latency["min"], latency["max"], latency["median"]) == (3, 2.0, 4.0, 3.0)
@@ -50,7 +55,9 @@ def test_spread_gives_min_max_median_std_and_each_board() -> None:
 
 
 def test_a_figure_one_board_lacks_leaves_only_that_board_out() -> None:
-    no_memory = Measurement("b", {"latency_ms": {"median": 5.0}, "memory": {"peak_rss_bytes": None}, "accuracy": {"overall": 0.9}})
+    no_memory = Measurement(
+        "b", {"latency_ms": {"median": 5.0}, "memory": {"peak_rss_bytes": None}, "accuracy": {"overall": 0.9}}
+    )
 
     spread = spread_across([measured("a", 1.0, 100, 0.9), no_memory])
 
@@ -87,7 +94,11 @@ def test_two_boards_are_measured_in_parallel_with_the_spread(
     assert max(times[0] for times in seen.values()) < min(times[-1] for times in seen.values())
     spread = result.spread
     assert spread["accuracy"]["std"] == 0.0  # same model, same data: the boards must agree exactly
-    assert spread["latency_median_ms"]["min"] <= spread["latency_median_ms"]["median"] <= spread["latency_median_ms"]["max"]
+    assert (
+        spread["latency_median_ms"]["min"]
+        <= spread["latency_median_ms"]["median"]
+        <= spread["latency_median_ms"]["max"]
+    )
     assert set(spread["peak_rss_bytes"]["boards"]) == {"pi-a", "pi-b"}
     json.dumps(result.to_dict())  # goes straight into report.json
 
@@ -113,7 +124,11 @@ def test_a_failing_board_keeps_its_error_and_the_others_their_figures(
     assert error.step == "connect" and "SHA256:" in error.problem
     assert result.spread["accuracy"]["n"] == 1
     rows = result.to_dict()["boards"]
-    assert rows[1] == {"target": "stranger", "ok": False, "error": {"problem": error.problem, "fix": error.fix, "step": "connect"}}
+    assert rows[1] == {
+        "target": "stranger",
+        "ok": False,
+        "error": {"problem": error.problem, "fix": error.fix, "step": "connect"},
+    }
 
 
 def test_fleet_files_expand_and_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,7 +138,12 @@ def test_fleet_files_expand_and_are_checked(tmp_path: Path, monkeypatch: pytest.
     (tmp_path / "targets" / "empty.yaml").write_text("fleet: []\n")
     monkeypatch.chdir(tmp_path)
 
-    assert expand_fleet_specs(["lab", "local"]) == ["pi-a", str(tmp_path / "targets" / "pi-a.yaml"), "ssh://pi@10.0.0.9", "local"]
+    assert expand_fleet_specs(["lab", "local"]) == [
+        "pi-a",
+        str(tmp_path / "targets" / "pi-a.yaml"),
+        "ssh://pi@10.0.0.9",
+        "local",
+    ]
     with pytest.raises(TargetError) as caught:
         expand_fleet_specs(["empty"])
     assert "fleet" in caught.value.problem
@@ -137,7 +157,9 @@ def test_two_boards_with_one_name_are_refused(tmp_path: Path, monkeypatch: pytes
 
 
 @pytest.mark.ssh
-def test_ctrl_c_stops_every_board(sshd: SshServer, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_stops_every_board(
+    sshd: SshServer, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     board_file(tmp_path, "pi-a", sshd)
     board_file(tmp_path, "pi-b", sshd)
     monkeypatch.chdir(tmp_path)
@@ -151,7 +173,11 @@ def test_ctrl_c_stops_every_board(sshd: SshServer, tmp_path: Path, tiny_tflite_f
                 if len(timing) == 2:
                     os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered while the main thread waits
 
-    targets = fleet_targets(["pi-a", "pi-b"], known_hosts=sshd.write_known_hosts(tmp_path / "known_hosts"), progress=press_ctrl_c_once_both_are_timing)
+    targets = fleet_targets(
+        ["pi-a", "pi-b"],
+        known_hosts=sshd.write_known_hosts(tmp_path / "known_hosts"),
+        progress=press_ctrl_c_once_both_are_timing,
+    )
     try:
         with pytest.raises(KeyboardInterrupt):
             measure_fleet(targets, MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=10**7))

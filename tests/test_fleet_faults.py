@@ -22,16 +22,17 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from sshd import SshServer, require_sshd, start_sshd
 
 import edgecompress
 from edgecompress.errors import TargetError
 from edgecompress.pipeline import resume
-from sshd import SshServer, require_sshd, start_sshd
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.ssh]
 
@@ -100,7 +101,9 @@ def content(report: dict[str, Any]) -> dict[str, Any]:
     for row in report["comparison"]:
         for key in ROW_READINGS:
             row.pop(key)
-    report["fleet_spread"] = {name: {k: spread[k] for k in SPREAD_KEPT} for name, spread in report["fleet_spread"].items()}
+    report["fleet_spread"] = {
+        name: {k: spread[k] for k in SPREAD_KEPT} for name, spread in report["fleet_spread"].items()
+    }
     return report
 
 
@@ -114,7 +117,11 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 def measured_files(run_dir: Path) -> dict[str, int]:
     """Every kept measurement in a run folder, with its modification time (a re-measurement rewrites it)."""
-    return {p.name: p.stat().st_mtime_ns for p in sorted((run_dir / "measurements").glob("*@*.json")) if not p.name.endswith(".samples.json")}
+    return {
+        p.name: p.stat().st_mtime_ns
+        for p in sorted((run_dir / "measurements").glob("*@*.json"))
+        if not p.name.endswith(".samples.json")
+    }
 
 
 def test_two_boards_killed_mid_run_resume_to_the_same_report(bench: Bench, tiny_h5: Path, tmp_path: Path) -> None:
@@ -136,13 +143,20 @@ def test_two_boards_killed_mid_run_resume_to_the_same_report(bench: Bench, tiny_
             current["artifact"] = step["artifact"]
         board = line.strip().partition("]")[0].lstrip("[")
         with lock:
-            if current["artifact"] == KILLED_DURING and board in KILLED and "timed runs" in line and board not in killed:
+            if (
+                current["artifact"] == KILLED_DURING
+                and board in KILLED
+                and "timed runs" in line
+                and board not in killed
+            ):
                 servers[board].kill()  # the sshd, its sessions and the runner under them: SIGKILL
                 killed[board] = time.monotonic()
 
     started = time.monotonic()
     with pytest.raises(TargetError) as caught:
-        edgecompress.deploy(tiny_h5, "rpi4", target=fleet, output=tmp_path / "faulted", progress=kill_two_mid_run, **DEPLOY)
+        edgecompress.deploy(
+            tiny_h5, "rpi4", target=fleet, output=tmp_path / "faulted", progress=kill_two_mid_run, **DEPLOY
+        )
     faulted_s = time.monotonic() - started
     assert sorted(killed) == sorted(KILLED)
     (failed,) = list((tmp_path / "faulted").iterdir())

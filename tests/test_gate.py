@@ -13,7 +13,20 @@ from edgecompress.errors import GateFailed
 
 pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
-FAST = ["--profile", "rpi4", "--data", "sklearn:digits", "--recipe", "ptq-int8", "--max-eval", "200", "--warmup", "2", "--runs", "5"]
+FAST = [
+    "--profile",
+    "rpi4",
+    "--data",
+    "sklearn:digits",
+    "--recipe",
+    "ptq-int8",
+    "--max-eval",
+    "200",
+    "--warmup",
+    "2",
+    "--runs",
+    "5",
+]
 
 
 def _run_folder(output: Path) -> Path:
@@ -22,8 +35,21 @@ def _run_folder(output: Path) -> Path:
 
 
 def test_deploy_gate_passes_and_prints_the_verdict(tiny_h5: Path, tmp_path: Path, capsys) -> None:
-    code = main(["deploy", str(tiny_h5), *FAST, "--gate", "--max-accuracy-drop", "1", "--max-class-drop", "10",
-                 "--output", str(tmp_path / "runs"), "--quiet"])
+    code = main(
+        [
+            "deploy",
+            str(tiny_h5),
+            *FAST,
+            "--gate",
+            "--max-accuracy-drop",
+            "1",
+            "--max-class-drop",
+            "10",
+            "--output",
+            str(tmp_path / "runs"),
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     run = _run_folder(tmp_path / "runs")
@@ -34,15 +60,32 @@ def test_deploy_gate_passes_and_prints_the_verdict(tiny_h5: Path, tmp_path: Path
 
 
 def test_deploy_gate_fails_with_its_own_exit_code_and_names_the_rule(tiny_h5: Path, tmp_path: Path, capsys) -> None:
-    code = main(["deploy", str(tiny_h5), *FAST, "--gate", "--max-latency-ms", "0.000001", "--max-class-drop", "10", "--output", str(tmp_path / "runs"),
-                 "--json"])
+    code = main(
+        [
+            "deploy",
+            str(tiny_h5),
+            *FAST,
+            "--gate",
+            "--max-latency-ms",
+            "0.000001",
+            "--max-class-drop",
+            "10",
+            "--output",
+            str(tmp_path / "runs"),
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == GateFailed.exit_code == 10
     assert "Gate failed" in captured.err and "latency ceiling" in captured.err and "--max-latency-ms" in captured.err
     summary = json.loads(captured.out)  # the JSON summary is still printed for CI to read
-    assert summary["verdict"]["passed"] is False and summary["verdict"]["first_failures"]["ptq-int8"]["rule"] == "latency"
+    assert (
+        summary["verdict"]["passed"] is False and summary["verdict"]["first_failures"]["ptq-int8"]["rule"] == "latency"
+    )
     run = _run_folder(tmp_path / "runs")
-    assert not run.name.endswith((".failed", ".partial")) and (run / "report.md").is_file()  # the run itself is complete
+    assert (
+        not run.name.endswith((".failed", ".partial")) and (run / "report.md").is_file()
+    )  # the run itself is complete
     assert not (run / "ship").exists()
 
 

@@ -28,7 +28,14 @@ ROWS = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
 def _classifier(*body, batch=None):
     """(8, 8, 1) digits in, 10 scores out, with `body` in between -- the shape deploy expects."""
     k = keras()
-    return k.Sequential([k.layers.Input((8, 8, 1), batch_size=batch), *body, k.layers.Flatten(), k.layers.Dense(10, activation="softmax")])
+    return k.Sequential(
+        [
+            k.layers.Input((8, 8, 1), batch_size=batch),
+            *body,
+            k.layers.Flatten(),
+            k.layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 def _trained(model):
@@ -46,7 +53,9 @@ def _sequence(layer):
     return _classifier(keras().layers.Reshape((8, 8)), layer)
 
 
-def test_deploy_dry_run_refuses_an_lstm_before_anything_is_measured(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_deploy_dry_run_refuses_an_lstm_before_anything_is_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = tmp_path / "lstm.h5"
     _sequence(keras().layers.LSTM(8, name="lstm")).save(path)
     code = main(["deploy", "--profile", "rpi4", str(path), "--dry-run", "--output", str(tmp_path / "runs")])
@@ -77,7 +86,9 @@ def test_an_activation_failing_only_in_onnx_is_refused_at_plan_time(tmp_path: Pa
     """ONNX is exported only for a plan that trains: known once the plan is, still before training."""
     path = tmp_path / "gelu.h5"
     _trained(_classifier(keras().layers.Conv2D(4, 3, activation="gelu", name="conv"))).save(path)
-    with pytest.raises(ModelError, match=r"layer 'conv' \(Conv2D\) with activation 'gelu' exports to an ONNX graph") as info:
+    with pytest.raises(
+        ModelError, match=r"layer 'conv' \(Conv2D\) with activation 'gelu' exports to an ONNX graph"
+    ) as info:
         edgecompress.deploy(path, "rpi4", recipe="cqat", dry_run=True, output=tmp_path / "runs")
     assert "in ONNX export, which this run's profile and plan use" in info.value.problem
     assert "swish" in info.value.fix
@@ -92,7 +103,10 @@ def test_export_gaps_depend_on_the_routes_the_batch_and_the_config() -> None:
     unrolled = LayerRecord("lstm", "LSTM", {"unroll": True})
     assert export_gaps([gelu, unrolled], {"float32", "int8"}) == []
     found = export_gaps([groups, gelu], {"float32", "int8", "onnx"})
-    assert [(layer.name, failing) for layer, _, failing in found] == [("groups", ["float32", "int8"]), ("dense", ["onnx"])]
+    assert [(layer.name, failing) for layer, _, failing in found] == [
+        ("groups", ["float32", "int8"]),
+        ("dense", ["onnx"]),
+    ]
     assert export_gaps([groups], {"float32", "int8"}, free_batch=False) == []
 
 

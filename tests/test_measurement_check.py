@@ -9,16 +9,17 @@ samples, per-image predictions) against what the host itself sent and holds.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from board_pythons import tampering_python
 
-from edgecompress.targets import Measurement, MeasureJob
+from edgecompress.targets import MeasureJob, Measurement
 from edgecompress.targets.fleet import measure_fleet
 from edgecompress.targets.local import LocalTarget
 from edgecompress.targets.measurement_check import Expected, MeasurementRejected, check_measurement
-from board_pythons import tampering_python
 
 RUNS = 7
 
@@ -75,23 +76,50 @@ IMPOSSIBLE: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "negative median": (lambda r: r["latency_ms"].update(median=-0.5), "latency_ms.median is -0.5"),
     "NaN median": (lambda r: r["latency_ms"].update(median=float("nan")), "latency_ms.median is nan"),
     "text for a number": (lambda r: r["latency_ms"].update(median="fast"), "latency_ms.median is 'fast'"),
-    "p90 the samples do not give": (lambda r: r["latency_ms"].update(p90=r["latency_ms"]["p90"] * 10), "latency_ms.p90 is"),
-    "too few samples": (lambda r: r["latency_ms"]["samples"].pop(), f"latency_ms.samples has {RUNS - 1} values but {RUNS} timed runs"),
-    "an infinite sample": (lambda r: r["latency_ms"]["samples"].__setitem__(2, float("inf")), "latency_ms.samples[2] is inf"),
+    "p90 the samples do not give": (
+        lambda r: r["latency_ms"].update(p90=r["latency_ms"]["p90"] * 10),
+        "latency_ms.p90 is",
+    ),
+    "too few samples": (
+        lambda r: r["latency_ms"]["samples"].pop(),
+        f"latency_ms.samples has {RUNS - 1} values but {RUNS} timed runs",
+    ),
+    "an infinite sample": (
+        lambda r: r["latency_ms"]["samples"].__setitem__(2, float("inf")),
+        "latency_ms.samples[2] is inf",
+    ),
     "a zero sample": (lambda r: r["latency_ms"]["samples"].__setitem__(0, 0.0), "latency_ms.samples[0] is 0.0"),
     "other run count": (lambda r: r["latency_ms"].update(runs=RUNS + 1), f"latency_ms.runs is {RUNS + 1} but {RUNS}"),
     "negative load time": (lambda r: r.update(load_ms=-1.0), "load_ms is -1.0"),
-    "more memory than the board has": (lambda r: r["memory"].update(peak_rss_bytes=2**50), "memory.peak_rss_bytes is 1024.0 TiB, more than the board's RAM"),
+    "more memory than the board has": (
+        lambda r: r["memory"].update(peak_rss_bytes=2**50),
+        "memory.peak_rss_bytes is 1024.0 TiB, more than the board's RAM",
+    ),
     "negative memory": (lambda r: r["memory"].update(vm_rss_bytes=-4096), "memory.vm_rss_bytes is -4096"),
-    "accuracy not correct / n": (lambda r: r["accuracy"].update(overall=1.0), "accuracy.overall is 1 but the predictions sent give"),
+    "accuracy not correct / n": (
+        lambda r: r["accuracy"].update(overall=1.0),
+        "accuracy.overall is 1 but the predictions sent give",
+    ),
     "a consistent boast": (boast, "accuracy.correct is 360 but the predictions sent get"),
     "class counts that do not match the set": (swap_class_counts, "accuracy.per_class.0.n is"),
-    "a class name the set does not have": (lambda r: r["accuracy"]["per_class"]["3"].update(name="[red]cat[/red]"), "accuracy.per_class.3.name is '[red]cat[/red]'"),
-    "an eval set of another size": (lambda r: r["accuracy"].update(n=1000), "accuracy.n is 1000 but the evaluation set sent has 360 images"),
-    "a prediction missing": (lambda r: r["accuracy"]["predictions"].pop(), "accuracy.predictions has 359 values for the 360 images"),
+    "a class name the set does not have": (
+        lambda r: r["accuracy"]["per_class"]["3"].update(name="[red]cat[/red]"),
+        "accuracy.per_class.3.name is '[red]cat[/red]'",
+    ),
+    "an eval set of another size": (
+        lambda r: r["accuracy"].update(n=1000),
+        "accuracy.n is 1000 but the evaluation set sent has 360 images",
+    ),
+    "a prediction missing": (
+        lambda r: r["accuracy"]["predictions"].pop(),
+        "accuracy.predictions has 359 values for the 360 images",
+    ),
     "a class that does not exist": (first_prediction(10), "accuracy.predictions[0] is 10, not a class index 0..9"),
     "a prediction that is not a class": (first_prediction(True), "accuracy.predictions[0] is True"),
-    "a confusion matrix of another run": (lambda r: r["accuracy"]["confusion"][0].__setitem__(0, 0), "accuracy.confusion does not match"),
+    "a confusion matrix of another run": (
+        lambda r: r["accuracy"]["confusion"][0].__setitem__(0, 0),
+        "accuracy.confusion does not match",
+    ),
     "another model": (lambda r: r["model"].update(sha256="0" * 64), "model.sha256 is '000"),
     "another model size": (lambda r: r["model"].update(bytes=r["model"]["bytes"] + 1), "model.bytes is"),
     "threads as a flag": (lambda r: r.update(threads=True), "threads is True"),
@@ -154,7 +182,11 @@ def test_a_fleet_keeps_a_tampering_board_out_and_the_others_in(job: MeasureJob, 
 
     assert list(result.measurements) == ["honest"]
     error = result.errors["liar"]
-    assert error.step == "check" and "[liar] check failed" in error.problem and "accuracy.overall is 0.999" in error.problem
+    assert (
+        error.step == "check"
+        and "[liar] check failed" in error.problem
+        and "accuracy.overall is 0.999" in error.problem
+    )
     assert result.spread["accuracy"]["n"] == 1
     assert result.to_dict()["boards"][1]["error"]["step"] == "check"
 
@@ -166,13 +198,19 @@ HOSTILE: dict[str, tuple[str, str, str]] = {
     "an error that is not an object": ('doc["error"] = "boom"', "--model", "error 'boom'"),
     "JSON nested too deeply": ('raw = b"[" * 100000 + b"]" * 100000', "--model", "without a JSON answer"),
     "a list for an answer": ("doc = [doc]", "--model", "answered list, not a JSON object"),
-    "runtimes as a list": ('doc["runtimes"] = ["ai_edge_litert"]', "--probe", "runtimes is ['ai_edge_litert'], not an object"),
+    "runtimes as a list": (
+        'doc["runtimes"] = ["ai_edge_litert"]',
+        "--probe",
+        "runtimes is ['ai_edge_litert'], not an object",
+    ),
     "RAM as text": ('doc["memory"]["total_bytes"] = "4 GB"', "--probe", "memory.total_bytes is '4 GB'"),
 }
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_a_hostile_answer_fails_that_board_only_and_never_with_a_traceback(case: str, job: MeasureJob, tmp_path: Path) -> None:
+def test_a_hostile_answer_fails_that_board_only_and_never_with_a_traceback(
+    case: str, job: MeasureJob, tmp_path: Path
+) -> None:
     edit, when, said = HOSTILE[case]
     hostile = tampering_python(tmp_path / "python3", edit, when=when)
 
@@ -184,6 +222,7 @@ def test_a_hostile_answer_fails_that_board_only_and_never_with_a_traceback(case:
 
 def emulated(honest: Measurement, per_inference: dict[str, Any]) -> Measurement:
     """The honest accuracy, reported the way an emulated microcontroller reports its cost: instructions, no latency."""
+
     def edit(result: dict[str, Any]) -> None:
         result["latency_ms"] = {}
         result["instructions"] = {"per_inference": {"samples": 360, **per_inference}}
@@ -191,12 +230,16 @@ def emulated(honest: Measurement, per_inference: dict[str, Any]) -> Measurement:
     return tampered(honest, edit)
 
 
-def test_an_emulated_board_is_checked_on_its_instruction_counts_and_its_predictions(honest: Measurement, job: MeasureJob) -> None:
+def test_an_emulated_board_is_checked_on_its_instruction_counts_and_its_predictions(
+    honest: Measurement, job: MeasureJob
+) -> None:
     expected = Expected.for_job(job)
     good = emulated(honest, {"min": 9.0e5, "median": 1.0e6, "max": 1.2e6})
     assert check_measurement(good, expected) is good
-    for bad, said in (({"min": 9.0e5, "median": 2.0e6, "max": 1.2e6}, "out of order"),
-                      ({"min": 0.0, "median": 1.0e6, "max": 1.2e6}, "instructions.per_inference.min")):
+    for bad, said in (
+        ({"min": 9.0e5, "median": 2.0e6, "max": 1.2e6}, "out of order"),
+        ({"min": 0.0, "median": 1.0e6, "max": 1.2e6}, "instructions.per_inference.min"),
+    ):
         with pytest.raises(MeasurementRejected, match=said):
             check_measurement(emulated(honest, bad), expected)
     with pytest.raises(MeasurementRejected, match="accuracy"):

@@ -52,8 +52,15 @@ def arduino():
 @pytest.fixture(scope="module")
 def plain_build(tiny_tflite_int8: Path, eval_npz: Path, arduino, tmp_path_factory):
     out = tmp_path_factory.mktemp("micro_plain")
-    return build_micro(tiny_tflite_int8.read_bytes(), profile=arduino, eval_npz=eval_npz, out_dir=out,
-                       compress=False, name="digits", firmware_options=ESTIMATES_ONLY)
+    return build_micro(
+        tiny_tflite_int8.read_bytes(),
+        profile=arduino,
+        eval_npz=eval_npz,
+        out_dir=out,
+        compress=False,
+        name="digits",
+        firmware_options=ESTIMATES_ONLY,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +80,9 @@ def clustered_tflite(tiny_keras_model) -> bytes:
 @pytest.fixture(scope="module")
 def clustered_build(clustered_tflite: bytes, eval_npz: Path, tmp_path_factory):
     out = tmp_path_factory.mktemp("micro_clustered")
-    return build_micro(clustered_tflite, profile=load_profile("esp32-s3"), eval_npz=eval_npz, out_dir=out, name="digits")
+    return build_micro(
+        clustered_tflite, profile=load_profile("esp32-s3"), eval_npz=eval_npz, out_dir=out, name="digits"
+    )
 
 
 # --------------------------------------------------------------------------- accuracy and arena
@@ -90,7 +99,9 @@ def test_tflm_accuracy_equals_litert_accuracy_on_the_same_file(plain_build, tiny
 def test_arena_is_measured_and_the_model_runs_in_the_margin_arena(plain_build, tiny_tflite_int8, eval_npz):
     arena = plain_build.arena
     assert 0 < arena.recorded_bytes <= arena.minimum_bytes < plain_build.arena_with_margin
-    assert plain_build.arena_with_margin == arena.minimum_bytes + arena.margin_bytes + (-(arena.minimum_bytes + arena.margin_bytes) % 16)
+    assert plain_build.arena_with_margin == arena.minimum_bytes + arena.margin_bytes + (
+        -(arena.minimum_bytes + arena.margin_bytes) % 16
+    )
     model = tiny_tflite_int8.read_bytes()
     in_margin_arena = tflm.evaluate_tflm(model, eval_npz, plain_build.arena_with_margin)
     assert in_margin_arena.accuracy["overall"] == plain_build.accuracy
@@ -154,7 +165,9 @@ def test_model_data_compiles_for_cortex_m_and_gives_the_flash_figure(plain_build
 # --------------------------------------------------------------------------- compression
 
 
-def test_low_cardinality_layer_gets_smaller_with_lut_and_tflm_outputs_do_not_change(clustered_build, clustered_tflite, eval_npz):
+def test_low_cardinality_layer_gets_smaller_with_lut_and_tflm_outputs_do_not_change(
+    clustered_build, clustered_tflite, eval_npz
+):
     plan = clustered_build.compression["plan"]["chosen"]
     dense = next(t for t in plan if t["layer"] == "dense")
     assert dense["unique_values"] <= 4 and dense["index_bits"] == 2
@@ -165,7 +178,9 @@ def test_low_cardinality_layer_gets_smaller_with_lut_and_tflm_outputs_do_not_cha
     assert "resolver.AddDecode()" in (clustered_build.firmware_dir / "op_resolver.h").read_text()
     # Independent of the build's own check: run both files in TFLM and compare every output.
     compressed = clustered_build.compressed_tflite_path.read_bytes()
-    original = tflm.evaluate_tflm(clustered_tflite, eval_npz, clustered_build.candidates["uncompressed"]["arena"]["with_margin_bytes"])
+    original = tflm.evaluate_tflm(
+        clustered_tflite, eval_npz, clustered_build.candidates["uncompressed"]["arena"]["with_margin_bytes"]
+    )
     decoded = tflm.evaluate_tflm(compressed, eval_npz, clustered_build.arena_with_margin)
     assert np.array_equal(original.scores, decoded.scores)
     assert clustered_build.accuracy == original.accuracy["overall"]
@@ -191,13 +206,20 @@ def test_decoded_weights_are_counted_in_the_arena_and_kept_uncompressed_when_ram
 
 @pytest.mark.parametrize(
     ("activation", "op"),
-    [("gelu", "GELU"),  # no TFLM kernel at all
-     ("selu", "EXP")],  # a TFLM kernel exists, but not for int8
+    [
+        ("gelu", "GELU"),  # no TFLM kernel at all
+        ("selu", "EXP"),
+    ],  # a TFLM kernel exists, but not for int8
 )
 def test_op_tflm_cannot_run_is_refused_naming_the_layer(activation, op, tiny_keras_model, eval_npz, arduino, tmp_path):
     keras = _keras()
-    model = digits_model([keras.layers.Flatten(), keras.layers.Dense(16, activation=activation, name=f"odd_{activation}"),
-                          keras.layers.Dense(10, activation="softmax")])
+    model = digits_model(
+        [
+            keras.layers.Flatten(),
+            keras.layers.Dense(16, activation=activation, name=f"odd_{activation}"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     tflite_bytes = to_int8_tflite(model, tiny_keras_model.x_train[:50])
     with pytest.raises(ModelError) as raised:
         build_micro(tflite_bytes, profile=arduino, eval_npz=eval_npz, out_dir=tmp_path)
@@ -207,8 +229,13 @@ def test_op_tflm_cannot_run_is_refused_naming_the_layer(activation, op, tiny_ker
 
 def test_model_too_big_for_arduino_nano_is_refused_with_the_figures(tiny_keras_model, eval_npz, arduino, tmp_path):
     keras = _keras()
-    model = digits_model([keras.layers.Flatten(), keras.layers.Dense(9000, activation="relu", name="huge"),
-                          keras.layers.Dense(10, activation="softmax")])
+    model = digits_model(
+        [
+            keras.layers.Flatten(),
+            keras.layers.Dense(9000, activation="relu", name="huge"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     tflite_bytes = to_int8_tflite(model, tiny_keras_model.x_train[:50])
     with pytest.raises(BudgetError) as raised:
         build_micro(tflite_bytes, profile=arduino, eval_npz=eval_npz, out_dir=tmp_path, name="huge")

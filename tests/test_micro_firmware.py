@@ -23,10 +23,13 @@ from edgecompress.profiles import load_profile
 from edgecompress.targets import MeasureJob
 from edgecompress.targets.qemu import QemuTarget
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    shutil.which("arm-none-eabi-g++") is None or shutil.which("qemu-system-arm") is None,
-    reason="needs gcc-arm-none-eabi and qemu-system-arm (.ci/run installs both)",
-)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("arm-none-eabi-g++") is None or shutil.which("qemu-system-arm") is None,
+        reason="needs gcc-arm-none-eabi and qemu-system-arm (.ci/run installs both)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,15 @@ def arduino():
 def linked(tiny_tflite_int8: Path, eval_npz: Path, arduino, tmp_path_factory):
     """The tiny CNN's whole firmware for the Nano 33 BLE's Cortex-M4F, CMSIS-NN kernels."""
     out = tmp_path_factory.mktemp("micro_linked")
-    return build_micro(tiny_tflite_int8.read_bytes(), profile=arduino, eval_npz=eval_npz, out_dir=out, compress=False,
-                       name="digits", firmware_options=FirmwareOptions(mode="require"))
+    return build_micro(
+        tiny_tflite_int8.read_bytes(),
+        profile=arduino,
+        eval_npz=eval_npz,
+        out_dir=out,
+        compress=False,
+        name="digits",
+        firmware_options=FirmwareOptions(mode="require"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +68,9 @@ def test_firmware_links_for_the_profiles_core_with_only_the_models_kernels(linke
     kernels = {Path(source).stem for source in fw.build["sources"]["kernel"]}
     assert {"conv", "fully_connected", "pooling", "reshape", "softmax"} <= kernels
     assert not kernels & {"add", "mul", "depthwise_conv", "lstm_eval", "svdf", "decode"}  # ops the model does not use
-    assert any("cmsis_nn/conv.cc" in source for source in fw.build["sources"]["kernel"])  # CMSIS-NN's, not the reference
+    assert any(
+        "cmsis_nn/conv.cc" in source for source in fw.build["sources"]["kernel"]
+    )  # CMSIS-NN's, not the reference
     third_party = fw.build["sources"]["third-party"]
     assert third_party and all("cmsis_nn/Source" in source for source in third_party)
     flags = fw.build["link_command"]
@@ -67,12 +79,21 @@ def test_firmware_links_for_the_profiles_core_with_only_the_models_kernels(linke
 
 def test_flash_and_ram_come_from_the_elf_itemised_and_are_checked_against_the_budgets(linked, arduino):
     device = linked.image.device
-    assert device.flash_bytes == sum(v for k, v in device.flash.items() if k != "total") == linked.image.image.stat().st_size
+    assert (
+        device.flash_bytes
+        == sum(v for k, v in device.flash.items() if k != "total")
+        == linked.image.image.stat().st_size
+    )
     assert device.ram_bytes == sum(v for k, v in device.ram.items() if k != "total")
-    assert set(device.flash) >= {"model", "tflm_runtime", "kernels", "rest"} and set(device.ram) >= set(ITEMS) - {"model"}
+    assert set(device.flash) >= {"model", "tflm_runtime", "kernels", "rest"} and set(device.ram) >= set(ITEMS) - {
+        "model"
+    }
     assert linked.uncompressed_bytes <= device.flash["model"] < linked.uncompressed_bytes + 512  # the array, aligned
     assert device.flash["tflm_runtime"] > 10_000 and device.flash["kernels"] > 10_000  # real code, not a stub
-    assert device.ram["arena"] == linked.image.arena["size_bytes"] and device.ram["stack"] == linked.image.stack["reserved_bytes"]
+    assert (
+        device.ram["arena"] == linked.image.arena["size_bytes"]
+        and device.ram["stack"] == linked.image.stack["reserved_bytes"]
+    )
     assert device.flash["harness"] == 0 and device.ram["harness"] == 0  # the device image carries no emulator harness
     assert linked.image.emulator.flash["harness"] > 0
     fits = linked.fits
@@ -87,16 +108,27 @@ def test_arena_is_measured_on_the_32_bit_core_and_sizes_the_project(linked):
     assert arena["measured_32bit_bytes"] > 0 and arena["source"].startswith("smallest arena the firmware runs in")
     assert arena["smallest_working_bytes"] >= arena["measured_32bit_bytes"] + 16 and arena["search_probes"] >= 1
     assert arena["size_bytes"] == arena["smallest_working_bytes"] + arena["margin_bytes"]
-    assert arena["measured_32bit_bytes"] < linked.arena.minimum_bytes  # 32-bit pointers: less than the 64-bit host needs
+    assert (
+        arena["measured_32bit_bytes"] < linked.arena.minimum_bytes
+    )  # 32-bit pointers: less than the 64-bit host needs
     header = (linked.firmware_dir / "model_data.h").read_text()
     assert f"kTensorArenaSize = {arena['size_bytes']};" in header and "emulated 32-bit core" in header
-    assert linked.image.stack["peak_bytes"] > 0 and linked.image.stack["reserved_bytes"] >= linked.image.stack["peak_bytes"]
+    assert (
+        linked.image.stack["peak_bytes"] > 0
+        and linked.image.stack["reserved_bytes"] >= linked.image.stack["peak_bytes"]
+    )
 
 
 def test_a_second_build_compiles_only_the_models_own_files(linked, eval_npz: Path):
-    again = image.build_firmware(linked.firmware_dir, core=linked.image.core, kernels="cmsis_nn",
-                                 host_arena_bytes=linked.arena_with_margin, probe=_probe(linked, eval_npz), emulate=False,
-                                 out_name="rebuild")
+    again = image.build_firmware(
+        linked.firmware_dir,
+        core=linked.image.core,
+        kernels="cmsis_nn",
+        host_arena_bytes=linked.arena_with_margin,
+        probe=_probe(linked, eval_npz),
+        emulate=False,
+        out_name="rebuild",
+    )
     assert again.build["compiled_now"] == 0 and again.build["from_cache"] > 20
     assert again.device.flash["tflm_runtime"] == linked.image.device.flash["tflm_runtime"]
 
@@ -106,11 +138,18 @@ def test_the_project_carries_a_makefile_for_a_users_own_board(linked):
 
     project = linked.firmware_dir
     assert (project / "Makefile").is_file() and (project / "firmware.ld").is_file()
-    dry = subprocess.run(["make", "-n", "-C", str(project), f"TFLM_DIR={linked.image.tree.root}"], capture_output=True,
-                         text=True, check=True).stdout
+    dry = subprocess.run(
+        ["make", "-n", "-C", str(project), f"TFLM_DIR={linked.image.tree.root}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     compiled = re.findall(r"-c (\S+) -o", dry)
-    tflm_sources = {str(linked.image.tree.root / s) for origin in ("framework", "kernel", "third-party")
-                    for s in linked.image.build["sources"].get(origin, [])}
+    tflm_sources = {
+        str(linked.image.tree.root / s)
+        for origin in ("framework", "kernel", "third-party")
+        for s in linked.image.build["sources"].get(origin, [])
+    }
     assert tflm_sources <= set(compiled)  # the very sources edgecompress linked, no more
     assert {"main.cc", "model_data.cc", "sample_input.cc", "startup_cortex_m.c"} <= set(compiled)
     assert "-mcpu=cortex-m4" in dry and "-Tfirmware.ld" in dry and "arm-none-eabi-g++" in dry
@@ -133,7 +172,11 @@ def test_firmware_outputs_equal_tflm_python_on_every_sample(on_qemu, linked):
 def test_instructions_are_counted_per_inference_and_per_op_and_labelled(on_qemu, linked):
     instructions = on_qemu.result["instructions"]
     per_inference = instructions["per_inference"]
-    assert "instructions" in per_inference["unit"] and "QEMU" in per_inference["unit"] and "Cortex-M4F" in per_inference["unit"]
+    assert (
+        "instructions" in per_inference["unit"]
+        and "QEMU" in per_inference["unit"]
+        and "Cortex-M4F" in per_inference["unit"]
+    )
     assert per_inference["samples"] == linked.tflm_accuracy["n"]
     assert linked.macs["total"] / 4 < per_inference["median"] < 200 * linked.macs["total"]
     ops = [row["op"] for row in instructions["per_op"]]
@@ -141,7 +184,9 @@ def test_instructions_are_counted_per_inference_and_per_op_and_labelled(on_qemu,
     assert sum(row["instructions"] for row in instructions["per_op"]) <= per_inference["mean"]
     estimate = on_qemu.result["latency_estimate"]
     assert estimate["clock_mhz"] == 64 and estimate["cycles_per_instruction"] > 0 and "estimate" in estimate["label"]
-    assert estimate["milliseconds"] == pytest.approx(per_inference["median"] * estimate["cycles_per_instruction"] / 64e3, rel=1e-3)
+    assert estimate["milliseconds"] == pytest.approx(
+        per_inference["median"] * estimate["cycles_per_instruction"] / 64e3, rel=1e-3
+    )
     assert on_qemu.result["latency_ms"] == {}  # nothing here passes for wall-clock time on a device
     assert on_qemu.result["memory"]["arena_used_32bit_bytes"] == linked.image.arena["measured_32bit_bytes"]
 
@@ -163,9 +208,18 @@ def test_the_arena_search_finds_the_boundary_to_16_bytes():
 def test_systick_calibration_reads_40_instructions_per_tick_and_counts_repeat_exactly(linked, eval_npz: Path, tmp_path):
     board = cores.BOARDS["mps2-an386"]
     probe = _probe(linked, eval_npz)
-    runs = [emulator.run_firmware(linked.image.emulator_elf, board, probe.sample * 3, input_bytes=probe.input_bytes,
-                                  output_bytes=probe.output_bytes, output_dtype=probe.output_dtype, workdir=tmp_path / str(i))
-            for i in range(2)]
+    runs = [
+        emulator.run_firmware(
+            linked.image.emulator_elf,
+            board,
+            probe.sample * 3,
+            input_bytes=probe.input_bytes,
+            output_bytes=probe.output_bytes,
+            output_dtype=probe.output_dtype,
+            workdir=tmp_path / str(i),
+        )
+        for i in range(2)
+    ]
     for run in runs:
         calibration = run.calibration
         # -icount shift=0: 1 ns per instruction; SysTick at the board's 25 MHz: one tick per 40 instructions.
@@ -177,9 +231,15 @@ def test_systick_calibration_reads_40_instructions_per_tick_and_counts_repeat_ex
 
 
 def test_reference_kernels_match_tflm_python_bit_for_bit_and_take_more_instructions(linked, on_qemu, eval_npz: Path):
-    reference = image.build_firmware(linked.firmware_dir, core=linked.image.core, kernels="reference",
-                                     host_arena_bytes=linked.arena_with_margin, probe=_probe(linked, eval_npz),
-                                     out_name="reference", manifest_extra=_manifest_extra(linked))
+    reference = image.build_firmware(
+        linked.firmware_dir,
+        core=linked.image.core,
+        kernels="reference",
+        host_arena_bytes=linked.arena_with_margin,
+        probe=_probe(linked, eval_npz),
+        out_name="reference",
+        manifest_extra=_manifest_extra(linked),
+    )
     assert not any("cmsis_nn" in source for source in reference.build["sources"].get("kernel", []))
     assert "third-party" not in reference.build["sources"]
     result = QemuTarget().measure(MeasureJob(model=reference.image, eval_data=eval_npz)).result
@@ -198,9 +258,15 @@ def test_an_emulator_that_hangs_is_stopped_and_reported(linked, eval_npz: Path, 
     probe = _probe(linked, eval_npz)
     monkeypatch.setattr(emulator, "_timeout", lambda samples, timeout_s, hint: 0.5)
     with pytest.raises(TargetError, match="did not finish within") as raised:
-        emulator.run_firmware(linked.image.emulator_elf, cores.BOARDS["mps2-an386"], probe.sample * 2000,
-                              input_bytes=probe.input_bytes, output_bytes=probe.output_bytes,
-                              output_dtype=probe.output_dtype, workdir=tmp_path)
+        emulator.run_firmware(
+            linked.image.emulator_elf,
+            cores.BOARDS["mps2-an386"],
+            probe.sample * 2000,
+            input_bytes=probe.input_bytes,
+            output_bytes=probe.output_bytes,
+            output_dtype=probe.output_dtype,
+            workdir=tmp_path,
+        )
     assert "--resume" in raised.value.fix
 
 
@@ -225,13 +291,21 @@ def test_a_board_with_another_core_is_refused(linked, eval_npz: Path):
         QemuTarget("mps2-an999")
 
 
-def test_a_model_that_does_not_fit_is_refused_with_the_elf_figures(tiny_tflite_int8: Path, eval_npz: Path, arduino, tmp_path):
+def test_a_model_that_does_not_fit_is_refused_with_the_elf_figures(
+    tiny_tflite_int8: Path, eval_npz: Path, arduino, tmp_path
+):
     from edgecompress.errors import BudgetError
 
     small = arduino.model_copy(update={"flash_budget_bytes": 40_000})
     with pytest.raises(BudgetError) as raised:
-        build_micro(tiny_tflite_int8.read_bytes(), profile=small, eval_npz=eval_npz, out_dir=tmp_path, compress=False,
-                    firmware_options=FirmwareOptions(mode="require", emulate=False))
+        build_micro(
+            tiny_tflite_int8.read_bytes(),
+            profile=small,
+            eval_npz=eval_npz,
+            out_dir=tmp_path,
+            compress=False,
+            firmware_options=FirmwareOptions(mode="require", emulate=False),
+        )
     message = raised.value.problem
     needed = int(re.search(r"flash: needs ([\d,]+) B", message)[1].replace(",", ""))
     assert needed > 40_000 and "TFLM runtime" in message and "kernels" in message
@@ -250,8 +324,11 @@ def _probe(linked, eval_npz: Path) -> image.ProbeInput:
 
 
 def _manifest_extra(linked) -> dict:
-    return {key: value for key, value in json.loads(linked.image.manifest.read_text()).items()
-            if key in ("input", "output", "clock_mhz", "profile", "model_bytes", "reference_scores", "shipped")}
+    return {
+        key: value
+        for key, value in json.loads(linked.image.manifest.read_text()).items()
+        if key in ("input", "output", "clock_mhz", "profile", "model_bytes", "reference_scores", "shipped")
+    }
 
 
 # --------------------------------------------------------------------------- through deploy
@@ -260,8 +337,15 @@ def _manifest_extra(linked) -> dict:
 def test_deploy_to_the_emulated_board_reports_the_firmware_as_measured(tiny_h5: Path, tmp_path):
     import edgecompress
 
-    result = edgecompress.deploy(tiny_h5, "arduino-nano-33-ble", data="sklearn:digits", target="qemu",
-                                 output=tmp_path / "runs", max_eval=120, epochs=1)
+    result = edgecompress.deploy(
+        tiny_h5,
+        "arduino-nano-33-ble",
+        data="sklearn:digits",
+        target="qemu",
+        output=tmp_path / "runs",
+        max_eval=120,
+        epochs=1,
+    )
     report = result.report
     [measured] = [m for m in report["measurements"] if m["target"] == "qemu"]
     assert measured["artifact"] == "tflm-firmware" and measured["latency_ms"] == {}
@@ -295,7 +379,10 @@ def test_missing_toolchain_and_emulator_say_what_to_install(tmp_path, monkeypatc
     monkeypatch.setenv("PATH", str(tmp_path))  # no arm-none-eabi-*, no qemu-system-arm
     with pytest.raises(ToolError) as raised:
         toolchain.arm_tool("g++")
-    assert "apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib" in raised.value.fix
+    assert (
+        "apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib"
+        in raised.value.fix
+    )
     with pytest.raises(ToolError) as raised:
         toolchain.qemu_system()
     assert "bookworm-backports" in raised.value.fix and "qemu-system-arm" in raised.value.fix

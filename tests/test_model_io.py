@@ -13,7 +13,9 @@ from edgecompress.model_io import load_model, read_architecture
 
 def _small_model(extra_layers=()):
     k = keras()
-    return k.Sequential([k.layers.Input((8, 8, 1)), *extra_layers, k.layers.Flatten(), k.layers.Dense(3, activation="softmax")])
+    return k.Sequential(
+        [k.layers.Input((8, 8, 1)), *extra_layers, k.layers.Flatten(), k.layers.Dense(3, activation="softmax")]
+    )
 
 
 def test_a_plain_sequential_h5_loads_with_its_facts(tmp_path: Path) -> None:

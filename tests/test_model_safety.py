@@ -47,7 +47,12 @@ def _set(layer_name: str, field: str, payload: Callable[[Path, str], Any]) -> Ca
 
 def _constant(value: Any) -> dict[str, Any]:
     """A Constant initializer: its `value` goes to tf-keras's full deserializer, which imports `module`s."""
-    return {"module": "keras.initializers", "class_name": "Constant", "config": {"value": value}, "registered_name": None}
+    return {
+        "module": "keras.initializers",
+        "class_name": "Constant",
+        "config": {"value": value},
+        "registered_name": None,
+    }
 
 
 def _set_top(key: str, payload: Callable[[Path, str], Any]) -> Callable[[dict, Path, str], None]:
@@ -73,68 +78,149 @@ def _add_tf_op(function: str) -> Callable[[dict, Path, str], None]:
 
 
 def _hidden_sequential(marker: Path, module: str) -> dict[str, Any]:
-    return {"class_name": "Sequential", "config": {"name": "inner", "layers": [crafted.lambda_layer(marker)]},
-            "__passive_serialization__": True}
+    return {
+        "class_name": "Sequential",
+        "config": {"name": "inner", "layers": [crafted.lambda_layer(marker)]},
+        "__passive_serialization__": True,
+    }
 
 
 #: id -> (file suffix, how the attacker edits the stored config, text the refusal must contain)
 ATTACKS: dict[str, tuple[str, Callable[[dict, Path, str], None], str]] = {
     # .h5: tf-keras ignores safe_mode, rebuilds a __passive_serialization__ dict in any field, and calls it
     "h5 Lambda bytecode as an activation": (
-        ".h5", _set("head", "activation", lambda m, _: crafted.lambda_layer(m, passive=True)), "layer 'head' (Dense), config.activation"),
+        ".h5",
+        _set("head", "activation", lambda m, _: crafted.lambda_layer(m, passive=True)),
+        "layer 'head' (Dense), config.activation",
+    ),
     "h5 Lambda bytecode as an initializer": (
-        ".h5", _set("head", "kernel_initializer", lambda m, _: crafted.lambda_layer(m, passive=True)), "config.kernel_initializer"),
+        ".h5",
+        _set("head", "kernel_initializer", lambda m, _: crafted.lambda_layer(m, passive=True)),
+        "config.kernel_initializer",
+    ),
     "h5 Lambda bytecode as a regularizer": (
-        ".h5", _set("head", "kernel_regularizer", lambda m, _: crafted.lambda_layer(m, passive=True)), "config.kernel_regularizer"),
+        ".h5",
+        _set("head", "kernel_regularizer", lambda m, _: crafted.lambda_layer(m, passive=True)),
+        "config.kernel_regularizer",
+    ),
     "h5 Lambda bytecode as a constraint": (
-        ".h5", _set("conv", "kernel_constraint", lambda m, _: crafted.lambda_layer(m, passive=True)), "layer 'conv' (Conv2D), config.kernel_constraint"),
+        ".h5",
+        _set("conv", "kernel_constraint", lambda m, _: crafted.lambda_layer(m, passive=True)),
+        "layer 'conv' (Conv2D), config.kernel_constraint",
+    ),
     "h5 Lambda inside a Sequential hidden in an activation": (
-        ".h5", _set("head", "activation", _hidden_sequential),
-        "layer 'head' (Dense), config.activation > layer 'inner' (Sequential), config.layers[0] is a Lambda layer 'hidden'"),
+        ".h5",
+        _set("head", "activation", _hidden_sequential),
+        "layer 'head' (Dense), config.activation > layer 'inner' (Sequential), config.layers[0] is a Lambda layer 'hidden'",
+    ),
     "h5 Lambda bytecode in an unlisted field": (
-        ".h5", _set("flatten", "data_format", lambda m, _: crafted.lambda_layer(m, passive=True)), "layer 'flatten' (Flatten), config.data_format"),
+        ".h5",
+        _set("flatten", "data_format", lambda m, _: crafted.lambda_layer(m, passive=True)),
+        "layer 'flatten' (Flatten), config.data_format",
+    ),
     "h5 Lambda layer in the layers list": (
-        ".h5", lambda c, m, _: c["config"]["layers"].append({**crafted.lambda_layer(m), "name": "hidden", "inbound_nodes": []}),
-        "config.layers[4] is a Lambda layer 'hidden'"),
+        ".h5",
+        lambda c, m, _: c["config"]["layers"].append(
+            {**crafted.lambda_layer(m), "name": "hidden", "inbound_nodes": []}
+        ),
+        "config.layers[4] is a Lambda layer 'hidden'",
+    ),
     "h5 a string naming a registered function": (
-        ".h5", _set("head", "activation", lambda m, _: "attack>payload"), "config.activation"),
-    "h5 TFOpLambda calling tf.print into a file": (".h5", _add_tf_op("print"), "layer 'tf.op' (TFOpLambda), config.function"),
+        ".h5",
+        _set("head", "activation", lambda m, _: "attack>payload"),
+        "config.activation",
+    ),
+    "h5 TFOpLambda calling tf.print into a file": (
+        ".h5",
+        _add_tf_op("print"),
+        "layer 'tf.op' (TFOpLambda), config.function",
+    ),
     "h5 TFOpLambda calling a raw op": (".h5", _add_tf_op("raw_ops.PrintV2"), "config.function"),
-    "h5 unknown activation name": (".h5", _set("head", "activation", lambda m, _: "softmax_but_custom"), "config.activation"),
+    "h5 unknown activation name": (
+        ".h5",
+        _set("head", "activation", lambda m, _: "softmax_but_custom"),
+        "config.activation",
+    ),
     # .keras: a `module` beside a class or function name is imported by the full deserializer
-    "keras module of the model itself": (".keras", _set_top("module", lambda m, mod: mod), "model 'victim' (Functional), module"),
-    "keras module of a layer": (".keras", _set_layer_key("head", "module", lambda m, mod: mod), "layer 'head' (Dense), module"),
+    "keras module of the model itself": (
+        ".keras",
+        _set_top("module", lambda m, mod: mod),
+        "model 'victim' (Functional), module",
+    ),
+    "keras module of a layer": (
+        ".keras",
+        _set_layer_key("head", "module", lambda m, mod: mod),
+        "layer 'head' (Dense), module",
+    ),
     "keras module in a Constant initializer's value": (
-        ".keras", _set("head", "kernel_initializer", lambda m, mod: _constant(crafted.module_object(mod))),
-        "config.kernel_initializer.config.value"),
+        ".keras",
+        _set("head", "kernel_initializer", lambda m, mod: _constant(crafted.module_object(mod))),
+        "config.kernel_initializer.config.value",
+    ),
     "keras function record in a Constant initializer's value": (
-        ".keras", _set("head", "kernel_initializer", lambda m, mod: _constant(crafted.module_function(mod))),
-        "config.kernel_initializer.config.value"),
+        ".keras",
+        _set("head", "kernel_initializer", lambda m, mod: _constant(crafted.module_function(mod))),
+        "config.kernel_initializer.config.value",
+    ),
     "keras serialized lambda in a Constant initializer's value": (
-        ".keras", _set("head", "kernel_initializer", lambda m, _: _constant(crafted.keras_lambda(m))),
-        "config.kernel_initializer.config.value"),
+        ".keras",
+        _set("head", "kernel_initializer", lambda m, _: _constant(crafted.keras_lambda(m))),
+        "config.kernel_initializer.config.value",
+    ),
     "keras type spec importing a module": (
-        ".keras", _set("image", "type_spec", lambda m, mod: crafted.module_typespec(mod)), "layer 'image' (InputLayer), config.type_spec"),
+        ".keras",
+        _set("image", "type_spec", lambda m, mod: crafted.module_typespec(mod)),
+        "layer 'image' (InputLayer), config.type_spec",
+    ),
     "keras activation as a function from a module": (
-        ".keras", _set("head", "activation", lambda m, mod: crafted.module_function(mod, "relu")), "config.activation.module"),
+        ".keras",
+        _set("head", "activation", lambda m, mod: crafted.module_function(mod, "relu")),
+        "config.activation.module",
+    ),
     "keras activation as an unknown function": (
-        ".keras", _set("head", "activation", lambda m, mod: crafted.module_function(mod)), "config.activation.config"),
+        ".keras",
+        _set("head", "activation", lambda m, mod: crafted.module_function(mod)),
+        "config.activation.config",
+    ),
     "keras serialized lambda as an activation": (
-        ".keras", _set("head", "activation", lambda m, _: crafted.keras_lambda(m)), "config.activation"),
-    "keras dtype policy from a module": (".keras", _set("head", "dtype", lambda m, mod: crafted.module_object(mod)), "config.dtype"),
+        ".keras",
+        _set("head", "activation", lambda m, _: crafted.keras_lambda(m)),
+        "config.activation",
+    ),
+    "keras dtype policy from a module": (
+        ".keras",
+        _set("head", "dtype", lambda m, mod: crafted.module_object(mod)),
+        "config.dtype",
+    ),
     "keras initializer class from a module": (
-        ".keras", _set("head", "bias_initializer", lambda m, mod: {**crafted.module_object(mod), "class_name": "Zeros"}),
-        "config.bias_initializer.module"),
+        ".keras",
+        _set("head", "bias_initializer", lambda m, mod: {**crafted.module_object(mod), "class_name": "Zeros"}),
+        "config.bias_initializer.module",
+    ),
     "keras registered name on a layer": (
-        ".keras", _set_layer_key("head", "registered_name", lambda m, _: "attack>payload"), "layer 'head' (Dense), registered_name"),
+        ".keras",
+        _set_layer_key("head", "registered_name", lambda m, _: "attack>payload"),
+        "layer 'head' (Dense), registered_name",
+    ),
     "keras TFOpLambda calling tf.print into a file": (".keras", _add_tf_op("print"), "config.function"),
     "keras nested Sequential with a Lambda in a wrapper": (
         ".keras",
-        lambda c, m, _: c["config"]["layers"].append({
-            "class_name": "TimeDistributed", "name": "wrapped", "inbound_nodes": [],
-            "config": {"name": "wrapped", "layer": {"class_name": "Sequential", "config": {"name": "inner", "layers": [crafted.lambda_layer(m)]}}},
-        }),
-        "layer 'wrapped' (TimeDistributed), config.layer > layer 'inner' (Sequential), config.layers[0] is a Lambda layer 'hidden'"),
+        lambda c, m, _: c["config"]["layers"].append(
+            {
+                "class_name": "TimeDistributed",
+                "name": "wrapped",
+                "inbound_nodes": [],
+                "config": {
+                    "name": "wrapped",
+                    "layer": {
+                        "class_name": "Sequential",
+                        "config": {"name": "inner", "layers": [crafted.lambda_layer(m)]},
+                    },
+                },
+            }
+        ),
+        "layer 'wrapped' (TimeDistributed), config.layer > layer 'inner' (Sequential), config.layers[0] is a Lambda layer 'hidden'",
+    ),
 }
 
 
@@ -215,8 +301,9 @@ def test_training_settings_are_never_handed_to_tf_keras(tmp_path: Path, marker: 
     import h5py
 
     with h5py.File(h5_path, "r+") as handle:
-        handle.attrs["training_config"] = json.dumps({"optimizer_config": crafted.module_object(evil_module),
-                                                      "loss": crafted.lambda_layer(marker, passive=True)})
+        handle.attrs["training_config"] = json.dumps(
+            {"optimizer_config": crafted.module_object(evil_module), "loss": crafted.lambda_layer(marker, passive=True)}
+        )
     for path in (keras_path, h5_path):
         loaded = load_model(path)
         assert loaded.model.optimizer is None
@@ -241,7 +328,9 @@ def test_a_config_json_bomb_is_refused_before_it_is_read(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("depth", [600, 100_000])
-def test_an_absurdly_nested_config_is_refused_without_a_traceback(depth: int, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_an_absurdly_nested_config_is_refused_without_a_traceback(
+    depth: int, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     path = crafted.save(crafted.tiny_functional(), tmp_path / "model.h5")
     config = crafted.read_config(path)
     crafted.layer(config, "head")["config"]["padding"] = "DEEP"
@@ -263,12 +352,21 @@ def _rich_functional():
     x = layers.Rescaling(1 / 255)(inputs)
     x = layers.Normalization(mean=0.5, variance=0.25)(x)
     x = x * 2.0 - 1.0  # TFOpLambda math.multiply, __operators__.sub...
-    x = layers.Conv2D(4, 3, padding="same", kernel_initializer=k.initializers.HeNormal(seed=1),
-                      kernel_regularizer=k.regularizers.L2(1e-4), kernel_constraint=k.constraints.MaxNorm(2.0),
-                      bias_initializer=k.initializers.Constant(0.1), activation=tf.nn.relu6)(x)
+    x = layers.Conv2D(
+        4,
+        3,
+        padding="same",
+        kernel_initializer=k.initializers.HeNormal(seed=1),
+        kernel_regularizer=k.regularizers.L2(1e-4),
+        kernel_constraint=k.constraints.MaxNorm(2.0),
+        bias_initializer=k.initializers.Constant(0.1),
+        activation=tf.nn.relu6,
+    )(x)
     x = layers.BatchNormalization()(x)
     x = layers.DepthwiseConv2D(3, padding="same", activation=layers.LeakyReLU(0.1))(x)
-    block = k.Sequential([layers.Input((8, 8, 4)), layers.SeparableConv2D(4, 1, activation="swish"), layers.ReLU(6.0)], name="block")
+    block = k.Sequential(
+        [layers.Input((8, 8, 4)), layers.SeparableConv2D(4, 1, activation="swish"), layers.ReLU(6.0)], name="block"
+    )
     x = layers.Add()([x, block(x)])
     x = tf.clip_by_value(x, -6.0, 6.0)
     x = layers.MaxPooling2D()(x)
@@ -285,8 +383,15 @@ def _rich_functional():
 def _mixed_precision():
     k = keras()
     layers = k.layers
-    return k.Sequential([layers.Input((8, 8, 1)), layers.Conv2D(2, 3, dtype=k.mixed_precision.Policy("mixed_float16")),
-                         layers.Flatten(), layers.Dense(3, dtype="float32"), layers.Activation("softmax", dtype="float32")])
+    return k.Sequential(
+        [
+            layers.Input((8, 8, 1)),
+            layers.Conv2D(2, 3, dtype=k.mixed_precision.Policy("mixed_float16")),
+            layers.Flatten(),
+            layers.Dense(3, dtype="float32"),
+            layers.Activation("softmax", dtype="float32"),
+        ]
+    )
 
 
 LEGITIMATE = {
@@ -343,10 +448,21 @@ def _functional(*layers: dict, **top: Any) -> dict:
 
 def test_what_tf_keras_itself_writes_is_accepted_and_training_settings_are_dropped() -> None:
     dense = {
-        "module": "keras.layers", "class_name": "Dense", "registered_name": None,
-        "config": {"name": "head", "activation": {"module": "keras.activations", "class_name": "function",
-                                                   "config": "relu", "registered_name": "relu"},
-                   "kernel_initializer": "glorot_uniform", "kernel_regularizer": "l2", "dtype": "mixed_bfloat16"},
+        "module": "keras.layers",
+        "class_name": "Dense",
+        "registered_name": None,
+        "config": {
+            "name": "head",
+            "activation": {
+                "module": "keras.activations",
+                "class_name": "function",
+                "config": "relu",
+                "registered_name": "relu",
+            },
+            "kernel_initializer": "glorot_uniform",
+            "kernel_regularizer": "l2",
+            "dtype": "mixed_bfloat16",
+        },
         "compile_config": {"optimizer": "adam"},
     }
     older = {"module": "keras.src.engine.functional", "class_name": "Functional", "registered_name": "Functional"}
@@ -359,19 +475,46 @@ def test_what_tf_keras_itself_writes_is_accepted_and_training_settings_are_dropp
 @pytest.mark.parametrize(
     ("record", "expected"),
     [
-        ({"class_name": "Dense", "config": {"name": "d", "kernel_initializer": "he_uniformly"}}, "config.kernel_initializer is 'he_uniformly'"),
-        ({"class_name": "Dense", "config": {"name": "d", "kernel_regularizer": {"class_name": "GlorotUniform", "config": {}}}},
-         "names the class 'GlorotUniform', which is not a built-in tf-keras regularizer"),
+        (
+            {"class_name": "Dense", "config": {"name": "d", "kernel_initializer": "he_uniformly"}},
+            "config.kernel_initializer is 'he_uniformly'",
+        ),
+        (
+            {
+                "class_name": "Dense",
+                "config": {"name": "d", "kernel_regularizer": {"class_name": "GlorotUniform", "config": {}}},
+            },
+            "names the class 'GlorotUniform', which is not a built-in tf-keras regularizer",
+        ),
         ({"class_name": "Dense", "config": {"name": "d", "dtype": "float33"}}, "config.dtype is 'float33'"),
-        ({"class_name": "Dense", "config": {"name": "d", "bias_constraint": {"module": "os", "config": {}}}},
-         "config.bias_constraint is an object record without a class name"),
-        ({"class_name": "Dense", "config": {"name": "d", "units": {"class_name": "__tuple__", "items": [1], "module": "os"}}},
-         "config.units is a '__tuple__' data record"),
+        (
+            {"class_name": "Dense", "config": {"name": "d", "bias_constraint": {"module": "os", "config": {}}}},
+            "config.bias_constraint is an object record without a class name",
+        ),
+        (
+            {
+                "class_name": "Dense",
+                "config": {"name": "d", "units": {"class_name": "__tuple__", "items": [1], "module": "os"}},
+            },
+            "config.units is a '__tuple__' data record",
+        ),
         ({"class_name": "Dense", "config": {"name": "d", "output_shape_type": "lambda"}}, "marks Python bytecode"),
-        ({"class_name": "SlicingOpLambda", "config": {"name": "s", "function": "compat.v1.py_func"}}, "config.function is 'compat.v1.py_func'"),
-        ({"class_name": "TFOpLambda", "config": {"name": "t", "function": "io.read_file"}}, "config.function is 'io.read_file'"),
-        ({"class_name": "TensorFlowOpLayer", "config": {"name": "op", "node_def": {}}}, "builds whichever TensorFlow op"),
-        ({"class_name": "StringLookup", "config": {"name": "v", "vocabulary": "/etc/passwd"}}, "reads a vocabulary file"),
+        (
+            {"class_name": "SlicingOpLambda", "config": {"name": "s", "function": "compat.v1.py_func"}},
+            "config.function is 'compat.v1.py_func'",
+        ),
+        (
+            {"class_name": "TFOpLambda", "config": {"name": "t", "function": "io.read_file"}},
+            "config.function is 'io.read_file'",
+        ),
+        (
+            {"class_name": "TensorFlowOpLayer", "config": {"name": "op", "node_def": {}}},
+            "builds whichever TensorFlow op",
+        ),
+        (
+            {"class_name": "StringLookup", "config": {"name": "v", "vocabulary": "/etc/passwd"}},
+            "reads a vocabulary file",
+        ),
         ({"class_name": "Dense", "config": {"name": "d", "activation": "Lambda"}}, "config.activation is 'Lambda'"),
     ],
 )
@@ -381,7 +524,19 @@ def test_the_checker_names_what_it_refuses(record: dict, expected: str) -> None:
     assert expected in info.value.problem
 
 
-@pytest.mark.parametrize("function", ["math.truediv", "__operators__.add", "__operators__.getitem", "reshape",
-                                      "concat", "nn.relu6", "clip_by_value", "image.resize", "math.reduce_mean"])
+@pytest.mark.parametrize(
+    "function",
+    [
+        "math.truediv",
+        "__operators__.add",
+        "__operators__.getitem",
+        "reshape",
+        "concat",
+        "nn.relu6",
+        "clip_by_value",
+        "image.resize",
+        "math.reduce_mean",
+    ],
+)
 def test_tf_op_layers_may_call_tensor_maths(function: str) -> None:
     _check(_functional({"class_name": "TFOpLambda", "config": {"name": "t", "function": function}}))

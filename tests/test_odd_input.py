@@ -41,14 +41,34 @@ def digits_folders(root: Path, names: list[str]) -> Path:
     return root
 
 
-def test_class_names_and_paths_that_look_like_markup_are_shown_as_written(tiny_h5: Path, tmp_path: Path, capsys) -> None:
+def test_class_names_and_paths_that_look_like_markup_are_shown_as_written(
+    tiny_h5: Path, tmp_path: Path, capsys
+) -> None:
     model = tmp_path / "[/x] models" / "[bold]tiny.h5"
     model.parent.mkdir(parents=True)
     shutil.copy(tiny_h5, model)
     data = digits_folders(tmp_path / "data", MARKUP_NAMES)
 
-    code = main(["deploy", "--profile", "rpi4", str(model), "--data", str(data), "--classes", ",".join(MARKUP_NAMES),
-                 "--recipe", "ptq-int8", "--runs", "3", "--warmup", "1", "--output", str(tmp_path / "runs")])
+    code = main(
+        [
+            "deploy",
+            "--profile",
+            "rpi4",
+            str(model),
+            "--data",
+            str(data),
+            "--classes",
+            ",".join(MARKUP_NAMES),
+            "--recipe",
+            "ptq-int8",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
 
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -107,14 +127,18 @@ def read_only_folder(tmp_path: Path):
         yield point
         point.chmod(0o755)
         return
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(point)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(point)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
     yield point
     subprocess.run(["umount", "-l", str(point)], check=False)
 
 
-def test_output_on_a_read_only_file_system_is_refused_before_any_analysis(tiny_h5: Path, read_only_folder: Path, capsys) -> None:
+def test_output_on_a_read_only_file_system_is_refused_before_any_analysis(
+    tiny_h5: Path, read_only_folder: Path, capsys
+) -> None:
     code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--output", str(read_only_folder / "runs")])
     err = capsys.readouterr().err
     assert code == 2 and "not writable" in err and "significance" not in err

@@ -11,22 +11,24 @@ import json
 
 import pytest
 from rich.console import Console
+from verdicts import LayerVerdict, Significance
 
 from edgecompress.compression import BASELINES, RECIPES, baseline_plan, make_plan
 from edgecompress.compression.estimate import LayerShape, packed_bytes
 from edgecompress.errors import BudgetError, EdgeCompressError
 from edgecompress.profiles import load_profile
-from verdicts import LayerVerdict, Significance
 
 FIRST, SIGNIFICANT, INSIGNIFICANT, LAST = "conv2d", "conv2d_1", "dense", "dense_1"
 
 
-SIGNIFICANCE = Significance([
-    LayerVerdict(FIRST, True, kept_high_precision=True, id=9.0),
-    LayerVerdict(SIGNIFICANT, True, id=8.0),
-    LayerVerdict(INSIGNIFICANT, False, id=6.0),
-    LayerVerdict(LAST, True, kept_high_precision=True, id=2.5),
-])
+SIGNIFICANCE = Significance(
+    [
+        LayerVerdict(FIRST, True, kept_high_precision=True, id=9.0),
+        LayerVerdict(SIGNIFICANT, True, id=8.0),
+        LayerVerdict(INSIGNIFICANT, False, id=6.0),
+        LayerVerdict(LAST, True, kept_high_precision=True, id=2.5),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,9 @@ def test_a_flash_budget_the_clustered_model_exceeds_pushes_insignificant_layers_
     plan = make_plan(mcu(flash_budget_bytes=budget), model, SIGNIFICANCE)
     assert plan.strategy == "cqat-binary"
     assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "cqat", INSIGNIFICANT: "binary", LAST: "keep"}
-    assert plan.estimated_bytes <= budget and plan.budget_figure == plan.estimated_bytes  # flash holds LUT-packed weights
+    assert (
+        plan.estimated_bytes <= budget and plan.budget_figure == plan.estimated_bytes
+    )  # flash holds LUT-packed weights
     assert "preferred strategy 'cqat'" in plan.notes[0]
 
 
@@ -108,14 +112,22 @@ def test_on_a_linux_board_the_budget_holds_the_file_as_it_is_mapped_into_memory(
     assert loose.budget_field == "model_memory_budget_bytes" and loose.budget_figure == loose.estimated_file_bytes
     budget = estimate_of(loose, "binary") + 1  # enough bit-packed, not enough as a file
     with pytest.raises(BudgetError) as info:
-        make_plan(profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}), model, SIGNIFICANCE)
+        make_plan(
+            profile(model_memory_budget_bytes=budget, **{"compression.first_last_precision": "int8"}),
+            model,
+            SIGNIFICANCE,
+        )
     assert "the model file as copied to the device" in info.value.problem
 
 
 def test_a_device_without_int8_gets_an_fp16_or_float_export_and_no_qat(model) -> None:
     fp16_board = profile("jetson-nano")
     assert not fp16_board.int8 and fp16_board.fp16
-    plan = make_plan(fp16_board.model_copy(update={"compression": fp16_board.compression.model_copy(update={"strategy": "cqat"})}), model, SIGNIFICANCE)
+    plan = make_plan(
+        fp16_board.model_copy(update={"compression": fp16_board.compression.model_copy(update={"strategy": "cqat"})}),
+        model,
+        SIGNIFICANCE,
+    )
     assert (plan.export_mode, plan.io_dtype) == ("fp16", "float32")
     assert recipes(plan)[SIGNIFICANT] == "clustering"
     assert "cqat needs the int8 export mode, not fp16" in layer(plan, SIGNIFICANT).note
@@ -168,14 +180,16 @@ def test_layers_a_recipe_cannot_handle_are_left_alone_with_a_note() -> None:
     from edgecompress._tf import keras
 
     k = keras()
-    model = k.Sequential([
-        k.layers.Input((8, 8, 1)),
-        k.layers.Conv2D(8, 3, name="first"),
-        k.layers.DepthwiseConv2D(3, name="depthwise"),
-        k.layers.BatchNormalization(name="norm"),
-        k.layers.Flatten(),
-        k.layers.Dense(10, name="last"),
-    ])
+    model = k.Sequential(
+        [
+            k.layers.Input((8, 8, 1)),
+            k.layers.Conv2D(8, 3, name="first"),
+            k.layers.DepthwiseConv2D(3, name="depthwise"),
+            k.layers.BatchNormalization(name="norm"),
+            k.layers.Flatten(),
+            k.layers.Dense(10, name="last"),
+        ]
+    )
     plan = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, None)
     depthwise, norm = layer(plan, "depthwise"), layer(plan, "norm")
     assert depthwise.recipe == "keep"
@@ -203,16 +217,31 @@ def test_the_size_estimate_counts_index_bits_codebooks_scales_and_biases() -> No
     dense = LayerShape(n_weights=100 * 10, out_channels=10, n_bias=10)
     # 16 clusters in an int8 export: 4 index bits per weight + a 16-entry int8 codebook per
     # output channel beats one tensor-wide codebook; plus 10 float32 scales and int32 biases.
-    assert packed_bytes("clusters", dense, "int8", {"clusters": 16}) == (1000 * 4 + 10 * 16 * 8 + 10 * 32 + 10 * 32) // 8
+    assert (
+        packed_bytes("clusters", dense, "int8", {"clusters": 16}) == (1000 * 4 + 10 * 16 * 8 + 10 * 32 + 10 * 32) // 8
+    )
     assert packed_bytes("codes", dense, "int8", {"bits": 1}) == (1000 * 1 + 10 * 2 * 8 + 10 * 32 + 10 * 32) // 8
     assert packed_bytes("dense", dense, "fp16", {}) == (1000 * 16 + 10 * 16) // 8
     assert packed_bytes("float", dense, "int8", {}) == (1000 * 32 + 10 * 32) // 8
 
 
 def test_every_named_baseline_is_a_plan_with_its_export_mode(model) -> None:
-    assert set(BASELINES) == {"ptq-int8", "ptq-fp16", "ptq-dynamic", "ptq-int16x8", "qat", "clustering-ptq",
-                              "pruning-ptq", "cqat", "twonn-cqat", "twonn-mixed",
-                              "twonn-prune", "uniform-prune", "lowrank", "twonn-prune-cqat"}
+    assert set(BASELINES) == {
+        "ptq-int8",
+        "ptq-fp16",
+        "ptq-dynamic",
+        "ptq-int16x8",
+        "qat",
+        "clustering-ptq",
+        "pruning-ptq",
+        "cqat",
+        "twonn-cqat",
+        "twonn-mixed",
+        "twonn-prune",
+        "uniform-prune",
+        "lowrank",
+        "twonn-prune-cqat",
+    }
     for name, baseline in BASELINES.items():
         plan = baseline_plan(name, model, significance=SIGNIFICANCE)
         assert plan.export_mode == baseline.export_mode

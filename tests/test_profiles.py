@@ -8,8 +8,9 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, get_args
+from typing import Any, get_args
 
 import pytest
 import yaml
@@ -29,8 +30,17 @@ from edgecompress.profiles import (
 )
 from edgecompress.resources import bundled_dir
 
-BUNDLED = ["android-phone", "arduino-nano-33-ble", "coral-devboard", "esp32-s3", "jetson-nano", "rpi-zero-2w", "rpi4", "rpi5",
-           "stm32h7"]
+BUNDLED = [
+    "android-phone",
+    "arduino-nano-33-ble",
+    "coral-devboard",
+    "esp32-s3",
+    "jetson-nano",
+    "rpi-zero-2w",
+    "rpi4",
+    "rpi5",
+    "stm32h7",
+]
 PROFILES_DIR = bundled_dir("profiles")
 runner = CliRunner()
 
@@ -67,8 +77,19 @@ def test_every_bundled_profile_loads_and_cites_its_sources() -> None:
     [
         ("rpi4", {"ram_bytes": 4 * 2**30, "int8": True, "fp16": False, "accelerator": "none"}),
         ("rpi-zero-2w", {"ram_bytes": 512 * 2**20}),
-        ("rpi5", {"ram_bytes": 8 * 2**30, "cpu": {"arch": "aarch64", "cores": 4, "clock_mhz": 2400,
-                                                   "model": "Broadcom BCM2712, 4x Arm Cortex-A76 (Armv8.2-A)", "core": "cortex-a76"}}),
+        (
+            "rpi5",
+            {
+                "ram_bytes": 8 * 2**30,
+                "cpu": {
+                    "arch": "aarch64",
+                    "cores": 4,
+                    "clock_mhz": 2400,
+                    "model": "Broadcom BCM2712, 4x Arm Cortex-A76 (Armv8.2-A)",
+                    "core": "cortex-a76",
+                },
+            },
+        ),
         ("jetson-nano", {"int8": False, "fp16": True, "accelerator": "gpu"}),
         ("coral-devboard", {"accelerator": "edgetpu", "accelerator_int8_only": True, "ram_bytes": 2**30}),
         ("esp32-s3", {"ram_bytes": 512 * 2**10, "external_ram_bytes": 8 * 2**20}),
@@ -105,8 +126,17 @@ def test_importing_profiles_does_not_load_tensorflow() -> None:
 
 @pytest.mark.parametrize(
     ("written", "size"),
-    [(4096, 4096), ("4096", 4096), ("256KiB", 262144), ("256 KiB", 262144), ("1MB", 10**6), ("1kB", 1000),
-     ("1.5GiB", 3 * 2**29), ("4GiB", 4 * 2**30), ("12B", 12)],
+    [
+        (4096, 4096),
+        ("4096", 4096),
+        ("256KiB", 262144),
+        ("256 KiB", 262144),
+        ("1MB", 10**6),
+        ("1kB", 1000),
+        ("1.5GiB", 3 * 2**29),
+        ("4GiB", 4 * 2**30),
+        ("12B", 12),
+    ],
 )
 def test_sizes_accept_bytes_or_a_unit(written: int | str, size: int) -> None:
     assert parse_size(written) == size
@@ -114,8 +144,15 @@ def test_sizes_accept_bytes_or_a_unit(written: int | str, size: int) -> None:
 
 @pytest.mark.parametrize(
     ("written", "complaint"),
-    [("8Mb", "unknown unit 'Mb'"), ("4 gigs", "unknown unit"), ("0.5B", "whole number"), (True, "not a size"),
-     ("-1KiB", "not a size"), ("KiB", "not a size"), (1.5, "not a size")],
+    [
+        ("8Mb", "unknown unit 'Mb'"),
+        ("4 gigs", "unknown unit"),
+        ("0.5B", "whole number"),
+        (True, "not a size"),
+        ("-1KiB", "not a size"),
+        ("KiB", "not a size"),
+        (1.5, "not a size"),
+    ],
 )
 def test_ambiguous_or_broken_sizes_are_refused(written: Any, complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
@@ -124,7 +161,13 @@ def test_ambiguous_or_broken_sizes_are_refused(written: Any, complaint: str) -> 
 
 def test_sizes_print_in_the_unit_they_were_written_in() -> None:
     assert [format_size(n) for n in (262144, 4 * 2**30, 10**6, 1536 * 1024, 1000, 12, 1500 * 1024 + 1)] == [
-        "256 KiB", "4 GiB", "1 MB", "1536 KiB", "1 KB", "12 B", "1.5 MiB",
+        "256 KiB",
+        "4 GiB",
+        "1 MB",
+        "1536 KiB",
+        "1 KB",
+        "12 B",
+        "1.5 MiB",
     ]
 
 
@@ -186,8 +229,11 @@ def test_a_user_profile_loads_by_path_in_yaml_or_toml(tmp_path: Path) -> None:
     from_yaml = load_profile(write_profile(tmp_path / "my-esp.yml", document))
     toml = "\n".join(
         [f"{key} = {json.dumps(value)}" for key, value in document.items() if not isinstance(value, dict)]
-        + [line for table in ("cpu", "compression")
-           for line in [f"[{table}]", *(f"{k} = {json.dumps(v)}" for k, v in document[table].items())]]
+        + [
+            line
+            for table in ("cpu", "compression")
+            for line in [f"[{table}]", *(f"{k} = {json.dumps(v)}" for k, v in document[table].items())]
+        ]
     )
     (tmp_path / "my-esp.toml").write_text(toml)
     assert from_yaml == load_profile(tmp_path / "my-esp.toml")
@@ -302,6 +348,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
             target.pop(leaf, None)
         else:
             target[leaf] = value
+
     return edit
 
 
@@ -311,26 +358,75 @@ CONTRADICTIONS = {
     "fp16 ptq without fp16": ("jetson-nano", [_set("fp16", False)], "compression.ptq = fp16"),
     "int8 io with fp16 model": ("jetson-nano", [_set("compression.io_dtype", "int8")], "compression.io_dtype = int8"),
     "int8-only without accelerator": ("rpi4", [_set("accelerator_int8_only", True)], "accelerator_int8_only = true"),
-    "int8-only without int8": ("android-phone", [_set("accelerator_int8_only", True), _set("int8", False),
-                                                 _set("compression.ptq", "fp16"), _set("compression.io_dtype", "float32")], "int8 = false"),
-    "int8-only fed fp16": ("coral-devboard", [_set("compression.ptq", "fp16"), _set("fp16", True), _set("compression.io_dtype", "float32")],
-                           "compression.ptq = fp16"),
-    "int8-only fed float io": ("coral-devboard", [_set("compression.io_dtype", "float32")], "compression.io_dtype = float32"),
-    "int8-only with float layers": ("coral-devboard", [_set("compression.first_last_precision", "float32")],
-                                    "compression.first_last_precision = float32"),
-    "edge tpu not int8-only": ("coral-devboard", [_set("accelerator_int8_only", False)], "accelerator_int8_only = false"),
-    "edgetpu runtime without tpu": ("rpi4", [_set("preferred_runtimes", ["edgetpu", "litert"])], "preferred_runtimes = [edgetpu, litert]"),
-    "runtime twice": ("rpi4", [_set("preferred_runtimes", ["litert", "litert"])], "preferred_runtimes = [litert, litert]"),
+    "int8-only without int8": (
+        "android-phone",
+        [
+            _set("accelerator_int8_only", True),
+            _set("int8", False),
+            _set("compression.ptq", "fp16"),
+            _set("compression.io_dtype", "float32"),
+        ],
+        "int8 = false",
+    ),
+    "int8-only fed fp16": (
+        "coral-devboard",
+        [_set("compression.ptq", "fp16"), _set("fp16", True), _set("compression.io_dtype", "float32")],
+        "compression.ptq = fp16",
+    ),
+    "int8-only fed float io": (
+        "coral-devboard",
+        [_set("compression.io_dtype", "float32")],
+        "compression.io_dtype = float32",
+    ),
+    "int8-only with float layers": (
+        "coral-devboard",
+        [_set("compression.first_last_precision", "float32")],
+        "compression.first_last_precision = float32",
+    ),
+    "edge tpu not int8-only": (
+        "coral-devboard",
+        [_set("accelerator_int8_only", False)],
+        "accelerator_int8_only = false",
+    ),
+    "edgetpu runtime without tpu": (
+        "rpi4",
+        [_set("preferred_runtimes", ["edgetpu", "litert"])],
+        "preferred_runtimes = [edgetpu, litert]",
+    ),
+    "runtime twice": (
+        "rpi4",
+        [_set("preferred_runtimes", ["litert", "litert"])],
+        "preferred_runtimes = [litert, litert]",
+    ),
     "mcu without flash budget": ("stm32h7", [_set("flash_budget_bytes", None)], "flash_budget_bytes is not set"),
-    "mcu shipping tflite": ("stm32h7", [_set("compression.final_artifact", "tflite")], "compression.final_artifact = tflite"),
-    "board shipping tflite-micro": ("rpi4", [_set("compression.final_artifact", "tflite-micro")], "compression.final_artifact = tflite-micro"),
+    "mcu shipping tflite": (
+        "stm32h7",
+        [_set("compression.final_artifact", "tflite")],
+        "compression.final_artifact = tflite",
+    ),
+    "board shipping tflite-micro": (
+        "rpi4",
+        [_set("compression.final_artifact", "tflite-micro")],
+        "compression.final_artifact = tflite-micro",
+    ),
     "mcu without tflite-micro": ("esp32-s3", [_set("preferred_runtimes", ["litert"])], "preferred_runtimes = [litert]"),
-    "board with tflite-micro": ("rpi4", [_set("preferred_runtimes", ["tflite-micro"])], "preferred_runtimes = [tflite-micro]"),
-    "tflite-micro dynamic range": ("stm32h7", [_set("compression.ptq", "dynamic"), _set("compression.io_dtype", "float32")],
-                                   "compression.ptq = dynamic"),
+    "board with tflite-micro": (
+        "rpi4",
+        [_set("preferred_runtimes", ["tflite-micro"])],
+        "preferred_runtimes = [tflite-micro]",
+    ),
+    "tflite-micro dynamic range": (
+        "stm32h7",
+        [_set("compression.ptq", "dynamic"), _set("compression.io_dtype", "float32")],
+        "compression.ptq = dynamic",
+    ),
     "mcu without core": ("stm32h7", [_set("cpu.core", None)], "cpu.core is not set"),
     "core of another arch": ("rpi4", [_set("cpu.core", "cortex-m7")], "cpu.core = cortex-m7"),
-    "budget over ram": ("arduino-nano-33-ble", [_set("model_memory_budget_bytes", "300KiB")], "model_memory_budget_bytes = 307200"),
+    "budget over ram": (
+        "arduino-nano-33-ble",
+        [_set("model_memory_budget_bytes", "300KiB")],
+        "model_memory_budget_bytes = 307200",
+    ),
 }
 
 
@@ -352,7 +448,9 @@ def test_every_consistency_rule_has_a_case(tmp_path: Path) -> None:
         for edit in edits:
             edit(document)
         messages.append(load_error(write_profile(tmp_path / f"{start}.yaml", document)))
-    untested = [rule.why for rule in CONSISTENCY_RULES if not any(rule.why.split("{")[0] in message for message in messages)]
+    untested = [
+        rule.why for rule in CONSISTENCY_RULES if not any(rule.why.split("{")[0] in message for message in messages)
+    ]
     assert untested == []
 
 

@@ -15,17 +15,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_reporting import copy_run
 
 from edgecompress.reporting.compare import write_comparison
 from edgecompress.reporting.headline import HEADLINE_COLUMNS
-from test_reporting import copy_run
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium); "
-                                                          "the HTML report is only checked in a real browser")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Debian's chromium is not installed (apt-get install chromium); "
+        "the HTML report is only checked in a real browser",
+    ),
+]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +58,19 @@ class Visit:
         self.page = browser.new_page(viewport={"width": 1280, "height": 900})
         self.problems: list[str] = []
         self.requests: list[str] = []
-        self.page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        self.page.on(
+            "console",
+            lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+        )
         self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         self.page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.goto(path.as_uri(), wait_until="load")
 
     def broken_images(self) -> list[str]:
-        return self.page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.alt)")
+        return self.page.evaluate(
+            "[...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.alt)"
+        )
 
     def close(self) -> None:
         self.page.close()
@@ -92,7 +110,8 @@ def test_report_opens_from_disk_with_no_error_and_every_figure_shown(visit, run_
 
     assert page.problems == []
     assert page.requests == [(run_dir / "report.html").as_uri()] or all(
-        url.startswith("data:image/png") for url in page.requests[1:])
+        url.startswith("data:image/png") for url in page.requests[1:]
+    )
     assert page.broken_images() == []
     figures_in_markdown = sum(line.startswith("![") for line in (run_dir / "report.md").read_text().splitlines())
     assert page.page.locator("img").count() == figures_in_markdown >= 6
@@ -160,8 +179,10 @@ def test_the_page_reads_as_a_picture(browser, run_dir: Path, tmp_path: Path) -> 
     """A full-page screenshot that is tall and not blank, with the headline table fully in view."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto((run_dir / "report.html").as_uri(), wait_until="load")
-    overflow = page.evaluate("(() => { const t = document.querySelector('table#headline');"
-                             " return t.getBoundingClientRect().width - t.parentElement.clientWidth; })()")
+    overflow = page.evaluate(
+        "(() => { const t = document.querySelector('table#headline');"
+        " return t.getBoundingClientRect().width - t.parentElement.clientWidth; })()"
+    )
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     page.close()
@@ -175,7 +196,9 @@ def test_a_report_that_needs_outside_files_is_caught(visit, run_dir: Path, tmp_p
     """The checks above would notice a report that only works next to its figures or online."""
     copy = copy_run(run_dir, tmp_path)
     html = (copy / "report.html").read_text()
-    leaky = html.replace("</main>", '<img src="figures/latency.png" alt="file"><img src="https://example.com/x.png" alt="net"></main>')
+    leaky = html.replace(
+        "</main>", '<img src="figures/latency.png" alt="file"><img src="https://example.com/x.png" alt="net"></main>'
+    )
     (copy / "report.html").write_text(leaky)
 
     page = visit(copy / "report.html")

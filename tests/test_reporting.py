@@ -21,17 +21,18 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import edgecompress
-from edgecompress.errors import EdgeCompressError
-from edgecompress.reporting.schema import SCHEMA_VERSION, load_report
-from edgecompress.reporting.terminal import render_summary
-from edgecompress.reporting import to_json_summary, write_all
-from edgecompress.reporting.per_class import GRID_EXAMPLES, disagreement_grid
 from edgecompress.cli.console import plain_console
 from edgecompress.cli.progress import Progress
+from edgecompress.errors import EdgeCompressError
+from edgecompress.reporting import to_json_summary, write_all
+from edgecompress.reporting.per_class import GRID_EXAMPLES, disagreement_grid
+from edgecompress.reporting.schema import SCHEMA_VERSION, load_report
+from edgecompress.reporting.terminal import render_summary
 
 pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
 RUNNER = Path(edgecompress.__file__).parent.parent / "firmware" / "runner" / "edgecompress_runner.py"
+
 
 def measurement_result(run_dir: Path, artifact: str, target: str = "local") -> dict:
     return json.loads((run_dir / "measurements" / f"{artifact}@{target}.json").read_text())["result"]
@@ -47,8 +48,23 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_runner_reports_one_prediction_per_eval_sample(tiny_tflite_int8: Path, eval_npz: Path) -> None:
-    completed = subprocess.run([sys.executable, str(RUNNER), "--model", str(tiny_tflite_int8), "--data", str(eval_npz),
-                                "--warmup", "1", "--runs", "3"], capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(RUNNER),
+            "--model",
+            str(tiny_tflite_int8),
+            "--data",
+            str(eval_npz),
+            "--warmup",
+            "1",
+            "--runs",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     accuracy = json.loads(completed.stdout)["accuracy"]
     predictions = np.array(accuracy["predictions"])
     y = np.load(eval_npz)["y"]
@@ -66,7 +82,11 @@ def test_runner_reports_one_prediction_per_eval_sample(tiny_tflite_int8: Path, e
 def test_report_json_is_schema_4_with_every_headline_figure(report: dict, run_dir: Path) -> None:
     from edgecompress.export import bitpacked_size, tflite_weight_stats
 
-    assert (report["schema"], report["schema_version"]) == ("edgecompress.report", SCHEMA_VERSION) == ("edgecompress.report", 4)
+    assert (
+        (report["schema"], report["schema_version"])
+        == ("edgecompress.report", SCHEMA_VERSION)
+        == ("edgecompress.report", 4)
+    )
     rows = {row["artifact"]: row for row in report["comparison"]}
     assert list(rows)[:2] == ["baseline-fp32", "ptq-int8"] and len(rows) == len(report["artifacts"])
     base = rows["baseline-fp32"]
@@ -85,7 +105,12 @@ def test_report_json_is_schema_4_with_every_headline_figure(report: dict, run_di
         assert row["accuracy"] == result["accuracy"]["overall"]
         assert row["peak_rss_bytes"] == result["memory"]["peak_rss_bytes"]
         assert (row["runtime"], row["threads"], row["warmup"], row["runs"], row["eval_n"]) == (
-            f"{result['runtime']['name']} {result['runtime']['version']}", result["threads"], 2, 5, 200)
+            f"{result['runtime']['name']} {result['runtime']['version']}",
+            result["threads"],
+            2,
+            5,
+            200,
+        )
         assert row["device"] and result["platform"]["machine"] in row["device"]
         assert row["smaller_x_file"] == round(base["file_bytes"] / row["file_bytes"], 3)
         assert row["accuracy_delta_points"] == round(100 * (row["accuracy"] - base["accuracy"]), 2)
@@ -132,7 +157,9 @@ def test_per_class_impact_is_the_runner_per_class_accuracy_against_the_baseline(
             assert row["precision"][name] == pytest.approx(column[row["index"]] / column.sum(), abs=1e-6)
     for name in names:
         changes = [row["recall_change_points"][name] for row in block["classes"]]
-        assert changes == [round(100 * (row["recall"][name] - row["recall"]["baseline-fp32"]), 2) for row in block["classes"]]
+        assert changes == [
+            round(100 * (row["recall"][name] - row["recall"]["baseline-fp32"]), 2) for row in block["classes"]
+        ]
         summary = block["compressed"][name]
         assert summary["classes_worse"] == sum(c < 0 for c in changes)
         assert summary["classes_better"] + summary["classes_worse"] + summary["classes_unchanged"] == len(changes) == 10
@@ -151,7 +178,10 @@ def test_disagreements_are_the_samples_where_the_runner_predictions_differ(repor
         assert found["count"] == len(differ) and found["indices"] == differ.tolist() and found["n"] == len(y) == 200
         assert found["baseline_right_compressed_wrong"] == int(((base == y) & (predictions != y)).sum())
         assert found["baseline_wrong_compressed_right"] == int(((base != y) & (predictions == y)).sum())
-        assert found["baseline_right_compressed_wrong"] + found["baseline_wrong_compressed_right"] + found["both_wrong"] == found["count"]
+        assert (
+            found["baseline_right_compressed_wrong"] + found["baseline_wrong_compressed_right"] + found["both_wrong"]
+            == found["count"]
+        )
         assert len(found["examples"]) == min(found["count"], GRID_EXAMPLES)
         for example in found["examples"]:
             assert example["baseline"] != example["compressed"] and example["label"] == str(y[example["index"]])
@@ -162,12 +192,21 @@ def test_disagreements_are_the_samples_where_the_runner_predictions_differ(repor
 def test_disagreement_grid_draws_the_eval_images(run_dir: Path, tmp_path: Path) -> None:
     """Independent of how many examples the tiny model happens to flip: draw three real ones."""
     x = np.load(run_dir / "eval.npz")["x"]
-    examples = [{"index": i, "label": "0", "baseline": "0", "compressed": "1", "kind": kind}
-                for i, kind in zip((0, 5, 9), ("baseline_right_compressed_wrong", "baseline_wrong_compressed_right", "both_wrong"))]
+    examples = [
+        {"index": i, "label": "0", "baseline": "0", "compressed": "1", "kind": kind}
+        for i, kind in zip(
+            (0, 5, 9), ("baseline_right_compressed_wrong", "baseline_wrong_compressed_right", "both_wrong")
+        )
+    ]
     path = disagreement_grid(x, examples, baseline="baseline-fp32", artifact="ptq-int8", path=tmp_path / "grid.png")
     with Image.open(path) as image:
         assert image.format == "PNG" and image.width > 200 and image.height > 150
-    assert disagreement_grid(x.reshape(len(x), -1, 1, 1, 1), examples, baseline="b", artifact="a", path=tmp_path / "no.png") is None
+    assert (
+        disagreement_grid(
+            x.reshape(len(x), -1, 1, 1, 1), examples, baseline="b", artifact="a", path=tmp_path / "no.png"
+        )
+        is None
+    )
     assert not (tmp_path / "no.png").exists()
 
 
@@ -187,14 +226,22 @@ def test_write_all_writes_markdown_html_and_every_figure(run_dir: Path, report: 
     assert links and all((run_dir / link).is_file() for link in links)
     assert "id_profile.png" in links and "figures/plan.png" in links
     assert markdown.index("## Verdict") < markdown.index("## At a glance")  # what to ship comes first
-    for title in ("Verdict", "At a glance", "Size, speed and accuracy", "Per-class impact on local", "Layer significance",
-                  "Compression plan", "Weights per layer", "How these numbers were produced"):
+    for title in (
+        "Verdict",
+        "At a glance",
+        "Size, speed and accuracy",
+        "Per-class impact on local",
+        "Layer significance",
+        "Compression plan",
+        "Weights per layer",
+        "How these numbers were produced",
+    ):
         assert f"## {title}" in markdown and f">{title}</h2>" in html
     int8 = next(row for row in report["comparison"] if row["artifact"] == "ptq-int8")
     headline = markdown.split("## Size, speed and accuracy")[1]
     table_row = next(line for line in headline.splitlines() if line.startswith("| ptq-int8 |"))
     assert f"{int8['smaller_x_file']:.2f}x" in table_row and f"{100 * int8['accuracy']:.2f}%" in table_row
-    assert "src=\"data:image/png;base64," in html and "<link" not in html and "<script" not in html
+    assert 'src="data:image/png;base64,' in html and "<link" not in html and "<script" not in html
 
 
 def test_write_all_is_idempotent(run_dir: Path, tmp_path: Path) -> None:
@@ -266,8 +313,13 @@ def test_a_version_1_report_is_upgraded_when_rendered(run_dir: Path, tmp_path: P
     [
         (lambda d: d, "no report.json"),
         (lambda d: (d / "report.json").write_text("[]") and d, "not an edgecompress report"),
-        (lambda d: (d / "report.json").write_text(json.dumps({"schema": "edgecompress.report", "schema_version": 99})) and d,
-         "schema version 99"),
+        (
+            lambda d: (
+                (d / "report.json").write_text(json.dumps({"schema": "edgecompress.report", "schema_version": 99}))
+                and d
+            ),
+            "schema version 99",
+        ),
     ],
 )
 def test_a_folder_that_is_not_a_run_is_refused_with_a_fix(tmp_path: Path, make, expected: str) -> None:
@@ -281,10 +333,14 @@ def test_json_summary_carries_the_headline_and_class_damage(report: dict) -> Non
     summary = to_json_summary(report)
     json.dumps(summary)  # serialisable as is
     assert (summary["schema"], summary["report_schema_version"], summary["baseline"]) == (
-        "edgecompress.report-summary", 4, "baseline-fp32")
+        "edgecompress.report-summary",
+        4,
+        "baseline-fp32",
+    )
     for entry, row in zip(summary["rows"], report["comparison"]):
         assert {k: entry[k] for k in ("artifact", "file_bytes", "latency_median_ms", "accuracy")} == {
-            k: row[k] for k in ("artifact", "file_bytes", "latency_median_ms", "accuracy")}
+            k: row[k] for k in ("artifact", "file_bytes", "latency_median_ms", "accuracy")
+        }
     int8 = summary["rows"][1]
     assert int8["artifact"] == "ptq-int8"
     assert int8["disagreements"]["count"] == report["per_class"][0]["compressed"]["ptq-int8"]["disagreements"]["count"]

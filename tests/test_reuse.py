@@ -37,9 +37,12 @@ def test_training_json_and_the_report_record_the_budget_and_the_curve(rpi4_run) 
     assert "Fine-tuning" in (rpi4_run.run_dir / "report.md").read_text()
 
 
-def test_a_second_deploy_for_another_board_reuses_the_work_and_says_so(rpi4_run, digits_model: Path, tmp_path: Path) -> None:
-    result = edgecompress.deploy(digits_model, "rpi5", data="sklearn:digits", output=tmp_path / "runs",
-                                 warmup=2, runs=5, max_eval=200)
+def test_a_second_deploy_for_another_board_reuses_the_work_and_says_so(
+    rpi4_run, digits_model: Path, tmp_path: Path
+) -> None:
+    result = edgecompress.deploy(
+        digits_model, "rpi5", data="sklearn:digits", output=tmp_path / "runs", warmup=2, runs=5, max_eval=200
+    )
     log = (result.run_dir / "deploy.log").read_text()
     assert "Reusing the layer significance from the cache" in log
     assert "Reusing fine-tuning stage" in log and ": step " not in log  # nothing was trained again
@@ -50,14 +53,30 @@ def test_a_second_deploy_for_another_board_reuses_the_work_and_says_so(rpi4_run,
 
 
 def test_no_cache_rebuilds_everything(digits_model: Path, tmp_path: Path, capsys) -> None:
-    args = ["deploy", "--profile", "rpi4", str(digits_model), "--recipe", "ptq-int8", "--runs", "3", "--warmup", "1",
-            "--max-eval", "100", "--output", str(tmp_path / "runs")]
+    args = [
+        "deploy",
+        "--profile",
+        "rpi4",
+        str(digits_model),
+        "--recipe",
+        "ptq-int8",
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--max-eval",
+        "100",
+        "--output",
+        str(tmp_path / "runs"),
+    ]
     assert main(args) == 0
     assert main(args) == 0
     assert main([*args, "--no-cache"]) == 0
     first, second, uncached = ((run / "deploy.log").read_text() for run in sorted((tmp_path / "runs").iterdir()))
     assert "Reusing ptq-int8.tflite from the cache" in second
-    assert "Reusing" not in uncached and "Converting ptq-int8" in uncached and "Measuring layer significance" in uncached
+    assert (
+        "Reusing" not in uncached and "Converting ptq-int8" in uncached and "Measuring layer significance" in uncached
+    )
 
 
 def test_the_cache_keeps_within_its_limit_and_clears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -104,6 +123,6 @@ def test_a_run_cut_off_after_fine_tuning_resumes_without_training_again(
 
     result = edgecompress.pipeline.resume(failed)
 
-    resumed_log = (result.run_dir / "deploy.log").read_text()[len(trained_log):]
+    resumed_log = (result.run_dir / "deploy.log").read_text()[len(trained_log) :]
     assert ": step " not in resumed_log and "Converting cqat" in resumed_log
     assert {a["name"] for a in result.report["artifacts"]} >= {"cqat", "cqat-onnx"}

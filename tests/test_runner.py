@@ -26,7 +26,9 @@ RUNNER = runner_script()
 INT8_TOLERANCE = 0.02  # accuracy points an int8 model may lose against float Keras
 
 
-def run_runner(*args: str, python: list[str] | None = None, env: dict[str, str] | None = None) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+def run_runner(
+    *args: str, python: list[str] | None = None, env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
     """Run the runner file in a fresh interpreter; stdout must parse as one JSON document."""
     command = [*(python or [sys.executable]), str(RUNNER), *map(str, args)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
@@ -70,7 +72,9 @@ def numpy_only_python(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[st
 
 
 @pytest.mark.parametrize("kind", ["fp32", "int8", "onnx"])
-def test_runner_accuracy_matches_keras(kind: str, models, eval_npz: Path, keras_accuracy: float, tiny_keras_model) -> None:
+def test_runner_accuracy_matches_keras(
+    kind: str, models, eval_npz: Path, keras_accuracy: float, tiny_keras_model
+) -> None:
     result, completed = run_runner("--model", models[kind], "--data", eval_npz, "--warmup", 3, "--runs", 30)
 
     assert completed.returncode == 0, completed.stderr
@@ -130,7 +134,9 @@ def test_batched_accuracy_pass_agrees_with_batch_one(tiny_tflite_fp32: Path, tin
 
 
 @pytest.mark.parametrize("layout", ["compressed", "fortran"])
-def test_eval_sets_in_any_npz_layout_give_the_same_answer(layout: str, tiny_tflite_fp32: Path, eval_npz: Path, tmp_path: Path) -> None:
+def test_eval_sets_in_any_npz_layout_give_the_same_answer(
+    layout: str, tiny_tflite_fp32: Path, eval_npz: Path, tmp_path: Path
+) -> None:
     reference, _ = run_runner("--model", tiny_tflite_fp32, "--data", eval_npz, "--runs", 5)
     data = dict(np.load(eval_npz))
     other = tmp_path / f"{layout}.npz"
@@ -145,8 +151,12 @@ def test_eval_sets_in_any_npz_layout_give_the_same_answer(layout: str, tiny_tfli
     assert result["accuracy"]["confusion"] == reference["accuracy"]["confusion"]
 
 
-def test_full_tensorflow_is_the_last_fallback_and_agrees(tiny_tflite_fp32: Path, eval_npz: Path, keras_accuracy: float) -> None:
-    result, completed = run_runner("--model", tiny_tflite_fp32, "--data", eval_npz, "--runs", 5, "--runtime", "tensorflow")
+def test_full_tensorflow_is_the_last_fallback_and_agrees(
+    tiny_tflite_fp32: Path, eval_npz: Path, keras_accuracy: float
+) -> None:
+    result, completed = run_runner(
+        "--model", tiny_tflite_fp32, "--data", eval_npz, "--runs", 5, "--runtime", "tensorflow"
+    )
 
     assert completed.returncode == 0, completed.stdout
     assert result["runtime"]["name"] == "tensorflow"
@@ -159,7 +169,9 @@ def test_full_tensorflow_is_the_last_fallback_and_agrees(tiny_tflite_fp32: Path,
 @pytest.mark.parametrize(
     ("model_fixture", "package"), [("tiny_tflite_fp32", "ai-edge-litert"), ("tiny_onnx", "onnxruntime")]
 )
-def test_missing_runtime_names_the_pip_command(model_fixture: str, package: str, request, eval_npz: Path, numpy_only_python) -> None:
+def test_missing_runtime_names_the_pip_command(
+    model_fixture: str, package: str, request, eval_npz: Path, numpy_only_python
+) -> None:
     python, env = numpy_only_python
     model = request.getfixturevalue(model_fixture)
 
@@ -208,7 +220,9 @@ def test_corrupt_model_is_bad_model(suffix: str, eval_npz: Path, tmp_path: Path)
     assert str(corrupt) in result["error"]["message"] and result["error"]["fix"]
 
 
-def test_eval_data_that_does_not_fit_the_model_is_bad_data(tiny_tflite_fp32: Path, eval_npz: Path, tmp_path: Path) -> None:
+def test_eval_data_that_does_not_fit_the_model_is_bad_data(
+    tiny_tflite_fp32: Path, eval_npz: Path, tmp_path: Path
+) -> None:
     data = dict(np.load(eval_npz))
     wrong_shape = tmp_path / "flat.npz"
     np.savez(wrong_shape, **{**data, "x": data["x"].reshape(len(data["x"]), -1)})
@@ -273,7 +287,11 @@ def test_what_runtimes_print_to_stdout_goes_to_stderr(tmp_path: Path) -> None:
 
 def test_runner_stays_standalone_and_python38_compatible() -> None:
     tree = ast.parse(RUNNER.read_text(), feature_version=(3, 8))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
 
     assert imported - set(sys.stdlib_module_names) == {"numpy"}

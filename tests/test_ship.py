@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sshd import SshServer
 
 from edgecompress.cli import main
 from edgecompress.ship import build_bundle, load_manifest
 from edgecompress.ship.bundle import BundleError, sha256_file
 from edgecompress.ship.install import Installer, ShipError
-from sshd import SshServer
 
 pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
@@ -45,7 +45,9 @@ def test_deploy_leaves_a_bundle_of_the_recommended_artifact(rpi4_run) -> None:
     expected = manifest["expected"][0]
     row = next(r for r in rpi4_run.report["comparison"] if r["artifact"] == verdict["recommended"])
     assert expected["target"] == "local" and expected["accuracy"] == row["accuracy"]
-    assert expected["latency_ms"]["median"] == row["latency_median_ms"] and expected["runtime"]["name"] == "ai_edge_litert"
+    assert (
+        expected["latency_ms"]["median"] == row["latency_median_ms"] and expected["runtime"]["name"] == "ai_edge_litert"
+    )
     assert manifest["versions"]["edgecompress"] and manifest["versions"]["tensorflow"]
     assert manifest["data"]["eval_sha256"] == sha256_file(rpi4_run.run_dir / "eval.npz")
     smoke = manifest["smoke"]
@@ -68,7 +70,22 @@ def test_a_changed_bundle_is_refused_before_anything_is_sent(run_copy: Path, cap
 
 
 def test_no_recommendation_means_no_bundle(run_copy: Path, capsys) -> None:
-    assert main(["report", str(run_copy), "-q", "--max-accuracy-drop", "0", "--max-class-drop", "0", "--max-latency-ms", "0.000001"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(run_copy),
+                "-q",
+                "--max-accuracy-drop",
+                "0",
+                "--max-class-drop",
+                "0",
+                "--max-latency-ms",
+                "0.000001",
+            ]
+        )
+        == 0
+    )
     report = json.loads((run_copy / "report.json").read_text())
     assert report["verdict"]["recommended"] is None
     assert build_bundle(run_copy, report) is None and not (run_copy / "ship").exists()
@@ -82,16 +99,35 @@ def test_no_recommendation_means_no_bundle(run_copy: Path, capsys) -> None:
 def _installer(sshd: SshServer, tmp_path: Path, bundle: Path, **kwargs) -> Installer:
     known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
     url = sshd.url(python=sys.executable, remote_dir=str(tmp_path / "work"))
-    return Installer(bundle, url, path=str(tmp_path / "opt" / "models" / "digits"), identity=sshd.user_key,
-                     known_hosts=known_hosts, retries=0, **kwargs)
+    return Installer(
+        bundle,
+        url,
+        path=str(tmp_path / "opt" / "models" / "digits"),
+        identity=sshd.user_key,
+        known_hosts=known_hosts,
+        retries=0,
+        **kwargs,
+    )
 
 
 @pytest.mark.ssh
-def test_ship_installs_verifies_and_smoke_tests_on_the_board(sshd: SshServer, run_copy: Path, tmp_path: Path, capsys) -> None:
+def test_ship_installs_verifies_and_smoke_tests_on_the_board(
+    sshd: SshServer, run_copy: Path, tmp_path: Path, capsys
+) -> None:
     known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
     install_path = tmp_path / "opt" / "models" / "digits"
-    args = ["ship", str(run_copy), "--target", sshd.url(python=sys.executable, remote_dir=str(tmp_path / "work")),
-            "--path", str(install_path), "--identity", str(sshd.user_key), "--known-hosts", str(known_hosts)]
+    args = [
+        "ship",
+        str(run_copy),
+        "--target",
+        sshd.url(python=sys.executable, remote_dir=str(tmp_path / "work")),
+        "--path",
+        str(install_path),
+        "--identity",
+        str(sshd.user_key),
+        "--known-hosts",
+        str(known_hosts),
+    ]
     assert main(args + ["--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     (done,) = result["installed"]
@@ -99,7 +135,10 @@ def test_ship_installs_verifies_and_smoke_tests_on_the_board(sshd: SshServer, ru
     assert install_path.is_symlink() and Path(done["release"]) == install_path.resolve()
     for name, entry in manifest["files"].items():  # the files on the board are the manifest's, byte for byte
         assert sha256_file(install_path / name) == entry["sha256"]
-    assert done["runtime"]["name"] == "ai_edge_litert" and done["max_abs_difference"] <= manifest["smoke"]["tolerance"]["atol"]
+    assert (
+        done["runtime"]["name"] == "ai_edge_litert"
+        and done["max_abs_difference"] <= manifest["smoke"]["tolerance"]["atol"]
+    )
     first = install_path.resolve()
 
     assert main(args) == 0  # again: a new release swapped in atomically, the previous one kept
@@ -108,7 +147,9 @@ def test_ship_installs_verifies_and_smoke_tests_on_the_board(sshd: SshServer, ru
 
 
 @pytest.mark.ssh
-def test_a_corrupted_upload_is_detected_and_the_installed_model_is_unchanged(sshd: SshServer, run_copy: Path, tmp_path: Path) -> None:
+def test_a_corrupted_upload_is_detected_and_the_installed_model_is_unchanged(
+    sshd: SshServer, run_copy: Path, tmp_path: Path
+) -> None:
     installer = _installer(sshd, tmp_path, run_copy / "ship")
     installer.install()
     installed = (tmp_path / "opt" / "models" / "digits").resolve()
@@ -131,7 +172,9 @@ def test_a_corrupted_upload_is_detected_and_the_installed_model_is_unchanged(ssh
 
 
 @pytest.mark.ssh
-def test_a_smoke_output_that_differs_from_the_manifest_is_refused(sshd: SshServer, run_copy: Path, tmp_path: Path) -> None:
+def test_a_smoke_output_that_differs_from_the_manifest_is_refused(
+    sshd: SshServer, run_copy: Path, tmp_path: Path
+) -> None:
     manifest_file = run_copy / "ship" / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
     manifest["smoke"]["reference_scores"][0] = [1.0 - v for v in manifest["smoke"]["reference_scores"][0]]
@@ -142,7 +185,9 @@ def test_a_smoke_output_that_differs_from_the_manifest_is_refused(sshd: SshServe
 
 
 @pytest.mark.ssh
-def test_a_board_with_another_runtime_is_warned_about_or_refused_with_strict(sshd: SshServer, run_copy: Path, tmp_path: Path) -> None:
+def test_a_board_with_another_runtime_is_warned_about_or_refused_with_strict(
+    sshd: SshServer, run_copy: Path, tmp_path: Path
+) -> None:
     manifest_file = run_copy / "ship" / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
     manifest["expected"][0]["runtime"]["version"] = "0.0.1"  # as if measured on another runtime version

@@ -78,7 +78,9 @@ def test_same_seed_gives_the_same_profile_and_progress_is_reported(digits, profi
     model, x = digits
     steps = []
 
-    again = analyze_model(model, x, n_samples=SAMPLES, n_subsamples=4, seed=1, progress=lambda *step: steps.append(step))
+    again = analyze_model(
+        model, x, n_samples=SAMPLES, n_subsamples=4, seed=1, progress=lambda *step: steps.append(step)
+    )
 
     assert [layer.id for layer in again.layers] == [layer.id for layer in profile.layers]
     assert steps == [(layer.name, i + 1, len(profile.layers)) for i, layer in enumerate(profile.layers)]
@@ -166,5 +168,7 @@ def test_a_new_delta_rejudges_the_measured_ids_exactly_as_measuring_again_would(
     rejudged = profile.with_delta(delta)
 
     assert rejudged.delta == delta and profile.delta != delta
-    assert [(l.significant, l.reason, l.robust) for l in rejudged.layers] == [(l.significant, l.reason, l.robust) for l in again.layers]
+    assert [(x.significant, x.reason, x.robust) for x in rejudged.layers] == [
+        (x.significant, x.reason, x.robust) for x in again.layers
+    ]
     assert profile.with_delta(profile.delta) is profile

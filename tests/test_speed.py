@@ -23,7 +23,7 @@ from edgecompress.compression.lowrank import LowRankRule, factorise, plan_factor
 from edgecompress.compression.speed import StructureKnobs
 from edgecompress.compression.structured import prune_channels
 from edgecompress.compression.widths import MacModel, uniform_at_macs
-from edgecompress.export import to_tflite, tflite_weight_stats
+from edgecompress.export import tflite_weight_stats, to_tflite
 from edgecompress.export.macs import keras_macs, onnx_macs, summary, tflite_macs
 from edgecompress.export.onnx import onnx_precision, verify_onnx
 from edgecompress.export.onnx_quant import export_onnx
@@ -73,7 +73,9 @@ def pruned(digits: Digits):
     """twonn-prune with the defaults deploy uses, fine-tuned, exported int8."""
     plan = baseline_plan("twonn-prune", digits.model, significance=digits.significance)
     with quiet_native_output():
-        compressed = apply_plan(plan, digits.model, (digits.x_train, digits.y_train), settings=FineTuning(epochs=10, progress=False))
+        compressed = apply_plan(
+            plan, digits.model, (digits.x_train, digits.y_train), settings=FineTuning(epochs=10, progress=False)
+        )
     with quiet_native_output((1, 2)):
         blob = to_tflite(compressed.model, mode="int8", representative=digits.x_train[:100])
         base_blob = to_tflite(digits.model, mode="int8", representative=digits.x_train[:100])
@@ -108,10 +110,15 @@ def test_structured_pruning_removes_channels_from_the_exported_tflite_and_cuts_m
     plan, compressed, blob, base_blob = pruned
     widths = {layer.name: layer.structure_params for layer in plan.layers if "width" in layer.structure_params}
     assert widths, "the plan pruned nothing"
-    stats = {row["layer"]: row for row in tflite_weight_stats(blob, layer_names=[layer.name for layer in compressed.model.layers])}
+    stats = {
+        row["layer"]: row
+        for row in tflite_weight_stats(blob, layer_names=[layer.name for layer in compressed.model.layers])
+    }
     for name, params in widths.items():
         assert params["width"] < params["of"]
-        assert stats[name]["channels"] == params["width"], f"{name}: the .tflite still has {stats[name]['channels']} filters"
+        assert stats[name]["channels"] == params["width"], (
+            f"{name}: the .tflite still has {stats[name]['channels']} filters"
+        )
     pruned_macs = summary(tflite_macs(blob), "tflite")["total"]
     base_macs = summary(tflite_macs(base_blob), "tflite")["total"]
     assert pruned_macs < base_macs / 2
@@ -126,8 +133,12 @@ def test_pruned_and_fine_tuned_model_keeps_its_accuracy(pruned, digits: Digits) 
 
 
 def test_id_guided_widths_follow_the_layer_ids(digits: Digits) -> None:
-    plan = baseline_plan("twonn-prune", digits.model, significance=digits.significance,
-                         knobs=Knobs(speed=StructureKnobs(width_factor=1.0, width_boost=1.0, width_floor=2)))
+    plan = baseline_plan(
+        "twonn-prune",
+        digits.model,
+        significance=digits.significance,
+        knobs=Knobs(speed=StructureKnobs(width_factor=1.0, width_boost=1.0, width_floor=2)),
+    )
     ids = {layer.name: layer.id for layer in digits.significance.layers}
     for layer in plan.layers:
         if "width" in layer.structure_params:
@@ -140,7 +151,11 @@ def test_uniform_control_matches_the_macs_of_the_id_guided_widths(digits: Digits
     twonn = baseline_plan("twonn-prune", digits.model, significance=digits.significance)
     uniform = baseline_plan("uniform-prune", digits.model, knobs=Knobs(speed=StructureKnobs(target_macs=twonn.macs)))
     assert abs(uniform.macs - twonn.macs) <= 0.15 * twonn.macs
-    fractions = {round(l.structure_params["width"] / l.structure_params["of"], 1) for l in uniform.layers if "width" in l.structure_params}
+    fractions = {
+        round(x.structure_params["width"] / x.structure_params["of"], 1)
+        for x in uniform.layers
+        if "width" in x.structure_params
+    }
     assert len(fractions) == 1, f"uniform widths differ between layers: {fractions}"
 
 
@@ -169,7 +184,9 @@ def test_layers_whose_channels_cannot_be_followed_are_refused_with_a_plan_note()
     left = layers.Conv2D(4, 3, padding="same", name="left")(image)
     right = layers.Conv2D(4, 3, padding="same", name="right")(image)
     joined = layers.Concatenate(name="concat")([left, right])
-    widened = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw2")(layers.Conv2D(6, 1, name="mid")(joined))
+    widened = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw2")(
+        layers.Conv2D(6, 1, name="mid")(joined)
+    )
     model = k.Model(image, layers.Dense(10, name="head")(layers.Flatten()(widened)))
     channels = analyse(model)
     assert "Concatenate layer 'concat'" in channels.why_not("left")
@@ -226,12 +243,18 @@ def test_low_rank_rank_comes_from_the_energy_threshold_or_the_layer_id(digits: D
 
 
 def test_lowrank_recipe_fine_tunes_and_exports_int8(digits: Digits) -> None:
-    plan = baseline_plan("lowrank", digits.model, significance=digits.significance,
-                         knobs=Knobs(speed=StructureKnobs(rank_source="id", rank_factor=1.0)))
+    plan = baseline_plan(
+        "lowrank",
+        digits.model,
+        significance=digits.significance,
+        knobs=Knobs(speed=StructureKnobs(rank_source="id", rank_factor=1.0)),
+    )
     factorised = [layer for layer in plan.layers if "rank" in layer.structure_params]
     assert factorised and plan.macs < plan.macs_before
     with quiet_native_output():
-        compressed = apply_plan(plan, digits.model, (digits.x_train, digits.y_train), settings=FineTuning(epochs=3, progress=False))
+        compressed = apply_plan(
+            plan, digits.model, (digits.x_train, digits.y_train), settings=FineTuning(epochs=3, progress=False)
+        )
     assert digits.accuracy_of(compressed.model) >= digits.accuracy_of(digits.model) - MAX_PRUNING_DROP
     with quiet_native_output((1, 2)):
         blob = to_tflite(compressed.model, mode="int8", representative=digits.x_train[:100])
@@ -285,7 +308,9 @@ def test_int8_onnx_is_qdq_quantized_and_agrees_with_keras_and_tflite(digits: Dig
     op_types = {node.op_type for node in graph.graph.node}
     assert written == "int8" and onnx_precision(graph) == "int8"
     assert {"QuantizeLinear", "DequantizeLinear"} <= op_types
-    weights = [init for init in graph.graph.initializer if init.data_type == onnx.TensorProto.INT8 and len(init.dims) >= 2]
+    weights = [
+        init for init in graph.graph.initializer if init.data_type == onnx.TensorProto.INT8 and len(init.dims) >= 2
+    ]
     assert len(weights) == 4, "every Conv/Dense kernel is stored as int8"
     assert path.stat().st_size < float_path.stat().st_size / 2.5
     assert check["ok"] and check["mode"] == "int8" and check["argmax_agreement"] >= 0.97
@@ -295,7 +320,9 @@ def test_int8_onnx_is_qdq_quantized_and_agrees_with_keras_and_tflite(digits: Dig
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    onnx_scores = np.concatenate([session.run(None, {name: digits.x_test[i : i + 1]})[0] for i in range(len(digits.x_test))])
+    onnx_scores = np.concatenate(
+        [session.run(None, {name: digits.x_test[i : i + 1]})[0] for i in range(len(digits.x_test))]
+    )
     agreement = np.mean(onnx_scores.argmax(1) == litert_predict(tflite, digits.x_test).argmax(1))
     assert agreement >= MIN_ONNX_TFLITE_AGREEMENT
 
@@ -307,7 +334,9 @@ def test_float_layers_of_the_plan_stay_float_in_the_int8_onnx(digits: Digits, tm
     with quiet_native_output():
         export_onnx(digits.model, path, mode="int8", calibration=digits.x_train[:200], float_layers=["conv2d"])
     graph = onnx.load(str(path))
-    int8_kernels = [init.name for init in graph.graph.initializer if init.data_type == onnx.TensorProto.INT8 and len(init.dims) >= 2]
+    int8_kernels = [
+        init.name for init in graph.graph.initializer if init.data_type == onnx.TensorProto.INT8 and len(init.dims) >= 2
+    ]
     assert len(int8_kernels) == 3 and not any("/conv2d/" in name for name in int8_kernels)
 
 

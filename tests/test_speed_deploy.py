@@ -13,16 +13,28 @@ import json
 from pathlib import Path
 
 import pytest
+from test_runner import run_runner
 
 from edgecompress.cli import main
-from test_runner import run_runner
 
 pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
 
 def test_latency_is_timed_at_one_thread_and_at_the_profile_core_count(tiny_tflite_fp32: Path, eval_npz: Path) -> None:
-    result, _ = run_runner("--model", tiny_tflite_fp32, "--data", eval_npz, "--warmup", 2, "--runs", 10,
-                           "--cores", 64, "--latency-threads", "1,64")
+    result, _ = run_runner(
+        "--model",
+        tiny_tflite_fp32,
+        "--data",
+        eval_npz,
+        "--warmup",
+        2,
+        "--runs",
+        10,
+        "--cores",
+        64,
+        "--latency-threads",
+        "1,64",
+    )
     usable = result["platform"]["usable_cpus"]
     assert result["threads"] == min(64, usable)
     assert "the profile's 64 cores, capped at" in result["threads_basis"]
@@ -40,9 +52,15 @@ def test_the_cpu_path_records_what_xnnpack_took(tiny_tflite_fp32: Path, eval_npz
     assert execution["xnnpack_nodes"] + execution["builtin_nodes"] == execution["total_nodes"]
 
 
-@pytest.mark.parametrize("options", [("--accelerator", "edgetpu"), ("--accelerator", "gpu", "--delegate", "/nonexistent/libgpu_delegate.so")])
-def test_a_missing_delegate_library_falls_back_to_the_cpu_and_says_why(tiny_tflite_int8: Path, eval_npz: Path, options) -> None:
-    result, completed = run_runner("--model", tiny_tflite_int8, "--data", eval_npz, "--warmup", 1, "--runs", 5, *options)
+@pytest.mark.parametrize(
+    "options", [("--accelerator", "edgetpu"), ("--accelerator", "gpu", "--delegate", "/nonexistent/libgpu_delegate.so")]
+)
+def test_a_missing_delegate_library_falls_back_to_the_cpu_and_says_why(
+    tiny_tflite_int8: Path, eval_npz: Path, options
+) -> None:
+    result, completed = run_runner(
+        "--model", tiny_tflite_int8, "--data", eval_npz, "--warmup", 1, "--runs", 5, *options
+    )
     assert completed.returncode == 0, completed.stderr
     execution = result["execution"]
     assert execution["requested"] == options[1] and execution["used"] == "cpu"
@@ -56,15 +74,39 @@ def test_a_library_that_is_no_delegate_is_refused_and_recorded(tiny_tflite_int8:
     import ai_edge_litert
 
     not_a_delegate = next(Path(ai_edge_litert.__file__).parent.glob("libLiteRt*.so"))
-    result, _ = run_runner("--model", tiny_tflite_int8, "--data", eval_npz, "--warmup", 1, "--runs", 5,
-                           "--accelerator", "gpu", "--delegate", not_a_delegate)
+    result, _ = run_runner(
+        "--model",
+        tiny_tflite_int8,
+        "--data",
+        eval_npz,
+        "--warmup",
+        1,
+        "--runs",
+        5,
+        "--accelerator",
+        "gpu",
+        "--delegate",
+        not_a_delegate,
+    )
     assert result["execution"]["used"] == "cpu"
     assert result["execution"]["attempts"][0]["delegate"] == str(not_a_delegate)
 
 
 def test_onnx_accelerator_fallback_and_per_operator_time(tiny_onnx: Path, eval_npz: Path) -> None:
-    result, _ = run_runner("--model", tiny_onnx, "--data", eval_npz, "--warmup", 1, "--runs", 5,
-                           "--accelerator", "gpu", "--profile-ops", 20)
+    result, _ = run_runner(
+        "--model",
+        tiny_onnx,
+        "--data",
+        eval_npz,
+        "--warmup",
+        1,
+        "--runs",
+        5,
+        "--accelerator",
+        "gpu",
+        "--profile-ops",
+        20,
+    )
     execution = result["execution"]
     assert execution["used"] == "cpu" and "CUDAExecutionProvider" in execution["note"]
     assert execution["nodes"].get("CPUExecutionProvider", 0) > 0
@@ -75,7 +117,9 @@ def test_onnx_accelerator_fallback_and_per_operator_time(tiny_onnx: Path, eval_n
 
 
 def test_litert_says_it_has_no_per_operator_profiler(tiny_tflite_fp32: Path, eval_npz: Path) -> None:
-    result, _ = run_runner("--model", tiny_tflite_fp32, "--data", eval_npz, "--warmup", 1, "--runs", 5, "--profile-ops", 10)
+    result, _ = run_runner(
+        "--model", tiny_tflite_fp32, "--data", eval_npz, "--warmup", 1, "--runs", 5, "--profile-ops", 10
+    )
     assert result["op_profile"]["available"] is False
     assert "benchmark_model" in result["op_profile"]["reason"]
 
@@ -88,8 +132,27 @@ def pruned_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("speed-deploy")
     model = folder / "digits_cnn.h5"
     train_example_model(model, epochs=8)
-    code = main(["deploy", "--profile", "rpi4", "--recipe", "twonn-prune", str(model), "--data", "sklearn:digits",
-                 "--output", str(folder / "runs"), "--warmup", "3", "--runs", "20", "--max-eval", "360", "--quiet"])
+    code = main(
+        [
+            "deploy",
+            "--profile",
+            "rpi4",
+            "--recipe",
+            "twonn-prune",
+            str(model),
+            "--data",
+            "sklearn:digits",
+            "--output",
+            str(folder / "runs"),
+            "--warmup",
+            "3",
+            "--runs",
+            "20",
+            "--max-eval",
+            "360",
+            "--quiet",
+        ]
+    )
     assert code in (0, None)
     return next((folder / "runs").iterdir())
 
@@ -115,8 +178,16 @@ def test_deploy_twonn_prune_reports_mac_ratio_beside_measured_speed_up(pruned_ru
 def test_an_accelerator_profile_says_plainly_when_the_accelerator_was_not_used(tmp_path: Path, tiny_h5: Path) -> None:
     import edgecompress
 
-    result = edgecompress.deploy(tiny_h5, "coral-devboard", data="sklearn:digits", output=tmp_path / "runs",
-                                 warmup=1, runs=5, max_eval=100, recipe="ptq-int8")
+    result = edgecompress.deploy(
+        tiny_h5,
+        "coral-devboard",
+        data="sklearn:digits",
+        output=tmp_path / "runs",
+        warmup=1,
+        runs=5,
+        max_eval=100,
+        recipe="ptq-int8",
+    )
     for row in result.report["comparison"]:
         assert row["accelerator"].startswith("cpu (accelerator not available: ")
         assert "libedgetpu" in row["accelerator"]

@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import paramiko
 import pytest
+from sshd import SshServer, keygen, processes_running_in, start_sshd
 
 from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
@@ -28,7 +29,6 @@ from edgecompress.targets import MeasureJob, resolve_target
 from edgecompress.targets.ssh import SshTarget, ssh_target_from_spec
 from edgecompress.targets.ssh_config import load_definition
 from edgecompress.targets.ssh_transfer import HEADROOM_BYTES
-from sshd import SshServer, keygen, processes_running_in, start_sshd
 
 pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 
@@ -46,11 +46,15 @@ def board_dir(tmp_path: Path) -> Path:
     return tmp_path / "board"
 
 
-def connect(server: SshServer, known_hosts: Path, board_dir: Path, *, python: str = sys.executable, **options) -> SshTarget:
+def connect(
+    server: SshServer, known_hosts: Path, board_dir: Path, *, python: str = sys.executable, **options
+) -> SshTarget:
     options.setdefault("identity", server.user_key)
     options.setdefault("retries", 0)
     options.setdefault("retry_delay", 0.1)
-    return ssh_target_from_spec(server.url(python=python, remote_dir=str(board_dir)), known_hosts=known_hosts, **options)
+    return ssh_target_from_spec(
+        server.url(python=python, remote_dir=str(board_dir)), known_hosts=known_hosts, **options
+    )
 
 
 def cached_files(board_dir: Path) -> dict[str, Path]:
@@ -86,7 +90,9 @@ def wait_until_gone(board_dir: Path, seconds: float = 5.0) -> list[int]:
 # --------------------------------------------------------------------------- measuring
 
 
-def test_measures_a_real_tflite_on_the_board(sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path) -> None:
+def test_measures_a_real_tflite_on_the_board(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
     lines: list[str] = []
     with connect(sshd, known_hosts, board_dir, progress=lines.append) as board:
         measurement = board.measure(MeasureJob(tiny_tflite_fp32, eval_npz, warmup=3, runs=25, threads=1))
@@ -112,7 +118,9 @@ def test_measures_a_real_tflite_on_the_board(sshd: SshServer, known_hosts: Path,
     assert set(cached_files(board_dir)) >= {sha256_name(tiny_tflite_fp32), sha256_name(eval_npz)}
 
 
-def test_files_already_on_the_board_are_not_sent_again(sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path) -> None:
+def test_files_already_on_the_board_are_not_sent_again(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
     job = MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=5)
     with connect(sshd, known_hosts, board_dir) as board:
         first = board.measure(job)
@@ -128,7 +136,9 @@ def test_files_already_on_the_board_are_not_sent_again(sshd: SshServer, known_ho
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not rewritten either
 
 
-def test_keep_remote_leaves_a_self_contained_run_folder(sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path) -> None:
+def test_keep_remote_leaves_a_self_contained_run_folder(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
     with connect(sshd, known_hosts, board_dir, keep_remote=True) as board:
         measurement = board.measure(MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=5))
 
@@ -139,7 +149,9 @@ def test_keep_remote_leaves_a_self_contained_run_folder(sshd: SshServer, known_h
     assert (run_dir / tiny_tflite_fp32.name).read_bytes() == tiny_tflite_fp32.read_bytes()
 
 
-def test_remote_paths_are_never_interpreted_by_a_shell(sshd: SshServer, known_hosts: Path, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path) -> None:
+def test_remote_paths_are_never_interpreted_by_a_shell(
+    sshd: SshServer, known_hosts: Path, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
     marker = f"INJECTED-{uuid.uuid4().hex[:8]}"
     board_dir = tmp_path / f"my board; touch {marker} $(touch {marker}) 'q\" `touch {marker}`"
     with connect(sshd, known_hosts, board_dir) as board:
@@ -215,13 +227,32 @@ def test_terminal_escapes_from_the_board_are_shown_not_obeyed(
 
 
 def test_deploy_to_a_board_that_prints_text_ends_without_a_traceback(
-    sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path, tiny_h5: Path, capsys: pytest.CaptureFixture[str]
+    sshd: SshServer,
+    known_hosts: Path,
+    board_dir: Path,
+    tmp_path: Path,
+    tiny_h5: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from edgecompress.cli import main
 
     python = fake_python(tmp_path / "python3", "echo 'Welcome to BoardOS 1.2'\necho 'Last login: yesterday'\n")
-    code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--target", sshd.url(python=python, remote_dir=str(board_dir)),
-                 "--identity", str(sshd.user_key), "--known-hosts", str(known_hosts), "--output", str(tmp_path / "runs")])
+    code = main(
+        [
+            "deploy",
+            "--profile",
+            "rpi4",
+            str(tiny_h5),
+            "--target",
+            sshd.url(python=python, remote_dir=str(board_dir)),
+            "--identity",
+            str(sshd.user_key),
+            "--known-hosts",
+            str(known_hosts),
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
 
     err = capsys.readouterr().err
     assert code == TargetError.exit_code and "Traceback" not in err
@@ -238,10 +269,19 @@ def test_deploy_to_a_board_that_prints_text_ends_without_a_traceback(
     ids=["latency-as-text", "nested-too-deep", "probe-platform-as-text"],
 )
 def test_a_board_answering_in_the_wrong_shape_is_a_named_failure(
-    edit: str, when: str, step: str, said: str, sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path,
-    tiny_tflite_fp32: Path, eval_npz: Path,
+    edit: str,
+    when: str,
+    step: str,
+    said: str,
+    sshd: SshServer,
+    known_hosts: Path,
+    board_dir: Path,
+    tmp_path: Path,
+    tiny_tflite_fp32: Path,
+    eval_npz: Path,
 ) -> None:
     from board_pythons import tampering_python
+
     from edgecompress.targets.fleet import measure_fleet
 
     python = tampering_python(tmp_path / "python3", edit, when=when)
@@ -254,10 +294,16 @@ def test_a_board_answering_in_the_wrong_shape_is_a_named_failure(
 
 
 def test_a_board_flooding_stdout_is_stopped_not_buffered_forever(
-    sshd: SshServer, known_hosts: Path, board_dir: Path, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path,
+    sshd: SshServer,
+    known_hosts: Path,
+    board_dir: Path,
+    tmp_path: Path,
+    tiny_tflite_fp32: Path,
+    eval_npz: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from board_pythons import tampering_python
+
     from edgecompress.targets import ssh_connection
     from edgecompress.targets.fleet import measure_fleet
 
@@ -273,7 +319,9 @@ def test_a_board_flooding_stdout_is_stopped_not_buffered_forever(
 # --------------------------------------------------------------------------- boards without SFTP
 
 
-@pytest.mark.parametrize("sftp", [None, "/usr/lib/openssh/no-such-sftp-server"], ids=["no-subsystem", "sftp-server-missing"])
+@pytest.mark.parametrize(
+    "sftp", [None, "/usr/lib/openssh/no-such-sftp-server"], ids=["no-subsystem", "sftp-server-missing"]
+)
 def test_a_board_without_sftp_gets_its_files_over_the_exec_channel(
     sftp: str | None, tmp_path: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
 ) -> None:
@@ -315,7 +363,10 @@ def test_without_sftp_a_server_killed_mid_upload_leaves_no_half_file(tmp_path: P
 
     job = MeasureJob(tiny_tflite_fp32, eval_data, warmup=1, runs=3)
     try:
-        with pytest.raises(TargetError) as caught, connect(server, known_hosts, board_dir, progress=kill_at_ten_percent) as board:
+        with (
+            pytest.raises(TargetError) as caught,
+            connect(server, known_hosts, board_dir, progress=kill_at_ten_percent) as board,
+        ):
             board.measure(job)
         assert caught.value.step == "upload" and "Lost the connection" in caught.value.problem
         assert sha256_name(eval_data) not in cached_files(board_dir)  # only ever a .part name
@@ -334,7 +385,9 @@ def test_without_sftp_a_server_killed_mid_upload_leaves_no_half_file(tmp_path: P
 
 def test_unknown_host_key_is_refused_with_its_fingerprint(sshd: SshServer, tmp_path: Path, board_dir: Path) -> None:
     known_hosts = tmp_path / "empty_known_hosts"
-    expected = subprocess.run(["ssh-keygen", "-lf", str(sshd.host_key) + ".pub"], capture_output=True, text=True, check=True).stdout.split()[1]
+    expected = subprocess.run(
+        ["ssh-keygen", "-lf", str(sshd.host_key) + ".pub"], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
 
     with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir) as board:
         board.probe()
@@ -377,11 +430,16 @@ def test_changed_host_key_is_refused_even_with_accept_new(sshd: SshServer, tmp_p
     assert not board_dir.exists()
 
 
-def test_a_key_the_board_does_not_know_is_refused(sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path) -> None:
+def test_a_key_the_board_does_not_know_is_refused(
+    sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path
+) -> None:
     stranger = keygen(tmp_path / "stranger_key")
     started = time.monotonic()
 
-    with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir, identity=stranger, retries=3) as board:
+    with (
+        pytest.raises(TargetError) as caught,
+        connect(sshd, known_hosts, board_dir, identity=stranger, retries=3) as board,
+    ):
         board.probe()
 
     assert caught.value.step == "connect"
@@ -390,15 +448,20 @@ def test_a_key_the_board_does_not_know_is_refused(sshd: SshServer, known_hosts: 
     assert f"Failed publickey for {sshd.user}" in sshd.log_text() or "Connection closed" in sshd.log_text()
 
 
-def test_the_commands_in_a_login_refusal_are_quoted_for_the_shell(sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path) -> None:
+def test_the_commands_in_a_login_refusal_are_quoted_for_the_shell(
+    sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path
+) -> None:
     """A user name with a quote and a key in a folder with a space: the ssh-copy-id line still pastes and runs."""
     keys = tmp_path / "my keys"
     keys.mkdir()
     key = keygen(keys / "id_ed25519")
     target_file = tmp_path / "odd-user.yaml"
-    target_file.write_text(f"host: 127.0.0.1\nport: {sshd.port}\nuser: \"o'neil\"\nremote_dir: {board_dir}\n")
+    target_file.write_text(f'host: 127.0.0.1\nport: {sshd.port}\nuser: "o\'neil"\nremote_dir: {board_dir}\n')
 
-    with pytest.raises(TargetError) as caught, resolve_target(str(target_file), identity=key, known_hosts=known_hosts, retries=0) as board:
+    with (
+        pytest.raises(TargetError) as caught,
+        resolve_target(str(target_file), identity=key, known_hosts=known_hosts, retries=0) as board,
+    ):
         board.probe()
 
     quoted_key, quoted_login = shlex.quote(f"{key}.pub"), shlex.quote("o'neil@127.0.0.1")
@@ -423,7 +486,9 @@ def test_an_unbalanced_quote_in_python_is_blamed_on_the_target_file() -> None:
     assert "python = " in caught.value.problem and "No closing quotation" in caught.value.problem
 
 
-def test_a_passphrase_protected_key_without_a_terminal_points_to_ssh_agent(sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path) -> None:
+def test_a_passphrase_protected_key_without_a_terminal_points_to_ssh_agent(
+    sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path
+) -> None:
     locked = tmp_path / "locked_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-f", str(locked)], check=True)
 
@@ -433,17 +498,24 @@ def test_a_passphrase_protected_key_without_a_terminal_points_to_ssh_agent(sshd:
     assert "passphrase" in caught.value.problem and f"ssh-add {shlex.quote(str(locked))}" in caught.value.fix
 
 
-def test_a_password_comes_only_from_the_variable_named(sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_password_comes_only_from_the_variable_named(
+    sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("EDGECOMPRESS_TEST_PASSWORD", raising=False)
     stranger = keygen(tmp_path / "stranger_key")
 
-    with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir, identity=stranger, password_env="EDGECOMPRESS_TEST_PASSWORD") as board:
+    with (
+        pytest.raises(TargetError) as caught,
+        connect(sshd, known_hosts, board_dir, identity=stranger, password_env="EDGECOMPRESS_TEST_PASSWORD") as board,
+    ):
         board.probe()
 
     assert "EDGECOMPRESS_TEST_PASSWORD" in caught.value.problem and "not set" in caught.value.problem
 
 
-def test_a_jump_host_is_used_like_proxyjump(sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path) -> None:
+def test_a_jump_host_is_used_like_proxyjump(
+    sshd: SshServer, known_hosts: Path, tmp_path: Path, board_dir: Path
+) -> None:
     target_file = tmp_path / "behind-bastion.yaml"
     target_file.write_text(
         f"host: 127.0.0.1\nport: {sshd.port}\nuser: {sshd.user}\nidentity: {sshd.user_key}\n"
@@ -461,7 +533,9 @@ def test_a_jump_host_is_used_like_proxyjump(sshd: SshServer, known_hosts: Path, 
 # --------------------------------------------------------------------------- faults
 
 
-def test_server_killed_mid_upload_leaves_no_half_file_and_a_rerun_finishes(tmp_path: Path, tiny_tflite_fp32: Path) -> None:
+def test_server_killed_mid_upload_leaves_no_half_file_and_a_rerun_finishes(
+    tmp_path: Path, tiny_tflite_fp32: Path
+) -> None:
     server = start_sshd(tmp_path / "sshd")
     known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
     board_dir = tmp_path / "board"
@@ -507,7 +581,9 @@ def test_a_connection_drop_is_retried_and_the_upload_completes(tmp_path: Path, t
             server.restart()
 
     try:
-        with connect(server, known_hosts, board_dir, retries=2, retry_delay=0.2, progress=server_crashes_and_comes_back) as board:
+        with connect(
+            server, known_hosts, board_dir, retries=2, retry_delay=0.2, progress=server_crashes_and_comes_back
+        ) as board:
             measurement = board.measure(MeasureJob(tiny_tflite_fp32, eval_data, warmup=1, runs=3))
     finally:
         server.kill()
@@ -527,7 +603,9 @@ def tiny_disk(tmp_path: Path) -> Iterator:
     def mount(size: str) -> Path:
         point = tmp_path / f"disk-{len(mounted)}"
         point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
         mounted.append(point)
@@ -538,7 +616,9 @@ def tiny_disk(tmp_path: Path) -> Iterator:
         subprocess.run(["umount", "-l", str(point)], check=False)
 
 
-def test_a_board_without_room_is_refused_before_sending(sshd: SshServer, known_hosts: Path, tiny_disk, tmp_path: Path, tiny_tflite_fp32: Path) -> None:
+def test_a_board_without_room_is_refused_before_sending(
+    sshd: SshServer, known_hosts: Path, tiny_disk, tmp_path: Path, tiny_tflite_fp32: Path
+) -> None:
     runner = runner_script()
     room_for_the_runner_only = (runner.stat().st_size + HEADROOM_BYTES) // 1024 + 48  # KiB
     board_dir = tiny_disk(f"{room_for_the_runner_only}k") / "edge compress"
@@ -552,7 +632,9 @@ def test_a_board_without_room_is_refused_before_sending(sshd: SshServer, known_h
     assert set(cached_files(board_dir)) == {sha256_name(runner)}
 
 
-def test_a_disk_filling_up_during_upload_is_reported_and_cleaned(sshd: SshServer, known_hosts: Path, tiny_disk, tmp_path: Path, tiny_tflite_fp32: Path) -> None:
+def test_a_disk_filling_up_during_upload_is_reported_and_cleaned(
+    sshd: SshServer, known_hosts: Path, tiny_disk, tmp_path: Path, tiny_tflite_fp32: Path
+) -> None:
     disk = tiny_disk("2m")
     board_dir = disk / "edgecompress"
     eval_data = big_eval_npz(tmp_path / "eval.npz", samples=4000)  # 1 MB: fits when the upload starts
@@ -567,7 +649,10 @@ def test_a_disk_filling_up_during_upload_is_reported_and_cleaned(sshd: SshServer
                 except OSError:
                     pass
 
-    with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir, progress=something_else_fills_the_disk) as board:
+    with (
+        pytest.raises(TargetError) as caught,
+        connect(sshd, known_hosts, board_dir, progress=something_else_fills_the_disk) as board,
+    ):
         board.measure(MeasureJob(tiny_tflite_fp32, eval_data, warmup=1, runs=3))
 
     assert caught.value.step == "upload" and "free in" in caught.value.problem
@@ -585,8 +670,13 @@ def _kill_when_timing_starts(board_dir: Path):
     return on_line
 
 
-def test_runner_killed_on_the_board_is_a_clear_error(sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path) -> None:
-    with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir, progress=_kill_when_timing_starts(board_dir)) as board:
+def test_runner_killed_on_the_board_is_a_clear_error(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
+    with (
+        pytest.raises(TargetError) as caught,
+        connect(sshd, known_hosts, board_dir, progress=_kill_when_timing_starts(board_dir)) as board,
+    ):
         board.measure(MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=LONG_RUN))
 
     assert caught.value.step == "run"
@@ -594,7 +684,9 @@ def test_runner_killed_on_the_board_is_a_clear_error(sshd: SshServer, known_host
     assert list((board_dir / "runs").iterdir()) == []
 
 
-def test_a_run_past_its_timeout_is_stopped_on_the_board(sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path) -> None:
+def test_a_run_past_its_timeout_is_stopped_on_the_board(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
     with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir) as board:
         board.measure(MeasureJob(tiny_tflite_fp32, eval_npz, warmup=1, runs=LONG_RUN, timeout_s=2))
 
@@ -602,7 +694,9 @@ def test_a_run_past_its_timeout_is_stopped_on_the_board(sshd: SshServer, known_h
     assert wait_until_gone(board_dir) == []
 
 
-def test_ctrl_c_stops_the_runner_on_the_board(sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path) -> None:
+def test_ctrl_c_stops_the_runner_on_the_board(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
     def press_ctrl_c(line: str) -> None:
         if "timed runs" in line:
             _thread.interrupt_main()
@@ -614,7 +708,9 @@ def test_ctrl_c_stops_the_runner_on_the_board(sshd: SshServer, known_hosts: Path
     assert list((board_dir / "runs").iterdir()) == []
 
 
-def test_a_board_without_a_runtime_gets_the_install_command(sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path) -> None:
+def test_a_board_without_a_runtime_gets_the_install_command(
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+) -> None:
     bare_python = "/usr/bin/python3 -I"
     if subprocess.run([*bare_python.split(), "-c", "import numpy"], capture_output=True).returncode == 0:
         pytest.skip("/usr/bin/python3 has NumPy here, so it is not a runtime-less board")
@@ -629,7 +725,10 @@ def test_a_board_without_a_runtime_gets_the_install_command(sshd: SshServer, kno
 
 
 def test_a_board_without_that_python_says_which_one(sshd: SshServer, known_hosts: Path, board_dir: Path) -> None:
-    with pytest.raises(TargetError) as caught, connect(sshd, known_hosts, board_dir, python="/opt/nowhere/python3") as board:
+    with (
+        pytest.raises(TargetError) as caught,
+        connect(sshd, known_hosts, board_dir, python="/opt/nowhere/python3") as board,
+    ):
         board.probe()
 
     assert "/opt/nowhere/python3" in caught.value.problem and "python:" in caught.value.fix
@@ -671,7 +770,9 @@ def test_target_files_are_found_by_name_and_checked_strictly(tmp_path: Path, mon
 
 
 def test_the_shipped_example_is_a_valid_target() -> None:
-    target = resolve_target("example-rpi4", identity=None, known_hosts=None, accept_new_host_key=False, some_future_option=1)
+    target = resolve_target(
+        "example-rpi4", identity=None, known_hosts=None, accept_new_host_key=False, some_future_option=1
+    )
 
     assert isinstance(target, SshTarget) and target.name == "example-rpi4"
     assert target.definition.host == "raspberrypi.local" and target.definition.user == "pi"
@@ -682,10 +783,13 @@ def test_the_shipped_example_is_a_valid_target() -> None:
 
 
 @pytest.mark.arm64
-def test_runner_and_artifacts_work_on_an_emulated_arm64_board(tmp_path: Path, tiny_tflite_fp32: Path, tiny_tflite_int8: Path, eval_npz: Path) -> None:
+def test_runner_and_artifacts_work_on_an_emulated_arm64_board(
+    tmp_path: Path, tiny_tflite_fp32: Path, tiny_tflite_int8: Path, eval_npz: Path
+) -> None:
     """A Debian arm64 root under qemu user-mode emulation, with its own aarch64 sshd: a Pi 4 as far as software goes."""
-    from edgecompress.targets.local import LocalTarget
     from sshd import ARM64_PYTHON, arm64_sshd
+
+    from edgecompress.targets.local import LocalTarget
 
     with arm64_sshd() as board_server:
         known_hosts = board_server.write_known_hosts(tmp_path / "known_hosts")
@@ -695,7 +799,10 @@ def test_runner_and_artifacts_work_on_an_emulated_arm64_board(tmp_path: Path, ti
         )  # fmt: skip
         with target as board:
             probe = board.probe()
-            measured = {model.name: board.measure(MeasureJob(model, eval_npz, warmup=2, runs=10, timeout_s=1800)) for model in (tiny_tflite_fp32, tiny_tflite_int8)}
+            measured = {
+                model.name: board.measure(MeasureJob(model, eval_npz, warmup=2, runs=10, timeout_s=1800))
+                for model in (tiny_tflite_fp32, tiny_tflite_int8)
+            }
 
     assert probe["platform"]["machine"] == "aarch64" and probe["runtimes"]["ai_edge_litert"] == "2.3.0"
     with LocalTarget() as here:

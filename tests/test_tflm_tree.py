@@ -11,7 +11,10 @@ from edgecompress.errors import ToolError
 from edgecompress.micro import tflm_tree
 
 ARCHIVES = tflm_tree.third_party_dir()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (ARCHIVES / "SHA256SUMS").is_file(), reason="needs ../shared/third-party")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (ARCHIVES / "SHA256SUMS").is_file(), reason="needs ../shared/third-party"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,5 +67,9 @@ def test_a_missing_archive_names_the_file_and_revision(checkout: Path, tmp_path:
             (partial / archive.name).symlink_to(archive)
     with pytest.raises(ToolError) as raised:
         tflm_tree.prepare_tree(checkout, partial)
-    assert "CMSIS-NN-4ab83cc.tar.gz" in raised.value.problem and "git" in raised.value.fix and "archive" in raised.value.fix
+    assert (
+        "CMSIS-NN-4ab83cc.tar.gz" in raised.value.problem
+        and "git" in raised.value.fix
+        and "archive" in raised.value.fix
+    )
     assert not list((tmp_path / "cache").rglob(tflm_tree.MARKER))  # nothing half-prepared is left to be found

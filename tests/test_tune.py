@@ -35,7 +35,9 @@ def _significance(changes: list[float]) -> SignificanceProfile:
     layers = [LayerSignificance("input", "InputLayer", (8, 8, 1), ids[0], 0.1, None, False, False, "reference")]
     for index, value in enumerate(ids[1:], start=1):
         edge = index in (1, len(ids) - 1)
-        layers.append(LayerSignificance(f"layer{index}", "Conv2D", (4,), value, 0.1, abs(value - ids[index - 1]), False, edge, ""))
+        layers.append(
+            LayerSignificance(f"layer{index}", "Conv2D", (4,), value, 0.1, abs(value - ids[index - 1]), False, edge, "")
+        )
     return SignificanceProfile(layers, "twonn", 20.0, 500, 0, 4, 0.1)
 
 
@@ -45,10 +47,18 @@ def rpi4_space() -> Space:
 
 
 def test_a_candidate_is_overrides_of_the_profiles_compression_block_checked_by_its_schema(rpi4_space: Space) -> None:
-    candidate = rpi4_space.candidate({STRATEGY: "cqat", "clusters": 8, "delta": rpi4_space.choices["delta"][1], "first_last": "int8"})
+    candidate = rpi4_space.candidate(
+        {STRATEGY: "cqat", "clusters": 8, "delta": rpi4_space.choices["delta"][1], "first_last": "int8"}
+    )
     overrides = candidate.overrides()
-    assert overrides == {"compression": {"strategy": "cqat", "clusters": 8, "significance_delta": rpi4_space.choices["delta"][1],
-                                         "first_last_precision": "int8"}}
+    assert overrides == {
+        "compression": {
+            "strategy": "cqat",
+            "clusters": 8,
+            "significance_delta": rpi4_space.choices["delta"][1],
+            "first_last_precision": "int8",
+        }
+    }
     changed = with_overrides(load_profile("rpi4"), overrides)
     assert changed.compression.clusters == 8 and changed.compression.strategy == "cqat" and changed.name == "rpi4"
 
@@ -61,14 +71,30 @@ def test_knobs_apply_to_the_strategies_whose_recipes_use_them(rpi4_space: Space)
     uses = {knob["knob"]: set(knob["applies_to"]) for knob in rpi4_space.describe()}
     assert uses["clusters"] == {"clustering", "cqat", "cqat-binary"}
     assert uses["bits"] == {"mixed-precision"}
-    assert uses["delta"] == {"cqat", "cqat-binary", "mixed-precision"}  # significant and insignificant layers treated apart
+    assert uses["delta"] == {
+        "cqat",
+        "cqat-binary",
+        "mixed-precision",
+    }  # significant and insignificant layers treated apart
     assert "ptq-only" not in uses["first_last"]  # a post-training model ignores per-layer choices
-    candidate = rpi4_space.candidate({STRATEGY: "mixed-precision", "clusters": 16, "bits": 3, "delta": rpi4_space.choices["delta"][0],
-                                      "first_last": "int8"})
+    candidate = rpi4_space.candidate(
+        {
+            STRATEGY: "mixed-precision",
+            "clusters": 16,
+            "bits": 3,
+            "delta": rpi4_space.choices["delta"][0],
+            "first_last": "int8",
+        }
+    )
     assert set(candidate.values) == {STRATEGY, "bits", "delta", "first_last"}
     assert rpi4_space.size() == sum(
-        int(np.prod([len(rpi4_space.choices[k.name]) for k in rpi4_space.knobs if k.name != STRATEGY and k.applies_to(s)]))
-        for s in rpi4_space.choices[STRATEGY])
+        int(
+            np.prod(
+                [len(rpi4_space.choices[k.name]) for k in rpi4_space.knobs if k.name != STRATEGY and k.applies_to(s)]
+            )
+        )
+        for s in rpi4_space.choices[STRATEGY]
+    )
 
 
 def test_the_space_keeps_only_values_the_profile_accepts() -> None:
@@ -88,13 +114,23 @@ def test_delta_values_come_from_the_measured_id_changes_one_per_set_of_significa
 
 def test_the_prior_starts_from_the_plan_deploy_builds_then_its_neighbours(rpi4_space: Space) -> None:
     profile = load_profile("rpi4")
-    plan = {"strategy": "cqat", "layers": [{"role": "significant", "parameters": 100}, {"role": "insignificant", "parameters": 900}]}
+    plan = {
+        "strategy": "cqat",
+        "layers": [{"role": "significant", "parameters": 100}, {"role": "insignificant", "parameters": 900}],
+    }
     base = prior.base_candidate(rpi4_space, profile, plan)
     assert base.values[STRATEGY] == "cqat" and base.values["clusters"] == 16 and base.values["first_last"] == "float32"
     seeds = prior.seeds(rpi4_space, base, plan, limit=20)
     assert seeds[0] == base and len({json.dumps(s.values, sort_keys=True) for s in seeds}) == len(seeds)
     for seed in seeds[1:]:
-        assert sum(seed.values.get(k) != base.values.get(k) for k in rpi4_space.choices if k in seed.values or k in base.values) >= 1
+        assert (
+            sum(
+                seed.values.get(k) != base.values.get(k)
+                for k in rpi4_space.choices
+                if k in seed.values or k in base.values
+            )
+            >= 1
+        )
     # most weights in insignificant layers: the harsher neighbours come first (fewer clusters, a more aggressive strategy)
     assert seeds[1].values[STRATEGY] == "cqat-binary" and seeds[2].values["clusters"] == 8
     milder = prior.seeds(rpi4_space, base, {**plan, "layers": [{"role": "significant", "parameters": 900}]}, limit=3)
@@ -110,7 +146,9 @@ def test_pareto_front_and_hypervolume() -> None:
     full = hypervolume(points, directions, low, high)
     assert 0 < full <= 1.1**2
     assert hypervolume(points[:2], directions, low, high) < full  # more of the front, more volume
-    assert hypervolume(points + [[70.0, 190.0]], directions, low, high) == pytest.approx(full)  # a dominated point adds nothing
+    assert hypervolume(points + [[70.0, 190.0]], directions, low, high) == pytest.approx(
+        full
+    )  # a dominated point adds nothing
 
 
 def test_a_trials_figures_are_read_off_its_measured_report(rpi4_run) -> None:
@@ -138,13 +176,25 @@ def test_tune_settings_are_checked_before_ray_starts() -> None:
         parse_duration("two hours")
 
 
-def test_a_trial_is_built_without_boards_then_measured_on_boards_given_to_it(digits_model: Path, tmp_path: Path) -> None:
+def test_a_trial_is_built_without_boards_then_measured_on_boards_given_to_it(
+    digits_model: Path, tmp_path: Path
+) -> None:
     from edgecompress import pipeline
     from edgecompress.targets.local import LocalTarget
 
-    request = pipeline.DeployRequest.build(digits_model, "rpi4", data="sklearn:digits", output=tmp_path, recipe="ptq-int8",
-                                           target="ssh://nobody@127.0.0.1:9", max_eval=100, warmup=1, runs=3, run_name="trial-0001",
-                                           profile_overrides={"compression": {"clusters": 8}})
+    request = pipeline.DeployRequest.build(
+        digits_model,
+        "rpi4",
+        data="sklearn:digits",
+        output=tmp_path,
+        recipe="ptq-int8",
+        target="ssh://nobody@127.0.0.1:9",
+        max_eval=100,
+        warmup=1,
+        runs=3,
+        run_name="trial-0001",
+        profile_overrides={"compression": {"clusters": 8}},
+    )
     built = pipeline.run(request, stop_before="measure")  # the SSH board is never contacted
     assert built.run_dir == tmp_path / "trial-0001.partial" and not (built.run_dir / "measurements").exists()
     assert "compression.clusters = 8" in (built.run_dir / "deploy.log").read_text()
@@ -162,8 +212,13 @@ def test_a_bad_candidate_is_refused_before_a_run_folder_exists(digits_model: Pat
     from edgecompress import pipeline
 
     with pytest.raises(ProfileError, match="mixed_precision_bits = 9"):
-        pipeline.deploy(digits_model, "rpi4", data="sklearn:digits", output=tmp_path,
-                        profile_overrides={"compression": {"mixed_precision_bits": 9}})
+        pipeline.deploy(
+            digits_model,
+            "rpi4",
+            data="sklearn:digits",
+            output=tmp_path,
+            profile_overrides={"compression": {"mixed_precision_bits": 9}},
+        )
     assert not any(tmp_path.iterdir())
 
 
@@ -179,7 +234,9 @@ def test_parallel_writers_of_one_cache_key_leave_the_first_entry_whole(tmp_path:
         return into
 
     hits = []
-    threads = [threading.Thread(target=lambda t=t: hits.append(cache.store("kind", "k", write(t), {"by": t}))) for t in "abcd"]
+    threads = [
+        threading.Thread(target=lambda t=t: hits.append(cache.store("kind", "k", write(t), {"by": t}))) for t in "abcd"
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

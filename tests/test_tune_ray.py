@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 TRIALS = 4
 SCENARIO_TIMEOUT_S = 420
 
+pytestmark = pytest.mark.slow  # a two-node Ray cluster and four fine-tuned trials
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
@@ -72,9 +74,33 @@ def _attempts(tune_dir: Path) -> dict[str, list[dict[str, Any]]]:
 def scenario(cluster: RayCluster, tiny_h5: Path, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     output = tmp_path_factory.mktemp("tunes")
     log_file = output / "driver.log"
-    command = _tune_command("--profile", "rpi4", str(tiny_h5), "--data", "sklearn:digits", "--target", "local",
-                            "--trials", str(TRIALS), "--finetune-steps", "20", "--max-eval", "120", "--warmup", "2", "--runs", "5",
-                            "--seeds", "2", "--max-reruns", "1", "--ray-address", cluster.address, "--output", str(output))
+    command = _tune_command(
+        "--profile",
+        "rpi4",
+        str(tiny_h5),
+        "--data",
+        "sklearn:digits",
+        "--target",
+        "local",
+        "--trials",
+        str(TRIALS),
+        "--finetune-steps",
+        "20",
+        "--max-eval",
+        "120",
+        "--warmup",
+        "2",
+        "--runs",
+        "5",
+        "--seeds",
+        "2",
+        "--max-reruns",
+        "1",
+        "--ray-address",
+        cluster.address,
+        "--output",
+        str(output),
+    )
     started = time.monotonic()
     with log_file.open("w") as log:
         driver = subprocess.Popen(command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT, cwd=output)
@@ -104,14 +130,31 @@ def scenario(cluster: RayCluster, tiny_h5: Path, tmp_path_factory: pytest.TempPa
     interrupted = time.monotonic()
     records = _records(tune_dir)
     before = {
-        "complete": {name: (tune_dir / "trials" / name / "report.json").stat().st_mtime_ns
-                     for name, r in records.items() if r["state"] == "complete" and (tune_dir / "trials" / name / "report.json").is_file()},
+        "complete": {
+            name: (tune_dir / "trials" / name / "report.json").stat().st_mtime_ns
+            for name, r in records.items()
+            if r["state"] == "complete" and (tune_dir / "trials" / name / "report.json").is_file()
+        },
         "attempts": {name: len(a) for name, a in _attempts(tune_dir).items()},
     }
-    resumed = subprocess.run(_tune_command("--resume", str(tune_dir)), env=cluster.env, capture_output=True, text=True,
-                             cwd=output, timeout=SCENARIO_TIMEOUT_S)
-    return Scenario(tune_dir, [driver.pid], killed, code, before, resumed, log_file.read_text(),
-                    {"first_s": interrupted - started, "resume_s": time.monotonic() - interrupted})
+    resumed = subprocess.run(
+        _tune_command("--resume", str(tune_dir)),
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        cwd=output,
+        timeout=SCENARIO_TIMEOUT_S,
+    )
+    return Scenario(
+        tune_dir,
+        [driver.pid],
+        killed,
+        code,
+        before,
+        resumed,
+        log_file.read_text(),
+        {"first_s": interrupted - started, "resume_s": time.monotonic() - interrupted},
+    )
 
 
 def _explain(scenario: Scenario) -> str:
@@ -123,7 +166,11 @@ def test_the_interrupted_tune_stops_with_a_resume_command_and_resume_finishes_it
     assert f"edgecompress tune --resume {scenario.tune_dir}" in scenario.log.replace("'", "")
     assert scenario.resumed.returncode == 0, _explain(scenario)
     assert json.loads((scenario.tune_dir / "tune.json").read_text())["status"] == "complete"
-    searched = [r for r in scenario.records().values() if r["rerun_of"] is None and r["state"] in ("complete", "failed") and not r["same_as"]]
+    searched = [
+        r
+        for r in scenario.records().values()
+        if r["rerun_of"] is None and r["state"] in ("complete", "failed") and not r["same_as"]
+    ]
     assert len(searched) == TRIALS, _explain(scenario)
 
 
@@ -164,7 +211,9 @@ def test_resume_repeats_no_finished_trial(scenario: Scenario) -> None:
         assert not list((scenario.tune_dir / "trials").glob(f"{name}.*")), f"{name} has a second run folder"
 
 
-def test_every_trial_is_a_normal_run_folder_and_the_report_ends_in_a_verdict(scenario: Scenario, tmp_path: Path) -> None:
+def test_every_trial_is_a_normal_run_folder_and_the_report_ends_in_a_verdict(
+    scenario: Scenario, tmp_path: Path
+) -> None:
     from edgecompress.cli import main
 
     report = scenario.report()
@@ -182,10 +231,18 @@ def test_every_trial_is_a_normal_run_folder_and_the_report_ends_in_a_verdict(sce
     if report["verdict"]["passed"]:
         manifest = json.loads((scenario.tune_dir / "ship" / "manifest.json").read_text())
         assert manifest["artifact"]["name"] == report["verdict"]["artifact"]
-    for row in report["trials"]:  # the driver checks the next candidates while it measures: its lines stay out of this log
+    for row in report[
+        "trials"
+    ]:  # the driver checks the next candidates while it measures: its lines stay out of this log
         if row["state"] == "complete":
-            lines = [line for line in (Path(row["run_dir"]) / "deploy.log").read_text().splitlines() if "Profile rpi4 with" in line]
-            assert len(lines) >= 2 and all(f"strategy = {row['candidate']['strategy']}," in line + "," for line in lines), row["trial"]
+            lines = [
+                line
+                for line in (Path(row["run_dir"]) / "deploy.log").read_text().splitlines()
+                if "Profile rpi4 with" in line
+            ]
+            assert len(lines) >= 2 and all(
+                f"strategy = {row['candidate']['strategy']}," in line + "," for line in lines
+            ), row["trial"]
     runs = [row["run_dir"] for row in report["trials"] if row["state"] == "complete"][:2]
     assert main(["report", runs[0], "--json"]) == 0
     assert main(["compare", *runs, "--output", str(tmp_path / "cmp")]) == 0

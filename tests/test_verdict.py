@@ -44,27 +44,54 @@ def samples(median: float, spread: float = 0.02, n: int = 100, seed: int = 0) ->
     return (median + spread * rng.standard_normal(n)).round(5).tolist()
 
 
-def make_run(folder: Path, artifacts: dict[str, dict[str, Any]], *, targets: tuple[str, ...] = ("pi",),
-             profile: str = "rpi4") -> Path:
+def make_run(
+    folder: Path, artifacts: dict[str, dict[str, Any]], *, targets: tuple[str, ...] = ("pi",), profile: str = "rpi4"
+) -> Path:
     """A finished run folder. artifacts: name -> {bytes, predictions or {target: predictions}, latency or {target: samples}, rss}."""
     (folder / LAYOUT.artifacts).mkdir(parents=True)
     (folder / LAYOUT.measurements).mkdir()
-    np.savez(folder / LAYOUT.eval, x=np.zeros((len(LABELS), 2), np.float32), y=LABELS, class_names=np.array(CLASSES),
-             output_kind=np.array("softmax"))
+    np.savez(
+        folder / LAYOUT.eval,
+        x=np.zeros((len(LABELS), 2), np.float32),
+        y=LABELS,
+        class_names=np.array(CLASSES),
+        output_kind=np.array("softmax"),
+    )
     described, measured = [], []
     for name, spec in artifacts.items():
         sha = hashlib.sha256(name.encode()).hexdigest()
-        described.append({"name": name, "kind": "int8", "description": name, "format": "tflite", "path": f"{name}.tflite",
-                          "sha256": sha, "file_bytes": spec["bytes"], "gzip_bytes": spec["bytes"], "fits_budget": True,
-                          **({"macs": {"total": spec["macs"], "by_layer": []}} if "macs" in spec else {})})
+        described.append(
+            {
+                "name": name,
+                "kind": "int8",
+                "description": name,
+                "format": "tflite",
+                "path": f"{name}.tflite",
+                "sha256": sha,
+                "file_bytes": spec["bytes"],
+                "gzip_bytes": spec["bytes"],
+                "fits_budget": True,
+                **({"macs": {"total": spec["macs"], "by_layer": []}} if "macs" in spec else {}),
+            }
+        )
         for target in targets:
             measured.append(_measure(folder, name, target, sha, spec))
     report = build_report(
-        edgecompress_version="test", command=["edgecompress", "deploy"], request={}, profile=load_profile(profile).to_dict(),
+        edgecompress_version="test",
+        command=["edgecompress", "deploy"],
+        request={},
+        profile=load_profile(profile).to_dict(),
         model={"path": "model.h5", "sha256": "0" * 64, "output_kind": "softmax"},
-        data={"source": "hand-made", "classes": CLASSES, "scaling": "0-1"}, host={}, targets=[{"name": t} for t in targets],
-        keras_reference={}, baseline="baseline-fp32", artifacts=described, measurements=measured, micro=None,
-        significance=None, plan=None,
+        data={"source": "hand-made", "classes": CLASSES, "scaling": "0-1"},
+        host={},
+        targets=[{"name": t} for t in targets],
+        keras_reference={},
+        baseline="baseline-fp32",
+        artifacts=described,
+        measurements=measured,
+        micro=None,
+        significance=None,
+        plan=None,
     )
     (folder / LAYOUT.report).write_text(json.dumps(report))
     return folder
@@ -80,7 +107,12 @@ def _measure(folder: Path, name: str, target: str, sha: str, spec: dict[str, Any
     result = {
         "runtime": {"name": "ai_edge_litert", "version": "2.3.0"},
         "model": {"sha256": sha},
-        "latency_ms": {"median": float(np.median(latency)), "p90": float(np.percentile(latency, 90)), "runs": len(latency), "warmup": 5},
+        "latency_ms": {
+            "median": float(np.median(latency)),
+            "p90": float(np.percentile(latency, 90)),
+            "runs": len(latency),
+            "warmup": 5,
+        },
         "memory": {"peak_rss_bytes": spec.get("rss", 50_000_000)},
         "accuracy": tally(predicted, LABELS, CLASSES),
     }
@@ -98,12 +130,25 @@ BASE = {"bytes": 400_000, "latency": samples(10.0), "macs": 1_000_000}
 
 
 def test_the_smallest_passing_artifact_is_recommended_with_its_reasons(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", {
-        "baseline-fp32": BASE,
-        "ptq-int8": {"bytes": 100_000, "latency": samples(5.0), "predictions": predictions({0: 2}), "macs": 1_000_000},
-        "cqat": {"bytes": 60_000, "latency": samples(5.1), "predictions": predictions({0: 3, 1: 2}), "macs": 400_000},
-        "cqat-binary": {"bytes": 20_000, "latency": samples(4.0), "predictions": predictions({0: 30, 1: 20})},
-    })
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": BASE,
+            "ptq-int8": {
+                "bytes": 100_000,
+                "latency": samples(5.0),
+                "predictions": predictions({0: 2}),
+                "macs": 1_000_000,
+            },
+            "cqat": {
+                "bytes": 60_000,
+                "latency": samples(5.1),
+                "predictions": predictions({0: 3, 1: 2}),
+                "macs": 400_000,
+            },
+            "cqat-binary": {"bytes": 20_000, "latency": samples(4.0), "predictions": predictions({0: 30, 1: 20})},
+        },
+    )
     verdict = verdict_of(run)
     assert verdict["recommended"] == "cqat" and verdict["passed"]
     assert "smallest passing artifact (60,000 bytes)" in verdict["reason"]
@@ -124,52 +169,71 @@ def test_the_smallest_passing_artifact_is_recommended_with_its_reasons(tmp_path:
 
 
 def test_equal_sizes_tie_and_the_faster_wins(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", {
-        "baseline-fp32": BASE,
-        "a": {"bytes": 50_000, "latency": samples(6.0)},
-        "b": {"bytes": 50_000, "latency": samples(5.0)},
-    })
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": BASE,
+            "a": {"bytes": 50_000, "latency": samples(6.0)},
+            "b": {"bytes": 50_000, "latency": samples(5.0)},
+        },
+    )
     verdict = verdict_of(run)
     assert verdict["recommended"] == "b"
     assert "as small as" in verdict["reason"] and "the fastest of them" in verdict["reason"]
 
 
 def test_overlapping_latency_intervals_are_equally_fast_so_size_decides(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", {
-        "baseline-fp32": BASE,
-        "fast-big": {"bytes": 90_000, "latency": samples(5.00, spread=0.5, seed=1)},
-        "slow-small": {"bytes": 40_000, "latency": samples(5.07, spread=0.5, seed=2)},  # "1.01x slower": noise
-    })
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": BASE,
+            "fast-big": {"bytes": 90_000, "latency": samples(5.00, spread=0.5, seed=1)},
+            "slow-small": {"bytes": 40_000, "latency": samples(5.07, spread=0.5, seed=2)},  # "1.01x slower": noise
+        },
+    )
     verdict = verdict_of(run, prefer="latency")
     assert verdict["recommended"] == "slow-small"
     assert "equally fast as" in verdict["reason"] and "the smallest of them" in verdict["reason"]
 
 
 def test_separate_intervals_make_the_faster_one_win_on_latency(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", {
-        "baseline-fp32": BASE,
-        "fast-big": {"bytes": 90_000, "latency": samples(4.0)},
-        "slow-small": {"bytes": 40_000, "latency": samples(5.0)},
-    })
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": BASE,
+            "fast-big": {"bytes": 90_000, "latency": samples(4.0)},
+            "slow-small": {"bytes": 40_000, "latency": samples(5.0)},
+        },
+    )
     assert verdict_of(run, prefer="latency")["recommended"] == "fast-big"
     assert verdict_of(run, prefer="size")["recommended"] == "slow-small"
 
 
 def test_prefer_accuracy_treats_a_difference_mcnemar_cannot_see_as_a_tie(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", {
-        "baseline-fp32": BASE,
-        "better-big": {"bytes": 90_000, "latency": samples(5.0), "predictions": predictions({0: -2})},
-        "worse-small": {"bytes": 40_000, "latency": samples(5.0), "predictions": predictions({0: 1})},
-    })
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": BASE,
+            "better-big": {"bytes": 90_000, "latency": samples(5.0), "predictions": predictions({0: -2})},
+            "worse-small": {"bytes": 40_000, "latency": samples(5.0), "predictions": predictions({0: 1})},
+        },
+    )
     verdict = verdict_of(run, prefer="accuracy")
     assert verdict["recommended"] == "worse-small" and "as accurate as" in verdict["reason"]
 
 
 def test_one_class_hurt_badly_fails_even_when_the_average_looks_fine(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", {
-        "baseline-fp32": BASE,
-        "cqat": {"bytes": 50_000, "latency": samples(5.0), "predictions": predictions({2: 25, 0: -6, 1: -6, 3: -6})},
-    })
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": BASE,
+            "cqat": {
+                "bytes": 50_000,
+                "latency": samples(5.0),
+                "predictions": predictions({2: 25, 0: -6, 1: -6, 3: -6}),
+            },
+        },
+    )
     verdict = verdict_of(run)
     assert verdict["recommended"] is None
     failure = verdict["targets"][0]["artifacts"][1]["first_failure"]
@@ -181,10 +245,20 @@ def test_one_class_hurt_badly_fails_even_when_the_average_looks_fine(tmp_path: P
 
 
 def test_impacted_classes_by_the_sigma_rule(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", {
-        "baseline-fp32": {**BASE, "predictions": predictions({0: -20, 3: 20})},  # recalls 98, 90, 90, 82: sigma 5.66 pt
-        "cqat": {"bytes": 50_000, "latency": samples(5.0), "predictions": predictions({0: -20, 3: 20, 1: 15, 2: 5})},
-    })
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": {
+                **BASE,
+                "predictions": predictions({0: -20, 3: 20}),
+            },  # recalls 98, 90, 90, 82: sigma 5.66 pt
+            "cqat": {
+                "bytes": 50_000,
+                "latency": samples(5.0),
+                "predictions": predictions({0: -20, 3: 20, 1: 15, 2: 5}),
+            },
+        },
+    )
     verdict = verdict_of(run, max_impacted_classes=0, max_class_drop_points=100, max_accuracy_drop_points=5)
     impacted = verdict["targets"][0]["artifacts"][1]["evidence"]["impacted_classes"]
     assert impacted["rule"] == "sigma" and impacted["threshold_points"] == pytest.approx(5.6569, abs=1e-3)
@@ -201,11 +275,18 @@ def test_latency_ceiling_on_the_median_or_p90(tmp_path: Path) -> None:
 
 
 def test_a_fleet_needs_every_board_to_pass(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", {
-        "baseline-fp32": {**BASE, "latency": {"pi": samples(10.0), "jetson": samples(4.0)}},
-        "small": {"bytes": 30_000, "latency": {"pi": samples(5.0), "jetson": samples(9.0)}},  # too slow on the jetson
-        "medium": {"bytes": 60_000, "latency": {"pi": samples(6.0), "jetson": samples(3.0)}},
-    }, targets=("pi", "jetson"))
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": {**BASE, "latency": {"pi": samples(10.0), "jetson": samples(4.0)}},
+            "small": {
+                "bytes": 30_000,
+                "latency": {"pi": samples(5.0), "jetson": samples(9.0)},
+            },  # too slow on the jetson
+            "medium": {"bytes": 60_000, "latency": {"pi": samples(6.0), "jetson": samples(3.0)}},
+        },
+        targets=("pi", "jetson"),
+    )
     verdict = verdict_of(run, max_latency_ms=8)
     assert verdict["scope"] == "fleet" and verdict["recommended"] == "medium"
     assert [t["recommended"] for t in verdict["targets"]] == ["small", "medium"]
@@ -215,8 +296,10 @@ def test_a_fleet_needs_every_board_to_pass(tmp_path: Path) -> None:
 
 
 def test_report_gate_exits_with_its_own_code_and_names_the_rule(tmp_path: Path, capsys) -> None:
-    run = make_run(tmp_path / "run", {"baseline-fp32": BASE,
-                                      "cqat": {"bytes": 50_000, "latency": samples(5.0), "predictions": predictions({1: 8})}})
+    run = make_run(
+        tmp_path / "run",
+        {"baseline-fp32": BASE, "cqat": {"bytes": 50_000, "latency": samples(5.0), "predictions": predictions({1: 8})}},
+    )
     assert main(["report", str(run), "--gate", "-q"]) == 0  # 0.8 pt <= 1 pt
     assert main(["report", str(run), "--gate", "-q", "--max-accuracy-drop", "0.5"]) == 10
     err = capsys.readouterr().err
@@ -227,13 +310,18 @@ def test_report_gate_exits_with_its_own_code_and_names_the_rule(tmp_path: Path, 
     assert json.loads(capsys.readouterr().out)["verdict"]["recommended"] == "cqat"
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--max-accuracy-drop", "-1"], "--max-accuracy-drop -1"),
-    (["--prefer", "speed"], "--prefer 'speed'"),
-    (["--latency-statistic", "p95"], "--latency-statistic 'p95'"),
-    (["--max-latency-ms", "0"], "--max-latency-ms 0"),
-])
-def test_impossible_rules_are_refused_before_anything_is_judged(tmp_path: Path, capsys, args: list[str], words: str) -> None:
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--max-accuracy-drop", "-1"], "--max-accuracy-drop -1"),
+        (["--prefer", "speed"], "--prefer 'speed'"),
+        (["--latency-statistic", "p95"], "--latency-statistic 'p95'"),
+        (["--max-latency-ms", "0"], "--max-latency-ms 0"),
+    ],
+)
+def test_impossible_rules_are_refused_before_anything_is_judged(
+    tmp_path: Path, capsys, args: list[str], words: str
+) -> None:
     run = make_run(tmp_path / "run", {"baseline-fp32": BASE, "cqat": {"bytes": 50_000, "latency": samples(5.0)}})
     before = (run / "report.json").read_text()
     assert main(["report", str(run), *args]) == 2
@@ -272,12 +360,35 @@ def test_a_run_without_measurements_says_so(tmp_path: Path) -> None:
 def test_welch_over_seeds_replaces_the_sigma_rule(tmp_path: Path, capsys) -> None:
     runs = []
     for seed, extra in enumerate((12, 14, 13)):  # the dog class loses about 5 pt on every seed
-        runs.append(make_run(tmp_path / f"seed{seed}", {
-            "baseline-fp32": {**BASE, "predictions": predictions({1: seed})},
-            "cqat": {"bytes": 50_000, "latency": samples(5.0), "predictions": predictions({1: seed + extra})},
-        }))
-    assert main(["report", str(runs[0]), "-q", "--max-impacted-classes", "0", "--max-class-drop", "10",
-                 "--max-accuracy-drop", "5", "--seed-run", str(runs[1]), "--seed-run", str(runs[2])]) == 0
+        runs.append(
+            make_run(
+                tmp_path / f"seed{seed}",
+                {
+                    "baseline-fp32": {**BASE, "predictions": predictions({1: seed})},
+                    "cqat": {"bytes": 50_000, "latency": samples(5.0), "predictions": predictions({1: seed + extra})},
+                },
+            )
+        )
+    assert (
+        main(
+            [
+                "report",
+                str(runs[0]),
+                "-q",
+                "--max-impacted-classes",
+                "0",
+                "--max-class-drop",
+                "10",
+                "--max-accuracy-drop",
+                "5",
+                "--seed-run",
+                str(runs[1]),
+                "--seed-run",
+                str(runs[2]),
+            ]
+        )
+        == 0
+    )
     verdict = json.loads((runs[0] / "report.json").read_text())["verdict"]
     impacted = verdict["targets"][0]["artifacts"][1]["evidence"]["impacted_classes"]
     assert impacted["rule"] == "welch" and impacted["seeds"] == 3

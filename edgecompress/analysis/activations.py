@@ -9,8 +9,9 @@ batch into preallocated float32 arrays instead of concatenating per-batch result
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -144,8 +145,10 @@ def _groups(layers: list[Representation], n_samples: int, max_bytes: int) -> Ite
 
 def _per_sample_shape(shape: Any, name: str) -> tuple[int, ...]:
     if isinstance(shape, list):
-        raise ModelError(f"The layer {name!r} has several outputs; layer significance needs one per layer.",
-                         "Analyse a model whose Conv/Dense layers each have a single output.")
+        raise ModelError(
+            f"The layer {name!r} has several outputs; layer significance needs one per layer.",
+            "Analyse a model whose Conv/Dense layers each have a single output.",
+        )
     per_sample = tuple(shape)[1:]
     if any(dim is None for dim in per_sample):
         raise ModelError(

@@ -18,8 +18,8 @@ search (float32 would give them tiny nonzero distances, not zero).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -67,10 +67,7 @@ def _canonical_bytes(row: np.ndarray) -> bytes:
 
 
 def two_nearest(
-    x: np.ndarray,
-    subsets: Sequence[np.ndarray],
-    *,
-    block_size: int | None = None,
+    x: np.ndarray, subsets: Sequence[np.ndarray], *, block_size: int | None = None
 ) -> list[NeighbourDistances]:
     """r1, r2 of every point of each subset (index arrays into `x`, rows distinct).
 
@@ -195,7 +192,9 @@ def _smallest_columns(scores: np.ndarray, k: int) -> np.ndarray:
     return found
 
 
-def _rerank_exactly(data: np.ndarray, subsets: list[np.ndarray], candidates: list[np.ndarray]) -> list[NeighbourDistances]:
+def _rerank_exactly(
+    data: np.ndarray, subsets: list[np.ndarray], candidates: list[np.ndarray]
+) -> list[NeighbourDistances]:
     """r1, r2 of each subset from exact distances to its candidates.
 
     Subsets share most candidate pairs (and a pair (i, j) is often also proposed as (j, i)),

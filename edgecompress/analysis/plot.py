@@ -29,16 +29,30 @@ def plot_id_profile(profile: SignificanceProfile, path: Path) -> Path:
     positions = list(range(len(names)))
     ids = [layer.id for layer in profile.layers]
     spreads = [layer.id_std for layer in profile.layers]
-    label = "TwoNN intrinsic dimension" if profile.method == "twonn" else f"PCA components ({profile.variance:.0%} variance)"
+    label = (
+        "TwoNN intrinsic dimension"
+        if profile.method == "twonn"
+        else f"PCA components ({profile.variance:.0%} variance)"
+    )
 
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 0.9 * len(names) + 2), 6.5), sharex=True,
-                                         gridspec_kw={"height_ratios": [3, 2]})
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(max(6.0, 0.9 * len(names) + 2), 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
     top.errorbar(positions, ids, yerr=spreads, fmt="-o", color="black", ecolor="grey", capsize=4)
-    top.fill_between(positions, [i - s for i, s in zip(ids, spreads)], [i + s for i, s in zip(ids, spreads)],
-                     color="grey", alpha=0.2, linewidth=0)
+    top.fill_between(
+        positions,
+        [i - s for i, s in zip(ids, spreads)],
+        [i + s for i, s in zip(ids, spreads)],
+        color="grey",
+        alpha=0.2,
+        linewidth=0,
+    )
     top.set_ylabel(label)
-    top.set_title(f"{profile.model_name or 'model'}: ID profile on {profile.n_samples} samples\n"
-                  f"error bars: std over {profile.n_subsamples} half-size subsamples", fontsize=10)
+    top.set_title(
+        f"{profile.model_name or 'model'}: ID profile on {profile.n_samples} samples\n"
+        f"error bars: std over {profile.n_subsamples} half-size subsamples",
+        fontsize=10,
+    )
     top.grid(alpha=0.3)
 
     layers = profile.layers[1:]

@@ -17,5 +17,7 @@ def as_points(x: np.ndarray, *, minimum: int, estimator: str) -> np.ndarray:
         )
     # One float64 sum instead of an isfinite() mask as large as the data: NaN and inf survive it.
     if not np.isfinite(np.sum(points, dtype=np.float64)):
-        raise DataError(f"The points given to {estimator} contain NaN or infinite values.", "Remove or repair those samples first.")
+        raise DataError(
+            f"The points given to {estimator} contain NaN or infinite values.", "Remove or repair those samples first."
+        )
     return points.reshape(len(points), -1)

@@ -19,9 +19,15 @@ def render_table(profile: SignificanceProfile) -> Table:
         caption=f"± is the std over {profile.n_subsamples} half-size subsamples; "
         "'?' marks a verdict within that spread of δ.",
     )
-    columns: list[tuple[str, Literal["left", "center", "right"], bool]] = [("layer", "left", True), ("type", "left", False), ("output", "left", False),
-               (f"{measure} ± spread", "right", True), ("|ΔID|", "right", True), ("signif.", "center", True),
-               ("precision", "left", False)]
+    columns: list[tuple[str, Literal["left", "center", "right"], bool]] = [
+        ("layer", "left", True),
+        ("type", "left", False),
+        ("output", "left", False),
+        (f"{measure} ± spread", "right", True),
+        ("|ΔID|", "right", True),
+        ("signif.", "center", True),
+        ("precision", "left", False),
+    ]
     for header, justify, no_wrap in columns:
         table.add_column(header, justify=justify, no_wrap=no_wrap)
     edges = {1: "first", len(profile.layers) - 1: "last"}

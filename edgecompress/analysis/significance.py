@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +114,9 @@ class SignificanceProfile:
         changes count, so a new delta needs no new measurement."""
         if float(delta) == self.delta:
             return self
-        _check_settings(self.method, delta, max(self.n_samples, 10), self.n_subsamples, self.discard_fraction, self.variance)
+        _check_settings(
+            self.method, delta, max(self.n_samples, 10), self.n_subsamples, self.discard_fraction, self.variance
+        )
         last = len(self.layers) - 1
         layers = [self.layers[0]]
         for index in range(1, len(self.layers)):
@@ -121,8 +124,14 @@ class SignificanceProfile:
             change = abs(current.id - previous.id)
             spread = float(np.hypot(current.id_std, previous.id_std))
             position = {1: "first", last: "last"}.get(index)
-            layers.append(dataclasses.replace(current, significant=change > delta, reason=_reason(change, delta, spread, position),
-                                              robust=abs(change - delta) > spread))
+            layers.append(
+                dataclasses.replace(
+                    current,
+                    significant=change > delta,
+                    reason=_reason(change, delta, spread, position),
+                    robust=abs(change - delta) > spread,
+                )
+            )
         return dataclasses.replace(self, layers=layers, delta=float(delta))
 
     @classmethod
@@ -212,7 +221,9 @@ def analyze_model(
 
     estimates: list[_Estimate] = []
     timings = {"activations_s": 0.0, "id_s": 0.0}
-    stream = chain([(representations[0], flat_input(sample))], iter_activations(model, sample, layers, batch_size=batch_size))
+    stream = chain(
+        [(representations[0], flat_input(sample))], iter_activations(model, sample, layers, batch_size=batch_size)
+    )
     for representation, points in _timed(stream, timings, "activations_s"):
         started = time.perf_counter()
         try:

@@ -37,11 +37,7 @@ class TwoNNResult:
 
 
 def twonn(
-    x: np.ndarray,
-    *,
-    discard_fraction: float = 0.1,
-    method: str = "linear",
-    block_size: int | None = None,
+    x: np.ndarray, *, discard_fraction: float = 0.1, method: str = "linear", block_size: int | None = None
 ) -> TwoNNResult:
     """Estimate the intrinsic dimension of the rows of `x` (any shape; rows are flattened)."""
     result, _ = twonn_with_spread(x, discard_fraction=discard_fraction, method=method, block_size=block_size)

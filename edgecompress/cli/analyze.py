@@ -12,7 +12,9 @@ from edgecompress.cli.console import say, setup_logging, stdout_console
 
 def analyze(
     model: Path = typer.Argument(..., help="Keras model file (.h5 or .keras)."),
-    data: str = typer.Option("sklearn:digits", "--data", "-d", help="Class-folder directory, .npz file, or sklearn:digits."),
+    data: str = typer.Option(
+        "sklearn:digits", "--data", "-d", help="Class-folder directory, .npz file, or sklearn:digits."
+    ),
     classes: Optional[str] = typer.Option(None, help="Comma-separated class subset, e.g. cat,dog."),
     delta: float = typer.Option(20.0, help="A layer is significant when |ID(l) - ID(l-1)| exceeds this."),
     method: str = typer.Option("twonn", help="twonn (Facco et al. 2017) or pca (components for 99% of variance)."),
@@ -20,9 +22,13 @@ def analyze(
     subsamples: int = typer.Option(5, help="Random half-size subsamples for the error bars."),
     discard: float = typer.Option(0.1, help="TwoNN: fraction of the largest r2/r1 ratios left out of the fit."),
     seed: int = typer.Option(0),
-    scaling: Optional[str] = typer.Option(None, help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: the model's, else 0-1)."),
+    scaling: Optional[str] = typer.Option(
+        None, help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: the model's, else 0-1)."
+    ),
     resize: bool = typer.Option(False, "--resize"),
-    output: Path = typer.Option(Path("analysis"), "--output", "-o", help="Folder for significance.json and id_profile.png."),
+    output: Path = typer.Option(
+        Path("analysis"), "--output", "-o", help="Folder for significance.json and id_profile.png."
+    ),
     debug: bool = typer.Option(False, "--debug"),
 ) -> None:
     """Intrinsic dimension of every Conv/Dense layer's output, and which layers are significant."""
@@ -34,14 +40,26 @@ def analyze(
 
     loaded = load_model(model, for_export=False)  # analysis exports nothing: a recurrent model is fine here
     dataset = load_dataset(
-        data, input_shape=loaded.input_shape, scaling=scaling or loaded.scaling or "0-1", seed=seed, resize=resize,
+        data,
+        input_shape=loaded.input_shape,
+        scaling=scaling or loaded.scaling or "0-1",
+        seed=seed,
+        resize=resize,
         classes=split_classes(classes),
     )
-    say(f"{method} on {min(samples, len(dataset.x_train))} samples of {dataset.source}, {len(loaded.model.layers)} layers")
+    say(
+        f"{method} on {min(samples, len(dataset.x_train))} samples of {dataset.source}, {len(loaded.model.layers)} layers"
+    )
     with quiet_native_output():
         profile = analyze_model(
-            loaded.model, dataset.x_train, method=method, delta=delta, n_samples=samples, seed=seed,
-            n_subsamples=subsamples, discard_fraction=discard,
+            loaded.model,
+            dataset.x_train,
+            method=method,
+            delta=delta,
+            n_samples=samples,
+            seed=seed,
+            n_subsamples=subsamples,
+            discard_fraction=discard,
             progress=lambda name, done, total: say(f"  {done}/{total} {name}"),
         )
     out = stdout_console()

@@ -22,8 +22,10 @@ def info() -> None:
 
     facts = StageCache.default().info()
     out = stdout_console()
-    out.print(f"{facts['root']}: {facts['entries']} entries, {format_size(facts['bytes'])} "
-              f"of {format_size(facts['limit_bytes'])} (EDGECOMPRESS_CACHE_LIMIT)")
+    out.print(
+        f"{facts['root']}: {facts['entries']} entries, {format_size(facts['bytes'])} "
+        f"of {format_size(facts['limit_bytes'])} (EDGECOMPRESS_CACHE_LIMIT)"
+    )
     for kind, count in sorted(facts["by_kind"].items()):
         out.print(f"  {kind}: {count}")
 

@@ -58,6 +58,9 @@ def setup_logging(debug: bool) -> None:
         os.environ["EDGECOMPRESS_DEBUG"] = "1"
     handler = logging.StreamHandler()
     handler.setLevel(logging.DEBUG if debug else logging.WARNING)
-    logging.basicConfig(handlers=[handler], level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        handlers=[handler],
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("edgecompress").setLevel(logging.DEBUG if debug else logging.INFO)

@@ -24,8 +24,16 @@ app = typer.Typer(
 
 @app.command()
 def setup(
-    tflm_source: Optional[Path] = typer.Option(None, "--tflm-source", help="Your tflite-micro checkout, or a `git archive` .tar.gz of one (default: the archive among --third-party)."),
-    third_party: Optional[Path] = typer.Option(None, "--third-party", help="Folder with the pinned third-party archives (default: $EDGECOMPRESS_THIRD_PARTY_DIR, else ../shared/third-party next to the repository)."),
+    tflm_source: Optional[Path] = typer.Option(
+        None,
+        "--tflm-source",
+        help="Your tflite-micro checkout, or a `git archive` .tar.gz of one (default: the archive among --third-party).",
+    ),
+    third_party: Optional[Path] = typer.Option(
+        None,
+        "--third-party",
+        help="Folder with the pinned third-party archives (default: $EDGECOMPRESS_THIRD_PARTY_DIR, else ../shared/third-party next to the repository).",
+    ),
     force: bool = typer.Option(False, "--force", help="Prepare again even if this revision is already in the cache."),
 ) -> None:
     """Prepare a TFLM tree for offline firmware builds, cached by revision (nothing is downloaded)."""
@@ -40,7 +48,9 @@ def setup(
 
 
 @app.command()
-def doctor(tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="A prepared tflite-micro tree to check.")) -> None:
+def doctor(
+    tflm_dir: Optional[Path] = typer.Option(None, "--tflm-dir", help="A prepared tflite-micro tree to check."),
+) -> None:
     """Say which of the firmware's tools are there, and how to get the missing ones."""
     from edgecompress.errors import ToolError
     from edgecompress.micro import tflm_tree, toolchain

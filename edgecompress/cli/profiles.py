@@ -7,7 +7,7 @@ which the main CLI prints as one paragraph; nothing here exits on its own.
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import typer
 from rich import box
@@ -30,9 +30,19 @@ LIST_COLUMNS: tuple[tuple[str, Callable[[Profile], str]], ...] = (
     ("name", lambda p: p.name),
     ("class", lambda p: p.device_class),
     ("cpu", lambda p: f"{p.cpu.cores}x {_clock(p.cpu.clock_mhz)}"),
-    ("RAM", lambda p: format_size(p.ram_bytes) + (f"\n+ {format_size(p.external_ram_bytes)}" if p.external_ram_bytes else "")),
-    ("budget", lambda p: f"{format_size(p.model_memory_budget_bytes)} RAM"
-                         + (f"\n{format_size(p.flash_budget_bytes)} flash" if p.flash_budget_bytes else "")),
+    (
+        "RAM",
+        lambda p: (
+            format_size(p.ram_bytes) + (f"\n+ {format_size(p.external_ram_bytes)}" if p.external_ram_bytes else "")
+        ),
+    ),
+    (
+        "budget",
+        lambda p: (
+            f"{format_size(p.model_memory_budget_bytes)} RAM"
+            + (f"\n{format_size(p.flash_budget_bytes)} flash" if p.flash_budget_bytes else "")
+        ),
+    ),
     ("int8/fp16", lambda p: "/".join(kind for kind in ("int8", "fp16") if getattr(p, kind)) or "—"),
     ("accelerator", lambda p: p.accelerator + ("*" if p.accelerator_int8_only else "")),
 )
@@ -49,21 +59,29 @@ def _console() -> Console:
 @app.command("list")
 def list_command() -> None:
     """Show every bundled profile: class, CPU, RAM, model budget, number formats, accelerator."""
-    table = Table(title="Device profiles", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True)
+    table = Table(
+        title="Device profiles", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True
+    )
     for header, _ in LIST_COLUMNS:
         table.add_column(header, no_wrap=True)
     for profile in list_profiles():
         table.add_row(*(read(profile) for _, read in LIST_COLUMNS))
     console = _console()
     console.print(table)
-    console.print("budget: room for the model in RAM at run time, and in flash for its file.  * int8 models only.\n"
-                  f"Details: edgecompress profiles show NAME.  Your own board: see {schema_help()}.")
+    console.print(
+        "budget: room for the model in RAM at run time, and in flash for its file.  * int8 models only.\n"
+        f"Details: edgecompress profiles show NAME.  Your own board: see {schema_help()}."
+    )
 
 
 @app.command()
 def show(
-    profile: str = typer.Argument(..., metavar="NAME|PATH", help="Bundled profile name (e.g. rpi4) or path to your own .yaml/.toml profile."),
-    as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON (sizes in bytes) instead of a table."),
+    profile: str = typer.Argument(
+        ..., metavar="NAME|PATH", help="Bundled profile name (e.g. rpi4) or path to your own .yaml/.toml profile."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the profile as JSON (sizes in bytes) instead of a table."
+    ),
 ) -> None:
     """Show every field of one profile, sizes in human units."""
     loaded = load_profile(profile)

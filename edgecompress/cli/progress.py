@@ -13,11 +13,19 @@ a path or a board's message is shown exactly as written.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.progress import Progress as RichProgress
 
 from edgecompress.cli.console import bullet, plain_console
@@ -51,8 +59,9 @@ class Progress:
         live = self._enter()
         task_id = live.add_task(description, total=total)
 
-        def advance(steps: float = 1, *, detail: str | None = None, total: float | None = None,
-                    completed: float | None = None) -> None:
+        def advance(
+            steps: float = 1, *, detail: str | None = None, total: float | None = None, completed: float | None = None
+        ) -> None:
             changes: dict[str, Any] = {"advance": steps} if completed is None else {"completed": completed}
             if detail is not None:
                 changes["description"] = f"{description} · {detail}"
@@ -73,8 +82,14 @@ class Progress:
     def _enter(self) -> RichProgress:
         if self._live is None:
             self._live = RichProgress(
-                SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                TaskProgressColumn(), TimeElapsedColumn(), console=self.console, transient=False,
+                SpinnerColumn(),
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
             )
             self._live.start()
         self._depth += 1

@@ -20,7 +20,9 @@ def example_model(
 
     say(f"Training the example CNN on sklearn:digits ({epochs} epochs max, 2 cores: under a minute)")
     figures = train_example_model(output, epochs=epochs, seed=seed)
-    stdout_console().print(f"Saved {output}: {int(figures['parameters']):,} parameters, test accuracy {figures['test_accuracy']:.2%}")
+    stdout_console().print(
+        f"Saved {output}: {int(figures['parameters']):,} parameters, test accuracy {figures['test_accuracy']:.2%}"
+    )
 
 
 def quickstart(
@@ -40,7 +42,8 @@ def quickstart(
     figures = train_example_model(model_path)
     say(f"    test accuracy {figures['test_accuracy']:.2%}")
     say(f"2/2 edgecompress deploy --profile {profile} {model_path} --data sklearn:digits --target local")
-    result = pipeline.deploy(model_path, profile, data="sklearn:digits", target="local", output=output, progress=say,
-                             show=out.print)
+    result = pipeline.deploy(
+        model_path, profile, data="sklearn:digits", target="local", output=output, progress=say, show=out.print
+    )
     out.print(render_summary(result.report))
     out.print(f"Run folder: {result.run_dir}")

@@ -34,7 +34,11 @@ def report(
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
     alpha: Optional[float] = rule_options.ALPHA,
     gate: bool = rule_options.GATE,
-    seed_runs: list[Path] = typer.Option([], "--seed-run", help="A run of the same model and profile with another --seed; repeat. Impacted classes then come from Welch's t-test over the seeds."),
+    seed_runs: list[Path] = typer.Option(
+        [],
+        "--seed-run",
+        help="A run of the same model and profile with another --seed; repeat. Impacted classes then come from Welch's t-test over the seeds.",
+    ),
 ) -> None:
     """Re-render report.md, report.html and the figures of a run, judging it again (under other rules if given) without measuring."""
     from edgecompress.cli.progress import Progress
@@ -44,8 +48,14 @@ def report(
     from edgecompress.reporting.schema import load_report
     from edgecompress.reporting.terminal import render_summary, render_verdict
 
-    judging = Judging(rule_options.overrides(dict(locals())), where="`edgecompress report`", seed_reports=_seed_reports(run_dir, seed_runs))
-    rules_for(load_report(run_dir), judging)  # a wrong folder or impossible rules are refused before any progress bar starts
+    judging = Judging(
+        rule_options.overrides(dict(locals())),
+        where="`edgecompress report`",
+        seed_reports=_seed_reports(run_dir, seed_runs),
+    )
+    rules_for(
+        load_report(run_dir), judging
+    )  # a wrong folder or impossible rules are refused before any progress bar starts
     progress = Progress(quiet=quiet or as_json)
     with progress.task(f"Rendering {run_dir.name}") as advance:
         rendered = write_all(run_dir, progress=lambda figure: advance(0, detail=figure), judging=judging)
@@ -69,25 +79,32 @@ def _seed_reports(run_dir: Path, seed_runs: list[Path]) -> tuple[dict, ...]:
     found = []
     for other in seed_runs:
         document = complete_report(load_report(other), other)
-        same = (document["profile"].get("name") == own["profile"].get("name")
-                and [a["name"] for a in document["artifacts"]] == [a["name"] for a in own["artifacts"]])
+        same = document["profile"].get("name") == own["profile"].get("name") and [
+            a["name"] for a in document["artifacts"]
+        ] == [a["name"] for a in own["artifacts"]]
         if not same:
-            raise EdgeCompressError(f"--seed-run {other} is not a run of the same profile with the same artifacts as {run_dir}.",
-                                    "Pass runs of one `edgecompress deploy` command that differ only in --seed.")
+            raise EdgeCompressError(
+                f"--seed-run {other} is not a run of the same profile with the same artifacts as {run_dir}.",
+                "Pass runs of one `edgecompress deploy` command that differ only in --seed.",
+            )
         found.append(document)
     return tuple(found)
 
 
 def compare(
-    run_dirs: list[Path] = typer.Argument(..., help="Run folders written by `edgecompress deploy` (usually two or more)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write compare.md, compare.html and figures into this folder."),
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="Run folders written by `edgecompress deploy` (usually two or more)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Also write compare.md, compare.html and figures into this folder."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Put several runs side by side: sizes, latency and accuracy of every artifact."""
-    from edgecompress.reporting.schema import load_report
-    from edgecompress.reporting.compare import compare_runs, write_comparison
     from edgecompress.cli.progress import Progress
+    from edgecompress.reporting.compare import compare_runs, write_comparison
+    from edgecompress.reporting.schema import load_report
 
     for run_dir in run_dirs:
         load_report(run_dir)  # a wrong folder is refused before any progress bar starts

@@ -14,16 +14,44 @@ from edgecompress.decision.rules import OPTIONS
 
 _FIELD = {option: field for option, field in OPTIONS.items()}
 
-MAX_ACCURACY_DROP: Optional[float] = typer.Option(None, "--max-accuracy-drop", help="Largest overall accuracy loss against the baseline, in points (profile default 1.0).")
-MAX_CLASS_DROP: Optional[float] = typer.Option(None, "--max-class-drop", help="Largest recall loss of any single class, in points (profile default 5.0).")
-MAX_IMPACTED: Optional[int] = typer.Option(None, "--max-impacted-classes", help="Most significantly impacted classes (sigma rule; Welch over seeds). Default: reported, not checked.")
-MAX_LATENCY: Optional[float] = typer.Option(None, "--max-latency-ms", help="Latency ceiling per inference in ms, on --latency-statistic.")
-LATENCY_STATISTIC: Optional[str] = typer.Option(None, "--latency-statistic", help="What --max-latency-ms applies to: median (default) or p90 of the timed runs.")
-MAX_MEMORY: Optional[str] = typer.Option(None, "--max-peak-memory", help="Ceiling on peak resident memory while the model runs, e.g. 64MiB.")
-PREFER: Optional[str] = typer.Option(None, "--prefer", help="Among passing artifacts recommend the smallest (size), fastest (latency) or most accurate (accuracy). Default: the profile's (size).")
-ALLOW_BASELINE: bool = typer.Option(False, "--allow-baseline", help="The uncompressed baseline may be recommended when it passes.")
-ALPHA: Optional[float] = typer.Option(None, "--alpha", help="Significance level of McNemar's and Welch's tests (default 0.05).")
-GATE: bool = typer.Option(False, "--gate", help="Exit with code 10 (not the generic 2) when no artifact passes the acceptance rules; the message names the rule.")
+MAX_ACCURACY_DROP: Optional[float] = typer.Option(
+    None,
+    "--max-accuracy-drop",
+    help="Largest overall accuracy loss against the baseline, in points (profile default 1.0).",
+)
+MAX_CLASS_DROP: Optional[float] = typer.Option(
+    None, "--max-class-drop", help="Largest recall loss of any single class, in points (profile default 5.0)."
+)
+MAX_IMPACTED: Optional[int] = typer.Option(
+    None,
+    "--max-impacted-classes",
+    help="Most significantly impacted classes (sigma rule; Welch over seeds). Default: reported, not checked.",
+)
+MAX_LATENCY: Optional[float] = typer.Option(
+    None, "--max-latency-ms", help="Latency ceiling per inference in ms, on --latency-statistic."
+)
+LATENCY_STATISTIC: Optional[str] = typer.Option(
+    None, "--latency-statistic", help="What --max-latency-ms applies to: median (default) or p90 of the timed runs."
+)
+MAX_MEMORY: Optional[str] = typer.Option(
+    None, "--max-peak-memory", help="Ceiling on peak resident memory while the model runs, e.g. 64MiB."
+)
+PREFER: Optional[str] = typer.Option(
+    None,
+    "--prefer",
+    help="Among passing artifacts recommend the smallest (size), fastest (latency) or most accurate (accuracy). Default: the profile's (size).",
+)
+ALLOW_BASELINE: bool = typer.Option(
+    False, "--allow-baseline", help="The uncompressed baseline may be recommended when it passes."
+)
+ALPHA: Optional[float] = typer.Option(
+    None, "--alpha", help="Significance level of McNemar's and Welch's tests (default 0.05)."
+)
+GATE: bool = typer.Option(
+    False,
+    "--gate",
+    help="Exit with code 10 (not the generic 2) when no artifact passes the acceptance rules; the message names the rule.",
+)
 
 
 def overrides(options: dict[str, Any]) -> dict[str, Any]:

@@ -17,16 +17,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from edgecompress._tf import keras
 from edgecompress.compression import clustering, lowbit, pruning, qat
-from edgecompress.compression.finetune import (Clock, FineTuning, Split, finetune, loss_for, split_validation,
-                                               training_arrays)
+from edgecompress.compression.finetune import (
+    Clock,
+    FineTuning,
+    Split,
+    finetune,
+    loss_for,
+    split_validation,
+    training_arrays,
+)
 from edgecompress.compression.graph import copy_model, require_graph_model
 from edgecompress.compression.plan import LayerPlan, Plan
 from edgecompress.compression.recipes import RECIPES, SHAPED, STRUCTURES
@@ -64,7 +72,9 @@ class _Technique:
 _TECHNIQUES: dict[str, _Technique] = {
     "cluster": _Technique("clusters", clustering.cluster_layers, clustering.strip_clustering),
     "lowbit": _Technique("bits", lowbit.wrap_layers, lowbit.materialize),
-    "prune": _Technique("sparsity", pruning.prune_layers, pruning.strip_pruning, pruning.pruning_callbacks, needs_ramp=True),
+    "prune": _Technique(
+        "sparsity", pruning.prune_layers, pruning.strip_pruning, pruning.pruning_callbacks, needs_ramp=True
+    ),
 }
 
 
@@ -81,8 +91,15 @@ class StageStore(Protocol):
     def keep(self, key: str, weights: list[np.ndarray], summary: dict[str, Any]) -> None: ...
 
 
-def apply_plan(plan: Plan, model: Any, data: Any, *, settings: FineTuning | None = None,
-               store: StageStore | None = None, origin: str = "") -> CompressedModel:
+def apply_plan(
+    plan: Plan,
+    model: Any,
+    data: Any,
+    *,
+    settings: FineTuning | None = None,
+    store: StageStore | None = None,
+    origin: str = "",
+) -> CompressedModel:
     """Compress `model` as `plan` says, fine-tuning on `data` (a Dataset or an (x, y) pair).
 
     With a `store`, each stage is looked up under a key made of `origin` (what the caller
@@ -99,8 +116,11 @@ def apply_plan(plan: Plan, model: Any, data: Any, *, settings: FineTuning | None
         x, y = training_arrays(data)
         split = split_validation(x, y, settings.validation_fraction, settings.seed, limit=settings.validation_max)
         training = _Training(split, settings, loss_for(model), Clock(settings.minutes))
-        restructured = [(layer.name, layer.structure, layer.structure_params) for layer in plan.layers
-                        if layer.structure != "none" and layer.structure_params]
+        restructured = [
+            (layer.name, layer.structure, layer.structure_params)
+            for layer in plan.layers
+            if layer.structure != "none" and layer.structure_params
+        ]
         key = _stage_key(key, "restructure", restructured, settings)
         working = _stored_stage(partial(_restructure_stage, plan), working, training, stages, store, key)
         layers = _effective_layers(plan, working)
@@ -134,8 +154,14 @@ def _stage_key(previous: str, stage: str, layers: list[Any], settings: FineTunin
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _stored_stage(stage: Callable[..., Any], model: Any, training: _Training, stages: list[dict[str, Any]],
-                  store: StageStore | None, key: str) -> Any:
+def _stored_stage(
+    stage: Callable[..., Any],
+    model: Any,
+    training: _Training,
+    stages: list[dict[str, Any]],
+    store: StageStore | None,
+    key: str,
+) -> Any:
     """Run one stage, or rebuild it with the weights `store` kept when the same stage was trained before."""
     found = store.fetch(key) if store is not None else None
     if found is not None:
@@ -157,8 +183,16 @@ class _Training:
     clock: Clock  # one wall-clock budget for every stage
 
     def run(self, model: Any, learning_rate: float, label: str, **options: Any) -> dict[str, Any]:
-        return finetune(model, self.split, self.settings, learning_rate=learning_rate, loss=self.loss, label=label,
-                        clock=self.clock, **options)
+        return finetune(
+            model,
+            self.split,
+            self.settings,
+            learning_rate=learning_rate,
+            loss=self.loss,
+            label=label,
+            clock=self.clock,
+            **options,
+        )
 
 
 def _layers_by(layers: Sequence[LayerPlan], keep: Callable[[Any], bool]) -> list[LayerPlan]:
@@ -170,13 +204,17 @@ def _effective_layers(plan: Plan, model: Any) -> list[LayerPlan]:
     from edgecompress.compression.lowrank import SUFFIX
 
     present = {layer.name for layer in model.layers}
-    extra = [dataclasses.replace(layer, name=layer.name + SUFFIX) for layer in plan.layers
-             if STRUCTURES[layer.structure].technique == "lowrank" and layer.name + SUFFIX in present]
+    extra = [
+        dataclasses.replace(layer, name=layer.name + SUFFIX)
+        for layer in plan.layers
+        if STRUCTURES[layer.structure].technique == "lowrank" and layer.name + SUFFIX in present
+    ]
     return [*plan.layers, *extra]
 
 
-def _restructure_stage(plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]],
-                       weights: list[np.ndarray] | None = None) -> Any:
+def _restructure_stage(
+    plan: Plan, model: Any, training: _Training, stages: list[dict[str, Any]], weights: list[np.ndarray] | None = None
+) -> Any:
     """Rebuild the model with the plan's pruned widths / factorisations, then fine-tune it; with
     `weights`, rebuild that result without training (the rebuild is deterministic)."""
     if not plan.restructures:
@@ -198,8 +236,13 @@ def _restructure_stage(plan: Plan, model: Any, training: _Training, stages: list
     return model
 
 
-def _shape_stage(layers: Sequence[LayerPlan], model: Any, training: _Training, stages: list[dict[str, Any]],
-                 weights: list[np.ndarray] | None = None) -> Any:
+def _shape_stage(
+    layers: Sequence[LayerPlan],
+    model: Any,
+    training: _Training,
+    stages: list[dict[str, Any]],
+    weights: list[np.ndarray] | None = None,
+) -> Any:
     """Wrap the shaped layers, fine-tune, strip; with `weights`, rebuild that result without training."""
     shaped = _layers_by(layers, lambda recipe: recipe.shaper is not None)
     if not shaped:
@@ -226,8 +269,13 @@ def _shape_stage(layers: Sequence[LayerPlan], model: Any, training: _Training, s
     return model
 
 
-def _quantize_stage(layers: Sequence[LayerPlan], model: Any, training: _Training, stages: list[dict[str, Any]],
-                    weights: list[np.ndarray] | None = None) -> Any:
+def _quantize_stage(
+    layers: Sequence[LayerPlan],
+    model: Any,
+    training: _Training,
+    stages: list[dict[str, Any]],
+    weights: list[np.ndarray] | None = None,
+) -> Any:
     """Annotate for QAT (cluster-preserving when clusters exist) and fine-tune; with `weights`, rebuild without training."""
     annotated = _layers_by(layers, lambda recipe: "quantize" in recipe.stages)
     if not annotated:

@@ -32,24 +32,60 @@ class Baseline:
 _BASELINES = (
     Baseline("ptq-int8", "post-training full-integer int8", _everywhere("keep"), "int8"),
     Baseline("ptq-fp16", "post-training float16 weights", _everywhere("keep"), "fp16"),
-    Baseline("ptq-dynamic", "post-training dynamic range (int8 weights, float activations)", _everywhere("keep"), "dynamic"),
+    Baseline(
+        "ptq-dynamic", "post-training dynamic range (int8 weights, float activations)", _everywhere("keep"), "dynamic"
+    ),
     Baseline("ptq-int16x8", "post-training int8 weights with int16 activations", _everywhere("keep"), "int16x8"),
     Baseline("qat", "quantization-aware training, then int8", _everywhere("qat"), "int8"),
     Baseline("clustering-ptq", "weight clustering, then post-training int8", _everywhere("clustering"), "int8"),
-    Baseline("pruning-ptq", "magnitude pruning (polynomial decay), then post-training int8", _everywhere("pruning"), "int8"),
+    Baseline(
+        "pruning-ptq", "magnitude pruning (polynomial decay), then post-training int8", _everywhere("pruning"), "int8"
+    ),
     Baseline("cqat", "clustering, then cluster-preserving QAT on every layer, int8", _everywhere("cqat"), "int8"),
-    Baseline("twonn-cqat", "TwoNN: " + STRATEGY_BY_NAME["cqat"].description + ", int8",
-             STRATEGY_BY_NAME["cqat"].roles, "int8", needs_significance=True),
-    Baseline("twonn-mixed", "TwoNN: " + STRATEGY_BY_NAME["mixed-precision"].description + ", int8 first/last layers",
-             STRATEGY_BY_NAME["mixed-precision"].roles, "int8", needs_significance=True),
-    Baseline("twonn-prune", "TwoNN widths: structured pruning to ceil(factor x layer ID) channels, fine-tuned, then int8",
-             _everywhere("keep"), "int8", needs_significance=True, structure="twonn-prune"),
-    Baseline("uniform-prune", "uniform L1 filter pruning (same share of channels in every layer), fine-tuned, then int8",
-             _everywhere("keep"), "int8", structure="uniform-prune"),
-    Baseline("lowrank", "low rank (SVD Dense, rank-K separable Conv), fine-tuned, then int8",
-             _everywhere("keep"), "int8", structure="lowrank"),
-    Baseline("twonn-prune-cqat", "TwoNN widths (structured pruning) for speed, then " + STRATEGY_BY_NAME["cqat"].description
-             + " for size, int8", STRATEGY_BY_NAME["cqat"].roles, "int8", needs_significance=True, structure="twonn-prune"),
+    Baseline(
+        "twonn-cqat",
+        "TwoNN: " + STRATEGY_BY_NAME["cqat"].description + ", int8",
+        STRATEGY_BY_NAME["cqat"].roles,
+        "int8",
+        needs_significance=True,
+    ),
+    Baseline(
+        "twonn-mixed",
+        "TwoNN: " + STRATEGY_BY_NAME["mixed-precision"].description + ", int8 first/last layers",
+        STRATEGY_BY_NAME["mixed-precision"].roles,
+        "int8",
+        needs_significance=True,
+    ),
+    Baseline(
+        "twonn-prune",
+        "TwoNN widths: structured pruning to ceil(factor x layer ID) channels, fine-tuned, then int8",
+        _everywhere("keep"),
+        "int8",
+        needs_significance=True,
+        structure="twonn-prune",
+    ),
+    Baseline(
+        "uniform-prune",
+        "uniform L1 filter pruning (same share of channels in every layer), fine-tuned, then int8",
+        _everywhere("keep"),
+        "int8",
+        structure="uniform-prune",
+    ),
+    Baseline(
+        "lowrank",
+        "low rank (SVD Dense, rank-K separable Conv), fine-tuned, then int8",
+        _everywhere("keep"),
+        "int8",
+        structure="lowrank",
+    ),
+    Baseline(
+        "twonn-prune-cqat",
+        "TwoNN widths (structured pruning) for speed, then " + STRATEGY_BY_NAME["cqat"].description + " for size, int8",
+        STRATEGY_BY_NAME["cqat"].roles,
+        "int8",
+        needs_significance=True,
+        structure="twonn-prune",
+    ),
 )
 
 BASELINES: dict[str, Baseline] = {baseline.name: baseline for baseline in _BASELINES}
@@ -72,8 +108,14 @@ def baseline_plan(name: str, model: Any, *, significance: Any = None, knobs: Kno
             "treats all layers alike: " + ", ".join(n for n, b in BASELINES.items() if not b.needs_significance) + ".",
         )
     return plan_for_strategy(
-        model, chosen.roles, export_mode=chosen.export_mode, significance=significance, knobs=knobs,
-        name=chosen.name, description=chosen.description, structure=chosen.structure,
+        model,
+        chosen.roles,
+        export_mode=chosen.export_mode,
+        significance=significance,
+        knobs=knobs,
+        name=chosen.name,
+        description=chosen.description,
+        structure=chosen.structure,
     )
 
 

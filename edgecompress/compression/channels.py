@@ -25,17 +25,49 @@ PRODUCERS = frozenset({"Conv1D", "Conv2D", "Conv3D", "Dense"})
 #: Layers with one weight (or statistic) per channel that pass channels through.
 FOLLOWERS = frozenset({"BatchNormalization", "DepthwiseConv1D", "DepthwiseConv2D"})
 #: Layers without weights that keep channels where they are.
-PASS_THROUGH = frozenset({
-    "Activation", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
-    "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
-    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
-    "UpSampling1D", "UpSampling2D", "UpSampling3D", "Identity",
-})
-GLOBAL_POOLING = frozenset({
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
-})
+PASS_THROUGH = frozenset(
+    {
+        "Activation",
+        "ReLU",
+        "LeakyReLU",
+        "ELU",
+        "ThresholdedReLU",
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "ActivityRegularization",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "MaxPooling3D",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "AveragePooling3D",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "ZeroPadding3D",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
+        "UpSampling1D",
+        "UpSampling2D",
+        "UpSampling3D",
+        "Identity",
+    }
+)
+GLOBAL_POOLING = frozenset(
+    {
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalAveragePooling3D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D",
+    }
+)
 #: Element-wise merges: every input must keep the same channels.
 TIES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"})
 
@@ -213,8 +245,10 @@ class _Walk:
         for index, group in final.items():
             group.id = index
         output_group = {name: resolved[index] for name, index in self.output_group.items()}
-        input_source = {name: Source(None if s.group is None else resolved[s.group], s.repeat)
-                        for name, s in self.input_source.items()}
+        input_source = {
+            name: Source(None if s.group is None else resolved[s.group], s.repeat)
+            for name, s in self.input_source.items()
+        }
         return ChannelGraph(self.graph, final, output_group, input_source, self.refused)
 
 

@@ -53,11 +53,7 @@ def index_bits(n_unique: int) -> int:
 def _kernel_bits(shape: LayerShape, widths: ExportWidths, per_tensor: int, per_channel: int) -> int:
     """Cheapest of: stored as is, one codebook, one codebook per output channel."""
     n, c, w = shape.n_weights, shape.out_channels, widths.weight_bits
-    return min(
-        n * w,
-        n * index_bits(per_tensor) + per_tensor * w,
-        n * index_bits(per_channel) + c * per_channel * w,
-    )
+    return min(n * w, n * index_bits(per_tensor) + per_tensor * w, n * index_bits(per_channel) + c * per_channel * w)
 
 
 def packed_bytes(value_set: str, shape: LayerShape, export_mode: str, params: dict[str, float]) -> int:
@@ -84,5 +80,10 @@ def file_bytes(value_set: str, shape: LayerShape, export_mode: str) -> int:
     """Bytes the layer's tensors take in the exported file, where clustering saves nothing."""
     widths = FLOAT32 if value_set == "float" else EXPORT_WIDTHS[export_mode]
     scales = shape.out_channels * SCALE_BITS if widths.per_channel_scales else 0
-    bits = shape.n_weights * widths.weight_bits + scales + shape.n_bias * widths.bias_bits + shape.n_other * widths.weight_bits
+    bits = (
+        shape.n_weights * widths.weight_bits
+        + scales
+        + shape.n_bias * widths.bias_bits
+        + shape.n_other * widths.weight_bits
+    )
     return math.ceil(bits / 8)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,19 +62,28 @@ class FineTuning:
 
     def budget(self) -> dict[str, Any]:
         """The settings that decide the result (what a cache key and the plan show)."""
-        return {"steps": self.steps, "epochs": self.epochs, "minutes": self.minutes, "batch_size": self.batch_size,
-                "validation_fraction": self.validation_fraction, "validation_max": self.validation_max,
-                "patience": self.patience, "seed": self.seed}
+        return {
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "minutes": self.minutes,
+            "batch_size": self.batch_size,
+            "validation_fraction": self.validation_fraction,
+            "validation_max": self.validation_max,
+            "patience": self.patience,
+            "seed": self.seed,
+        }
 
     def describe(self, n_examples: int) -> str:
         """The budget in words, for the plan and the log."""
         n_train = n_examples - int(round(n_examples * self.validation_fraction))
         limit = f"at most {self.minutes:g} minutes in all" if self.minutes is not None else "no time limit"
-        return (f"up to {self.stage_steps(n_train):,} steps of {self.batch_size} images per stage "
-                f"(the smaller of {self.steps:,} steps and {self.epochs} passes over {n_train:,} training images), "
-                f"validation on {min(self.validation_max, n_examples - n_train):,} held-out images, "
-                f"early stopping after {self.patience} checks without progress, {limit} "
-                f"(a speed recipe's restructure stage gets 2-3x the steps)")
+        return (
+            f"up to {self.stage_steps(n_train):,} steps of {self.batch_size} images per stage "
+            f"(the smaller of {self.steps:,} steps and {self.epochs} passes over {n_train:,} training images), "
+            f"validation on {min(self.validation_max, n_examples - n_train):,} held-out images, "
+            f"early stopping after {self.patience} checks without progress, {limit} "
+            f"(a speed recipe's restructure stage gets 2-3x the steps)"
+        )
 
     def stage_steps(self, n_train: int, scale: float = 1.0) -> int:
         """Optimizer steps one stage runs at most for `n_train` training examples; a stage that
@@ -170,10 +180,20 @@ def finetune(
     check_every = budget // rounds
     total = rounds * check_every  # never over the budget
     model.compile(optimizer=k.optimizers.Adam(_schedule(learning_rate, total)), loss=loss, metrics=["accuracy"])
-    stopper = k.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True,
-                                        start_from_epoch=settle_steps // check_every)
-    watch = _watch_class()(label, total, check_every, len(split.x_train) / settings.batch_size, clock,
-                   settings.say if settings.progress else None)
+    stopper = k.callbacks.EarlyStopping(
+        monitor="val_loss",
+        patience=settings.patience,
+        restore_best_weights=True,
+        start_from_epoch=settle_steps // check_every,
+    )
+    watch = _watch_class()(
+        label,
+        total,
+        check_every,
+        len(split.x_train) / settings.batch_size,
+        clock,
+        settings.say if settings.progress else None,
+    )
     started = time.monotonic()
     model.fit(
         _batches(split, settings.batch_size, settings.seed),
@@ -205,7 +225,11 @@ def _schedule(learning_rate: float, steps: int) -> Any:
     """Warm up for 5 % of the budget from a tenth of the rate, then a cosine decay to 5 %."""
     warmup = max(1, steps // 20)
     return keras().optimizers.schedules.CosineDecay(
-        learning_rate / 10.0, decay_steps=max(1, steps - warmup), alpha=0.05, warmup_target=learning_rate, warmup_steps=warmup
+        learning_rate / 10.0,
+        decay_steps=max(1, steps - warmup),
+        alpha=0.05,
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
     )
 
 
@@ -221,9 +245,14 @@ def _batches(split: Split, batch_size: int, seed: int) -> Any:
 
     order = tf.data.Dataset.from_generator(indices, output_signature=tf.TensorSpec((), tf.int64))
     x, y = split.x_train, split.y_train
-    lookup = lambda rows: tf.numpy_function(lambda r: (x[r], y[r]), [rows], (tf.as_dtype(x.dtype), tf.as_dtype(y.dtype)))  # noqa: E731
+
+    def lookup(rows: Any) -> Any:
+        return tf.numpy_function(lambda r: (x[r], y[r]), [rows], (tf.as_dtype(x.dtype), tf.as_dtype(y.dtype)))
+
     batches = order.batch(batch_size).map(lookup)
-    shaped = batches.map(lambda bx, by: (tf.ensure_shape(bx, (None, *x.shape[1:])), tf.ensure_shape(by, (None, *y.shape[1:]))))
+    shaped = batches.map(
+        lambda bx, by: (tf.ensure_shape(bx, (None, *x.shape[1:])), tf.ensure_shape(by, (None, *y.shape[1:])))
+    )
     return shaped.prefetch(2)
 
 
@@ -242,8 +271,9 @@ def _watch_class() -> type:
     class Watch(k.callbacks.Callback):  # type: ignore[name-defined]  # tf-keras, imported lazily
         """One progress line per validation check, the curve for training.json, and the time budget."""
 
-        def __init__(self, label: str, total: int, check_every: int, steps_per_epoch: float, clock: Clock,
-                     say: Say | None) -> None:
+        def __init__(
+            self, label: str, total: int, check_every: int, steps_per_epoch: float, clock: Clock, say: Say | None
+        ) -> None:
             super().__init__()
             self.label, self.total, self.check_every = label, total, check_every
             self.steps_per_epoch, self.clock, self.say = steps_per_epoch, clock, say
@@ -261,15 +291,20 @@ def _watch_class() -> type:
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs or {}
             elapsed = time.monotonic() - self.started
-            point = {"step": self.steps, "epochs_equivalent": round(self.steps / self.steps_per_epoch, 3),
-                     "elapsed_s": round(elapsed, 2),
-                     **{key: float(logs[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy") if key in logs}}
+            point = {
+                "step": self.steps,
+                "epochs_equivalent": round(self.steps / self.steps_per_epoch, 3),
+                "elapsed_s": round(elapsed, 2),
+                **{key: float(logs[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy") if key in logs},
+            }
             self.curve.append(point)
             if self.say is not None:
                 eta = elapsed / max(1, self.steps) * max(0, self.total - self.steps)
-                self.say(f"  {self.label}: step {self.steps}/{self.total} ({point['epochs_equivalent']:.2f} epochs), "
-                         f"loss {point.get('loss', math.nan):.4f}, accuracy {point.get('accuracy', math.nan):.3f}, "
-                         f"val accuracy {point.get('val_accuracy', math.nan):.3f}, {_duration(elapsed)} elapsed, "
-                         f"ETA {_duration(min(eta, self.clock.remaining_s()))}")
+                self.say(
+                    f"  {self.label}: step {self.steps}/{self.total} ({point['epochs_equivalent']:.2f} epochs), "
+                    f"loss {point.get('loss', math.nan):.4f}, accuracy {point.get('accuracy', math.nan):.3f}, "
+                    f"val accuracy {point.get('val_accuracy', math.nan):.3f}, {_duration(elapsed)} elapsed, "
+                    f"ETA {_duration(min(eta, self.clock.remaining_s()))}"
+                )
 
     return Watch

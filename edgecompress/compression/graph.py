@@ -7,7 +7,8 @@ wrappers for plain layers. Only Sequential and Functional models can be cloned l
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edgecompress._tf import keras
 from edgecompress.errors import ModelError

@@ -31,7 +31,9 @@ def coded_kernel(kernel: Any, bits: int) -> Any:
     peak = tf.maximum(tf.reduce_max(tf.abs(kernel), axis=axes, keepdims=True), 1e-12)
     unit = tf.clip_by_value(kernel / peak, -1.0, 1.0)
     codes = (2.0 * tf.round((unit + 1.0) / 2.0 * levels) - levels) / levels
-    scale = tf.reduce_sum(kernel * codes, axis=axes, keepdims=True) / tf.reduce_sum(codes * codes, axis=axes, keepdims=True)
+    scale = tf.reduce_sum(kernel * codes, axis=axes, keepdims=True) / tf.reduce_sum(
+        codes * codes, axis=axes, keepdims=True
+    )
     return scale * codes
 
 
@@ -95,6 +97,7 @@ def is_lowbit_wrapper(layer: Any) -> bool:
 
 def materialize(model: Any) -> Any:
     """Write a_c * Q_c into each wrapped layer's kernel and return the model without wrappers."""
+
     def unwrap(layer: Any) -> Any:
         if not is_lowbit_wrapper(layer):
             return layer

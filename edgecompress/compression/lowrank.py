@@ -133,7 +133,9 @@ def factorised_macs(layer: Any, scheme: str, rank: int) -> int:
     return out_positions * math.prod(window) * channels_in * rank + out_positions * rank * channels_out
 
 
-def plan_factorisation(layer: Any, rule: LowRankRule, intrinsic_dimension: float | None = None) -> tuple[Factorisation | None, str]:
+def plan_factorisation(
+    layer: Any, rule: LowRankRule, intrinsic_dimension: float | None = None
+) -> tuple[Factorisation | None, str]:
     """The factorisation `rule` gives `layer`, or (None, why the layer stays whole)."""
     scheme, why = scheme_of(layer)
     if scheme is None:
@@ -150,8 +152,10 @@ def plan_factorisation(layer: Any, rule: LowRankRule, intrinsic_dimension: float
     after = factorised_macs(layer, scheme, rank)
     kept = float((values[:rank] ** 2).sum() / max((values**2).sum(), 1e-30))
     if after > (1.0 - rule.min_saving) * before:
-        return None, (f"rank {rank} of {full} would keep {after / before:.0%} of its {before:,} MACs "
-                      f"(needs a saving of at least {rule.min_saving:.0%}): left whole")
+        return None, (
+            f"rank {rank} of {full} would keep {after / before:.0%} of its {before:,} MACs "
+            f"(needs a saving of at least {rule.min_saving:.0%}): left whole"
+        )
     return Factorisation(layer.name, scheme, rank, full, kept, before, after), ""
 
 
@@ -174,9 +178,20 @@ def _factors(kernel: np.ndarray, scheme: str, rank: int) -> tuple[np.ndarray, np
 
 def _split_config(config: dict[str, Any], scheme: str, rank: int, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(first factor's config, the layer's own config rewritten as the second factor)."""
-    first = {key: value for key, value in config.items() if key not in ("units", "filters", "bias_initializer",
-                                                                        "bias_regularizer", "bias_constraint",
-                                                                        "activity_regularizer", "batch_input_shape")}
+    first = {
+        key: value
+        for key, value in config.items()
+        if key
+        not in (
+            "units",
+            "filters",
+            "bias_initializer",
+            "bias_regularizer",
+            "bias_constraint",
+            "activity_regularizer",
+            "batch_input_shape",
+        )
+    }
     first.update(name=name + SUFFIX, use_bias=False, activation="linear")
     second = dict(config)
     if scheme == "svd":
@@ -213,5 +228,15 @@ def factorise(model: Any, ranks: dict[str, int]) -> Any:
     return graph.build()
 
 
-__all__ = ["Factorisation", "LowRankRule", "SUFFIX", "factorise", "factorised_macs", "full_rank", "plan_factorisation",
-           "rank_for_energy", "scheme_of", "singular_values"]
+__all__ = [
+    "Factorisation",
+    "LowRankRule",
+    "SUFFIX",
+    "factorise",
+    "factorised_macs",
+    "full_rank",
+    "plan_factorisation",
+    "rank_for_energy",
+    "scheme_of",
+    "singular_values",
+]

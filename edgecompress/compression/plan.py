@@ -17,10 +17,13 @@ shown so nobody mistakes one for the other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Any, Iterable, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
+from edgecompress.budget import MEANINGS, Budget, Limit, Resources
 from edgecompress.compression import estimate
+from edgecompress.compression.facts import LayerFacts, raw_facts
 from edgecompress.compression.recipes import (
     EDGE_PRECISION,
     EDGE_RECIPES,
@@ -32,8 +35,6 @@ from edgecompress.compression.recipes import (
     strategies_from,
 )
 from edgecompress.compression.speed import StructureKnobs, StructurePlan, plan_structure
-from edgecompress.budget import MEANINGS, Budget, Limit, Resources
-from edgecompress.compression.facts import LayerFacts, raw_facts
 from edgecompress.errors import BudgetError, ModelError
 
 SIZE_BASIS = "bit-packed weights (weights x ceil(log2(unique values)) + codebooks + scales + biases)"
@@ -136,8 +137,12 @@ class Plan:
     @property
     def resources(self) -> Resources:
         """What the plan promises, in the terms every budget check uses."""
-        return Resources(file_bytes=self.estimated_file_bytes, bitpacked_bytes=self.estimated_bytes,
-                         flash_bytes=self.estimated_bytes, estimated=True)
+        return Resources(
+            file_bytes=self.estimated_file_bytes,
+            bitpacked_bytes=self.estimated_bytes,
+            flash_bytes=self.estimated_bytes,
+            estimated=True,
+        )
 
     @property
     def budget_figure(self) -> int | None:
@@ -187,21 +192,36 @@ class Plan:
         """A rich Table: one row per weighted layer, sizes and budget in the caption."""
         from rich.table import Table
 
-        table = Table(title=f"Compression plan ({self.profile or 'no profile'}): {self.strategy} - {self.description}", title_justify="left")
+        table = Table(
+            title=f"Compression plan ({self.profile or 'no profile'}): {self.strategy} - {self.description}",
+            title_justify="left",
+        )
         speed = self.structure != "none"
-        columns: list[tuple[str, Literal["left", "right"]]] = [("layer", "left"), ("type", "left"), ("role", "left"),
-                                                               ("params", "right")]
+        columns: list[tuple[str, Literal["left", "right"]]] = [
+            ("layer", "left"),
+            ("type", "left"),
+            ("role", "left"),
+            ("params", "right"),
+        ]
         if speed:
             columns += [("speed recipe", "left"), ("shape", "left"), ("MACs", "right")]
-        columns += [("size recipe" if speed else "recipe", "left"), ("setting", "left"), ("est. bytes", "right"), ("note", "left")]
+        columns += [
+            ("size recipe" if speed else "recipe", "left"),
+            ("setting", "left"),
+            ("est. bytes", "right"),
+            ("note", "left"),
+        ]
         for column, justify in columns:
             table.add_column(column, justify=justify, overflow="fold")
         for layer in self.layers:
             cells = [layer.name, layer.layer_class, layer.role, f"{layer.parameters:,}"]
             if speed:
                 changed = layer.structure != "none" and layer.structure_params
-                cells += [layer.structure if changed else "-", layer.speed_setting,
-                          f"{layer.macs:,}" if layer.macs_before else ""]
+                cells += [
+                    layer.structure if changed else "-",
+                    layer.speed_setting,
+                    f"{layer.macs:,}" if layer.macs_before else "",
+                ]
             cells += [layer.recipe, layer.setting, f"{layer.estimated_bytes:,}", layer.note]
             table.add_row(*cells)
         table.caption = "\n".join(self.summary_lines())
@@ -214,21 +234,32 @@ class Plan:
             + (f"; kept in float32: {', '.join(self.float_layers)}" if self.float_layers else ""),
             f"estimated size: {self.estimated_bytes:,} bytes bit-packed, {self.estimated_file_bytes:,} bytes of weights in the file",
             f"compute: {self.macs:,} MACs per sample"
-            + (f" after {self.structure} (from {self.macs_before:,}: {self.mac_ratio:.2f}x fewer, the theoretical speed-up)"
-               if self.macs != self.macs_before and self.mac_ratio else ""),
+            + (
+                f" after {self.structure} (from {self.macs_before:,}: {self.mac_ratio:.2f}x fewer, the theoretical speed-up)"
+                if self.macs != self.macs_before and self.mac_ratio
+                else ""
+            ),
         ]
         if self.prefer == "speed":
-            lines.append("the profile prefers the fastest artifact under its budget: "
-                         f"{self.structure} (speed) combined with {self.strategy} (size)")
+            lines.append(
+                "the profile prefers the fastest artifact under its budget: "
+                f"{self.structure} (speed) combined with {self.strategy} (size)"
+            )
         if self.budget_bytes is not None and self.budget_measure is not None:
             verdict = "fits" if self.fits else "DOES NOT FIT"
-            lines.append(f"budget: {self.budget_bytes:,} bytes ({self.budget_field}), compared with {MEANINGS[self.budget_measure]} "
-                         f"(about {self.budget_figure:,} bytes): {verdict}")
+            lines.append(
+                f"budget: {self.budget_bytes:,} bytes ({self.budget_field}), compared with {MEANINGS[self.budget_measure]} "
+                f"(about {self.budget_figure:,} bytes): {verdict}"
+            )
         if self.alternatives:
-            lines.append("options: " + "; ".join(
-                f"{a['strategy']} {a['budget_figure'] or a['estimated_bytes']:,} B"
-                + ("" if a["fits"] is None else (" fits" if a["fits"] else " too big"))
-                for a in self.alternatives))
+            lines.append(
+                "options: "
+                + "; ".join(
+                    f"{a['strategy']} {a['budget_figure'] or a['estimated_bytes']:,} B"
+                    + ("" if a["fits"] is None else (" fits" if a["fits"] else " too big"))
+                    for a in self.alternatives
+                )
+            )
         lines.extend(f"note: {note}" for note in self.notes)
         return lines
 
@@ -299,7 +330,11 @@ class Knobs:
 
 
 def assign_recipes(
-    facts: Iterable[LayerFacts], roles: dict[str, str], export_mode: str, knobs: Knobs, changes: StructurePlan | None = None
+    facts: Iterable[LayerFacts],
+    roles: dict[str, str],
+    export_mode: str,
+    knobs: Knobs,
+    changes: StructurePlan | None = None,
 ) -> list[LayerPlan]:
     """One LayerPlan per layer: the role's recipe, or its fallback when the layer or mode rules it out.
 
@@ -317,23 +352,27 @@ def assign_recipes(
         recipe, reasons = _usable_recipe(wanted, fact, export_mode, knobs)
         params = knobs.params_for(recipe)
         value_set = RECIPES[recipe].value_set
-        note = "; ".join(filter(None, [fact.note, *reasons, changes.notes.get(fact.name) if changes is not None else None]))
+        note = "; ".join(
+            filter(None, [fact.note, *reasons, changes.notes.get(fact.name) if changes is not None else None])
+        )
         before = changes.macs_before.get(fact.name, 0) if changes is not None else 0
-        plans.append(LayerPlan(
-            name=fact.name,
-            layer_class=fact.layer_class,
-            role=fact.role,
-            parameters=fact.parameters,
-            recipe=recipe,
-            params=params,
-            estimated_bytes=estimate.packed_bytes(value_set, fact.shape, export_mode, params),
-            estimated_file_bytes=estimate.file_bytes(value_set, fact.shape, export_mode),
-            note=note,
-            structure=changes.structure if changes is not None and change is not None else "none",
-            structure_params=dict(change.params) if change is not None else {},
-            macs_before=before,
-            macs=changes.macs_after.get(fact.name, before) if changes is not None else 0,
-        ))
+        plans.append(
+            LayerPlan(
+                name=fact.name,
+                layer_class=fact.layer_class,
+                role=fact.role,
+                parameters=fact.parameters,
+                recipe=recipe,
+                params=params,
+                estimated_bytes=estimate.packed_bytes(value_set, fact.shape, export_mode, params),
+                estimated_file_bytes=estimate.file_bytes(value_set, fact.shape, export_mode),
+                note=note,
+                structure=changes.structure if changes is not None and change is not None else "none",
+                structure_params=dict(change.params) if change is not None else {},
+                macs_before=before,
+                macs=changes.macs_after.get(fact.name, before) if changes is not None else 0,
+            )
+        )
     return plans
 
 
@@ -360,7 +399,11 @@ def export_choice(profile: Any) -> tuple[str, str, list[str]]:
     """(export mode, input/output dtype, notes) the device can run."""
     compression = profile.compression
     if getattr(profile, "accelerator_int8_only", False):
-        notes = [] if compression.ptq == "int8" else [f"{profile.accelerator} runs only full-integer models: int8 export instead of {compression.ptq}"]
+        notes = (
+            []
+            if compression.ptq == "int8"
+            else [f"{profile.accelerator} runs only full-integer models: int8 export instead of {compression.ptq}"]
+        )
         io_dtype = compression.io_dtype if compression.io_dtype != "float32" else "int8"
         return "int8", io_dtype, notes
     mode = compression.ptq
@@ -393,8 +436,10 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
     prefer = getattr(compression, "prefer", "size")
     structure = getattr(compression, "speed_recipe", "twonn-prune") if prefer == "speed" else "none"
     if STRUCTURES[structure].needs_significance and significance is None:
-        notes.append(f"the profile prefers speed, but {structure} sizes layers from their intrinsic dimension and no "
-                     "significance analysis was given: layer shapes kept")
+        notes.append(
+            f"the profile prefers speed, but {structure} sizes layers from their intrinsic dimension and no "
+            "significance analysis was given: layer shapes kept"
+        )
         structure = "none"
     changes = _structure_plan(model, structure, facts, significance, knobs)
     notes += changes.summary
@@ -418,7 +463,12 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
     candidates = {strategy.name: build(strategy) for strategy in STRATEGIES}
     chosen = _first_that_fits(candidates, compression.strategy, profile.name, limit)
     chosen.alternatives = [
-        {"strategy": name, "estimated_bytes": plan.estimated_bytes, "budget_figure": plan.budget_figure, "fits": plan.fits}
+        {
+            "strategy": name,
+            "estimated_bytes": plan.estimated_bytes,
+            "budget_figure": plan.budget_figure,
+            "fits": plan.fits,
+        }
         for name, plan in candidates.items()
     ]
     if structure != "none":
@@ -435,10 +485,13 @@ def _first_that_fits(candidates: dict[str, Plan], preferred: str, profile_name: 
     if chosen is None:
         raise _budget_error(profile_name, min(allowed, key=lambda plan: plan.budget_figure or 0), limit)
     if chosen.strategy != preferred:
-        chosen.notes.insert(0, (
-            f"the preferred strategy '{preferred}' needs about {candidates[preferred].budget_figure:,} "
-            f"bytes ({MEANINGS[limit.measure]}), over the {limit.bytes:,}-byte budget: using '{chosen.strategy}'"
-        ))
+        chosen.notes.insert(
+            0,
+            (
+                f"the preferred strategy '{preferred}' needs about {candidates[preferred].budget_figure:,} "
+                f"bytes ({MEANINGS[limit.measure]}), over the {limit.bytes:,}-byte budget: using '{chosen.strategy}'"
+            ),
+        )
     return chosen
 
 
@@ -451,7 +504,9 @@ def _described(description: str, structure: str) -> str:
     return description if structure == "none" else f"{STRUCTURES[structure].description}; then {description}"
 
 
-def _structure_plan(model: Any, structure: str, facts: list[LayerFacts], significance: Any, knobs: Knobs) -> StructurePlan:
+def _structure_plan(
+    model: Any, structure: str, facts: list[LayerFacts], significance: Any, knobs: Knobs
+) -> StructurePlan:
     """The speed recipe's per-layer decisions (structure 'none': the MACs alone)."""
     roles = {fact.name: fact.role for fact in facts if fact.role != "other"}
     return plan_structure(model, structure, roles, significance=significance, knobs=knobs.speed)
@@ -508,4 +563,15 @@ def plan_for_strategy(
     )
 
 
-__all__ = ["Knobs", "LayerFacts", "LayerPlan", "Plan", "SIZE_BASIS", "assign_recipes", "export_choice", "layer_facts", "make_plan", "plan_for_strategy"]
+__all__ = [
+    "Knobs",
+    "LayerFacts",
+    "LayerPlan",
+    "Plan",
+    "SIZE_BASIS",
+    "assign_recipes",
+    "export_choice",
+    "layer_facts",
+    "make_plan",
+    "plan_for_strategy",
+]

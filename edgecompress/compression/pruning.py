@@ -33,7 +33,11 @@ def prune_layers(model: Any, sparsity: dict[str, float], *, end_step: int, frequ
 
     def wrap(layer: Any) -> Any:
         schedule = sparsity_api.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=float(sparsity[layer.name]), begin_step=0, end_step=end_step, frequency=frequency
+            initial_sparsity=0.0,
+            final_sparsity=float(sparsity[layer.name]),
+            begin_step=0,
+            end_step=end_step,
+            frequency=frequency,
         )
         return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule)
 

@@ -9,7 +9,8 @@ quantization ranges from them, so it is exported as is (there is nothing to stri
 
 from __future__ import annotations
 
-from typing import AbstractSet, Any
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 from edgecompress._tf import tensorflow
 from edgecompress.compression.graph import rebuild
@@ -22,7 +23,9 @@ def _tfmot() -> Any:
     return tfmot
 
 
-def quantize_layers(model: Any, annotate: set[str], *, freeze: AbstractSet[str] = frozenset(), preserve_clusters: bool = False) -> Any:
+def quantize_layers(
+    model: Any, annotate: set[str], *, freeze: AbstractSet[str] = frozenset(), preserve_clusters: bool = False
+) -> Any:
     """QAT model in which the `annotate` layers train with fake int8 quantization.
 
     With `preserve_clusters`, tfmot's cluster-preserving scheme keeps each clustered layer's
@@ -38,6 +41,7 @@ def quantize_layers(model: Any, annotate: set[str], *, freeze: AbstractSet[str] 
 
     annotated = rebuild(model, annotate_or_freeze)
     if preserve_clusters:
-        return api.quantize_apply(annotated, tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False))
+        return api.quantize_apply(
+            annotated, tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
+        )
     return api.quantize_apply(annotated)  # tfmot's default 8-bit scheme
-

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 _LAST_AXIS_KERNELS = frozenset({"Conv1D", "Conv2D", "Conv3D", "Dense"})
 #: Layers tfmot's clustering registry clusters through their `kernel` (tfmot 0.8.1
 #: ClusteringRegistry; DepthwiseConv2D is registered but deliberately never clustered).
-_CLUSTERABLE = frozenset({"Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense"})
+_CLUSTERABLE = frozenset(
+    {"Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense"}
+)
 #: Layers tfmot's default 8-bit scheme quantizes with weights (Default8BitQuantizeRegistry).
 _QAT_WEIGHTED = frozenset({"Conv2D", "Dense", "DepthwiseConv2D", "Conv2DTranspose"})
 #: Layers whose clusters the cluster-preserving scheme keeps (ClusterPreserveQuantizeRegistry).
@@ -69,18 +71,15 @@ class Recipe:
 
 
 _RECIPES = (
-    Recipe(
-        "keep",
-        "left as trained; quantized only by the export mode",
-        layer_classes=None,
-        value_set="dense",
-    ),
+    Recipe("keep", "left as trained; quantized only by the export mode", layer_classes=None, value_set="dense"),
     Recipe(
         "float",
         "kept in float32 even in an integer export (sensitive first/last layers)",
         layer_classes=None,
         value_set="float",
-        export_modes=frozenset({"int8"}),  # the only mode with a documented per-layer float route (selective quantization)
+        export_modes=frozenset(
+            {"int8"}
+        ),  # the only mode with a documented per-layer float route (selective quantization)
         fallback="keep",
     ),
     Recipe(
@@ -155,7 +154,10 @@ RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in _RECIPES}
 
 #: Recipes whose value set (clusters, codes, zeros) must survive a later QAT stage; the
 #: QAT stage freezes their layers so fine-tuning cannot undo them.
-SHAPED = frozenset(name for name, recipe in RECIPES.items() if "shape" in recipe.stages and "quantize" not in recipe.stages)
+SHAPED = frozenset(
+    name for name, recipe in RECIPES.items() if "shape" in recipe.stages and "quantize" not in recipe.stages
+)
+
 
 @dataclass(frozen=True)
 class Structure:
@@ -263,7 +265,7 @@ def strategies_from(name: str) -> tuple[Strategy, ...]:
     names = [strategy.name for strategy in STRATEGIES]
     if name not in names:
         raise KeyError(f"unknown strategy '{name}' (known: {', '.join(names)})")
-    return STRATEGIES[names.index(name):]
+    return STRATEGIES[names.index(name) :]
 
 
 __all__ = [

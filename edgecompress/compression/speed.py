@@ -10,8 +10,9 @@ so a plan shows speed and size recipes side by side, layer by layer.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from edgecompress.compression import estimate
 from edgecompress.compression.facts import raw_facts
@@ -62,7 +63,6 @@ class StructurePlan:
     summary: list[str] = field(default_factory=list)  # plan-level notes
 
 
-
 def _ids(significance: Any) -> dict[str, float]:
     if significance is None:
         return {}
@@ -98,7 +98,9 @@ def plan_structure(
     return plan
 
 
-def _plan_pruning(plan: StructurePlan, model: Any, roles: dict[str, str], significance: Any, knobs: StructureKnobs) -> None:
+def _plan_pruning(
+    plan: StructurePlan, model: Any, roles: dict[str, str], significance: Any, knobs: StructureKnobs
+) -> None:
     from edgecompress.compression.channels import analyse
     from edgecompress.compression.widths import MacModel, id_widths, kept_fractions, uniform_at_macs, uniform_widths
 
@@ -116,22 +118,29 @@ def _plan_pruning(plan: StructurePlan, model: Any, roles: dict[str, str], signif
         widths = id_widths(channels, ids, keeps_more, rule)
         plan.summary.append(
             f"twonn-prune widths: ceil({knobs.width_factor:g} x ID), x{knobs.width_boost:g} for significant/high-precision "
-            f"layers, at least {knobs.width_floor} channels; {knobs.criterion.upper()} filter ranking")
+            f"layers, at least {knobs.width_floor} channels; {knobs.criterion.upper()} filter ranking"
+        )
         for name in roles:
             if channels.prunable(name) and name not in widths:
                 plan.notes[name] = "no intrinsic dimension measured for it (or a layer tied to it): width kept"
     else:
         if knobs.target_macs:
             fraction, widths = uniform_at_macs(channels, int(knobs.target_macs))
-            plan.summary.append(f"uniform-prune: every prunable layer keeps {fraction:.1%} of its channels "
-                                f"(the fraction closest to {int(knobs.target_macs):,} MACs); {knobs.criterion.upper()} filter ranking")
+            plan.summary.append(
+                f"uniform-prune: every prunable layer keeps {fraction:.1%} of its channels "
+                f"(the fraction closest to {int(knobs.target_macs):,} MACs); {knobs.criterion.upper()} filter ranking"
+            )
         else:
             fraction, widths = knobs.keep_fraction, uniform_widths(channels, knobs.keep_fraction)
-            plan.summary.append(f"uniform-prune: every prunable layer keeps {fraction:.0%} of its channels; "
-                                f"{knobs.criterion.upper()} filter ranking")
+            plan.summary.append(
+                f"uniform-prune: every prunable layer keeps {fraction:.0%} of its channels; "
+                f"{knobs.criterion.upper()} filter ranking"
+            )
     if not any(width < _group_size(channels, name) for name, width in widths.items()):
-        plan.summary.append(f"{plan.structure} removed no channel (every width asked for is the layer's own): "
-                            "the model keeps its shapes")
+        plan.summary.append(
+            f"{plan.structure} removed no channel (every width asked for is the layer's own): "
+            "the model keeps its shapes"
+        )
     mac_model = MacModel(channels)
     fractions = kept_fractions(channels, widths)
     layers = {layer.name: layer for layer in model.layers}
@@ -153,8 +162,13 @@ def _plan_pruning(plan: StructurePlan, model: Any, roles: dict[str, str], signif
             params.update(width=int(widths[name]), of=int(group.size))
         elif follows or name not in widths:
             params.update(inputs_kept=round(into, 4))  # a layer whose inputs shrink because the one before was pruned
-        plan.changes[name] = LayerChange(plan.structure, params, mac_model.full.get(name, 0), int(macs_after),
-                                         _scaled_shape(layer, into, out, follows))
+        plan.changes[name] = LayerChange(
+            plan.structure,
+            params,
+            mac_model.full.get(name, 0),
+            int(macs_after),
+            _scaled_shape(layer, into, out, follows),
+        )
 
 
 def _group_size(channels: Any, name: str) -> int:
@@ -177,7 +191,9 @@ def _scaled_shape(layer: Any, into: float, out: float, follows: bool) -> estimat
     )
 
 
-def _plan_lowrank(plan: StructurePlan, model: Any, roles: dict[str, str], significance: Any, knobs: StructureKnobs) -> None:
+def _plan_lowrank(
+    plan: StructurePlan, model: Any, roles: dict[str, str], significance: Any, knobs: StructureKnobs
+) -> None:
     from edgecompress.compression.lowrank import plan_factorisation
 
     rule = LowRankRule(source=knobs.rank_source, energy=knobs.rank_energy, factor=knobs.rank_factor)
@@ -188,8 +204,14 @@ def _plan_lowrank(plan: StructurePlan, model: Any, roles: dict[str, str], signif
             "Run the significance analysis first, or choose the rank by singular-value energy (rank_source: energy).",
         )
     plan.summary.append(
-        "lowrank ranks: " + (f"ceil({rule.factor:g} x layer ID)" if rule.source == "id" else f"{rule.energy:.0%} of singular-value energy")
-        + f"; layers saving under {rule.min_saving:.0%} of their MACs are left whole")
+        "lowrank ranks: "
+        + (
+            f"ceil({rule.factor:g} x layer ID)"
+            if rule.source == "id"
+            else f"{rule.energy:.0%} of singular-value energy"
+        )
+        + f"; layers saving under {rule.min_saving:.0%} of their MACs are left whole"
+    )
     layers = {layer.name: layer for layer in model.layers}
     for name, role in roles.items():
         if role == "edge":
@@ -200,10 +222,19 @@ def _plan_lowrank(plan: StructurePlan, model: Any, roles: dict[str, str], signif
             plan.notes[name] = why
             continue
         plan.macs_after[name] = factorisation.macs_after
-        params = {"rank": factorisation.rank, "of": factorisation.full_rank, "scheme": factorisation.scheme,
-                  "energy_kept": round(factorisation.energy_kept, 4)}
-        plan.changes[name] = LayerChange(plan.structure, params, factorisation.macs_before, factorisation.macs_after,
-                                         _factorised_shape(layers[name], factorisation.rank, factorisation.scheme))
+        params = {
+            "rank": factorisation.rank,
+            "of": factorisation.full_rank,
+            "scheme": factorisation.scheme,
+            "energy_kept": round(factorisation.energy_kept, 4),
+        }
+        plan.changes[name] = LayerChange(
+            plan.structure,
+            params,
+            factorisation.macs_before,
+            factorisation.macs_after,
+            _factorised_shape(layers[name], factorisation.rank, factorisation.scheme),
+        )
     if not plan.changes:
         plan.summary.append("lowrank factorised no layer (see each layer's note): the model keeps its shapes")
 
@@ -215,7 +246,9 @@ def _factorised_shape(layer: Any, rank: int, scheme: str) -> estimate.LayerShape
         rows, cols = int(kernel[0]) * int(kernel[2]), int(kernel[1]) * int(kernel[3])
     else:
         rows, cols = math.prod(int(d) for d in kernel[:-1]), int(kernel[-1])
-    return estimate.LayerShape(n_weights=rank * (rows + cols), out_channels=shape.out_channels, n_bias=shape.n_bias, n_other=shape.n_other)
+    return estimate.LayerShape(
+        n_weights=rank * (rows + cols), out_channels=shape.out_channels, n_bias=shape.n_bias, n_other=shape.n_other
+    )
 
 
 def restructure(model: Any, layers: Iterable[Any], *, criterion: str = "l1") -> Any:
@@ -228,12 +261,20 @@ def restructure(model: Any, layers: Iterable[Any], *, criterion: str = "l1") -> 
     from edgecompress.compression.structured import prune_channels
 
     rows = list(layers)
-    widths = {row.name: int(row.structure_params["width"]) for row in rows
-              if STRUCTURES[row.structure].technique == "prune" and "width" in row.structure_params}
-    ranks = {row.name: int(row.structure_params["rank"]) for row in rows
-             if STRUCTURES[row.structure].technique == "lowrank" and "rank" in row.structure_params}
+    widths = {
+        row.name: int(row.structure_params["width"])
+        for row in rows
+        if STRUCTURES[row.structure].technique == "prune" and "width" in row.structure_params
+    }
+    ranks = {
+        row.name: int(row.structure_params["rank"])
+        for row in rows
+        if STRUCTURES[row.structure].technique == "lowrank" and "rank" in row.structure_params
+    }
     if widths:  # the plan records the ranking criterion with each pruned layer (one per plan)
-        criterion = next((row.structure_params.get("criterion", criterion) for row in rows if row.name in widths), criterion)
+        criterion = next(
+            (row.structure_params.get("criterion", criterion) for row in rows if row.name in widths), criterion
+        )
         model = prune_channels(model, widths, criterion=criterion).model
     if ranks:
         by_name = {layer.name: layer for layer in model.layers}

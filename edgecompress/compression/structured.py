@@ -48,7 +48,9 @@ def channel_scores(channels: ChannelGraph, group: Group, criterion: str = "l1") 
     return total
 
 
-def prune_channels(model: Any, widths: dict[str, int], *, criterion: str = "l1", channels: ChannelGraph | None = None) -> Pruned:
+def prune_channels(
+    model: Any, widths: dict[str, int], *, criterion: str = "l1", channels: ChannelGraph | None = None
+) -> Pruned:
     """A copy of `model` whose producer layers keep `widths[layer]` output channels.
 
     Producers tied in one group share the largest width asked for any of them. Layers that

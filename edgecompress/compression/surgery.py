@@ -67,7 +67,9 @@ class LayerGraph:
             for entry in entries:
                 inbound = entry.get("inbound_nodes") or []
                 inputs = [item[0] for call in inbound[:1] for item in _call_items(call)]
-                nodes.append(Node(entry["config"]["name"], entry["class_name"], entry, inputs, calls=max(1, len(inbound))))
+                nodes.append(
+                    Node(entry["config"]["name"], entry["class_name"], entry, inputs, calls=max(1, len(inbound)))
+                )
             outputs = [item[0] for item in config.get("output_layers", [])]
         for entry in entries:  # shapes recorded at save time would contradict the edited ones
             entry.pop("build_config", None)
@@ -85,7 +87,12 @@ class LayerGraph:
     def insert_before(self, name: str, class_name: str, layer_config: dict[str, Any]) -> None:
         """Splice a new layer in front of layer `name`, which then reads from it alone."""
         target = self.node(name)
-        entry: dict[str, Any] = {"module": "keras.layers", "class_name": class_name, "config": layer_config, "registered_name": None}
+        entry: dict[str, Any] = {
+            "module": "keras.layers",
+            "class_name": class_name,
+            "config": layer_config,
+            "registered_name": None,
+        }
         new_name = layer_config["name"]
         index = self.config["layers"].index(target.entry)
         if not self.sequential:
@@ -125,7 +132,10 @@ class LayerGraph:
 def _call_items(call: Any) -> list[list[Any]]:
     """[[layer, node, tensor, kwargs], ...] of one inbound call, whatever nesting tf-keras used."""
     if isinstance(call, dict):  # Keras 3 style {'args': ..., 'kwargs': ...}: not produced by tf-keras 2
-        raise ModelError("The model config uses a layout tf-keras 2 does not write.", "Load the model with edgecompress's model loader.")
+        raise ModelError(
+            "The model config uses a layout tf-keras 2 does not write.",
+            "Load the model with edgecompress's model loader.",
+        )
     if call and isinstance(call[0], str):
         return [call]
     return [list(item) for item in call if isinstance(item, (list, tuple)) and item and isinstance(item[0], str)]

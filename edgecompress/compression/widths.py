@@ -20,11 +20,12 @@ own graph for the report.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from edgecompress.compression.channels import ChannelGraph
 from edgecompress.export.macs import keras_layer_macs
+
 
 @dataclass(frozen=True)
 class WidthRule:
@@ -45,7 +46,11 @@ def id_widths(channels: ChannelGraph, ids: dict[str, float], keeps_more: set[str
     for group in channels.groups.values():
         if group.frozen:
             continue
-        asked = [rule.width(ids[name], group.size, name in keeps_more) for name in group.producers if ids.get(name) is not None]
+        asked = [
+            rule.width(ids[name], group.size, name in keeps_more)
+            for name in group.producers
+            if ids.get(name) is not None
+        ]
         if not asked or any(ids.get(name) is None for name in group.producers):
             continue  # a tied producer without an ID keeps the group whole
         width = max(asked)
@@ -58,8 +63,12 @@ def uniform_widths(channels: ChannelGraph, fraction: float) -> dict[str, int]:
     """{producer: round(fraction x channels)} for every prunable producer (at least one channel)."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    return {name: max(1, round(fraction * group.size)) for group in channels.groups.values() if not group.frozen
-            for name in group.producers}
+    return {
+        name: max(1, round(fraction * group.size))
+        for group in channels.groups.values()
+        if not group.frozen
+        for name in group.producers
+    }
 
 
 def kept_fractions(channels: ChannelGraph, widths: dict[str, int]) -> dict[str, tuple[float, float]]:
@@ -103,7 +112,9 @@ class MacModel:
         return int(sum(self.full.values()))
 
 
-def uniform_at_macs(channels: ChannelGraph, target_macs: int, *, macs: MacModel | None = None, steps: int = 40) -> tuple[float, dict[str, int]]:
+def uniform_at_macs(
+    channels: ChannelGraph, target_macs: int, *, macs: MacModel | None = None, steps: int = 40
+) -> tuple[float, dict[str, int]]:
     """(fraction, widths) of uniform pruning whose MACs come closest to `target_macs`."""
     model = macs or MacModel(channels)
     measure: Callable[[float], int] = lambda f: model.macs(uniform_widths(channels, f))  # noqa: E731

@@ -10,17 +10,14 @@ import numpy as np
 from edgecompress.errors import DataError
 
 #: pixels p in 0..255 become p * factor + offset
-SCALINGS: dict[str, tuple[float, float]] = {
-    "0-1": (1.0 / 255.0, 0.0),
-    "0-255": (1.0, 0.0),
-    "-1-1": (1.0 / 127.5, -1.0),
-}
+SCALINGS: dict[str, tuple[float, float]] = {"0-1": (1.0 / 255.0, 0.0), "0-255": (1.0, 0.0), "-1-1": (1.0 / 127.5, -1.0)}
 
 
 def check_scaling(scaling: str) -> tuple[float, float]:
     if scaling not in SCALINGS:
-        raise DataError(f"Unknown scaling {scaling!r}.",
-                        f"Use one of {', '.join(SCALINGS)} (the range the model was trained on).")
+        raise DataError(
+            f"Unknown scaling {scaling!r}.", f"Use one of {', '.join(SCALINGS)} (the range the model was trained on)."
+        )
     return SCALINGS[scaling]
 
 

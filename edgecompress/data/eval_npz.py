@@ -20,8 +20,9 @@ from edgecompress.errors import DataError
 OUTPUT_KINDS = ("softmax", "sigmoid", "logits")
 
 
-def write_eval_npz(dataset: Dataset, path: Path, *, output_kind: str, max_samples: int | None = None,
-                   seed: int = 0) -> Path:
+def write_eval_npz(
+    dataset: Dataset, path: Path, *, output_kind: str, max_samples: int | None = None, seed: int = 0
+) -> Path:
     """Write `dataset`'s test set to `path`; `max_samples` keeps a stratified, seeded subset.
 
     Compressed because the file is copied to the device, often over SSH; written to a

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -22,11 +22,12 @@ from edgecompress.errors import DataError
 
 #: Raster formats read from class folders. Anything else (README.md, .DS_Store, labels.csv)
 #: is skipped and counted, never decoded: a folder tree is allowed to carry notes.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
-                            ".ppm", ".pgm", ".pbm"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"})
 #: Pillow modes by how many channels the file really has; palette images could be either.
-NATIVE_CHANNELS = {**dict.fromkeys(("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"), 1),
-                   **dict.fromkeys(("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"), 3)}
+NATIVE_CHANNELS = {
+    **dict.fromkeys(("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"), 1),
+    **dict.fromkeys(("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"), 3),
+}
 PILLOW_MODE = {1: "L", 3: "RGB", 4: "RGBA"}
 _CHUNK = 256
 #: Below this many pixels per image, decoding is mostly Python overhead that holds the GIL, and
@@ -99,8 +100,9 @@ def decode_images(paths: Sequence[str | Path], layout: InputLayout, where: str) 
     small = plan.source_pixels < _THREADED_FROM_PIXELS
     pool = ThreadPoolExecutor(max_workers=1 if small else os.cpu_count() or 1, thread_name_prefix="edgecompress-decode")
     try:
-        counts = sum(pool.map(lambda s: _decode_chunk(paths[s:s + _CHUNK], pixels[s:s + _CHUNK], plan), starts),
-                     Counter())
+        counts = sum(
+            pool.map(lambda s: _decode_chunk(paths[s : s + _CHUNK], pixels[s : s + _CHUNK], plan), starts), Counter()
+        )
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     notes = _channel_notes(counts, plan, where)
@@ -168,8 +170,11 @@ def _open(path: str | Path) -> Image.Image:
 
 
 def _unreadable(path: str | Path, error: Exception) -> DataError:
-    what = "is not an image file Pillow can read" if isinstance(error, UnidentifiedImageError) \
+    what = (
+        "is not an image file Pillow can read"
+        if isinstance(error, UnidentifiedImageError)
         else f"is corrupt or truncated ({error})"
+    )
     return DataError(
         f"{path} {what}.",
         "Replace or delete that file and run again (only files with an image suffix are read; "
@@ -182,5 +187,7 @@ def _channel_notes(natives: Counter, plan: _Plan, where: str) -> list[str]:
     converted = {channels: n for channels, n in natives.items() if channels not in (None, plan.channels)}
     if sum(converted.values()) > natives.get(plan.channels, 0) and not plan.layout.flat:
         plan.layout.check_channels(max(converted, key=lambda channels: converted[channels]), where)
-    return [f"converted {n} {channel_words(channels)} image(s) to {channel_words(plan.channels)}"
-            for channels, n in sorted(converted.items())]
+    return [
+        f"converted {n} {channel_words(channels)} image(s) to {channel_words(plan.channels)}"
+        for channels, n in sorted(converted.items())
+    ]

@@ -109,11 +109,15 @@ class InputLayout:
 
 def _channel_fix(have: int, want: int) -> str:
     if (have, want) == (1, 3):
-        return ("Use colour images for this model (it was trained on colour), or convert the data "
-                "to RGB yourself if copying the gray channel three times is really what you want.")
+        return (
+            "Use colour images for this model (it was trained on colour), or convert the data "
+            "to RGB yourself if copying the gray channel three times is really what you want."
+        )
     if (have, want) == (3, 1):
-        return ("Use grayscale images for this model, or convert the data to grayscale first "
-                "(e.g. Pillow's Image.convert('L')).")
+        return (
+            "Use grayscale images for this model, or convert the data to grayscale first "
+            "(e.g. Pillow's Image.convert('L'))."
+        )
     return "Give data with as many channels as the model's input."
 
 
@@ -160,8 +164,11 @@ def fit_arrays(x: np.ndarray, layout: InputLayout, where: str) -> np.ndarray:
 def resize_array(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """Resize one HxWxC float image with the same Pillow filter used for image files."""
     planes = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32))
-                   .resize((size_hw[1], size_hw[0]), RESAMPLING))
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32)).resize(
+                (size_hw[1], size_hw[0]), RESAMPLING
+            )
+        )
         for c in range(image.shape[-1])
     ]
     return np.stack(planes, axis=-1)

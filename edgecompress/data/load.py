@@ -6,17 +6,24 @@ from pathlib import Path
 
 from edgecompress.data.dataset import Dataset, check_scaling, scale_pixels
 from edgecompress.data.layout import InputLayout
-from edgecompress.data.selection import (class_mapping, random_split, require_examples, shuffled,
-                                         stratified_sample)
+from edgecompress.data.selection import class_mapping, random_split, require_examples, shuffled, stratified_sample
 from edgecompress.data.sources import read_source
 from edgecompress.data.spec import DataSpec
 from edgecompress.errors import DataError
 
 
-def load_dataset(spec: str | Path | DataSpec, *, input_shape: tuple[int | None, ...],
-                 classes: list[str] | None = None, scaling: str = "0-1", seed: int = 0,
-                 test_fraction: float = 0.2, resize: bool = False, max_train: int | None = None,
-                 max_test: int | None = None) -> Dataset:
+def load_dataset(
+    spec: str | Path | DataSpec,
+    *,
+    input_shape: tuple[int | None, ...],
+    classes: list[str] | None = None,
+    scaling: str = "0-1",
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    resize: bool = False,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> Dataset:
     """Load `spec` for a model whose input (without batch) is `input_shape`.
 
     Spec forms: 'sklearn:digits'; a folder of class folders, with train/ and test/ or split
@@ -39,19 +46,32 @@ def load_dataset(spec: str | Path | DataSpec, *, input_shape: tuple[int | None, 
         require_examples(train, names, where)
         train, test, split = shuffled(train, seed), shuffled(source.test.relabel(mapping), seed), "given"
     if len(test) == 0:
-        raise DataError(f"{where} has no test examples for the classes {names}.",
-                        "Add test examples for them, or drop the test part to have a random split made.")
+        raise DataError(
+            f"{where} has no test examples for the classes {names}.",
+            "Add test examples for them, or drop the test part to have a random split made.",
+        )
     train, train_note = stratified_sample(train, max_train, seed=seed, what="max_train")
     test, test_note = stratified_sample(test, max_test, seed=seed, what="max_test")
     x_train, train_read_notes = train.load()
     x_test, test_read_notes = test.load()
     missing = [name for name, n in zip(names, test.counts(len(names))) if n == 0]
-    notes = [*source.notes, *(f"train: {n}" for n in train_read_notes), *(f"test: {n}" for n in test_read_notes),
-             *train_note, *test_note]
+    notes = [
+        *source.notes,
+        *(f"train: {n}" for n in train_read_notes),
+        *(f"test: {n}" for n in test_read_notes),
+        *train_note,
+        *test_note,
+    ]
     if missing:
         notes.append(f"no test examples for class(es) {', '.join(missing)}")
     return Dataset(
-        x_train=scale_pixels(x_train, scaling), y_train=train.labels.copy(),
-        x_test=scale_pixels(x_test, scaling), y_test=test.labels.copy(),
-        class_names=names, source=where, scaling=scaling, split=split, notes=notes,
+        x_train=scale_pixels(x_train, scaling),
+        y_train=train.labels.copy(),
+        x_test=scale_pixels(x_test, scaling),
+        y_test=test.labels.copy(),
+        class_names=names,
+        source=where,
+        scaling=scaling,
+        split=split,
+        notes=notes,
     )

@@ -6,8 +6,8 @@ only the rows that survive are decoded: `max_train=500` on a 50,000-image folder
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -12,8 +12,8 @@ No TensorFlow here: the caller passes a function that scores images.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -40,8 +40,12 @@ class ScalingDecision:
     accuracy_by_scaling: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
-        return {"scaling": self.scaling, "decided_by": self.how, "reason": self.reason,
-                "accuracy_by_scaling": self.accuracy_by_scaling}
+        return {
+            "scaling": self.scaling,
+            "decided_by": self.how,
+            "reason": self.reason,
+            "accuracy_by_scaling": self.accuracy_by_scaling,
+        }
 
 
 def rescale(x: np.ndarray, source: str, target: str) -> np.ndarray:
@@ -56,9 +60,14 @@ def rescaled(dataset: Dataset, target: str) -> Dataset:
     if dataset.scaling == target:
         return dataset
     return Dataset(
-        x_train=rescale(dataset.x_train, dataset.scaling, target), y_train=dataset.y_train,
-        x_test=rescale(dataset.x_test, dataset.scaling, target), y_test=dataset.y_test,
-        class_names=dataset.class_names, source=dataset.source, scaling=target, split=dataset.split,
+        x_train=rescale(dataset.x_train, dataset.scaling, target),
+        y_train=dataset.y_train,
+        x_test=rescale(dataset.x_test, dataset.scaling, target),
+        y_test=dataset.y_test,
+        class_names=dataset.class_names,
+        source=dataset.source,
+        scaling=target,
+        split=dataset.split,
         notes=dataset.notes,
     )
 
@@ -68,15 +77,22 @@ def decide_scaling(dataset: Dataset, predict: Predict, *, seed: int = 0) -> Scal
     rng = np.random.default_rng(seed)
     rows = rng.permutation(len(dataset.x_train))[:SAMPLE_SIZE]
     x, y = dataset.x_train[rows], dataset.y_train[rows]
-    scores = {name: round(100.0 * float(np.mean(predict(rescale(x, dataset.scaling, name)) == y)), 2) for name in SCALINGS}
+    scores = {
+        name: round(100.0 * float(np.mean(predict(rescale(x, dataset.scaling, name)) == y)), 2) for name in SCALINGS
+    }
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)
     best, runner_up = ranked[0], ranked[1]
     shown = ", ".join(f"{name}: {scores[name]:.1f}%" for name in ranked)
     if scores[best] - scores[runner_up] >= MARGIN_POINTS:
-        return ScalingDecision(best, "data", f"the model scores clearly best on {len(rows)} training images at "
-                                             f"{best} ({shown})", scores)
-    return ScalingDecision(FALLBACK, "default", f"no scaling scores clearly better on {len(rows)} training images "
-                                                 f"({shown}); assumed {FALLBACK}", scores)
+        return ScalingDecision(
+            best, "data", f"the model scores clearly best on {len(rows)} training images at {best} ({shown})", scores
+        )
+    return ScalingDecision(
+        FALLBACK,
+        "default",
+        f"no scaling scores clearly better on {len(rows)} training images ({shown}); assumed {FALLBACK}",
+        scores,
+    )
 
 
 def chance_level(labels: np.ndarray, n_classes: int) -> float:
@@ -85,7 +101,9 @@ def chance_level(labels: np.ndarray, n_classes: int) -> float:
     return float(counts.max() / max(1, counts.sum()))
 
 
-def require_better_than_chance(accuracy: float, labels: np.ndarray, class_names: list[str], decision: ScalingDecision) -> None:
+def require_better_than_chance(
+    accuracy: float, labels: np.ndarray, class_names: list[str], decision: ScalingDecision
+) -> None:
     """Refuse a baseline that is no better than guessing: every figure after it would be noise."""
     chance = chance_level(labels, len(class_names))
     n = len(labels)

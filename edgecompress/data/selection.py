@@ -28,11 +28,17 @@ def class_mapping(names: list[str], wanted: list[str] | None, where: str) -> tup
     if len(set(chosen)) != len(chosen):
         raise DataError(f"The classes {chosen} name a class twice.", "List each class once.")
     if len(chosen) < 2:
-        problem = (f"{where} has only one class ({chosen[0]!r})" if wanted is None and chosen
-                   else f"The chosen classes {chosen} are fewer than two")
-        raise DataError(f"{problem}; a classifier needs at least two classes.",
-                        "Give data with a folder (or label) per class, at least two of them."
-                        if wanted is None else "Name at least two classes.")
+        problem = (
+            f"{where} has only one class ({chosen[0]!r})"
+            if wanted is None and chosen
+            else f"The chosen classes {chosen} are fewer than two"
+        )
+        raise DataError(
+            f"{problem}; a classifier needs at least two classes.",
+            "Give data with a folder (or label) per class, at least two of them."
+            if wanted is None
+            else "Name at least two classes.",
+        )
     mapping = np.full(len(names), -1, dtype=np.int64)
     for new, name in enumerate(chosen):
         mapping[names.index(name)] = new
@@ -51,15 +57,15 @@ def require_examples(pool: Pool, names: list[str], where: str, *, at_least: int 
     if short:
         need = "no" if at_least == 1 else f"fewer than {at_least}"
         raise DataError(
-            f"These classes have {need} {'training ' if at_least == 1 else ''}examples in {where}: "
-            f"{', '.join(short)}.",
+            f"These classes have {need} {'training ' if at_least == 1 else ''}examples in {where}: {', '.join(short)}.",
             "Add examples for them, or leave them out with --classes."
             + (" A random split needs at least two per class (one for test)." if at_least > 1 else ""),
         )
 
 
-def random_split(pool: Pool, names: list[str], *, test_fraction: float, seed: int,
-                 where: str) -> tuple[Pool, Pool, str]:
+def random_split(
+    pool: Pool, names: list[str], *, test_fraction: float, seed: int, where: str
+) -> tuple[Pool, Pool, str]:
     """Stratified split of one pool into train and test; also returns how, for the report."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction={test_fraction} is not between 0 and 1.", "Use e.g. 0.2 for 20%.")
@@ -67,11 +73,14 @@ def random_split(pool: Pool, names: list[str], *, test_fraction: float, seed: in
     from sklearn.model_selection import train_test_split
 
     try:
-        train, test = train_test_split(np.arange(len(pool)), test_size=test_fraction,
-                                       stratify=pool.labels, random_state=seed)
+        train, test = train_test_split(
+            np.arange(len(pool)), test_size=test_fraction, stratify=pool.labels, random_state=seed
+        )
     except ValueError as error:
-        raise DataError(f"A {test_fraction:.0%} stratified test split of {where} is not possible: {error}",
-                        "Use a larger test_fraction or more examples per class.") from error
+        raise DataError(
+            f"A {test_fraction:.0%} stratified test split of {where} is not possible: {error}",
+            "Use a larger test_fraction or more examples per class.",
+        ) from error
     return pool.take(train), pool.take(test), f"random {test_fraction * 100:g}% (seed {seed})"
 
 
@@ -86,14 +95,16 @@ def stratified_sample(pool: Pool, limit: int | None, *, seed: int, what: str) ->
         return pool, []
     n_classes = len(np.unique(pool.labels))
     if limit < n_classes:
-        raise DataError(f"{what}={limit} is fewer than the {n_classes} classes, so some class would have no example.",
-                        f"Use {what} of at least {n_classes}, or leave it unset to use all {len(pool)} examples.")
+        raise DataError(
+            f"{what}={limit} is fewer than the {n_classes} classes, so some class would have no example.",
+            f"Use {what} of at least {n_classes}, or leave it unset to use all {len(pool)} examples.",
+        )
     from sklearn.model_selection import train_test_split
 
     try:
-        kept, _ = train_test_split(np.arange(len(pool)), train_size=limit, stratify=pool.labels,
-                                   random_state=seed)
+        kept, _ = train_test_split(np.arange(len(pool)), train_size=limit, stratify=pool.labels, random_state=seed)
     except ValueError as error:
-        raise DataError(f"A stratified sample of {what}={limit} is not possible: {error}",
-                        f"Leave {what} unset, or raise it.") from error
+        raise DataError(
+            f"A stratified sample of {what}={limit} is not possible: {error}", f"Leave {what} unset, or raise it."
+        ) from error
     return pool.take(kept), [f"{what}: stratified sample of {limit} out of {len(pool)} (seed {seed})"]

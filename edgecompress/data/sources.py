@@ -47,6 +47,7 @@ def _array_pool(x: np.ndarray, labels: np.ndarray, layout: InputLayout, where: s
 
 # --- sklearn -------------------------------------------------------------------------------
 
+
 def _read_sklearn(spec: DataSpec, layout: InputLayout, _wanted: list[str] | None) -> Source:
     from sklearn.datasets import load_digits  # only digits exists so far; imported lazily (0.5 s)
 
@@ -58,6 +59,7 @@ def _read_sklearn(spec: DataSpec, layout: InputLayout, _wanted: list[str] | None
 
 
 # --- .npz ----------------------------------------------------------------------------------
+
 
 def _read_npz(spec: DataSpec, layout: InputLayout, _wanted: list[str] | None) -> Source:
     path = spec.path
@@ -119,8 +121,9 @@ def _npz_pixel_range(xs: dict[str, np.ndarray], path: Path) -> tuple[float, str]
     return 255.0, f"npz pixels: max {high:g} <= {limit}, taken as already in 0..1 (x255 before scaling)"
 
 
-def _labels(ys: dict[str, np.ndarray], class_names: np.ndarray | None,
-            path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+def _labels(
+    ys: dict[str, np.ndarray], class_names: np.ndarray | None, path: Path
+) -> tuple[list[str], dict[str, np.ndarray]]:
     """Class indices for every part, from integer, one-hot or string labels."""
     flat = {part: _label_vector(y, path) for part, y in ys.items()}
     names = None if class_names is None else [str(n) for n in np.asarray(class_names).ravel()]
@@ -129,18 +132,24 @@ def _labels(ys: dict[str, np.ndarray], class_names: np.ndarray | None,
         names = names or sorted({str(v) for v in joined})
         unknown = sorted({str(v) for v in joined} - set(names))
         if unknown:
-            raise DataError(f"{path}: labels {unknown} are not in class_names {names}.",
-                            "Make class_names list every label used in y.")
+            raise DataError(
+                f"{path}: labels {unknown} are not in class_names {names}.",
+                "Make class_names list every label used in y.",
+            )
         index = {name: i for i, name in enumerate(names)}
         return names, {part: np.array([index[str(v)] for v in y], dtype=np.int64) for part, y in flat.items()}
     if joined.size and (joined.min() < 0 or np.any(joined != np.round(joined))):
-        raise DataError(f"{path}: y holds values that are not class indices 0, 1, 2, ...",
-                        "Save y as integer class indices (or one-hot rows, or class-name strings).")
+        raise DataError(
+            f"{path}: y holds values that are not class indices 0, 1, 2, ...",
+            "Save y as integer class indices (or one-hot rows, or class-name strings).",
+        )
     top = int(joined.max()) if joined.size else -1
     names = names or [str(i) for i in range(top + 1)]
     if top >= len(names):
-        raise DataError(f"{path}: y uses class index {top} but class_names has only {len(names)} names.",
-                        "Give one class name per class index.")
+        raise DataError(
+            f"{path}: y uses class index {top} but class_names has only {len(names)} names.",
+            "Give one class name per class index.",
+        )
     return names, {part: y.astype(np.int64) for part, y in flat.items()}
 
 
@@ -150,12 +159,15 @@ def _label_vector(y: np.ndarray, path: Path) -> np.ndarray:
     if y.ndim == 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all():
         return y.argmax(axis=1)  # one-hot rows
     if y.ndim != 1:
-        raise DataError(f"{path}: y has shape {y.shape}; expected one label per example.",
-                        "Save y as a vector of class indices (N,) or one-hot rows (N, classes).")
+        raise DataError(
+            f"{path}: y has shape {y.shape}; expected one label per example.",
+            "Save y as a vector of class indices (N,) or one-hot rows (N, classes).",
+        )
     return y
 
 
 # --- class folders -------------------------------------------------------------------------
+
 
 def _read_folder(spec: DataSpec, layout: InputLayout, wanted: list[str] | None) -> Source:
     root = spec.path
@@ -176,17 +188,19 @@ def _read_folder(spec: DataSpec, layout: InputLayout, wanted: list[str] | None) 
     scanned = [name for name in names if wanted is None or name in wanted]
     pools = {}
     for part, (found, _) in folders.items():
-        pools[part], skipped = _image_pool({name: found[name] for name in scanned if name in found},
-                                           names, layout, str(root))
+        pools[part], skipped = _image_pool(
+            {name: found[name] for name in scanned if name in found}, names, layout, str(root)
+        )
         ignored += skipped
     if scanned and not any(len(pool) for pool in pools.values()):
-        raise DataError(f"No image files were found in the class folders under {root}.",
-                        f"Put images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}/<class>/.")
+        raise DataError(
+            f"No image files were found in the class folders under {root}.",
+            f"Put images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}/<class>/.",
+        )
     return Source(names, pools["train"], pools.get("test"), _skipped_note(ignored))
 
 
-def _image_pool(folders: dict[str, Path], names: list[str], layout: InputLayout,
-                where: str) -> tuple[Pool, list[str]]:
+def _image_pool(folders: dict[str, Path], names: list[str], layout: InputLayout, where: str) -> tuple[Pool, list[str]]:
     """A pool over the image files in `folders` (class name -> folder), and the files skipped."""
     listed = {name: image_files(folder) for name, folder in folders.items()}
     paths = [path for images, _ in listed.values() for path in images]
@@ -204,8 +218,10 @@ def _skipped_note(ignored: list[str]) -> list[str]:
 
 
 def _raise_no_class_folders(root: Path, loose: list[str]) -> None:
-    layout_hint = (f"Put each class's images in a subfolder named after the class: {root}/<class>/*.jpg "
-                   f"(optionally inside {root}/train/ and {root}/test/).")
+    layout_hint = (
+        f"Put each class's images in a subfolder named after the class: {root}/<class>/*.jpg "
+        f"(optionally inside {root}/train/ and {root}/test/)."
+    )
     if any(os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES for path in loose):
         raise DataError(f"{root} holds images but no class folders.", layout_hint)
     raise DataError(f"{root} has no class folders{' (it is empty)' if not loose else ''}.", layout_hint)

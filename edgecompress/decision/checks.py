@@ -9,8 +9,9 @@ because an unmeasured figure cannot honestly pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from edgecompress.decision.evidence import Evidence
 from edgecompress.profiles import Acceptance
@@ -68,7 +69,9 @@ def _budget(ev: Evidence, rules: Acceptance) -> Check:
     if not failed:
         return Check("budget", "size budget", True, "; ".join(check.sentence() for check in ev.budget))
     first = failed[0]
-    text = first.sentence() if first.value is not None else f"{first.sentence()} (no TFLite Micro build of {ev.artifact})"
+    text = (
+        first.sentence() if first.value is not None else f"{first.sentence()} (no TFLite Micro build of {ev.artifact})"
+    )
     return Check("budget", "size budget", False, text, first.value, first.limit.bytes)
 
 
@@ -85,11 +88,22 @@ def accuracy_words(ev: Evidence) -> str:
 def _accuracy(ev: Evidence, rules: Acceptance) -> Check:
     limit, drop = rules.max_accuracy_drop_points, ev.accuracy_drop_points
     if drop is None:
-        return Check("accuracy_drop", "accuracy drop", False, "accuracy not measured", None, limit, "--max-accuracy-drop")
+        return Check(
+            "accuracy_drop", "accuracy drop", False, "accuracy not measured", None, limit, "--max-accuracy-drop"
+        )
     shown = f"accuracy {'drop' if drop >= 0 else 'gain'} {abs(drop):.2f} pt"
     passed = drop <= limit
     text = f"{shown} {'<=' if passed else '>'} {limit:g} pt allowed ({accuracy_words(ev)})"
-    return Check("accuracy_drop", "accuracy drop", passed, text, drop, limit, "--max-accuracy-drop", None if passed else _ceil(drop))
+    return Check(
+        "accuracy_drop",
+        "accuracy drop",
+        passed,
+        text,
+        drop,
+        limit,
+        "--max-accuracy-drop",
+        None if passed else _ceil(drop),
+    )
 
 
 def _class_drop(ev: Evidence, rules: Acceptance) -> Check | None:
@@ -97,11 +111,22 @@ def _class_drop(ev: Evidence, rules: Acceptance) -> Check | None:
     if limit is None:
         return None
     if drop is None:
-        return Check("class_drop", "class recall drop", False, "per-class recall not measured", None, limit, "--max-class-drop")
+        return Check(
+            "class_drop", "class recall drop", False, "per-class recall not measured", None, limit, "--max-class-drop"
+        )
     passed = drop <= limit
     worst = f"class {ev.worst_class} lost {drop:.2f} pt" if ev.worst_class and drop > 0 else "no class lost recall"
     text = f"{worst} ({'<=' if passed else '>'} {limit:g} pt allowed)"
-    return Check("class_drop", "class recall drop", passed, text, drop, limit, "--max-class-drop", None if passed else _ceil(drop))
+    return Check(
+        "class_drop",
+        "class recall drop",
+        passed,
+        text,
+        drop,
+        limit,
+        "--max-class-drop",
+        None if passed else _ceil(drop),
+    )
 
 
 def impacted_words(impacted: dict[str, Any]) -> str:
@@ -110,9 +135,14 @@ def impacted_words(impacted: dict[str, Any]) -> str:
     if count is None:
         return "impacted classes not computed"
     names = ", ".join(f"{c['name']} {c['recall_change_points']:+.1f} pt" for c in impacted.get("classes", [])[:4])
-    how = (f"Welch's t-test over {impacted.get('seeds')} seeds" if impacted.get("rule") == "welch"
-           else f"sigma rule, threshold {impacted.get('threshold_points') or 0:.2f} pt")
-    return f"{count} significantly impacted {'class' if count == 1 else 'classes'}" + (f" ({names}; {how})" if names else f" ({how})")
+    how = (
+        f"Welch's t-test over {impacted.get('seeds')} seeds"
+        if impacted.get("rule") == "welch"
+        else f"sigma rule, threshold {impacted.get('threshold_points') or 0:.2f} pt"
+    )
+    return f"{count} significantly impacted {'class' if count == 1 else 'classes'}" + (
+        f" ({names}; {how})" if names else f" ({how})"
+    )
 
 
 def _impacted(ev: Evidence, rules: Acceptance) -> Check | None:
@@ -121,10 +151,27 @@ def _impacted(ev: Evidence, rules: Acceptance) -> Check | None:
         return None
     count = ev.impacted.get("count")
     if count is None:
-        return Check("impacted_classes", "impacted classes", False, "impacted classes not computed", None, limit, "--max-impacted-classes")
+        return Check(
+            "impacted_classes",
+            "impacted classes",
+            False,
+            "impacted classes not computed",
+            None,
+            limit,
+            "--max-impacted-classes",
+        )
     passed = count <= limit
     text = f"{impacted_words(ev.impacted)} {'<=' if passed else '>'} {limit} allowed"
-    return Check("impacted_classes", "impacted classes", passed, text, count, limit, "--max-impacted-classes", None if passed else count)
+    return Check(
+        "impacted_classes",
+        "impacted classes",
+        passed,
+        text,
+        count,
+        limit,
+        "--max-impacted-classes",
+        None if passed else count,
+    )
 
 
 def _latency(ev: Evidence, rules: Acceptance) -> Check | None:
@@ -134,12 +181,27 @@ def _latency(ev: Evidence, rules: Acceptance) -> Check | None:
     statistic = rules.latency_statistic
     value = ev.latency.get(statistic)
     if value is None:
-        return Check("latency", "latency ceiling", False, f"{statistic} latency not measured", None, limit, "--max-latency-ms")
+        return Check(
+            "latency", "latency ceiling", False, f"{statistic} latency not measured", None, limit, "--max-latency-ms"
+        )
     passed = value <= limit
     interval = ev.interval
-    shown = f" (median 95% interval {interval.low:.3g}-{interval.high:.3g} ms)" if interval and statistic == "median" else ""
+    shown = (
+        f" (median 95% interval {interval.low:.3g}-{interval.high:.3g} ms)"
+        if interval and statistic == "median"
+        else ""
+    )
     text = f"{statistic} latency {value:.3g} ms {'<=' if passed else '>'} {limit:g} ms allowed{shown}"
-    return Check("latency", "latency ceiling", passed, text, value, limit, "--max-latency-ms", None if passed else _ceil_significant(value))
+    return Check(
+        "latency",
+        "latency ceiling",
+        passed,
+        text,
+        value,
+        limit,
+        "--max-latency-ms",
+        None if passed else _ceil_significant(value),
+    )
 
 
 def _memory(ev: Evidence, rules: Acceptance) -> Check | None:
@@ -151,27 +213,53 @@ def _memory(ev: Evidence, rules: Acceptance) -> Check | None:
         return Check("peak_memory", "peak memory", False, "peak memory not measured", None, limit, "--max-peak-memory")
     passed = value <= limit
     text = f"peak memory {value:,} bytes {'<=' if passed else '>'} {limit:,} allowed"
-    return Check("peak_memory", "peak memory", passed, text, value, limit, "--max-peak-memory", None if passed else value)
+    return Check(
+        "peak_memory", "peak memory", passed, text, value, limit, "--max-peak-memory", None if passed else value
+    )
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("budget", "size budget", _budget,
-         "compress harder: a more aggressive recipe (--recipe cqat-binary or mixed-precision) or fewer clusters "
-         "(compression.clusters in the profile); or a profile with a larger budget"),
-    Rule("accuracy_drop", "accuracy drop", _accuracy,
-         "keep more accuracy: more clusters (compression.clusters), more fine-tuning (--epochs), a milder recipe "
-         "(--recipe ptq-int8 or cqat), or a looser rule"),
-    Rule("class_drop", "class recall drop", _class_drop,
-         "protect the hurt class: more clusters, more fine-tuning (--epochs) with enough images of that class, a milder "
-         "recipe, or a looser rule"),
-    Rule("impacted_classes", "impacted classes", _impacted,
-         "a milder recipe or more clusters; with one seed the sigma rule is strict on small evaluation sets, so measure "
-         "more images (--max-eval) or several seeds, or loosen the rule"),
-    Rule("latency", "latency ceiling", _latency,
-         "a faster artifact (an int8 recipe such as --recipe ptq-int8, or fewer MACs), more threads (--threads), a faster "
-         "board, or a looser ceiling"),
-    Rule("peak_memory", "peak memory", _memory,
-         "a smaller artifact (int8 or a more aggressive recipe), or a looser ceiling"),
+    Rule(
+        "budget",
+        "size budget",
+        _budget,
+        "compress harder: a more aggressive recipe (--recipe cqat-binary or mixed-precision) or fewer clusters "
+        "(compression.clusters in the profile); or a profile with a larger budget",
+    ),
+    Rule(
+        "accuracy_drop",
+        "accuracy drop",
+        _accuracy,
+        "keep more accuracy: more clusters (compression.clusters), more fine-tuning (--epochs), a milder recipe "
+        "(--recipe ptq-int8 or cqat), or a looser rule",
+    ),
+    Rule(
+        "class_drop",
+        "class recall drop",
+        _class_drop,
+        "protect the hurt class: more clusters, more fine-tuning (--epochs) with enough images of that class, a milder "
+        "recipe, or a looser rule",
+    ),
+    Rule(
+        "impacted_classes",
+        "impacted classes",
+        _impacted,
+        "a milder recipe or more clusters; with one seed the sigma rule is strict on small evaluation sets, so measure "
+        "more images (--max-eval) or several seeds, or loosen the rule",
+    ),
+    Rule(
+        "latency",
+        "latency ceiling",
+        _latency,
+        "a faster artifact (an int8 recipe such as --recipe ptq-int8, or fewer MACs), more threads (--threads), a faster "
+        "board, or a looser ceiling",
+    ),
+    Rule(
+        "peak_memory",
+        "peak memory",
+        _memory,
+        "a smaller artifact (int8 or a more aggressive recipe), or a looser ceiling",
+    ),
 )
 RULES_BY_NAME = {rule.name: rule for rule in RULES}
 

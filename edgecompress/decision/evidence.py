@@ -63,15 +63,18 @@ class Evidence:
 
 def budget_of(profile: dict[str, Any]) -> Budget:
     """The profile's Budget from report.json's profile section (older reports need not validate as a Profile)."""
-    return Budget.of(SimpleNamespace(
-        device_class=profile.get("device_class"),
-        flash_budget_bytes=profile.get("flash_budget_bytes") or 0,
-        model_memory_budget_bytes=profile.get("model_memory_budget_bytes") or 0,
-    ))
+    return Budget.of(
+        SimpleNamespace(
+            device_class=profile.get("device_class"),
+            flash_budget_bytes=profile.get("flash_budget_bytes") or 0,
+            model_memory_budget_bytes=profile.get("model_memory_budget_bytes") or 0,
+        )
+    )
 
 
-def gather(report: dict[str, Any], files: Any, rules: Acceptance, seed_reports: list[dict[str, Any]] | None = None,
-           ) -> tuple[dict[tuple[str, str], Evidence], list[str]]:
+def gather(
+    report: dict[str, Any], files: Any, rules: Acceptance, seed_reports: list[dict[str, Any]] | None = None
+) -> tuple[dict[tuple[str, str], Evidence], list[str]]:
     """Evidence for every measured (artifact, target), and notes on statistics that could not be computed."""
     notes: list[str] = []
     budget = budget_of(report["profile"])
@@ -79,13 +82,19 @@ def gather(report: dict[str, Any], files: Any, rules: Acceptance, seed_reports: 
     baseline = report["baseline"]
     labels = files.eval_labels() if files is not None else None
     measured = {(m["artifact"], m["target"]): m for m in report["measurements"]}
-    intervals = {key: stats.median_interval(files.latency_samples(m) or []) if files is not None else None
-                 for key, m in measured.items()}
+    intervals = {
+        key: stats.median_interval(files.latency_samples(m) or []) if files is not None else None
+        for key, m in measured.items()
+    }
     if any(value is None for value in intervals.values()):
-        notes.append("latency samples missing for some measurements: their speed is compared on medians alone, without an interval")
+        notes.append(
+            "latency samples missing for some measurements: their speed is compared on medians alone, without an interval"
+        )
     correct = _correctness(artifacts, measured, files, labels)
     if labels is None or any(value is None for value in correct.values()):
-        notes.append("per-sample predictions or eval.npz missing: accuracy changes are not tested for significance where they are absent")
+        notes.append(
+            "per-sample predictions or eval.npz missing: accuracy changes are not tested for significance where they are absent"
+        )
     impact = _impact(report, rules, seed_reports, notes)
     found = {}
     for row in report["comparison"]:
@@ -96,13 +105,22 @@ def gather(report: dict[str, Any], files: Any, rules: Acceptance, seed_reports: 
         if ev.correct is not None and base_correct is not None and row["artifact"] != baseline:
             ev.paired = stats.mcnemar_exact(base_correct, ev.correct, alpha=rules.alpha)
         if row["artifact"] != baseline:
-            ev.speed = stats.compare_speed(intervals.get(key), intervals.get((baseline, row["target"])), reference_name=baseline)
+            ev.speed = stats.compare_speed(
+                intervals.get(key), intervals.get((baseline, row["target"])), reference_name=baseline
+            )
     return found, notes
 
 
-def _evidence(row: dict[str, Any], artifact: dict[str, Any], budget: Budget, report: dict[str, Any],
-              correct: dict[tuple[str, str], np.ndarray | None], intervals: dict[tuple[str, str], stats.Interval | None],
-              impact: dict[tuple[str, str], dict[str, Any]], rules: Acceptance) -> Evidence:
+def _evidence(
+    row: dict[str, Any],
+    artifact: dict[str, Any],
+    budget: Budget,
+    report: dict[str, Any],
+    correct: dict[tuple[str, str], np.ndarray | None],
+    intervals: dict[tuple[str, str], stats.Interval | None],
+    impact: dict[tuple[str, str], dict[str, Any]],
+    rules: Acceptance,
+) -> Evidence:
     key = (row["artifact"], row["target"])
     resources = _resources(artifact, report.get("micro"))
     delta = row.get("accuracy_delta_points")
@@ -138,10 +156,14 @@ def _resources(artifact: dict[str, Any], micro: dict[str, Any] | None) -> Resour
     return dataclasses.replace(resources, ram_bytes=ram) if ram is not None else resources
 
 
-def _correctness(artifacts: dict[str, Any], measured: dict[tuple[str, str], Any], files: Any,
-                 labels: tuple[np.ndarray, list[str]] | None) -> dict[tuple[str, str], np.ndarray | None]:
+def _correctness(
+    artifacts: dict[str, Any],
+    measured: dict[tuple[str, str], Any],
+    files: Any,
+    labels: tuple[np.ndarray, list[str]] | None,
+) -> dict[tuple[str, str], np.ndarray | None]:
     found: dict[tuple[str, str], np.ndarray | None] = {}
-    for (name, target) in measured:
+    for name, target in measured:
         predictions = files.predictions(artifacts[name], target) if files is not None and labels is not None else None
         if predictions is not None and labels is not None and len(predictions) == len(labels[0]):
             found[(name, target)] = stats.correct_mask(predictions, labels[0])
@@ -158,21 +180,29 @@ def _macs(artifact: dict[str, Any], report: dict[str, Any]) -> dict[str, Any] | 
         return None
     base = next((a.get("macs") for a in report["artifacts"] if a["name"] == report["baseline"]), None)
     base_total = base.get("total") if isinstance(base, dict) else base if isinstance(base, int) else None
-    return {"total": int(total), "theoretical_speedup_x": round(base_total / total, 3) if base_total and total else None}
+    return {
+        "total": int(total),
+        "theoretical_speedup_x": round(base_total / total, 3) if base_total and total else None,
+    }
 
 
-def _impact(report: dict[str, Any], rules: Acceptance, seed_reports: list[dict[str, Any]] | None,
-            notes: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+def _impact(
+    report: dict[str, Any], rules: Acceptance, seed_reports: list[dict[str, Any]] | None, notes: list[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (artifact, target): the largest class drop and the significantly impacted classes."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for block in report.get("per_class") or []:
         found[(block["baseline"], block["target"])] = {  # the baseline against itself: nothing moved
-            "largest_drop_points": 0.0, "worst_class": None,
-            "impacted": {"rule": "sigma", "threshold_points": block.get("sigma_points"), "count": 0, "classes": []}}
+            "largest_drop_points": 0.0,
+            "worst_class": None,
+            "impacted": {"rule": "sigma", "threshold_points": block.get("sigma_points"), "count": 0, "classes": []},
+        }
         for name, summary in block["compressed"].items():
             hurt = summary.get("hurt_most") or []
             found[(name, block["target"])] = {
-                "largest_drop_points": summary.get("largest_drop_points", -hurt[0]["recall_change_points"] if hurt else 0.0),
+                "largest_drop_points": summary.get(
+                    "largest_drop_points", -hurt[0]["recall_change_points"] if hurt else 0.0
+                ),
                 "worst_class": hurt[0]["name"] if hurt else None,
                 "impacted": summary.get("impacted") or {"rule": "sigma", "count": None, "classes": []},
             }
@@ -194,7 +224,9 @@ def impacted_over_seeds(reports: list[dict[str, Any]], alpha: float) -> dict[tup
                 names[row["index"]] = row["name"]
                 for artifact, value in row["recall"].items():
                     if value is not None:
-                        recalls.setdefault((artifact, block["target"]), {}).setdefault(row["index"], []).append(100 * value)
+                        recalls.setdefault((artifact, block["target"]), {}).setdefault(row["index"], []).append(
+                            100 * value
+                        )
     baseline = reports[0]["baseline"]
     found = {}
     for (artifact, target), per_class in recalls.items():
@@ -206,6 +238,14 @@ def impacted_over_seeds(reports: list[dict[str, Any]], alpha: float) -> dict[tup
             test = stats.welch(base.get(index, []), values, alpha=alpha)
             if test.significant:
                 change = round(float(np.mean(values) - np.mean(base[index])), 4)
-                classes.append({"index": index, "name": names[index], "recall_change_points": change, "p_value": test.p_value})
-        found[(artifact, target)] = {"rule": "welch", "seeds": len(reports), "alpha": alpha, "count": len(classes), "classes": classes}
+                classes.append(
+                    {"index": index, "name": names[index], "recall_change_points": change, "p_value": test.p_value}
+                )
+        found[(artifact, target)] = {
+            "rule": "welch",
+            "seeds": len(reports),
+            "alpha": alpha,
+            "count": len(classes),
+            "classes": classes,
+        }
     return found

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgecompress.decision.rules import options_text, resolve, source_of
+from edgecompress.profiles import Acceptance
 
 REJUDGED = "; re-judged with "
-from edgecompress.profiles import Acceptance
 
 
 @dataclass(frozen=True)

@@ -42,14 +42,18 @@ class RulesError(EdgeCompressError):
     """Acceptance rules that contradict themselves or cannot be met by any figure."""
 
 
-def resolve(base: Acceptance | dict[str, Any] | None, overrides: dict[str, Any] | None, *, where: str = "the command line") -> Acceptance:
+def resolve(
+    base: Acceptance | dict[str, Any] | None, overrides: dict[str, Any] | None, *, where: str = "the command line"
+) -> Acceptance:
     """`base` (a profile's block, or defaults) with `overrides` applied; impossible rules are refused
     with the option that set them."""
     start = base.model_dump() if isinstance(base, Acceptance) else dict(base or {})
     changes = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(changes) - set(Acceptance.model_fields))
     if unknown:
-        raise RulesError(f"Unknown acceptance rule(s) {', '.join(unknown)}.", f"Known rules: {', '.join(Acceptance.model_fields)}.")
+        raise RulesError(
+            f"Unknown acceptance rule(s) {', '.join(unknown)}.", f"Known rules: {', '.join(Acceptance.model_fields)}."
+        )
     try:
         return Acceptance.model_validate({**start, **changes})
     except ValidationError as error:

@@ -16,8 +16,9 @@ Everything here is a pure function of numbers; scipy does the arithmetic.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +50,12 @@ class PairedAccuracy:
         return {"test": "mcnemar-exact", **asdict(self), "change_points": self.change_points}
 
 
-def mcnemar_exact(reference_correct: Sequence[bool] | np.ndarray, candidate_correct: Sequence[bool] | np.ndarray, *,
-                  alpha: float = ALPHA) -> PairedAccuracy:
+def mcnemar_exact(
+    reference_correct: Sequence[bool] | np.ndarray,
+    candidate_correct: Sequence[bool] | np.ndarray,
+    *,
+    alpha: float = ALPHA,
+) -> PairedAccuracy:
     """Two-sided exact McNemar test; p = 1 when the two never disagree."""
     from scipy.stats import binomtest
 
@@ -90,8 +95,9 @@ class Interval:
         return {"method": "percentile bootstrap of the median", **asdict(self)}
 
 
-def median_interval(samples: Sequence[float], *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
-                    seed: int = SEED) -> Interval | None:
+def median_interval(
+    samples: Sequence[float], *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
+) -> Interval | None:
     """The percentile bootstrap interval of the median; None with fewer than 2 samples.
 
     Percentile rather than BCa: the median of timings has many ties, where BCa's acceleration
@@ -107,8 +113,15 @@ def median_interval(samples: Sequence[float], *, confidence: float = CONFIDENCE,
     if float(values.min()) == float(values.max()):
         low = high = median
     else:
-        result = bootstrap((values,), np.median, confidence_level=confidence, n_resamples=resamples, method="percentile",
-                           vectorized=True, rng=np.random.default_rng(seed))
+        result = bootstrap(
+            (values,),
+            np.median,
+            confidence_level=confidence,
+            n_resamples=resamples,
+            method="percentile",
+            vectorized=True,
+            rng=np.random.default_rng(seed),
+        )
         low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
     return Interval(median, low, high, int(values.size), confidence, resamples, seed)
 
@@ -125,14 +138,22 @@ class SpeedComparison:
         return asdict(self)
 
 
-def compare_speed(candidate: Interval | None, reference: Interval | None, *, reference_name: str = "the baseline") -> SpeedComparison:
+def compare_speed(
+    candidate: Interval | None, reference: Interval | None, *, reference_name: str = "the baseline"
+) -> SpeedComparison:
     """'equally fast as X' when the intervals overlap, else '1.20x faster than X' / '1.07x slower than X'."""
     if candidate is None or reference is None or candidate.median <= 0 or reference.median <= 0:
         return SpeedComparison(None, False, f"not compared with {reference_name} (no latency samples)")
     ratio = round(reference.median / candidate.median, 3)
     if candidate.overlaps(reference):
-        return SpeedComparison(ratio, True, f"equally fast as {reference_name} (the {candidate.confidence:.0%} intervals of the medians overlap)")
-    words = f"{ratio:.2f}x faster than {reference_name}" if ratio >= 1 else f"{1 / ratio:.2f}x slower than {reference_name}"
+        return SpeedComparison(
+            ratio,
+            True,
+            f"equally fast as {reference_name} (the {candidate.confidence:.0%} intervals of the medians overlap)",
+        )
+    words = (
+        f"{ratio:.2f}x faster than {reference_name}" if ratio >= 1 else f"{1 / ratio:.2f}x slower than {reference_name}"
+    )
     return SpeedComparison(ratio, False, words)
 
 

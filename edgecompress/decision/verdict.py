@@ -39,24 +39,47 @@ TIE_WHY = {
 }
 
 
-def decide(report: dict[str, Any], files: Any, rules: Acceptance, *, source: str = "",
-           seed_reports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def decide(
+    report: dict[str, Any],
+    files: Any,
+    rules: Acceptance,
+    *,
+    source: str = "",
+    seed_reports: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The verdict document stored as report.json's `verdict` (docs/report-schema.md)."""
     head = {
         "version": VERDICT_VERSION,
         "rules": rules.model_dump(mode="json"),
         "rules_text": rules.describe(),
         "rules_source": source or f"profile {report['profile'].get('name')}",
-        "statistics": {"alpha": rules.alpha, "bootstrap": {"confidence": stats.CONFIDENCE, "resamples": stats.RESAMPLES,
-                                                           "seed": stats.SEED, "method": "percentile"},
-                       "accuracy_test": "McNemar exact (paired, same images)",
-                       "impact_rule": "welch over seeds" if seed_reports else "sigma"},
+        "statistics": {
+            "alpha": rules.alpha,
+            "bootstrap": {
+                "confidence": stats.CONFIDENCE,
+                "resamples": stats.RESAMPLES,
+                "seed": stats.SEED,
+                "method": "percentile",
+            },
+            "accuracy_test": "McNemar exact (paired, same images)",
+            "impact_rule": "welch over seeds" if seed_reports else "sigma",
+        },
     }
     if not report.get("measurements"):
-        return {**head, "scope": None, "recommended": None, "passed": False, "targets": [], "fleet": None,
-                "reason": "Nothing was measured in this run, so nothing can be judged.",
-                "next_steps": ["Finish the run (`edgecompress deploy --resume RUN`) or deploy again to measure the artifacts."],
-                "closest": None, "notes": []}
+        return {
+            **head,
+            "scope": None,
+            "recommended": None,
+            "passed": False,
+            "targets": [],
+            "fleet": None,
+            "reason": "Nothing was measured in this run, so nothing can be judged.",
+            "next_steps": [
+                "Finish the run (`edgecompress deploy --resume RUN`) or deploy again to measure the artifacts."
+            ],
+            "closest": None,
+            "notes": [],
+        }
     evidence, notes = gather(report, files, rules, seed_reports)
     targets = list(dict.fromkeys(row["target"] for row in report["comparison"]))
     names = [a["name"] for a in report["artifacts"]]
@@ -64,17 +87,26 @@ def decide(report: dict[str, Any], files: Any, rules: Acceptance, *, source: str
     per_target = [_target_verdict(target, names, candidates, evidence, rules) for target in targets]
     fleet = _fleet_verdict(targets, candidates, evidence, rules, per_target) if len(targets) > 1 else None
     overall = fleet or per_target[0]
-    return {**head, "scope": "fleet" if fleet else "target", "recommended": overall["recommended"],
-            "passed": overall["recommended"] is not None, "reason": overall["reason"], "targets": per_target,
-            "fleet": fleet, "closest": overall.get("closest"), "next_steps": overall.get("next_steps", []),
-            "notes": notes}
+    return {
+        **head,
+        "scope": "fleet" if fleet else "target",
+        "recommended": overall["recommended"],
+        "passed": overall["recommended"] is not None,
+        "reason": overall["reason"],
+        "targets": per_target,
+        "fleet": fleet,
+        "closest": overall.get("closest"),
+        "next_steps": overall.get("next_steps", []),
+        "notes": notes,
+    }
 
 
 # ---------------------------------------------------------------------------- one target
 
 
-def _target_verdict(target: str, names: list[str], candidates: list[str], evidence: dict[tuple[str, str], Evidence],
-                    rules: Acceptance) -> dict[str, Any]:
+def _target_verdict(
+    target: str, names: list[str], candidates: list[str], evidence: dict[tuple[str, str], Evidence], rules: Acceptance
+) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
     checks: dict[str, list[Check]] = {}
     for name in names:
@@ -83,19 +115,23 @@ def _target_verdict(target: str, names: list[str], candidates: list[str], eviden
             continue
         checks[name] = judge(ev, rules)
         failed = [c for c in checks[name] if not c.passed]
-        entries.append({
-            "artifact": name,
-            "role": "candidate" if name in candidates else "baseline",
-            "passed": not failed,
-            "first_failure": failed[0].to_dict() if failed else None,
-            "checks": [c.to_dict() for c in checks[name]],
-            "evidence": ev.to_dict(),
-        })
+        entries.append(
+            {
+                "artifact": name,
+                "role": "candidate" if name in candidates else "baseline",
+                "passed": not failed,
+                "first_failure": failed[0].to_dict() if failed else None,
+                "checks": [c.to_dict() for c in checks[name]],
+                "evidence": ev.to_dict(),
+            }
+        )
     passing: list[str] = [e["artifact"] for e in entries if e["passed"] and e["role"] == "candidate"]
     verdict: dict[str, Any] = {"target": target, "artifacts": entries, "passing": passing}
     if passing:
         winner, phrases = choose(passing, rules.prefer, evidence, [target])
-        verdict.update(recommended=winner, reason=_reason(winner, phrases, [evidence[(winner, target)]], target, len(passing)))
+        verdict.update(
+            recommended=winner, reason=_reason(winner, phrases, [evidence[(winner, target)]], target, len(passing))
+        )
         for entry in entries:
             if entry["passed"] and entry["artifact"] != winner and entry["role"] == "candidate":
                 entry["note"] = f"passes; not preferred ({_comparison(entry['artifact'], winner, evidence, [target])})"
@@ -126,8 +162,13 @@ def _reason(winner: str, phrases: list[str], evs: list[Evidence], where: str, n_
 # ---------------------------------------------------------------------------- the fleet
 
 
-def _fleet_verdict(targets: list[str], candidates: list[str], evidence: dict[tuple[str, str], Evidence],
-                   rules: Acceptance, per_target: list[dict[str, Any]]) -> dict[str, Any]:
+def _fleet_verdict(
+    targets: list[str],
+    candidates: list[str],
+    evidence: dict[tuple[str, str], Evidence],
+    rules: Acceptance,
+    per_target: list[dict[str, Any]],
+) -> dict[str, Any]:
     """An artifact passes the fleet only when it passes on every board."""
     by_target = {v["target"]: {e["artifact"]: e for e in v["artifacts"]} for v in per_target}
     entries: list[dict[str, Any]] = []
@@ -140,11 +181,25 @@ def _fleet_verdict(targets: list[str], candidates: list[str], evidence: dict[tup
                 failed.append((target, Check("measured", "measured", False, f"not measured on {target}")))
             elif not entry["passed"]:
                 first = entry["first_failure"]
-                failed.append((target, Check(first["rule"], first["title"], False, first["text"], first["value"],
-                                             first["limit"], first["option"], first["looser"])))
+                failed.append(
+                    (
+                        target,
+                        Check(
+                            first["rule"],
+                            first["title"],
+                            False,
+                            first["text"],
+                            first["value"],
+                            first["limit"],
+                            first["option"],
+                            first["looser"],
+                        ),
+                    )
+                )
         failures[name] = [check for _, check in failed]
-        entries.append({"artifact": name, "passed": not failed,
-                        "failures": [{"target": t, **c.to_dict()} for t, c in failed]})
+        entries.append(
+            {"artifact": name, "passed": not failed, "failures": [{"target": t, **c.to_dict()} for t, c in failed]}
+        )
     passing: list[str] = [e["artifact"] for e in entries if e["passed"]]
     where = f"all {len(targets)} boards"
     fleet: dict[str, Any] = {"targets": targets, "artifacts": entries, "passing": passing}
@@ -153,7 +208,9 @@ def _fleet_verdict(targets: list[str], candidates: list[str], evidence: dict[tup
         evs = [evidence[(winner, t)] for t in targets]
         fleet.update(recommended=winner, reason=_reason(winner, phrases, evs, where, len(passing)))
     else:
-        baseline_passes = all(any(e["passed"] and e["role"] == "baseline" for e in by_target[t].values()) for t in targets)
+        baseline_passes = all(
+            any(e["passed"] and e["role"] == "baseline" for e in by_target[t].values()) for t in targets
+        )
         fleet.update(recommended=None, **_nothing_passes(failures, f"on every one of {where}", baseline_passes))
     return fleet
 
@@ -161,7 +218,9 @@ def _fleet_verdict(targets: list[str], candidates: list[str], evidence: dict[tup
 # ---------------------------------------------------------------------------- preference
 
 
-def choose(passing: list[str], prefer: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> tuple[str, list[str]]:
+def choose(
+    passing: list[str], prefer: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]
+) -> tuple[str, list[str]]:
     """The preferred artifact among `passing`, and the phrases that explain the choice.
 
     For each figure in TIE_BREAK[prefer]: keep the best one and every artifact it cannot be
@@ -233,6 +292,7 @@ def _accuracy_order(a: Evidence, b: Evidence) -> int:
 
 def _comparison(name: str, winner: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> str:
     """'65,536 bytes, median 0.041 ms, accuracy 71.35% against cqat's ...': the figures a person compares."""
+
     def figures(artifact: str) -> str:
         return "; ".join(_figure(c, artifact, evidence, targets) for c in ("size", "latency", "accuracy"))
 
@@ -244,10 +304,17 @@ def _figure(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence]
     if criterion == "size":
         return f"{ev.size_bytes:,} bytes"
     if criterion == "latency":
-        shown = [f"{evidence[(name, t)].latency.get('median'):.3g} ms" for t in targets if evidence[(name, t)].latency.get("median") is not None]
+        shown = [
+            f"{evidence[(name, t)].latency.get('median'):.3g} ms"
+            for t in targets
+            if evidence[(name, t)].latency.get("median") is not None
+        ]
         return "median " + ", ".join(shown)
-    return "accuracy " + ", ".join(f"{100 * (evidence[(name, t)].accuracy or 0.0):.2f}%" for t in targets
-                                   if evidence[(name, t)].accuracy is not None)
+    return "accuracy " + ", ".join(
+        f"{100 * (evidence[(name, t)].accuracy or 0.0):.2f}%"
+        for t in targets
+        if evidence[(name, t)].accuracy is not None
+    )
 
 
 # ---------------------------------------------------------------------------- nothing passes
@@ -256,22 +323,40 @@ def _figure(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence]
 def _nothing_passes(failures: dict[str, list[Check]], where: str, baseline_passes: bool) -> dict[str, Any]:
     """Which rule came closest to being met, and what to try next."""
     if not failures:
-        return {"reason": f"No compressed artifact was measured {where}.", "closest": None,
-                "next_steps": ["Deploy again; with --allow-baseline the uncompressed baseline may be recommended."]}
+        return {
+            "reason": f"No compressed artifact was measured {where}.",
+            "closest": None,
+            "next_steps": ["Deploy again; with --allow-baseline the uncompressed baseline may be recommended."],
+        }
     name, checks = min(failures.items(), key=lambda item: (len(item[1]), min((c.excess for c in item[1]), default=0.0)))
     nearest = min(checks, key=lambda c: c.excess)
-    closest = {"artifact": name, "rule": nearest.rule, "title": nearest.title, "text": nearest.text,
-               "failed_rules": [c.rule for c in checks], "excess": None if math.isinf(nearest.excess) else round(nearest.excess, 4)}
-    steps = [f"{RULES_BY_NAME[nearest.rule].advice}." if nearest.rule in RULES_BY_NAME else "Measure the artifact on every board."]
+    closest = {
+        "artifact": name,
+        "rule": nearest.rule,
+        "title": nearest.title,
+        "text": nearest.text,
+        "failed_rules": [c.rule for c in checks],
+        "excess": None if math.isinf(nearest.excess) else round(nearest.excess, 4),
+    }
+    steps = [
+        f"{RULES_BY_NAME[nearest.rule].advice}."
+        if nearest.rule in RULES_BY_NAME
+        else "Measure the artifact on every board."
+    ]
     loosen = [f"{c.option} {c.looser:g}" for c in checks if c.option and c.looser is not None]
     if loosen and len(loosen) == len(checks):
         steps.append(f"Loosen the rule{'s' if len(loosen) > 1 else ''}: {' '.join(loosen)} would let {name} pass.")
     others = "".join(f" {n} fails {c[0].title}: {c[0].text}." for n, c in failures.items() if c and n != name)
-    how = (f"fails only {nearest.title}" if len(checks) == 1
-           else f"fails {len(checks)} rules, nearest to passing {nearest.title}")
+    how = (
+        f"fails only {nearest.title}"
+        if len(checks) == 1
+        else f"fails {len(checks)} rules, nearest to passing {nearest.title}"
+    )
     reason = f"No artifact passes every rule {where}. Closest: {name}, which {how}: {nearest.text}.{others}"
     if baseline_passes:
-        steps.append("The uncompressed baseline passes these rules: ship it with --allow-baseline if compression is optional.")
+        steps.append(
+            "The uncompressed baseline passes these rules: ship it with --allow-baseline if compression is optional."
+        )
     return {"reason": reason, "closest": closest, "next_steps": steps}
 
 

@@ -42,8 +42,7 @@ def check_exportable(model: Any) -> None:
         strip = _UNSTRIPPED_WRAPPERS.get(type(layer).__name__)
         if strip:
             raise ModelError(
-                f"Layer '{layer.name}' of model '{model.name}' is still wrapped for training "
-                f"({type(layer).__name__}).",
+                f"Layer '{layer.name}' of model '{model.name}' is still wrapped for training ({type(layer).__name__}).",
                 f"Call {strip} before exporting.",
             )
 

@@ -16,9 +16,10 @@ MACs (or "FLOPs" = 2 x MACs) leaves them out the same way.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 MAC_DEFINITION = (
     "multiply-accumulates of convolutions, depthwise / transposed convolutions and matrix products per call "
@@ -100,7 +101,9 @@ def keras_layer_macs(layer: Any) -> int:
         channels_in = in_shape[-1]
         depth = channels_in * int(inner.depth_multiplier)
         spatial = _product(out_shape[:-1])
-        return window_macs(spatial * depth, _product(inner.kernel_size), 1) + window_macs(spatial * out_shape[-1], 1, depth)
+        return window_macs(spatial * depth, _product(inner.kernel_size), 1) + window_macs(
+            spatial * out_shape[-1], 1, depth
+        )
     if kind in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
         return window_macs(_product(in_shape), _product(inner.kernel_size), out_shape[-1])
     if kind == "Dense":
@@ -136,7 +139,7 @@ def _scope(name: str) -> str | None:
     if len(parts) < 3:
         return None
     layer = parts[1]
-    return layer[len("quant_"):] if layer.startswith("quant_") else layer
+    return layer[len("quant_") :] if layer.startswith("quant_") else layer
 
 
 def _layer_of(candidates: list[str], names: list[str]) -> str | None:
@@ -151,6 +154,7 @@ def _layer_of(candidates: list[str], names: list[str]) -> str | None:
 
 def _tflite_op_macs(op: str, shapes: list[list[int] | None], out: list[int]) -> int:
     """MACs of one TFLite builtin from its operand shapes (TFLite layouts: OHWI filters)."""
+
     def shape(i: int) -> list[int]:
         found = shapes[i] if i < len(shapes) else None
         return found if found is not None else []
@@ -182,13 +186,22 @@ def tflite_macs(tflite_bytes: bytes, *, layer_names: Iterable[str] | None = None
     ops, tensors = file.subgraphs[0]
     rows = []
     for op in ops:
-        shapes = [None if i < 0 else [int(d) for d in (tensors[i].shape if tensors[i].shape is not None else [])] for i in op.inputs]
+        shapes = [
+            None if i < 0 else [int(d) for d in (tensors[i].shape if tensors[i].shape is not None else [])]
+            for i in op.inputs
+        ]
         out_index = op.outputs[0] if op.outputs else -1
-        out = [int(d) for d in tensors[out_index].shape] if out_index >= 0 and tensors[out_index].shape is not None else []
+        out = (
+            [int(d) for d in tensors[out_index].shape]
+            if out_index >= 0 and tensors[out_index].shape is not None
+            else []
+        )
         macs = _tflite_op_macs(op.name, shapes, out)
         label = file.tensor_name(tensors[out_index]) if out_index >= 0 else op.name
         # the last op of a model is renamed (StatefulPartitionedCall); its weights keep the layer scope
-        candidates = [label] + [file.tensor_name(tensors[i]) for i in op.inputs if i >= 0 and file.buffer_bytes(tensors[i])]
+        candidates = [label] + [
+            file.tensor_name(tensors[i]) for i in op.inputs if i >= 0 and file.buffer_bytes(tensors[i])
+        ]
         rows.append(OpMacs(label, op.name, macs, _layer_of(candidates, names) if macs else None))
     return rows
 

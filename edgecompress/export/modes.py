@@ -40,34 +40,54 @@ _MODES = (
     PtqMode(
         "float32",
         why="the Keras maths unchanged: the accuracy reference every other artifact is measured against",
-        optimize=False, supported_types=(), ops_set=None, needs_representative=False,
-        io_dtypes=("float32",), relative_tolerance=1e-4, float_layers="unquantized",
+        optimize=False,
+        supported_types=(),
+        ops_set=None,
+        needs_representative=False,
+        io_dtypes=("float32",),
+        relative_tolerance=1e-4,
+        float_layers="unquantized",
     ),
     PtqMode(
         "fp16",
         why="halves the file at almost no accuracy cost; for GPUs/NPUs that run fp16 but not int8",
-        optimize=True, supported_types=("float16",), ops_set=None, needs_representative=False,
-        io_dtypes=("float32",), relative_tolerance=1e-2,
+        optimize=True,
+        supported_types=("float16",),
+        ops_set=None,
+        needs_representative=False,
+        io_dtypes=("float32",),
+        relative_tolerance=1e-2,
     ),
     PtqMode(
         "dynamic",
         why="int8 weights, float activations: ~4x smaller weights with no calibration data (CPU only)",
-        optimize=True, supported_types=(), ops_set=None, needs_representative=False,
-        io_dtypes=("float32",), relative_tolerance=3e-2,
+        optimize=True,
+        supported_types=(),
+        ops_set=None,
+        needs_representative=False,
+        io_dtypes=("float32",),
+        relative_tolerance=3e-2,
     ),
     PtqMode(
         "int8",
         why="full-integer: what int8-only accelerators and microcontrollers require; needs calibration data",
-        optimize=True, supported_types=(), ops_set="TFLITE_BUILTINS_INT8", needs_representative=True,
-        io_dtypes=("float32", "int8", "uint8"), relative_tolerance=1e-1,
+        optimize=True,
+        supported_types=(),
+        ops_set="TFLITE_BUILTINS_INT8",
+        needs_representative=True,
+        io_dtypes=("float32", "int8", "uint8"),
+        relative_tolerance=1e-1,
         float_layers="denylist",
     ),
     PtqMode(
         "int16x8",
         why="int8 weights with int16 activations: recovers accuracy int8 activations lose, at 2x activation memory",
-        optimize=True, supported_types=(),
+        optimize=True,
+        supported_types=(),
         ops_set="EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
-        needs_representative=True, io_dtypes=("float32", "int16"), relative_tolerance=2e-2,
+        needs_representative=True,
+        io_dtypes=("float32", "int16"),
+        relative_tolerance=2e-2,
     ),
 )
 
@@ -81,8 +101,7 @@ def ptq_mode(name: str) -> PtqMode:
         return PTQ_MODE_SPECS[name]
     except KeyError:
         raise ProfileError(
-            f"Unknown TFLite conversion mode '{name}'.",
-            f"Use one of: {', '.join(PTQ_MODES)}.",
+            f"Unknown TFLite conversion mode '{name}'.", f"Use one of: {', '.join(PTQ_MODES)}."
         ) from None
 
 

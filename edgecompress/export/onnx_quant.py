@@ -21,8 +21,9 @@ tolerance.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,12 +93,20 @@ def to_onnx_int8(
 ) -> Path:
     """Export `model` to ONNX and quantize it statically to int8 QDQ, calibrated on `calibration`."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if calibration is None or len(calibration) == 0:
-        raise DataError("int8 ONNX export calibrates activation ranges and no calibration images were given.",
-                        "Pass calibration=<the same training images the TFLite int8 export calibrated on>.")
+        raise DataError(
+            "int8 ONNX export calibrates activation ranges and no calibration images were given.",
+            "Pass calibration=<the same training images the TFLite int8 export calibrated on>.",
+        )
     float_model = float_twin(model)
     samples = check_inputs(float_model, calibration, "The ONNX calibration data")[:n_calibration]
     path = Path(path)
@@ -175,4 +184,12 @@ def export_onnx(
     return onnx_mode
 
 
-__all__ = ["ONNX_DESCRIPTIONS", "ONNX_MODES", "export_onnx", "onnx_mode_for", "to_onnx_dynamic", "to_onnx_fp16", "to_onnx_int8"]
+__all__ = [
+    "ONNX_DESCRIPTIONS",
+    "ONNX_MODES",
+    "export_onnx",
+    "onnx_mode_for",
+    "to_onnx_dynamic",
+    "to_onnx_fp16",
+    "to_onnx_int8",
+]

@@ -8,7 +8,8 @@ converted as they are -- the converter reads their fake-quant ranges -- normally
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

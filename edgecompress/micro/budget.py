@@ -11,8 +11,9 @@ profile's comment).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from edgecompress.errors import BudgetError
 
@@ -30,8 +31,10 @@ class BudgetCheck:
     flash_budget_bytes: int
     ram_breakdown: dict[str, int]
     flash_breakdown: dict[str, int]
-    basis: str = (f"estimate: model data + {KERNEL_CODE_BYTES_PER_OP} B of kernel code per registered op; "
-                  "arena measured by the host TFLM")
+    basis: str = (
+        f"estimate: model data + {KERNEL_CODE_BYTES_PER_OP} B of kernel code per registered op; "
+        "arena measured by the host TFLM"
+    )
 
     @property
     def ram_fits(self) -> bool:
@@ -79,7 +82,9 @@ def _parts(parts: dict[str, int]) -> str:
     return " + ".join(f"{name} {value:,} B" for name, value in parts.items())
 
 
-def check_budget(profile: Any, *, arena_with_margin: int, input_bytes: int, model_flash_bytes: int, op_count: int) -> BudgetCheck:
+def check_budget(
+    profile: Any, *, arena_with_margin: int, input_bytes: int, model_flash_bytes: int, op_count: int
+) -> BudgetCheck:
     ram = {"arena incl. margin and I/O tensors": arena_with_margin, "input staging buffer": input_bytes}
     flash = {"model data": model_flash_bytes, "kernel code (estimate)": op_count * KERNEL_CODE_BYTES_PER_OP}
     return BudgetCheck(
@@ -99,8 +104,14 @@ def check_firmware(profile: Any, device: Any) -> BudgetCheck:
     model, application) and its RAM budget the RAM it may take (data, bss with the arena, stack):
     what the bootloader, RTOS and radio stack leave, as each profile's comments say.
     """
-    names = {"model": "model", "tflm_runtime": "TFLM runtime", "kernels": "kernels", "arena": "tensor arena",
-             "stack": "stack", "rest": "start-up, application and libc"}
+    names = {
+        "model": "model",
+        "tflm_runtime": "TFLM runtime",
+        "kernels": "kernels",
+        "arena": "tensor arena",
+        "stack": "stack",
+        "rest": "start-up, application and libc",
+    }
     flash = {names[k]: v for k, v in device.flash.items() if k in names and v}
     ram = {names[k]: v for k, v in device.ram.items() if k in names and v}
     return BudgetCheck(
@@ -114,7 +125,9 @@ def check_firmware(profile: Any, device: Any) -> BudgetCheck:
     )
 
 
-def refuse(profile_name: str, candidates: dict[str, BudgetCheck], biggest: str, notes: Sequence[str] = ()) -> BudgetError:
+def refuse(
+    profile_name: str, candidates: dict[str, BudgetCheck], biggest: str, notes: Sequence[str] = ()
+) -> BudgetError:
     """The error for a model none of whose builds fits, listing each build's figures."""
     details = "; ".join(f"{name}: {', '.join(check.shortfalls())}" for name, check in candidates.items())
     return BudgetError(

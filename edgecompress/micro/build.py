@@ -178,24 +178,45 @@ def build_micro(
     whole, whole_status = whole_firmware_possible(core, options)
 
     plain_arena = tflm.measure_arena(tflite_bytes)
-    plain = _Variant("uncompressed", tflite_bytes, plain_path, plain_arena,
-                     tflm.evaluate_tflm(tflite_bytes, eval_npz, plain_arena.with_margin_bytes), op_names)
+    plain = _Variant(
+        "uncompressed",
+        tflite_bytes,
+        plain_path,
+        plain_arena,
+        tflm.evaluate_tflm(tflite_bytes, eval_npz, plain_arena.with_margin_bytes),
+        op_names,
+    )
     litert = tflm.evaluate_litert(plain_path, eval_npz)
     io = tflm.model_io(tflm.open_interpreter(tflite_bytes, plain_arena.with_margin_bytes))
 
-    compressed, compression = (_compressed_variant(plain, profile, io, eval_npz, out_dir, name) if compress
-                               else (None, {"requested": False}))
+    compressed, compression = (
+        _compressed_variant(plain, profile, io, eval_npz, out_dir, name) if compress else (None, {"requested": False})
+    )
     variants = [v for v in (compressed, plain) if v is not None]
     order = _link_order(variants, profile, io, whole)
     candidates = {v.label: _candidate_dict(v) for v in variants}
     if not order:
         raise _refusal(out_dir, profile, {v.label: v.checked for v in variants}, candidates, compression, plain)
 
-    shipped, build, linked, flash = _ship_first_that_fits(order, profile, io, eval_npz, out_dir, name, core, options,
-                                                          whole, candidates, compression, plain)
+    shipped, build, linked, flash = _ship_first_that_fits(
+        order, profile, io, eval_npz, out_dir, name, core, options, whole, candidates, compression, plain
+    )
     _save_reference_outputs(shipped, build.directory)
-    result = _summary(name, profile, plain, compressed, shipped, litert, io, flash, compression, candidates, build, linked,
-                      whole_status)
+    result = _summary(
+        name,
+        profile,
+        plain,
+        compressed,
+        shipped,
+        litert,
+        io,
+        flash,
+        compression,
+        candidates,
+        build,
+        linked,
+        whole_status,
+    )
     _write_report(out_dir, result.to_dict())
     return result
 
@@ -205,16 +226,33 @@ def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool) ->
     A variant the estimate refuses is still linked when its model array alone fits the flash
     budget: the kernel code and arena figures are the uncertain part of the estimate."""
     for variant in variants:
-        variant.budget = budget_mod.check_budget(profile, arena_with_margin=variant.arena.with_margin_bytes,
-                                                 input_bytes=io.input.bytes, model_flash_bytes=len(variant.model),
-                                                 op_count=len(variant.op_names))
+        variant.budget = budget_mod.check_budget(
+            profile,
+            arena_with_margin=variant.arena.with_margin_bytes,
+            input_bytes=io.input.bytes,
+            model_flash_bytes=len(variant.model),
+            op_count=len(variant.op_names),
+        )
     return [v for v in variants if v.checked.fits] + (
-        [v for v in variants if not v.checked.fits and len(v.model) <= profile.flash_budget_bytes] if whole else [])
+        [v for v in variants if not v.checked.fits and len(v.model) <= profile.flash_budget_bytes] if whole else []
+    )
 
 
-def _summary(name: str, profile: Any, plain: _Variant, compressed: _Variant | None, shipped: _Variant, litert: Any,
-             io: Any, flash: dict[str, Any], compression: dict[str, Any], candidates: dict[str, Any], build: Any,
-             linked: Any, whole_status: str) -> MicroBuild:
+def _summary(
+    name: str,
+    profile: Any,
+    plain: _Variant,
+    compressed: _Variant | None,
+    shipped: _Variant,
+    litert: Any,
+    io: Any,
+    flash: dict[str, Any],
+    compression: dict[str, Any],
+    candidates: dict[str, Any],
+    build: Any,
+    linked: Any,
+    whole_status: str,
+) -> MicroBuild:
     """What was built and measured, for micro_build.json and the report."""
     macs = estimate.count_macs(shipped.model)
     return MicroBuild(
@@ -234,8 +272,7 @@ def _summary(name: str, profile: Any, plain: _Variant, compressed: _Variant | No
         compressed_bytes=len(compressed.model) if compressed else None,
         compression=compression,
         macs=macs,
-        latency=estimate.estimate_latency(macs["total"], profile=profile,
-                                          clock_mhz=profile.cpu.clock_mhz),
+        latency=estimate.estimate_latency(macs["total"], profile=profile, clock_mhz=profile.cpu.clock_mhz),
         budget=shipped.checked,
         candidates=candidates,
         firmware=build,
@@ -246,9 +283,20 @@ def _summary(name: str, profile: Any, plain: _Variant, compressed: _Variant | No
     )
 
 
-def _ship_first_that_fits(order: list[_Variant], profile: Any, io: Any, eval_npz: Path, out_dir: Path, name: str,
-                          core: Any, options: FirmwareOptions, whole: bool, candidates: dict[str, Any],
-                          compression: dict[str, Any], plain: _Variant) -> tuple[_Variant, Any, Any, dict[str, Any]]:
+def _ship_first_that_fits(
+    order: list[_Variant],
+    profile: Any,
+    io: Any,
+    eval_npz: Path,
+    out_dir: Path,
+    name: str,
+    core: Any,
+    options: FirmwareOptions,
+    whole: bool,
+    candidates: dict[str, Any],
+    compression: dict[str, Any],
+    plain: _Variant,
+) -> tuple[_Variant, Any, Any, dict[str, Any]]:
     """Write (and, when possible, link) each candidate in order; the first whose measured figures fit is shipped."""
     refused: dict[str, budget_mod.BudgetCheck] = {}
     for shipped in order:
@@ -258,10 +306,17 @@ def _ship_first_that_fits(order: list[_Variant], profile: Any, io: Any, eval_npz
             _write_project(shipped, profile, io, eval_npz, out_dir, name, arena=linked.arena)
         build = firmware.compile_firmware(build.directory, shipped.model, mcpu=firmware.cortex_m_cpu(profile))
         flash = _flash_figures(shipped, build, linked)
-        shipped.budget = (budget_mod.check_firmware(profile, linked.device) if linked is not None else
-                          budget_mod.check_budget(profile, arena_with_margin=shipped.arena.with_margin_bytes,
-                                                  input_bytes=io.input.bytes, model_flash_bytes=flash["used_for_budget"],
-                                                  op_count=len(shipped.op_names)))
+        shipped.budget = (
+            budget_mod.check_firmware(profile, linked.device)
+            if linked is not None
+            else budget_mod.check_budget(
+                profile,
+                arena_with_margin=shipped.arena.with_margin_bytes,
+                input_bytes=io.input.bytes,
+                model_flash_bytes=flash["used_for_budget"],
+                op_count=len(shipped.op_names),
+            )
+        )
         candidates[shipped.label] = _candidate_dict(shipped)
         if shipped.budget.fits:
             return shipped, build, linked, flash
@@ -290,11 +345,15 @@ def whole_firmware_possible(core: cores.Core | None, options: FirmwareOptions) -
         return False, "not requested"
     if core is None:
         if options.mode == "require":
-            raise ToolError("This profile's CPU is not a Cortex-M: edgecompress builds and emulates Cortex-M firmware "
-                            "only (no Xtensa or RISC-V toolchain or emulator here).",
-                            "Deploy without --target qemu; flash and latency stay estimates for this profile.")
-        return False, ("the profile's CPU is not a Cortex-M (no toolchain or emulator for it here): flash and "
-                       "latency are estimates")
+            raise ToolError(
+                "This profile's CPU is not a Cortex-M: edgecompress builds and emulates Cortex-M firmware "
+                "only (no Xtensa or RISC-V toolchain or emulator here).",
+                "Deploy without --target qemu; flash and latency stay estimates for this profile.",
+            )
+        return False, (
+            "the profile's CPU is not a Cortex-M (no toolchain or emulator for it here): flash and "
+            "latency are estimates"
+        )
     try:
         arm_tool("g++")
         try:
@@ -310,18 +369,38 @@ def whole_firmware_possible(core: cores.Core | None, options: FirmwareOptions) -
     return True, "built"
 
 
-def _link(directory: Path, shipped: _Variant, core: cores.Core, io: tflm.ModelIo, eval_npz: Path, options: FirmwareOptions,
-          profile: Any) -> image.WholeFirmware:
+def _link(
+    directory: Path,
+    shipped: _Variant,
+    core: cores.Core,
+    io: tflm.ModelIo,
+    eval_npz: Path,
+    options: FirmwareOptions,
+    profile: Any,
+) -> image.WholeFirmware:
     runner = tflm.runner_module()
     data = runner.EvalData(str(eval_npz))
     sample = image.quantized_bytes(data.head(1), io.input.dtype, io.input.scale, io.input.zero_point)
-    extra = {"input": io.input.to_dict(), "output": io.output.to_dict(), "clock_mhz": profile.cpu.clock_mhz,
-             "profile": profile.name, "model_bytes": len(shipped.model), "reference_scores": REFERENCE_OUTPUTS,
-             "shipped": shipped.label}
-    return image.build_firmware(directory, core=core, kernels=options.kernels, host_arena_bytes=shipped.arena.with_margin_bytes,
-                                probe=image.ProbeInput(sample, io.input.bytes, io.output.bytes, io.output.dtype),
-                                tflm_dir=options.tflm_dir, board=options.board, emulate=options.emulate,
-                                manifest_extra=extra)
+    extra = {
+        "input": io.input.to_dict(),
+        "output": io.output.to_dict(),
+        "clock_mhz": profile.cpu.clock_mhz,
+        "profile": profile.name,
+        "model_bytes": len(shipped.model),
+        "reference_scores": REFERENCE_OUTPUTS,
+        "shipped": shipped.label,
+    }
+    return image.build_firmware(
+        directory,
+        core=core,
+        kernels=options.kernels,
+        host_arena_bytes=shipped.arena.with_margin_bytes,
+        probe=image.ProbeInput(sample, io.input.bytes, io.output.bytes, io.output.dtype),
+        tflm_dir=options.tflm_dir,
+        board=options.board,
+        emulate=options.emulate,
+        manifest_extra=extra,
+    )
 
 
 #: TFLM Python's outputs for the shipped model on every eval sample, beside the firmware, so
@@ -330,7 +409,9 @@ REFERENCE_OUTPUTS = "tflm_python_outputs.npz"
 
 
 def _save_reference_outputs(shipped: _Variant, directory: Path) -> None:
-    np.savez(directory / REFERENCE_OUTPUTS, scores=shipped.run.scores.astype(np.float32), predicted=shipped.run.predicted)
+    np.savez(
+        directory / REFERENCE_OUTPUTS, scores=shipped.run.scores.astype(np.float32), predicted=shipped.run.predicted
+    )
 
 
 def _require_microcontroller(profile: Any) -> None:
@@ -342,8 +423,9 @@ def _require_microcontroller(profile: Any) -> None:
         )
 
 
-def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_npz: Path, out_dir: Path,
-                        name: str) -> tuple[_Variant | None, dict[str, Any]]:
+def _compressed_variant(
+    plain: _Variant, profile: Any, io: tflm.ModelIo, eval_npz: Path, out_dir: Path, name: str
+) -> tuple[_Variant | None, dict[str, Any]]:
     """LUT-compress what the RAM budget allows and keep it only if TFLM's outputs are unchanged.
 
     Decoded tensors live in the arena. When the largest one's decoded copy breaks the RAM
@@ -352,8 +434,13 @@ def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_np
     is left uncompressed, and so on down the list until the measured arena fits.
     """
     plan = lut.plan_lut(plain.model)
-    report: dict[str, Any] = {"requested": True, "plan": plan.to_dict(), "attempts": [], "kept_uncompressed_for_ram": [],
-                              "sliced_layers": []}
+    report: dict[str, Any] = {
+        "requested": True,
+        "plan": plan.to_dict(),
+        "attempts": [],
+        "kept_uncompressed_for_ram": [],
+        "sliced_layers": [],
+    }
     base = plain.model
     chosen = sorted(plan.chosen, key=lambda t: t.original_bytes)
     model, arena = b"", None
@@ -361,8 +448,14 @@ def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_np
         model = lut.apply_lut(base, chosen)
         arena = tflm.measure_arena(model)
         ram_needed = arena.with_margin_bytes + io.input.bytes
-        report["attempts"].append({"tensors": [t.name for t in chosen], "file_bytes": len(model),
-                                   "arena_with_margin": arena.with_margin_bytes, "ram_needed": ram_needed})
+        report["attempts"].append(
+            {
+                "tensors": [t.name for t in chosen],
+                "file_bytes": len(model),
+                "arena_with_margin": arena.with_margin_bytes,
+                "ram_needed": ram_needed,
+            }
+        )
         if ram_needed <= profile.model_memory_budget_bytes:
             break
         sliced = _slice_to_fit(base, chosen, profile, io, report)
@@ -371,21 +464,32 @@ def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_np
             break
         dropped = chosen.pop()
         report["kept_uncompressed_for_ram"].append(
-            {"name": dropped.name, "layer": dropped.layer, "decoded_bytes": dropped.original_bytes,
-             "why": f"with it compressed the build needs {ram_needed:,} B of RAM; the budget is {profile.model_memory_budget_bytes:,} B"})
+            {
+                "name": dropped.name,
+                "layer": dropped.layer,
+                "decoded_bytes": dropped.original_bytes,
+                "why": f"with it compressed the build needs {ram_needed:,} B of RAM; the budget is {profile.model_memory_budget_bytes:,} B",
+            }
+        )
     if not chosen or arena is None:
-        report["result"] = "not compressed: " + ("no tensor has few enough distinct values" if not plan.chosen
-                                                 else "no compressed tensor's decoded copy fits the RAM budget")
+        report["result"] = "not compressed: " + (
+            "no tensor has few enough distinct values"
+            if not plan.chosen
+            else "no compressed tensor's decoded copy fits the RAM budget"
+        )
         return None, report
     run = tflm.evaluate_tflm(model, eval_npz, arena.with_margin_bytes)
     comparison = tflm.compare_runs(plain.run, run)
     report["verification"] = {**comparison, "samples": int(len(run.scores))}
     if not comparison["identical_outputs"]:
-        report["result"] = "discarded: TFLM outputs changed after LUT compression (a decoding fault); shipping uncompressed"
+        report["result"] = (
+            "discarded: TFLM outputs changed after LUT compression (a decoding fault); shipping uncompressed"
+        )
         return None, report
     sliced_note = "".join(f", layer '{row['layer']}' in {row['slices']} slices" for row in report["sliced_layers"])
-    report["result"] = (f"compressed {len(chosen)} tensor(s){sliced_note}; TFLM outputs identical on all "
-                        f"{len(run.scores)} samples")
+    report["result"] = (
+        f"compressed {len(chosen)} tensor(s){sliced_note}; TFLM outputs identical on all {len(run.scores)} samples"
+    )
     report["compressed_tensors"] = [t.name for t in chosen]
     path = out_dir / f"{name}.lut.tflite"
     path.write_bytes(model)
@@ -396,8 +500,9 @@ def _compressed_variant(plain: _Variant, profile: Any, io: tflm.ModelIo, eval_np
 _SLICE_SHARE_OF_RAM = 0.25
 
 
-def _slice_to_fit(base: bytes, chosen: list[lut.LutTensor], profile: Any, io: tflm.ModelIo,
-                  report: dict[str, Any]) -> tuple[bytes, list[lut.LutTensor], bytes, tflm.ArenaMeasurement] | None:
+def _slice_to_fit(
+    base: bytes, chosen: list[lut.LutTensor], profile: Any, io: tflm.ModelIo, report: dict[str, Any]
+) -> tuple[bytes, list[lut.LutTensor], bytes, tflm.ArenaMeasurement] | None:
     """Split the largest chosen tensor's Dense layer until its compressed model fits the RAM budget."""
     largest = chosen[-1]
     units = slicing.sliceable(base, largest.name)
@@ -405,19 +510,30 @@ def _slice_to_fit(base: bytes, chosen: list[lut.LutTensor], profile: Any, io: tf
         return None
     budget = profile.model_memory_budget_bytes
     slices = 2
-    while largest.original_bytes / slices > budget * _SLICE_SHARE_OF_RAM and slices * 2 <= min(units, slicing.MAX_SLICES):
+    while largest.original_bytes / slices > budget * _SLICE_SHARE_OF_RAM and slices * 2 <= min(
+        units, slicing.MAX_SLICES
+    ):
         slices *= 2
     others = {t.name for t in chosen[:-1]}
     while slices <= min(units, slicing.MAX_SLICES) and units % slices == 0:
         candidate, layer = slicing.slice_dense(base, largest.name, slices)
         plan = lut.plan_lut(candidate)
-        picked = sorted((t for t in plan.chosen if t.name in others or t.name.startswith(largest.name + "/slice")),
-                        key=lambda t: t.original_bytes)
+        picked = sorted(
+            (t for t in plan.chosen if t.name in others or t.name.startswith(largest.name + "/slice")),
+            key=lambda t: t.original_bytes,
+        )
         model = lut.apply_lut(candidate, picked)
         arena = tflm.measure_arena(model)
         ram_needed = arena.with_margin_bytes + io.input.bytes
-        report["attempts"].append({"tensors": [t.name for t in picked], "sliced": layer.to_dict(), "file_bytes": len(model),
-                                   "arena_with_margin": arena.with_margin_bytes, "ram_needed": ram_needed})
+        report["attempts"].append(
+            {
+                "tensors": [t.name for t in picked],
+                "sliced": layer.to_dict(),
+                "file_bytes": len(model),
+                "arena_with_margin": arena.with_margin_bytes,
+                "ram_needed": ram_needed,
+            }
+        )
         if ram_needed <= budget:
             report["sliced_layers"].append(layer.to_dict())
             return candidate, picked, model, arena
@@ -435,8 +551,15 @@ def _candidate_dict(variant: _Variant) -> dict[str, Any]:
     }
 
 
-def _write_project(shipped: _Variant, profile: Any, io: tflm.ModelIo, eval_npz: Path, out_dir: Path, name: str,
-                   arena: dict[str, Any] | None = None) -> firmware.FirmwareBuild:
+def _write_project(
+    shipped: _Variant,
+    profile: Any,
+    io: tflm.ModelIo,
+    eval_npz: Path,
+    out_dir: Path,
+    name: str,
+    arena: dict[str, Any] | None = None,
+) -> firmware.FirmwareBuild:
     """Fill the templates; `arena` (the 32-bit figures from the linked firmware) replaces the host figure."""
     runner = tflm.runner_module()
     data = runner.EvalData(str(eval_npz))
@@ -444,65 +567,114 @@ def _write_project(shipped: _Variant, profile: Any, io: tflm.ModelIo, eval_npz: 
     n_classes = max(len(data.class_names), 2 if io.output.elements == 1 else io.output.elements)
     class_names = [data.class_names[i] if i < len(data.class_names) else str(i) for i in range(n_classes)]
     if arena is not None and arena.get("measured_32bit_bytes"):
-        minimum, size, note = arena["smallest_working_bytes"], arena["size_bytes"], "measured on the emulated 32-bit core"
+        minimum, size, note = (
+            arena["smallest_working_bytes"],
+            arena["size_bytes"],
+            "measured on the emulated 32-bit core",
+        )
     else:
-        minimum, size, note = shipped.arena.minimum_bytes, shipped.arena.with_margin_bytes, f"measured in the TFLM interpreter ({tflm.tflm_version()}, 64-bit host)"
+        minimum, size, note = (
+            shipped.arena.minimum_bytes,
+            shipped.arena.with_margin_bytes,
+            f"measured in the TFLM interpreter ({tflm.tflm_version()}, 64-bit host)",
+        )
     inputs = firmware.FirmwareInputs(
-        name=name, profile_name=profile.name, model=shipped.model, model_file=shipped.path.name, io=io,
-        op_names=shipped.op_names, arena_minimum=minimum, arena_bytes=size, arena_note=note,
-        sample_input=np.asarray(sample), sample_label=int(data.y[0]), class_names=class_names,
-        output_kind=data.output_kind, binary_threshold=float(runner.BINARY_THRESHOLDS[data.output_kind]),
+        name=name,
+        profile_name=profile.name,
+        model=shipped.model,
+        model_file=shipped.path.name,
+        io=io,
+        op_names=shipped.op_names,
+        arena_minimum=minimum,
+        arena_bytes=size,
+        arena_note=note,
+        sample_input=np.asarray(sample),
+        sample_label=int(data.y[0]),
+        class_names=class_names,
+        output_kind=data.output_kind,
+        binary_threshold=float(runner.BINARY_THRESHOLDS[data.output_kind]),
     )
     return firmware.FirmwareBuild(firmware.write_firmware(inputs, out_dir / "firmware"))
 
 
-def _flash_figures(shipped: _Variant, build: firmware.FirmwareBuild, linked: image.WholeFirmware | None) -> dict[str, Any]:
+def _flash_figures(
+    shipped: _Variant, build: firmware.FirmwareBuild, linked: image.WholeFirmware | None
+) -> dict[str, Any]:
     """Flash: the whole linked firmware when built, else the compiled model object (Cortex-M, else host)."""
     figures: dict[str, Any] = {"model_array": len(shipped.model)}
     if linked is not None:
-        figures.update({"used_for_budget": linked.device.flash_bytes, "model_in_elf": linked.device.flash["model"],
-                        "itemised": linked.device.flash, "source": f"linked firmware.elf ({linked.core.family}, "
-                        f"{linked.kernels} kernels): text + rodata + data"})
+        figures.update(
+            {
+                "used_for_budget": linked.device.flash_bytes,
+                "model_in_elf": linked.device.flash["model"],
+                "itemised": linked.device.flash,
+                "source": f"linked firmware.elf ({linked.core.family}, {linked.kernels} kernels): text + rodata + data",
+            }
+        )
         return figures
     model_objects = [o for o in build.objects if o.unit == firmware.COMPILED_UNITS[0]]
     for obj in model_objects:
         figures[f"object_{obj.target}"] = obj.flash_bytes
     source = next((o for o in model_objects if o.target != "host"), None) or build.object_for("host")
     figures["used_for_budget"] = source.flash_bytes if source else len(shipped.model)
-    figures["source"] = f"size of the compiled model_data.o ({source.target})" if source else "model array length (no compiler)"
+    figures["source"] = (
+        f"size of the compiled model_data.o ({source.target})" if source else "model array length (no compiler)"
+    )
     return figures
 
 
-def _refusal(out_dir: Path, profile: Any, checks: dict[str, budget_mod.BudgetCheck], candidates: dict[str, Any],
-             compression: dict[str, Any], plain: _Variant) -> Exception:
+def _refusal(
+    out_dir: Path,
+    profile: Any,
+    checks: dict[str, budget_mod.BudgetCheck],
+    candidates: dict[str, Any],
+    compression: dict[str, Any],
+    plain: _Variant,
+) -> Exception:
     """Write the refused build's figures to the report file and return the BudgetError to raise."""
-    _write_report(out_dir, {"profile": profile.name, "refused": True, "candidates": candidates, "compression": compression})
+    _write_report(
+        out_dir, {"profile": profile.name, "refused": True, "candidates": candidates, "compression": compression}
+    )
     return budget_mod.refuse(profile.name, checks, _biggest_contributor(plain), _ram_notes(compression))
 
 
 def _biggest_contributor(plain: _Variant) -> str:
     largest = (stored_constants(plain.model) or [{"layer": "-", "tensor": "-", "bytes": 0}])[0]
-    return (f"in flash, layer '{largest['layer']}' ({largest['tensor']}) holds {largest['bytes']:,} of the model's "
-            f"{len(plain.model):,} bytes; in RAM, the tensor arena needs {plain.arena.with_margin_bytes:,} B with margin")
+    return (
+        f"in flash, layer '{largest['layer']}' ({largest['tensor']}) holds {largest['bytes']:,} of the model's "
+        f"{len(plain.model):,} bytes; in RAM, the tensor arena needs {plain.arena.with_margin_bytes:,} B with margin"
+    )
 
 
 def _ram_notes(compression: dict[str, Any]) -> list[str]:
     """Why layers that LUT compression could shrink stayed uncompressed: their decoded copy needs RAM."""
-    return [f"Layer '{row['layer']}' was left uncompressed: TFLM decodes it into {row['decoded_bytes']:,} B of arena, "
-            f"and {row['why']}." for row in compression.get("kept_uncompressed_for_ram", [])]
+    return [
+        f"Layer '{row['layer']}' was left uncompressed: TFLM decodes it into {row['decoded_bytes']:,} B of arena, "
+        f"and {row['why']}."
+        for row in compression.get("kept_uncompressed_for_ram", [])
+    ]
 
 
-def _notes(shipped: _Variant, compressed: _Variant | None, compression: dict[str, Any], linked: image.WholeFirmware | None,
-           whole_status: str) -> list[str]:
-    notes = ["latency_estimate is from the MAC count; the emulated board (--target qemu) counts instructions",
-             *_ram_notes(compression)]
+def _notes(
+    shipped: _Variant,
+    compressed: _Variant | None,
+    compression: dict[str, Any],
+    linked: image.WholeFirmware | None,
+    whole_status: str,
+) -> list[str]:
+    notes = [
+        "latency_estimate is from the MAC count; the emulated board (--target qemu) counts instructions",
+        *_ram_notes(compression),
+    ]
     if linked is None:
         notes.append(f"flash and RAM are estimates ({whole_status})")
     else:
         notes.extend(linked.notes)
     if compressed is not None and shipped is compressed:
-        notes.append("LiteRT cannot run TFLM's DECODE op, so LiteRT accuracy is for the uncompressed file; "
-                     "the compressed file's TFLM outputs were checked identical to it on every sample")
+        notes.append(
+            "LiteRT cannot run TFLM's DECODE op, so LiteRT accuracy is for the uncompressed file; "
+            "the compressed file's TFLM outputs were checked identical to it on every sample"
+        )
     return notes
 
 

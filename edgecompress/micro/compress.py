@@ -88,22 +88,45 @@ def plan_lut(tflite_bytes: bytes, max_index_bits: int = MAX_INDEX_BITS) -> LutPl
                 continue
             name, layer = tensor.name or f"tensor {tensor_index}", layer_of(consumers[tensor_index])
             if constant_inputs.find_uses(subgraph, tensor):
-                plan.skipped.append({"name": name, "layer": layer, "reason": "a kernel reads it as a constant while preparing"})
+                plan.skipped.append(
+                    {"name": name, "layer": layer, "reason": "a kernel reads it as a constant while preparing"}
+                )
                 continue
             axis = _table_axis(tensor, values)
             if axis == "unsupported":
-                plan.skipped.append({"name": name, "layer": layer, "reason": "quantized along an axis TFLM's DECODE cannot split tables on"})
+                plan.skipped.append(
+                    {
+                        "name": name,
+                        "layer": layer,
+                        "reason": "quantized along an axis TFLM's DECODE cannot split tables on",
+                    }
+                )
                 continue
             assert not isinstance(axis, str)
             unique = _max_unique(values, axis)
             bits = max(1, math.ceil(math.log2(unique)))
             candidate = LutTensor(
-                subgraph_index, tensor_index, name, layer, tuple(int(d) for d in values.shape), values.dtype.name,
-                unique, 1 if axis is None else int(values.shape[axis]), axis, bits, tensor_bytes(tensor),
+                subgraph_index,
+                tensor_index,
+                name,
+                layer,
+                tuple(int(d) for d in values.shape),
+                values.dtype.name,
+                unique,
+                1 if axis is None else int(values.shape[axis]),
+                axis,
+                bits,
+                tensor_bytes(tensor),
                 _compressed_size(values, axis, bits, unique),
             )
             if bits > max_index_bits:
-                plan.skipped.append({"name": name, "layer": layer, "reason": f"{unique} distinct values need {bits}-bit indices (limit {max_index_bits})"})
+                plan.skipped.append(
+                    {
+                        "name": name,
+                        "layer": layer,
+                        "reason": f"{unique} distinct values need {bits}-bit indices (limit {max_index_bits})",
+                    }
+                )
             elif candidate.compressed_bytes >= candidate.original_bytes:
                 plan.skipped.append({"name": name, "layer": layer, "reason": "value tables would outweigh the saving"})
             else:

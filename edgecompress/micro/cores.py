@@ -40,15 +40,48 @@ _MIB = 1 << 20
 
 #: QEMU machines with a Cortex-M CPU that run bare-metal firmware with semihosting.
 BOARDS: dict[str, Board] = {
-    "mps2-an386": Board("mps2-an386", "cortex-m4", "Arm MPS2 FPGA board, AN386 image (Cortex-M4 with FPU)",
-                        0x0000_0000, 4 * _MIB, 0x2000_0000, 4 * _MIB, 25_000_000),
-    "mps2-an500": Board("mps2-an500", "cortex-m7", "Arm MPS2 FPGA board, AN500 image (Cortex-M7 with FPU)",
-                        0x0000_0000, 4 * _MIB, 0x2000_0000, 4 * _MIB, 25_000_000),
-    "mps2-an385": Board("mps2-an385", "cortex-m3", "Arm MPS2 FPGA board, AN385 image (Cortex-M3)",
-                        0x0000_0000, 4 * _MIB, 0x2000_0000, 4 * _MIB, 25_000_000),
-    "mps3-an547": Board("mps3-an547", "cortex-m55", "Arm MPS3 FPGA board, AN547 image (Cortex-M55 with MVE)",
-                        0x0000_0000, 512 * 1024, 0x2100_0000, 4 * _MIB, 32_000_000),
+    "mps2-an386": Board(
+        "mps2-an386",
+        "cortex-m4",
+        "Arm MPS2 FPGA board, AN386 image (Cortex-M4 with FPU)",
+        0x0000_0000,
+        4 * _MIB,
+        0x2000_0000,
+        4 * _MIB,
+        25_000_000,
+    ),
+    "mps2-an500": Board(
+        "mps2-an500",
+        "cortex-m7",
+        "Arm MPS2 FPGA board, AN500 image (Cortex-M7 with FPU)",
+        0x0000_0000,
+        4 * _MIB,
+        0x2000_0000,
+        4 * _MIB,
+        25_000_000,
+    ),
+    "mps2-an385": Board(
+        "mps2-an385",
+        "cortex-m3",
+        "Arm MPS2 FPGA board, AN385 image (Cortex-M3)",
+        0x0000_0000,
+        4 * _MIB,
+        0x2000_0000,
+        4 * _MIB,
+        25_000_000,
+    ),
+    "mps3-an547": Board(
+        "mps3-an547",
+        "cortex-m55",
+        "Arm MPS3 FPGA board, AN547 image (Cortex-M55 with MVE)",
+        0x0000_0000,
+        512 * 1024,
+        0x2100_0000,
+        4 * _MIB,
+        32_000_000,
+    ),
 }
+
 
 def profile_core(profile: object) -> Core | None:
     """The Cortex-M core of a profile (its `cpu.core`), or None for a core that is not a Cortex-M (Xtensa)."""
@@ -61,18 +94,22 @@ def board_for(core: Core, requested: str | None = None) -> Board:
     if requested is not None:
         board = BOARDS.get(requested)
         if board is None:
-            raise ProfileError(f"There is no emulated board called '{requested}'.",
-                               f"Use one of: {', '.join(sorted(BOARDS))} (e.g. --target qemu:mps2-an386).")
+            raise ProfileError(
+                f"There is no emulated board called '{requested}'.",
+                f"Use one of: {', '.join(sorted(BOARDS))} (e.g. --target qemu:mps2-an386).",
+            )
         if board.core != core.mcpu:
             raise ProfileError(
                 f"Board '{requested}' emulates a {board.core}, but the profile's core is a {core.mcpu}: the "
                 "firmware would be measured on the wrong CPU.",
-                f"Use --target qemu (it picks {core.qemu_board or 'the matching board'}) or a board with a {core.mcpu}.")
+                f"Use --target qemu (it picks {core.qemu_board or 'the matching board'}) or a board with a {core.mcpu}.",
+            )
         return board
     if core.qemu_board is None:
         raise ProfileError(
             f"No emulated board in qemu-system-arm has a {core.family}; the firmware can be built but not run here.",
-            "Deploy without --target qemu (the latency stays an estimate), or run the firmware on your own board.")
+            "Deploy without --target qemu (the latency stays an estimate), or run the firmware on your own board.",
+        )
     return BOARDS[core.qemu_board]
 
 

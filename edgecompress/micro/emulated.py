@@ -53,6 +53,6 @@ def firmware_artifact(run_dir: Path, micro: dict[str, Any] | None) -> dict[str, 
         "name": "tflm-firmware",
         "kind": "int8",
         "description": f"TFLite Micro firmware for {core} ({kernels} kernels), {micro.get('shipped', '')} model: "
-                       "flash image of firmware.elf",
+        "flash image of firmware.elf",
         "path": path,
     }

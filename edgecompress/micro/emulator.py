@@ -56,10 +56,15 @@ class Calibration:
         return 2.0 * (self.long_iterations - self.short_iterations) / ticks if ticks > 0 else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"short_iterations": self.short_iterations, "short_ticks": self.short_ticks,
-                "long_iterations": self.long_iterations, "long_ticks": self.long_ticks,
-                "instructions_per_iteration": 2, "systick_hz": self.systick_hz,
-                "instructions_per_tick": round(self.instructions_per_tick, 6)}
+        return {
+            "short_iterations": self.short_iterations,
+            "short_ticks": self.short_ticks,
+            "long_iterations": self.long_iterations,
+            "long_ticks": self.long_ticks,
+            "instructions_per_iteration": 2,
+            "systick_hz": self.systick_hz,
+            "instructions_per_tick": round(self.instructions_per_tick, 6),
+        }
 
 
 @dataclass
@@ -85,8 +90,18 @@ class EmulatorRun:
         return self.ticks.astype(np.float64) * self.calibration.instructions_per_tick
 
 
-def run_firmware(elf: Path, board: Board, inputs: bytes, *, input_bytes: int, output_bytes: int, output_dtype: str,
-                 workdir: Path, timeout_s: float | None = None, instructions_hint: float | None = None) -> EmulatorRun:
+def run_firmware(
+    elf: Path,
+    board: Board,
+    inputs: bytes,
+    *,
+    input_bytes: int,
+    output_bytes: int,
+    output_dtype: str,
+    workdir: Path,
+    timeout_s: float | None = None,
+    instructions_hint: float | None = None,
+) -> EmulatorRun:
     """Run `elf` on `board` over `inputs` (samples back to back) and return the outputs and counts.
 
     `instructions_hint` (instructions per inference, if known) sizes the timeout; the
@@ -94,15 +109,31 @@ def run_firmware(elf: Path, board: Board, inputs: bytes, *, input_bytes: int, ou
     """
     qemu = qemu_system()
     if input_bytes <= 0 or len(inputs) % input_bytes:
-        raise TargetError(f"{len(inputs)} input bytes are not a whole number of {input_bytes}-byte samples.",
-                          "Quantize the evaluation set with the model's input tensor.")
+        raise TargetError(
+            f"{len(inputs)} input bytes are not a whole number of {input_bytes}-byte samples.",
+            "Quantize the evaluation set with the model's input tensor.",
+        )
     samples = len(inputs) // input_bytes
     workdir.mkdir(parents=True, exist_ok=True)
     for name in (OUTPUTS, TICKS):
         (workdir / name).unlink(missing_ok=True)
     (workdir / INPUTS).write_bytes(inputs)
-    command = [qemu, "-M", board.name, "-nographic", "-monitor", "none", "-serial", "null",
-               "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf.resolve())]
+    command = [
+        qemu,
+        "-M",
+        board.name,
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "null",
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-icount",
+        "shift=0",
+        "-kernel",
+        str(elf.resolve()),
+    ]
     limit = _timeout(samples, timeout_s, instructions_hint)
     started = time.monotonic()
     console, returncode = _run_killable(command, workdir, limit, board)
@@ -113,20 +144,38 @@ def run_firmware(elf: Path, board: Board, inputs: bytes, *, input_bytes: int, ou
     outputs = np.frombuffer((workdir / OUTPUTS).read_bytes(), dtype=np.dtype(output_dtype))
     ticks = np.frombuffer((workdir / TICKS).read_bytes(), dtype="<u4")
     done = facts["done"][0]
-    if int(done["samples"]) != samples or ticks.size != samples or outputs.size * outputs.itemsize != samples * output_bytes:
+    if (
+        int(done["samples"]) != samples
+        or ticks.size != samples
+        or outputs.size * outputs.itemsize != samples * output_bytes
+    ):
         raise TargetError(
             f"The firmware on {board.name} reported {done['samples']} samples, wrote {ticks.size} timings and "
             f"{outputs.size * outputs.itemsize} output bytes for {samples} inputs: its files cannot be trusted.",
-            f"Look at the console in {workdir} and re-run.")
+            f"Look at the console in {workdir} and re-run.",
+        )
     calibration = facts["calibration"][0]
     setup = facts["setup"][0]
     return EmulatorRun(
-        board=board.name, command=command, samples=samples, outputs=outputs.reshape(samples, -1), ticks=ticks.copy(),
-        calibration=Calibration(int(calibration["short_iterations"]), int(calibration["short_ticks"]),
-                                int(calibration["long_iterations"]), int(calibration["long_ticks"]),
-                                int(calibration["systick_hz"])),
-        arena_used=int(done["arena_used"]), arena_size=int(setup["arena_size"]), stack_peak=int(done["stack_peak"]),
-        stack_reserved=int(done["stack_reserved"]), events=_events(facts.get("event", [])), console=console, seconds=seconds,
+        board=board.name,
+        command=command,
+        samples=samples,
+        outputs=outputs.reshape(samples, -1),
+        ticks=ticks.copy(),
+        calibration=Calibration(
+            int(calibration["short_iterations"]),
+            int(calibration["short_ticks"]),
+            int(calibration["long_iterations"]),
+            int(calibration["long_ticks"]),
+            int(calibration["systick_hz"]),
+        ),
+        arena_used=int(done["arena_used"]),
+        arena_size=int(setup["arena_size"]),
+        stack_peak=int(done["stack_peak"]),
+        stack_reserved=int(done["stack_reserved"]),
+        events=_events(facts.get("event", [])),
+        console=console,
+        seconds=seconds,
     )
 
 
@@ -146,8 +195,15 @@ def _events(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     events = []
     for row in rows:
         total = (int(row["ticks_total_hi"]) << 32) | int(row["ticks_total_lo"])
-        events.append({"index": int(row["index"]), "depth": int(row["depth"]), "tag": row["tag"],
-                       "ticks_total": total, "samples": int(row["samples"])})
+        events.append(
+            {
+                "index": int(row["index"]),
+                "depth": int(row["depth"]),
+                "tag": row["tag"],
+                "ticks_total": total,
+                "samples": int(row["samples"]),
+            }
+        )
     return events
 
 
@@ -158,8 +214,14 @@ def _timeout(samples: int, timeout_s: float | None, instructions_hint: float | N
 
 def _run_killable(command: list[str], workdir: Path, timeout_s: float, board: Board) -> tuple[str, int]:
     """Run QEMU in its own process group; on timeout the whole group is killed."""
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         output, _ = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -188,7 +250,9 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def _failure(board: Board, facts: dict[str, Any], console: str, returncode: int, command: list[str], workdir: Path) -> TargetError:
+def _failure(
+    board: Board, facts: dict[str, Any], console: str, returncode: int, command: list[str], workdir: Path
+) -> TargetError:
     error = (facts.get("error") or [{}])[0]
     if error.get("error") == "fault" or "Lockup" in console:
         what = f"the firmware crashed (CPU exception {error.get('exception', '?')})"
@@ -198,8 +262,10 @@ def _failure(board: Board, facts: dict[str, Any], console: str, returncode: int,
         what = f"the firmware stopped with error '{error.get('error')}'"
     else:
         what = f"QEMU exited with code {returncode} before the firmware finished"
-    return TargetError(f"On the emulated {board.name}, {what}.{_tail(console)}",
-                       f"Re-run it by hand in {workdir}: {shlex.join(command)}")
+    return TargetError(
+        f"On the emulated {board.name}, {what}.{_tail(console)}",
+        f"Re-run it by hand in {workdir}: {shlex.join(command)}",
+    )
 
 
 def _tail(text: str) -> str:

@@ -100,8 +100,10 @@ def estimate_latency(macs: int, *, profile: object, clock_mhz: int) -> LatencyEs
 # --------------------------------------------------------------------------- from emulated instructions
 
 EMULATED_LABEL = "instructions executed on an emulated {core} (QEMU {board}, -icount shift=0)"
-TIME_FROM_INSTRUCTIONS_LABEL = ("estimate: instructions on the emulated core x an assumed cycles-per-instruction / the "
-                                "profile's clock (QEMU counts instructions, not cycles)")
+TIME_FROM_INSTRUCTIONS_LABEL = (
+    "estimate: instructions on the emulated core x an assumed cycles-per-instruction / the "
+    "profile's clock (QEMU counts instructions, not cycles)"
+)
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,11 @@ class CpiAssumption:
 #: model pipelines, caches or wait states, so this is the one stated assumption in the figure.
 CPI_ASSUMPTIONS: dict[str, CpiAssumption] = {
     "cortex-m7": CpiAssumption(0.8, "Cortex-M7 dual-issue pipeline, code and data in TCM / cache hits"),
-    "cortex-m4": CpiAssumption(1.3, "Cortex-M4 single issue: most instructions 1 cycle, loads 2, taken branches 2-4; "
-                                    "zero flash wait states (flash cache hits)"),
+    "cortex-m4": CpiAssumption(
+        1.3,
+        "Cortex-M4 single issue: most instructions 1 cycle, loads 2, taken branches 2-4; "
+        "zero flash wait states (flash cache hits)",
+    ),
     "cortex-m55": CpiAssumption(1.0, "Cortex-M55 scalar code, TCM"),
     "cortex-m33": CpiAssumption(1.25, "Cortex-M33 single issue, zero wait states"),
     "cortex-m3": CpiAssumption(1.3, "Cortex-M3 single issue, zero wait states"),

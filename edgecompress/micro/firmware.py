@@ -31,8 +31,16 @@ from edgecompress.resources import bundled_dir
 TEMPLATE_FILES = ("model_data.h.in", "model_data.cc.in", "sample_input.cc.in", "op_resolver.h.in", "main.cc.in")
 #: Units compiled here; the first is the model, whose object size is the model's flash figure.
 COMPILED_UNITS = ("model_data.cc", "sample_input.cc")
-STATIC_FILES = ("model_data_check.cc", "README.md", "startup_cortex_m.c", "cortex_m.ld.in", "semihosting.h",
-                "semihosting.c", "systick_time.cc", "emulator_main.cc")
+STATIC_FILES = (
+    "model_data_check.cc",
+    "README.md",
+    "startup_cortex_m.c",
+    "cortex_m.ld.in",
+    "semihosting.h",
+    "semihosting.c",
+    "systick_time.cc",
+    "emulator_main.cc",
+)
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
 #: Non-Arm profiles still get a Cortex-M object: the model array's size is the same on any
 #: 32-bit target, and it proves the unit builds freestanding.
@@ -137,7 +145,7 @@ def _byte_array(data: bytes, per_line: int = 16) -> str:
     lines = []
     for start in range(0, len(data), per_line):
         chunk = hexed[2 * start : 2 * (start + per_line)]
-        lines.append("  " + ", ".join(f"0x{chunk[i:i + 2]}" for i in range(0, len(chunk), 2)) + ",")
+        lines.append("  " + ", ".join(f"0x{chunk[i : i + 2]}" for i in range(0, len(chunk), 2)) + ",")
     return "\n".join(lines)
 
 
@@ -211,7 +219,9 @@ def compile_firmware(directory: Path, model: bytes, *, mcpu: str) -> FirmwareBui
     if arm is None:
         build.not_compiled[mcpu] = "no arm-none-eabi-g++ on PATH (Debian: apt-get install gcc-arm-none-eabi)"
     else:
-        build.objects += [_compile(arm, mcpu, directory, (f"-mcpu={mcpu}", *_ARM_FLAGS), unit) for unit in COMPILED_UNITS]
+        build.objects += [
+            _compile(arm, mcpu, directory, (f"-mcpu={mcpu}", *_ARM_FLAGS), unit) for unit in COMPILED_UNITS
+        ]
     return build
 
 
@@ -238,7 +248,10 @@ def _section_sizes(compiler: str, obj: Path) -> tuple[int, int, int]:
 def _run_host_check(compiler: str, directory: Path, model: bytes) -> dict[str, Any]:
     out = directory / "build" / "host"
     exe, copy = out / "model_data_check", out / "model_copy.tflite"
-    _run([compiler, *_COMPILE_FLAGS, "model_data_check.cc", *COMPILED_UNITS, "-o", str(exe.relative_to(directory))], directory)
+    _run(
+        [compiler, *_COMPILE_FLAGS, "model_data_check.cc", *COMPILED_UNITS, "-o", str(exe.relative_to(directory))],
+        directory,
+    )
     report = json.loads(_run([str(exe), str(copy)], directory))
     report["array_matches_tflite"] = copy.read_bytes() == bytes(model)
     copy.unlink()
@@ -248,7 +261,9 @@ def _run_host_check(compiler: str, directory: Path, model: bytes) -> dict[str, A
 def _run(command: list[str], cwd: Path) -> str:
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed in {cwd} (exit {result.returncode}):\n{result.stderr or result.stdout}")
+        raise RuntimeError(
+            f"{' '.join(command)} failed in {cwd} (exit {result.returncode}):\n{result.stderr or result.stdout}"
+        )
     return result.stdout
 
 

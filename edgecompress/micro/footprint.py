@@ -49,11 +49,21 @@ class Footprint:
         return self.ram["total"]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"elf": self.elf, "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "flash": self.flash,
-                "ram": self.ram, "sections": self.sections, "arena_bytes": self.arena_bytes,
-                "stack_bytes": self.stack_bytes, "notes": self.notes,
-                "definitions": {"flash": "text + rodata + data (initial values) of the linked ELF",
-                                "ram": "data + bss (including the tensor arena) + the stack the linker script reserves"}}
+        return {
+            "elf": self.elf,
+            "flash_bytes": self.flash_bytes,
+            "ram_bytes": self.ram_bytes,
+            "flash": self.flash,
+            "ram": self.ram,
+            "sections": self.sections,
+            "arena_bytes": self.arena_bytes,
+            "stack_bytes": self.stack_bytes,
+            "notes": self.notes,
+            "definitions": {
+                "flash": "text + rodata + data (initial values) of the linked ELF",
+                "ram": "data + bss (including the tensor arena) + the stack the linker script reserves",
+            },
+        }
 
 
 def measure(elf: Path, map_file: Path, origins: dict[str, str]) -> Footprint:
@@ -85,7 +95,9 @@ def measure(elf: Path, map_file: Path, origins: dict[str, str]) -> Footprint:
     return Footprint(str(elf), sections, flash, ram, arena, sections.get(".stack", 0), notes)
 
 
-def _merged_strings_scaled(rows: list[tuple[str, str, int, str]], sections: dict[str, int]) -> list[tuple[str, str, float]]:
+def _merged_strings_scaled(
+    rows: list[tuple[str, str, int, str]], sections: dict[str, int]
+) -> list[tuple[str, str, float]]:
     """The map lists string sections before the linker merges duplicates: shrink them to what was kept.
 
     Each object's mergeable strings (`.rodata.*.str1.*`) are scaled by the same factor, so
@@ -167,7 +179,7 @@ def map_contributions(map_file: Path) -> list[tuple[str, str, int, str]]:
     except StopIteration:
         return []
     output, pending, rows = "", None, []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.startswith("Cross Reference Table"):
             break
         if line and not line.startswith(" "):

@@ -8,8 +8,9 @@ graph through the editor that TFLM's compression tool itself uses.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -23,10 +23,11 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from edgecompress.errors import ToolError
 from edgecompress.micro.tflm_make import BuildRecipe
@@ -42,14 +43,50 @@ _MAX_ROUNDS = 25
 #: Runtime libraries the link pulls in after the objects; their symbols need no TFLM source.
 _RUNTIME_LIBRARIES = ("libc_nano.a", "libm.a", "libgcc.a", "libstdc++_nano.a", "libsupc++_nano.a", "libnosys.a")
 #: Namespaces of TFLM, CMSIS and the C++ library: a qualified name whose parent is one of these is a free function.
-_NAMESPACES = {"tflite", "ops", "micro", "reference_ops", "reference_integer_ops", "optimized_ops", "internal", "testing",
-               "micro_profiler", "tflm_signal", "flatbuffers", "gemmlowp", "ruy", "std", "(anonymous namespace)",
-               "decode", "cmsis_nn", "tensor_utils", "portable_tensor_utils"}
+_NAMESPACES = {
+    "tflite",
+    "ops",
+    "micro",
+    "reference_ops",
+    "reference_integer_ops",
+    "optimized_ops",
+    "internal",
+    "testing",
+    "micro_profiler",
+    "tflm_signal",
+    "flatbuffers",
+    "gemmlowp",
+    "ruy",
+    "std",
+    "(anonymous namespace)",
+    "decode",
+    "cmsis_nn",
+    "tensor_utils",
+    "portable_tensor_utils",
+}
 #: Symbols the linker script (firmware/tflm/cortex_m.ld.in) defines.
-LINKER_SCRIPT_SYMBOLS = frozenset({"__data_load", "__data_start", "__data_end", "__bss_start", "__bss_end", "__stack_bottom",
-                                   "__stack_top", "end", "__exidx_start", "__exidx_end", "__preinit_array_start",
-                                   "__preinit_array_end", "__init_array_start", "__init_array_end", "__fini_array_start",
-                                   "__fini_array_end", "__edgecompress_arena_start", "__edgecompress_arena_end"})
+LINKER_SCRIPT_SYMBOLS = frozenset(
+    {
+        "__data_load",
+        "__data_start",
+        "__data_end",
+        "__bss_start",
+        "__bss_end",
+        "__stack_bottom",
+        "__stack_top",
+        "end",
+        "__exidx_start",
+        "__exidx_end",
+        "__preinit_array_start",
+        "__preinit_array_end",
+        "__init_array_start",
+        "__init_array_end",
+        "__fini_array_start",
+        "__fini_array_end",
+        "__edgecompress_arena_start",
+        "__edgecompress_arena_end",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -106,13 +143,18 @@ class Builder:
     def __init__(self, tree: TflmTree, recipe: BuildRecipe, cache: Path | None = None) -> None:
         self.tree, self.recipe = tree, recipe
         self.cxx, self.cc = arm_tool("g++"), arm_tool("gcc")
-        flags_key = hashlib.sha256(json.dumps([gcc_version(), OPTIMIZATION, recipe.cxxflags, recipe.cflags,
-                                               recipe.includes]).encode()).hexdigest()[:12]
-        self.object_dir = (cache or cache_root()) / "objects" / tree.revision / f"{recipe.tflm_arch}-{recipe.kernels}-{flags_key}"
+        flags_key = hashlib.sha256(
+            json.dumps([gcc_version(), OPTIMIZATION, recipe.cxxflags, recipe.cflags, recipe.includes]).encode()
+        ).hexdigest()[:12]
+        self.object_dir = (
+            (cache or cache_root()) / "objects" / tree.revision / f"{recipe.tflm_arch}-{recipe.kernels}-{flags_key}"
+        )
         self.jobs = max(1, int(os.environ.get(ENV_JOBS) or os.cpu_count() or 1))
-        self._origins = {**{s: "framework" for s in recipe.framework_sources},
-                         **{s: "kernel" for s in recipe.kernel_sources},
-                         **{s: "third-party" for s in recipe.third_party_sources}}
+        self._origins = {
+            **{s: "framework" for s in recipe.framework_sources},
+            **{s: "kernel" for s in recipe.kernel_sources},
+            **{s: "third-party" for s in recipe.third_party_sources},
+        }
         self._texts: dict[str, str] = {}
         self._keys: dict[str, Path] = {}  # source -> its preprocessed-content slot in the shared store
 
@@ -147,14 +189,23 @@ class Builder:
             command[-1] = str(output)
             if output.is_file() and output.with_suffix(".o.json").is_file():
                 stored = json.loads(output.with_suffix(".o.json").read_text())
-                ready.append(Unit(str(source), output, "application", True, frozenset(stored["defined"]),
-                                  frozenset(stored["undefined"])))
+                ready.append(
+                    Unit(
+                        str(source),
+                        output,
+                        "application",
+                        True,
+                        frozenset(stored["defined"]),
+                        frozenset(stored["undefined"]),
+                    )
+                )
             else:
                 jobs.append((str(source), output, command))
         built = self._run_jobs(jobs, origin=lambda s: "application", cached=False)
         for unit in built:
-            unit.object_path.with_suffix(".o.json").write_text(json.dumps({"defined": sorted(unit.defined),
-                                                                            "undefined": sorted(unit.undefined)}))
+            unit.object_path.with_suffix(".o.json").write_text(
+                json.dumps({"defined": sorted(unit.defined), "undefined": sorted(unit.undefined)})
+            )
         return ready + built
 
     def compile_library(self, sources: Iterable[str]) -> list[Unit]:
@@ -181,7 +232,9 @@ class Builder:
     def _preprocessed_key(self, source: str) -> str | None:
         base = self._command(self.tree.root / source, Path("-"))[:-4]  # without "-c SOURCE -o OUTPUT"
         command = [*base, "-E", str(self.tree.root / source)]
-        result = subprocess.run(command, cwd=self.tree.root, capture_output=True, timeout=_COMPILE_TIMEOUT_S, check=False)
+        result = subprocess.run(
+            command, cwd=self.tree.root, capture_output=True, timeout=_COMPILE_TIMEOUT_S, check=False
+        )
         if result.returncode != 0:
             return None
         flags = [f for f in base[1:] if not f.startswith(("-D", "-I"))]
@@ -200,8 +253,14 @@ class Builder:
         stored = json.loads(shared.with_suffix(".o.json").read_text())
         stored["source_sha256"] = _sha256(self.tree.root / source)
         output.with_suffix(".o.json").write_text(json.dumps(stored))
-        return Unit(source, output, self._origins.get(source, "framework"), True, frozenset(stored["defined"]),
-                    frozenset(stored["undefined"]))
+        return Unit(
+            source,
+            output,
+            self._origins.get(source, "framework"),
+            True,
+            frozenset(stored["defined"]),
+            frozenset(stored["undefined"]),
+        )
 
     def _share(self, unit: Unit) -> None:
         shared = self._keys.get(unit.source)
@@ -220,8 +279,14 @@ class Builder:
         stored = json.loads(meta.read_text())
         if stored.get("source_sha256") != _sha256(self.tree.root / source):
             return None
-        return Unit(source, output, self._origins.get(source, "framework"), True, frozenset(stored["defined"]),
-                    frozenset(stored["undefined"]))
+        return Unit(
+            source,
+            output,
+            self._origins.get(source, "framework"),
+            True,
+            frozenset(stored["defined"]),
+            frozenset(stored["undefined"]),
+        )
 
     def _run_jobs(self, jobs: list[tuple[str, Path, list[str]]], origin: Any, cached: bool) -> list[Unit]:
         if not jobs:
@@ -232,18 +297,28 @@ class Builder:
             output.parent.mkdir(parents=True, exist_ok=True)
             partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")
             command = [*command[:-1], str(partial)]
-            result = subprocess.run(command, cwd=self.tree.root, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S,
-                                    check=False)
+            result = subprocess.run(
+                command, cwd=self.tree.root, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S, check=False
+            )
             if result.returncode != 0:
                 partial.unlink(missing_ok=True)
-                raise ToolError(f"Compiling {source} for {self.recipe.tflm_arch} failed:\n{result.stderr.strip()[-3000:]}",
-                                f"The command was: {shlex.join(command)}")
+                raise ToolError(
+                    f"Compiling {source} for {self.recipe.tflm_arch} failed:\n{result.stderr.strip()[-3000:]}",
+                    f"The command was: {shlex.join(command)}",
+                )
             partial.replace(output)
             defined, undefined = symbols(output)
             if origin(source) != "application":
-                output.with_suffix(".o.json").write_text(json.dumps({
-                    "source_sha256": _sha256(self.tree.root / source), "command": command,
-                    "defined": sorted(defined), "undefined": sorted(undefined)}))
+                output.with_suffix(".o.json").write_text(
+                    json.dumps(
+                        {
+                            "source_sha256": _sha256(self.tree.root / source),
+                            "command": command,
+                            "defined": sorted(defined),
+                            "undefined": sorted(undefined),
+                        }
+                    )
+                )
             return Unit(source, output, origin(source), cached, frozenset(defined), frozenset(undefined))
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
@@ -326,19 +401,43 @@ class Builder:
 
     # ------------------------------------------------------------------ linking
 
-    def link(self, units: list[Unit], linker_script: Path, elf: Path, extra_flags: Iterable[str] = ()) -> tuple[list[str], float, list[str]]:
+    def link(
+        self, units: list[Unit], linker_script: Path, elf: Path, extra_flags: Iterable[str] = ()
+    ) -> tuple[list[str], float, list[str]]:
         """Link `units` with newlib-nano (no semihosting library: the firmware does its own)."""
         map_file = elf.with_suffix(".map")
         objects = sorted(str(u.object_path) for u in units)
-        command = [self.cxx, *self.cpu_flags, OPTIMIZATION, *self.recipe.ldflags, "-nostartfiles",
-                   "--specs=nano.specs", "--specs=nosys.specs", f"-T{linker_script}", f"-Wl,-Map={map_file}",
-                   "-Wl,--cref", *extra_flags, "-o", str(elf), *objects, *self.recipe.libs, "-lm"]
+        command = [
+            self.cxx,
+            *self.cpu_flags,
+            OPTIMIZATION,
+            *self.recipe.ldflags,
+            "-nostartfiles",
+            "--specs=nano.specs",
+            "--specs=nosys.specs",
+            f"-T{linker_script}",
+            f"-Wl,-Map={map_file}",
+            "-Wl,--cref",
+            *extra_flags,
+            "-o",
+            str(elf),
+            *objects,
+            *self.recipe.libs,
+            "-lm",
+        ]
         command = [flag for flag in command if flag != "-Wl,--fatal-warnings"]  # newlib's nosys stubs warn by design
         started = time.monotonic()
         result = subprocess.run(command, capture_output=True, text=True, timeout=_LINK_TIMEOUT_S, check=False)
         if result.returncode != 0:
-            raise ToolError(f"Linking {elf.name} failed:\n{result.stderr.strip()[-3000:]}", f"The command was: {shlex.join(command)}")
-        warnings = [line for line in result.stderr.splitlines() if "warning" in line and "is not implemented and will always fail" not in line]
+            raise ToolError(
+                f"Linking {elf.name} failed:\n{result.stderr.strip()[-3000:]}",
+                f"The command was: {shlex.join(command)}",
+            )
+        warnings = [
+            line
+            for line in result.stderr.splitlines()
+            if "warning" in line and "is not implemented and will always fail" not in line
+        ]
         return command, time.monotonic() - started, warnings
 
 
@@ -349,7 +448,10 @@ def symbols(obj: Path) -> tuple[set[str], set[str]]:
     """(defined global symbols, undefined symbols) of an object file, from arm-none-eabi-nm."""
     result = subprocess.run([arm_tool("nm"), "-g", "-P", str(obj)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise ToolError(f"arm-none-eabi-nm could not read {obj}: {result.stderr.strip()}", "The object may be damaged; delete the cache folder.")
+        raise ToolError(
+            f"arm-none-eabi-nm could not read {obj}: {result.stderr.strip()}",
+            "The object may be damaged; delete the cache folder.",
+        )
     defined, undefined = set(), set()
     for line in result.stdout.splitlines():
         parts = line.split()
@@ -368,13 +470,19 @@ def runtime_library_symbols(cpu_flags: tuple[str, ...]) -> frozenset[str]:
     """Every symbol newlib-nano, libm, libgcc and libstdc++ define for this core's multilib."""
     names: set[str] = set()
     for library in _RUNTIME_LIBRARIES:
-        path = subprocess.run([arm_tool("gcc"), *cpu_flags, f"-print-file-name={library}"], capture_output=True, text=True,
-                              check=False).stdout.strip()
+        path = subprocess.run(
+            [arm_tool("gcc"), *cpu_flags, f"-print-file-name={library}"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         if not Path(path).is_absolute():
             continue
-        listing = subprocess.run([arm_tool("nm"), "-g", "-P", "--defined-only", path], capture_output=True, text=True,
-                                 check=False).stdout
-        names.update(line.split()[0] for line in listing.splitlines() if line and not line.endswith(":") and len(line.split()) >= 2)
+        listing = subprocess.run(
+            [arm_tool("nm"), "-g", "-P", "--defined-only", path], capture_output=True, text=True, check=False
+        ).stdout
+        names.update(
+            line.split()[0]
+            for line in listing.splitlines()
+            if line and not line.endswith(":") and len(line.split()) >= 2
+        )
     return frozenset(names)
 
 
@@ -390,7 +498,7 @@ def symbol_lookup(symbol: str, readable: str) -> tuple[str, str, str] | None:
     """(name to search for, owning class or '', kind) for an undefined symbol; None when no source can define it."""
     for prefix, kind in (("vtable for ", "class"), ("VTT for ", "class")):
         if readable.startswith(prefix):
-            return _last_component(readable[len(prefix):]), "", kind
+            return _last_component(readable[len(prefix) :]), "", kind
     if readable.startswith(("typeinfo", "guard variable", "construction vtable")):
         return None
     if not symbol.startswith("_Z"):
@@ -456,7 +564,7 @@ def _defines_function(text: str, qualified: str) -> bool:
         while index < len(text) and depth:
             depth += {"(": 1, ")": -1}.get(text[index], 0)
             index += 1
-        rest = text[index:index + 200]
+        rest = text[index : index + 200]
         rest = re.sub(r"^\s*(const|noexcept|override|final|volatile|\s)*", "", rest)
         if rest.startswith(("{", ":")) and not rest.startswith("::"):
             return True

@@ -151,7 +151,8 @@ def require_tflm_ops(tflite_bytes: bytes) -> list[str]:
     if missing:
         raise ModelError(
             "TFLite Micro cannot run this model: it has no kernel for "
-            + "; ".join(f"{op.name}, used by {_describe(op)}" for op in missing) + ".",
+            + "; ".join(f"{op.name}, used by {_describe(op)}" for op in missing)
+            + ".",
             " ".join(dict.fromkeys(suggestion(op.name) for op in missing)),
         )
     return sorted({op.name for op in graph_ops})
@@ -173,21 +174,24 @@ def explain_prepare_failure(tflite_bytes: bytes, log: str) -> ModelError | None:
     kernel that exists only for other dtypes ('Node EXP (number 4) failed to prepare').
     """
     graph_ops = list(operators(read_model(tflite_bytes)))
-    detail = " ".join(line.strip() for line in log.splitlines() if line.strip() and "RecordingMicroAllocator" not in line)
+    detail = " ".join(
+        line.strip() for line in log.splitlines() if line.strip() and "RecordingMicroAllocator" not in line
+    )
     match = _PREPARE_FAILURE.search(log)
     if match:
         index = int(match["index"])
         op = next((o for o in graph_ops if o.subgraph == 0 and o.index == index), None)
         where = _describe(op) if op else f"operator {index} ({match['op']})"
         return ModelError(
-            f"TFLite Micro refused {where} when it tried to {match['stage']} it: {detail}",
-            suggestion(match["op"]),
+            f"TFLite Micro refused {where} when it tried to {match['stage']} it: {detail}", suggestion(match["op"])
         )
     match = _MISSING_KERNEL.search(log)
     if match:
         layers = [_describe(o) for o in graph_ops if o.name == match["op"]] or [match["op"]]
-        return ModelError(f"TFLite Micro has no kernel for {match['op']}, used by {'; '.join(layers)}: {detail}",
-                          suggestion(match["op"]))
+        return ModelError(
+            f"TFLite Micro has no kernel for {match['op']}, used by {'; '.join(layers)}: {detail}",
+            suggestion(match["op"]),
+        )
     return None
 
 

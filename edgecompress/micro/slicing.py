@@ -25,7 +25,6 @@ import numpy as np
 
 from edgecompress.micro.graph import layer_of, read_model
 
-
 #: TFLM's CONCATENATION takes at most 10 inputs (kMaxInputNum); powers of two up to 8.
 MAX_SLICES = 8
 
@@ -39,8 +38,13 @@ class SlicedLayer:
     decoded_slice_bytes: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "weights": self.weights, "units": self.units, "slices": self.slices,
-                "decoded_slice_bytes": self.decoded_slice_bytes}
+        return {
+            "layer": self.layer,
+            "weights": self.weights,
+            "units": self.units,
+            "slices": self.slices,
+            "decoded_slice_bytes": self.decoded_slice_bytes,
+        }
 
 
 def sliceable(tflite_bytes: bytes, weights_name: str) -> int | None:
@@ -67,15 +71,29 @@ def slice_dense(tflite_bytes: bytes, weights_name: str, slices: int) -> tuple[by
     pieces, operators = [], []
     for k in range(slices):
         rows = slice(k * step, (k + 1) * step)
-        weight_k = model_editor.Tensor(shape=(step, *values.shape[1:]), dtype=weights.dtype, data=np.ascontiguousarray(values[rows]),
-                                       quantization=_rows(weights.quantization, rows), name=f"{weights.name}/slice{k}")
+        weight_k = model_editor.Tensor(
+            shape=(step, *values.shape[1:]),
+            dtype=weights.dtype,
+            data=np.ascontiguousarray(values[rows]),
+            quantization=_rows(weights.quantization, rows),
+            name=f"{weights.name}/slice{k}",
+        )
         bias_k = None
         if bias is not None:
-            bias_k = model_editor.Tensor(shape=(step,), dtype=bias.dtype, data=np.ascontiguousarray(bias.array[rows]),
-                                         quantization=_rows(bias.quantization, rows), name=f"{bias.name}/slice{k}")
+            bias_k = model_editor.Tensor(
+                shape=(step,),
+                dtype=bias.dtype,
+                data=np.ascontiguousarray(bias.array[rows]),
+                quantization=_rows(bias.quantization, rows),
+                name=f"{bias.name}/slice{k}",
+            )
         out_shape = (*output.shape[:-1], step)
-        out_k = model_editor.Tensor(shape=out_shape, dtype=output.dtype, quantization=copy.deepcopy(output.quantization),
-                                    name=f"{output.name}/slice{k}")
+        out_k = model_editor.Tensor(
+            shape=out_shape,
+            dtype=output.dtype,
+            quantization=copy.deepcopy(output.quantization),
+            name=f"{output.name}/slice{k}",
+        )
         fb = copy.deepcopy(op._fb)
         fb.inputs, fb.outputs = None, None
         inputs = [op.inputs[0], weight_k, bias_k] + list(op.inputs[3:])
@@ -88,15 +106,20 @@ def slice_dense(tflite_bytes: bytes, weights_name: str, slices: int) -> tuple[by
     options.axis = len(output.shape) - 1
     options.fusedActivationFunction = schema.ActivationFunctionType.NONE
     concat_fb.builtinOptions = options
-    operators.append(model_editor.Operator(opcode=schema.BuiltinOperator.CONCATENATION, inputs=pieces, outputs=[output],
-                                           _fb=concat_fb))
+    operators.append(
+        model_editor.Operator(
+            opcode=schema.BuiltinOperator.CONCATENATION, inputs=pieces, outputs=[output], _fb=concat_fb
+        )
+    )
     position = subgraph.operators.index(op)
-    subgraph.operators[position:position + 1] = operators
+    subgraph.operators[position : position + 1] = operators
     for replaced in (weights, bias):  # only the sliced copies remain; the whole tensors would still take flash
         if replaced is not None and not any(replaced in o.inputs for o in subgraph.operators):
             subgraph.tensors.remove(replaced)
     model_editor.prune_buffers(model)
-    layer = SlicedLayer(layer_of(op), weights.name, units, slices, step * int(np.prod(values.shape[1:])) * values.itemsize)
+    layer = SlicedLayer(
+        layer_of(op), weights.name, units, slices, step * int(np.prod(values.shape[1:])) * values.itemsize
+    )
     return bytes(model.build()), layer
 
 

@@ -28,9 +28,10 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -119,8 +120,14 @@ class ArenaTooSmall(Exception):
     """The interpreter could not fit the model's tensors into the arena it was given."""
 
 
-_ARENA_SHORTAGE = ("Failed to allocate", "Failed to resize buffer", "too small", "Arena size is too small",
-                   "Unable to allocate", "Too many buffers")
+_ARENA_SHORTAGE = (
+    "Failed to allocate",
+    "Failed to resize buffer",
+    "too small",
+    "Arena size is too small",
+    "Unable to allocate",
+    "Too many buffers",
+)
 
 
 def _raise_for_failed_allocation(model: bytes, log: str) -> None:
@@ -202,7 +209,7 @@ class ArenaMeasurement:
         return {
             **asdict(self),
             "margin_rule": f"max({ARENA_MARGIN_FRACTION:.0%} of minimum, {ARENA_MARGIN_MIN_BYTES} B), "
-                           f"rounded up to {ARENA_ALIGNMENT} B",
+            f"rounded up to {ARENA_ALIGNMENT} B",
             "measured_with": f"tflite-micro {tflm_version()} (host build, reference kernels)",
         }
 
@@ -277,10 +284,14 @@ def _open_roomy(model: bytes) -> tuple[Any, int]:
     try:
         open_interpreter(model, generous)
     except ArenaTooSmall as error:
-        raise ModelError(f"TFLite Micro could not fit the model into a {generous:,}-byte arena.",
-                         "The model is far too large for a microcontroller; shrink it.") from error
-    raise ModelError("TFLite Micro could not run the model once (it failed in a child process).",
-                     "Run the model in the tflite-micro interpreter directly to see the failure.")
+        raise ModelError(
+            f"TFLite Micro could not fit the model into a {generous:,}-byte arena.",
+            "The model is far too large for a microcontroller; shrink it.",
+        ) from error
+    raise ModelError(
+        "TFLite Micro could not run the model once (it failed in a child process).",
+        "Run the model in the tflite-micro interpreter directly to see the failure.",
+    )
 
 
 def measure_arena(model: bytes) -> ArenaMeasurement:
@@ -353,9 +364,15 @@ class _TflmSession:
         runner = runner_module()
         rows = []
         for row in x:
-            self.interpreter.set_input(runner.quantize(row[None, ...], self.io.input.dtype, (self.io.input.scale, self.io.input.zero_point)), 0)
+            self.interpreter.set_input(
+                runner.quantize(row[None, ...], self.io.input.dtype, (self.io.input.scale, self.io.input.zero_point)), 0
+            )
             self.interpreter.invoke()
-            rows.append(runner.dequantize(self.interpreter.get_output(0), (self.io.output.scale, self.io.output.zero_point)).reshape(1, -1))
+            rows.append(
+                runner.dequantize(
+                    self.interpreter.get_output(0), (self.io.output.scale, self.io.output.zero_point)
+                ).reshape(1, -1)
+            )
         return np.concatenate(rows)
 
     def try_batch(self, batch: int) -> bool:
@@ -399,8 +416,10 @@ def evaluate_tflm(model: bytes, eval_npz: Path, arena_bytes: int) -> RunResult:
     try:
         interpreter = open_interpreter(model, arena_bytes)
     except ArenaTooSmall as error:
-        raise ModelError(f"TFLite Micro could not run the model in {arena_bytes:,} bytes of arena.",
-                         "This is a bug in the arena measurement; report it with the model.") from error
+        raise ModelError(
+            f"TFLite Micro could not run the model in {arena_bytes:,} bytes of arena.",
+            "This is a bug in the arena measurement; report it with the model.",
+        ) from error
     session = _TflmSession(interpreter)
     _check_input_shape(session.io.input, eval_npz)
     return _evaluate(session, eval_npz, f"tflite-micro {tflm_version()}", session.io.output.scale)
@@ -415,9 +434,13 @@ def evaluate_litert(model_path: Path, eval_npz: Path) -> RunResult:
     from ai_edge_litert import interpreter as litert
 
     runner = runner_module()
-    interpreter_class = functools.partial(litert.Interpreter, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter_class = functools.partial(
+        litert.Interpreter, experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
     with native_log():
-        session = runner.TfliteSession(interpreter_class, "ai_edge_litert", runner._installed_version("ai-edge-litert"), str(model_path), 1)
+        session = runner.TfliteSession(
+            interpreter_class, "ai_edge_litert", runner._installed_version("ai-edge-litert"), str(model_path), 1
+        )
     scale = float(session.interpreter.get_output_details()[0]["quantization"][0])
     return _evaluate(session, eval_npz, "ai_edge_litert (builtin kernels, no XNNPACK)", scale)
 

@@ -22,8 +22,17 @@ from edgecompress.micro.tflm_tree import MAKE_DIR, TflmTree
 
 KERNELS = ("cmsis_nn", "reference")
 #: Make variables read from the makefile; the source lists are relative to the tree root.
-_VARIABLES = ("CXXFLAGS", "CCFLAGS", "INCLUDES", "LDFLAGS", "MICROLITE_LIBS", "MICROLITE_CC_SRCS",
-              "MICROLITE_CC_KERNEL_SRCS", "THIRD_PARTY_CC_SRCS", "THIRD_PARTY_KERNEL_CC_SRCS")
+_VARIABLES = (
+    "CXXFLAGS",
+    "CCFLAGS",
+    "INCLUDES",
+    "LDFLAGS",
+    "MICROLITE_LIBS",
+    "MICROLITE_CC_SRCS",
+    "MICROLITE_CC_KERNEL_SRCS",
+    "THIRD_PARTY_CC_SRCS",
+    "THIRD_PARTY_KERNEL_CC_SRCS",
+)
 #: Flags of TFLM's make rules that make no sense outside them: dependency files.
 _DROPPED_FLAGS = ("-MD",)
 _MAKE_TIMEOUT_S = 300
@@ -85,17 +94,31 @@ def _query_make(tree: TflmTree, arguments: list[str]) -> dict[str, list[str]]:
     # The makefile runs python3 (specialize_files.py, generate_cc_arrays.py for the bundled
     # examples while it reads them): make ours, which has NumPy and Pillow, the one it finds.
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    command = ["make", "-s", "-f", str(MAKE_DIR / "Makefile"), *arguments, "--eval", rule, "edgecompress_print_variables"]
+    command = [
+        "make",
+        "-s",
+        "-f",
+        str(MAKE_DIR / "Makefile"),
+        *arguments,
+        "--eval",
+        rule,
+        "edgecompress_print_variables",
+    ]
     try:
-        result = subprocess.run(command, cwd=tree.root, capture_output=True, text=True, timeout=_MAKE_TIMEOUT_S, env=env,
-                                check=False)
+        result = subprocess.run(
+            command, cwd=tree.root, capture_output=True, text=True, timeout=_MAKE_TIMEOUT_S, env=env, check=False
+        )
     except FileNotFoundError as error:
-        raise ToolError("GNU make is not installed; TFLM's makefile is read to learn its sources and flags.",
-                        "Install it: apt-get install -y make") from error
+        raise ToolError(
+            "GNU make is not installed; TFLM's makefile is read to learn its sources and flags.",
+            "Install it: apt-get install -y make",
+        ) from error
     if result.returncode != 0:
-        raise ToolError(f"TFLM's makefile refused `{shlex.join(arguments)}` in {tree.root}: "
-                        f"{(result.stderr or result.stdout).strip()[-1500:]}",
-                        "Check that the tree is complete (edgecompress micro setup --force re-prepares it).")
+        raise ToolError(
+            f"TFLM's makefile refused `{shlex.join(arguments)}` in {tree.root}: "
+            f"{(result.stderr or result.stdout).strip()[-1500:]}",
+            "Check that the tree is complete (edgecompress micro setup --force re-prepares it).",
+        )
     values: dict[str, list[str]] = {}
     for line in result.stdout.splitlines():
         name, sep, rest = line.partition("=")
@@ -103,7 +126,9 @@ def _query_make(tree: TflmTree, arguments: list[str]) -> dict[str, list[str]]:
             values[name] = shlex.split(rest)
     missing = [name for name in _VARIABLES if name not in values]
     if missing:
-        raise ToolError(f"TFLM's makefile did not report {', '.join(missing)}.", "The tree may be damaged; re-prepare it.")
+        raise ToolError(
+            f"TFLM's makefile did not report {', '.join(missing)}.", "The tree may be damaged; re-prepare it."
+        )
     return values
 
 

@@ -40,10 +40,34 @@ MAKE_DIR = Path("tensorflow/lite/micro/tools/make")
 DOWNLOADS = MAKE_DIR / "downloads"
 MARKER = ".edgecompress-prepared.json"
 #: Folders TFLM's make build reads from downloads/ for a Cortex-M build with CMSIS-NN.
-REQUIRED_DOWNLOADS = ("flatbuffers", "gemmlowp", "ruy", "kissfft", "cmsis", "cmsis/Cortex_DFP", "cmsis_nn", "pigweed",
-                      "gcc_embedded/bin")
-_ARM_TOOLS = ("gcc", "g++", "ar", "as", "ld", "nm", "objcopy", "objdump", "size", "strip", "readelf", "c++filt",
-              "gcc-ar", "ranlib", "cpp")
+REQUIRED_DOWNLOADS = (
+    "flatbuffers",
+    "gemmlowp",
+    "ruy",
+    "kissfft",
+    "cmsis",
+    "cmsis/Cortex_DFP",
+    "cmsis_nn",
+    "pigweed",
+    "gcc_embedded/bin",
+)
+_ARM_TOOLS = (
+    "gcc",
+    "g++",
+    "ar",
+    "as",
+    "ld",
+    "nm",
+    "objcopy",
+    "objdump",
+    "size",
+    "strip",
+    "readelf",
+    "c++filt",
+    "gcc-ar",
+    "ranlib",
+    "cpp",
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +116,10 @@ def third_party_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     repository = Path(__file__).resolve().parents[2]
-    candidates = [repository / ".." / "shared" / "third-party",  # a clone with shared/ beside it (CI, main)
-                  repository / ".." / ".." / "shared" / "third-party"]  # a git worktree one level further down
+    candidates = [
+        repository / ".." / "shared" / "third-party",  # a clone with shared/ beside it (CI, main)
+        repository / ".." / ".." / "shared" / "third-party",
+    ]  # a git worktree one level further down
     return next((c.resolve() for c in candidates if c.is_dir()), candidates[0].resolve())
 
 
@@ -119,18 +145,22 @@ def find_tree(tflm_dir: str | Path | None = None) -> TflmTree:
 
 def setup_commands() -> str:
     """The exact commands that get a tree, for error messages and the README."""
-    return ("Prepare one offline from the pinned archives: `edgecompress micro setup` (reads "
-            f"${ENV_THIRD_PARTY}, default ../shared/third-party next to the repository), or from your own checkout: "
-            "`git clone https://github.com/tensorflow/tflite-micro && edgecompress micro setup --tflm-source tflite-micro "
-            "--third-party DIR_WITH_ARCHIVES`; or point --tflm-dir / $EDGECOMPRESS_TFLM_DIR at a checkout in which "
-            "`make -f tensorflow/lite/micro/tools/make/Makefile TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn "
-            "third_party_downloads` has already run.")
+    return (
+        "Prepare one offline from the pinned archives: `edgecompress micro setup` (reads "
+        f"${ENV_THIRD_PARTY}, default ../shared/third-party next to the repository), or from your own checkout: "
+        "`git clone https://github.com/tensorflow/tflite-micro && edgecompress micro setup --tflm-source tflite-micro "
+        "--third-party DIR_WITH_ARCHIVES`; or point --tflm-dir / $EDGECOMPRESS_TFLM_DIR at a checkout in which "
+        "`make -f tensorflow/lite/micro/tools/make/Makefile TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn "
+        "third_party_downloads` has already run."
+    )
 
 
 def _checked(root: Path, origin: str) -> TflmTree:
     if not (root / MAKE_DIR / "Makefile").is_file():
-        raise ToolError(f"{root} ({origin}) is not a tflite-micro tree: it has no {MAKE_DIR / 'Makefile'}.",
-                        "Point it at the top folder of a tflite-micro checkout. " + setup_commands())
+        raise ToolError(
+            f"{root} ({origin}) is not a tflite-micro tree: it has no {MAKE_DIR / 'Makefile'}.",
+            "Point it at the top folder of a tflite-micro checkout. " + setup_commands(),
+        )
     missing = [name for name in REQUIRED_DOWNLOADS if not (root / DOWNLOADS / name).is_dir()]
     if missing:
         raise ToolError(
@@ -149,8 +179,13 @@ def _checked(root: Path, origin: str) -> TflmTree:
 # --------------------------------------------------------------------------- preparing
 
 
-def prepare_tree(source: str | Path | None = None, third_party: str | Path | None = None, *,
-                 cache: Path | None = None, force: bool = False) -> TflmTree:
+def prepare_tree(
+    source: str | Path | None = None,
+    third_party: str | Path | None = None,
+    *,
+    cache: Path | None = None,
+    force: bool = False,
+) -> TflmTree:
     """Prepare (once per revision) an offline-ready tree in the cache and return it.
 
     `source` is a tflite-micro checkout or a `git archive` .tar.gz of one; by default the
@@ -177,10 +212,17 @@ def prepare_tree(source: str | Path | None = None, third_party: str | Path | Non
         _patch_flatbuffers(tree)
         (downloads / "pigweed").mkdir(exist_ok=True)
         link_debian_toolchain(downloads)
-        (tree / MARKER).write_text(json.dumps({
-            "revision": revision, "source": str(source_path), "third_party": str(archives),
-            "pins": {pin.library: pin.revision for pin in pins},
-        }, indent=2))
+        (tree / MARKER).write_text(
+            json.dumps(
+                {
+                    "revision": revision,
+                    "source": str(source_path),
+                    "third_party": str(archives),
+                    "pins": {pin.library: pin.revision for pin in pins},
+                },
+                indent=2,
+            )
+        )
         if destination.exists():
             shutil.rmtree(destination)
         tree.rename(destination)
@@ -192,20 +234,26 @@ def prepare_tree(source: str | Path | None = None, third_party: str | Path | Non
 def _default_source(archives: Path) -> Path:
     candidates = sorted(archives.glob("tflite-micro-*.tar.gz"))
     if not candidates:
-        raise ToolError(f"No tflite-micro archive (tflite-micro-<revision>.tar.gz) in {archives}.",
-                        "Pass your checkout with --tflm-source, or set $" + ENV_THIRD_PARTY + " to the folder holding the "
-                        "archives. " + setup_commands())
+        raise ToolError(
+            f"No tflite-micro archive (tflite-micro-<revision>.tar.gz) in {archives}.",
+            "Pass your checkout with --tflm-source, or set $" + ENV_THIRD_PARTY + " to the folder holding the "
+            "archives. " + setup_commands(),
+        )
     return candidates[-1]
 
 
 def _source_revision(source: Path) -> str:
     if not source.exists():
-        raise ToolError(f"The TFLM source {source} does not exist.", "Pass a tflite-micro checkout or its .tar.gz archive.")
+        raise ToolError(
+            f"The TFLM source {source} does not exist.", "Pass a tflite-micro checkout or its .tar.gz archive."
+        )
     if source.is_file():
         match = re.fullmatch(r"tflite-micro-([0-9A-Za-z._-]+)\.tar\.gz", source.name)
         if match is None:
-            raise ToolError(f"Cannot tell the revision of {source.name}.",
-                            "Name a `git archive` of tflite-micro as tflite-micro-<revision>.tar.gz.")
+            raise ToolError(
+                f"Cannot tell the revision of {source.name}.",
+                "Name a `git archive` of tflite-micro as tflite-micro-<revision>.tar.gz.",
+            )
         return match[1]
     return _revision_of_checkout(source) or _content_revision(source)
 
@@ -217,7 +265,9 @@ def _revision_of_checkout(root: Path) -> str | None:
     head = run("rev-parse", "--short=12", "HEAD")
     if head.returncode != 0:
         return None
-    dirty = run("status", "--porcelain", "--untracked-files=no", "--", "tensorflow", "signal", "third_party").stdout.strip()
+    dirty = run(
+        "status", "--porcelain", "--untracked-files=no", "--", "tensorflow", "signal", "third_party"
+    ).stdout.strip()
     return head.stdout.strip() + (f"-dirty-{hashlib.sha256(dirty.encode()).hexdigest()[:8]}" if dirty else "")
 
 
@@ -250,20 +300,44 @@ def read_pins(tree: Path) -> list[Pin]:
     def grab(path: Path, pattern: str, occurrence: int = 0) -> str:
         found = re.findall(pattern, path.read_text()) if path.is_file() else []
         if len(found) <= occurrence:
-            raise ToolError(f"Cannot read the pinned revision from {path} (pattern {pattern}).",
-                            "This TFLM revision lays out its download scripts differently; point --tflm-dir at a tree "
-                            "whose downloads/ is already filled.")
+            raise ToolError(
+                f"Cannot read the pinned revision from {path} (pattern {pattern}).",
+                "This TFLM revision lays out its download scripts differently; point --tflm-dir at a tree "
+                "whose downloads/ is already filled.",
+            )
         return found[occurrence]
 
     commit = r"([0-9a-f]{40})"
     return [
-        Pin("flatbuffers", grab(make / "flatbuffers_download.sh", r'ZIP_PREFIX="(v[^"]+)"'), "flatbuffers", "flatbuffers"),
-        Pin("gemmlowp", grab(make / "third_party_downloads.inc", r"gemmlowp/archive/" + commit), "gemmlowp", "gemmlowp"),
+        Pin(
+            "flatbuffers",
+            grab(make / "flatbuffers_download.sh", r'ZIP_PREFIX="(v[^"]+)"'),
+            "flatbuffers",
+            "flatbuffers",
+        ),
+        Pin(
+            "gemmlowp", grab(make / "third_party_downloads.inc", r"gemmlowp/archive/" + commit), "gemmlowp", "gemmlowp"
+        ),
         Pin("ruy", grab(make / "third_party_downloads.inc", r"ruy/archive/" + commit), "ruy", "ruy"),
-        Pin("kissfft", grab(make / "third_party_downloads.inc", r"kissfft/archive/refs/tags/(v[0-9.]+)\.zip"), "kissfft", "kissfft"),
+        Pin(
+            "kissfft",
+            grab(make / "third_party_downloads.inc", r"kissfft/archive/refs/tags/(v[0-9.]+)\.zip"),
+            "kissfft",
+            "kissfft",
+        ),
         Pin("CMSIS_6", grab(make / "ext_libs/cmsis_download.sh", r'ZIP_PREFIX="' + commit), "cmsis", "CMSIS_6"),
-        Pin("Cortex_DFP", grab(make / "ext_libs/cmsis_download.sh", r'ZIP_PREFIX="' + commit, 1), "cmsis/Cortex_DFP", "Cortex_DFP"),
-        Pin("CMSIS-NN", grab(make / "ext_libs/cmsis_nn_download.sh", r'ZIP_PREFIX_NN="' + commit), "cmsis_nn", "CMSIS-NN"),
+        Pin(
+            "Cortex_DFP",
+            grab(make / "ext_libs/cmsis_download.sh", r'ZIP_PREFIX="' + commit, 1),
+            "cmsis/Cortex_DFP",
+            "Cortex_DFP",
+        ),
+        Pin(
+            "CMSIS-NN",
+            grab(make / "ext_libs/cmsis_nn_download.sh", r'ZIP_PREFIX_NN="' + commit),
+            "cmsis_nn",
+            "CMSIS-NN",
+        ),
     ]
 
 
@@ -271,9 +345,15 @@ def _archive_for(pin: Pin, archives: Path) -> Path:
     for name in pin.archive_names():
         if (archives / name).is_file():
             return archives / name
-    repository = {"flatbuffers": "google/flatbuffers", "gemmlowp": "google/gemmlowp", "ruy": "google/ruy",
-                  "kissfft": "mborgerding/kissfft", "CMSIS_6": "ARM-software/CMSIS_6",
-                  "Cortex_DFP": "ARM-software/Cortex_DFP", "CMSIS-NN": "ARM-software/CMSIS-NN"}[pin.library]
+    repository = {
+        "flatbuffers": "google/flatbuffers",
+        "gemmlowp": "google/gemmlowp",
+        "ruy": "google/ruy",
+        "kissfft": "mborgerding/kissfft",
+        "CMSIS_6": "ARM-software/CMSIS_6",
+        "Cortex_DFP": "ARM-software/Cortex_DFP",
+        "CMSIS-NN": "ARM-software/CMSIS-NN",
+    }[pin.library]
     raise ToolError(
         f"The TFLM tree pins {pin.library} at {pin.revision}, but {archives} has no {pin.archive_names()[0]}.",
         f"Make it from a clone: `git clone https://github.com/{repository} && git -C {repository.split('/')[1]} archive "
@@ -293,15 +373,20 @@ def _verify_checksums(archives: Path, pins: list[Pin]) -> None:
             continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != expected[path.name]:
-            raise ToolError(f"{path} does not match its SHA256SUMS entry (got {digest[:16]}..., expected "
-                            f"{expected[path.name][:16]}...).", "Replace the archive with an intact copy.")
+            raise ToolError(
+                f"{path} does not match its SHA256SUMS entry (got {digest[:16]}..., expected "
+                f"{expected[path.name][:16]}...).",
+                "Replace the archive with an intact copy.",
+            )
 
 
 def _single_top(archive: tarfile.TarFile, path: Path) -> str:
     tops = {Path(member.name).parts[0] for member in archive.getmembers() if member.name not in (".", "./")}
     if len(tops) != 1:
-        raise ToolError(f"{path} should hold one top folder (a `git archive --prefix=NAME/`), not {sorted(tops)[:5]}.",
-                        "Re-create the archive with git archive --prefix.")
+        raise ToolError(
+            f"{path} should hold one top folder (a `git archive --prefix=NAME/`), not {sorted(tops)[:5]}.",
+            "Re-create the archive with git archive --prefix.",
+        )
     return tops.pop()
 
 
@@ -327,12 +412,18 @@ def _patch_flatbuffers(tree: Path) -> None:
     if not patch.is_file():
         return
     if shutil.which("git") is None:
-        raise ToolError("Preparing TFLM needs git to apply TFLM's flatbuffers.patch.", "Install git (Debian: apt-get install git).")
+        raise ToolError(
+            "Preparing TFLM needs git to apply TFLM's flatbuffers.patch.", "Install git (Debian: apt-get install git)."
+        )
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(folder.parent)}  # never apply into an enclosing repository
-    result = subprocess.run(["git", "apply", str(patch)], cwd=folder, capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        ["git", "apply", str(patch)], cwd=folder, capture_output=True, text=True, env=env, check=False
+    )
     if result.returncode != 0:
-        raise ToolError(f"TFLM's flatbuffers.patch does not apply to the flatbuffers archive: {result.stderr.strip()}",
-                        "Use the flatbuffers archive of the tag this TFLM revision pins.")
+        raise ToolError(
+            f"TFLM's flatbuffers.patch does not apply to the flatbuffers archive: {result.stderr.strip()}",
+            "Use the flatbuffers archive of the tag this TFLM revision pins.",
+        )
 
 
 def link_debian_toolchain(downloads: Path) -> Path:

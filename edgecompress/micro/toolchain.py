@@ -18,7 +18,7 @@ ARM_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eab
 QEMU_INSTALL = (
     "Install QEMU 8 or newer with its Cortex-M boards; on Debian 12 take it from bookworm-backports: "
     "`uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources); "
-    "echo \"deb $uri bookworm-backports main\" > /etc/apt/sources.list.d/backports.list && apt-get update && "
+    'echo "deb $uri bookworm-backports main" > /etc/apt/sources.list.d/backports.list && apt-get update && '
     "apt-get install -y -t bookworm-backports --no-install-recommends qemu-system-arm` "
     "(elsewhere: apt-get install qemu-system-arm)."
 )
@@ -30,8 +30,10 @@ def arm_tool(name: str) -> str:
     """Path of arm-none-eabi-`name` (gcc, g++, nm, size, objcopy, c++filt...)."""
     path = shutil.which(f"arm-none-eabi-{name}")
     if path is None:
-        raise ToolError(f"arm-none-eabi-{name} is not installed: the Cortex-M firmware cannot be compiled.",
-                        f"Install Debian's Arm toolchain and newlib: apt-get install -y {ARM_PACKAGES}")
+        raise ToolError(
+            f"arm-none-eabi-{name} is not installed: the Cortex-M firmware cannot be compiled.",
+            f"Install Debian's Arm toolchain and newlib: apt-get install -y {ARM_PACKAGES}",
+        )
     return path
 
 
@@ -47,12 +49,15 @@ def gcc_version() -> str:
 
 def require_newlib(mcpu_flags: list[str]) -> None:
     """newlib for the core's multilib must be there, or linking fails with a cryptic 'cannot find -lc'."""
-    result = subprocess.run([arm_tool("gcc"), *mcpu_flags, "-print-file-name=libc_nano.a"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [arm_tool("gcc"), *mcpu_flags, "-print-file-name=libc_nano.a"], capture_output=True, text=True, check=False
+    )
     found = result.stdout.strip()
     if result.returncode != 0 or not Path(found).is_absolute() or not Path(found).is_file():
-        raise ToolError("newlib for arm-none-eabi is not installed (no libc_nano.a for this core).",
-                        f"Install it: apt-get install -y {ARM_PACKAGES}")
+        raise ToolError(
+            "newlib for arm-none-eabi is not installed (no libc_nano.a for this core).",
+            f"Install it: apt-get install -y {ARM_PACKAGES}",
+        )
 
 
 def qemu_system() -> str:
@@ -62,8 +67,11 @@ def qemu_system() -> str:
         raise ToolError("qemu-system-arm is not installed: the firmware cannot run on an emulated board.", QEMU_INSTALL)
     version = qemu_version(path)
     if version < MIN_QEMU:
-        raise ToolError(f"qemu-system-arm {'.'.join(map(str, version))} is too old for the emulated Cortex-M boards "
-                        f"(needs {'.'.join(map(str, MIN_QEMU))} or newer).", QEMU_INSTALL)
+        raise ToolError(
+            f"qemu-system-arm {'.'.join(map(str, version))} is too old for the emulated Cortex-M boards "
+            f"(needs {'.'.join(map(str, MIN_QEMU))} or newer).",
+            QEMU_INSTALL,
+        )
     return path
 
 

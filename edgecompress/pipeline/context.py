@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgecompress.pipeline.artifacts import Artifact
 from edgecompress.pipeline.prepare import Prepared, Say
@@ -46,8 +47,9 @@ class RunContext:
     def add_artifact(self, artifact: Artifact) -> None:
         self.artifacts.append(artifact)
 
-    def remember_artifact(self, name: str, suffix: str, build: Callable[[Path], Artifact], *,
-                          made_from: dict[str, Any] | None = None) -> Artifact:
+    def remember_artifact(
+        self, name: str, suffix: str, build: Callable[[Path], Artifact], *, made_from: dict[str, Any] | None = None
+    ) -> Artifact:
         """An artifact file built once per run: `build(path)` writes it and returns its description.
 
         With `made_from` (everything the file depends on), the file is also taken from, or

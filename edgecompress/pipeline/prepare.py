@@ -13,9 +13,11 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,10 +36,10 @@ if TYPE_CHECKING:
 
 Say = Callable[[str], None]
 #: opens a live progress display for one long step: task("Fine-tuning cqat") used as a context manager
-TaskFactory = Callable[[str], ContextManager[Any]]
+TaskFactory = Callable[[str], AbstractContextManager[Any]]
 
 
-def no_task(description: str) -> ContextManager[Any]:
+def no_task(description: str) -> AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
@@ -65,8 +67,15 @@ class Prepared:
             target.close()
 
 
-def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: bool = False, connect: bool = True,
-            boards: Sequence[Target] | None = None) -> Prepared:
+def prepare(
+    request: DeployRequest,
+    say: Say,
+    task: TaskFactory,
+    *,
+    dry_run: bool = False,
+    connect: bool = True,
+    boards: Sequence[Target] | None = None,
+) -> Prepared:
     """Load and check everything `request` names; raise an EdgeCompressError naming the fix.
 
     `connect=False` builds a run that will not reach its measurements here (a tune worker):
@@ -87,8 +96,13 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
     say(f"Profile {profile.name}: {profile.description}")
     _check_rules(request, profile)
     inputs = _inputs(request, say)
-    loaded, dataset, scaling, reference_scores, fingerprint = (inputs.loaded, inputs.dataset, inputs.scaling,
-                                                                inputs.reference_scores, inputs.fingerprint)
+    loaded, dataset, scaling, reference_scores, fingerprint = (
+        inputs.loaded,
+        inputs.dataset,
+        inputs.scaling,
+        inputs.reference_scores,
+        inputs.fingerprint,
+    )
     cache = StageCache.default(enabled=request.cache)
     _check_targets_suit_profile(request, profile)
     clock.lap("load")
@@ -108,8 +122,22 @@ def prepare(request: DeployRequest, say: Say, task: TaskFactory, *, dry_run: boo
     elif connect:
         targets, probes = _connect_targets(request, say)
     clock.lap("plan and targets")
-    return Prepared(request, profile, loaded, dataset, scaling, reference_scores, targets, probes, significance, plan, task,
-                    cache, fingerprint, clock.laps)
+    return Prepared(
+        request,
+        profile,
+        loaded,
+        dataset,
+        scaling,
+        reference_scores,
+        targets,
+        probes,
+        significance,
+        plan,
+        task,
+        cache,
+        fingerprint,
+        clock.laps,
+    )
 
 
 @dataclass
@@ -126,7 +154,9 @@ class _PhaseClock:
 def _override_text(overrides: dict[str, Any], prefix: str = "") -> str:
     parts = []
     for key, value in overrides.items():
-        parts.append(_override_text(value, f"{prefix}{key}.") if isinstance(value, dict) else f"{prefix}{key} = {value}")
+        parts.append(
+            _override_text(value, f"{prefix}{key}.") if isinstance(value, dict) else f"{prefix}{key} = {value}"
+        )
     return ", ".join(parts)
 
 
@@ -161,8 +191,16 @@ def _inputs(request: DeployRequest, say: Say) -> _Inputs:
         stamp: tuple[Any, ...] = (stat.st_size, stat.st_mtime_ns)
     except OSError:
         stamp = ()
-    key = (str(path), stamp, request.data, tuple(request.classes or ()), request.scaling, request.resize,
-           request.max_eval, request.seed)
+    key = (
+        str(path),
+        stamp,
+        request.data,
+        tuple(request.classes or ()),
+        request.scaling,
+        request.resize,
+        request.max_eval,
+        request.seed,
+    )
     with _RECENT_LOCK:
         found = _RECENT.get(key) if stamp else None
         if found is None:
@@ -174,11 +212,18 @@ def _inputs(request: DeployRequest, say: Say) -> _Inputs:
 
             loaded = load_model(request.model)
             _check_model_unchanged(request, loaded)
-            tell(f"Model {loaded.path.name}: {loaded.n_params:,} parameters, input {loaded.input_shape}, "
-                 f"{loaded.n_outputs} outputs ({loaded.output_kind})")
+            tell(
+                f"Model {loaded.path.name}: {loaded.n_params:,} parameters, input {loaded.input_shape}, "
+                f"{loaded.n_outputs} outputs ({loaded.output_kind})"
+            )
             dataset, scaling, scores = _data_for(request, loaded, tell)
-            fingerprint = fingerprint_arrays(dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test,
-                                             extra=[dataset.class_names, dataset.scaling])
+            fingerprint = fingerprint_arrays(
+                dataset.x_train,
+                dataset.y_train,
+                dataset.x_test,
+                dataset.y_test,
+                extra=[dataset.class_names, dataset.scaling],
+            )
             found = _Inputs(loaded, dataset, scaling, scores, fingerprint, lines)
             if stamp:
                 _RECENT[key] = found
@@ -211,19 +256,31 @@ def _check_rules(request: DeployRequest, profile: Profile) -> None:
 def _data_for(request: DeployRequest, loaded: LoadedModel, say: Say) -> tuple[Dataset, ScalingDecision, np.ndarray]:
     """The data scaled as the model expects, that decision, and the baseline's scores (checked against chance)."""
     from edgecompress.data import load_dataset
-    from edgecompress.data.scaling import (FALLBACK, ScalingDecision, decide_scaling, require_better_than_chance,
-                                           rescaled)
+    from edgecompress.data.scaling import (
+        FALLBACK,
+        ScalingDecision,
+        decide_scaling,
+        require_better_than_chance,
+        rescaled,
+    )
     from edgecompress.evaluation import keras_scores, predictions_from_scores
 
     if request.scaling is not None:
         decision = ScalingDecision(request.scaling, "option", f"--scaling {request.scaling}")
     elif loaded.scaling is not None:
-        decision = ScalingDecision(loaded.scaling, "model", f"the model's {loaded.scaling_evidence} layer rescales pixels itself")
+        decision = ScalingDecision(
+            loaded.scaling, "model", f"the model's {loaded.scaling_evidence} layer rescales pixels itself"
+        )
     else:
         decision = ScalingDecision(FALLBACK, "data", "to be decided from data")
     dataset = load_dataset(
-        request.data, input_shape=loaded.input_shape, classes=request.classes, scaling=decision.scaling,
-        seed=request.seed, resize=request.resize, max_test=request.max_eval,
+        request.data,
+        input_shape=loaded.input_shape,
+        classes=request.classes,
+        scaling=decision.scaling,
+        seed=request.seed,
+        resize=request.resize,
+        max_test=request.max_eval,
     )
     _check_data_fits_model(dataset, loaded)
 
@@ -233,8 +290,10 @@ def _data_for(request: DeployRequest, loaded: LoadedModel, say: Say) -> tuple[Da
     if decision.how == "data":
         decision = decide_scaling(dataset, predict, seed=request.seed)
         dataset = rescaled(dataset, decision.scaling)
-    say(f"Data {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, classes "
-        f"{', '.join(dataset.class_names)}, scaled {dataset.scaling} ({decision.reason})")
+    say(
+        f"Data {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, classes "
+        f"{', '.join(dataset.class_names)}, scaled {dataset.scaling} ({decision.reason})"
+    )
     scores = keras_scores(loaded.model, dataset.x_test)
     accuracy = float(np.mean(predictions_from_scores(scores, loaded.output_kind) == dataset.y_test))
     require_better_than_chance(accuracy, dataset.y_test, dataset.class_names, decision)
@@ -267,24 +326,40 @@ def _check_targets_suit_profile(request: DeployRequest, profile: Profile) -> Non
             "on this machine); then flash micro/firmware/ with your board's toolchain.",
         )
     if not mcu and any(is_qemu_spec(spec) for spec in request.targets):
-        raise TargetError(f"--target qemu emulates microcontroller boards; profile '{profile.name}' is a {profile.device_class}.",
-                          "Use a microcontroller profile (arduino-nano-33-ble, stm32h7, or your own Cortex-M profile).")
+        raise TargetError(
+            f"--target qemu emulates microcontroller boards; profile '{profile.name}' is a {profile.device_class}.",
+            "Use a microcontroller profile (arduino-nano-33-ble, stm32h7, or your own Cortex-M profile).",
+        )
     if mcu:
         from edgecompress.micro.emulated import check_firmware_tools
 
         check_firmware_tools(profile, request.targets, request.micro)
 
 
-def _significance(request: DeployRequest, profile: Profile, loaded: LoadedModel, dataset: Dataset, say: Say,
-                  task: TaskFactory, cache: StageCache, fingerprint: str) -> SignificanceProfile:
+def _significance(
+    request: DeployRequest,
+    profile: Profile,
+    loaded: LoadedModel,
+    dataset: Dataset,
+    say: Say,
+    task: TaskFactory,
+    cache: StageCache,
+    fingerprint: str,
+) -> SignificanceProfile:
     """TwoNN (or PCA) significance of every layer, reused from the cache when the same was measured before."""
     from edgecompress._tf import quiet_native_output
-    from edgecompress.analysis import SignificanceProfile, analyze_model
+    from edgecompress.analysis import analyze_model
 
     delta = request.delta if request.delta is not None else profile.compression.significance_delta
     # delta only thresholds the measured IDs (SignificanceProfile.with_delta), so it is not part of the key
-    key = cache.key("significance", model=loaded.sha256, data=fingerprint, method=request.method,
-                    samples=request.id_samples, seed=request.seed)
+    key = cache.key(
+        "significance",
+        model=loaded.sha256,
+        data=fingerprint,
+        method=request.method,
+        samples=request.id_samples,
+        seed=request.seed,
+    )
     hit = cache.lookup("significance", key)
     stored = _stored_significance(hit)
     if hit is not None and stored is not None:
@@ -294,8 +369,14 @@ def _significance(request: DeployRequest, profile: Profile, loaded: LoadedModel,
         samples = min(request.id_samples, len(dataset.x_train))
         say(f"Measuring layer significance ({request.method}, delta {delta:g}, {samples} samples)")
         with task("Measuring layer significance"), quiet_native_output():
-            significance = analyze_model(loaded.model, dataset.x_train, method=request.method, delta=delta,
-                                         n_samples=request.id_samples, seed=request.seed)
+            significance = analyze_model(
+                loaded.model,
+                dataset.x_train,
+                method=request.method,
+                delta=delta,
+                n_samples=request.id_samples,
+                seed=request.seed,
+            )
         document = json.dumps(significance.to_dict())
 
         def write(folder: Path) -> None:
@@ -307,7 +388,9 @@ def _significance(request: DeployRequest, profile: Profile, loaded: LoadedModel,
     return significance
 
 
-def _plan(request: DeployRequest, profile: Profile, loaded: LoadedModel, significance: SignificanceProfile, say: Say) -> Plan:
+def _plan(
+    request: DeployRequest, profile: Profile, loaded: LoadedModel, significance: SignificanceProfile, say: Say
+) -> Plan:
     """The per-layer plan: the profile's, or a named recipe; a budget miss stops here, before training."""
     from edgecompress.compression import baseline_plan, make_plan
 
@@ -315,7 +398,9 @@ def _plan(request: DeployRequest, profile: Profile, loaded: LoadedModel, signifi
         plan = baseline_plan(request.recipe, loaded.model, significance=significance)
     else:
         plan = make_plan(profile, loaded.model, significance)
-    say(f"Plan '{plan.strategy}': {plan.description}; export {plan.export_mode}, about {plan.estimated_bytes:,} bytes bit-packed")
+    say(
+        f"Plan '{plan.strategy}': {plan.description}; export {plan.export_mode}, about {plan.estimated_bytes:,} bytes bit-packed"
+    )
     return plan
 
 

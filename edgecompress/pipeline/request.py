@@ -52,10 +52,14 @@ class DeployRequest:
     cache: bool = True  # reuse significance, PTQ and fine-tuned stages across runs (see `edgecompress cache`)
     micro: dict[str, Any] = field(default_factory=dict)  # microcontroller firmware: tflm_dir, kernels
     target_options: dict[str, Any] = field(default_factory=dict)
-    acceptance: dict[str, Any] = field(default_factory=dict)  # rule overrides (profiles.Acceptance fields) on the profile's
+    acceptance: dict[str, Any] = field(
+        default_factory=dict
+    )  # rule overrides (profiles.Acceptance fields) on the profile's
     gate: bool = False  # raise errors.GateFailed (exit 10) when no artifact passes the rules
     ship: bool = True  # leave ship/, the bundle of the recommended artifact
-    profile_overrides: dict[str, Any] = field(default_factory=dict)  # {"compression": {"clusters": 8}}: checked by the profile schema
+    profile_overrides: dict[str, Any] = field(
+        default_factory=dict
+    )  # {"compression": {"clusters": 8}}: checked by the profile schema
     run_name: str | None = None  # the run folder's name (None: time stamp, model and profile)
     model_sha256: str | None = None  # recorded when the run starts; a resume refuses a changed model
 
@@ -78,8 +82,10 @@ class DeployRequest:
         options.update({name: fields.pop(name) for name in TARGET_OPTIONS if name in fields})
         unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise TypeError(f"deploy() got unknown argument(s) {', '.join(unknown)}; "
-                            f"known: {', '.join(f.name for f in dataclasses.fields(cls))}, target, {', '.join(TARGET_OPTIONS)}")
+            raise TypeError(
+                f"deploy() got unknown argument(s) {', '.join(unknown)}; "
+                f"known: {', '.join(f.name for f in dataclasses.fields(cls))}, target, {', '.join(TARGET_OPTIONS)}"
+            )
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v not in (None, False)}
         if "targets" in fields:
             fields["targets"] = [str(t) for t in fields["targets"]]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -71,15 +72,21 @@ class CachedStageStore:
             weights, summary = _read_stage(hit.path)
         except (OSError, ValueError):  # evicted by another process since the lookup: a miss
             return None
-        self.say(f"Reusing fine-tuning stage '{', '.join(s['stage'] for s in summary['stages'])}' from the cache "
-                 f"(trained {hit.meta.get('stored', '?')}, key {key[:12]})")
+        self.say(
+            f"Reusing fine-tuning stage '{', '.join(s['stage'] for s in summary['stages'])}' from the cache "
+            f"(trained {hit.meta.get('stored', '?')}, key {key[:12]})"
+        )
         self.run.keep(key, weights, summary)
         return weights, summary
 
     def keep(self, key: str, weights: list[np.ndarray], summary: dict[str, Any]) -> None:
         self.run.keep(key, weights, summary)
-        self.cache.store("fine-tune-stage", key, lambda folder: _write_stage(folder, weights, summary),
-                         {"stages": [s["stage"] for s in summary["stages"]]})
+        self.cache.store(
+            "fine-tune-stage",
+            key,
+            lambda folder: _write_stage(folder, weights, summary),
+            {"stages": [s["stage"] for s in summary["stages"]]},
+        )
 
 
 def reused_file(cache: StageCache, kind: str, key: str, target: Path, say: Say, what: str) -> dict[str, Any] | None:

@@ -11,9 +11,10 @@ import json
 import logging
 import shlex
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from edgecompress.errors import EdgeCompressError
 from edgecompress.pipeline.context import RunContext
@@ -82,7 +83,9 @@ def resume(
             "Pass a folder that `edgecompress deploy` created, e.g. runs/20261122-101500-model-rpi4.failed.",
         )
     if (run_dir / LAYOUT.report).exists() and not run_dir.name.endswith((FAILED, PARTIAL)):
-        raise EdgeCompressError(f"'{run_dir}' already finished; its report is {run_dir / LAYOUT.report}.", "Nothing to resume.")
+        raise EdgeCompressError(
+            f"'{run_dir}' already finished; its report is {run_dir / LAYOUT.report}.", "Nothing to resume."
+        )
     try:
         document = json.loads(request_file.read_text())
     except (OSError, ValueError):
@@ -115,8 +118,16 @@ def run(
     return contextvars.copy_context().run(_run, request, progress, show, task, reopen, dry_run, stop_before, boards)
 
 
-def _run(request: DeployRequest, progress: Say | None, show: Callable[[Any], None] | None, task: TaskFactory | None,
-         reopen: Path | None, dry_run: bool, stop_before: str | None, boards: Sequence[Target] | None) -> DeployResult:
+def _run(
+    request: DeployRequest,
+    progress: Say | None,
+    show: Callable[[Any], None] | None,
+    task: TaskFactory | None,
+    reopen: Path | None,
+    dry_run: bool,
+    stop_before: str | None,
+    boards: Sequence[Target] | None,
+) -> DeployResult:
     connect = stop_before is None or STEP_NAMES.index(stop_before) > STEP_NAMES.index("measure")
 
     def say(message: str) -> None:
@@ -141,19 +152,29 @@ def _run(request: DeployRequest, progress: Say | None, show: Callable[[Any], Non
         show(f"Input scaling: {prepared.scaling.scaling} ({prepared.scaling.reason})")
     if dry_run:
         prepared.close()
-        return DeployResult(run_dir=None, report={"plan": prepared.plan.to_dict(), "significance": prepared.significance.to_dict(),
-                                                  "scaling": prepared.scaling.to_dict()})
+        return DeployResult(
+            run_dir=None,
+            report={
+                "plan": prepared.plan.to_dict(),
+                "significance": prepared.significance.to_dict(),
+                "scaling": prepared.scaling.to_dict(),
+            },
+        )
     if reopen is not None:
         folder = RunFolder.reopen(reopen)
     else:
-        folder = RunFolder.create(Path(request.output), Path(request.model).stem, prepared.profile.name, request.run_name)
+        folder = RunFolder.create(
+            Path(request.output), Path(request.model).stem, prepared.profile.name, request.run_name
+        )
         request.model_sha256 = prepared.loaded.sha256
         folder.write_json(LAYOUT.request, request.to_json())
     result = _run_steps(RunContext(prepared=prepared, folder=folder, say=say), early.records, stop_before)
     if request.gate and stop_before is None:
         from edgecompress.decision.gate import enforce
 
-        enforce(result.report.get("verdict") or {}, result.run_dir, result=result)  # the run stays; only the exit code changes
+        enforce(
+            result.report.get("verdict") or {}, result.run_dir, result=result
+        )  # the run stays; only the exit code changes
     return result
 
 
@@ -201,7 +222,9 @@ def _run_steps(ctx: RunContext, earlier: list[logging.LogRecord], stop_before: s
         ctx.say(f"Run folder: {ctx.folder.path}")
         for current in STEPS:
             if current.name == stop_before:
-                ctx.say(f"Stopping before step '{stop_before}'; the run folder stays {ctx.folder.path.name} to be resumed")
+                ctx.say(
+                    f"Stopping before step '{stop_before}'; the run folder stays {ctx.folder.path.name} to be resumed"
+                )
                 return DeployResult(run_dir=ctx.folder.path, report={})
             if current.applies(ctx):
                 step = current.name
@@ -229,8 +252,9 @@ def _kept_for_resume(folder: RunFolder, step: str, error: BaseException) -> Base
     failed_at = folder.fail(step, error)
     command = f"edgecompress deploy --resume {shlex.quote(str(failed_at))}"
     if isinstance(error, KeyboardInterrupt):
-        return RunInterrupted(f"Interrupted during step '{step}'. The run so far is kept in {failed_at}.",
-                              f"Finish it with `{command}`.")
+        return RunInterrupted(
+            f"Interrupted during step '{step}'. The run so far is kept in {failed_at}.", f"Finish it with `{command}`."
+        )
     if isinstance(error, EdgeCompressError):
         error.fix = (error.fix + f" The run so far is kept in {failed_at}; finish it with `{command}`.").strip()
     return error

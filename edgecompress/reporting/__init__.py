@@ -14,9 +14,10 @@ html / terminal (writers), compare (several runs side by side), summary (--json)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgecompress.reporting.summary import to_json_summary
 from edgecompress.run_folder import json_default, write_atomically
@@ -38,8 +39,13 @@ class Rendered:
         return [self.markdown, self.html, *self.figures.values()]
 
 
-def write_all(run_dir: str | Path, *, progress: Callable[[str], None] | None = None, run_name: str | None = None,
-              judging: Any = None) -> Rendered:
+def write_all(
+    run_dir: str | Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+    run_name: str | None = None,
+    judging: Any = None,
+) -> Rendered:
     """Complete report.json from the files beside it, then write figures, report.md and report.html.
 
     Optional sections (significance, plan, per-sample predictions, latency samples, eval

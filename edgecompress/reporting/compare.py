@@ -6,9 +6,10 @@ the run they belong to), so runs with different models can still share one table
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from edgecompress.errors import EdgeCompressError
 from edgecompress.reporting import formatting as fmt
@@ -22,8 +23,18 @@ COMPARISON_SCHEMA = "edgecompress.comparison"
 MARKDOWN_FILE, HTML_FILE, FIGURES_DIR = "compare.md", "compare.html", "compare-figures"
 
 #: Headline columns shown per row of the side-by-side table (the run and artifact come first).
-COLUMNS = ("file_bytes", "bitpacked_bytes", "smaller_x_file", "latency_median_ms", "latency_p90_ms", "speedup_x",
-           "peak_rss_bytes", "accuracy", "accuracy_delta_points", "runtime")
+COLUMNS = (
+    "file_bytes",
+    "bitpacked_bytes",
+    "smaller_x_file",
+    "latency_median_ms",
+    "latency_p90_ms",
+    "speedup_x",
+    "peak_rss_bytes",
+    "accuracy",
+    "accuracy_delta_points",
+    "runtime",
+)
 
 
 @dataclass
@@ -90,7 +101,9 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[Run]:
     resolved = [p.resolve() for p in paths]
     duplicates = sorted({str(p) for p in paths if resolved.count(p.resolve()) > 1})
     if duplicates:
-        raise EdgeCompressError(f"The same run folder is given more than once: {', '.join(duplicates)}.", "Name each run folder once.")
+        raise EdgeCompressError(
+            f"The same run folder is given more than once: {', '.join(duplicates)}.", "Name each run folder once."
+        )
     labels = _labels(paths)
     runs = []
     for number, (label, path) in enumerate(zip(labels, paths), start=1):
@@ -136,8 +149,13 @@ def write_comparison(run_dirs: Sequence[str | Path], output: str | Path) -> tupl
 
 def _figures(comparison: Comparison, out: Path) -> dict[str, Path]:
     points = [
-        plots.SizePoint(label=f"{run.short} {row['artifact']}@{row['target']}", file_bytes=row["file_bytes"],
-                        accuracy=row.get("accuracy"), bitpacked_bytes=row.get("bitpacked_bytes"), group=run.short)
+        plots.SizePoint(
+            label=f"{run.short} {row['artifact']}@{row['target']}",
+            file_bytes=row["file_bytes"],
+            accuracy=row.get("accuracy"),
+            bitpacked_bytes=row.get("bitpacked_bytes"),
+            group=run.short,
+        )
         for run, row in comparison.rows()
     ]
     samples = {}
@@ -169,50 +187,95 @@ def verdict_rows(runs: list[Run]) -> list[tuple[str, str, str, str]]:
 def _document(comparison: Comparison) -> Document:
     columns = _columns()
     table = Table(
-        columns=[Column("run"), Column("artifact"), Column("target")] + [Column(c.title, numeric=c.numeric, help=c.help) for c in columns],
+        columns=[Column("run"), Column("artifact"), Column("target")]
+        + [Column(c.title, numeric=c.numeric, help=c.help) for c in columns],
         rows=[
             [Cell(run.short), Cell(row["artifact"]), Cell(row["target"])]
-            + [cell(row.get(c.key), c.format, key=f"{run.label}/{row['artifact']}@{row['target']}:{c.key}",
-                    tone=tone_of(c, row.get(c.key))) for c in columns]
+            + [
+                cell(
+                    row.get(c.key),
+                    c.format,
+                    key=f"{run.label}/{row['artifact']}@{row['target']}:{c.key}",
+                    tone=tone_of(c, row.get(c.key)),
+                )
+                for c in columns
+            ]
             for run, row in comparison.rows()
         ],
         caption="Ratios and Δ accuracy are against each run's own baseline on the same target.",
         id="side-by-side",
     )
     blocks: list[Any] = [Bullets(_best(comparison)), table]
-    captions = {"size_accuracy": "Accuracy against size for every artifact of every run (hollow: bit-packed).",
-                "latency": "Every timed inference of every artifact."}
-    blocks += [Figure(comparison.figures[key], caption, alt=caption) for key, caption in captions.items() if key in comparison.figures]
-    runs = Bullets([
-        f"{run.short} = {run.label}: {Path(run.report['model']['path']).name} for {run.report['profile']['name']}, baseline {run.report['baseline']}, "
-        f"targets {', '.join(dict.fromkeys(r['target'] for r in run.report['comparison']))}, created {run.report.get('created', '?')}"
-        for run in comparison.runs
-    ])
-    hurt = Bullets([
-        f"{run.short} {name} on {block['target']}: " + (", ".join(
-            f"{h['name']} {fmt.points(h['recall_change_points'])}" for h in summary["hurt_most"]) or "no class lost recall")
-        + (f"; disagrees with its baseline on {summary['disagreements']['count']} of {summary['disagreements']['n']} examples"
-           if summary.get("disagreements") else "")
-        for run in comparison.runs for block in run.report.get("per_class") or [] for name, summary in block["compressed"].items()
-    ])
-    verdicts = Table([Column("run"), Column("recommended"), Column("why / what stood in the way"), Column("rules")],
-                     [[Cell(run), Cell(recommended, tone="" if recommended != "none passes" else "bad"), Cell(reason), Cell(rules)]
-                      for run, recommended, reason, rules in verdict_rows(comparison.runs)],
-                     caption="Each run judged under its own rules (see each run's report for the figures).", id="verdicts")
-    sections = [Section("Verdicts", [verdicts], id="verdicts-section"), Section("Runs", [runs], id="runs"),
-                Section("Side by side", blocks, id="side-by-side-section")]
+    captions = {
+        "size_accuracy": "Accuracy against size for every artifact of every run (hollow: bit-packed).",
+        "latency": "Every timed inference of every artifact.",
+    }
+    blocks += [
+        Figure(comparison.figures[key], caption, alt=caption)
+        for key, caption in captions.items()
+        if key in comparison.figures
+    ]
+    runs = Bullets(
+        [
+            f"{run.short} = {run.label}: {Path(run.report['model']['path']).name} for {run.report['profile']['name']}, baseline {run.report['baseline']}, "
+            f"targets {', '.join(dict.fromkeys(r['target'] for r in run.report['comparison']))}, created {run.report.get('created', '?')}"
+            for run in comparison.runs
+        ]
+    )
+    hurt = Bullets(
+        [
+            f"{run.short} {name} on {block['target']}: "
+            + (
+                ", ".join(f"{h['name']} {fmt.points(h['recall_change_points'])}" for h in summary["hurt_most"])
+                or "no class lost recall"
+            )
+            + (
+                f"; disagrees with its baseline on {summary['disagreements']['count']} of {summary['disagreements']['n']} examples"
+                if summary.get("disagreements")
+                else ""
+            )
+            for run in comparison.runs
+            for block in run.report.get("per_class") or []
+            for name, summary in block["compressed"].items()
+        ]
+    )
+    verdicts = Table(
+        [Column("run"), Column("recommended"), Column("why / what stood in the way"), Column("rules")],
+        [
+            [
+                Cell(run),
+                Cell(recommended, tone="" if recommended != "none passes" else "bad"),
+                Cell(reason),
+                Cell(rules),
+            ]
+            for run, recommended, reason, rules in verdict_rows(comparison.runs)
+        ],
+        caption="Each run judged under its own rules (see each run's report for the figures).",
+        id="verdicts",
+    )
+    sections = [
+        Section("Verdicts", [verdicts], id="verdicts-section"),
+        Section("Runs", [runs], id="runs"),
+        Section("Side by side", blocks, id="side-by-side-section"),
+    ]
     if hurt.items:
         sections.append(Section("Classes hurt most", [hurt], id="hurt"))
-    return Document(title=f"{len(comparison.runs)} runs side by side", subtitle=", ".join(run.label for run in comparison.runs),
-                    sections=sections)
+    return Document(
+        title=f"{len(comparison.runs)} runs side by side",
+        subtitle=", ".join(run.label for run in comparison.runs),
+        sections=sections,
+    )
 
 
 def _best(comparison: Comparison) -> list[str]:
     """The winners per figure, so the table need not be read to find them."""
     rows = comparison.rows()
-    picks = (("Smallest file", "file_bytes", min, fmt.human_bytes), ("Smallest bit-packed", "bitpacked_bytes", min, fmt.human_bytes),
-             ("Fastest median", "latency_median_ms", min, lambda v: f"{fmt.milliseconds(v)} ms"),
-             ("Most accurate", "accuracy", max, fmt.percent))
+    picks = (
+        ("Smallest file", "file_bytes", min, fmt.human_bytes),
+        ("Smallest bit-packed", "bitpacked_bytes", min, fmt.human_bytes),
+        ("Fastest median", "latency_median_ms", min, lambda v: f"{fmt.milliseconds(v)} ms"),
+        ("Most accurate", "accuracy", max, fmt.percent),
+    )
     lines = []
     for title, key, choose, show in picks:
         candidates = [(row[key], run, row) for run, row in rows if row.get(key) is not None]

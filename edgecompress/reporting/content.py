@@ -26,9 +26,9 @@ from edgecompress.reporting.document import (
     cell,
 )
 from edgecompress.reporting.headline import HEADLINE_COLUMNS, tone_of
-from edgecompress.reporting.verdict_section import verdict_section
-from edgecompress.reporting.speed import plan_speed_bullets, plan_speed_columns, speed_section
 from edgecompress.reporting.micro import micro_section
+from edgecompress.reporting.speed import plan_speed_bullets, plan_speed_columns, speed_section
+from edgecompress.reporting.verdict_section import verdict_section
 
 #: Tables longer than this fold away in HTML (every class of CIFAR-100, every layer of a ResNet).
 FOLD_ROWS = 20
@@ -53,9 +53,16 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
     ]
     return Document(
         title=f"{model_name} for {profile['name']}",
-        subtitle=" · ".join(part for part in (run_name, f"created {report.get('created', '?')}",
-                                              f"edgecompress {report.get('edgecompress_version', '?')}",
-                                              f"report schema {report['schema_version']}") if part),
+        subtitle=" · ".join(
+            part
+            for part in (
+                run_name,
+                f"created {report.get('created', '?')}",
+                f"edgecompress {report.get('edgecompress_version', '?')}",
+                f"report schema {report['schema_version']}",
+            )
+            if part
+        ),
         sections=[section for section in sections if section is not None and section.blocks],
     )
 
@@ -91,13 +98,15 @@ def _glance(report: dict[str, Any]) -> Section:
         hurt = worst.get((row["artifact"], row["target"]))
         if hurt:
             detail.append(f"most hurt class {hurt['name']} ({fmt.points(hurt['recall_change_points'])})")
-        cards.append(Card(
-            title=f"{row['artifact']} on {row['target']}",
-            value=f"{fmt.ratio(row.get('smaller_x_file'))} smaller",
-            detail=" · ".join(detail),
-            tone=fmt.tone(row.get("accuracy_delta_points")),
-            key=headline_key(row, "glance"),
-        ))
+        cards.append(
+            Card(
+                title=f"{row['artifact']} on {row['target']}",
+                value=f"{fmt.ratio(row.get('smaller_x_file'))} smaller",
+                detail=" · ".join(detail),
+                tone=fmt.tone(row.get("accuracy_delta_points")),
+                key=headline_key(row, "glance"),
+            )
+        )
     blocks: list[Any] = [Bullets(facts)]
     if cards:
         blocks.append(Cards(cards))
@@ -120,12 +129,18 @@ def _worst_classes(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, An
 
 def _headline(report: dict[str, Any], figures: dict[str, Path]) -> Section:
     single_target = len({row["target"] for row in report["comparison"]}) == 1  # then named in "Measured on"
-    present = [c for c in HEADLINE_COLUMNS if any(row.get(c.key) is not None for row in report["comparison"])
-               and not (single_target and c.key == "target")]
+    present = [
+        c
+        for c in HEADLINE_COLUMNS
+        if any(row.get(c.key) is not None for row in report["comparison"]) and not (single_target and c.key == "target")
+    ]
     table = Table(
         columns=[Column(c.title, numeric=c.numeric, help=c.help) for c in present],
         rows=[
-            [cell(row.get(c.key), c.format, key=headline_key(row, c.key), tone=tone_of(c, row.get(c.key))) for c in present]
+            [
+                cell(row.get(c.key), c.format, key=headline_key(row, c.key), tone=tone_of(c, row.get(c.key)))
+                for c in present
+            ]
             for row in report["comparison"]
         ],
         caption=f"Baseline: {report['baseline']}. Ratios and Δ are against the baseline on the same target.",
@@ -136,8 +151,10 @@ def _headline(report: dict[str, Any], figures: dict[str, Path]) -> Section:
     if definitions:
         titles = {column.key: column.title for column in HEADLINE_COLUMNS}
         blocks.append(Bullets([f"{titles.get(key, key)}: {text}" for key, text in definitions.items()]))
-    for key, caption in (("size_accuracy", "Accuracy against size: filled dots are the files, hollow ones the bit-packed weights."),
-                         ("latency", "Every timed inference (dots) and their quartiles (boxes).")):
+    for key, caption in (
+        ("size_accuracy", "Accuracy against size: filled dots are the files, hollow ones the bit-packed weights."),
+        ("latency", "Every timed inference (dots) and their quartiles (boxes)."),
+    ):
         if key in figures:
             blocks.append(Figure(figures[key], caption, alt=caption))
     return Section("Size, speed and accuracy", blocks, id="headline-section")
@@ -183,28 +200,50 @@ def _impact_line(name: str, summary: dict[str, Any]) -> str:
         f"{row['name']} ({fmt.percent(row['baseline_recall'])} → {fmt.percent(row['recall'])}, {fmt.points(row['recall_change_points'])})"
         for row in summary["hurt_most"]
     )
-    counts = (f"{fmt.count(summary['classes_worse'], 'class', 'classes')} worse, {summary['classes_better']} better, "
-              f"{summary['classes_unchanged']} unchanged")
+    counts = (
+        f"{fmt.count(summary['classes_worse'], 'class', 'classes')} worse, {summary['classes_better']} better, "
+        f"{summary['classes_unchanged']} unchanged"
+    )
     return f"{name}: {counts}." + (f" Hurt most: {hurt}." if hurt else " No class lost recall.")
 
 
 def _class_table(block: dict[str, Any]) -> Table:
     baseline, compressed = block["baseline"], list(block["compressed"])
-    columns = [Column("class"), Column("n", numeric=True), Column(f"{baseline} recall", numeric=True, help="per-class accuracy"),
-               Column(f"{baseline} precision", numeric=True)]
+    columns = [
+        Column("class"),
+        Column("n", numeric=True),
+        Column(f"{baseline} recall", numeric=True, help="per-class accuracy"),
+        Column(f"{baseline} precision", numeric=True),
+    ]
     for name in compressed:
-        columns += [Column(f"{name} recall", numeric=True), Column("Δ recall", numeric=True), Column(f"{name} precision", numeric=True)]
+        columns += [
+            Column(f"{name} recall", numeric=True),
+            Column("Δ recall", numeric=True),
+            Column(f"{name} precision", numeric=True),
+        ]
     rows = []
     for row in block["classes"]:
-        cells = [Cell(str(row["name"])), cell(row["n"], fmt.integer), cell(row["recall"][baseline], fmt.percent),
-                 cell(row["precision"][baseline], fmt.percent)]
+        cells = [
+            Cell(str(row["name"])),
+            cell(row["n"], fmt.integer),
+            cell(row["recall"][baseline], fmt.percent),
+            cell(row["precision"][baseline], fmt.percent),
+        ]
         for name in compressed:
             change = row["recall_change_points"][name]
-            cells += [cell(row["recall"][name], fmt.percent), cell(change, fmt.points, tone=fmt.tone(change)),
-                      cell(row["precision"][name], fmt.percent)]
+            cells += [
+                cell(row["recall"][name], fmt.percent),
+                cell(change, fmt.points, tone=fmt.tone(change)),
+                cell(row["precision"][name], fmt.percent),
+            ]
         rows.append(cells)
-    return Table(columns, rows, caption="Recall is the share of a class's examples predicted as that class (per-class accuracy).",
-                 id=f"classes-{block['target']}", collapsed=len(rows) > FOLD_ROWS)
+    return Table(
+        columns,
+        rows,
+        caption="Recall is the share of a class's examples predicted as that class (per-class accuracy).",
+        id=f"classes-{block['target']}",
+        collapsed=len(rows) > FOLD_ROWS,
+    )
 
 
 def _disagreement_blocks(block: dict[str, Any], figures: dict[str, Path]) -> list[Any]:
@@ -212,16 +251,26 @@ def _disagreement_blocks(block: dict[str, Any], figures: dict[str, Path]) -> lis
     for name, summary in block["compressed"].items():
         found = summary.get("disagreements")
         if found is None:
-            blocks.append(Paragraph(
-                f"{name} vs {block['baseline']}: not available, the measurements carry no per-sample predictions "
-                "(measured by a runner older than this report).", lead="Disagreements:"))
+            blocks.append(
+                Paragraph(
+                    f"{name} vs {block['baseline']}: not available, the measurements carry no per-sample predictions "
+                    "(measured by a runner older than this report).",
+                    lead="Disagreements:",
+                )
+            )
             continue
-        by_class = ", ".join(f"{label} ({count})" for label, count in sorted(found["by_class"].items(), key=lambda kv: -kv[1])[:8])
-        blocks.append(Paragraph(
-            f"{name} and {block['baseline']} disagree on {found['count']} of {found['n']} examples ({fmt.percent(found['rate'])}): "
-            f"{found['baseline_right_compressed_wrong']} newly wrong, {found['baseline_wrong_compressed_right']} newly right, "
-            f"{found['both_wrong']} wrong in both but differently." + (f" By true class: {by_class}." if by_class else ""),
-            lead="Disagreements:"))
+        by_class = ", ".join(
+            f"{label} ({count})" for label, count in sorted(found["by_class"].items(), key=lambda kv: -kv[1])[:8]
+        )
+        blocks.append(
+            Paragraph(
+                f"{name} and {block['baseline']} disagree on {found['count']} of {found['n']} examples ({fmt.percent(found['rate'])}): "
+                f"{found['baseline_right_compressed_wrong']} newly wrong, {found['baseline_wrong_compressed_right']} newly right, "
+                f"{found['both_wrong']} wrong in both but differently."
+                + (f" By true class: {by_class}." if by_class else ""),
+                lead="Disagreements:",
+            )
+        )
         key = f"disagreements:{name}@{block['target']}"
         if key in figures:
             caption = f"Examples where {name} and {block['baseline']} disagree (first {len(found['examples'])}, newly wrong first)."
@@ -236,19 +285,40 @@ def _significance(report: dict[str, Any], figures: dict[str, Path]) -> Section |
     significance = report.get("significance")
     if not significance:
         return None
-    blocks: list[Any] = [Paragraph(
-        f"{significance.get('method', '?')} on {fmt.integer(significance.get('n_samples'))} samples, threshold delta = "
-        f"{significance.get('delta')}: a layer is significant when |ΔID| exceeds it; first and last layers are kept "
-        "at higher precision whatever their change.")]
+    blocks: list[Any] = [
+        Paragraph(
+            f"{significance.get('method', '?')} on {fmt.integer(significance.get('n_samples'))} samples, threshold delta = "
+            f"{significance.get('delta')}: a layer is significant when |ΔID| exceeds it; first and last layers are kept "
+            "at higher precision whatever their change."
+        )
+    ]
     if "id_profile" in figures:
-        blocks.append(Figure(figures["id_profile"], "Intrinsic-dimension profile with the threshold.", alt="ID profile"))
-    columns = [Column("layer"), Column("type"), Column("output shape"), Column("ID", numeric=True), Column("± spread", numeric=True),
-               Column("|ΔID|", numeric=True), Column("significant"), Column("kept high precision"), Column("robust")]
+        blocks.append(
+            Figure(figures["id_profile"], "Intrinsic-dimension profile with the threshold.", alt="ID profile")
+        )
+    columns = [
+        Column("layer"),
+        Column("type"),
+        Column("output shape"),
+        Column("ID", numeric=True),
+        Column("± spread", numeric=True),
+        Column("|ΔID|", numeric=True),
+        Column("significant"),
+        Column("kept high precision"),
+        Column("robust"),
+    ]
     rows = [
-        [Cell(str(layer.get("name"))), Cell(fmt.text(layer.get("class_name"))), Cell(fmt.text(layer.get("output_shape"))),
-         cell(layer.get("id"), fmt.number), cell(layer.get("id_std"), fmt.number), cell(layer.get("delta_id"), fmt.number),
-         cell(layer.get("significant"), fmt.yes_no), cell(layer.get("kept_high_precision"), fmt.yes_no),
-         cell(layer.get("robust"), fmt.yes_no)]
+        [
+            Cell(str(layer.get("name"))),
+            Cell(fmt.text(layer.get("class_name"))),
+            Cell(fmt.text(layer.get("output_shape"))),
+            cell(layer.get("id"), fmt.number),
+            cell(layer.get("id_std"), fmt.number),
+            cell(layer.get("delta_id"), fmt.number),
+            cell(layer.get("significant"), fmt.yes_no),
+            cell(layer.get("kept_high_precision"), fmt.yes_no),
+            cell(layer.get("robust"), fmt.yes_no),
+        ]
         for layer in significance.get("layers", [])
     ]
     blocks.append(Table(columns, rows, id="significance", collapsed=len(rows) > FOLD_ROWS))
@@ -260,27 +330,55 @@ def _plan(report: dict[str, Any], figures: dict[str, Path]) -> Section | None:
     if not plan:
         return None
     fits = plan.get("fits")
-    blocks: list[Any] = [Bullets([
-        f"Strategy {plan.get('strategy')}: {plan.get('description', '')}",
-        f"Export {plan.get('export_mode')} (input/output {plan.get('io_dtype')})"
-        + (f"; kept in float32: {', '.join(plan['float_layers'])}" if plan.get("float_layers") else ""),
-        f"Estimated {fmt.human_bytes(plan.get('estimated_bytes'))} bit-packed"
-        + ("" if plan.get("budget_bytes") is None else
-           f" against a budget of {fmt.human_bytes(plan['budget_bytes'])} ({plan.get('budget_field')}): {'fits' if fits else 'does not fit'}"),
-        *plan_speed_bullets(plan),
-        *[f"Note: {note}" for note in plan.get("notes") or []],
-    ])]
+    blocks: list[Any] = [
+        Bullets(
+            [
+                f"Strategy {plan.get('strategy')}: {plan.get('description', '')}",
+                f"Export {plan.get('export_mode')} (input/output {plan.get('io_dtype')})"
+                + (f"; kept in float32: {', '.join(plan['float_layers'])}" if plan.get("float_layers") else ""),
+                f"Estimated {fmt.human_bytes(plan.get('estimated_bytes'))} bit-packed"
+                + (
+                    ""
+                    if plan.get("budget_bytes") is None
+                    else f" against a budget of {fmt.human_bytes(plan['budget_bytes'])} ({plan.get('budget_field')}): {'fits' if fits else 'does not fit'}"
+                ),
+                *plan_speed_bullets(plan),
+                *[f"Note: {note}" for note in plan.get("notes") or []],
+            ]
+        )
+    ]
     if "plan" in figures:
-        blocks.append(Figure(figures["plan"], "Planned size per layer (colour: recipe) against its float32 weights (grey).",
-                             alt="compression plan per layer"))
+        blocks.append(
+            Figure(
+                figures["plan"],
+                "Planned size per layer (colour: recipe) against its float32 weights (grey).",
+                alt="compression plan per layer",
+            )
+        )
     speed_columns, speed_cells = plan_speed_columns(plan)
-    columns = [Column("layer"), Column("type"), Column("role"), Column("parameters", numeric=True), *speed_columns,
-               Column("recipe"), Column("setting"), Column("estimated", numeric=True), Column("note")]
+    columns = [
+        Column("layer"),
+        Column("type"),
+        Column("role"),
+        Column("parameters", numeric=True),
+        *speed_columns,
+        Column("recipe"),
+        Column("setting"),
+        Column("estimated", numeric=True),
+        Column("note"),
+    ]
     rows = [
-        [Cell(str(layer.get("name"))), Cell(fmt.text(layer.get("layer_class"))), Cell(fmt.text(layer.get("role"))),
-         cell(layer.get("parameters"), fmt.integer), *speed_cells(layer),
-         Cell(fmt.text(layer.get("recipe"))), Cell(fmt.text(layer.get("setting"))),
-         cell(layer.get("estimated_bytes"), fmt.human_bytes), Cell(fmt.text(layer.get("note")))]
+        [
+            Cell(str(layer.get("name"))),
+            Cell(fmt.text(layer.get("layer_class"))),
+            Cell(fmt.text(layer.get("role"))),
+            cell(layer.get("parameters"), fmt.integer),
+            *speed_cells(layer),
+            Cell(fmt.text(layer.get("recipe"))),
+            Cell(fmt.text(layer.get("setting"))),
+            cell(layer.get("estimated_bytes"), fmt.human_bytes),
+            Cell(fmt.text(layer.get("note"))),
+        ]
         for layer in plan.get("layers", [])
     ]
     blocks.append(Table(columns, rows, id="plan", collapsed=len(rows) > FOLD_ROWS))
@@ -292,26 +390,69 @@ def _training(report: dict[str, Any]) -> Section | None:
     stages = (report.get("training") or {}).get("stages") or []
     if not stages:
         return None
-    columns = [Column("stage"), Column("steps", numeric=True), Column("budget", numeric=True),
-               Column("epochs-equivalent", numeric=True), Column("wall time", numeric=True), Column("stopped by"),
-               Column("best step", numeric=True), Column("val accuracy", numeric=True)]
-    rows = [[Cell(fmt.text(stage.get("stage"))), cell(stage.get("steps"), fmt.integer), cell(stage.get("budget_steps"), fmt.integer),
-             cell(stage.get("epochs_equivalent"), fmt.number), cell(stage.get("wall_seconds"), _seconds),
-             Cell(fmt.text(stage.get("stopped_by"))), cell(stage.get("best_step"), fmt.integer),
-             cell(stage.get("val_accuracy"), fmt.percent)] for stage in stages]
-    blocks: list[Any] = [Table(columns, rows, caption="Fine-tuning per stage; the model keeps the weights of the best "
-                                                      "validation check.", id="training")]
-    curve_rows = [[Cell(fmt.text(stage.get("stage"))), cell(point.get("step"), fmt.integer),
-                   cell(point.get("epochs_equivalent"), fmt.number), cell(point.get("loss"), fmt.number),
-                   cell(point.get("val_loss"), fmt.number), cell(point.get("val_accuracy"), fmt.percent),
-                   cell(point.get("elapsed_s"), _seconds)]
-                  for stage in stages for point in stage.get("curve") or []]
+    columns = [
+        Column("stage"),
+        Column("steps", numeric=True),
+        Column("budget", numeric=True),
+        Column("epochs-equivalent", numeric=True),
+        Column("wall time", numeric=True),
+        Column("stopped by"),
+        Column("best step", numeric=True),
+        Column("val accuracy", numeric=True),
+    ]
+    rows = [
+        [
+            Cell(fmt.text(stage.get("stage"))),
+            cell(stage.get("steps"), fmt.integer),
+            cell(stage.get("budget_steps"), fmt.integer),
+            cell(stage.get("epochs_equivalent"), fmt.number),
+            cell(stage.get("wall_seconds"), _seconds),
+            Cell(fmt.text(stage.get("stopped_by"))),
+            cell(stage.get("best_step"), fmt.integer),
+            cell(stage.get("val_accuracy"), fmt.percent),
+        ]
+        for stage in stages
+    ]
+    blocks: list[Any] = [
+        Table(
+            columns,
+            rows,
+            caption="Fine-tuning per stage; the model keeps the weights of the best validation check.",
+            id="training",
+        )
+    ]
+    curve_rows = [
+        [
+            Cell(fmt.text(stage.get("stage"))),
+            cell(point.get("step"), fmt.integer),
+            cell(point.get("epochs_equivalent"), fmt.number),
+            cell(point.get("loss"), fmt.number),
+            cell(point.get("val_loss"), fmt.number),
+            cell(point.get("val_accuracy"), fmt.percent),
+            cell(point.get("elapsed_s"), _seconds),
+        ]
+        for stage in stages
+        for point in stage.get("curve") or []
+    ]
     if curve_rows:
-        curve_columns = [Column("stage"), Column("step", numeric=True), Column("epochs", numeric=True),
-                         Column("loss", numeric=True), Column("val loss", numeric=True), Column("val accuracy", numeric=True),
-                         Column("elapsed", numeric=True)]
-        blocks.append(Table(curve_columns, curve_rows, caption="Validation curve.", id="training-curve",
-                            collapsed=len(curve_rows) > FOLD_ROWS))
+        curve_columns = [
+            Column("stage"),
+            Column("step", numeric=True),
+            Column("epochs", numeric=True),
+            Column("loss", numeric=True),
+            Column("val loss", numeric=True),
+            Column("val accuracy", numeric=True),
+            Column("elapsed", numeric=True),
+        ]
+        blocks.append(
+            Table(
+                curve_columns,
+                curve_rows,
+                caption="Validation curve.",
+                id="training-curve",
+                collapsed=len(curve_rows) > FOLD_ROWS,
+            )
+        )
     return Section("Fine-tuning", blocks, id="training-section")
 
 
@@ -321,21 +462,43 @@ def _seconds(value: float | None) -> str:
 
 def _weights(report: dict[str, Any]) -> Section | None:
     blocks: list[Any] = []
-    columns = [Column("tensor"), Column("layer"), Column("op"), Column("dtype"), Column("weights", numeric=True),
-               Column("unique values", numeric=True), Column("max unique / channel", numeric=True),
-               Column("bits / weight", numeric=True), Column("codebook")]
+    columns = [
+        Column("tensor"),
+        Column("layer"),
+        Column("op"),
+        Column("dtype"),
+        Column("weights", numeric=True),
+        Column("unique values", numeric=True),
+        Column("max unique / channel", numeric=True),
+        Column("bits / weight", numeric=True),
+        Column("codebook"),
+    ]
     for artifact in report["artifacts"]:
         if not artifact.get("weights"):
             continue
         rows = [
-            [Cell(fmt.text(row.get("name"))), Cell(fmt.text(row.get("layer"))), Cell(fmt.text(row.get("op"))),
-             Cell(fmt.text(row.get("dtype"))), cell(row.get("n_weights"), fmt.integer), cell(row.get("unique_values"), fmt.integer),
-             cell(row.get("max_unique_per_channel"), fmt.integer), cell(row.get("bits_per_weight"), fmt.integer),
-             Cell(fmt.text(row.get("codebook")))]
+            [
+                Cell(fmt.text(row.get("name"))),
+                Cell(fmt.text(row.get("layer"))),
+                Cell(fmt.text(row.get("op"))),
+                Cell(fmt.text(row.get("dtype"))),
+                cell(row.get("n_weights"), fmt.integer),
+                cell(row.get("unique_values"), fmt.integer),
+                cell(row.get("max_unique_per_channel"), fmt.integer),
+                cell(row.get("bits_per_weight"), fmt.integer),
+                Cell(fmt.text(row.get("codebook"))),
+            ]
             for row in artifact["weights"]
         ]
-        blocks.append(Table(columns, rows, caption=f"{artifact['name']}: weights read back from {artifact['path']}",
-                            id=f"weights-{artifact['name']}", collapsed=True))
+        blocks.append(
+            Table(
+                columns,
+                rows,
+                caption=f"{artifact['name']}: weights read back from {artifact['path']}",
+                id=f"weights-{artifact['name']}",
+                collapsed=True,
+            )
+        )
     return Section("Weights per layer", blocks, id="weights-section") if blocks else None
 
 
@@ -343,16 +506,34 @@ def _fleet(report: dict[str, Any]) -> Section | None:
     spread = report.get("fleet_spread") or {}
     if not spread:
         return None
-    columns = [Column("artifact"), Column("targets"), Column("median ms: min", numeric=True), Column("median", numeric=True),
-               Column("max", numeric=True), Column("accuracy: min", numeric=True), Column("max", numeric=True)]
+    columns = [
+        Column("artifact"),
+        Column("targets"),
+        Column("median ms: min", numeric=True),
+        Column("median", numeric=True),
+        Column("max", numeric=True),
+        Column("accuracy: min", numeric=True),
+        Column("max", numeric=True),
+    ]
     rows = []
     for name, entry in spread.items():
         latency, accuracy = entry.get("latency_median_ms") or {}, entry.get("accuracy") or {}
-        rows.append([Cell(name), Cell(", ".join(entry["targets"])), cell(latency.get("min"), fmt.milliseconds),
-                     cell(latency.get("median"), fmt.milliseconds), cell(latency.get("max"), fmt.milliseconds),
-                     cell(accuracy.get("min"), fmt.percent), cell(accuracy.get("max"), fmt.percent)])
-    return Section("Across the fleet", [Table(columns, rows, caption="How much the boards disagree, per artifact.", id="fleet")],
-                   id="fleet-section")
+        rows.append(
+            [
+                Cell(name),
+                Cell(", ".join(entry["targets"])),
+                cell(latency.get("min"), fmt.milliseconds),
+                cell(latency.get("median"), fmt.milliseconds),
+                cell(latency.get("max"), fmt.milliseconds),
+                cell(accuracy.get("min"), fmt.percent),
+                cell(accuracy.get("max"), fmt.percent),
+            ]
+        )
+    return Section(
+        "Across the fleet",
+        [Table(columns, rows, caption="How much the boards disagree, per artifact.", id="fleet")],
+        id="fleet-section",
+    )
 
 
 # ---------------------------------------------------------------------------- provenance
@@ -370,10 +551,20 @@ def _provenance(report: dict[str, Any]) -> Section:
         f"max eval {request.get('max_eval') or 'all'}, threads {request.get('threads') or 'runtime default'}",
         f"Host: Python {host.get('python', '?')} on {host.get('machine', '?')} {host.get('system', '')}; {packages}",
         f"Command: {' '.join(map(str, report.get('command') or [])) or '?'}",
-        *([("Wall time: " + ", ".join(f"{phase} {_seconds(seconds)}" for phase, seconds in report["timings_s"].items()))]
-          if report.get("timings_s") else []),
-        *[f"Artifact {a['name']}: {a.get('description', '')}, {a.get('format')}, sha256 {str(a.get('sha256', '?'))[:16]}…"
-          for a in report["artifacts"]],
+        *(
+            [
+                (
+                    "Wall time: "
+                    + ", ".join(f"{phase} {_seconds(seconds)}" for phase, seconds in report["timings_s"].items())
+                )
+            ]
+            if report.get("timings_s")
+            else []
+        ),
+        *[
+            f"Artifact {a['name']}: {a.get('description', '')}, {a.get('format')}, sha256 {str(a.get('sha256', '?'))[:16]}…"
+            for a in report["artifacts"]
+        ],
     ]
     blocks: list[Any] = [Bullets(items)]
     if report.get("report_notes"):

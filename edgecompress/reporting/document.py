@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Cards:
     cards: list[Card]
 
 
-Block = Union[Paragraph, Bullets, Table, Figure, Cards]
+Block = Paragraph | Bullets | Table | Figure | Cards
 
 
 @dataclass

@@ -7,9 +7,10 @@ predictions, no disagreement grid. Keys name figures for `content.py`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgecompress.reporting import plots
 from edgecompress.reporting.per_class import disagreement_grid
@@ -24,8 +25,12 @@ def safe_name(text: str) -> str:
 
 
 def _per_class_change(block: dict[str, Any], path: Path) -> Path | None:
-    return plots.per_class_change(block["classes"], list(block["compressed"]), path,
-                                  title=f"Recall change per class against {block['baseline']} on {block['target']}")
+    return plots.per_class_change(
+        block["classes"],
+        list(block["compressed"]),
+        path,
+        title=f"Recall change per class against {block['baseline']} on {block['target']}",
+    )
 
 
 def _disagreements(inputs: Any, found: dict[str, Any], block: dict[str, Any], name: str, path: Path) -> Path | None:
@@ -43,16 +48,28 @@ def draw_run_figures(report: dict[str, Any], files: RunFiles, *, progress: Any =
     targets = list(dict.fromkeys(m["target"] for m in report["measurements"]))
     title = f"{Path(report['model']['path']).name} for {report['profile']['name']}"
     jobs: list[tuple[str, Callable[[Path], Path | None]]] = [
-        ("size_accuracy", lambda path: plots.size_vs_accuracy(_size_points(report, targets), path,
-                                                               title=f"{title}: size vs accuracy")),
-        ("latency", lambda path: plots.latency_distribution(_latency_samples(report, files, targets), path,
-                                                            title=f"{title}: latency per inference")),
+        (
+            "size_accuracy",
+            lambda path: plots.size_vs_accuracy(
+                _size_points(report, targets), path, title=f"{title}: size vs accuracy"
+            ),
+        ),
+        (
+            "latency",
+            lambda path: plots.latency_distribution(
+                _latency_samples(report, files, targets), path, title=f"{title}: latency per inference"
+            ),
+        ),
         ("plan", lambda path: plots.plan_layers(report["plan"], path) if report.get("plan") else None),
     ]
     for block in report.get("per_class") or []:
         jobs.append((f"per_class:{block['target']}", partial(_per_class_change, block)))
-    grids = [(block, name, summary["disagreements"]) for block in report.get("per_class") or []
-             for name, summary in block["compressed"].items() if (summary.get("disagreements") or {}).get("examples")]
+    grids = [
+        (block, name, summary["disagreements"])
+        for block in report.get("per_class") or []
+        for name, summary in block["compressed"].items()
+        if (summary.get("disagreements") or {}).get("examples")
+    ]
     inputs = files.eval_inputs() if grids else None
     for block, name, found in grids if inputs is not None else []:
         jobs.append((f"disagreements:{name}@{block['target']}", partial(_disagreements, inputs, found, block, name)))
@@ -80,8 +97,13 @@ def draw_run_figures(report: dict[str, Any], files: RunFiles, *, progress: Any =
 
 def _size_points(report: dict[str, Any], targets: list[str]) -> list[plots.SizePoint]:
     return [
-        plots.SizePoint(label=pair_label(row["artifact"], row["target"], targets), file_bytes=row["file_bytes"],
-                        accuracy=row.get("accuracy"), bitpacked_bytes=row.get("bitpacked_bytes"), group=row["artifact"])
+        plots.SizePoint(
+            label=pair_label(row["artifact"], row["target"], targets),
+            file_bytes=row["file_bytes"],
+            accuracy=row.get("accuracy"),
+            bitpacked_bytes=row.get("bitpacked_bytes"),
+            group=row["artifact"],
+        )
         for row in report["comparison"]
     ]
 

@@ -6,7 +6,8 @@ stop trusting either; so every renderer formats through these functions.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DASH = "—"
 

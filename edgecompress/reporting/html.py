@@ -91,14 +91,20 @@ def _block(block: object) -> str:
     if isinstance(block, Bullets):
         return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in block.items) + "</ul>"
     if isinstance(block, Cards):
-        return '<div class="cards">' + "".join(
-            f'<div class="card {escape(card.tone)}" data-key="{escape(card.key)}"><div class="title">{escape(card.title)}</div>'
-            f'<div class="value">{escape(card.value)}</div><div class="detail">{escape(card.detail)}</div></div>'
-            for card in block.cards
-        ) + "</div>"
+        return (
+            '<div class="cards">'
+            + "".join(
+                f'<div class="card {escape(card.tone)}" data-key="{escape(card.key)}"><div class="title">{escape(card.title)}</div>'
+                f'<div class="value">{escape(card.value)}</div><div class="detail">{escape(card.detail)}</div></div>'
+                for card in block.cards
+            )
+            + "</div>"
+        )
     if isinstance(block, Figure):
-        return (f'<figure><img src="{embedded_png(block.path)}" alt="{escape(block.alt)}">'
-                f"<figcaption>{escape(block.caption)}</figcaption></figure>")
+        return (
+            f'<figure><img src="{embedded_png(block.path)}" alt="{escape(block.alt)}">'
+            f"<figcaption>{escape(block.caption)}</figcaption></figure>"
+        )
     if isinstance(block, Table):
         return _table(block)
     raise TypeError(f"no HTML for {type(block).__name__}")
@@ -110,7 +116,7 @@ def embedded_png(path: Path) -> str:
 
 def _table(table: Table) -> str:
     head = "".join(
-        f'<th{_class("num" if column.numeric else "")}{_attr("title", column.help)}>{escape(column.title)}</th>'
+        f"<th{_class('num' if column.numeric else '')}{_attr('title', column.help)}>{escape(column.title)}</th>"
         for column in table.columns
     )
     body = "".join(

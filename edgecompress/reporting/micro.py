@@ -8,9 +8,16 @@ from typing import Any
 from edgecompress.reporting import formatting as fmt
 from edgecompress.reporting.document import Bullets, Cell, Column, Paragraph, Section, Table, cell
 
-_ITEM_NAMES = {"model": "model", "tflm_runtime": "TFLM runtime", "kernels": "kernels", "arena": "tensor arena",
-               "stack": "stack", "harness": "emulator harness", "rest": "start-up, application, libc, alignment",
-               "total": "total"}
+_ITEM_NAMES = {
+    "model": "model",
+    "tflm_runtime": "TFLM runtime",
+    "kernels": "kernels",
+    "arena": "tensor arena",
+    "stack": "stack",
+    "harness": "emulator harness",
+    "rest": "start-up, application, libc, alignment",
+    "total": "total",
+}
 
 
 def micro_section(report: dict[str, Any]) -> Section | None:
@@ -20,10 +27,14 @@ def micro_section(report: dict[str, Any]) -> Section | None:
     blocks: list[Any] = []
     linked = micro.get("linked_firmware")
     if linked:
-        blocks.append(Paragraph(
-            f"firmware.elf for {linked['core']['family']} ({linked['kernels']} kernels, {linked['optimization']}, "
-            f"{linked['toolchain']}), TFLM {linked['tflm']['revision']}. Flash and RAM are measured from the linked ELF and "
-            "its map; the profile's budgets are checked against them.", lead="Measured."))
+        blocks.append(
+            Paragraph(
+                f"firmware.elf for {linked['core']['family']} ({linked['kernels']} kernels, {linked['optimization']}, "
+                f"{linked['toolchain']}), TFLM {linked['tflm']['revision']}. Flash and RAM are measured from the linked ELF and "
+                "its map; the profile's budgets are checked against them.",
+                lead="Measured.",
+            )
+        )
         device = linked["device"]
         rows = []
         for key, name in _ITEM_NAMES.items():
@@ -31,20 +42,37 @@ def micro_section(report: dict[str, Any]) -> Section | None:
             if flash is None and ram is None:
                 continue
             rows.append([Cell(name), cell(flash, fmt.integer), cell(ram, fmt.integer)])
-        blocks.append(Table([Column("part"), Column("flash bytes", numeric=True), Column("RAM bytes", numeric=True)], rows,
-                            caption="Whole firmware, itemised from the linker map", id="micro-footprint"))
+        blocks.append(
+            Table(
+                [Column("part"), Column("flash bytes", numeric=True), Column("RAM bytes", numeric=True)],
+                rows,
+                caption="Whole firmware, itemised from the linker map",
+                id="micro-footprint",
+            )
+        )
         arena = linked["arena"]
-        facts = [f"Tensor arena: {fmt.integer(arena['size_bytes'])} B shipped ({arena['source']}"
-                 + (f"; {fmt.integer(arena['measured_32bit_bytes'])} B used on the 32-bit core, margin "
-                    f"{fmt.integer(arena.get('margin_bytes'))} B" if arena.get("measured_32bit_bytes") else "")
-                 + f"); the 64-bit host interpreter measured {fmt.integer(micro.get('arena_bytes'))} B "
-                   f"({fmt.integer(micro.get('arena_with_margin'))} B with its margin)."]
+        facts = [
+            f"Tensor arena: {fmt.integer(arena['size_bytes'])} B shipped ({arena['source']}"
+            + (
+                f"; {fmt.integer(arena['measured_32bit_bytes'])} B used on the 32-bit core, margin "
+                f"{fmt.integer(arena.get('margin_bytes'))} B"
+                if arena.get("measured_32bit_bytes")
+                else ""
+            )
+            + f"); the 64-bit host interpreter measured {fmt.integer(micro.get('arena_bytes'))} B "
+            f"({fmt.integer(micro.get('arena_with_margin'))} B with its margin)."
+        ]
         stack = linked["stack"]
-        facts.append(f"Stack: {fmt.integer(stack['reserved_bytes'])} B reserved ({stack['source']}"
-                     + (f"; peak {fmt.integer(stack['peak_bytes'])} B" if stack.get("peak_bytes") else "") + ").")
+        facts.append(
+            f"Stack: {fmt.integer(stack['reserved_bytes'])} B reserved ({stack['source']}"
+            + (f"; peak {fmt.integer(stack['peak_bytes'])} B" if stack.get("peak_bytes") else "")
+            + ")."
+        )
         build = linked["build"]
-        facts.append(f"Build: {build['compiled_now']} TFLM/CMSIS-NN sources compiled now, {build['from_cache']} from the "
-                     f"object cache, {build['seconds']:.0f} s.")
+        facts.append(
+            f"Build: {build['compiled_now']} TFLM/CMSIS-NN sources compiled now, {build['from_cache']} from the "
+            f"object cache, {build['seconds']:.0f} s."
+        )
         blocks.append(Bullets(facts))
     else:
         blocks.append(Paragraph(f"{micro.get('whole_firmware', 'not built')}.", lead="Firmware not linked:"))
@@ -53,31 +81,56 @@ def micro_section(report: dict[str, Any]) -> Section | None:
             blocks.extend(_emulated(measurement))
     latency = micro.get("latency_estimate") or {}
     if latency:
-        blocks.append(Paragraph(f"{fmt.milliseconds(latency.get('milliseconds'))} from {fmt.integer(latency.get('macs'))} "
-                                f"MACs at {latency.get('cycles_per_mac')} cycles per MAC and {latency.get('clock_mhz')} MHz "
-                                f"({latency.get('core')}).", lead="Estimated (MAC count):"))
+        blocks.append(
+            Paragraph(
+                f"{fmt.milliseconds(latency.get('milliseconds'))} from {fmt.integer(latency.get('macs'))} "
+                f"MACs at {latency.get('cycles_per_mac')} cycles per MAC and {latency.get('clock_mhz')} MHz "
+                f"({latency.get('core')}).",
+                lead="Estimated (MAC count):",
+            )
+        )
     return Section("Microcontroller firmware", blocks, id="micro-section")
 
 
 def _emulated(measurement: dict[str, Any]) -> list[Any]:
     instructions = measurement["instructions"]
     per_inference, estimate = instructions["per_inference"], measurement.get("latency_estimate") or {}
-    blocks: list[Any] = [Paragraph(
-        f"{fmt.integer(per_inference['median'])} instructions per inference (median of {per_inference['samples']}; "
-        f"{per_inference['unit']}). At {estimate.get('clock_mhz')} MHz and an assumed {estimate.get('cycles_per_instruction')} "
-        f"cycles per instruction ({estimate.get('cpi_basis')}) that is about {fmt.milliseconds(estimate.get('milliseconds'))} "
-        "(an estimate: QEMU counts instructions, not cycles).", lead=f"Measured on {measurement['target']}:")]
-    rows = [[Cell(str(row["index"])), Cell(row["op"]), cell(row["instructions"], fmt.integer), cell(row["share"], fmt.percent)]
-            for row in instructions.get("per_op", [])]
+    blocks: list[Any] = [
+        Paragraph(
+            f"{fmt.integer(per_inference['median'])} instructions per inference (median of {per_inference['samples']}; "
+            f"{per_inference['unit']}). At {estimate.get('clock_mhz')} MHz and an assumed {estimate.get('cycles_per_instruction')} "
+            f"cycles per instruction ({estimate.get('cpi_basis')}) that is about {fmt.milliseconds(estimate.get('milliseconds'))} "
+            "(an estimate: QEMU counts instructions, not cycles).",
+            lead=f"Measured on {measurement['target']}:",
+        )
+    ]
+    rows = [
+        [
+            Cell(str(row["index"])),
+            Cell(row["op"]),
+            cell(row["instructions"], fmt.integer),
+            cell(row["share"], fmt.percent),
+        ]
+        for row in instructions.get("per_op", [])
+    ]
     if rows:
-        blocks.append(Table([Column("#"), Column("operator"), Column("instructions", numeric=True), Column("share", numeric=True)],
-                            rows, caption=f"Instructions per operator on {measurement['target']} (mean per inference)",
-                            id=f"micro-ops-{measurement['artifact']}-{measurement['target']}", collapsed=len(rows) > 20))
+        blocks.append(
+            Table(
+                [Column("#"), Column("operator"), Column("instructions", numeric=True), Column("share", numeric=True)],
+                rows,
+                caption=f"Instructions per operator on {measurement['target']} (mean per inference)",
+                id=f"micro-ops-{measurement['artifact']}-{measurement['target']}",
+                collapsed=len(rows) > 20,
+            )
+        )
     comparison = measurement.get("vs_tflm_python") or {}
     if comparison.get("available"):
-        blocks.append(Paragraph(
-            f"outputs identical on {'all' if comparison['identical_outputs'] else 'not all'} {comparison['samples']} samples "
-            f"({comparison['samples_with_any_difference']} differ, by at most {comparison['max_abs_diff_quant_steps']} "
-            f"quantization steps); predictions agree on {fmt.percent(comparison['decision_agreement'])}.",
-            lead="Firmware vs TFLM Python interpreter:"))
+        blocks.append(
+            Paragraph(
+                f"outputs identical on {'all' if comparison['identical_outputs'] else 'not all'} {comparison['samples']} samples "
+                f"({comparison['samples_with_any_difference']} differ, by at most {comparison['max_abs_diff_quant_steps']} "
+                f"quantization steps); predictions agree on {fmt.percent(comparison['decision_agreement'])}.",
+                lead="Firmware vs TFLM Python interpreter:",
+            )
+        )
     return blocks

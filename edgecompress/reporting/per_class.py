@@ -16,8 +16,9 @@ decision package replaces the rule by Welch's t-test over seeds (decision.statis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +46,16 @@ def class_metrics(accuracy: dict[str, Any]) -> list[dict[str, Any]]:
         precision = None
         if confusion is not None and predicted_as:
             precision = round(float(confusion[index, index]) / predicted_as, 6)
-        rows.append({"index": index, "name": entry.get("name", key), "n": n, "correct": correct,
-                     "recall": recall, "precision": precision})
+        rows.append(
+            {
+                "index": index,
+                "name": entry.get("name", key),
+                "n": n,
+                "correct": correct,
+                "recall": recall,
+                "precision": precision,
+            }
+        )
     return rows
 
 
@@ -54,8 +63,11 @@ def per_class_impact(measurements: list[dict[str, Any]], baseline: str) -> list[
     """One block per target on which the baseline was measured with per-class accuracy."""
     blocks = []
     for target in dict.fromkeys(m["target"] for m in measurements):
-        measured = {m["artifact"]: class_metrics(m["accuracy"]) for m in measurements
-                    if m["target"] == target and (m.get("accuracy") or {}).get("per_class")}
+        measured = {
+            m["artifact"]: class_metrics(m["accuracy"])
+            for m in measurements
+            if m["target"] == target and (m.get("accuracy") or {}).get("per_class")
+        }
         if baseline not in measured:
             continue
         blocks.append(_target_block(target, baseline, measured))
@@ -71,14 +83,16 @@ def _target_block(target: str, baseline: str, measured: dict[str, list[dict[str,
         index = base["index"]
         recall = {name: by_artifact[name].get(index, {}).get("recall") for name in measured}
         precision = {name: by_artifact[name].get(index, {}).get("precision") for name in measured}
-        classes.append({
-            "index": index,
-            "name": base["name"],
-            "n": base["n"],
-            "recall": recall,
-            "precision": precision,
-            "recall_change_points": {name: _change_points(recall[baseline], recall[name]) for name in compressed},
-        })
+        classes.append(
+            {
+                "index": index,
+                "name": base["name"],
+                "n": base["n"],
+                "recall": recall,
+                "precision": precision,
+                "recall_change_points": {name: _change_points(recall[baseline], recall[name]) for name in compressed},
+            }
+        )
     sigma = sigma_points([row["recall"][baseline] for row in classes])
     return {
         "target": target,
@@ -100,17 +114,26 @@ def impacted_by_sigma(classes: list[dict[str, Any]], name: str, sigma: float | N
     """The classes whose recall moved by more than `sigma` points (either way), largest move first."""
     if sigma is None:
         return []
-    moved = [(row, row["recall_change_points"][name]) for row in classes if row["recall_change_points"].get(name) is not None]
-    return [{"index": row["index"], "name": row["name"], "recall_change_points": change}
-            for row, change in sorted(moved, key=lambda pair: (-abs(pair[1]), pair[0]["index"])) if abs(change) > sigma]
+    moved = [
+        (row, row["recall_change_points"][name]) for row in classes if row["recall_change_points"].get(name) is not None
+    ]
+    return [
+        {"index": row["index"], "name": row["name"], "recall_change_points": change}
+        for row, change in sorted(moved, key=lambda pair: (-abs(pair[1]), pair[0]["index"]))
+        if abs(change) > sigma
+    ]
 
 
 def _change_points(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else round(100 * (after - before), 2)
 
 
-def _impact_summary(classes: list[dict[str, Any]], baseline: str, name: str, sigma: float | None = None) -> dict[str, Any]:
-    changes = [(row, row["recall_change_points"][name]) for row in classes if row["recall_change_points"][name] is not None]
+def _impact_summary(
+    classes: list[dict[str, Any]], baseline: str, name: str, sigma: float | None = None
+) -> dict[str, Any]:
+    changes = [
+        (row, row["recall_change_points"][name]) for row in classes if row["recall_change_points"][name] is not None
+    ]
     worse = sorted((pair for pair in changes if pair[1] < 0), key=lambda pair: (pair[1], pair[0]["index"]))
     impacted = impacted_by_sigma(classes, name, sigma)
     return {
@@ -120,15 +143,22 @@ def _impact_summary(classes: list[dict[str, Any]], baseline: str, name: str, sig
         "classes_better": sum(1 for _, change in changes if change > 0),
         "classes_unchanged": sum(1 for _, change in changes if change == 0),
         "hurt_most": [
-            {"index": row["index"], "name": row["name"], "n": row["n"], "baseline_recall": row["recall"][baseline],
-             "recall": row["recall"][name], "recall_change_points": change}
+            {
+                "index": row["index"],
+                "name": row["name"],
+                "n": row["n"],
+                "baseline_recall": row["recall"][baseline],
+                "recall": row["recall"][name],
+                "recall_change_points": change,
+            }
             for row, change in worse[:HURT_MOST]
         ],
     }
 
 
-def disagreements(y: np.ndarray, baseline_predictions: Sequence[int], predictions: Sequence[int],
-                  class_names: Sequence[str]) -> dict[str, Any]:
+def disagreements(
+    y: np.ndarray, baseline_predictions: Sequence[int], predictions: Sequence[int], class_names: Sequence[str]
+) -> dict[str, Any]:
     """How often, and on which samples, a compressed artifact and the baseline disagree."""
     y = np.asarray(y, dtype=np.int64)
     base = np.asarray(baseline_predictions, dtype=np.int64)
@@ -158,8 +188,13 @@ def disagreements(y: np.ndarray, baseline_predictions: Sequence[int], prediction
         "indices": [int(i) for i in indices[:MAX_INDICES]],
         "indices_truncated": bool(len(indices) > MAX_INDICES),
         "examples": [
-            {"index": i, "label": name(int(y[i])), "baseline": name(int(base[i])), "compressed": name(int(compressed[i])),
-             "kind": kind}
+            {
+                "index": i,
+                "label": name(int(y[i])),
+                "baseline": name(int(base[i])),
+                "compressed": name(int(compressed[i])),
+                "kind": kind,
+            }
             for i, kind in chosen
         ],
     }
@@ -182,8 +217,9 @@ def as_image(sample: np.ndarray) -> np.ndarray | None:
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
-def disagreement_grid(x: np.ndarray, examples: list[dict[str, Any]], *, baseline: str, artifact: str,
-                      path: Path) -> Path | None:
+def disagreement_grid(
+    x: np.ndarray, examples: list[dict[str, Any]], *, baseline: str, artifact: str, path: Path
+) -> Path | None:
     """A small PNG of the disagreeing examples, each titled 'label / baseline -> compressed'.
 
     Returns None (and writes nothing) when there is nothing to draw or the inputs are not images.
@@ -198,15 +234,25 @@ def disagreement_grid(x: np.ndarray, examples: list[dict[str, Any]], *, baseline
     columns = min(8, len(examples))
     rows = -(-len(examples) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(max(4.8, 1.45 * columns), 1.75 * rows + 0.6), squeeze=False)
-    colours = {"baseline_right_compressed_wrong": "#b03a2e", "baseline_wrong_compressed_right": "#1e8449", "both_wrong": "#7f8c8d"}
+    colours = {
+        "baseline_right_compressed_wrong": "#b03a2e",
+        "baseline_wrong_compressed_right": "#1e8449",
+        "both_wrong": "#7f8c8d",
+    }
     for axis in axes.flat:
         axis.axis("off")
     for axis, example, image in zip(axes.flat, examples, images):
         axis.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
-        axis.set_title(f"#{example['index']} true {example['label']}\n{example['baseline']} → {example['compressed']}",
-                       fontsize=7, color=colours[example["kind"]])
-    figure.suptitle(f"{artifact} vs {baseline}: label, then baseline → compressed prediction\n"
-                    "red: newly wrong   green: newly right   grey: both wrong", fontsize=8)
+        axis.set_title(
+            f"#{example['index']} true {example['label']}\n{example['baseline']} → {example['compressed']}",
+            fontsize=7,
+            color=colours[example["kind"]],
+        )
+    figure.suptitle(
+        f"{artifact} vs {baseline}: label, then baseline → compressed prediction\n"
+        "red: newly wrong   green: newly right   grey: both wrong",
+        fontsize=8,
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

@@ -86,13 +86,16 @@ def latency_distribution(samples: dict[str, list[float]], path: Path, *, title: 
     plt = pyplot()
     labels = list(samples)
     figure, axis = plt.subplots(figsize=(7, 0.7 * len(labels) + 1.6))
-    axis.boxplot([samples[label] for label in labels], orientation="horizontal", tick_labels=labels,
-                 showfliers=False, widths=0.5)
+    axis.boxplot(
+        [samples[label] for label in labels], orientation="horizontal", tick_labels=labels, showfliers=False, widths=0.5
+    )
     rng = np.random.default_rng(0)
     colours = _colours(labels)
     for row, label in enumerate(labels, start=1):
         values = np.asarray(samples[label])
-        axis.scatter(values, row + rng.uniform(-0.15, 0.15, len(values)), s=8, alpha=0.5, color=colours[label], zorder=3)
+        axis.scatter(
+            values, row + rng.uniform(-0.15, 0.15, len(values)), s=8, alpha=0.5, color=colours[label], zorder=3
+        )
     everything = np.concatenate([np.asarray(v) for v in samples.values()])
     if everything.min() > 0 and everything.max() / everything.min() > 50:
         axis.set_xscale("log")
@@ -114,11 +117,17 @@ def per_class_change(classes: list[dict[str, Any]], artifacts: list[str], path: 
     positions = np.arange(len(names))
     for offset, artifact in enumerate(artifacts):
         changes = [row["recall_change_points"].get(artifact) or 0.0 for row in classes]
-        axis.bar(positions + (offset - (len(artifacts) - 1) / 2) * width, changes, width, label=artifact,
-                 color=colours[artifact])
+        axis.bar(
+            positions + (offset - (len(artifacts) - 1) / 2) * width,
+            changes,
+            width,
+            label=artifact,
+            color=colours[artifact],
+        )
     axis.axhline(0, color="black", linewidth=0.8)
-    axis.set_xticks(positions, names, rotation=45 if len(names) > 12 else 0, ha="right" if len(names) > 12 else "center",
-                    fontsize=8)
+    axis.set_xticks(
+        positions, names, rotation=45 if len(names) > 12 else 0, ha="right" if len(names) > 12 else "center", fontsize=8
+    )
     axis.set_ylabel("recall change (points)")
     axis.set_title(title, fontsize=10)
     axis.grid(alpha=0.3, axis="y")

@@ -32,7 +32,10 @@ class RunFiles:
         (its schema is checked by reporting.schema.load_report)."""
         file = self.path / LAYOUT.report
         if not self.path.is_dir():
-            raise EdgeCompressError(f"'{self.path}' is not a folder.", "Pass a run folder that `edgecompress deploy` created, e.g. runs/20261122-101500-model-rpi4.")
+            raise EdgeCompressError(
+                f"'{self.path}' is not a folder.",
+                "Pass a run folder that `edgecompress deploy` created, e.g. runs/20261122-101500-model-rpi4.",
+            )
         if not file.is_file():
             raise EdgeCompressError(
                 f"'{self.path}' has no {LAYOUT.report}, so it is not a finished run folder.",
@@ -42,7 +45,9 @@ class RunFiles:
         try:
             return json.loads(file.read_text())
         except (OSError, ValueError) as error:
-            raise EdgeCompressError(f"{file} is not readable JSON ({error}).", "Re-run the deploy that made it, or restore the file.") from error
+            raise EdgeCompressError(
+                f"{file} is not readable JSON ({error}).", "Re-run the deploy that made it, or restore the file."
+            ) from error
 
     # ------------------------------------------------------------------ optional files
 
@@ -114,7 +119,9 @@ class RunFiles:
     def eval_labels(self) -> tuple[np.ndarray, list[str]] | None:
         if self._eval is None:
             return None
-        return np.asarray(self._eval["y"]).astype(np.int64), [str(c) for c in np.asarray(self._eval["class_names"]).reshape(-1)]
+        return np.asarray(self._eval["y"]).astype(np.int64), [
+            str(c) for c in np.asarray(self._eval["class_names"]).reshape(-1)
+        ]
 
     def eval_inputs(self) -> np.ndarray | None:
         return None if self._eval is None else np.asarray(self._eval["x"])

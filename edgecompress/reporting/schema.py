@@ -30,8 +30,19 @@ SCHEMA_VERSION = 4
 SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 #: Per weight tensor of a .tflite artifact, the `tflite_weight_stats` fields report.json keeps.
-WEIGHT_FIELDS = ("name", "layer", "op", "shape", "dtype", "n_weights", "unique_values", "unique_stored_values",
-                 "max_unique_per_channel", "codebook", "bits_per_weight")
+WEIGHT_FIELDS = (
+    "name",
+    "layer",
+    "op",
+    "shape",
+    "dtype",
+    "n_weights",
+    "unique_values",
+    "unique_stored_values",
+    "max_unique_per_channel",
+    "codebook",
+    "bits_per_weight",
+)
 
 #: What each size figure means; quoted in the rendered reports.
 SIZE_DEFINITIONS = {
@@ -45,12 +56,25 @@ def host_facts() -> dict[str, Any]:
     import importlib.metadata as md
 
     versions: dict[str, str | None] = {}
-    for package in ("edgecompress", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "onnxruntime", "tf2onnx"):
+    for package in (
+        "edgecompress",
+        "tensorflow",
+        "tf-keras",
+        "tensorflow-model-optimization",
+        "ai-edge-litert",
+        "onnxruntime",
+        "tf2onnx",
+    ):
         try:
             versions[package] = md.version(package)
         except md.PackageNotFoundError:
             versions[package] = None
-    return {"python": platform.python_version(), "machine": platform.machine(), "system": platform.system(), "packages": versions}
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "packages": versions,
+    }
 
 
 def measurement_entry(artifact: str, target: str, result: dict[str, Any], samples_file: str | None) -> dict[str, Any]:
@@ -177,11 +201,7 @@ def build_report(**sections: Any) -> dict[str, Any]:
     """Assemble report.json; sections are passed by name so the schema reads top to bottom here."""
     from edgecompress.reporting.per_class import per_class_impact
 
-    report = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    report = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     report.update(sections)
     report["comparison"] = compare(sections["artifacts"], sections["measurements"], sections["baseline"])
     report["fleet_spread"] = fleet_spread(sections["measurements"])
@@ -198,7 +218,6 @@ def complete_report(report: dict[str, Any], run_dir: str | Path, *, judging: Any
     `report`) or else the rules the report was last judged under.
     """
     from edgecompress.decision.judging import judge_report
-
     from edgecompress.reporting.per_class import per_class_impact
     from edgecompress.reporting.run_files import RunFiles
 
@@ -236,7 +255,7 @@ def migrate(report: dict[str, Any]) -> dict[str, Any]:
     """
     reference = report.get("keras_reference")
     if isinstance(reference, dict) and "accuracy" in reference and "overall" not in reference:
-        names = (report.get("data") or {}).get("classes") or list((reference.get("per_class") or {}))
+        names = (report.get("data") or {}).get("classes") or list(reference.get("per_class") or {})
         per_class = reference.get("per_class") or {}
         report["keras_reference"] = {
             "n": reference.get("n"),
@@ -269,8 +288,12 @@ def _add_weight_sizes(artifact: dict[str, Any], files: Any, layer_names: list[st
 
 
 def _disagreements_by_key(per_class: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(block["target"], name): summary["disagreements"] for block in per_class
-            for name, summary in block.get("compressed", {}).items() if "disagreements" in summary}
+    return {
+        (block["target"], name): summary["disagreements"]
+        for block in per_class
+        for name, summary in block.get("compressed", {}).items()
+        if "disagreements" in summary
+    }
 
 
 def _add_disagreements(report: dict[str, Any], files: Any, earlier: dict[tuple[str, str], dict[str, Any]]) -> None:
@@ -293,7 +316,9 @@ def _add_disagreements(report: dict[str, Any], files: Any, earlier: dict[tuple[s
                 continue
             y, class_names = labels
             if not len(base) == len(predictions) == len(y):
-                files.note(f"predictions of {name} on {block['target']} do not match eval.npz in length; no disagreements")
+                files.note(
+                    f"predictions of {name} on {block['target']} do not match eval.npz in length; no disagreements"
+                )
                 continue
             summary["disagreements"] = disagreements(y, base, predictions, class_names)
 
@@ -307,8 +332,10 @@ def load_report(run_dir: str | Path) -> dict[str, Any]:
     file = Path(run_dir) / LAYOUT.report
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         found = report.get("schema") if isinstance(report, dict) else None
-        raise EdgeCompressError(f"{file} is not an edgecompress report (schema {found!r}).",
-                                "Pass the run folder of an `edgecompress deploy`.")
+        raise EdgeCompressError(
+            f"{file} is not an edgecompress report (schema {found!r}).",
+            "Pass the run folder of an `edgecompress deploy`.",
+        )
     if report.get("schema_version") not in SUPPORTED_VERSIONS:
         raise EdgeCompressError(
             f"{file} has report schema version {report.get('schema_version')}; this edgecompress reads versions "
@@ -316,4 +343,3 @@ def load_report(run_dir: str | Path) -> dict[str, Any]:
             "Use the edgecompress version that wrote it (see its 'edgecompress_version'), or upgrade edgecompress.",
         )
     return report
-

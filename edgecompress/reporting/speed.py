@@ -37,7 +37,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def comparison_fields(
-    artifact: dict[str, Any], measurement: dict[str, Any], base_artifact: dict[str, Any], base_measurement: dict[str, Any] | None
+    artifact: dict[str, Any],
+    measurement: dict[str, Any],
+    base_artifact: dict[str, Any],
+    base_measurement: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """MACs and MAC ratio beside the 1-thread latency and speed-up, for one `comparison[]` row."""
     macs = (artifact.get("macs") or {}).get("total")
@@ -72,14 +75,25 @@ def where_time_goes(report: dict[str, Any], *, limit: int = 8) -> list[dict[str,
     for m in report.get("measurements", []):
         profile = m.get("op_profile") or {}
         if profile.get("available"):
-            rows = [{"op": op["node"], "type": op["op_type"], "share": op["share"], "median_ms": op.get("median_ms")}
-                    for op in profile.get("ops", [])[:limit]]
-            basis = f"measured: {profile.get('source')}, {profile.get('runs')} runs at {profile.get('threads')} thread(s)"
+            rows = [
+                {"op": op["node"], "type": op["op_type"], "share": op["share"], "median_ms": op.get("median_ms")}
+                for op in profile.get("ops", [])[:limit]
+            ]
+            basis = (
+                f"measured: {profile.get('source')}, {profile.get('runs')} runs at {profile.get('threads')} thread(s)"
+            )
         else:
             macs = (artifacts.get(m["artifact"]) or {}).get("macs") or {}
             total = macs.get("total") or 0
-            rows = [{"op": row["layer"], "type": None, "share": round(row["macs"] / total, 4) if total else None, "median_ms": None}
-                    for row in sorted(macs.get("by_layer", []), key=lambda row: -row["macs"])[:limit]]
+            rows = [
+                {
+                    "op": row["layer"],
+                    "type": None,
+                    "share": round(row["macs"] / total, 4) if total else None,
+                    "median_ms": None,
+                }
+                for row in sorted(macs.get("by_layer", []), key=lambda row: -row["macs"])[:limit]
+            ]
             basis = "share of MACs (no per-op profiler: " + (profile.get("reason") or "not profiled") + ")"
         blocks.append({"artifact": m["artifact"], "target": m["target"], "basis": basis, "rows": rows})
     return blocks
@@ -96,19 +110,40 @@ def speed_section(report: dict[str, Any]) -> Any:
     rows = report.get("comparison") or []
     if not any(row.get("macs") for row in rows):
         return None
-    blocks: list[Any] = [Paragraph(
-        "MACs are counted from each exported graph (convolutions and matrix products; element-wise ops left out). "
-        "The MAC ratio is the theoretical speed-up; the measured ones are baseline / artifact median latency, "
-        "at the row's thread count and at one thread. Fewer MACs need not mean less time: per-call overhead, "
-        "memory traffic and kernel quality decide the rest.", lead="Compute.")]
-    columns = [Column("artifact"), Column("target"), Column("MACs", True), Column("MAC ratio", True),
-               Column("speed-up", True), Column("threads", True), Column("speed-up (1 thread)", True),
-               Column("median ms (1 thread)", True), Column("ran on")]
-    table_rows = [[cell(row["artifact"], fmt.text), cell(row["target"], fmt.text), cell(row.get("macs"), fmt.integer),
-                   cell(row.get("mac_ratio_x"), fmt.ratio), cell(row.get("speedup_x"), fmt.ratio),
-                   cell(row.get("threads"), fmt.integer), cell(row.get("speedup_1t_x"), fmt.ratio),
-                   cell(row.get("latency_1t_median_ms"), fmt.milliseconds), cell(row.get("accelerator"), fmt.text)]
-                  for row in rows]
+    blocks: list[Any] = [
+        Paragraph(
+            "MACs are counted from each exported graph (convolutions and matrix products; element-wise ops left out). "
+            "The MAC ratio is the theoretical speed-up; the measured ones are baseline / artifact median latency, "
+            "at the row's thread count and at one thread. Fewer MACs need not mean less time: per-call overhead, "
+            "memory traffic and kernel quality decide the rest.",
+            lead="Compute.",
+        )
+    ]
+    columns = [
+        Column("artifact"),
+        Column("target"),
+        Column("MACs", True),
+        Column("MAC ratio", True),
+        Column("speed-up", True),
+        Column("threads", True),
+        Column("speed-up (1 thread)", True),
+        Column("median ms (1 thread)", True),
+        Column("ran on"),
+    ]
+    table_rows = [
+        [
+            cell(row["artifact"], fmt.text),
+            cell(row["target"], fmt.text),
+            cell(row.get("macs"), fmt.integer),
+            cell(row.get("mac_ratio_x"), fmt.ratio),
+            cell(row.get("speedup_x"), fmt.ratio),
+            cell(row.get("threads"), fmt.integer),
+            cell(row.get("speedup_1t_x"), fmt.ratio),
+            cell(row.get("latency_1t_median_ms"), fmt.milliseconds),
+            cell(row.get("accelerator"), fmt.text),
+        ]
+        for row in rows
+    ]
     blocks.append(Table(columns, table_rows, id="speed-table"))
     bases = sorted({row.get("threads_basis") for row in rows if row.get("threads_basis")})
     if bases:
@@ -130,8 +165,10 @@ def plan_speed_bullets(plan: dict[str, Any]) -> list[str]:
         return []
     line = f"Compute: {plan['macs']:,} MACs per sample"
     if plan.get("structure", "none") != "none" and plan.get("macs_before") and plan["macs"] != plan["macs_before"]:
-        line += (f" after {plan['structure']} (from {plan['macs_before']:,}: {plan.get('mac_ratio') or 0:.2f}x fewer, "
-                 "the theoretical speed-up)")
+        line += (
+            f" after {plan['structure']} (from {plan['macs_before']:,}: {plan.get('mac_ratio') or 0:.2f}x fewer, "
+            "the theoretical speed-up)"
+        )
     return [line]
 
 
@@ -146,7 +183,10 @@ def plan_speed_columns(plan: dict[str, Any]) -> tuple[list[Any], Any]:
 
     def cells(layer: dict[str, Any]) -> list[Any]:
         changed = layer.get("structure", "none") != "none" and layer.get("structure_params")
-        return [Cell(layer["structure"] if changed else "—"), Cell(fmt.text(layer.get("speed_setting"))),
-                cell(layer.get("macs") or None, fmt.integer)]
+        return [
+            Cell(layer["structure"] if changed else "—"),
+            Cell(fmt.text(layer.get("speed_setting"))),
+            cell(layer.get("macs") or None, fmt.integer),
+        ]
 
     return columns, cells

@@ -13,9 +13,28 @@ SUMMARY_VERSION = 2  # 2: `verdict`
 
 #: Comparison-row fields copied into the summary, in this order.
 ROW_FIELDS = (
-    "artifact", "target", "kind", "file_bytes", "gzip_bytes", "bitpacked_bytes", "smaller_x_file", "smaller_x_gzip",
-    "smaller_x_bitpacked", "latency_median_ms", "latency_p90_ms", "speedup_x", "peak_rss_bytes", "accuracy",
-    "accuracy_delta_points", "eval_n", "fits_budget", "runtime", "threads", "warmup", "runs", "device",
+    "artifact",
+    "target",
+    "kind",
+    "file_bytes",
+    "gzip_bytes",
+    "bitpacked_bytes",
+    "smaller_x_file",
+    "smaller_x_gzip",
+    "smaller_x_bitpacked",
+    "latency_median_ms",
+    "latency_p90_ms",
+    "speedup_x",
+    "peak_rss_bytes",
+    "accuracy",
+    "accuracy_delta_points",
+    "eval_n",
+    "fits_budget",
+    "runtime",
+    "threads",
+    "warmup",
+    "runs",
+    "device",
 )
 
 
@@ -34,11 +53,23 @@ def to_json_summary(report: dict[str, Any]) -> dict[str, Any]:
             found = summary.get("disagreements")
             entry["classes_worse"] = summary["classes_worse"]
             entry["hurt_most"] = [
-                {"class": hurt["name"], "recall_change_points": hurt["recall_change_points"]} for hurt in summary["hurt_most"]
+                {"class": hurt["name"], "recall_change_points": hurt["recall_change_points"]}
+                for hurt in summary["hurt_most"]
             ]
-            entry["disagreements"] = None if found is None else {
-                key: found[key] for key in ("count", "rate", "baseline_right_compressed_wrong", "baseline_wrong_compressed_right", "both_wrong")
-            }
+            entry["disagreements"] = (
+                None
+                if found is None
+                else {
+                    key: found[key]
+                    for key in (
+                        "count",
+                        "rate",
+                        "baseline_right_compressed_wrong",
+                        "baseline_wrong_compressed_right",
+                        "both_wrong",
+                    )
+                }
+            )
         rows.append(entry)
     plan = report.get("plan") or {}
     significance = report.get("significance") or {}
@@ -52,8 +83,16 @@ def to_json_summary(report: dict[str, Any]) -> dict[str, Any]:
         "baseline": report["baseline"],
         "targets": list(dict.fromkeys(row["target"] for row in report["comparison"])),
         "rows": rows,
-        "plan": {"strategy": plan.get("strategy"), "estimated_bytes": plan.get("estimated_bytes"), "fits": plan.get("fits")} if plan else None,
-        "significant_layers": [layer["name"] for layer in significance.get("layers", []) if layer.get("significant")] if significance else None,
+        "plan": {
+            "strategy": plan.get("strategy"),
+            "estimated_bytes": plan.get("estimated_bytes"),
+            "fits": plan.get("fits"),
+        }
+        if plan
+        else None,
+        "significant_layers": [layer["name"] for layer in significance.get("layers", []) if layer.get("significant")]
+        if significance
+        else None,
         "verdict": verdict_summary(report.get("verdict")),
         "notes": report.get("report_notes") or [],
     }
@@ -67,8 +106,11 @@ def verdict_summary(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
     failures = {}
     for entry in scope.get("artifacts", []):
         first = entry.get("first_failure") or (entry.get("failures") or [None])[0]
-        failures[entry["artifact"]] = None if first is None else {
-            key: first.get(key) for key in ("target", "rule", "text", "value", "limit") if key in first}
+        failures[entry["artifact"]] = (
+            None
+            if first is None
+            else {key: first.get(key) for key in ("target", "rule", "text", "value", "limit") if key in first}
+        )
     return {
         "recommended": verdict.get("recommended"),
         "passed": verdict.get("passed"),

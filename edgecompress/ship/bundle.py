@@ -97,8 +97,10 @@ def _linux_files(run_dir: Path, report: dict[str, Any], name: str, out: Path) ->
     artifact = _artifact(report, name)
     source = run_dir / LAYOUT.artifacts / artifact["path"]
     if not source.is_file() or sha256_file(source) != artifact["sha256"]:
-        raise BundleError(f"{source} is missing or no longer the file that was measured (its SHA-256 changed).",
-                          "Deploy again; a bundle is made only of the very file the report measured.")
+        raise BundleError(
+            f"{source} is missing or no longer the file that was measured (its SHA-256 changed).",
+            "Deploy again; a bundle is made only of the very file the report measured.",
+        )
     shutil.copyfile(source, out / f"model{source.suffix}")
     shutil.copyfile(runner_script(), out / RUNNER)
     _common_files(run_dir, report, out, out / f"model{source.suffix}")
@@ -107,8 +109,10 @@ def _linux_files(run_dir: Path, report: dict[str, Any], name: str, out: Path) ->
 def _firmware_files(run_dir: Path, report: dict[str, Any], name: str, out: Path) -> None:
     micro = report.get("micro") or {}
     if micro.get("artifact") != name:
-        raise BundleError(f"The verdict recommends {name}, but the TFLite Micro firmware was built from {micro.get('artifact')}.",
-                          f"Deploy again with --recipe set to {name}'s recipe so its firmware is built.")
+        raise BundleError(
+            f"The verdict recommends {name}, but the TFLite Micro firmware was built from {micro.get('artifact')}.",
+            f"Deploy again with --recipe set to {name}'s recipe so its firmware is built.",
+        )
     firmware = run_dir / str(micro.get("firmware_dir", f"{LAYOUT.micro}/firmware"))
     if not firmware.is_dir():
         raise BundleError(f"The firmware project {firmware} is missing.", "Resume or repeat the deploy to rebuild it.")
@@ -142,12 +146,20 @@ def input_spec(report: dict[str, Any], model: Path) -> dict[str, Any]:
         "shape": [1, *[d for d in session.input_shape[1:]]],
         "layout": "NHWC" if len(session.input_shape) == 4 else None,
         "dtype": dtype,
-        "quantization": {"scale": float(quantization[0]), "zero_point": int(quantization[1])} if dtype in ("int8", "uint8") else None,
+        "quantization": {"scale": float(quantization[0]), "zero_point": int(quantization[1])}
+        if dtype in ("int8", "uint8")
+        else None,
         "scaling": data.get("scaling"),
-        "scaling_meaning": {"0-1": "pixels divided by 255", "0-255": "raw pixel values", "-1-1": "pixels / 127.5 - 1"}.get(str(data.get("scaling"))),
+        "scaling_meaning": {
+            "0-1": "pixels divided by 255",
+            "0-255": "raw pixel values",
+            "-1-1": "pixels / 127.5 - 1",
+        }.get(str(data.get("scaling"))),
         "class_order": [str(c) for c in data.get("classes") or []],
         "output_kind": described.get("output_kind"),
-        "float_inputs_quantized_as": "round(x / scale) + zero_point, clipped to the dtype" if dtype in ("int8", "uint8") else None,
+        "float_inputs_quantized_as": "round(x / scale) + zero_point, clipped to the dtype"
+        if dtype in ("int8", "uint8")
+        else None,
     }
 
 
@@ -165,8 +177,11 @@ def _readme(report: dict[str, Any], model_name: str) -> str:
 
 
 def _write_manifest(out: Path, run_dir: Path, report: dict[str, Any], name: str) -> None:
-    files = {str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-             for p in sorted(out.rglob("*")) if p.is_file()}
+    files = {
+        str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
     model_file = next(f for f in files if f.startswith("model."))
     manifest = {
         "schema": MANIFEST_SCHEMA,
@@ -175,8 +190,10 @@ def _write_manifest(out: Path, run_dir: Path, report: dict[str, Any], name: str)
         "run": run_dir.name,
         "kind": "firmware" if (out / "firmware").is_dir() else "linux",
         "source_model": {"file": Path(report["model"]["path"]).name, "sha256": report["model"].get("sha256")},
-        "artifact": {**{k: _artifact(report, name).get(k) for k in ("name", "kind", "description", "format", "sha256")},
-                     "file": model_file},
+        "artifact": {
+            **{k: _artifact(report, name).get(k) for k in ("name", "kind", "description", "format", "sha256")},
+            "file": model_file,
+        },
         "files": files,
         "input": json.loads((out / "input.json").read_text()),
         "expected": expected_figures(report, name),
@@ -196,17 +213,19 @@ def expected_figures(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
         if m["artifact"] != name:
             continue
         row = rows.get((name, m["target"]), {})
-        found.append({
-            "target": m["target"],
-            "device": row.get("device"),
-            "runtime": m.get("runtime"),
-            "threads": m.get("threads"),
-            "accuracy": row.get("accuracy"),
-            "accuracy_delta_points": row.get("accuracy_delta_points"),
-            "eval_n": row.get("eval_n"),
-            "latency_ms": {"median": row.get("latency_median_ms"), "p90": row.get("latency_p90_ms")},
-            "peak_rss_bytes": row.get("peak_rss_bytes"),
-        })
+        found.append(
+            {
+                "target": m["target"],
+                "device": row.get("device"),
+                "runtime": m.get("runtime"),
+                "threads": m.get("threads"),
+                "accuracy": row.get("accuracy"),
+                "accuracy_delta_points": row.get("accuracy_delta_points"),
+                "eval_n": row.get("eval_n"),
+                "latency_ms": {"median": row.get("latency_median_ms"), "p90": row.get("latency_p90_ms")},
+                "peak_rss_bytes": row.get("peak_rss_bytes"),
+            }
+        )
     return found
 
 
@@ -214,16 +233,23 @@ def _versions(report: dict[str, Any]) -> dict[str, Any]:
     from edgecompress.evaluation import runner_module
 
     packages = (report.get("host") or {}).get("packages") or {}
-    return {"edgecompress": report.get("edgecompress_version"), "runner": runner_module().RUNNER_VERSION,
-            **{k: packages.get(k) for k in ("tensorflow", "tf-keras", "ai-edge-litert", "onnxruntime", "tf2onnx")}}
+    return {
+        "edgecompress": report.get("edgecompress_version"),
+        "runner": runner_module().RUNNER_VERSION,
+        **{k: packages.get(k) for k in ("tensorflow", "tf-keras", "ai-edge-litert", "onnxruntime", "tf2onnx")},
+    }
 
 
 def _data_fingerprint(run_dir: Path, report: dict[str, Any]) -> dict[str, Any]:
     data = report.get("data") or {}
     eval_file = run_dir / LAYOUT.eval
-    return {"source": data.get("source"), "classes": data.get("classes"), "scaling": data.get("scaling"),
-            "eval_sha256": sha256_file(eval_file) if eval_file.is_file() else None,
-            "eval_n": next((r.get("eval_n") for r in report["comparison"] if r.get("eval_n")), None)}
+    return {
+        "source": data.get("source"),
+        "classes": data.get("classes"),
+        "scaling": data.get("scaling"),
+        "eval_sha256": sha256_file(eval_file) if eval_file.is_file() else None,
+        "eval_n": next((r.get("eval_n") for r in report["comparison"] if r.get("eval_n")), None),
+    }
 
 
 def _smoke_reference(out: Path, model_file: str, report: dict[str, Any]) -> dict[str, Any]:
@@ -242,7 +268,11 @@ def _smoke_reference(out: Path, model_file: str, report: dict[str, Any]) -> dict
         "output_kind": kind,
         "reference_scores": [[round(float(v), 7) for v in row] for row in scores],
         "reference_predictions": [int(p) for p in runner.predict(scores, kind)],
-        "reference_runtime": {"name": runtime.name, "version": runtime.version, "where": "the host that made the bundle"},
+        "reference_runtime": {
+            "name": runtime.name,
+            "version": runtime.version,
+            "where": "the host that made the bundle",
+        },
         "tolerance": TOLERANCE,
     }
 
@@ -251,17 +281,32 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
     """manifest.json, after checking every file of the bundle against it (a changed bundle is refused)."""
     file = bundle / MANIFEST
     if not file.is_file():
-        raise BundleError(f"{bundle} has no {MANIFEST}, so it is not a bundle edgecompress made.",
-                          "Run `edgecompress ship RUN_DIR` to (re)build the bundle from the run's verdict.")
+        raise BundleError(
+            f"{bundle} has no {MANIFEST}, so it is not a bundle edgecompress made.",
+            "Run `edgecompress ship RUN_DIR` to (re)build the bundle from the run's verdict.",
+        )
     try:
         manifest = json.loads(file.read_text())
     except (OSError, ValueError) as error:
-        raise BundleError(f"{file} is unreadable ({error}).", "Rebuild it: edgecompress ship RUN_DIR --rebuild") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA or not isinstance(manifest.get("files"), dict):
-        raise BundleError(f"{file} is not an edgecompress ship manifest.", "Rebuild it: edgecompress ship RUN_DIR --rebuild")
-    damaged = [name for name, entry in manifest["files"].items()
-               if not (bundle / name).is_file() or sha256_file(bundle / name) != entry.get("sha256")]
+        raise BundleError(
+            f"{file} is unreadable ({error}).", "Rebuild it: edgecompress ship RUN_DIR --rebuild"
+        ) from None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("schema") != MANIFEST_SCHEMA
+        or not isinstance(manifest.get("files"), dict)
+    ):
+        raise BundleError(
+            f"{file} is not an edgecompress ship manifest.", "Rebuild it: edgecompress ship RUN_DIR --rebuild"
+        )
+    damaged = [
+        name
+        for name, entry in manifest["files"].items()
+        if not (bundle / name).is_file() or sha256_file(bundle / name) != entry.get("sha256")
+    ]
     if damaged:
-        raise BundleError(f"The bundle {bundle} does not match its manifest: {', '.join(damaged)} changed or went missing.",
-                          "Rebuild it from the run (edgecompress ship RUN_DIR --rebuild); nothing was sent.")
+        raise BundleError(
+            f"The bundle {bundle} does not match its manifest: {', '.join(damaged)} changed or went missing.",
+            "Rebuild it from the run (edgecompress ship RUN_DIR --rebuild); nothing was sent.",
+        )
     return manifest

@@ -22,9 +22,10 @@ from __future__ import annotations
 import logging
 import posixpath
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -63,13 +64,23 @@ class Installed:
 class Installer:
     """One bundle onto one board. Use `install()`, or the steps one by one (tests do, to tamper between them)."""
 
-    def __init__(self, bundle: Path, spec: str, *, path: str | None = None, strict: bool = False,
-                 say: Say | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        bundle: Path,
+        spec: str,
+        *,
+        path: str | None = None,
+        strict: bool = False,
+        say: Say | None = None,
+        **options: Any,
+    ) -> None:
         self.bundle = Path(bundle)
         self.manifest = load_manifest(self.bundle)  # step 1: refuses a changed bundle before connecting
         if self.manifest.get("kind") == "firmware":
-            raise ShipError("This bundle is a TFLite Micro firmware project: a microcontroller is flashed, not installed over SSH.",
-                            f"Build and flash {self.bundle / 'firmware'} with the board's toolchain (see its README).")
+            raise ShipError(
+                "This bundle is a TFLite Micro firmware project: a microcontroller is flashed, not installed over SSH.",
+                f"Build and flash {self.bundle / 'firmware'} with the board's toolchain (see its README).",
+            )
         self.spec, self.strict = spec, strict
         self.say = say or (lambda message: log.info(message))
         self.options = options
@@ -101,13 +112,17 @@ class Installer:
         result = self._up.conn.run([*self._up.python, self._cached[RUNNER], "--probe"], timeout=TOOL_TIMEOUT_S)
         document = _json(result.stdout)
         if result.status != 0 or not isinstance(document, dict) or "error" in document:
-            raise ShipError(f"The runner could not describe {self.name}: {result.stderr_tail() or document}.",
-                            "Check Python 3.8+ and NumPy on the board: python3 edgecompress_runner.py --probe")
+            raise ShipError(
+                f"The runner could not describe {self.name}: {result.stderr_tail() or document}.",
+                "Check Python 3.8+ and NumPy on the board: python3 edgecompress_runner.py --probe",
+            )
         self._check_runtime(document.get("runtimes") or {})
         return document
 
     def stage(self) -> str:
-        releases = posixpath.join(posixpath.dirname(self.path.rstrip("/")), f".{posixpath.basename(self.path.rstrip('/'))}.releases")
+        releases = posixpath.join(
+            posixpath.dirname(self.path.rstrip("/")), f".{posixpath.basename(self.path.rstrip('/'))}.releases"
+        )
         release = posixpath.join(releases, f"{sha256_file(self.bundle / MANIFEST)[:12]}-{secrets.token_hex(3)}")
         pairs = [part for name in [*self.manifest["files"], MANIFEST] for part in (self._cached[name], name)]
         document = self._tool(tools.STAGE, release, *pairs)
@@ -117,14 +132,25 @@ class Installer:
         """Every file on the board hashed there and compared with the manifest; a mismatch discards the release."""
         names = [*self.manifest["files"], MANIFEST]
         document = self._tool(tools.HASHES, folder, *names)
-        digests: dict[str, Any] = document["sha256"] if isinstance(document, dict) and isinstance(document.get("sha256"), dict) else {}
-        want = {**{n: e["sha256"] for n, e in self.manifest["files"].items()}, MANIFEST: sha256_file(self.bundle / MANIFEST)}
-        wrong = [f"{n} (SHA-256 {str(digests.get(n))[:12]}... instead of {want[n][:12]}...)" for n in names if digests.get(n) != want[n]]
+        digests: dict[str, Any] = (
+            document["sha256"] if isinstance(document, dict) and isinstance(document.get("sha256"), dict) else {}
+        )
+        want = {
+            **{n: e["sha256"] for n, e in self.manifest["files"].items()},
+            MANIFEST: sha256_file(self.bundle / MANIFEST),
+        }
+        wrong = [
+            f"{n} (SHA-256 {str(digests.get(n))[:12]}... instead of {want[n][:12]}...)"
+            for n in names
+            if digests.get(n) != want[n]
+        ]
         if wrong:
             self._discard(folder)
-            raise ShipError(f"The installed files on {self.name} do not match the manifest: {'; '.join(wrong)}. "
-                            "The release was discarded; the installed model is unchanged.",
-                            "Run ship again; if it repeats, check the board's storage (dmesg, fsck) and free space.")
+            raise ShipError(
+                f"The installed files on {self.name} do not match the manifest: {'; '.join(wrong)}. "
+                "The release was discarded; the installed model is unchanged.",
+                "Run ship again; if it repeats, check the board's storage (dmesg, fsck) and free space.",
+            )
         self.say(f"verify: {len(names)} files match the manifest on the board")
 
     def smoke(self, folder: str) -> tuple[dict[str, Any], float]:
@@ -136,18 +162,28 @@ class Installer:
         atol = float(smoke["tolerance"]["atol"])
         if scores is None or scores.shape != reference.shape:
             self._discard(folder)
-            raise ShipError(f"The smoke inference on {self.name} returned no usable scores ({str(document)[:200]}).",
-                            "Run the bundle's runner by hand on the board to see why: python3 edgecompress_runner.py --probe")
+            raise ShipError(
+                f"The smoke inference on {self.name} returned no usable scores ({str(document)[:200]}).",
+                "Run the bundle's runner by hand on the board to see why: python3 edgecompress_runner.py --probe",
+            )
         difference = float(np.max(np.abs(scores - reference))) if scores.size else 0.0
-        same_top = bool(np.array_equal(np.argmax(scores, axis=1), np.argmax(reference, axis=1))) if scores.ndim == 2 and scores.shape[1] > 1 else True
+        same_top = (
+            bool(np.array_equal(np.argmax(scores, axis=1), np.argmax(reference, axis=1)))
+            if scores.ndim == 2 and scores.shape[1] > 1
+            else True
+        )
         if difference > atol or not same_top:
             self._discard(folder)
-            raise ShipError(f"The smoke inference on {self.name} does not reproduce the manifest: largest score difference "
-                            f"{difference:.3g} (tolerance {atol:g}), top class {'the same' if same_top else 'different'}. "
-                            "The release was discarded; the installed model is unchanged.",
-                            "The board's runtime computes differently: install the measured runtime (see manifest.json "
-                            "'expected'), or deploy again measuring on this board.")
-        self.say(f"smoke: {len(scores)} inferences match the reference (largest difference {difference:.2g}, tolerance {atol:g})")
+            raise ShipError(
+                f"The smoke inference on {self.name} does not reproduce the manifest: largest score difference "
+                f"{difference:.3g} (tolerance {atol:g}), top class {'the same' if same_top else 'different'}. "
+                "The release was discarded; the installed model is unchanged.",
+                "The board's runtime computes differently: install the measured runtime (see manifest.json "
+                "'expected'), or deploy again measuring on this board.",
+            )
+        self.say(
+            f"smoke: {len(scores)} inferences match the reference (largest difference {difference:.2g}, tolerance {atol:g})"
+        )
         return document.get("runtime") or {}, difference
 
     def activate(self, folder: str) -> dict[str, Any]:
@@ -172,7 +208,9 @@ class Installer:
         finally:
             self.close()
         self.say(f"installed at {done['path']} -> {done['release']}")
-        return Installed(self.name, done["path"], done["release"], done.get("previous"), runtime, self.warnings, difference)
+        return Installed(
+            self.name, done["path"], done["release"], done.get("previous"), runtime, self.warnings, difference
+        )
 
     def close(self) -> None:
         if self._up is not None:
@@ -185,13 +223,17 @@ class Installer:
         result = self._up.run_tool(source, *args, timeout=TOOL_TIMEOUT_S)
         document = _json(result.stdout)
         if not isinstance(document, dict):
-            raise ShipError(f"A ship helper on {self.name} answered something that is not a result: {result.stdout[:200]!r}.",
-                            "Check the board's Python (3.8+) and that nothing prints from its shell start-up files.")
+            raise ShipError(
+                f"A ship helper on {self.name} answered something that is not a result: {result.stdout[:200]!r}.",
+                "Check the board's Python (3.8+) and that nothing prints from its shell start-up files.",
+            )
         if "error" in document:
             error = document["error"]
             message = error.get("message") if isinstance(error, dict) else str(error)
-            raise ShipError(f"{self.name}: {message}.",
-                            "Pass --path to a location the SSH user may write (e.g. under its home), or remove what is in the way.")
+            raise ShipError(
+                f"{self.name}: {message}.",
+                "Pass --path to a location the SSH user may write (e.g. under its home), or remove what is in the way.",
+            )
         return document
 
     def _discard(self, folder: str) -> None:
@@ -211,18 +253,24 @@ class Installer:
         shown_board = f"{chosen[0]} {chosen[1]}" if chosen else f"no {fmt} runtime"
         if chosen == (wanted.get("name"), wanted.get("version")):
             return
-        message = (f"{self.name} would run the model with {shown_board}, but it was measured with "
-                   f"{wanted.get('name')} {wanted.get('version')}: its figures may not hold there.")
+        message = (
+            f"{self.name} would run the model with {shown_board}, but it was measured with "
+            f"{wanted.get('name')} {wanted.get('version')}: its figures may not hold there."
+        )
         if self.strict or chosen is None:
-            raise ShipError(message, f"Install {wanted.get('name')} {wanted.get('version')} on the board, or ship without --strict "
-                                     "to install anyway (the smoke inference still checks the outputs).")
+            raise ShipError(
+                message,
+                f"Install {wanted.get('name')} {wanted.get('version')} on the board, or ship without --strict "
+                "to install anyway (the smoke inference still checks the outputs).",
+            )
         self.warnings.append(message)
         log.warning(message)
         self.say(f"warning: {message}")
 
 
-def install(bundle: Path, spec: str, *, path: str | None = None, strict: bool = False, say: Say | None = None,
-            **options: Any) -> Installed:
+def install(
+    bundle: Path, spec: str, *, path: str | None = None, strict: bool = False, say: Say | None = None, **options: Any
+) -> Installed:
     """Install `bundle` on the board `spec` names (see Installer)."""
     return Installer(bundle, spec, path=path, strict=strict, say=say, **options).install()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgecompress.targets.base import Measurement, MeasureJob, Target
+from edgecompress.targets.base import MeasureJob, Measurement, Target
 from edgecompress.targets.registry import resolve_target
 
 __all__ = ["MeasureJob", "Measurement", "Target", "resolve_target"]

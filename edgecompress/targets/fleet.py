@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import contextvars
 import statistics
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgecompress.config_files import explain_validation, read_mapping
 from edgecompress.errors import EdgeCompressError, TargetError
-from edgecompress.targets.base import Measurement, MeasureJob, Target
+from edgecompress.targets.base import MeasureJob, Measurement, Target
 from edgecompress.targets.measurement_check import Expected, measure_checked
 
 T = TypeVar("T")
@@ -47,7 +48,12 @@ class BoardOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         if self.measurement is not None:
-            return {"target": self.target, "ok": True, "result": self.measurement.result, "device": self.measurement.device}
+            return {
+                "target": self.target,
+                "ok": True,
+                "result": self.measurement.result,
+                "device": self.measurement.device,
+            }
         assert self.error is not None
         return {
             "target": self.target,
@@ -116,7 +122,9 @@ def measure_fleet(targets: Sequence[Target], job: MeasureJob, max_workers: int |
     return FleetResult(outcomes, spread_across(measured))
 
 
-def probe_fleet(targets: Sequence[Target], max_workers: int | None = None) -> dict[str, dict[str, Any] | EdgeCompressError]:
+def probe_fleet(
+    targets: Sequence[Target], max_workers: int | None = None
+) -> dict[str, dict[str, Any] | EdgeCompressError]:
     """Probe every board at once (a fleet of ten should not take ten probe times)."""
     _require_distinct_names(targets)
     return {target.name: value for target, value in run_in_parallel(targets, lambda t: t.probe(), max_workers)}
@@ -204,14 +212,22 @@ def fleet_targets(specs: Sequence[str], **options: Any) -> list[Target]:
 
 def _read_fleet(path: Path) -> FleetDefinition | None:
     """The fleet a file describes, or None when it is a single-target file (read by ssh_config)."""
-    document = read_mapping(path, TargetError, "target or fleet file", "A fleet file holds `fleet:` (a list of target names, .yaml files or ssh:// URLs).")
+    document = read_mapping(
+        path,
+        TargetError,
+        "target or fleet file",
+        "A fleet file holds `fleet:` (a list of target names, .yaml files or ssh:// URLs).",
+    )
     if "fleet" not in document:
         return None
     try:
         return FleetDefinition(**document)
     except ValidationError as error:
         problems = "; ".join(explain_validation(error, FleetDefinition))
-        raise TargetError(f"Fleet file {path}: {problems}", "A fleet file holds `fleet:` (a list of target names, .yaml files or ssh:// URLs) and an optional `description:`.") from None
+        raise TargetError(
+            f"Fleet file {path}: {problems}",
+            "A fleet file holds `fleet:` (a list of target names, .yaml files or ssh:// URLs) and an optional `description:`.",
+        ) from None
 
 
 def _require_distinct_names(targets: Sequence[Target]) -> None:

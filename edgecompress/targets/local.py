@@ -17,7 +17,7 @@ from typing import Any
 
 from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
-from edgecompress.targets.base import Measurement, MeasureJob, Target, printable, attach_samples
+from edgecompress.targets.base import MeasureJob, Measurement, Target, attach_samples, printable
 from edgecompress.targets.measurement_check import check_probe
 
 PROBE_TIMEOUT_S = 120.0
@@ -45,7 +45,9 @@ class LocalTarget(Target):
             completed = self._run_runner(
                 _measure_args(job, samples_path), timeout_s=job.timeout_s, step=f"measure {job.model.name}"
             )
-            result = attach_samples(self._parse(completed, step=f"measure {job.model.name}"), _read_samples(samples_path))
+            result = attach_samples(
+                self._parse(completed, step=f"measure {job.model.name}"), _read_samples(samples_path)
+            )
         return Measurement(target=self.name, result=result, device=self._device, log=completed.stderr)
 
     def _run_runner(self, args: list[str], timeout_s: float, step: str) -> subprocess.CompletedProcess[str]:
@@ -74,12 +76,18 @@ class LocalTarget(Target):
                 f"Run it by hand to see why: {shlex.join(completed.args)}",
             ) from None
         if not isinstance(document, dict):
-            raise TargetError(f"local: step '{step}' answered {type(document).__name__}, not a JSON object.",
-                              "The runner is out of date; reinstall edgecompress.")
+            raise TargetError(
+                f"local: step '{step}' answered {type(document).__name__}, not a JSON object.",
+                "The runner is out of date; reinstall edgecompress.",
+            )
         error = document.get("error")
         if error is not None or completed.returncode != 0:
             if not isinstance(error, dict):
-                error = {"kind": "runtime_error", "message": f"exit code {completed.returncode}, error {error!r}", "fix": ""}
+                error = {
+                    "kind": "runtime_error",
+                    "message": f"exit code {completed.returncode}, error {error!r}",
+                    "fix": "",
+                }
             stderr = _tail("Runner stderr", completed.stderr) if error.get("kind") == "runtime_error" else ""
             raise TargetError(
                 f"local: step '{step}' failed ({error.get('kind')}): {error.get('message')}{stderr}",

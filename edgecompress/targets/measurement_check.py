@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from edgecompress.errors import TargetError
-from edgecompress.targets.base import Measurement, MeasureJob, Target
+from edgecompress.targets.base import MeasureJob, Measurement, Target
 
 #: figures the runner rounds (to 4 decimals) or computes from rounded samples (6 decimals)
 ABS_TOLERANCE = 1e-3
@@ -151,7 +152,8 @@ def check_probe(document: dict[str, Any]) -> dict[str, Any]:
     if problems:
         raise TargetError(
             "The board's description of itself (the runner's --probe) is not what edgecompress's runner sends: "
-            + "; ".join(problems.found[:SHOWN_PROBLEMS]) + ".",
+            + "; ".join(problems.found[:SHOWN_PROBLEMS])
+            + ".",
             "Check what `python` on the board really runs (a wrapper that rewrites output, an edited "
             "edgecompress_runner.py): edgecompress sends its own runner and expects its answer unchanged.",
         )
@@ -193,24 +195,32 @@ def _check_latency(problems: _Problems, expected: Expected) -> None:
     bad = [(i, s) for i, s in enumerate(samples) if not _is_number(s) or not math.isfinite(s) or s <= 0]
     if bad:
         index, value = bad[0]
-        problems.add(f"latency_ms.samples[{index}] is {_shown(value)} ms; a latency must be a finite number above 0"
-                     + (f" ({len(bad)} such samples)" if len(bad) > 1 else ""))
+        problems.add(
+            f"latency_ms.samples[{index}] is {_shown(value)} ms; a latency must be a finite number above 0"
+            + (f" ({len(bad)} such samples)" if len(bad) > 1 else "")
+        )
         return
     values = np.asarray(samples, dtype=np.float64)
     for stat, recompute in LATENCY_STATS.items():
         reported = problems.number(f"latency_ms.{stat}", minimum=0.0, above=stat != "std")
         if reported is not None and values.size and not _close(reported, recompute(values)):
-            problems.add(f"latency_ms.{stat} is {reported:g} ms but the {values.size} samples sent give {recompute(values):.6g} ms")
+            problems.add(
+                f"latency_ms.{stat} is {reported:g} ms but the {values.size} samples sent give {recompute(values):.6g} ms"
+            )
 
 
 def _check_instructions(problems: _Problems) -> None:
     """An emulated board's counts: whole samples, finite positive instruction figures in order."""
     problems.count("instructions.per_inference.samples", minimum=1)
-    figures = {stat: problems.number(f"instructions.per_inference.{stat}", minimum=0.0, above=True)
-               for stat in ("min", "median", "max")}
+    figures = {
+        stat: problems.number(f"instructions.per_inference.{stat}", minimum=0.0, above=True)
+        for stat in ("min", "median", "max")
+    }
     if None not in figures.values() and not figures["min"] <= figures["median"] <= figures["max"]:  # type: ignore[operator]
-        problems.add(f"instructions per inference are out of order (min {figures['min']}, median {figures['median']}, "
-                     f"max {figures['max']})")
+        problems.add(
+            f"instructions per inference are out of order (min {figures['min']}, median {figures['median']}, "
+            f"max {figures['max']})"
+        )
     if problems.get("latency_ms") not in ({}, None):
         problems.add("an emulated board reported wall-clock latency, which it cannot measure")
 
@@ -266,7 +276,11 @@ def _predictions(problems: _Problems, n: int, n_classes: int) -> np.ndarray | No
     if len(predictions) != n:
         problems.add(f"accuracy.predictions has {len(predictions)} values for the {n} images sent")
         return None
-    bad = [(i, p) for i, p in enumerate(predictions) if not (isinstance(p, int) and not isinstance(p, bool) and 0 <= p < n_classes)]
+    bad = [
+        (i, p)
+        for i, p in enumerate(predictions)
+        if not (isinstance(p, int) and not isinstance(p, bool) and 0 <= p < n_classes)
+    ]
     if bad:
         index, value = bad[0]
         problems.add(f"accuracy.predictions[{index}] is {_shown(value)}, not a class index 0..{n_classes - 1}")
@@ -289,7 +303,9 @@ def _check_class(problems: _Problems, index: int, expected: Expected, members: n
         problems.add(f"{path}.n is {reported_size} but the evaluation set holds {size} images of class {name!r}")
     reported_correct = problems.count(f"{path}.correct", minimum=0)
     if reported_correct is not None and reported_correct != correct:
-        problems.add(f"{path}.correct is {reported_correct} but the predictions sent get {correct} of class {name!r} right")
+        problems.add(
+            f"{path}.correct is {reported_correct} but the predictions sent get {correct} of class {name!r} right"
+        )
     accuracy = entry.get("accuracy")
     if size == 0:
         if accuracy is not None:
@@ -340,7 +356,11 @@ class _Problems:
 
 def _board_ram(device: Any) -> int | None:
     """MemTotal as the board's probe reported it; None when the board could not say."""
-    total = device.get("memory", {}).get("total_bytes") if isinstance(device, dict) and isinstance(device.get("memory"), dict) else None
+    total = (
+        device.get("memory", {}).get("total_bytes")
+        if isinstance(device, dict) and isinstance(device.get("memory"), dict)
+        else None
+    )
     return total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.errors import EdgeCompressError, TargetError
-from edgecompress.targets.base import Measurement, MeasureJob, Target
+from edgecompress.targets.base import MeasureJob, Measurement, Target
 
 SCHEME = "qemu"
 
@@ -42,9 +42,11 @@ class QemuTarget(Target):
         from edgecompress.micro.cores import BOARDS
 
         if board is not None and board not in BOARDS:
-            raise TargetError(f"There is no emulated board called '{board}'.",
-                              f"Use --target qemu (board chosen from the profile's core) or one of: "
-                              f"{', '.join('qemu:' + name for name in sorted(BOARDS))}.")
+            raise TargetError(
+                f"There is no emulated board called '{board}'.",
+                f"Use --target qemu (board chosen from the profile's core) or one of: "
+                f"{', '.join('qemu:' + name for name in sorted(BOARDS))}.",
+            )
         self.board = board
         self.timeout_s = timeout_s
         self.name = f"{SCHEME}:{board}" if board else SCHEME
@@ -64,8 +66,11 @@ class QemuTarget(Target):
         except ToolError as error:
             raise TargetError(error.problem, error.fix) from None
         return {
-            "platform": {"machine": "Cortex-M (emulated)", "system": f"{qemu_version_text()}",
-                         "board": self.board or "chosen from the profile's core"},
+            "platform": {
+                "machine": "Cortex-M (emulated)",
+                "system": f"{qemu_version_text()}",
+                "board": self.board or "chosen from the profile's core",
+            },
             "python": None,
             "runtimes": {"tflite-micro firmware": "built by edgecompress"},
         }
@@ -76,8 +81,10 @@ class QemuTarget(Target):
         from edgecompress.micro.image import MANIFEST, read_manifest
 
         if not self.accepts(job.model):
-            raise TargetError(f"{self.name} runs microcontroller firmware built by edgecompress, not {job.model.name}.",
-                              "Deploy with a microcontroller profile; its firmware is measured on the emulated board.")
+            raise TargetError(
+                f"{self.name} runs microcontroller firmware built by edgecompress, not {job.model.name}.",
+                "Deploy with a microcontroller profile; its firmware is measured on the emulated board.",
+            )
         project = job.model.parent
         manifest = read_manifest(project / MANIFEST)
         core = core_by_mcpu(manifest["core"])
@@ -86,14 +93,23 @@ class QemuTarget(Target):
         except EdgeCompressError as error:
             raise TargetError(error.problem, error.fix) from None
         if manifest.get("board") and board.name != manifest["board"]:
-            raise TargetError(f"The firmware was sized on {manifest['board']}, not {board.name}.",
-                              f"Use --target qemu:{manifest['board']}.")
+            raise TargetError(
+                f"The firmware was sized on {manifest['board']}, not {board.name}.",
+                f"Use --target qemu:{manifest['board']}.",
+            )
         data, inputs = _quantized_inputs(job.eval_data, manifest)
         with tempfile.TemporaryDirectory(prefix="edgecompress-qemu-") as scratch:
-            run = run_firmware(project / manifest["emulator_elf"], board, inputs, input_bytes=manifest["input_bytes"],
-                               output_bytes=manifest["output_bytes"], output_dtype=manifest["output_dtype"],
-                               workdir=Path(scratch), timeout_s=self.timeout_s or job.timeout_s,
-                               instructions_hint=manifest.get("instructions_first_sample"))
+            run = run_firmware(
+                project / manifest["emulator_elf"],
+                board,
+                inputs,
+                input_bytes=manifest["input_bytes"],
+                output_bytes=manifest["output_bytes"],
+                output_dtype=manifest["output_dtype"],
+                workdir=Path(scratch),
+                timeout_s=self.timeout_s or job.timeout_s,
+                instructions_hint=manifest.get("instructions_first_sample"),
+            )
         result = _result(run, manifest, data, board, project)
         device = {"board": board.name, "core": manifest["core_family"], "emulator": run.command[0]}
         return Measurement(target=self.name, result=result, device=device, log=run.console)
@@ -108,12 +124,17 @@ def _quantized_inputs(eval_npz: Path, manifest: dict[str, Any]) -> tuple[Any, by
     except runner.RunnerError as error:
         raise TargetError(error.message, error.fix) from None
     io = manifest["input"]
-    chunks = [np.ascontiguousarray(runner.quantize(batch, np.dtype(io["dtype"]), (io["scale"], io["zero_point"]))).tobytes()
-              for batch in data.batches(256)]
+    chunks = [
+        np.ascontiguousarray(runner.quantize(batch, np.dtype(io["dtype"]), (io["scale"], io["zero_point"]))).tobytes()
+        for batch in data.batches(256)
+    ]
     inputs = b"".join(chunks)
     if len(inputs) != data.n * manifest["input_bytes"]:
-        raise TargetError(f"The evaluation samples ({list(data.shape[1:])}) do not fill the firmware's "
-                          f"{manifest['input_bytes']}-byte input tensor.", "Use the eval set written for this model.")
+        raise TargetError(
+            f"The evaluation samples ({list(data.shape[1:])}) do not fill the firmware's "
+            f"{manifest['input_bytes']}-byte input tensor.",
+            "Use the eval set written for this model.",
+        )
     return data, inputs
 
 
@@ -140,7 +161,9 @@ def _result(run: Any, manifest: dict[str, Any], data: Any, board: Any, project: 
 
     runner = runner_module()
     out = manifest["output"]
-    scores = runner.dequantize(run.outputs.reshape(run.samples, -1), (out["scale"], out["zero_point"])).astype(np.float32)
+    scores = runner.dequantize(run.outputs.reshape(run.samples, -1), (out["scale"], out["zero_point"])).astype(
+        np.float32
+    )
     accuracy = runner.evaluate(_Replay(scores), data, 1, scores[0], lambda message: None)
     instructions = run.instructions
     per_inference = {
@@ -157,22 +180,36 @@ def _result(run: Any, manifest: dict[str, Any], data: Any, board: Any, project: 
     }
     result: dict[str, Any] = {
         "runner_version": None,
-        "runtime": {"name": f"tflite-micro firmware ({_kernel_name(manifest['kernels'])})",
-                    "version": manifest.get("tflm_revision")},
+        "runtime": {
+            "name": f"tflite-micro firmware ({_kernel_name(manifest['kernels'])})",
+            "version": manifest.get("tflm_revision"),
+        },
         "model": {"firmware": manifest.get("device_elf"), "model_bytes": manifest.get("model_bytes")},
-        "platform": {"machine": manifest["core"], "system": f"QEMU {board.name} (emulated)",
-                     "cpu_model": f"{manifest['core_family']} (emulated: {board.description})"},
+        "platform": {
+            "machine": manifest["core"],
+            "system": f"QEMU {board.name} (emulated)",
+            "cpu_model": f"{manifest['core_family']} (emulated: {board.description})",
+        },
         "threads": 1,
         "load_ms": None,
         "first_inference_ms": None,
         "latency_ms": {},  # nothing here is wall-clock time on a device
-        "instructions": {"per_inference": per_inference, "per_op": _per_op(run.events, run.calibration.instructions_per_tick)},
-        "latency_estimate": estimate.time_from_instructions(per_inference["median"], mcpu=manifest["core"],
-                                                            clock_mhz=int(manifest["clock_mhz"])),
-        "memory": {"arena_used_32bit_bytes": run.arena_used, "arena_size_bytes": run.arena_size,
-                   "stack_peak_bytes": run.stack_peak, "stack_reserved_bytes": run.stack_reserved,
-                   "flash_bytes": manifest.get("flash_bytes"), "ram_bytes": manifest.get("ram_bytes"),
-                   "peak_rss_bytes": None},
+        "instructions": {
+            "per_inference": per_inference,
+            "per_op": _per_op(run.events, run.calibration.instructions_per_tick),
+        },
+        "latency_estimate": estimate.time_from_instructions(
+            per_inference["median"], mcpu=manifest["core"], clock_mhz=int(manifest["clock_mhz"])
+        ),
+        "memory": {
+            "arena_used_32bit_bytes": run.arena_used,
+            "arena_size_bytes": run.arena_size,
+            "stack_peak_bytes": run.stack_peak,
+            "stack_reserved_bytes": run.stack_reserved,
+            "flash_bytes": manifest.get("flash_bytes"),
+            "ram_bytes": manifest.get("ram_bytes"),
+            "peak_rss_bytes": None,
+        },
         "accuracy": accuracy,
         "emulator_seconds": round(run.seconds, 2),
     }
@@ -192,15 +229,22 @@ def _per_op(events: list[dict[str, Any]], per_tick: float) -> list[dict[str, Any
     for event in events:
         if event["depth"] != 0 or not event["samples"]:
             continue
-        rows.append({"index": len(rows), "op": event["tag"],
-                     "instructions": round(event["ticks_total"] * per_tick / event["samples"], 1)})
+        rows.append(
+            {
+                "index": len(rows),
+                "op": event["tag"],
+                "instructions": round(event["ticks_total"] * per_tick / event["samples"], 1),
+            }
+        )
     total = sum(row["instructions"] for row in rows) or 1.0
     for row in rows:
         row["share"] = round(row["instructions"] / total, 4)
     return rows
 
 
-def _compare(scores: np.ndarray, predictions: list[int], reference_path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+def _compare(
+    scores: np.ndarray, predictions: list[int], reference_path: Path, manifest: dict[str, Any]
+) -> dict[str, Any]:
     """The firmware's outputs against the TFLM Python interpreter's on the same samples (saved by build_micro)."""
     if not reference_path.is_file():
         return {"available": False}
@@ -213,7 +257,9 @@ def _compare(scores: np.ndarray, predictions: list[int], reference_path: Path, m
         "samples": int(limit),
         "identical_outputs": bool(np.array_equal(ref_scores, scores[:limit])),
         "samples_with_any_difference": int(np.any(ref_scores != scores[:limit], axis=1).sum()),
-        "max_abs_diff_quant_steps": float(np.round(np.abs(ref_scores - scores[:limit]).max() / step, 3)) if limit else 0.0,
+        "max_abs_diff_quant_steps": float(np.round(np.abs(ref_scores - scores[:limit]).max() / step, 3))
+        if limit
+        else 0.0,
         "decision_agreement": float(np.mean(ref_predicted == np.asarray(predictions[:limit]))) if limit else 1.0,
         "expected_identical": manifest["kernels"] == "reference",
     }

@@ -33,9 +33,8 @@ def resolve_target(spec: str, **options: Any) -> Target:
 def absolute_target_spec(spec: str, base: Path) -> str:
     """`spec` with the target or fleet file it names made absolute, so a resumed run finds it
     from any directory; 'local', URLs and unknown names are returned unchanged."""
-    from edgecompress.targets.ssh_config import find_target_file
-
     from edgecompress.targets.qemu import is_qemu_spec
+    from edgecompress.targets.ssh_config import find_target_file
 
     if spec == "local" or "://" in spec or is_qemu_spec(spec):
         return spec
@@ -53,12 +52,14 @@ def check_target_spec(spec: str) -> None:
     if is_qemu_spec(spec):
         board = board_of(spec)
         if board is not None:
-            from edgecompress.micro.cores import BOARDS
             from edgecompress.errors import TargetError
+            from edgecompress.micro.cores import BOARDS
 
             if board not in BOARDS:
-                raise TargetError(f"There is no emulated board called '{board}'.",
-                                  f"Use one of: {', '.join(sorted(BOARDS))} (e.g. --target qemu:mps2-an386), or plain --target qemu.")
+                raise TargetError(
+                    f"There is no emulated board called '{board}'.",
+                    f"Use one of: {', '.join(sorted(BOARDS))} (e.g. --target qemu:mps2-an386), or plain --target qemu.",
+                )
         return
     from edgecompress.targets.ssh_config import load_definition
 

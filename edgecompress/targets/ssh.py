@@ -13,18 +13,18 @@ import posixpath
 import shlex
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import paramiko
 
 from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
 from edgecompress.targets import ssh_board_tools as tools
-from edgecompress.targets.base import Measurement, MeasureJob, Target, attach_samples
+from edgecompress.targets.base import MeasureJob, Measurement, Target, attach_samples, printable
 from edgecompress.targets.measurement_check import check_probe
 from edgecompress.targets.ssh_config import TargetDefinition, load_definition
-from edgecompress.targets.base import printable
 from edgecompress.targets.ssh_connection import (
     Cancelled,
     CommandResult,
@@ -102,7 +102,10 @@ class SshTarget(Target):
         self._check_local_inputs(model, data)
         probe = self.probe()
         self._require_runtime(probe, suffix=model.suffix.lower())
-        files = {name: LocalFile.of(path) for name, path in ((RUNNER_NAME, runner_script()), (model.name, model), (EVAL_NAME, data))}
+        files = {
+            name: LocalFile.of(path)
+            for name, path in ((RUNNER_NAME, runner_script()), (model.name, model), (EVAL_NAME, data))
+        }
         run_dir: str | None = None
         log_lines: list[str] = []
         try:
@@ -156,7 +159,9 @@ class SshTarget(Target):
         up.link_into_run(run_dir, [(up.layout.cached(file), name) for name, file in files.items()])
         return run_dir, transfers
 
-    def _run_runner(self, up: Uploader, run_dir: str, job: MeasureJob, model_name: str, log_lines: list[str]) -> dict[str, Any]:
+    def _run_runner(
+        self, up: Uploader, run_dir: str, job: MeasureJob, model_name: str, log_lines: list[str]
+    ) -> dict[str, Any]:
         pid_file = posixpath.join(run_dir, PID_FILE)
         if run_dir in self._launched:  # a retry: the runner a dropped connection left behind must not skew this one
             self._stop_runner(up, pid_file, wait_for_pid_s=0)
@@ -201,7 +206,9 @@ class SshTarget(Target):
                 timeout=STOP_GRACE_S + wait_for_pid_s + 15, cancellable=False,
             )  # fmt: skip
         except (TargetError, ConnectionLost, CommandTimeout) as error:
-            log.warning("%s: could not stop the remote runner (%s); it may still be running on the board", self.name, error)
+            log.warning(
+                "%s: could not stop the remote runner (%s); it may still be running on the board", self.name, error
+            )
 
     def _remove_quietly(self, run_dir: str) -> None:
         up = self._uploader
@@ -265,7 +272,10 @@ class SshTarget(Target):
         if self._uploader is not None and self._uploader.conn.alive:
             return self._uploader
         self._drop_connection()
-        self._say(f"connecting to {self.definition.address}" + (f" via {self.definition.jump}" if self.definition.jump else ""))
+        self._say(
+            f"connecting to {self.definition.address}"
+            + (f" via {self.definition.jump}" if self.definition.jump else "")
+        )
         conn = open_connection(self.definition, self.options, self._passwords)
         try:
             files = remote_files(conn, self.definition.python, self._say)
@@ -286,10 +296,16 @@ class SshTarget(Target):
 
     def _check_local_inputs(self, model: Path, data: Path) -> None:
         if model.suffix.lower() not in RUNTIMES_FOR:
-            raise TargetError(f"{model} is not a .tflite or .onnx model; the runner cannot measure it.", "Pass an exported .tflite or .onnx file.")
+            raise TargetError(
+                f"{model} is not a .tflite or .onnx model; the runner cannot measure it.",
+                "Pass an exported .tflite or .onnx file.",
+            )
         for path in (model, data):
             if not path.is_file():
-                raise TargetError(f"{path} does not exist, so there is nothing to send to {self.name}.", "Export the artifact and the eval data first (edgecompress deploy does both).")
+                raise TargetError(
+                    f"{path} does not exist, so there is nothing to send to {self.name}.",
+                    "Export the artifact and the eval data first (edgecompress deploy does both).",
+                )
 
     def _require_runtime(self, probe: dict[str, Any], suffix: str | None) -> None:
         """Stop before any upload of artifacts when the board cannot run them; say exactly what to install."""
@@ -300,7 +316,9 @@ class SshTarget(Target):
             return
         wanted = suffix or ".tflite"
         names, package = RUNTIMES_FOR[wanted]
-        missing = ([] if probe.get("numpy") else ["numpy"]) + ([] if usable else [f"a {wanted} runtime ({', '.join(names)})"])
+        missing = ([] if probe.get("numpy") else ["numpy"]) + (
+            [] if usable else [f"a {wanted} runtime ({', '.join(names)})"]
+        )
         broken = probe.get("runtime_import_errors") or {}
         python = self.definition.python
         shell_python = tools.python_shell(python)
@@ -326,15 +344,21 @@ class SshTarget(Target):
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
             error = document["error"]
             details = f" Runner stderr:\n{stderr}" if error.get("kind") == "runtime_error" and stderr else ""
-            return TargetError(f"The runner's {what} on {self.name} failed ({error.get('kind')}): {error.get('message')}{details}", error.get("fix", ""))
+            return TargetError(
+                f"The runner's {what} on {self.name} failed ({error.get('kind')}): {error.get('message')}{details}",
+                error.get("fix", ""),
+            )
         died = _signal_name(result.status)
         if not died and result.stdout.strip() and not isinstance(document, dict):
             return tools.not_json_error(up.python, f"edgecompress's runner ({what})", result)
-        kept = f" (run folder kept: pass --keep-remote and look in {run_dir})" if run_dir and not self.keep_remote else ""
+        kept = (
+            f" (run folder kept: pass --keep-remote and look in {run_dir})" if run_dir and not self.keep_remote else ""
+        )
         if died:
             return TargetError(
                 f"The runner on {self.name} was killed by {died} before it finished its {what}"
-                + (f"; its last words: {stderr}" if stderr else "") + ".",
+                + (f"; its last words: {stderr}" if stderr else "")
+                + ".",
                 "If nobody killed it, the board probably ran out of memory: check `dmesg | tail` there for the OOM killer, "
                 "then use a smaller model or --max-eval, or free memory, and run again.",
             )
@@ -393,7 +417,11 @@ def ssh_target_from_spec(spec: str, **options: Any) -> SshTarget:
     (the CLI passes one option set to every kind of target).
     """
     definition = load_definition(spec)
-    overrides = {field: options[key] for key, field in (("remote_python", "python"), ("remote_dir", "remote_dir")) if options.get(key)}
+    overrides = {
+        field: options[key]
+        for key, field in (("remote_python", "python"), ("remote_dir", "remote_dir"))
+        if options.get(key)
+    }
     if overrides:
         definition = definition.model_copy(update=overrides)
     connect = ConnectOptions(

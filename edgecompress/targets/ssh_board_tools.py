@@ -12,7 +12,8 @@ import json
 import posixpath
 import shlex
 import threading
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from edgecompress.errors import TargetError
 from edgecompress.targets.base import printable
@@ -236,7 +237,14 @@ class HelperFailed(TargetError):
         return lines[-1]
 
 
-def run_json(conn: Connection, python: Sequence[str], source: str, *args: str, timeout: float, cancel: threading.Event | None = None) -> Any:
+def run_json(
+    conn: Connection,
+    python: Sequence[str],
+    source: str,
+    *args: str,
+    timeout: float,
+    cancel: threading.Event | None = None,
+) -> Any:
     """Run a helper that answers with one JSON document; text instead of JSON is the board's interpreter talking."""
     result = run(conn, python, source, *args, timeout=timeout, cancel=cancel)
     try:
@@ -272,7 +280,6 @@ def first_lines(data: bytes, count: int = FIRST_LINES, width: int = LINE_WIDTH) 
         escaped = printable(line)
         shown.append("    | " + (escaped[:width] + "..." if len(escaped) > width else escaped))
     return "\n".join(shown)
-
 
 
 def parse_json_document(stdout: bytes) -> Any:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from edgecompress.config_files import explain_validation, read_mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from edgecompress.config_files import explain_validation, read_mapping
 from edgecompress.errors import TargetError
 
 SSH_SCHEME = "ssh://"
@@ -145,7 +145,9 @@ def definition_from_url(url: str) -> TargetDefinition:
 
 def definition_from_file(path: Path) -> TargetDefinition:
     """Load and validate one `targets/*.yaml`; the file name is the default target name."""
-    document = read_mapping(path, TargetError, "target file", "A target file holds host:, user:, ... (see targets/example-rpi4.yaml).")
+    document = read_mapping(
+        path, TargetError, "target file", "A target file holds host:, user:, ... (see targets/example-rpi4.yaml)."
+    )
     if "fleet" in document:
         raise TargetError(
             f"{path} is a fleet file (it lists several targets), not one target.",
@@ -161,7 +163,9 @@ def _validated(fields: dict[str, Any], *, source: str) -> TargetDefinition:
         return TargetDefinition(**fields)
     except ValidationError as error:
         problems = "; ".join(explain_validation(error, TargetDefinition))
-        raise TargetError(f"In {source}: {problems}", "Fix it there; targets/README.md describes every field.") from None
+        raise TargetError(
+            f"In {source}: {problems}", "Fix it there; targets/README.md describes every field."
+        ) from None
 
 
 def target_search_dirs() -> list[Path]:

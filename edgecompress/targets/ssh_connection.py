@@ -17,9 +17,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import paramiko
 
@@ -163,12 +163,7 @@ class Connection:
             channel.close()
 
     def run_with_input(
-        self,
-        argv: Sequence[str],
-        blocks: Iterable[bytes],
-        *,
-        timeout: float,
-        cancel: threading.Event | None = None,
+        self, argv: Sequence[str], blocks: Iterable[bytes], *, timeout: float, cancel: threading.Event | None = None
     ) -> CommandResult:
         """Run `argv` with `blocks` streamed to its stdin, then EOF; a command that stops reading early still reports.
 
@@ -260,9 +255,13 @@ def open_connection(definition: TargetDefinition, options: ConnectOptions, passw
     known_hosts = (options.known_hosts or definition.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
     pkey = load_identity(identity)
     if definition.jump_address is None:
-        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity)
+        client = _authenticated_client(
+            definition.address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity
+        )
         return Connection(client, None, definition.address)
-    jump_client = _authenticated_client(definition.jump_address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity)
+    jump_client = _authenticated_client(
+        definition.jump_address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity
+    )
 
     def tunnel() -> paramiko.Channel:
         try:
@@ -270,10 +269,14 @@ def open_connection(definition: TargetDefinition, options: ConnectOptions, passw
                 "direct-tcpip", (definition.host, definition.port), ("127.0.0.1", 0), timeout=options.connect_timeout
             )
         except (paramiko.SSHException, OSError, EOFError) as error:
-            raise ConnectionLost(f"the jump host {definition.jump_address} could not reach {definition.address}: {error}") from error
+            raise ConnectionLost(
+                f"the jump host {definition.jump_address} could not reach {definition.address}: {error}"
+            ) from error
 
     try:
-        client = _authenticated_client(definition.address, pkey, known_hosts, options, passwords, open_sock=tunnel, identity=identity)
+        client = _authenticated_client(
+            definition.address, pkey, known_hosts, options, passwords, open_sock=tunnel, identity=identity
+        )
     except BaseException:
         jump_client.close()
         raise
@@ -286,7 +289,10 @@ def load_identity(path: Path | None) -> paramiko.PKey | None:
         return None
     path = Path(path).expanduser()
     if not path.is_file():
-        raise TargetError(f"The SSH identity file {path} does not exist.", "Pass the private key file (not the .pub) with --identity, or set identity: in the target file.")
+        raise TargetError(
+            f"The SSH identity file {path} does not exist.",
+            "Pass the private key file (not the .pub) with --identity, or set identity: in the target file.",
+        )
     try:
         return paramiko.PKey.from_path(path)
     except (TypeError, paramiko.PasswordRequiredException):
@@ -300,7 +306,10 @@ def load_identity(path: Path | None) -> paramiko.PKey | None:
             f"Load it into ssh-agent once (ssh-add {shlex.quote(str(path))}) and leave out --identity; edgecompress uses the agent.",
         ) from None
     except (ValueError, OSError, paramiko.SSHException) as error:
-        raise TargetError(f"{path} is not a private key paramiko can read: {error}.", "Pass an OpenSSH/PEM private key (ed25519, ecdsa or rsa).") from None
+        raise TargetError(
+            f"{path} is not a private key paramiko can read: {error}.",
+            "Pass an OpenSSH/PEM private key (ed25519, ecdsa or rsa).",
+        ) from None
 
 
 def _authenticated_client(
@@ -362,7 +371,10 @@ def _connect_once(
         if isinstance(error, paramiko.AuthenticationException):
             raise
         if isinstance(error, socket.gaierror):
-            raise TargetError(f"Cannot resolve the host name '{address.host}': {error.strerror}.", "Check the host in the target (or its DNS / mDNS name, e.g. raspberrypi.local).") from None
+            raise TargetError(
+                f"Cannot resolve the host name '{address.host}': {error.strerror}.",
+                "Check the host in the target (or its DNS / mDNS name, e.g. raspberrypi.local).",
+            ) from None
         if isinstance(error, (paramiko.SSHException, EOFError, OSError)):
             raise ConnectionLost(f"could not connect to {address}: {error or type(error).__name__}") from error
         raise

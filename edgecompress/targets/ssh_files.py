@@ -16,8 +16,8 @@ import posixpath
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import paramiko
 
@@ -179,7 +179,9 @@ class ExecFiles(RemoteFiles):
             )
         return lines[-1]
 
-    def _tool(self, source: str, *args: str, timeout: float = TOOL_TIMEOUT_S, stdin: Iterator[bytes] | None = None) -> bytes:
+    def _tool(
+        self, source: str, *args: str, timeout: float = TOOL_TIMEOUT_S, stdin: Iterator[bytes] | None = None
+    ) -> bytes:
         """Run a helper; the board refusing the operation (a Python exception) is an OSError, as with SFTP."""
         try:
             return tools.run(self.conn, self.python, source, *args, timeout=timeout, stdin=stdin).stdout

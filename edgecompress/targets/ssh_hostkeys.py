@@ -65,7 +65,9 @@ def record_host_key(known_hosts: Path, hostname: str, key: paramiko.PKey) -> Non
     """Append one line; never rewrite the file, so the user's comments and other entries survive."""
     known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
-    needs_newline = known_hosts.exists() and known_hosts.stat().st_size > 0 and not known_hosts.read_bytes().endswith(b"\n")
+    needs_newline = (
+        known_hosts.exists() and known_hosts.stat().st_size > 0 and not known_hosts.read_bytes().endswith(b"\n")
+    )
     fd = os.open(known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a") as handle:
         handle.write(("\n" if needs_newline else "") + line)

@@ -21,9 +21,10 @@ import secrets
 import shlex
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import paramiko
 
@@ -137,17 +138,28 @@ class Uploader:
         self.conn, self.files, self.python, self.layout, self.say = conn, files, list(python), layout, say
         self.cancel = cancel or threading.Event()
 
-    def run_tool(self, source: str, *args: str, timeout: float = TOOL_TIMEOUT_S, cancellable: bool = True) -> CommandResult:
+    def run_tool(
+        self, source: str, *args: str, timeout: float = TOOL_TIMEOUT_S, cancellable: bool = True
+    ) -> CommandResult:
         """Run one ssh_board_tools program; a missing or broken Python becomes a TargetError naming it.
 
         Clean-up tools (stop, remove) pass cancellable=False: they are what runs *after* a cancel.
         """
-        return tools.run(self.conn, self.python, source, *args, timeout=timeout, cancel=self.cancel if cancellable else None)
+        return tools.run(
+            self.conn, self.python, source, *args, timeout=timeout, cancel=self.cancel if cancellable else None
+        )
 
     def inventory(self, paths: Sequence[str]) -> tuple[int, dict[str, str | None]]:
         """Free bytes in the work dir and the on-board SHA-256 of each path (None if absent)."""
-        document = tools.run_json(self.conn, self.python, tools.INVENTORY, self.layout.work_dir, *paths,
-                                  timeout=TOOL_TIMEOUT_S, cancel=self.cancel)
+        document = tools.run_json(
+            self.conn,
+            self.python,
+            tools.INVENTORY,
+            self.layout.work_dir,
+            *paths,
+            timeout=TOOL_TIMEOUT_S,
+            cancel=self.cancel,
+        )
         try:
             free, digests = int(document["free_bytes"]), dict(document["sha256"])
         except (TypeError, KeyError, ValueError):
@@ -240,7 +252,9 @@ class Uploader:
         try:
             self.run_tool(tools.LINK, run_dir, *pairs)
         except TargetError as error:
-            raise TargetError(f"Could not prepare the run folder {run_dir} on {self.conn.address}: {error.problem}", error.fix) from None
+            raise TargetError(
+                f"Could not prepare the run folder {run_dir} on {self.conn.address}: {error.problem}", error.fix
+            ) from None
 
     def read_json(self, path: str) -> Any:
         try:
@@ -248,7 +262,9 @@ class Uploader:
         except (OSError, ValueError) as error:
             if not self.conn.alive:
                 raise ConnectionLost(f"the connection dropped while fetching {path}") from error
-            raise TargetError(f"Could not fetch {path} from {self.conn.address}: {error}.", "Run the measurement again.") from None
+            raise TargetError(
+                f"Could not fetch {path} from {self.conn.address}: {error}.", "Run the measurement again."
+            ) from None
 
     def remove_run_dir(self, run_dir: str) -> None:
         if posixpath.dirname(run_dir) != self.layout.runs_dir:  # never rm anything but our own run folders

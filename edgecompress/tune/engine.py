@@ -48,8 +48,14 @@ class Engine:
         ray.shutdown()
 
 
-def start(address: str | None, *, cpus_per_trial: float = 1.0, retries: int = 1, local_cpus: int | None = None,
-          say: Callable[[str], None] = lambda message: None) -> Engine:
+def start(
+    address: str | None,
+    *,
+    cpus_per_trial: float = 1.0,
+    retries: int = 1,
+    local_cpus: int | None = None,
+    say: Callable[[str], None] = lambda message: None,
+) -> Engine:
     """Connect to the Ray cluster at `address` (or $RAY_ADDRESS); without one, start a local instance."""
     os.environ.update(WORKER_ENV)
     import ray
@@ -57,8 +63,12 @@ def start(address: str | None, *, cpus_per_trial: float = 1.0, retries: int = 1,
     from edgecompress.tune.worker import build_trial
 
     address = address or os.environ.get("RAY_ADDRESS") or None
-    options: dict[str, Any] = {"runtime_env": {"env_vars": dict(WORKER_ENV)}, "log_to_driver": False,
-                               "configure_logging": False, "include_dashboard": False}
+    options: dict[str, Any] = {
+        "runtime_env": {"env_vars": dict(WORKER_ENV)},
+        "log_to_driver": False,
+        "configure_logging": False,
+        "include_dashboard": False,
+    }
     try:
         if address:
             say(f"Connecting to the Ray cluster at {address}")

@@ -28,7 +28,9 @@ class TrialPoint:
     passes: bool = True
 
 
-def front(points: list[TrialPoint], path: Path, *, x_label: str, x_direction: str, title: str, log_x: bool = False) -> Path | None:
+def front(
+    points: list[TrialPoint], path: Path, *, x_label: str, x_direction: str, title: str, log_x: bool = False
+) -> Path | None:
     """Accuracy (y, higher is better) against one cost (x), every trial, Pareto trials with error bars."""
     points = [p for p in points if np.isfinite(p.x) and np.isfinite(p.y)]
     if not points:
@@ -43,14 +45,34 @@ def front(points: list[TrialPoint], path: Path, *, x_label: str, x_direction: st
     pareto = [p for p in points if p.pareto]
     for index, p in enumerate(pareto):
         colour = PALETTE[index % len(PALETTE)]
-        axis.errorbar(p.x, p.y, xerr=p.x_std or None, yerr=p.y_std or None, fmt="o", color=colour, ecolor=colour,
-                      elinewidth=1.2, capsize=3, markersize=7, markerfacecolor=colour if p.passes else "white", zorder=4)
+        axis.errorbar(
+            p.x,
+            p.y,
+            xerr=p.x_std or None,
+            yerr=p.y_std or None,
+            fmt="o",
+            color=colour,
+            ecolor=colour,
+            elinewidth=1.2,
+            capsize=3,
+            markersize=7,
+            markerfacecolor=colour if p.passes else "white",
+            zorder=4,
+        )
         axis.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(6, 6), fontsize=8, color=colour)
     mask = front_mask([[p.x, p.y] for p in points], [x_direction, "maximize"])
     on = sorted((p for p, keep in zip(points, mask) if keep), key=lambda p: p.x)
     if len(on) > 1:
-        axis.step([p.x for p in on], [p.y for p in on], where="post" if x_direction == "minimize" else "pre",
-                  color="#444444", linewidth=0.9, linestyle="--", zorder=1, label="front in these two axes")
+        axis.step(
+            [p.x for p in on],
+            [p.y for p in on],
+            where="post" if x_direction == "minimize" else "pre",
+            color="#444444",
+            linewidth=0.9,
+            linestyle="--",
+            zorder=1,
+            label="front in these two axes",
+        )
         axis.legend(loc="lower right", fontsize=8)
     if log_x and min(p.x for p in points) > 0 and max(p.x for p in points) / min(p.x for p in points) > 20:
         axis.set_xscale("log")

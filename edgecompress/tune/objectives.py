@@ -23,7 +23,9 @@ class Objective:
     direction: str  # 'maximize' | 'minimize' (Optuna's words)
     unit: str
     label: str  # axis label
-    read: Callable[[list[dict[str, Any]], dict[str, Any]], float | None]  # (evidence per target, artifact entry) -> value
+    read: Callable[
+        [list[dict[str, Any]], dict[str, Any]], float | None
+    ]  # (evidence per target, artifact entry) -> value
     help: str
 
 
@@ -32,21 +34,46 @@ def _worst(values: list[Any], pick: Callable[[list[float]], float]) -> float | N
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "accuracy": Objective("accuracy", "maximize", "%", "accuracy on the board (%)",
-                          lambda evs, a: _percent(_worst([e.get("accuracy") for e in evs], min)),
-                          "overall accuracy on the evaluation set, worst board"),
-    "size": Objective("size", "minimize", "bytes", "size (bytes)",
-                      lambda evs, a: _worst([e.get("size_bytes") for e in evs], max),
-                      "the figure the profile's storage budget limits: the model file on Linux boards and phones, its flash on microcontrollers"),
-    "latency": Objective("latency", "minimize", "ms", "median latency (ms)",
-                         lambda evs, a: _worst([(e.get("latency_ms") or {}).get("median") for e in evs], max),
-                         "median batch-1 latency, slowest board"),
-    "memory": Objective("memory", "minimize", "bytes", "peak memory (bytes)",
-                        lambda evs, a: _worst([e.get("peak_memory_bytes") for e in evs], max),
-                        "peak resident memory of the runner, worst board"),
-    "gzip": Objective("gzip", "minimize", "bytes", "gzip size (bytes)",
-                      lambda evs, a: float(a["gzip_bytes"]) if a.get("gzip_bytes") else None,
-                      "the model file gzipped (level 9): what a download costs; rewards clustered weights"),
+    "accuracy": Objective(
+        "accuracy",
+        "maximize",
+        "%",
+        "accuracy on the board (%)",
+        lambda evs, a: _percent(_worst([e.get("accuracy") for e in evs], min)),
+        "overall accuracy on the evaluation set, worst board",
+    ),
+    "size": Objective(
+        "size",
+        "minimize",
+        "bytes",
+        "size (bytes)",
+        lambda evs, a: _worst([e.get("size_bytes") for e in evs], max),
+        "the figure the profile's storage budget limits: the model file on Linux boards and phones, its flash on microcontrollers",
+    ),
+    "latency": Objective(
+        "latency",
+        "minimize",
+        "ms",
+        "median latency (ms)",
+        lambda evs, a: _worst([(e.get("latency_ms") or {}).get("median") for e in evs], max),
+        "median batch-1 latency, slowest board",
+    ),
+    "memory": Objective(
+        "memory",
+        "minimize",
+        "bytes",
+        "peak memory (bytes)",
+        lambda evs, a: _worst([e.get("peak_memory_bytes") for e in evs], max),
+        "peak resident memory of the runner, worst board",
+    ),
+    "gzip": Objective(
+        "gzip",
+        "minimize",
+        "bytes",
+        "gzip size (bytes)",
+        lambda evs, a: float(a["gzip_bytes"]) if a.get("gzip_bytes") else None,
+        "the model file gzipped (level 9): what a download costs; rewards clustered weights",
+    ),
 }
 
 
@@ -60,7 +87,8 @@ def parse(names: str | list[str]) -> list[Objective]:
     unknown = [n for n in listed if n not in OBJECTIVES]
     if unknown or not listed or len(set(listed)) != len(listed):
         raise EdgeCompressError(
-            f"--objectives {','.join(listed) or '(empty)'}: " + (f"unknown {', '.join(unknown)}" if unknown else "each objective once, at least one"),
+            f"--objectives {','.join(listed) or '(empty)'}: "
+            + (f"unknown {', '.join(unknown)}" if unknown else "each objective once, at least one"),
             f"Choose from {', '.join(OBJECTIVES)}, comma-separated, e.g. --objectives accuracy,size,latency.",
         )
     return [OBJECTIVES[n] for n in listed]
@@ -81,7 +109,12 @@ def candidate_name(report: dict[str, Any]) -> str:
 def verdict_entries(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """The verdict's entry for artifact `name` on every target."""
     verdict = report.get("verdict") or {}
-    return [entry for target in verdict.get("targets", []) for entry in target.get("artifacts", []) if entry["artifact"] == name]
+    return [
+        entry
+        for target in verdict.get("targets", [])
+        for entry in target.get("artifacts", [])
+        if entry["artifact"] == name
+    ]
 
 
 def passes(report: dict[str, Any], name: str) -> bool:

@@ -39,7 +39,9 @@ def bounds(point_sets: Sequence[Sequence[Sequence[float]]], directions: Sequence
     return everything.min(axis=0), everything.max(axis=0)
 
 
-def hypervolume(points: Sequence[Sequence[float]], directions: Sequence[str], low: np.ndarray, high: np.ndarray) -> float:
+def hypervolume(
+    points: Sequence[Sequence[float]], directions: Sequence[str], low: np.ndarray, high: np.ndarray
+) -> float:
     """The share of the normalised objective box ([low, high] -> [0, 1], reference 1.1) the front dominates."""
     from optuna._hypervolume import compute_hypervolume
 

@@ -62,7 +62,7 @@ def seeds(space: Space, base: Candidate, plan: dict[str, Any], limit: int) -> li
             candidate = space.candidate({**full, knob.name: options[index]})
             if candidate.values not in [c.values for c in found]:
                 found.append(candidate)
-    return found[:max(1, limit)]
+    return found[: max(1, limit)]
 
 
 __all__ = ["base_candidate", "insignificant_share", "seeds"]

@@ -1,11 +1,11 @@
 """The tune folder and what it remembers about every trial (trials.json), written as it happens.
 
-    <tune>/tune.json        the TuneRequest (what --resume replays) and the search's status
-    <tune>/study.journal    Optuna's journal: every ask and tell
-    <tune>/trials.json      one record per trial: candidate, state, figures, run folder, worker, times
-    <tune>/trials/          one normal run folder per trial (`edgecompress report` / `compare` work on them)
-    <tune>/workers/         which Ray worker process built each trial, per attempt
-    <tune>/tune-report.*    the Pareto report, figures/ and ship/ (the recommended artifact's bundle)
+<tune>/tune.json        the TuneRequest (what --resume replays) and the search's status
+<tune>/study.journal    Optuna's journal: every ask and tell
+<tune>/trials.json      one record per trial: candidate, state, figures, run folder, worker, times
+<tune>/trials/          one normal run folder per trial (`edgecompress report` / `compare` work on them)
+<tune>/workers/         which Ray worker process built each trial, per attempt
+<tune>/tune-report.*    the Pareto report, figures/ and ship/ (the recommended artifact's bundle)
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ class TuneFolder:
                 document = json.loads(file.read_text())
                 self.records = {r["name"]: TrialRecord(**r) for r in document["trials"]}
             except (OSError, ValueError, KeyError, TypeError) as error:
-                raise EdgeCompressError(f"{file} is damaged ({error}).", "Start a new tune; the trials' run folders stay usable with `edgecompress report`.") from None
+                raise EdgeCompressError(
+                    f"{file} is damaged ({error}).",
+                    "Start a new tune; the trials' run folders stay usable with `edgecompress report`.",
+                ) from None
 
     @classmethod
     def create(cls, output: Path, model: str, profile: str) -> TuneFolder:

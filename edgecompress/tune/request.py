@@ -60,8 +60,10 @@ class TuneRequest:
         if self.deploy.recipe:
             problems.append("--recipe: a tune searches the recipes itself")
         if problems:
-            raise EdgeCompressError("Impossible tune settings: " + "; ".join(problems) + ".",
-                                    "Example: edgecompress tune --profile rpi4 model.h5 --data DIR --trials 24 --time-budget 2h")
+            raise EdgeCompressError(
+                "Impossible tune settings: " + "; ".join(problems) + ".",
+                "Example: edgecompress tune --profile rpi4 model.h5 --data DIR --trials 24 --time-budget 2h",
+            )
 
     def to_json(self) -> dict[str, Any]:
         document = dataclasses.asdict(self)
@@ -71,9 +73,15 @@ class TuneRequest:
     @classmethod
     def from_json(cls, document: Any, *, where: Path) -> TuneRequest:
         names = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(document, dict) or document.get("schema") != SCHEMA or not isinstance(document.get("deploy"), dict):
-            raise EdgeCompressError(f"{where} is not a tune this edgecompress can resume.",
-                                    "Pass a folder `edgecompress tune` created (it holds tune.json and study.journal).")
+        if (
+            not isinstance(document, dict)
+            or document.get("schema") != SCHEMA
+            or not isinstance(document.get("deploy"), dict)
+        ):
+            raise EdgeCompressError(
+                f"{where} is not a tune this edgecompress can resume.",
+                "Pass a folder `edgecompress tune` created (it holds tune.json and study.journal).",
+            )
         fields = {k: v for k, v in document.items() if k in names}
         fields["deploy"] = DeployRequest.from_json(document["deploy"], where=where)
         return cls(**fields)
@@ -90,7 +98,9 @@ def parse_duration(text: str | None) -> float | None:
             return float(value[:-1]) * units[value[-1]]
         return float(value)
     except ValueError:
-        raise EdgeCompressError(f"--time-budget {text!r} is not a duration.", "Write it as 90s, 45m, 2h or 1.5h.") from None
+        raise EdgeCompressError(
+            f"--time-budget {text!r} is not a duration.", "Write it as 90s, 45m, 2h or 1.5h."
+        ) from None
 
 
 __all__ = ["SCHEMA", "TRIALS", "TUNE_FILE", "TuneRequest", "parse_duration"]

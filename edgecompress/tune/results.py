@@ -40,7 +40,7 @@ def to_rerun(folder: TuneFolder, objectives: list[objs.Objective], limit: int) -
     """The Pareto trials to re-run with other seeds: those that pass the rules first, at most `limit`."""
     front = pareto(folder, objectives)
     ordered = [r for r in front if r.passes] + [r for r in front if not r.passes]
-    return [r.name for r in ordered[:max(0, limit)]]
+    return [r.name for r in ordered[: max(0, limit)]]
 
 
 def over_seeds(folder: TuneFolder, record: TrialRecord, objectives: list[objs.Objective]) -> dict[str, dict[str, Any]]:
@@ -51,8 +51,12 @@ def over_seeds(folder: TuneFolder, record: TrialRecord, objectives: list[objs.Ob
         values = [float(v) for r in runs if (v := r.figures.get(name)) is not None]
         if not values:
             continue
-        found[name] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                       "n": len(values), "values": values}
+        found[name] = {
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values),
+            "values": values,
+        }
     found["passes"] = {"n": len(runs), "passing": sum(1 for r in runs if r.passes)}
     return found
 
@@ -72,7 +76,9 @@ def rejudge_with_seeds(folder: TuneFolder, record: TrialRecord) -> dict[str, Any
 
     if not record.run_dir:
         return None
-    seed_reports = tuple(rep for r in folder.reruns_of(record.name) if r.state == COMPLETE and (rep := _report(r.run_dir)))
+    seed_reports = tuple(
+        rep for r in folder.reruns_of(record.name) if r.state == COMPLETE and (rep := _report(r.run_dir))
+    )
     if not seed_reports:
         return _report(record.run_dir)
     with warnings.catch_warnings():
@@ -92,19 +98,32 @@ def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str,
     reports = {r.name: rep for r in records if (rep := _report(r.run_dir))}
     recommending = {name: rep for name, rep in reports.items() if (rep.get("verdict") or {}).get("recommended")}
     # a file several trials contain (the post-training quantized model) is credited to a trial whose candidate it is
-    recommending = dict(sorted(recommending.items(), key=lambda item: item[1]["verdict"]["recommended"] != folder.records[item[0]].artifact))
+    recommending = dict(
+        sorted(
+            recommending.items(), key=lambda item: item[1]["verdict"]["recommended"] != folder.records[item[0]].artifact
+        )
+    )
     if not reports:
-        return {"recommended_trial": None, "passed": False, "reason": "No trial was measured, so nothing can be recommended.",
-                "next_steps": ["Look at the trials' reasons in the tune report and at their deploy.log files."]}
+        return {
+            "recommended_trial": None,
+            "passed": False,
+            "reason": "No trial was measured, so nothing can be recommended.",
+            "next_steps": ["Look at the trials' reasons in the tune report and at their deploy.log files."],
+        }
     first = next(iter(reports.values()))
     rules, source, _ = rules_for(first, None)
     head = {"rules_text": rules.describe(), "rules_source": source, "prefer": rules.prefer}
     if not recommending:
         closest = min(reports.items(), key=lambda item: _closeness(item[1]))
         verdict = closest[1].get("verdict") or {}
-        return {**head, "recommended_trial": None, "passed": False,
-                "reason": f"No Pareto trial has an artifact that passes the rules. Closest: {closest[0]}: {verdict.get('reason', '')}",
-                "next_steps": list(verdict.get("next_steps") or []), "closest_trial": closest[0]}
+        return {
+            **head,
+            "recommended_trial": None,
+            "passed": False,
+            "reason": f"No Pareto trial has an artifact that passes the rules. Closest: {closest[0]}: {verdict.get('reason', '')}",
+            "next_steps": list(verdict.get("next_steps") or []),
+            "closest_trial": closest[0],
+        }
     evidence, keys, targets, seen = {}, {}, [], set()
     for name, report in recommending.items():
         artifact = report["verdict"]["recommended"]
@@ -124,11 +143,23 @@ def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str,
     name, artifact = keys[winner]
     record = folder.records[name]
     own = "its candidate" if artifact == record.artifact else "not its candidate but a file every trial holds"
-    reason = (f"{name} ({record.candidate.get('strategy')}; {_knobs(record)}) ships {artifact} ({own}): it passes every rule "
-              f"on {', '.join(targets)}; " + ("the only Pareto trial that does" if len(keys) == 1 else "; ".join(phrases)) + ".")
-    return {**head, "recommended_trial": name, "artifact": artifact, "run_dir": record.run_dir, "passed": True,
-            "reason": reason, "candidates": [f"{n}/{a}" for n, a in keys.values()],
-            "run_reason": recommending[name]["verdict"].get("reason"), "next_steps": []}
+    reason = (
+        f"{name} ({record.candidate.get('strategy')}; {_knobs(record)}) ships {artifact} ({own}): it passes every rule "
+        f"on {', '.join(targets)}; "
+        + ("the only Pareto trial that does" if len(keys) == 1 else "; ".join(phrases))
+        + "."
+    )
+    return {
+        **head,
+        "recommended_trial": name,
+        "artifact": artifact,
+        "run_dir": record.run_dir,
+        "passed": True,
+        "reason": reason,
+        "candidates": [f"{n}/{a}" for n, a in keys.values()],
+        "run_reason": recommending[name]["verdict"].get("reason"),
+        "next_steps": [],
+    }
 
 
 def _knobs(record: TrialRecord) -> str:

@@ -93,8 +93,11 @@ class Search:
         return budget is not None and spent >= budget
 
     def may_ask(self) -> bool:
-        return (self.counted() < self.request.trials and not self.out_of_time()
-                and self.asked < _ASK_FACTOR * self.request.trials + len(self.seeds))
+        return (
+            self.counted() < self.request.trials
+            and not self.out_of_time()
+            and self.asked < _ASK_FACTOR * self.request.trials + len(self.seeds)
+        )
 
     # ------------------------------------------------------------------ the loop
 
@@ -142,8 +145,14 @@ class Search:
         self._submit(ticket)
 
     def _trial_request(self, name: str, overrides: dict[str, Any], seed: int) -> DeployRequest:
-        return dataclasses.replace(self.request.deploy, profile_overrides=overrides, run_name=name, seed=seed,
-                                   output=str(self.folder.path / TRIALS), gate=False)
+        return dataclasses.replace(
+            self.request.deploy,
+            profile_overrides=overrides,
+            run_name=name,
+            seed=seed,
+            output=str(self.folder.path / TRIALS),
+            gate=False,
+        )
 
     def _refused_or_duplicate(self, ticket: Ticket) -> bool:
         """Check the candidate's plan here, before any training: refuse what cannot be built, tell duplicates."""
@@ -157,8 +166,12 @@ class Search:
             return True
         record.plan_strategy = plan["strategy"]
         if plan["strategy"] != record.candidate["strategy"]:
-            self._close(ticket, INFEASIBLE, f"strategy {record.candidate['strategy']} does not fit the budget "
-                                            f"(deploy would use {plan['strategy']})")
+            self._close(
+                ticket,
+                INFEASIBLE,
+                f"strategy {record.candidate['strategy']} does not fit the budget "
+                f"(deploy would use {plan['strategy']})",
+            )
             return True
         signature = _plan_signature(plan)
         with self._lock:
@@ -210,8 +223,10 @@ class Search:
                 continue
             ticket.record.run_dir = outcome["run_dir"]
             self.folder.put(ticket.record)
-            self.say(f"{ticket.record.name}: built in {ticket.record.build_s:.0f} s by worker pid {outcome['worker']['pid']}; "
-                     "waiting for the boards")
+            self.say(
+                f"{ticket.record.name}: built in {ticket.record.build_s:.0f} s by worker pid {outcome['worker']['pid']}; "
+                "waiting for the boards"
+            )
             self.measuring[executor.submit(self._measure, ticket)] = ticket
 
     # ------------------------------------------------------------------ measuring (driver, boards)
@@ -286,7 +301,11 @@ class Search:
     def _copy_outcome(self, ticket: Ticket, original: TrialRecord) -> None:
         """A duplicate gets its original's figures (told to Optuna, so the sampler learns) without being built."""
         record = ticket.record
-        record.figures, record.passes, record.constraints = dict(original.figures), original.passes, list(original.constraints)
+        record.figures, record.passes, record.constraints = (
+            dict(original.figures),
+            original.passes,
+            list(original.constraints),
+        )
         record.run_dir, record.artifact = original.run_dir, original.artifact
         if original.state == COMPLETE:
             record.state, record.reason = DUPLICATE, f"the same plan as {original.name}: its figures"
@@ -313,15 +332,24 @@ class Search:
             if record is None or record.same_as:
                 self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
                 if record is not None:
-                    self.folder.put(dataclasses.replace(record, state=FAILED, reason="interrupted before it was measured"))
+                    self.folder.put(
+                        dataclasses.replace(record, state=FAILED, reason="interrupted before it was measured")
+                    )
                 continue
             record.state, record.reason = RUNNING, ""
             self.say(f"{name}: resuming the interrupted trial")
-            self._submit(Ticket(record, self._trial_request(name, record.overrides, record.seed),
-                                optuna.trial.Trial(self.study, trial._trial_id)))
+            self._submit(
+                Ticket(
+                    record,
+                    self._trial_request(name, record.overrides, record.seed),
+                    optuna.trial.Trial(self.study, trial._trial_id),
+                )
+            )
         for record in self.folder.searched():
             if record.state == COMPLETE and record.run_dir:
-                self._remember_measurements(Path(record.run_dir), self._trial_request(record.name, record.overrides, record.seed))
+                self._remember_measurements(
+                    Path(record.run_dir), self._trial_request(record.name, record.overrides, record.seed)
+                )
                 with self._lock:
                     self.signatures.setdefault(_signature_of(Path(record.run_dir)), record.name)
 
@@ -390,8 +418,19 @@ def _named(constraints: list[float]) -> dict[str, float]:
 
 def _measure_key(digest: str, board: str, request: DeployRequest) -> tuple[Any, ...]:
     """What a measurement depends on besides the board: the file, the evaluation set, the timing settings."""
-    return (digest, board, request.data, tuple(request.classes or ()), request.max_eval, request.seed, request.scaling,
-            request.resize, request.warmup, request.runs, request.threads)
+    return (
+        digest,
+        board,
+        request.data,
+        tuple(request.classes or ()),
+        request.max_eval,
+        request.seed,
+        request.scaling,
+        request.resize,
+        request.warmup,
+        request.runs,
+        request.threads,
+    )
 
 
 def _plan_signature(plan: dict[str, Any]) -> str:
@@ -420,7 +459,9 @@ def _attempts(tune_dir: Path, name: str) -> list[dict[str, Any]]:
 
 
 def _label(record: TrialRecord) -> str:
-    parts = [str(record.candidate.get("strategy"))] + [f"{k} {v}" for k, v in record.candidate.items() if k != "strategy"]
+    parts = [str(record.candidate.get("strategy"))] + [
+        f"{k} {v}" for k, v in record.candidate.items() if k != "strategy"
+    ]
     return ", ".join(parts) + (f", seed {record.seed}" if record.rerun_of else "")
 
 

@@ -38,8 +38,9 @@ class TuneResult:
 def tune(request: TuneRequest, *, progress: Say | None = None) -> TuneResult:
     """Search compression plans for `request.deploy`'s model and profile; see `edgecompress tune --help`."""
     request.check()
-    request = dataclasses.replace(request, deploy=request.deploy.with_absolute_paths(),
-                                  output=str(Path(request.output).expanduser().resolve()))
+    request = dataclasses.replace(
+        request, deploy=request.deploy.with_absolute_paths(), output=str(Path(request.output).expanduser().resolve())
+    )
     objectives = objs.parse(request.objectives)
     say = _say(progress)
     space, base_plan = _space(request, say)  # bad input is refused here, before a folder, Ray or a board
@@ -47,8 +48,9 @@ def tune(request: TuneRequest, *, progress: Say | None = None) -> TuneResult:
     return _run(request, folder, objectives, space, base_plan, say, fresh=True)
 
 
-def resume(tune_dir: str | Path, *, trials: int | None = None, ray_address: str | None = None,
-           progress: Say | None = None) -> TuneResult:
+def resume(
+    tune_dir: str | Path, *, trials: int | None = None, ray_address: str | None = None, progress: Say | None = None
+) -> TuneResult:
     """Continue an interrupted tune: finished trials are kept, unfinished ones built or measured again.
 
     `trials` raises the budget (a finished tune then searches on); `ray_address` moves the rest of
@@ -56,8 +58,10 @@ def resume(tune_dir: str | Path, *, trials: int | None = None, ray_address: str 
     path = Path(tune_dir)
     file = path / TUNE_FILE
     if not file.is_file():
-        raise EdgeCompressError(f"'{path}' is not a tune folder (no {TUNE_FILE}).",
-                                "Pass a folder `edgecompress tune` created, e.g. tunes/20261201-101500-model-rpi4-tune.")
+        raise EdgeCompressError(
+            f"'{path}' is not a tune folder (no {TUNE_FILE}).",
+            "Pass a folder `edgecompress tune` created, e.g. tunes/20261201-101500-model-rpi4-tune.",
+        )
     try:
         document = json.loads(file.read_text())
     except (OSError, ValueError):
@@ -105,8 +109,17 @@ def _space(request: TuneRequest, say: Say) -> tuple[Any, dict[str, Any]]:
     return space, dry.report["plan"]
 
 
-def _run(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objective], space: Any, base_plan: dict[str, Any],
-         say: Say, *, fresh: bool, earlier: dict[str, Any] | None = None) -> TuneResult:
+def _run(
+    request: TuneRequest,
+    folder: TuneFolder,
+    objectives: list[objs.Objective],
+    space: Any,
+    base_plan: dict[str, Any],
+    say: Say,
+    *,
+    fresh: bool,
+    earlier: dict[str, Any] | None = None,
+) -> TuneResult:
     from edgecompress.pipeline.run import own_log_context
     from edgecompress.tune import engine as ray_engine
     from edgecompress.tune.boards import BoardPool
@@ -121,7 +134,9 @@ def _run(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objecti
     executor: ThreadPoolExecutor | None = None
     try:
         pool = BoardPool.connect(request.deploy.targets, request.deploy.target_options, say)
-        engine = ray_engine.start(request.ray_address, cpus_per_trial=request.cpus_per_trial, retries=request.retries, say=say)
+        engine = ray_engine.start(
+            request.ray_address, cpus_per_trial=request.cpus_per_trial, retries=request.retries, say=say
+        )
         search = _search(request, folder, objectives, space, base_plan, engine, pool, say, fresh=fresh)
         executor = ThreadPoolExecutor(max_workers=max(1, len(pool.boards)), thread_name_prefix="edgecompress-measure")
         started = time.monotonic()
@@ -139,8 +154,10 @@ def _run(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objecti
         folder.write_json(TUNE_FILE, state)
         if search is not None:
             _cancel(search)
-        raise TuneInterrupted(f"Interrupted. Finished trials are kept in {folder.path}.",
-                              f"Continue with `edgecompress tune --resume {shlex.quote(str(folder.path))}`.") from None
+        raise TuneInterrupted(
+            f"Interrupted. Finished trials are kept in {folder.path}.",
+            f"Continue with `edgecompress tune --resume {shlex.quote(str(folder.path))}`.",
+        ) from None
     except BaseException:
         state["status"] = "failed"
         folder.write_json(TUNE_FILE, state)
@@ -156,8 +173,18 @@ def _run(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objecti
         handler.close()
 
 
-def _search(request: TuneRequest, folder: TuneFolder, objectives: list[objs.Objective], space: Any, base_plan: dict[str, Any],
-            engine: Any, pool: Any, say: Say, *, fresh: bool) -> Search:
+def _search(
+    request: TuneRequest,
+    folder: TuneFolder,
+    objectives: list[objs.Objective],
+    space: Any,
+    base_plan: dict[str, Any],
+    engine: Any,
+    pool: Any,
+    say: Say,
+    *,
+    fresh: bool,
+) -> Search:
     """The study (created, or loaded with its history) and, with the prior, the TwoNN candidates queued first."""
     from edgecompress.profiles import load_profile, with_overrides
     from edgecompress.tune import prior
@@ -188,7 +215,9 @@ def _finish(search: Search, executor: ThreadPoolExecutor, searched_s: float) -> 
         results.rejudge_with_seeds(folder, record)
     verdict = results.decide(folder, front, request.deploy.acceptance)
     facts = _engine_facts(search.engine, search, folder, searched_s)
-    document = tune_report.build(folder, request.to_json(), objectives, verdict, search.space.describe(), facts, search.pool.use())
+    document = tune_report.build(
+        folder, request.to_json(), objectives, verdict, search.space.describe(), facts, search.pool.use()
+    )
     paths = tune_report.write(folder, document, objectives)
     search.say(f"Tune report: {paths['html']}")
     return document
@@ -207,9 +236,16 @@ def _cancel(search: Any) -> None:
 def _engine_facts(engine: Any, search: Search, folder: TuneFolder, searched_s: float) -> dict[str, Any]:
     workers = sorted({f"pid {w['pid']} on {w['host']}" for r in folder.records.values() for w in r.workers})
     measured = len(results.measured(folder))
-    return {"address": engine.address, "started_here": engine.started_here, "cpus": engine.cpus, "nodes": engine.nodes,
-            "parallel": search.parallel, "workers": workers, "searched_s": searched_s,
-            "trials_per_hour": round(3600 * measured / searched_s, 2) if searched_s else None}
+    return {
+        "address": engine.address,
+        "started_here": engine.started_here,
+        "cpus": engine.cpus,
+        "nodes": engine.nodes,
+        "parallel": search.parallel,
+        "workers": workers,
+        "searched_s": searched_s,
+        "trials_per_hour": round(3600 * measured / searched_s, 2) if searched_s else None,
+    }
 
 
 def _attach_log(path: Path) -> logging.Handler:

@@ -82,8 +82,13 @@ def delta_values(facts: SpaceFacts) -> tuple[float, ...]:
     and above the largest (none significant), at most 6, from the most significant layers to
     the fewest (mildest first).
     """
-    changes = sorted({round(layer.delta_id, 3) for layer in facts.significance.layers[1:-1]
-                      if layer.delta_id is not None and not layer.kept_high_precision})
+    changes = sorted(
+        {
+            round(layer.delta_id, 3)
+            for layer in facts.significance.layers[1:-1]
+            if layer.delta_id is not None and not layer.kept_high_precision
+        }
+    )
     if not changes:
         return (float(facts.profile.compression.significance_delta),)
     cuts = [changes[0] / 2] + [(a + b) / 2 for a, b in zip(changes, changes[1:])] + [changes[-1] * 1.5 + 1]
@@ -93,16 +98,41 @@ def delta_values(facts: SpaceFacts) -> tuple[float, ...]:
 
 
 KNOBS: tuple[Knob, ...] = (
-    Knob(STRATEGY, "compression.strategy", tuple(strategy.name for strategy in STRATEGIES), None,
-         "which recipe each kind of layer gets (compression/recipes.py STRATEGIES)"),
-    Knob("clusters", "compression.clusters", (64, 32, 16, 8, 4), uses("clustering", "cqat"),
-         "weight clusters per clustered layer"),
-    Knob("bits", "compression.mixed_precision_bits", (6, 4, 3, 2), uses("bits"),
-         "bits per weight of significant layers under mixed precision"),
-    Knob("delta", "compression.significance_delta", delta_values, splits_roles,
-         "TwoNN significance threshold: which layers count as significant"),
-    Knob("first_last", "compression.first_last_precision", ("float32", "int8"), trains,
-         "precision of the first and last weighted layers"),
+    Knob(
+        STRATEGY,
+        "compression.strategy",
+        tuple(strategy.name for strategy in STRATEGIES),
+        None,
+        "which recipe each kind of layer gets (compression/recipes.py STRATEGIES)",
+    ),
+    Knob(
+        "clusters",
+        "compression.clusters",
+        (64, 32, 16, 8, 4),
+        uses("clustering", "cqat"),
+        "weight clusters per clustered layer",
+    ),
+    Knob(
+        "bits",
+        "compression.mixed_precision_bits",
+        (6, 4, 3, 2),
+        uses("bits"),
+        "bits per weight of significant layers under mixed precision",
+    ),
+    Knob(
+        "delta",
+        "compression.significance_delta",
+        delta_values,
+        splits_roles,
+        "TwoNN significance threshold: which layers count as significant",
+    ),
+    Knob(
+        "first_last",
+        "compression.first_last_precision",
+        ("float32", "int8"),
+        trains,
+        "precision of the first and last weighted layers",
+    ),
 )
 
 
@@ -165,8 +195,10 @@ class Space:
             if kept:
                 choices[knob.name] = tuple(kept)
         if STRATEGY not in choices:
-            raise EdgeCompressError(f"Profile '{facts.profile.name}' accepts none of the strategies, so there is nothing to search.",
-                                    "Check the profile with `edgecompress profiles show`.")
+            raise EdgeCompressError(
+                f"Profile '{facts.profile.name}' accepts none of the strategies, so there is nothing to search.",
+                "Check the profile with `edgecompress profiles show`.",
+            )
         return cls(tuple(k for k in knobs if k.name in choices), choices)
 
     def knob(self, name: str) -> Knob:
@@ -215,9 +247,27 @@ class Space:
 
     def describe(self) -> list[dict[str, Any]]:
         """The table of knobs as the tune report shows it."""
-        return [{"knob": knob.name, "field": knob.field, "values": list(self.choices[knob.name]),
-                 "applies_to": [s for s in self.choices[STRATEGY] if knob.name == STRATEGY or knob.applies_to(s)],
-                 "help": knob.help} for knob in self.knobs]
+        return [
+            {
+                "knob": knob.name,
+                "field": knob.field,
+                "values": list(self.choices[knob.name]),
+                "applies_to": [s for s in self.choices[STRATEGY] if knob.name == STRATEGY or knob.applies_to(s)],
+                "help": knob.help,
+            }
+            for knob in self.knobs
+        ]
 
 
-__all__ = ["KNOBS", "STRATEGY", "Candidate", "Knob", "Space", "SpaceFacts", "delta_values", "splits_roles", "trains", "uses"]
+__all__ = [
+    "KNOBS",
+    "STRATEGY",
+    "Candidate",
+    "Knob",
+    "Space",
+    "SpaceFacts",
+    "delta_values",
+    "splits_roles",
+    "trains",
+    "uses",
+]

@@ -47,8 +47,12 @@ def open_study(folder: Path, objectives: list[Objective], *, seed: int, trials: 
     logging.getLogger("optuna").propagate = False
     storage = JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # multivariate / group: stable in use since Optuna 2.x
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=max(4, trials // 4))
+        warnings.simplefilter(
+            "ignore", optuna.exceptions.ExperimentalWarning
+        )  # multivariate / group: stable in use since Optuna 2.x
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, n_startup_trials=max(4, trials // 4)
+        )
     directions: list[Any] = [objective.direction for objective in objectives]
     if create:
         return optuna.create_study(study_name=STUDY_NAME, storage=storage, sampler=sampler, directions=directions)

@@ -75,8 +75,14 @@ def build_trial(payload: dict[str, Any]) -> dict[str, Any]:
     record_dir = Path(payload["tune_dir"]) / WORKERS / name
     record_dir.mkdir(parents=True, exist_ok=True)
     attempt = len(list(record_dir.glob("attempt-*.json"))) + 1
-    worker = {"pid": os.getpid(), "node_id": _node_id(), "host": socket.gethostname(), "attempt": attempt,
-              "threads": threads, "started": started}
+    worker = {
+        "pid": os.getpid(),
+        "node_id": _node_id(),
+        "host": socket.gethostname(),
+        "attempt": attempt,
+        "threads": threads,
+        "started": started,
+    }
     (record_dir / f"attempt-{attempt}.json").write_text(json.dumps(worker))
     outcome: dict[str, Any] = {"worker": worker}
     try:
@@ -90,15 +96,22 @@ def build_trial(payload: dict[str, Any]) -> dict[str, Any]:
             result_dir = pipeline.run(request, stop_before="measure").run_dir
         outcome["run_dir"] = str(result_dir)
     except EdgeCompressError as error:
-        outcome["error"] = {"type": type(error).__name__, "problem": error.problem, "fix": error.fix,
-                            "run_dir": str(existing_folder(Path(request.output), name) or "") or None}
+        outcome["error"] = {
+            "type": type(error).__name__,
+            "problem": error.problem,
+            "fix": error.fix,
+            "run_dir": str(existing_folder(Path(request.output), name) or "") or None,
+        }
     except Exception as error:  # noqa: BLE001 - a bug still ends only this trial; the search goes on
         import traceback
 
-        outcome["error"] = {"type": type(error).__name__, "problem": f"{type(error).__name__}: {error}",
-                            "fix": "This is a bug in edgecompress; the trial's deploy.log and the traceback say where.",
-                            "traceback": traceback.format_exc(limit=12),
-                            "run_dir": str(existing_folder(Path(request.output), name) or "") or None}
+        outcome["error"] = {
+            "type": type(error).__name__,
+            "problem": f"{type(error).__name__}: {error}",
+            "fix": "This is a bug in edgecompress; the trial's deploy.log and the traceback say where.",
+            "traceback": traceback.format_exc(limit=12),
+            "run_dir": str(existing_folder(Path(request.output), name) or "") or None,
+        }
     outcome["worker"]["seconds"] = round(time.time() - started, 2)
     (record_dir / f"attempt-{attempt}.json").write_text(json.dumps(outcome["worker"]))
     return outcome

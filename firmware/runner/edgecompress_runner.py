@@ -296,12 +296,16 @@ class EvalData:
         np = _numpy()
         self.path = path
         if not os.path.isfile(path):
-            raise RunnerError("bad_data", "Eval data %s does not exist." % path, "Pass the .npz written by edgecompress with --data.")
+            raise RunnerError(
+                "bad_data", "Eval data %s does not exist." % path, "Pass the .npz written by edgecompress with --data."
+            )
         try:
             archive = np.load(path, allow_pickle=False)
             members = set(archive.files)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-            raise RunnerError("bad_data", "Eval data %s is not a readable .npz file (%s)." % (path, exc), _REEXPORT_DATA) from exc
+            raise RunnerError(
+                "bad_data", "Eval data %s is not a readable .npz file (%s)." % (path, exc), _REEXPORT_DATA
+            ) from exc
         missing = [key for key in ("x", "y", "class_names", "output_kind") if key not in members]
         if missing:
             raise RunnerError("bad_data", "Eval data %s lacks %s." % (path, ", ".join(missing)), _REEXPORT_DATA)
@@ -310,7 +314,9 @@ class EvalData:
             self.class_names = [str(name) for name in np.asarray(archive["class_names"]).reshape(-1)]
             self.output_kind = str(np.asarray(archive["output_kind"]).reshape(-1)[0])
         except Exception as exc:  # noqa: BLE001
-            raise RunnerError("bad_data", "Eval data %s has unreadable y/class_names/output_kind (%s)." % (path, exc), _REEXPORT_DATA) from exc
+            raise RunnerError(
+                "bad_data", "Eval data %s has unreadable y/class_names/output_kind (%s)." % (path, exc), _REEXPORT_DATA
+            ) from exc
         if self.output_kind not in OUTPUT_KINDS:
             raise RunnerError(
                 "bad_data",
@@ -346,7 +352,9 @@ class EvalData:
         try:
             self._in_memory_x = np.ascontiguousarray(np.load(self.path, allow_pickle=False)["x"])
         except Exception as exc:  # noqa: BLE001
-            raise RunnerError("bad_data", "Eval data %s: x is unreadable (%s)." % (self.path, exc), _REEXPORT_DATA) from exc
+            raise RunnerError(
+                "bad_data", "Eval data %s: x is unreadable (%s)." % (self.path, exc), _REEXPORT_DATA
+            ) from exc
         return tuple(self._in_memory_x.shape), self._in_memory_x.dtype
 
     def batches(self, batch: int, limit: Optional[int] = None) -> Iterator[Any]:
@@ -434,8 +442,15 @@ class Session(abc.ABC):
 
 
 class TfliteSession(Session):
-    def __init__(self, interpreter_class: Any, runtime: str, version: str, model: str, threads: int,
-                 delegates: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        interpreter_class: Any,
+        runtime: str,
+        version: str,
+        model: str,
+        threads: int,
+        delegates: Sequence[Any] = (),
+    ) -> None:
         super().__init__()
         self.runtime, self.version = runtime, version
         options = {"experimental_delegates": list(delegates)} if delegates else {}
@@ -473,11 +488,25 @@ class TfliteSession(Session):
 
 
 class OnnxSession(Session):
-    _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-               "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64"}
+    _DTYPES = {
+        "tensor(float)": "float32",
+        "tensor(float16)": "float16",
+        "tensor(double)": "float64",
+        "tensor(int8)": "int8",
+        "tensor(uint8)": "uint8",
+        "tensor(int32)": "int32",
+        "tensor(int64)": "int64",
+    }
 
-    def __init__(self, ort: Any, version: str, model: str, threads: int, providers: Sequence[str] = (),
-                 profile_dir: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        ort: Any,
+        version: str,
+        model: str,
+        threads: int,
+        providers: Sequence[str] = (),
+        profile_dir: Optional[str] = None,
+    ) -> None:
         super().__init__()
         self.runtime, self.version = "onnxruntime", version
         options = ort.SessionOptions()
@@ -488,7 +517,9 @@ class OnnxSession(Session):
         if profile_dir is not None:
             options.enable_profiling = True
             options.profile_file_prefix = os.path.join(profile_dir, "ort_profile")
-        self.session = ort.InferenceSession(model, sess_options=options, providers=list(providers) + ["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            model, sess_options=options, providers=list(providers) + ["CPUExecutionProvider"]
+        )
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         _require_single("input", len(inputs), model)
         _require_single("output", len(outputs), model)
@@ -496,8 +527,11 @@ class OnnxSession(Session):
         self.input_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inputs[0].shape)
         dtype = self._DTYPES.get(inputs[0].type)
         if dtype is None:
-            raise RunnerError("bad_model", "%s takes %s input, which the runner cannot feed." % (model, inputs[0].type),
-                              "Export the model with a float32 input.")
+            raise RunnerError(
+                "bad_model",
+                "%s takes %s input, which the runner cannot feed." % (model, inputs[0].type),
+                "Export the model with a float32 input.",
+            )
         self.input_dtype = _numpy().dtype(dtype)
 
     def run(self, x: Any) -> Any:
@@ -569,9 +603,11 @@ class Accelerator:
         available = list(self.runtime.module.get_available_providers())
         self.providers = tuple(p for p in wanted if p in available)
         if not self.providers:
-            self._unavailable = ("onnxruntime %s here has %s; available: %s" % (
-                self.runtime.version, "no execution provider for %s" % self.requested if not wanted
-                else "none of " + ", ".join(wanted), ", ".join(available)))
+            self._unavailable = "onnxruntime %s here has %s; available: %s" % (
+                self.runtime.version,
+                "no execution provider for %s" % self.requested if not wanted else "none of " + ", ".join(wanted),
+                ", ".join(available),
+            )
 
     def _choose_delegate(self) -> None:
         load = self.runtime.load_delegate
@@ -586,8 +622,13 @@ class Accelerator:
                     self._delegate_library = library
                     return
                 self.attempts.append({"delegate": library, "error": error})
-        self._unavailable = "; ".join(a["error"] if a["delegate"] in a["error"] else "%s: %s" % (a["delegate"], a["error"])
-                                      for a in self.attempts) or "no delegate library is known for %s" % self.requested
+        self._unavailable = (
+            "; ".join(
+                a["error"] if a["delegate"] in a["error"] else "%s: %s" % (a["delegate"], a["error"])
+                for a in self.attempts
+            )
+            or "no delegate library is known for %s" % self.requested
+        )
 
     def delegates(self) -> List[Any]:
         """Fresh delegate objects for one interpreter (a delegate instance serves one interpreter)."""
@@ -606,10 +647,14 @@ class Accelerator:
         else:
             partition = _tflite_partition(self.runtime, model, threads, self)
             info.update(partition)
-            info["used"] = self.requested if self._delegate_library is not None and partition.get("delegated_nodes") else "cpu"
+            info["used"] = (
+                self.requested if self._delegate_library is not None and partition.get("delegated_nodes") else "cpu"
+            )
         if self.requested != "none" and info["used"] == "cpu":
-            reason = self._unavailable or ("the %s delegate (%s) loaded but took no operation of this model" % (
-                self.requested, self._delegate_library))
+            reason = self._unavailable or (
+                "the %s delegate (%s) loaded but took no operation of this model"
+                % (self.requested, self._delegate_library)
+            )
             info["note"] = "cpu (accelerator not available: %s)" % reason
         elif self.requested == "none":
             info["note"] = "cpu (the profile names no accelerator)"
@@ -682,18 +727,28 @@ def _tflite_partition(runtime: "Runtime", model: str, threads: int, accelerator:
         resolver = _op_resolver(runtime, default_delegates=False)
         delegates = accelerator.delegates()
         if delegates:  # the accelerator's own share, without XNNPACK in the count
-            bare = interpreter_class(model_path=model, num_threads=threads, experimental_delegates=delegates, **resolver)
+            bare = interpreter_class(
+                model_path=model, num_threads=threads, experimental_delegates=delegates, **resolver
+            )
             bare.allocate_tensors()
             total, kernels, taken = _taken_by_delegates(bare._get_ops_details())
-            info.update(backend=accelerator._delegate_library, total_nodes=total, delegated_nodes=taken, delegate_kernels=kernels)
+            info.update(
+                backend=accelerator._delegate_library,
+                total_nodes=total,
+                delegated_nodes=taken,
+                delegate_kernels=kernels,
+            )
             return info
         plain = interpreter_class(model_path=model, num_threads=threads)
         plain.allocate_tensors()
         total, kernels, taken = _taken_by_delegates(plain._get_ops_details())
         info.update(total_nodes=total)
         if kernels:
-            info.update(backend="XNNPACK delegate (LiteRT's default CPU delegate) + builtin kernels",
-                        xnnpack_nodes=taken, builtin_nodes=total - taken)
+            info.update(
+                backend="XNNPACK delegate (LiteRT's default CPU delegate) + builtin kernels",
+                xnnpack_nodes=taken,
+                builtin_nodes=total - taken,
+            )
         else:
             info.update(backend="builtin CPU kernels", xnnpack_nodes=0, builtin_nodes=total)
     except Exception as exc:  # noqa: BLE001 - partition facts are a bonus; never fail a measurement for them
@@ -704,7 +759,9 @@ def _tflite_partition(runtime: "Runtime", model: str, threads: int, accelerator:
 
 def _op_resolver(runtime: "Runtime", default_delegates: bool) -> Dict[str, Any]:
     module = runtime.module.lite if runtime.name == "tensorflow" else runtime.module
-    resolver_type = getattr(getattr(module, "experimental", module), "OpResolverType", None) or getattr(module, "OpResolverType", None)
+    resolver_type = getattr(getattr(module, "experimental", module), "OpResolverType", None) or getattr(
+        module, "OpResolverType", None
+    )
     if resolver_type is None or default_delegates:
         return {}
     return {"experimental_op_resolver_type": resolver_type.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
@@ -743,18 +800,27 @@ def _read_ort_profile(path: str, skip_runs: int = 0) -> List[Dict[str, Any]]:
     if skip_runs and len(runs) >= skip_runs:
         last = runs[skip_runs - 1]
         cutoff = float(last.get("ts", 0)) + float(last.get("dur", 0))
-    return [event for event in events if event.get("cat") == "Node" and str(event.get("name", "")).endswith("_kernel_time")
-            and float(event.get("ts", 0)) >= cutoff]
+    return [
+        event
+        for event in events
+        if event.get("cat") == "Node"
+        and str(event.get("name", "")).endswith("_kernel_time")
+        and float(event.get("ts", 0)) >= cutoff
+    ]
 
 
-def op_profile(runtime: "Runtime", model: str, threads: int, accelerator: Accelerator, inputs: Any, runs: int) -> Dict[str, Any]:
+def op_profile(
+    runtime: "Runtime", model: str, threads: int, accelerator: Accelerator, inputs: Any, runs: int
+) -> Dict[str, Any]:
     """Per-operator time where the runtime exposes it: onnxruntime's profiler; LiteRT says it cannot."""
     import tempfile
 
     if runtime.suffix != ".onnx":
         return {"available": False, "source": None, "reason": TFLITE_OP_PROFILE_NOTE}
     with tempfile.TemporaryDirectory(prefix="edgecompress-ort-") as folder:
-        session = OnnxSession(runtime.module, runtime.version, model, threads, accelerator.providers, profile_dir=folder)
+        session = OnnxSession(
+            runtime.module, runtime.version, model, threads, accelerator.providers, profile_dir=folder
+        )
         for i in range(runs + 1):  # the first run (allocations, weight prepacking) is left out
             session.run(inputs[i % len(inputs)][None, ...])
         events = _read_ort_profile(session.session.end_profiling(), skip_runs=1)
@@ -762,8 +828,9 @@ def op_profile(runtime: "Runtime", model: str, threads: int, accelerator: Accele
     for event in events:
         args = event.get("args") or {}
         name = str(event["name"]).rsplit("_kernel_time", 1)[0]
-        row = by_node.setdefault(name, {"node": name, "op_type": args.get("op_name"), "provider": args.get("provider"),
-                                        "durations_us": []})
+        row = by_node.setdefault(
+            name, {"node": name, "op_type": args.get("op_name"), "provider": args.get("provider"), "durations_us": []}
+        )
         row["durations_us"].append(float(event.get("dur", 0)))
     np = _numpy()
     for row in by_node.values():  # medians: a run pre-empted on a busy board does not skew the split
@@ -771,10 +838,17 @@ def op_profile(runtime: "Runtime", model: str, threads: int, accelerator: Accele
         row["mean_us"] = float(np.mean(row["durations_us"]))
     total = sum(row["median_us"] for row in by_node.values()) or 1.0
     rows = sorted(by_node.values(), key=lambda row: -row["median_us"])
-    ops = [{"node": row["node"], "op_type": row["op_type"], "provider": row["provider"],
-            "median_ms": round(row["median_us"] / 1000.0, 5), "mean_ms": round(row["mean_us"] / 1000.0, 5),
-            "share": round(row["median_us"] / total, 4)}
-           for row in rows]
+    ops = [
+        {
+            "node": row["node"],
+            "op_type": row["op_type"],
+            "provider": row["provider"],
+            "median_ms": round(row["median_us"] / 1000.0, 5),
+            "mean_ms": round(row["mean_us"] / 1000.0, 5),
+            "share": round(row["median_us"] / total, 4),
+        }
+        for row in rows
+    ]
     by_type = {}  # type: Dict[str, float]
     for row in rows:
         by_type[row["op_type"]] = by_type.get(row["op_type"], 0.0) + row["median_us"]
@@ -807,18 +881,23 @@ class Runtime:
             return self.module.lite.experimental.load_delegate
         return getattr(self.module, "load_delegate", None)
 
-    def load(self, model: str, threads: int, accelerator: "Optional[Accelerator]" = None,
-             profile_dir: Optional[str] = None) -> Session:
+    def load(
+        self, model: str, threads: int, accelerator: "Optional[Accelerator]" = None, profile_dir: Optional[str] = None
+    ) -> Session:
         accelerator = accelerator or Accelerator(self, "none", None)
         try:
             if self.suffix == ".onnx":
                 return OnnxSession(self.module, self.version, model, threads, accelerator.providers, profile_dir)
-            return TfliteSession(self.interpreter_class, self.name, self.version, model, threads, accelerator.delegates())
+            return TfliteSession(
+                self.interpreter_class, self.name, self.version, model, threads, accelerator.delegates()
+            )
         except RunnerError:
             raise
         except Exception as exc:  # noqa: BLE001 - runtimes raise assorted types for a bad file
             raise RunnerError(
-                "bad_model", "%s could not load %s: %s" % (self.name, model, _one_line(exc)), _BAD_MODEL_FIXES[self.suffix]
+                "bad_model",
+                "%s could not load %s: %s" % (self.name, model, _one_line(exc)),
+                _BAD_MODEL_FIXES[self.suffix],
             ) from exc
 
 
@@ -835,15 +914,25 @@ def import_runtime(model: str, requested: str, emit: Callable[[str], None]) -> R
     suffix = os.path.splitext(model)[1].lower()
     candidates = RUNTIMES_BY_SUFFIX.get(suffix)
     if candidates is None:
-        raise RunnerError("bad_model", "%s is neither .tflite nor .onnx." % model,
-                          "Pass the .tflite or .onnx file edgecompress exported.")
+        raise RunnerError(
+            "bad_model",
+            "%s is neither .tflite nor .onnx." % model,
+            "Pass the .tflite or .onnx file edgecompress exported.",
+        )
     if not os.path.isfile(model):
-        raise RunnerError("bad_model", "Model file %s does not exist." % model, "Copy the model to the device and pass its path with --model.")
+        raise RunnerError(
+            "bad_model",
+            "Model file %s does not exist." % model,
+            "Copy the model to the device and pass its path with --model.",
+        )
     if requested != "auto":
         candidates = tuple(c for c in candidates if c[0] == requested)
         if not candidates:
-            raise RunnerError("bad_args", "Runtime %s cannot run %s files." % (requested, suffix),
-                              "Use --runtime auto or one of: %s." % ", ".join(c[0] for c in RUNTIMES_BY_SUFFIX[suffix]))
+            raise RunnerError(
+                "bad_args",
+                "Runtime %s cannot run %s files." % (requested, suffix),
+                "Use --runtime auto or one of: %s." % ", ".join(c[0] for c in RUNTIMES_BY_SUFFIX[suffix]),
+            )
     _numpy()
     failures = []  # type: List[str]
     for name, module, package in candidates:
@@ -942,7 +1031,9 @@ def check_input_shape(session: Session, data: EvalData, model: str) -> None:
         )
 
 
-def evaluate(session: Session, data: EvalData, batch: int, reference: Any, emit: Callable[[str], None]) -> Dict[str, Any]:
+def evaluate(
+    session: Session, data: EvalData, batch: int, reference: Any, emit: Callable[[str], None]
+) -> Dict[str, Any]:
     """Accuracy over the whole eval set, batched when the model allows.
 
     `reference` holds batch-1 scores for sample 0; if a batched run disagrees with them the
@@ -959,7 +1050,8 @@ def evaluate(session: Session, data: EvalData, batch: int, reference: Any, emit:
     if data.y.min() < 0 or data.y.max() >= n_classes:
         raise RunnerError(
             "bad_data",
-            "Labels in %s run from %d to %d but the model has %d classes." % (data.path, data.y.min(), data.y.max(), n_classes),
+            "Labels in %s run from %d to %d but the model has %d classes."
+            % (data.path, data.y.min(), data.y.max(), n_classes),
             "Labels must be class indices 0..%d in the model's class order." % (n_classes - 1),
         )
     predictions = np.empty(data.n, dtype=np.int64)
@@ -1026,7 +1118,9 @@ def write_samples(path: str, samples: Sequence[float], warmup: int) -> None:
         with open(path, "w") as handle:
             json.dump({"unit": "ms", "warmup": warmup, "samples": [round(s, 6) for s in samples]}, handle)
     except OSError as exc:
-        raise RunnerError("bad_args", "Cannot write --samples-out %s: %s" % (path, exc), "Pass a writable path to --samples-out.") from exc
+        raise RunnerError(
+            "bad_args", "Cannot write --samples-out %s: %s" % (path, exc), "Pass a writable path to --samples-out."
+        ) from exc
 
 
 def file_facts(path: str) -> Dict[str, Any]:
@@ -1049,8 +1143,14 @@ def thread_count(requested: Optional[int], cores: Optional[int]) -> Tuple[int, s
     return usable, "the %d CPU(s) this process may use" % usable
 
 
-def time_at_threads(runtime: Runtime, args: argparse.Namespace, accelerator: Accelerator, inputs: Any,
-                    emit: Callable[[str], None], main: Tuple[int, Dict[str, Any]]) -> List[Dict[str, Any]]:
+def time_at_threads(
+    runtime: Runtime,
+    args: argparse.Namespace,
+    accelerator: Accelerator,
+    inputs: Any,
+    emit: Callable[[str], None],
+    main: Tuple[int, Dict[str, Any]],
+) -> List[Dict[str, Any]]:
     """Latency at each --latency-threads count, each with a fresh session (capped at the usable CPUs).
 
     A count equal to the main measurement's (`main`: threads, latency stats) reuses it.
@@ -1111,14 +1211,23 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         ran_with = {"name": session.runtime, "version": session.version}
         del session
         main = (threads, latency_stats(samples, args.warmup))
-        by_threads = time_at_threads(runtime, args, accelerator, latency_inputs, emit, main) if args.latency_threads else []
-        profile = op_profile(runtime, args.model, threads, accelerator, latency_inputs, args.profile_ops) if args.profile_ops else None
+        by_threads = (
+            time_at_threads(runtime, args, accelerator, latency_inputs, emit, main) if args.latency_threads else []
+        )
+        profile = (
+            op_profile(runtime, args.model, threads, accelerator, latency_inputs, args.profile_ops)
+            if args.profile_ops
+            else None
+        )
     except RunnerError:
         raise
     except Exception as exc:  # noqa: BLE001 - an invoke failure on the device is reported, not crashed on
-        raise RunnerError("runtime_error", "%s failed while running %s: %s" % (session.runtime, args.model, _one_line(exc)),
-                          "Re-run with --progress to see the failing step; if the model loads but cannot run, re-export it "
-                          "with edgecompress or try another runtime with --runtime.") from exc
+        raise RunnerError(
+            "runtime_error",
+            "%s failed while running %s: %s" % (runtime.name, args.model, _one_line(exc)),
+            "Re-run with --progress to see the failing step; if the model loads but cannot run, re-export it "
+            "with edgecompress or try another runtime with --runtime.",
+        ) from exc
 
     if args.samples_out:
         write_samples(args.samples_out, samples, args.warmup)
@@ -1167,18 +1276,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="eval .npz (x, y, class_names, output_kind)")
     parser.add_argument("--warmup", type=_non_negative, default=20)
     parser.add_argument("--runs", type=_positive, default=100)
-    parser.add_argument("--threads", type=_positive, default=None,
-                        help="interpreter threads, exactly (default: --cores capped at the usable CPUs, else all usable CPUs)")
-    parser.add_argument("--cores", type=_positive, default=None,
-                        help="the device profile's core count: used as thread count when --threads is not given")
-    parser.add_argument("--latency-threads", type=_thread_list, default=[],
-                        help="also time batch-1 latency at these thread counts, e.g. 1,4 (capped at the usable CPUs)")
-    parser.add_argument("--accelerator", default="none", choices=list(ACCELERATORS),
-                        help="try this accelerator's delegate / execution provider; fall back to the CPU and say so")
-    parser.add_argument("--delegate", default=None, help="LiteRT delegate library to load instead of the accelerator's usual one")
-    parser.add_argument("--profile-ops", type=_non_negative, default=0,
-                        help="profile this many runs per operator where the runtime exposes it (onnxruntime)")
-    parser.add_argument("--batch", type=_positive, default=32, help="batch size for the accuracy pass (1 = never resize)")
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="interpreter threads, exactly (default: --cores capped at the usable CPUs, else all usable CPUs)",
+    )
+    parser.add_argument(
+        "--cores",
+        type=_positive,
+        default=None,
+        help="the device profile's core count: used as thread count when --threads is not given",
+    )
+    parser.add_argument(
+        "--latency-threads",
+        type=_thread_list,
+        default=[],
+        help="also time batch-1 latency at these thread counts, e.g. 1,4 (capped at the usable CPUs)",
+    )
+    parser.add_argument(
+        "--accelerator",
+        default="none",
+        choices=list(ACCELERATORS),
+        help="try this accelerator's delegate / execution provider; fall back to the CPU and say so",
+    )
+    parser.add_argument(
+        "--delegate", default=None, help="LiteRT delegate library to load instead of the accelerator's usual one"
+    )
+    parser.add_argument(
+        "--profile-ops",
+        type=_non_negative,
+        default=0,
+        help="profile this many runs per operator where the runtime exposes it (onnxruntime)",
+    )
+    parser.add_argument(
+        "--batch", type=_positive, default=32, help="batch size for the accuracy pass (1 = never resize)"
+    )
     parser.add_argument("--runtime", default="auto", choices=["auto"] + [name for name, _, _ in ALL_RUNTIMES])
     parser.add_argument("--samples-out", help="write every timed latency sample (ms) to this JSON file")
     parser.add_argument("--progress", action="store_true", help="progress lines on stderr")
@@ -1215,15 +1348,21 @@ def run(argv: Optional[Sequence[str]]) -> Tuple[Dict[str, Any], int]:
         if args.probe:
             return probe(), 0
         if not args.model or not args.data:
-            raise RunnerError("bad_args", "--model and --data are required (or --probe).",
-                              "Usage: edgecompress_runner.py --model MODEL.tflite --data eval.npz")
+            raise RunnerError(
+                "bad_args",
+                "--model and --data are required (or --probe).",
+                "Usage: edgecompress_runner.py --model MODEL.tflite --data eval.npz",
+            )
         return measure(args), 0
     except RunnerError as exc:
         return exc.as_json(), EXIT_CODES[exc.kind]
     except Exception as exc:  # noqa: BLE001 - a runner bug still answers in JSON; the traceback goes to stderr
         traceback.print_exc()
-        error = RunnerError("runtime_error", "Unexpected %s: %s" % (type(exc).__name__, _one_line(exc)),
-                            "This is a bug in the edgecompress runner; please report it with the stderr log.")
+        error = RunnerError(
+            "runtime_error",
+            "Unexpected %s: %s" % (type(exc).__name__, _one_line(exc)),
+            "This is a bug in the edgecompress runner; please report it with the stderr log.",
+        )
         return error.as_json(), EXIT_CODES[error.kind]
 
 

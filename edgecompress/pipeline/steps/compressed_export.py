@@ -19,10 +19,18 @@ class CompressedExport(Step):
 
     def run(self, ctx: RunContext) -> None:
         plan = ctx.prepared.plan
-        made_from = {"name": plan.strategy, "trained": ctx.trained_key, "mode": plan.export_mode, "io_dtype": plan.io_dtype,
-                     "float_layers": list(plan.float_layers), "data": ctx.prepared.data_fingerprint, "seed": ctx.request.seed}
-        ctx.remember_artifact(plan.strategy, ".tflite", lambda path: _convert(ctx, path),
-                              made_from=made_from if ctx.trained_key else None)
+        made_from = {
+            "name": plan.strategy,
+            "trained": ctx.trained_key,
+            "mode": plan.export_mode,
+            "io_dtype": plan.io_dtype,
+            "float_layers": list(plan.float_layers),
+            "data": ctx.prepared.data_fingerprint,
+            "seed": ctx.request.seed,
+        }
+        ctx.remember_artifact(
+            plan.strategy, ".tflite", lambda path: _convert(ctx, path), made_from=made_from if ctx.trained_key else None
+        )
 
 
 def _convert(ctx: RunContext, path: Path) -> Artifact:
@@ -32,8 +40,17 @@ def _convert(ctx: RunContext, path: Path) -> Artifact:
     plan = ctx.prepared.plan
     ctx.say(f"Converting {plan.strategy}: {plan.export_mode}")
     with quiet_native_output((1, 2)):  # the exporter checks that the float layers really stay float
-        blob = to_tflite(ctx.trained_model(), mode=plan.export_mode, representative=calibration_images(ctx),
-                         io_dtype=plan.io_dtype, float_layers=list(plan.float_layers))
+        blob = to_tflite(
+            ctx.trained_model(),
+            mode=plan.export_mode,
+            representative=calibration_images(ctx),
+            io_dtype=plan.io_dtype,
+            float_layers=list(plan.float_layers),
+        )
     write_atomically(path, blob)
-    return Artifact(name=plan.strategy, kind=plan.export_mode, path=path,
-                    description=f"{plan.description} ({plan.export_mode} export)")
+    return Artifact(
+        name=plan.strategy,
+        kind=plan.export_mode,
+        path=path,
+        description=f"{plan.description} ({plan.export_mode} export)",
+    )

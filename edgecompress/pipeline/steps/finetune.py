@@ -36,10 +36,14 @@ def fine_tuned(ctx: RunContext, *, say: bool) -> Any:
 
     prepared = ctx.prepared
     settings = finetuning_settings(ctx.request, prepared.profile, say=ctx.say if say else None)
-    store = CachedStageStore(prepared.cache, FolderStageStore(ctx.artifact_path(f"{prepared.plan.strategy}.stages")), ctx.say)
+    store = CachedStageStore(
+        prepared.cache, FolderStageStore(ctx.artifact_path(f"{prepared.plan.strategy}.stages")), ctx.say
+    )
     origin = prepared.cache.key("fine-tune", model=prepared.loaded.sha256, data=prepared.data_fingerprint)
     with quiet_native_output():
-        return apply_plan(prepared.plan, prepared.loaded.model, prepared.dataset, settings=settings, store=store, origin=origin)
+        return apply_plan(
+            prepared.plan, prepared.loaded.model, prepared.dataset, settings=settings, store=store, origin=origin
+        )
 
 
 def _train(ctx: RunContext) -> dict[str, Any]:

@@ -26,7 +26,9 @@ class Measure(Step):
     name = "measure"
 
     def run(self, ctx: RunContext) -> None:
-        ensure_eval_npz(ctx)  # the verdict's statistics and ship/ read it, even when every measurement was recorded before
+        ensure_eval_npz(
+            ctx
+        )  # the verdict's statistics and ship/ read it, even when every measurement was recorded before
         failures: list[str] = []
         for artifact in ctx.artifacts:
             failures += _measure_artifact(ctx, artifact)
@@ -35,8 +37,12 @@ class Measure(Step):
                 "Some measurements could not be completed: " + "; ".join(failures),
                 "Fix the board(s) named above; every measurement that did finish is kept.",
             )
-        ctx.measurements = [_entry(ctx, artifact, target.name) for target in ctx.prepared.targets
-                            for artifact in ctx.artifacts if target.accepts(artifact.path)]
+        ctx.measurements = [
+            _entry(ctx, artifact, target.name)
+            for target in ctx.prepared.targets
+            for artifact in ctx.artifacts
+            if target.accepts(artifact.path)
+        ]
 
 
 def _key(artifact: Artifact, target_name: str) -> str:
@@ -50,15 +56,26 @@ def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
     from edgecompress.targets.measure_options import runner_options
 
     request, folder = ctx.request, ctx.folder
-    pending = [t for t in ctx.prepared.targets if t.accepts(artifact.path) and not folder.is_done(_key(artifact, t.name))]
+    pending = [
+        t for t in ctx.prepared.targets if t.accepts(artifact.path) and not folder.is_done(_key(artifact, t.name))
+    ]
     if not pending:
         return []
     names = ", ".join(t.name for t in pending)
-    how = (f"{request.warmup} warm-up + {request.runs} timed runs" if artifact.path.suffix in (".tflite", ".onnx")
-           else "every evaluation image; executed instructions counted")
+    how = (
+        f"{request.warmup} warm-up + {request.runs} timed runs"
+        if artifact.path.suffix in (".tflite", ".onnx")
+        else "every evaluation image; executed instructions counted"
+    )
     ctx.say(f"Measuring {artifact.name} on {names} ({how})")
-    job = MeasureJob(model=artifact.path, eval_data=ensure_eval_npz(ctx), warmup=request.warmup, runs=request.runs,
-                     threads=request.threads, extra_args=runner_options(ctx.prepared.profile, threads=request.threads))
+    job = MeasureJob(
+        model=artifact.path,
+        eval_data=ensure_eval_npz(ctx),
+        warmup=request.warmup,
+        runs=request.runs,
+        threads=request.threads,
+        extra_args=runner_options(ctx.prepared.profile, threads=request.threads),
+    )
     with ctx.prepared.task(f"Measuring {artifact.name} on {names}"):
         fleet = measure_fleet(pending, job)
     failures = []
@@ -69,7 +86,9 @@ def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
         stem = LAYOUT.measurement_stem(artifact.name, outcome.target)
         result = outcome.measurement.result
         folder.write_json(f"{stem}.samples.json", result.get("latency_ms", {}).get("samples") or [])
-        folder.write_json(f"{stem}.json", {"target": outcome.target, "device": outcome.measurement.device, "result": result})
+        folder.write_json(
+            f"{stem}.json", {"target": outcome.target, "device": outcome.measurement.device, "result": result}
+        )
         if outcome.measurement.log:
             folder.sub(f"{stem}.log").write_text(outcome.measurement.log)
         folder.record(_key(artifact, outcome.target), f"{stem}.json")

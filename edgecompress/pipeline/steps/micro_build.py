@@ -32,12 +32,19 @@ def _build(ctx: RunContext) -> dict[str, Any]:
     from edgecompress.micro.emulated import firmware_options
 
     final = next(a for a in reversed(ctx.artifacts) if a.path.suffix == ".tflite" and a.kind == "int8")
-    ctx.say(f"Building TFLite Micro firmware from {final.name}: measuring the arena in the TFLM interpreter, compressing tables, "
-            "compiling and linking the firmware")
+    ctx.say(
+        f"Building TFLite Micro firmware from {final.name}: measuring the arena in the TFLM interpreter, compressing tables, "
+        "compiling and linking the firmware"
+    )
     run_root = ctx.folder.path.resolve()
     with ctx.prepared.task(f"TFLite Micro build of {final.name}"):
-        build = build_micro(final.path.read_bytes(), profile=ctx.prepared.profile, eval_npz=ensure_eval_npz(ctx),
-                            out_dir=run_root / LAYOUT.micro, name=safe_name(final.name).replace("-", "_"),
-                            firmware_options=firmware_options(ctx.request.targets, ctx.request.micro))
+        build = build_micro(
+            final.path.read_bytes(),
+            profile=ctx.prepared.profile,
+            eval_npz=ensure_eval_npz(ctx),
+            out_dir=run_root / LAYOUT.micro,
+            name=safe_name(final.name).replace("-", "_"),
+            firmware_options=firmware_options(ctx.request.targets, ctx.request.micro),
+        )
     # paths relative to the run folder: it is renamed when the run finishes
     return json.loads(json.dumps({"artifact": final.name, **build.to_dict()}, default=str).replace(f"{run_root}/", ""))

@@ -21,10 +21,17 @@ class OnnxExport(Step):
 
     def run(self, ctx: RunContext) -> None:
         plan = ctx.prepared.plan
-        made_from = {"name": plan.strategy, "trained": ctx.trained_key, "data": ctx.prepared.data_fingerprint,
-                     "mode": plan.export_mode, "float_layers": list(plan.float_layers), "seed": ctx.request.seed}
-        ctx.remember_artifact(plan.strategy, ".onnx", lambda path: _export(ctx, path),
-                              made_from=made_from if ctx.trained_key else None)
+        made_from = {
+            "name": plan.strategy,
+            "trained": ctx.trained_key,
+            "data": ctx.prepared.data_fingerprint,
+            "mode": plan.export_mode,
+            "float_layers": list(plan.float_layers),
+            "seed": ctx.request.seed,
+        }
+        ctx.remember_artifact(
+            plan.strategy, ".onnx", lambda path: _export(ctx, path), made_from=made_from if ctx.trained_key else None
+        )
 
 
 def _export(ctx: RunContext, path: Path) -> Artifact:
@@ -38,7 +45,14 @@ def _export(ctx: RunContext, path: Path) -> Artifact:
     ctx.say(f"Exporting {plan.strategy} to ONNX ({plan.export_mode}) and checking it against Keras in onnxruntime")
     with ctx.prepared.task(f"Exporting {plan.strategy} to ONNX"), quiet_native_output():
         model = ctx.trained_model()
-        mode = export_onnx(model, path, mode=plan.export_mode, calibration=calibration_images(ctx), float_layers=plan.float_layers)
+        mode = export_onnx(
+            model, path, mode=plan.export_mode, calibration=calibration_images(ctx), float_layers=plan.float_layers
+        )
         check = verify_onnx(model, path, ctx.prepared.dataset.x_test[:VERIFY_SAMPLES])
-    return Artifact(name=f"{plan.strategy}-onnx", kind=mode, description=f"{plan.description} ({ONNX_DESCRIPTIONS[mode]})",
-                    path=path, extra={"onnx_verification": check})
+    return Artifact(
+        name=f"{plan.strategy}-onnx",
+        kind=mode,
+        description=f"{plan.description} ({ONNX_DESCRIPTIONS[mode]})",
+        path=path,
+        extra={"onnx_verification": check},
+    )

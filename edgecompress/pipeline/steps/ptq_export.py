@@ -35,8 +35,15 @@ class PtqExport(Step):
             exports.append(_Export(f"ptq-{compression.ptq}", compression.ptq, io, PTQ_DESCRIPTIONS[compression.ptq]))
         prepared = ctx.prepared
         for export in exports:
-            made_from = {"name": export.name, "mode": export.mode, "io_dtype": export.io_dtype, "model": prepared.loaded.sha256,
-                         "data": prepared.data_fingerprint, "seed": ctx.request.seed, "calibration": CALIBRATION_SAMPLES}
+            made_from = {
+                "name": export.name,
+                "mode": export.mode,
+                "io_dtype": export.io_dtype,
+                "model": prepared.loaded.sha256,
+                "data": prepared.data_fingerprint,
+                "seed": ctx.request.seed,
+                "calibration": CALIBRATION_SAMPLES,
+            }
             ctx.remember_artifact(export.name, ".tflite", partial(_convert, ctx, export), made_from=made_from)
 
 
@@ -53,7 +60,11 @@ def _convert(ctx: RunContext, export: _Export, path: Path) -> Artifact:
 
     ctx.say(f"Converting {export.name}: {export.description}")
     with quiet_native_output((1, 2)):  # the converter prints MLIR notices; real failures come back as ModelError
-        blob = to_tflite(ctx.prepared.loaded.model, mode=export.mode, representative=calibration_images(ctx),
-                         io_dtype=export.io_dtype)
+        blob = to_tflite(
+            ctx.prepared.loaded.model,
+            mode=export.mode,
+            representative=calibration_images(ctx),
+            io_dtype=export.io_dtype,
+        )
     write_atomically(path, blob)
     return Artifact(name=export.name, kind=export.mode, description=export.description, path=path)

@@ -13,7 +13,9 @@ class KerasReference(Step):
     name = "reference"
 
     def run(self, ctx: RunContext) -> None:
-        ctx.reference = ctx.folder.remember(self.name, lambda: _reference(ctx), files=[ctx.folder.path / LAYOUT.reference])
+        ctx.reference = ctx.folder.remember(
+            self.name, lambda: _reference(ctx), files=[ctx.folder.path / LAYOUT.reference]
+        )
 
 
 def _reference(ctx: RunContext) -> dict[str, Any]:

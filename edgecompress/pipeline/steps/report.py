@@ -32,8 +32,11 @@ class Report(Step):
             request=prepared.request.to_json(),
             profile=prepared.profile.to_dict(),
             model=prepared.loaded.describe(),
-            data={**prepared.dataset.describe(), "scaling_decision": prepared.scaling.to_dict(),
-                  "fingerprint": prepared.data_fingerprint},
+            data={
+                **prepared.dataset.describe(),
+                "scaling_decision": prepared.scaling.to_dict(),
+                "fingerprint": prepared.data_fingerprint,
+            },
             host=host_facts(),
             targets=[{"name": name, "probe": probe} for name, probe in prepared.probes.items()],
             keras_reference=ctx.reference,
@@ -48,6 +51,8 @@ class Report(Step):
         )
         ctx.folder.write_json(LAYOUT.report, report)
         # report.md, report.html and the plots, from report.json; headed with the name the run will have
-        ctx.report = write_all(ctx.folder.path, run_name=ctx.folder.final_name, judging=Judging(prepared.request.acceptance)).report
+        ctx.report = write_all(
+            ctx.folder.path, run_name=ctx.folder.final_name, judging=Judging(prepared.request.acceptance)
+        ).report
         for line in summary_lines(ctx.report["verdict"]):
             log.info("verdict: %s", line)  # deploy.log keeps the decision; the console prints it under the table

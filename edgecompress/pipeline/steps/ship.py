@@ -22,4 +22,6 @@ class Ship(Step):
             return
         with ctx.prepared.task(f"Bundling {verdict['recommended']}"):
             path = build_bundle(ctx.folder.path, ctx.report)
-        ctx.say(f"Bundle: {path} ({verdict['recommended']}; install it with `edgecompress ship RUN_DIR --target ssh://...`)")
+        ctx.say(
+            f"Bundle: {path} ({verdict['recommended']}; install it with `edgecompress ship RUN_DIR --target ssh://...`)"
+        )
