@@ -372,22 +372,34 @@ class _Walk:
             return self.mapping(node, owner, path)
         objects = self.vocabulary.objects(kind, class_name)
         if not objects:
-            config = node.get("config")
-            name = (
-                f" {_shown(config['name'])}" if isinstance(config, dict) and isinstance(config.get("name"), str) else ""
-            )
-            reason = REFUSED_LAYERS.get(class_name)
-            what = (
-                f"is a {class_name} layer{name}, which {reason}"
-                if reason
-                else f"names the class {_origin(node)}, which is not a built-in tf-keras {KIND_NOUNS[kind]}"
-            )
-            raise self.refuse(owner, path, what)
+            raise self.unknown_class(node, owner, path, kind, class_name)
         inner, here = owner, path
         if kind in ("model", "layer", "activation") or (
             kind == "any" and class_name in self.vocabulary.by_kind["layer"]
         ):
             inner, here = self.layer(node, owner, path), ""  # errors inside a layer name that layer
+        self.origin(node, inner, here, class_name, objects)
+        checked = self.members(node, inner, here, class_name)
+        if inner is not None and inner is not owner and inner.class_name in TF_OP_LAYERS:
+            self.tf_op(inner)
+        return checked
+
+    def unknown_class(
+        self, node: dict[str, Any], owner: LayerRecord | None, path: str, kind: str, class_name: str
+    ) -> ModelError:
+        """The refusal for a class tf-keras does not ship: a layer's own name and the known reason when there is one."""
+        config = node.get("config")
+        name = f" {_shown(config['name'])}" if isinstance(config, dict) and isinstance(config.get("name"), str) else ""
+        reason = REFUSED_LAYERS.get(class_name)
+        what = (
+            f"is a {class_name} layer{name}, which {reason}"
+            if reason
+            else f"names the class {_origin(node)}, which is not a built-in tf-keras {KIND_NOUNS[kind]}"
+        )
+        return self.refuse(owner, path, what)
+
+    def origin(self, node: dict[str, Any], inner: LayerRecord | None, here: str, class_name: str, objects: Any) -> None:
+        """A built-in class name is not enough: tf-keras would import `module` or look up `registered_name` too."""
         registered = node.get("registered_name")
         if registered is not None and registered != class_name:
             raise self.refuse(
@@ -403,6 +415,9 @@ class _Walk:
                 f"is {_shown(module)}, which is not where tf-keras keeps "
                 f"{class_name}: tf-keras would import that module to look for it",
             )
+
+    def members(self, node: dict[str, Any], inner: LayerRecord | None, here: str, class_name: str) -> dict[str, Any]:
+        """Every key of an object record checked, the keys tf-keras ignores dropped."""
         checked = {}
         for key, item in node.items():
             where = _join(here, key)
@@ -416,8 +431,6 @@ class _Walk:
                 checked[key] = self.value(item, inner, where, "layer")  # a Sequential as very old Keras saved it
             else:
                 checked[key] = self.value(item, inner, where, "any")
-        if inner is not None and inner is not owner and inner.class_name in TF_OP_LAYERS:
-            self.tf_op(inner)
         return checked
 
     def function(self, node: dict[str, Any], owner: LayerRecord | None, path: str) -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from edgecompress.cli import options as opt
 from edgecompress.cli import rules as rule_options
 from edgecompress.cli.analyze import split_classes
 from edgecompress.cli.console import console, setup_logging, stdout_console
@@ -18,88 +19,108 @@ from edgecompress.pipeline.request import TARGET_OPTIONS, DeployRequest
 D = DeployRequest.default  # every default below is DeployRequest's own
 
 
-def deploy(
-    model: Optional[Path] = typer.Argument(None, help="Keras model file (.h5 or .keras). Not needed with --resume."),
-    profile: Optional[str] = typer.Option(
-        None,
+Profile = Annotated[
+    Optional[str],
+    typer.Option(
         "--profile",
         "-p",
         help="Device profile name (see `edgecompress profiles list`) or path to your own profile file.",
     ),
-    data: str = typer.Option(D("data"), "--data", "-d", help="Class-folder directory, .npz file, or sklearn:digits."),
-    classes: Optional[str] = typer.Option(
-        None, help="Comma-separated class subset in the model's output order, e.g. cat,dog."
-    ),
-    target: list[str] = typer.Option(
-        D("targets"),
+]
+Target = Annotated[
+    list[str],
+    typer.Option(
         "--target",
         "-t",
         help="local, ssh://user@host[:port], a target name/file, or qemu[:BOARD] (microcontroller firmware on an emulated board). Repeat for a fleet.",
     ),
-    output: Path = typer.Option(
-        Path(D("output")), "--output", "-o", help="Folder that receives one sub-folder per run."
+]
+Output = Annotated[Path, typer.Option("--output", "-o", help="Folder that receives one sub-folder per run.")]
+Seed = Annotated[int, typer.Option(help="Seed for data splits and calibration sampling.")]
+Scaling = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: the model's Rescaling layer, else decided by scoring training images at each scaling)."
     ),
-    seed: int = typer.Option(D("seed"), help="Seed for data splits and calibration sampling."),
-    scaling: Optional[str] = typer.Option(
-        D("scaling"),
-        help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: the model's Rescaling layer, else decided by scoring training images at each scaling).",
+]
+Resize = Annotated[
+    bool, typer.Option("--resize", help="Resize images to the model's input size instead of refusing mismatched data.")
+]
+Recipe = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Use a named recipe instead of the profile's plan (see the README for the list), e.g. ptq-int8 or cqat."
     ),
-    resize: bool = typer.Option(
-        D("resize"), "--resize", help="Resize images to the model's input size instead of refusing mismatched data."
-    ),
-    max_eval: int = typer.Option(
-        D("max_eval"), help="Evaluation images measured on the device (stratified subset of the test split)."
-    ),
-    warmup: int = typer.Option(D("warmup"), help="Warm-up inferences before timing."),
-    runs: int = typer.Option(D("runs"), help="Timed inferences."),
-    threads: Optional[int] = typer.Option(
-        D("threads"), help="Interpreter threads on the device (default: the runtime's choice)."
-    ),
-    recipe: Optional[str] = typer.Option(
-        D("recipe"),
-        help="Use a named recipe instead of the profile's plan (see the README for the list), e.g. ptq-int8 or cqat.",
-    ),
-    finetune_steps: Optional[int] = typer.Option(
-        D("finetune_steps"), help="Optimizer steps per fine-tuning stage at most (default: the profile's, 1000)."
-    ),
-    finetune_minutes: Optional[float] = typer.Option(
-        D("finetune_minutes"), help="Wall-clock budget for all fine-tuning, in minutes (default: the profile's, none)."
-    ),
-    epochs: Optional[int] = typer.Option(
-        D("epochs"), help="Epochs-equivalent per fine-tuning stage at most, for small data sets (default 10)."
-    ),
-    delta: Optional[float] = typer.Option(
-        D("delta"), help="Significance threshold on |ID(l) - ID(l-1)| (default: the profile's)."
-    ),
-    method: str = typer.Option(D("method"), help="Intrinsic-dimension estimator: twonn or pca."),
-    cache: bool = typer.Option(
-        D("cache"),
+]
+Delta = Annotated[
+    Optional[float], typer.Option(help="Significance threshold on |ID(l) - ID(l-1)| (default: the profile's).")
+]
+Method = Annotated[str, typer.Option(help="Intrinsic-dimension estimator: twonn or pca.")]
+Cache = Annotated[
+    bool,
+    typer.Option(
         "--cache/--no-cache",
         help="Reuse significance, PTQ models and fine-tuned stages from earlier runs (`edgecompress cache` manages them).",
     ),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the per-layer plan and stop: nothing is trained, written or sent."
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Print the per-layer plan and stop: nothing is trained, written or sent.")
+]
+Resume = Annotated[
+    Optional[Path], typer.Option("--resume", help="Finish a failed run folder, repeating only what is missing.")
+]
+KeepRemote = Annotated[bool, typer.Option("--keep-remote", help="Keep the run folder on the board.")]
+Ship = Annotated[
+    bool,
+    typer.Option(
+        "--ship/--no-ship",
+        help="Leave ship/ in the run folder: the recommended artifact, labels, input spec, runner and manifest.",
     ),
-    resume_dir: Optional[Path] = typer.Option(
-        None, "--resume", help="Finish a failed run folder, repeating only what is missing."
+]
+TflmDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--tflm-dir",
+        help="Microcontrollers: a tflite-micro tree to build the firmware from (default: $EDGECOMPRESS_TFLM_DIR, then `edgecompress micro setup`'s cache).",
     ),
-    identity: Optional[Path] = typer.Option(None, help="SSH private key file."),
-    known_hosts: Optional[Path] = typer.Option(
-        None, help="known_hosts file to verify boards against (default ~/.ssh/known_hosts)."
-    ),
-    accept_new_host_key: bool = typer.Option(
-        False, "--accept-new-host-key", help="Trust and record the host key of a board seen for the first time."
-    ),
-    keep_remote: bool = typer.Option(False, "--keep-remote", help="Keep the run folder on the board."),
-    password_env: Optional[str] = typer.Option(None, help="Name of an environment variable holding the SSH password."),
-    retries: Optional[int] = typer.Option(
-        None, "--ssh-retries", help="Retries (with back-off) when a connection drops (default 2)."
-    ),
-    connect_timeout: Optional[float] = typer.Option(None, help="Seconds to wait for a board to answer (default 10)."),
-    remote_python: Optional[str] = typer.Option(
-        None, help="Python on the board (default: python3, or the target file's)."
-    ),
-    remote_dir: Optional[str] = typer.Option(None, help="Work folder on the board (default ~/.edgecompress)."),
+]
+Kernels = Annotated[
+    str, typer.Option("--kernels", help="Microcontrollers: TFLM kernels to link, cmsis_nn (optimized) or reference.")
+]
+
+
+def deploy(
+    model: opt.ModelFile = None,
+    profile: Profile = None,
+    data: opt.Data = D("data"),
+    classes: opt.Classes = None,
+    target: Target = D("targets"),
+    output: Output = Path(D("output")),
+    seed: Seed = D("seed"),
+    scaling: Scaling = D("scaling"),
+    resize: Resize = D("resize"),
+    max_eval: opt.MaxEval = D("max_eval"),
+    warmup: opt.Warmup = D("warmup"),
+    runs: opt.Runs = D("runs"),
+    threads: opt.Threads = D("threads"),
+    recipe: Recipe = D("recipe"),
+    finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
+    finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
+    epochs: opt.Epochs = D("epochs"),
+    delta: Delta = D("delta"),
+    method: Method = D("method"),
+    cache: Cache = D("cache"),
+    dry_run: DryRun = False,
+    resume_dir: Resume = None,
+    identity: opt.Identity = None,
+    known_hosts: opt.KnownHosts = None,
+    accept_new_host_key: opt.AcceptNewHostKey = False,
+    keep_remote: KeepRemote = False,
+    password_env: opt.PasswordEnv = None,
+    retries: opt.SshRetries = None,
+    connect_timeout: opt.ConnectTimeout = None,
+    remote_python: opt.RemotePython = None,
+    remote_dir: opt.RemoteDir = None,
     max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
     max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
     max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
@@ -110,24 +131,12 @@ def deploy(
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
     alpha: Optional[float] = rule_options.ALPHA,
     gate: bool = rule_options.GATE,
-    ship: bool = typer.Option(
-        D("ship"),
-        "--ship/--no-ship",
-        help="Leave ship/ in the run folder: the recommended artifact, labels, input spec, runner and manifest.",
-    ),
-    tflm_dir: Optional[Path] = typer.Option(
-        None,
-        "--tflm-dir",
-        help="Microcontrollers: a tflite-micro tree to build the firmware from (default: $EDGECOMPRESS_TFLM_DIR, then `edgecompress micro setup`'s cache).",
-    ),
-    kernels: str = typer.Option(
-        "cmsis_nn", "--kernels", help="Microcontrollers: TFLM kernels to link, cmsis_nn (optimized) or reference."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table (and errors)."),
-    json_output: bool = typer.Option(
-        False, "--json", help="Print a machine-readable JSON summary on stdout instead of tables."
-    ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and TensorFlow's own messages."),
+    ship: Ship = D("ship"),
+    tflm_dir: TflmDir = None,
+    kernels: Kernels = "cmsis_nn",
+    quiet: opt.Quiet = False,
+    json_output: opt.Json = False,
+    debug: opt.Debug = False,
 ) -> None:
     """Convert MODEL for a device profile, run it on the target, and write a report."""
     setup_logging(debug)

@@ -10,50 +10,53 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from edgecompress.cli import options as opt
 from edgecompress.cli.console import console, say, setup_logging, stdout_console
 from edgecompress.errors import EdgeCompressError
 
-
-def ship(
-    run_dir: Path = typer.Argument(..., help="A run folder written by `edgecompress deploy`."),
-    target: list[str] = typer.Option(
-        [],
-        "--target",
-        "-t",
-        help="Board to install on: ssh://user@host[:port] or a target name/file. Repeat for several.",
+RunDir = Annotated[Path, typer.Argument(help="A run folder written by `edgecompress deploy`.")]
+Target = Annotated[
+    list[str],
+    typer.Option(
+        "--target", "-t", help="Board to install on: ssh://user@host[:port] or a target name/file. Repeat for several."
     ),
-    path: Optional[str] = typer.Option(
-        None,
+]
+InstallPath = Annotated[
+    Optional[str],
+    typer.Option(
         "--path",
         help="Install path on the board, e.g. /opt/models/NAME (a symlink to the current release; default ~/models/<model name>).",
     ),
-    strict: bool = typer.Option(
-        False,
+]
+Strict = Annotated[
+    bool,
+    typer.Option(
         "--strict",
         help="Refuse a board whose runtime differs from the one the artifact was measured with (default: warn with both versions).",
     ),
-    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild ship/ from the run's verdict even when it exists."),
-    identity: Optional[Path] = typer.Option(None, help="SSH private key file."),
-    known_hosts: Optional[Path] = typer.Option(
-        None, help="known_hosts file to verify boards against (default ~/.ssh/known_hosts)."
-    ),
-    accept_new_host_key: bool = typer.Option(
-        False, "--accept-new-host-key", help="Trust and record the host key of a board seen for the first time."
-    ),
-    password_env: Optional[str] = typer.Option(None, help="Name of an environment variable holding the SSH password."),
-    connect_timeout: Optional[float] = typer.Option(None, help="Seconds to wait for a board to answer (default 10)."),
-    remote_python: Optional[str] = typer.Option(
-        None, help="Python on the board (default: python3, or the target file's)."
-    ),
-    remote_dir: Optional[str] = typer.Option(
-        None, help="Work folder on the board for uploads (default ~/.edgecompress)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable JSON result on stdout."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+]
+Rebuild = Annotated[bool, typer.Option("--rebuild", help="Rebuild ship/ from the run's verdict even when it exists.")]
+
+
+def ship(
+    run_dir: RunDir,
+    target: Target = [],  # noqa: B006 - typer copies the default; a list option's default must be a list
+    path: InstallPath = None,
+    strict: Strict = False,
+    rebuild: Rebuild = False,
+    identity: opt.Identity = None,
+    known_hosts: opt.KnownHosts = None,
+    accept_new_host_key: opt.AcceptNewHostKey = False,
+    password_env: opt.PasswordEnv = None,
+    connect_timeout: opt.ConnectTimeout = None,
+    remote_python: opt.RemotePython = None,
+    remote_dir: opt.RemoteDir = None,
+    as_json: opt.Json = False,
+    debug: opt.Debug = False,
 ) -> None:
     """Bundle the recommended artifact of a run (ship/) and install it on boards, verified."""
     setup_logging(debug)

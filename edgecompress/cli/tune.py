@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from edgecompress.cli import options as opt
 from edgecompress.cli import rules as rule_options
 from edgecompress.cli.analyze import split_classes
 from edgecompress.cli.console import console, setup_logging, stdout_console
@@ -20,104 +21,124 @@ D = DeployRequest.default
 T = TuneRequest.default
 
 
-def tune(
-    model: Optional[Path] = typer.Argument(None, help="Keras model file (.h5 or .keras). Not needed with --resume."),
-    profile: Optional[str] = typer.Option(
-        None,
-        "--profile",
-        "-p",
-        help="Device profile name or file: its budgets and acceptance rules constrain the search.",
+Profile = Annotated[
+    Optional[str],
+    typer.Option(
+        "--profile", "-p", help="Device profile name or file: its budgets and acceptance rules constrain the search."
     ),
-    data: str = typer.Option(D("data"), "--data", "-d", help="Class-folder directory, .npz file, or sklearn:digits."),
-    classes: Optional[str] = typer.Option(None, help="Comma-separated class subset in the model's output order."),
-    target: list[str] = typer.Option(
-        D("targets"),
+]
+Target = Annotated[
+    list[str],
+    typer.Option(
         "--target",
         "-t",
         help="Board(s) every trial is measured on: local, ssh://user@host, a target or fleet file. Repeat for a fleet.",
     ),
-    output: Path = typer.Option(
-        Path(T("output")), "--output", "-o", help="Folder that receives one sub-folder per tune."
+]
+Output = Annotated[Path, typer.Option("--output", "-o", help="Folder that receives one sub-folder per tune.")]
+Trials = Annotated[
+    int, typer.Option(help="Candidates to build and measure (refused and duplicate candidates do not count).")
+]
+TimeBudget = Annotated[
+    Optional[str],
+    typer.Option(
+        "--time-budget", help="No new trial starts after this much searching, e.g. 45m or 2h (running ones finish)."
     ),
-    trials: int = typer.Option(
-        T("trials"), help="Candidates to build and measure (refused and duplicate candidates do not count)."
-    ),
-    time_budget: Optional[str] = typer.Option(
-        None,
-        "--time-budget",
-        help="No new trial starts after this much searching, e.g. 45m or 2h (running ones finish).",
-    ),
-    objectives: str = typer.Option(
-        ",".join(T("objectives")), help="What to optimise, comma-separated: accuracy, size, latency, memory, gzip."
-    ),
-    seeds: int = typer.Option(
-        T("seeds"), help="Seeds the Pareto set is run with in all (figures shown as mean ± std; 1: no re-runs)."
-    ),
-    ray_address: Optional[str] = typer.Option(
-        None,
+]
+Objectives = Annotated[
+    str, typer.Option(help="What to optimise, comma-separated: accuracy, size, latency, memory, gzip.")
+]
+Seeds = Annotated[
+    int, typer.Option(help="Seeds the Pareto set is run with in all (figures shown as mean ± std; 1: no re-runs).")
+]
+RayAddress = Annotated[
+    Optional[str],
+    typer.Option(
         "--ray-address",
         help="A Ray cluster (e.g. 10.0.0.5:6379; default $RAY_ADDRESS); without one, tune starts a local Ray itself.",
     ),
-    parallel: Optional[int] = typer.Option(
-        T("parallel"), help="Trials building at once (default: the cluster's CPUs / --cpus-per-trial)."
-    ),
-    cpus_per_trial: float = typer.Option(
-        T("cpus_per_trial"), help="CPUs Ray gives each trial's fine-tuning (TensorFlow uses that many threads)."
-    ),
-    max_reruns: int = typer.Option(T("max_reruns"), help="Pareto trials re-run with other seeds, at most."),
-    search_seed: int = typer.Option(T("search_seed"), help="Seed of the searcher (Optuna's sampler)."),
-    prior: bool = typer.Option(
-        T("prior"),
-        "--prior/--no-prior",
-        help="Start from the TwoNN plan and its neighbours (--no-prior: random start).",
-    ),
-    seed: int = typer.Option(
-        D("seed"), help="Seed of the first run of every trial (data split, calibration, fine-tuning)."
-    ),
-    scaling: Optional[str] = typer.Option(
-        D("scaling"), help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: decided as deploy does)."
-    ),
-    max_eval: int = typer.Option(D("max_eval"), help="Evaluation images measured on the board."),
-    warmup: int = typer.Option(D("warmup"), help="Warm-up inferences before timing."),
-    runs: int = typer.Option(D("runs"), help="Timed inferences."),
-    threads: Optional[int] = typer.Option(D("threads"), help="Interpreter threads on the board."),
-    finetune_steps: Optional[int] = typer.Option(
-        D("finetune_steps"), help="Optimizer steps per fine-tuning stage at most, per trial (default: the profile's)."
-    ),
-    finetune_minutes: Optional[float] = typer.Option(
-        D("finetune_minutes"), help="Wall-clock budget for one trial's fine-tuning, in minutes."
-    ),
-    epochs: Optional[int] = typer.Option(D("epochs"), help="Epochs-equivalent per fine-tuning stage at most."),
-    onnx: bool = typer.Option(
-        False,
+]
+Parallel = Annotated[
+    Optional[int], typer.Option(help="Trials building at once (default: the cluster's CPUs / --cpus-per-trial).")
+]
+CpusPerTrial = Annotated[
+    float, typer.Option(help="CPUs Ray gives each trial's fine-tuning (TensorFlow uses that many threads).")
+]
+MaxReruns = Annotated[int, typer.Option(help="Pareto trials re-run with other seeds, at most.")]
+SearchSeed = Annotated[int, typer.Option(help="Seed of the searcher (Optuna's sampler).")]
+Prior = Annotated[
+    bool,
+    typer.Option("--prior/--no-prior", help="Start from the TwoNN plan and its neighbours (--no-prior: random start)."),
+]
+Seed = Annotated[int, typer.Option(help="Seed of the first run of every trial (data split, calibration, fine-tuning).")]
+Scaling = Annotated[
+    Optional[str],
+    typer.Option(help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: decided as deploy does)."),
+]
+Onnx = Annotated[
+    bool,
+    typer.Option(
         "--onnx/--no-onnx",
         help="Also export and measure each trial's ONNX file (off: ONNX files are float, not candidates).",
     ),
-    cache: bool = typer.Option(
-        D("cache"),
-        "--cache/--no-cache",
-        help="Share significance, PTQ models and fine-tuned stages across trials and runs.",
+]
+Cache = Annotated[
+    bool,
+    typer.Option(
+        "--cache/--no-cache", help="Share significance, PTQ models and fine-tuned stages across trials and runs."
     ),
-    resume_dir: Optional[Path] = typer.Option(
-        None,
+]
+Resume = Annotated[
+    Optional[Path],
+    typer.Option(
         "--resume",
         help="Continue an interrupted tune folder; finished trials are not repeated (--ray-address moves it to another cluster).",
     ),
-    more_trials: Optional[int] = typer.Option(
-        None, "--resume-trials", help="With --resume: a new trial budget (more than before searches on)."
-    ),
-    identity: Optional[Path] = typer.Option(None, help="SSH private key file (stays on this machine)."),
-    known_hosts: Optional[Path] = typer.Option(None, help="known_hosts file to verify boards against."),
-    accept_new_host_key: bool = typer.Option(
-        False, "--accept-new-host-key", help="Trust and record the host key of a board seen for the first time."
-    ),
-    password_env: Optional[str] = typer.Option(None, help="Name of an environment variable holding the SSH password."),
-    retries_ssh: Optional[int] = typer.Option(
-        None, "--ssh-retries", help="Retries when an SSH connection drops (default 2)."
-    ),
-    connect_timeout: Optional[float] = typer.Option(None, help="Seconds to wait for a board to answer (default 10)."),
-    remote_python: Optional[str] = typer.Option(None, help="Python on the board."),
-    remote_dir: Optional[str] = typer.Option(None, help="Work folder on the board."),
+]
+ResumeTrials = Annotated[
+    Optional[int],
+    typer.Option("--resume-trials", help="With --resume: a new trial budget (more than before searches on)."),
+]
+
+
+def tune(
+    model: opt.ModelFile = None,
+    profile: Profile = None,
+    data: opt.Data = D("data"),
+    classes: opt.Classes = None,
+    target: Target = D("targets"),
+    output: Output = Path(T("output")),
+    trials: Trials = T("trials"),
+    time_budget: TimeBudget = None,
+    objectives: Objectives = ",".join(T("objectives")),
+    seeds: Seeds = T("seeds"),
+    ray_address: RayAddress = None,
+    parallel: Parallel = T("parallel"),
+    cpus_per_trial: CpusPerTrial = T("cpus_per_trial"),
+    max_reruns: MaxReruns = T("max_reruns"),
+    search_seed: SearchSeed = T("search_seed"),
+    prior: Prior = T("prior"),
+    seed: Seed = D("seed"),
+    scaling: Scaling = D("scaling"),
+    max_eval: opt.MaxEval = D("max_eval"),
+    warmup: opt.Warmup = D("warmup"),
+    runs: opt.Runs = D("runs"),
+    threads: opt.Threads = D("threads"),
+    finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
+    finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
+    epochs: opt.Epochs = D("epochs"),
+    onnx: Onnx = False,
+    cache: Cache = D("cache"),
+    resume_dir: Resume = None,
+    more_trials: ResumeTrials = None,
+    identity: opt.Identity = None,
+    known_hosts: opt.KnownHosts = None,
+    accept_new_host_key: opt.AcceptNewHostKey = False,
+    password_env: opt.PasswordEnv = None,
+    retries_ssh: opt.SshRetries = None,
+    connect_timeout: opt.ConnectTimeout = None,
+    remote_python: opt.RemotePython = None,
+    remote_dir: opt.RemoteDir = None,
     max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
     max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
     max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
@@ -128,9 +149,9 @@ def tune(
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
     alpha: Optional[float] = rule_options.ALPHA,
     gate: bool = rule_options.GATE,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table (and errors)."),
-    json_output: bool = typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and TensorFlow's own messages."),
+    quiet: opt.Quiet = False,
+    json_output: opt.Json = False,
+    debug: opt.Debug = False,
 ) -> None:
     """Search compression plans for MODEL on a device by measurement: a Pareto front of accuracy, size and latency, and a shippable pick."""
     setup_logging(debug)

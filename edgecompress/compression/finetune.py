@@ -204,14 +204,20 @@ def finetune(
         verbose=0,
         callbacks=[*callbacks, stopper, watch],  # recipe callbacks first: they finish the round's weights
     )
+    return _record(label, learning_rate, total, watch, stopper, len(split.x_train) / settings.batch_size, started)
+
+
+def _record(
+    label: str, learning_rate: float, total: int, watch: Any, stopper: Any, steps_per_epoch: float, started: float
+) -> dict[str, Any]:
+    """What training.json keeps of one stage: its budget, what ran, why it stopped, and the best validation check."""
     best = min(range(len(watch.curve)), key=lambda i: watch.curve[i]["val_loss"]) if watch.curve else 0
-    steps_run = watch.steps
     return {
         "stage": label,
         "learning_rate": learning_rate,
         "budget_steps": total,
-        "steps": steps_run,
-        "epochs_equivalent": round(steps_run * settings.batch_size / len(split.x_train), 3),
+        "steps": watch.steps,
+        "epochs_equivalent": round(watch.steps / steps_per_epoch, 3),
         "wall_seconds": round(time.monotonic() - started, 2),
         "stopped_by": watch.stopped_by or ("early stopping" if stopper.stopped_epoch else "step budget"),
         "best_step": watch.curve[best]["step"] if watch.curve else 0,

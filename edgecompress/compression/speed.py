@@ -102,53 +102,78 @@ def _plan_pruning(
     plan: StructurePlan, model: Any, roles: dict[str, str], significance: Any, knobs: StructureKnobs
 ) -> None:
     from edgecompress.compression.channels import analyse
-    from edgecompress.compression.widths import MacModel, id_widths, kept_fractions, uniform_at_macs, uniform_widths
 
     channels = analyse(model)
     if plan.structure == "twonn-prune":
-        ids = _ids(significance)
-        if not ids:
-            raise EdgeCompressError(
-                "The twonn-prune speed recipe sizes each layer from its intrinsic dimension, and no layer IDs were given "
-                "(no significance analysis, or one without IDs).",
-                "Run the significance analysis first and pass its result, or use uniform-prune.",
-            )
-        rule = WidthRule(knobs.width_factor, knobs.width_boost, knobs.width_floor)
-        keeps_more = {name for name, role in roles.items() if role in KEEPS_MORE}
-        widths = id_widths(channels, ids, keeps_more, rule)
-        plan.summary.append(
-            f"twonn-prune widths: ceil({knobs.width_factor:g} x ID), x{knobs.width_boost:g} for significant/high-precision "
-            f"layers, at least {knobs.width_floor} channels; {knobs.criterion.upper()} filter ranking"
-        )
-        for name in roles:
-            if channels.prunable(name) and name not in widths:
-                plan.notes[name] = "no intrinsic dimension measured for it (or a layer tied to it): width kept"
+        widths = _id_widths(plan, channels, roles, significance, knobs)
     else:
-        if knobs.target_macs:
-            fraction, widths = uniform_at_macs(channels, int(knobs.target_macs))
-            plan.summary.append(
-                f"uniform-prune: every prunable layer keeps {fraction:.1%} of its channels "
-                f"(the fraction closest to {int(knobs.target_macs):,} MACs); {knobs.criterion.upper()} filter ranking"
-            )
-        else:
-            fraction, widths = knobs.keep_fraction, uniform_widths(channels, knobs.keep_fraction)
-            plan.summary.append(
-                f"uniform-prune: every prunable layer keeps {fraction:.0%} of its channels; "
-                f"{knobs.criterion.upper()} filter ranking"
-            )
+        widths = _uniform_widths(plan, channels, knobs)
     if not any(width < _group_size(channels, name) for name, width in widths.items()):
         plan.summary.append(
             f"{plan.structure} removed no channel (every width asked for is the layer's own): "
             "the model keeps its shapes"
         )
-    mac_model = MacModel(channels)
-    fractions = kept_fractions(channels, widths)
-    layers = {layer.name: layer for layer in model.layers}
     for name in roles:
         reason = channels.why_not(name)
         if reason is not None and name not in plan.notes:
             plan.notes[name] = f"channels kept: {reason}"
-    for name, (into, out) in fractions.items():
+    _record_pruning(plan, model, channels, widths, knobs)
+
+
+def _id_widths(
+    plan: StructurePlan, channels: Any, roles: dict[str, str], significance: Any, knobs: StructureKnobs
+) -> dict[str, int]:
+    """twonn-prune: each layer keeps about as many channels as its intrinsic dimension."""
+    from edgecompress.compression.widths import id_widths
+
+    ids = _ids(significance)
+    if not ids:
+        raise EdgeCompressError(
+            "The twonn-prune speed recipe sizes each layer from its intrinsic dimension, and no layer IDs were given "
+            "(no significance analysis, or one without IDs).",
+            "Run the significance analysis first and pass its result, or use uniform-prune.",
+        )
+    rule = WidthRule(knobs.width_factor, knobs.width_boost, knobs.width_floor)
+    keeps_more = {name for name, role in roles.items() if role in KEEPS_MORE}
+    widths = id_widths(channels, ids, keeps_more, rule)
+    plan.summary.append(
+        f"twonn-prune widths: ceil({knobs.width_factor:g} x ID), x{knobs.width_boost:g} for significant/high-precision "
+        f"layers, at least {knobs.width_floor} channels; {knobs.criterion.upper()} filter ranking"
+    )
+    for name in roles:
+        if channels.prunable(name) and name not in widths:
+            plan.notes[name] = "no intrinsic dimension measured for it (or a layer tied to it): width kept"
+    return widths
+
+
+def _uniform_widths(plan: StructurePlan, channels: Any, knobs: StructureKnobs) -> dict[str, int]:
+    """uniform-prune: the same share of channels everywhere, given directly or found from a MAC target."""
+    from edgecompress.compression.widths import uniform_at_macs, uniform_widths
+
+    if knobs.target_macs:
+        fraction, widths = uniform_at_macs(channels, int(knobs.target_macs))
+        plan.summary.append(
+            f"uniform-prune: every prunable layer keeps {fraction:.1%} of its channels "
+            f"(the fraction closest to {int(knobs.target_macs):,} MACs); {knobs.criterion.upper()} filter ranking"
+        )
+    else:
+        fraction, widths = knobs.keep_fraction, uniform_widths(channels, knobs.keep_fraction)
+        plan.summary.append(
+            f"uniform-prune: every prunable layer keeps {fraction:.0%} of its channels; "
+            f"{knobs.criterion.upper()} filter ranking"
+        )
+    return widths
+
+
+def _record_pruning(
+    plan: StructurePlan, model: Any, channels: Any, widths: dict[str, int], knobs: StructureKnobs
+) -> None:
+    """Each affected layer's change: its new width (or the inputs it keeps), MACs before and after, new shape."""
+    from edgecompress.compression.widths import MacModel, kept_fractions
+
+    mac_model = MacModel(channels)
+    layers = {layer.name: layer for layer in model.layers}
+    for name, (into, out) in kept_fractions(channels, widths).items():
         layer = layers[name]
         if not layer.weights:
             continue

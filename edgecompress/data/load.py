@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from edgecompress.data.dataset import Dataset, check_scaling, scale_pixels
 from edgecompress.data.layout import InputLayout
+from edgecompress.data.pool import Pool
 from edgecompress.data.selection import class_mapping, random_split, require_examples, shuffled, stratified_sample
-from edgecompress.data.sources import read_source
+from edgecompress.data.sources import Source, read_source
 from edgecompress.data.spec import DataSpec
 from edgecompress.errors import DataError
 
@@ -39,17 +42,7 @@ def load_dataset(
     layout = InputLayout.from_input_shape(input_shape, resize=resize)
     source = read_source(data_spec, layout, classes)
     names, mapping = class_mapping(source.class_names, classes, where)
-    train = source.train.relabel(mapping)
-    if source.test is None:
-        train, test, split = random_split(train, names, test_fraction=test_fraction, seed=seed, where=where)
-    else:
-        require_examples(train, names, where)
-        train, test, split = shuffled(train, seed), shuffled(source.test.relabel(mapping), seed), "given"
-    if len(test) == 0:
-        raise DataError(
-            f"{where} has no test examples for the classes {names}.",
-            "Add test examples for them, or drop the test part to have a random split made.",
-        )
+    train, test, split = _split(source, names, mapping, where, test_fraction=test_fraction, seed=seed)
     train, train_note = stratified_sample(train, max_train, seed=seed, what="max_train")
     test, test_note = stratified_sample(test, max_test, seed=seed, what="max_test")
     x_train, train_read_notes = train.load()
@@ -75,3 +68,21 @@ def load_dataset(
         split=split,
         notes=notes,
     )
+
+
+def _split(
+    source: Source, names: list[str], mapping: np.ndarray, where: str, *, test_fraction: float, seed: int
+) -> tuple[Pool, Pool, str]:
+    """Train and test examples in the chosen classes: the source's own test part, else a stratified random split."""
+    train = source.train.relabel(mapping)
+    if source.test is None:
+        train, test, split = random_split(train, names, test_fraction=test_fraction, seed=seed, where=where)
+    else:
+        require_examples(train, names, where)
+        train, test, split = shuffled(train, seed), shuffled(source.test.relabel(mapping), seed), "given"
+    if len(test) == 0:
+        raise DataError(
+            f"{where} has no test examples for the classes {names}.",
+            "Add test examples for them, or drop the test part to have a random split made.",
+        )
+    return train, test, split

@@ -83,61 +83,66 @@ def prepare(
     board pool): they are used as they are instead of connecting to the request's targets.
     """
     from edgecompress.layer_support import check_export_routes
-    from edgecompress.profiles import load_profile, with_overrides
     from edgecompress.run_folder import check_output_dir
 
     if not dry_run:
         check_output_dir(request.output)
     clock = _PhaseClock()
-    profile = load_profile(request.profile)
-    if request.profile_overrides:
-        profile = with_overrides(profile, request.profile_overrides)
-        say(f"Profile {profile.name} with {_override_text(request.profile_overrides)}")
-    say(f"Profile {profile.name}: {profile.description}")
-    _check_rules(request, profile)
+    profile = _profile(request, say)
     inputs = _inputs(request, say)
-    loaded, dataset, scaling, reference_scores, fingerprint = (
-        inputs.loaded,
-        inputs.dataset,
-        inputs.scaling,
-        inputs.reference_scores,
-        inputs.fingerprint,
-    )
     cache = StageCache.default(enabled=request.cache)
     _check_targets_suit_profile(request, profile)
     clock.lap("load")
-    significance = _significance(request, profile, loaded, dataset, say, task, cache, fingerprint)
+    significance = _significance(request, profile, inputs.loaded, inputs.dataset, say, task, cache, inputs.fingerprint)
     clock.lap("significance")
-    plan = _plan(request, profile, loaded, significance, say)
-    check_export_routes(loaded, routes=_export_routes(request, profile, plan))  # e.g. GELU with an ONNX export
+    plan = _plan(request, profile, inputs.loaded, significance, say)
+    check_export_routes(inputs.loaded, routes=_export_routes(request, profile, plan))  # e.g. GELU with ONNX export
     if plan.needs_training:
-        say(f"Fine-tuning budget: {finetuning_settings(request, profile).describe(len(dataset.x_train))}")
-    targets: list[Target] = []
-    probes: dict[str, dict[str, Any]] = {}
-    if dry_run:
-        _validate_target_definitions(request)
-    elif boards is not None:
-        targets = list(boards)
-        probes = {target.name: target.probe() for target in targets}
-    elif connect:
-        targets, probes = _connect_targets(request, say)
+        say(f"Fine-tuning budget: {finetuning_settings(request, profile).describe(len(inputs.dataset.x_train))}")
+    targets, probes = _boards(request, say, dry_run=dry_run, connect=connect, boards=boards)
     clock.lap("plan and targets")
     return Prepared(
         request,
         profile,
-        loaded,
-        dataset,
-        scaling,
-        reference_scores,
+        inputs.loaded,
+        inputs.dataset,
+        inputs.scaling,
+        inputs.reference_scores,
         targets,
         probes,
         significance,
         plan,
         task,
         cache,
-        fingerprint,
+        inputs.fingerprint,
         clock.laps,
     )
+
+
+def _profile(request: DeployRequest, say: Say) -> Profile:
+    """The request's profile with any overrides (tune's candidates), checked against the request's rule options."""
+    from edgecompress.profiles import load_profile, with_overrides
+
+    profile = load_profile(request.profile)
+    if request.profile_overrides:
+        profile = with_overrides(profile, request.profile_overrides)
+        say(f"Profile {profile.name} with {_override_text(request.profile_overrides)}")
+    say(f"Profile {profile.name}: {profile.description}")
+    _check_rules(request, profile)
+    return profile
+
+
+def _boards(
+    request: DeployRequest, say: Say, *, dry_run: bool, connect: bool, boards: Sequence[Target] | None
+) -> tuple[list[Target], dict[str, dict[str, Any]]]:
+    """The boards this run measures on and what each said when probed: none for a dry run or a tune worker."""
+    if dry_run:
+        _validate_target_definitions(request)
+    elif boards is not None:
+        return list(boards), {target.name: target.probe() for target in boards}
+    elif connect:
+        return _connect_targets(request, say)
+    return [], {}
 
 
 @dataclass
