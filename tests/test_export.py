@@ -205,6 +205,39 @@ def test_cluster_preserving_qat_exports_int8_with_at_most_16_values_per_channel(
     assert verify_tflite(cqat, tflite, samples)["ok"]
 
 
+def test_cluster_preserving_qat_exports_to_int8_onnx_with_its_clustered_kernels(cnn, train_data, samples, tmp_path):
+    """CQAT moves each kernel out of the wrapped layer (the wrapper writes the clustered kernel into
+    it on every step), so the float twin ONNX quantization starts from must read the wrapper's."""
+    import tensorflow_model_optimization as tfmot
+
+    from edgecompress.export.keras_model import float_twin
+    from edgecompress.export.onnx_quant import export_onnx
+
+    keras = _keras()
+    inputs = keras.Input(IMAGE)
+    h = keras.layers.Conv2D(8, 3, use_bias=False, activation="relu", name="conv_no_bias")(inputs)
+    h = keras.layers.Flatten()(keras.layers.MaxPooling2D()(h))
+    outputs = keras.layers.Dense(CLASSES, activation="softmax", name="head")(h)
+    clustering, quantization = tfmot.clustering.keras, tfmot.quantization.keras
+    model = keras.Model(inputs, outputs)
+    clustered = clustering.strip_clustering(clustering.cluster_weights(model, number_of_clusters=8))
+    cqat = quantization.quantize_apply(
+        quantization.quantize_annotate_model(clustered),
+        tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(),
+    )
+    cqat.compile("adam", "sparse_categorical_crossentropy")
+    cqat.fit(*train_data, epochs=1, batch_size=32, verbose=0)
+
+    twin = float_twin(cqat)
+    kernel = twin.get_layer("conv_no_bias").get_weights()[0]
+    written = export_onnx(cqat, tmp_path / "cqat.onnx", mode="int8", calibration=train_data[0][:100])
+    check = verify_onnx(twin, tmp_path / "cqat.onnx", samples)
+
+    per_channel = [len(np.unique(kernel[..., c])) for c in range(kernel.shape[-1])]
+    assert max(per_channel) <= 8, f"the twin holds the clustered kernel CQAT trained (per channel: {per_channel})"
+    assert written == "int8" and check["argmax_agreement"] >= 0.9, check
+
+
 def test_int8_export_keeps_the_accuracy_of_the_shared_tiny_model(tiny_keras_model):
     from edgecompress.export.litert import litert_predict
 

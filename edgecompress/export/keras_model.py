@@ -76,11 +76,33 @@ def float_twin(model: Any) -> Any:
         return inner.__class__.from_config(config)
 
     twin = k.models.clone_model(model, clone_function=unwrap)
-    sources = {getattr(layer, "layer", layer).name: getattr(layer, "layer", layer) for layer in model.layers}
+    sources = {getattr(layer, "layer", layer).name: layer for layer in model.layers}
     for layer in twin.layers:
         if layer.weights:
-            layer.set_weights(sources[layer.name].get_weights()[: len(layer.weights)])
+            layer.set_weights(_own_weights(sources[layer.name], len(layer.weights)))
     return twin
+
+
+def _own_weights(source: Any, count: int) -> list[np.ndarray]:
+    """The float weights of the layer `source` is or wraps, in the order the layer declares them.
+
+    A QAT wrapper tracks the inner layer's variables itself, and cluster-preserving QAT takes the
+    kernel out of the inner layer altogether (the wrapper writes the clustered kernel into it on
+    every training step), so the inner layer's own list can miss the kernel: the wrapper's
+    variables scoped under the inner layer's name are the complete set.
+    """
+    inner = getattr(source, "layer", source)
+    if inner is source:
+        return source.get_weights()[:count]
+    own = [v for v in source.weights if v.name.split("/")[-2:-1] == [inner.name]]
+    if len(own) != count:
+        own = inner.weights
+    if len(own) != count:
+        raise ModelError(
+            f"Layer '{inner.name}' has {len(own)} float weights inside its training wrapper; {count} were expected.",
+            "Export the model with --recipe ptq-int8, or report this model so its wrapper can be supported.",
+        )
+    return [np.asarray(v.numpy()) for v in own]
 
 
 def input_batch(model: Any) -> int | None:
