@@ -36,6 +36,12 @@ COLUMNS = (
     "runtime",
 )
 
+#: The figures compare.md and compare.html show below the side-by-side table, and their captions.
+FIGURE_CAPTIONS = {
+    "size_accuracy": "Accuracy against size for every artifact of every run (hollow: bit-packed).",
+    "latency": "Every timed inference of every artifact.",
+}
+
 
 @dataclass
 class Run:
@@ -185,8 +191,32 @@ def verdict_rows(runs: list[Run]) -> list[tuple[str, str, str, str]]:
 
 
 def _document(comparison: Comparison) -> Document:
+    """compare.md and compare.html's content: verdicts first, then what the runs are, the table, the classes hurt."""
+    blocks: list[Any] = [Bullets(_best(comparison)), _side_by_side(comparison)]
+    blocks += [
+        Figure(comparison.figures[key], caption, alt=caption)
+        for key, caption in FIGURE_CAPTIONS.items()
+        if key in comparison.figures
+    ]
+    hurt = _hurt(comparison)
+    sections = [
+        Section("Verdicts", [_verdicts(comparison)], id="verdicts-section"),
+        Section("Runs", [_runs(comparison)], id="runs"),
+        Section("Side by side", blocks, id="side-by-side-section"),
+    ]
+    if hurt.items:
+        sections.append(Section("Classes hurt most", [hurt], id="hurt"))
+    return Document(
+        title=f"{len(comparison.runs)} runs side by side",
+        subtitle=", ".join(run.label for run in comparison.runs),
+        sections=sections,
+    )
+
+
+def _side_by_side(comparison: Comparison) -> Table:
+    """Every artifact of every run in one table, each figure against its own run's baseline."""
     columns = _columns()
-    table = Table(
+    return Table(
         columns=[Column("run"), Column("artifact"), Column("target")]
         + [Column(c.title, numeric=c.numeric, help=c.help) for c in columns],
         rows=[
@@ -205,24 +235,22 @@ def _document(comparison: Comparison) -> Document:
         caption="Ratios and Δ accuracy are against each run's own baseline on the same target.",
         id="side-by-side",
     )
-    blocks: list[Any] = [Bullets(_best(comparison)), table]
-    captions = {
-        "size_accuracy": "Accuracy against size for every artifact of every run (hollow: bit-packed).",
-        "latency": "Every timed inference of every artifact.",
-    }
-    blocks += [
-        Figure(comparison.figures[key], caption, alt=caption)
-        for key, caption in captions.items()
-        if key in comparison.figures
-    ]
-    runs = Bullets(
+
+
+def _runs(comparison: Comparison) -> Bullets:
+    """What each short name (R1, R2, ...) stands for: model, profile, baseline, targets, date."""
+    return Bullets(
         [
             f"{run.short} = {run.label}: {Path(run.report['model']['path']).name} for {run.report['profile']['name']}, baseline {run.report['baseline']}, "
             f"targets {', '.join(dict.fromkeys(r['target'] for r in run.report['comparison']))}, created {run.report.get('created', '?')}"
             for run in comparison.runs
         ]
     )
-    hurt = Bullets(
+
+
+def _hurt(comparison: Comparison) -> Bullets:
+    """Per compressed artifact, the classes that lost most recall, so a loss hidden by the mean shows."""
+    return Bullets(
         [
             f"{run.short} {name} on {block['target']}: "
             + (
@@ -239,7 +267,11 @@ def _document(comparison: Comparison) -> Document:
             for name, summary in block["compressed"].items()
         ]
     )
-    verdicts = Table(
+
+
+def _verdicts(comparison: Comparison) -> Table:
+    """Each run's verdict under its own rules, a run where nothing passes marked bad."""
+    return Table(
         [Column("run"), Column("recommended"), Column("why / what stood in the way"), Column("rules")],
         [
             [
@@ -252,18 +284,6 @@ def _document(comparison: Comparison) -> Document:
         ],
         caption="Each run judged under its own rules (see each run's report for the figures).",
         id="verdicts",
-    )
-    sections = [
-        Section("Verdicts", [verdicts], id="verdicts-section"),
-        Section("Runs", [runs], id="runs"),
-        Section("Side by side", blocks, id="side-by-side-section"),
-    ]
-    if hurt.items:
-        sections.append(Section("Classes hurt most", [hurt], id="hurt"))
-    return Document(
-        title=f"{len(comparison.runs)} runs side by side",
-        subtitle=", ".join(run.label for run in comparison.runs),
-        sections=sections,
     )
 
 

@@ -33,6 +33,28 @@ from edgecompress.reporting.verdict_section import verdict_section
 #: Tables longer than this fold away in HTML (every class of CIFAR-100, every layer of a ResNet).
 FOLD_ROWS = 20
 
+#: The fine-tuning table's columns, one row per stage.
+_TRAINING_COLUMNS = (
+    Column("stage"),
+    Column("steps", numeric=True),
+    Column("budget", numeric=True),
+    Column("epochs-equivalent", numeric=True),
+    Column("wall time", numeric=True),
+    Column("stopped by"),
+    Column("best step", numeric=True),
+    Column("val accuracy", numeric=True),
+)
+#: The validation curve's columns, one row per validation check.
+_CURVE_COLUMNS = (
+    Column("stage"),
+    Column("step", numeric=True),
+    Column("epochs", numeric=True),
+    Column("loss", numeric=True),
+    Column("val loss", numeric=True),
+    Column("val accuracy", numeric=True),
+    Column("elapsed", numeric=True),
+)
+
 
 def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name: str = "") -> Document:
     model_name = Path(report["model"]["path"]).name
@@ -390,16 +412,15 @@ def _training(report: dict[str, Any]) -> Section | None:
     stages = (report.get("training") or {}).get("stages") or []
     if not stages:
         return None
-    columns = [
-        Column("stage"),
-        Column("steps", numeric=True),
-        Column("budget", numeric=True),
-        Column("epochs-equivalent", numeric=True),
-        Column("wall time", numeric=True),
-        Column("stopped by"),
-        Column("best step", numeric=True),
-        Column("val accuracy", numeric=True),
-    ]
+    blocks: list[Any] = [_stages_table(stages)]
+    curve = _curve_table(stages)
+    if curve is not None:
+        blocks.append(curve)
+    return Section("Fine-tuning", blocks, id="training-section")
+
+
+def _stages_table(stages: list[dict[str, Any]]) -> Table:
+    """One row per fine-tuning stage: how far it got against its budget and why it stopped."""
     rows = [
         [
             Cell(fmt.text(stage.get("stage"))),
@@ -413,15 +434,17 @@ def _training(report: dict[str, Any]) -> Section | None:
         ]
         for stage in stages
     ]
-    blocks: list[Any] = [
-        Table(
-            columns,
-            rows,
-            caption="Fine-tuning per stage; the model keeps the weights of the best validation check.",
-            id="training",
-        )
-    ]
-    curve_rows = [
+    return Table(
+        list(_TRAINING_COLUMNS),
+        rows,
+        caption="Fine-tuning per stage; the model keeps the weights of the best validation check.",
+        id="training",
+    )
+
+
+def _curve_table(stages: list[dict[str, Any]]) -> Table | None:
+    """Every validation check of every stage, folded when long; None when no stage kept a curve."""
+    rows = [
         [
             Cell(fmt.text(stage.get("stage"))),
             cell(point.get("step"), fmt.integer),
@@ -434,26 +457,15 @@ def _training(report: dict[str, Any]) -> Section | None:
         for stage in stages
         for point in stage.get("curve") or []
     ]
-    if curve_rows:
-        curve_columns = [
-            Column("stage"),
-            Column("step", numeric=True),
-            Column("epochs", numeric=True),
-            Column("loss", numeric=True),
-            Column("val loss", numeric=True),
-            Column("val accuracy", numeric=True),
-            Column("elapsed", numeric=True),
-        ]
-        blocks.append(
-            Table(
-                curve_columns,
-                curve_rows,
-                caption="Validation curve.",
-                id="training-curve",
-                collapsed=len(curve_rows) > FOLD_ROWS,
-            )
-        )
-    return Section("Fine-tuning", blocks, id="training-section")
+    if not rows:
+        return None
+    return Table(
+        list(_CURVE_COLUMNS),
+        rows,
+        caption="Validation curve.",
+        id="training-curve",
+        collapsed=len(rows) > FOLD_ROWS,
+    )
 
 
 def _seconds(value: float | None) -> str:

@@ -21,61 +21,15 @@ _ITEM_NAMES = {
 
 
 def micro_section(report: dict[str, Any]) -> Section | None:
+    """The microcontroller section, or None for a run that built no firmware."""
     micro = report.get("micro")
     if not micro:
         return None
-    blocks: list[Any] = []
     linked = micro.get("linked_firmware")
     if linked:
-        blocks.append(
-            Paragraph(
-                f"firmware.elf for {linked['core']['family']} ({linked['kernels']} kernels, {linked['optimization']}, "
-                f"{linked['toolchain']}), TFLM {linked['tflm']['revision']}. Flash and RAM are measured from the linked ELF and "
-                "its map; the profile's budgets are checked against them.",
-                lead="Measured.",
-            )
-        )
-        device = linked["device"]
-        rows = []
-        for key, name in _ITEM_NAMES.items():
-            flash, ram = device["flash"].get(key), device["ram"].get(key)
-            if flash is None and ram is None:
-                continue
-            rows.append([Cell(name), cell(flash, fmt.integer), cell(ram, fmt.integer)])
-        blocks.append(
-            Table(
-                [Column("part"), Column("flash bytes", numeric=True), Column("RAM bytes", numeric=True)],
-                rows,
-                caption="Whole firmware, itemised from the linker map",
-                id="micro-footprint",
-            )
-        )
-        arena = linked["arena"]
-        facts = [
-            f"Tensor arena: {fmt.integer(arena['size_bytes'])} B shipped ({arena['source']}"
-            + (
-                f"; {fmt.integer(arena['measured_32bit_bytes'])} B used on the 32-bit core, margin "
-                f"{fmt.integer(arena.get('margin_bytes'))} B"
-                if arena.get("measured_32bit_bytes")
-                else ""
-            )
-            + f"); the 64-bit host interpreter measured {fmt.integer(micro.get('arena_bytes'))} B "
-            f"({fmt.integer(micro.get('arena_with_margin'))} B with its margin)."
-        ]
-        stack = linked["stack"]
-        facts.append(
-            f"Stack: {fmt.integer(stack['reserved_bytes'])} B reserved ({stack['source']}"
-            + (f"; peak {fmt.integer(stack['peak_bytes'])} B" if stack.get("peak_bytes") else "")
-            + ")."
-        )
-        build = linked["build"]
-        facts.append(
-            f"Build: {build['compiled_now']} TFLM/CMSIS-NN sources compiled now, {build['from_cache']} from the "
-            f"object cache, {build['seconds']:.0f} s."
-        )
-        blocks.append(Bullets(facts))
+        blocks = _linked(linked, micro)
     else:
-        blocks.append(Paragraph(f"{micro.get('whole_firmware', 'not built')}.", lead="Firmware not linked:"))
+        blocks = [Paragraph(f"{micro.get('whole_firmware', 'not built')}.", lead="Firmware not linked:")]
     for measurement in report.get("measurements", []):
         if measurement.get("instructions"):
             blocks.extend(_emulated(measurement))
@@ -90,6 +44,64 @@ def micro_section(report: dict[str, Any]) -> Section | None:
             )
         )
     return Section("Microcontroller firmware", blocks, id="micro-section")
+
+
+def _linked(linked: dict[str, Any], micro: dict[str, Any]) -> list[Any]:
+    """The linked firmware's measured cost: what was built, flash and RAM per part, arena, stack and build."""
+    return [
+        Paragraph(
+            f"firmware.elf for {linked['core']['family']} ({linked['kernels']} kernels, {linked['optimization']}, "
+            f"{linked['toolchain']}), TFLM {linked['tflm']['revision']}. Flash and RAM are measured from the linked ELF and "
+            "its map; the profile's budgets are checked against them.",
+            lead="Measured.",
+        ),
+        _footprint(linked["device"]),
+        Bullets(_linked_facts(linked, micro)),
+    ]
+
+
+def _footprint(device: dict[str, Any]) -> Table:
+    """Flash and RAM per part of the firmware (model, runtime, arena, ...), as the linker map itemises them."""
+    rows = []
+    for key, name in _ITEM_NAMES.items():
+        flash, ram = device["flash"].get(key), device["ram"].get(key)
+        if flash is None and ram is None:
+            continue
+        rows.append([Cell(name), cell(flash, fmt.integer), cell(ram, fmt.integer)])
+    return Table(
+        [Column("part"), Column("flash bytes", numeric=True), Column("RAM bytes", numeric=True)],
+        rows,
+        caption="Whole firmware, itemised from the linker map",
+        id="micro-footprint",
+    )
+
+
+def _linked_facts(linked: dict[str, Any], micro: dict[str, Any]) -> list[str]:
+    """Where the arena and stack sizes came from (and their margins), and what the build cost."""
+    arena = linked["arena"]
+    facts = [
+        f"Tensor arena: {fmt.integer(arena['size_bytes'])} B shipped ({arena['source']}"
+        + (
+            f"; {fmt.integer(arena['measured_32bit_bytes'])} B used on the 32-bit core, margin "
+            f"{fmt.integer(arena.get('margin_bytes'))} B"
+            if arena.get("measured_32bit_bytes")
+            else ""
+        )
+        + f"); the 64-bit host interpreter measured {fmt.integer(micro.get('arena_bytes'))} B "
+        f"({fmt.integer(micro.get('arena_with_margin'))} B with its margin)."
+    ]
+    stack = linked["stack"]
+    facts.append(
+        f"Stack: {fmt.integer(stack['reserved_bytes'])} B reserved ({stack['source']}"
+        + (f"; peak {fmt.integer(stack['peak_bytes'])} B" if stack.get("peak_bytes") else "")
+        + ")."
+    )
+    build = linked["build"]
+    facts.append(
+        f"Build: {build['compiled_now']} TFLM/CMSIS-NN sources compiled now, {build['from_cache']} from the "
+        f"object cache, {build['seconds']:.0f} s."
+    )
+    return facts
 
 
 def _emulated(measurement: dict[str, Any]) -> list[Any]:

@@ -68,44 +68,7 @@ def build(
     measured = results.measured(folder)
     front_names = [r.name for r in results.pareto(folder, objectives)]
     trace = hypervolume_trace(measured, objectives)
-    rows = []
-    for record in folder.searched():
-        row = {
-            "trial": record.name,
-            "number": record.number,
-            "state": record.state,
-            "reason": record.reason,
-            "candidate": record.candidate,
-            "overrides": record.overrides,
-            "artifact": record.artifact,
-            "figures": record.figures,
-            "passes": record.passes,
-            "run_dir": record.run_dir,
-            "same_as": record.same_as,
-            "pareto": record.name in front_names,
-            "workers": record.workers,
-            "build_s": record.build_s,
-            "measure_s": record.measure_s,
-            "queued_s": record.queued_s,
-            "measurements_reused": record.measurements_reused,
-        }
-        if record.name in front_names:
-            row["over_seeds"] = results.over_seeds(folder, record, objectives)
-            row["reruns"] = [
-                {
-                    "trial": r.name,
-                    "seed": r.seed,
-                    "state": r.state,
-                    "reason": r.reason,
-                    "figures": r.figures,
-                    "passes": r.passes,
-                    "run_dir": r.run_dir,
-                }
-                for r in folder.reruns_of(record.name)
-            ]
-        if record.state == COMPLETE and record.name not in front_names:
-            row["dominated_by"] = _dominated_by(record, [folder.records[n] for n in front_names], objectives)
-        rows.append(row)
+    rows = [_trial_row(folder, record, front_names, objectives) for record in folder.searched()]
     builds = [r.build_s for r in measured if r.build_s]
     return {
         "schema": SCHEMA,
@@ -125,6 +88,50 @@ def build(
         "mean_build_s": round(sum(builds) / len(builds), 2) if builds else None,
         "trials": rows,
         "verdict": verdict,
+    }
+
+
+def _trial_row(
+    folder: TuneFolder, record: TrialRecord, front_names: list[str], objectives: list[objs.Objective]
+) -> dict[str, Any]:
+    """One trial as the report keeps it; a Pareto trial adds its seeds, a dominated one what beats it."""
+    row: dict[str, Any] = {
+        "trial": record.name,
+        "number": record.number,
+        "state": record.state,
+        "reason": record.reason,
+        "candidate": record.candidate,
+        "overrides": record.overrides,
+        "artifact": record.artifact,
+        "figures": record.figures,
+        "passes": record.passes,
+        "run_dir": record.run_dir,
+        "same_as": record.same_as,
+        "pareto": record.name in front_names,
+        "workers": record.workers,
+        "build_s": record.build_s,
+        "measure_s": record.measure_s,
+        "queued_s": record.queued_s,
+        "measurements_reused": record.measurements_reused,
+    }
+    if record.name in front_names:
+        row["over_seeds"] = results.over_seeds(folder, record, objectives)
+        row["reruns"] = [_rerun_row(r) for r in folder.reruns_of(record.name)]
+    if record.state == COMPLETE and record.name not in front_names:
+        row["dominated_by"] = _dominated_by(record, [folder.records[n] for n in front_names], objectives)
+    return row
+
+
+def _rerun_row(rerun: TrialRecord) -> dict[str, Any]:
+    """A seed re-run of a Pareto trial: enough to find its run folder and see how it fared."""
+    return {
+        "trial": rerun.name,
+        "seed": rerun.seed,
+        "state": rerun.state,
+        "reason": rerun.reason,
+        "figures": rerun.figures,
+        "passes": rerun.passes,
+        "run_dir": rerun.run_dir,
     }
 
 

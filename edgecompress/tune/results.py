@@ -15,12 +15,16 @@ import math
 import statistics
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecompress.run_layout import LAYOUT
 from edgecompress.tune import objectives as objs
 from edgecompress.tune.pareto import front_mask
 from edgecompress.tune.records import COMPLETE, TrialRecord, TuneFolder
+
+if TYPE_CHECKING:
+    from edgecompress.decision.evidence import Evidence
+    from edgecompress.profiles import Acceptance
 
 
 def measured(folder: TuneFolder) -> list[TrialRecord]:
@@ -90,19 +94,11 @@ def rejudge_with_seeds(folder: TuneFolder, record: TrialRecord) -> dict[str, Any
 
 def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str, Any]) -> dict[str, Any]:
     """The tune's verdict: the trial whose run recommends the artifact the rules prefer among the Pareto trials."""
-    from edgecompress.decision.evidence import gather
     from edgecompress.decision.judging import rules_for
     from edgecompress.decision.verdict import choose
-    from edgecompress.reporting.run_files import RunFiles
 
     reports = {r.name: rep for r in records if (rep := _report(r.run_dir))}
-    recommending = {name: rep for name, rep in reports.items() if (rep.get("verdict") or {}).get("recommended")}
-    # a file several trials contain (the post-training quantized model) is credited to a trial whose candidate it is
-    recommending = dict(
-        sorted(
-            recommending.items(), key=lambda item: item[1]["verdict"]["recommended"] != folder.records[item[0]].artifact
-        )
-    )
+    recommending = _recommending(folder, reports)
     if not reports:
         return {
             "recommended_trial": None,
@@ -114,17 +110,48 @@ def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str,
     rules, source, _ = rules_for(first, None)
     head = {"rules_text": rules.describe(), "rules_source": source, "prefer": rules.prefer}
     if not recommending:
-        closest = min(reports.items(), key=lambda item: _closeness(item[1]))
-        verdict = closest[1].get("verdict") or {}
-        return {
-            **head,
-            "recommended_trial": None,
-            "passed": False,
-            "reason": f"No Pareto trial has an artifact that passes the rules. Closest: {closest[0]}: {verdict.get('reason', '')}",
-            "next_steps": list(verdict.get("next_steps") or []),
-            "closest_trial": closest[0],
-        }
-    evidence, keys, targets, seen = {}, {}, [], set()
+        return _none_passes(head, reports)
+    evidence, keys, targets = _evidence(folder, recommending, rules)
+    winner, phrases = choose(list(keys), rules.prefer, evidence, targets)
+    return _recommended(folder, head, keys[winner], keys, phrases, targets, recommending)
+
+
+def _recommending(folder: TuneFolder, reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The reports that recommend an artifact, a trial's own candidate first (so a shared file is credited to it)."""
+    recommending = {name: rep for name, rep in reports.items() if (rep.get("verdict") or {}).get("recommended")}
+    # a file several trials contain (the post-training quantized model) is credited to a trial whose candidate it is
+    return dict(
+        sorted(
+            recommending.items(), key=lambda item: item[1]["verdict"]["recommended"] != folder.records[item[0]].artifact
+        )
+    )
+
+
+def _none_passes(head: dict[str, Any], reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The verdict when no Pareto trial passes: name the closest one, so the reader knows what to change."""
+    closest = min(reports.items(), key=lambda item: _closeness(item[1]))
+    verdict = closest[1].get("verdict") or {}
+    return {
+        **head,
+        "recommended_trial": None,
+        "passed": False,
+        "reason": f"No Pareto trial has an artifact that passes the rules. Closest: {closest[0]}: {verdict.get('reason', '')}",
+        "next_steps": list(verdict.get("next_steps") or []),
+        "closest_trial": closest[0],
+    }
+
+
+def _evidence(
+    folder: TuneFolder, recommending: dict[str, dict[str, Any]], rules: Acceptance
+) -> tuple[dict[tuple[str, str], Evidence], dict[str, tuple[str, str]], list[str]]:
+    """Evidence per recommended 'trial/artifact' and target for `choose`; a file several trials hold counts once."""
+    from edgecompress.decision.evidence import gather
+    from edgecompress.reporting.run_files import RunFiles
+
+    evidence: dict[tuple[str, str], Evidence] = {}
+    keys: dict[str, tuple[str, str]] = {}
+    targets: list[str] = []
+    seen: set[str | None] = set()
     for name, report in recommending.items():
         artifact = report["verdict"]["recommended"]
         digest = next((a.get("sha256") for a in report["artifacts"] if a["name"] == artifact), None)
@@ -138,9 +165,20 @@ def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str,
             if art == artifact:
                 evidence[(key, target)] = ev
                 targets.append(target)
-    targets = list(dict.fromkeys(targets))
-    winner, phrases = choose(list(keys), rules.prefer, evidence, targets)
-    name, artifact = keys[winner]
+    return evidence, keys, list(dict.fromkeys(targets))
+
+
+def _recommended(
+    folder: TuneFolder,
+    head: dict[str, Any],
+    winner: tuple[str, str],
+    keys: dict[str, tuple[str, str]],
+    phrases: list[str],
+    targets: list[str],
+    recommending: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The verdict naming the winning trial and artifact, with the reason it beat the other Pareto trials."""
+    name, artifact = winner
     record = folder.records[name]
     own = "its candidate" if artifact == record.artifact else "not its candidate but a file every trial holds"
     reason = (

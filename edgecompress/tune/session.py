@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecompress.errors import EdgeCompressError
 from edgecompress.tune import objectives as objs
@@ -20,6 +20,10 @@ from edgecompress.tune import results
 from edgecompress.tune.records import LOG, TuneFolder
 from edgecompress.tune.request import TRIALS, TUNE_FILE, TuneRequest
 from edgecompress.tune.search import Search, TuneInterrupted
+
+if TYPE_CHECKING:
+    from edgecompress.tune.boards import BoardPool
+    from edgecompress.tune.engine import Engine
 
 log = logging.getLogger("edgecompress.tune")
 Say = Callable[[str], None]
@@ -139,12 +143,7 @@ def _run(
         )
         search = _search(request, folder, objectives, space, base_plan, engine, pool, say, fresh=fresh)
         executor = ThreadPoolExecutor(max_workers=max(1, len(pool.boards)), thread_name_prefix="edgecompress-measure")
-        started = time.monotonic()
-        try:
-            search.run(executor)
-        finally:
-            state["searched_s"] = round(state["searched_s"] + time.monotonic() - started, 2)
-            folder.write_json(TUNE_FILE, state)
+        _timed_search(search, executor, folder, state)
         document = _finish(search, executor, state["searched_s"])
         state["status"] = "complete"
         folder.write_json(TUNE_FILE, state)
@@ -163,14 +162,31 @@ def _run(
         folder.write_json(TUNE_FILE, state)
         raise
     finally:
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-        if pool is not None:
-            pool.close()
-        if engine is not None:
-            engine.shutdown()
-        logging.getLogger("edgecompress").removeHandler(handler)
-        handler.close()
+        _release(executor, pool, engine, handler)
+
+
+def _timed_search(search: Search, executor: ThreadPoolExecutor, folder: TuneFolder, state: dict[str, Any]) -> None:
+    """Run the search; its time is added to tune.json's searched_s even when it stops early, so a resume keeps count."""
+    started = time.monotonic()
+    try:
+        search.run(executor)
+    finally:
+        state["searched_s"] = round(state["searched_s"] + time.monotonic() - started, 2)
+        folder.write_json(TUNE_FILE, state)
+
+
+def _release(
+    executor: ThreadPoolExecutor | None, pool: BoardPool | None, engine: Engine | None, handler: logging.Handler
+) -> None:
+    """Stop the measurements, free the boards and Ray, and detach tune.log, whatever way the tune ended."""
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+    if pool is not None:
+        pool.close()
+    if engine is not None:
+        engine.shutdown()
+    logging.getLogger("edgecompress").removeHandler(handler)
+    handler.close()
 
 
 def _search(
