@@ -144,6 +144,16 @@ class MicroBuild:
         }
 
 
+@dataclass(frozen=True)
+class _Shipped:
+    """The first candidate whose measured figures fit, with what was built for it."""
+
+    variant: _Variant
+    build: firmware.FirmwareBuild
+    linked: image.WholeFirmware | None  # the linked firmware, when it could be built
+    flash: dict[str, Any]
+
+
 def build_micro(
     tflite_bytes: bytes,
     *,
@@ -176,7 +186,30 @@ def build_micro(
     plain_path.write_bytes(tflite_bytes)
     core = cores.profile_core(profile)
     whole, whole_status = whole_firmware_possible(core, options)
+    plain, litert, io = _measure_plain(tflite_bytes, plain_path, eval_npz, op_names)
 
+    compressed, compression = (
+        _compressed_variant(plain, profile, io, eval_npz, out_dir, name) if compress else (None, {"requested": False})
+    )
+    variants = [v for v in (compressed, plain) if v is not None]
+    order = _link_order(variants, profile, io, whole)
+    candidates = {v.label: _candidate_dict(v) for v in variants}
+    if not order:
+        raise _refusal(out_dir, profile, {v.label: v.checked for v in variants}, candidates, compression, plain)
+
+    shipped = _ship_first_that_fits(
+        order, profile, io, eval_npz, out_dir, name, core, options, whole, candidates, compression, plain
+    )
+    _save_reference_outputs(shipped.variant, shipped.build.directory)
+    result = _summary(name, profile, plain, compressed, shipped, litert, io, compression, candidates, whole_status)
+    _write_report(out_dir, result.to_dict())
+    return result
+
+
+def _measure_plain(
+    tflite_bytes: bytes, plain_path: Path, eval_npz: Path, op_names: list[str]
+) -> tuple[_Variant, Any, tflm.ModelIo]:
+    """The uncompressed model run in TFLM and LiteRT: the baseline every candidate is checked against, and its I/O."""
     plain_arena = tflm.measure_arena(tflite_bytes)
     plain = _Variant(
         "uncompressed",
@@ -188,37 +221,7 @@ def build_micro(
     )
     litert = tflm.evaluate_litert(plain_path, eval_npz)
     io = tflm.model_io(tflm.open_interpreter(tflite_bytes, plain_arena.with_margin_bytes))
-
-    compressed, compression = (
-        _compressed_variant(plain, profile, io, eval_npz, out_dir, name) if compress else (None, {"requested": False})
-    )
-    variants = [v for v in (compressed, plain) if v is not None]
-    order = _link_order(variants, profile, io, whole)
-    candidates = {v.label: _candidate_dict(v) for v in variants}
-    if not order:
-        raise _refusal(out_dir, profile, {v.label: v.checked for v in variants}, candidates, compression, plain)
-
-    shipped, build, linked, flash = _ship_first_that_fits(
-        order, profile, io, eval_npz, out_dir, name, core, options, whole, candidates, compression, plain
-    )
-    _save_reference_outputs(shipped, build.directory)
-    result = _summary(
-        name,
-        profile,
-        plain,
-        compressed,
-        shipped,
-        litert,
-        io,
-        flash,
-        compression,
-        candidates,
-        build,
-        linked,
-        whole_status,
-    )
-    _write_report(out_dir, result.to_dict())
-    return result
+    return plain, litert, io
 
 
 def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool) -> list[_Variant]:
@@ -243,17 +246,15 @@ def _summary(
     profile: Any,
     plain: _Variant,
     compressed: _Variant | None,
-    shipped: _Variant,
+    outcome: _Shipped,
     litert: Any,
     io: Any,
-    flash: dict[str, Any],
     compression: dict[str, Any],
     candidates: dict[str, Any],
-    build: Any,
-    linked: Any,
     whole_status: str,
 ) -> MicroBuild:
     """What was built and measured, for micro_build.json and the report."""
+    shipped, build, linked, flash = outcome.variant, outcome.build, outcome.linked, outcome.flash
     macs = estimate.count_macs(shipped.model)
     return MicroBuild(
         name=name,
@@ -296,7 +297,7 @@ def _ship_first_that_fits(
     candidates: dict[str, Any],
     compression: dict[str, Any],
     plain: _Variant,
-) -> tuple[_Variant, Any, Any, dict[str, Any]]:
+) -> _Shipped:
     """Write (and, when possible, link) each candidate in order; the first whose measured figures fit is shipped."""
     refused: dict[str, budget_mod.BudgetCheck] = {}
     for shipped in order:
@@ -319,7 +320,7 @@ def _ship_first_that_fits(
         )
         candidates[shipped.label] = _candidate_dict(shipped)
         if shipped.budget.fits:
-            return shipped, build, linked, flash
+            return _Shipped(shipped, build, linked, flash)
         refused[shipped.label] = shipped.budget
     raise _refusal(out_dir, profile, refused, candidates, compression, plain)
 
@@ -441,7 +442,36 @@ def _compressed_variant(
         "kept_uncompressed_for_ram": [],
         "sliced_layers": [],
     }
-    base = plain.model
+    chosen, model, arena = _fit_to_ram(plain.model, plan, profile, io, report)
+    if not chosen or arena is None:
+        report["result"] = "not compressed: " + (
+            "no tensor has few enough distinct values"
+            if not plan.chosen
+            else "no compressed tensor's decoded copy fits the RAM budget"
+        )
+        return None, report
+    run = tflm.evaluate_tflm(model, eval_npz, arena.with_margin_bytes)
+    comparison = tflm.compare_runs(plain.run, run)
+    report["verification"] = {**comparison, "samples": int(len(run.scores))}
+    if not comparison["identical_outputs"]:
+        report["result"] = (
+            "discarded: TFLM outputs changed after LUT compression (a decoding fault); shipping uncompressed"
+        )
+        return None, report
+    sliced_note = "".join(f", layer '{row['layer']}' in {row['slices']} slices" for row in report["sliced_layers"])
+    report["result"] = (
+        f"compressed {len(chosen)} tensor(s){sliced_note}; TFLM outputs identical on all {len(run.scores)} samples"
+    )
+    report["compressed_tensors"] = [t.name for t in chosen]
+    path = out_dir / f"{name}.lut.tflite"
+    path.write_bytes(model)
+    return _Variant("compressed", model, path, arena, run, ops.require_tflm_ops(model)), report
+
+
+def _fit_to_ram(
+    base: bytes, plan: lut.LutPlan, profile: Any, io: tflm.ModelIo, report: dict[str, Any]
+) -> tuple[list[lut.LutTensor], bytes, tflm.ArenaMeasurement | None]:
+    """Decoded tensors live in the arena: slice or drop the largest until the measured RAM fits the budget."""
     chosen = sorted(plan.chosen, key=lambda t: t.original_bytes)
     model, arena = b"", None
     while chosen:
@@ -471,29 +501,7 @@ def _compressed_variant(
                 "why": f"with it compressed the build needs {ram_needed:,} B of RAM; the budget is {profile.model_memory_budget_bytes:,} B",
             }
         )
-    if not chosen or arena is None:
-        report["result"] = "not compressed: " + (
-            "no tensor has few enough distinct values"
-            if not plan.chosen
-            else "no compressed tensor's decoded copy fits the RAM budget"
-        )
-        return None, report
-    run = tflm.evaluate_tflm(model, eval_npz, arena.with_margin_bytes)
-    comparison = tflm.compare_runs(plain.run, run)
-    report["verification"] = {**comparison, "samples": int(len(run.scores))}
-    if not comparison["identical_outputs"]:
-        report["result"] = (
-            "discarded: TFLM outputs changed after LUT compression (a decoding fault); shipping uncompressed"
-        )
-        return None, report
-    sliced_note = "".join(f", layer '{row['layer']}' in {row['slices']} slices" for row in report["sliced_layers"])
-    report["result"] = (
-        f"compressed {len(chosen)} tensor(s){sliced_note}; TFLM outputs identical on all {len(run.scores)} samples"
-    )
-    report["compressed_tensors"] = [t.name for t in chosen]
-    path = out_dir / f"{name}.lut.tflite"
-    path.write_bytes(model)
-    return _Variant("compressed", model, path, arena, run, ops.require_tflm_ops(model)), report
+    return chosen, model, arena
 
 
 #: Slices are sized so that one decoded slice takes at most this share of the RAM budget at first.

@@ -103,22 +103,8 @@ def plan_lut(tflite_bytes: bytes, max_index_bits: int = MAX_INDEX_BITS) -> LutPl
                 )
                 continue
             assert not isinstance(axis, str)
-            unique = _max_unique(values, axis)
-            bits = max(1, math.ceil(math.log2(unique)))
-            candidate = LutTensor(
-                subgraph_index,
-                tensor_index,
-                name,
-                layer,
-                tuple(int(d) for d in values.shape),
-                values.dtype.name,
-                unique,
-                1 if axis is None else int(values.shape[axis]),
-                axis,
-                bits,
-                tensor_bytes(tensor),
-                _compressed_size(values, axis, bits, unique),
-            )
+            candidate = _lut_tensor(subgraph_index, tensor_index, tensor, name, layer, values, axis)
+            unique, bits = candidate.unique_values, candidate.index_bits
             if bits > max_index_bits:
                 plan.skipped.append(
                     {
@@ -132,6 +118,28 @@ def plan_lut(tflite_bytes: bytes, max_index_bits: int = MAX_INDEX_BITS) -> LutPl
             else:
                 plan.chosen.append(candidate)
     return plan
+
+
+def _lut_tensor(
+    subgraph_index: int, tensor_index: int, tensor: Any, name: str, layer: str, values: np.ndarray, axis: int | None
+) -> LutTensor:
+    """Sizes that decide whether a tensor is worth a DECODE: distinct values, index bits, bytes before and after."""
+    unique = _max_unique(values, axis)
+    bits = max(1, math.ceil(math.log2(unique)))
+    return LutTensor(
+        subgraph_index,
+        tensor_index,
+        name,
+        layer,
+        tuple(int(d) for d in values.shape),
+        values.dtype.name,
+        unique,
+        1 if axis is None else int(values.shape[axis]),
+        axis,
+        bits,
+        tensor_bytes(tensor),
+        _compressed_size(values, axis, bits, unique),
+    )
 
 
 def apply_lut(tflite_bytes: bytes, tensors: list[LutTensor]) -> bytes:

@@ -37,6 +37,19 @@ _PAIR = re.compile(r"(\w+)=(\S+)")
 #: what QEMU's TCG reaches with -icount on a loaded 2-core machine.
 _SLOW_IPS = 10_000_000
 _TAIL = 3000
+#: QEMU's options between the board and the kernel: no display, monitor or UART (the firmware talks
+#: through semihosting), and -icount shift=0 so virtual time counts executed instructions.
+_QEMU_FLAGS = (
+    "-nographic",
+    "-monitor",
+    "none",
+    "-serial",
+    "null",
+    "-semihosting-config",
+    "enable=on,target=native",
+    "-icount",
+    "shift=0",
+)
 
 
 @dataclass(frozen=True)
@@ -108,32 +121,9 @@ def run_firmware(
     larger of it and `timeout_s` is used.
     """
     qemu = qemu_system()
-    if input_bytes <= 0 or len(inputs) % input_bytes:
-        raise TargetError(
-            f"{len(inputs)} input bytes are not a whole number of {input_bytes}-byte samples.",
-            "Quantize the evaluation set with the model's input tensor.",
-        )
-    samples = len(inputs) // input_bytes
-    workdir.mkdir(parents=True, exist_ok=True)
-    for name in (OUTPUTS, TICKS):
-        (workdir / name).unlink(missing_ok=True)
-    (workdir / INPUTS).write_bytes(inputs)
-    command = [
-        qemu,
-        "-M",
-        board.name,
-        "-nographic",
-        "-monitor",
-        "none",
-        "-serial",
-        "null",
-        "-semihosting-config",
-        "enable=on,target=native",
-        "-icount",
-        "shift=0",
-        "-kernel",
-        str(elf.resolve()),
-    ]
+    samples = _sample_count(inputs, input_bytes)
+    _stage_inputs(workdir, inputs)
+    command = [qemu, "-M", board.name, *_QEMU_FLAGS, "-kernel", str(elf.resolve())]
     limit = _timeout(samples, timeout_s, instructions_hint)
     started = time.monotonic()
     console, returncode = _run_killable(command, workdir, limit, board)
@@ -141,6 +131,47 @@ def run_firmware(
     facts = parse_console(console)
     if "error" in facts or returncode != 0 or "done" not in facts:
         raise _failure(board, facts, console, returncode, command, workdir)
+    outputs, ticks = _read_outputs(workdir, facts, board, samples, output_bytes, output_dtype)
+    done, calibration, setup = facts["done"][0], facts["calibration"][0], facts["setup"][0]
+    return EmulatorRun(
+        board=board.name,
+        command=command,
+        samples=samples,
+        outputs=outputs.reshape(samples, -1),
+        ticks=ticks.copy(),
+        calibration=_calibration(calibration),
+        arena_used=int(done["arena_used"]),
+        arena_size=int(setup["arena_size"]),
+        stack_peak=int(done["stack_peak"]),
+        stack_reserved=int(done["stack_reserved"]),
+        events=_events(facts.get("event", [])),
+        console=console,
+        seconds=seconds,
+    )
+
+
+def _sample_count(inputs: bytes, input_bytes: int) -> int:
+    """Samples in `inputs`; a partial sample means the set was quantized for another input tensor."""
+    if input_bytes <= 0 or len(inputs) % input_bytes:
+        raise TargetError(
+            f"{len(inputs)} input bytes are not a whole number of {input_bytes}-byte samples.",
+            "Quantize the evaluation set with the model's input tensor.",
+        )
+    return len(inputs) // input_bytes
+
+
+def _stage_inputs(workdir: Path, inputs: bytes) -> None:
+    """Write the inputs the firmware reads, removing an earlier run's outputs so they cannot pass for this run's."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in (OUTPUTS, TICKS):
+        (workdir / name).unlink(missing_ok=True)
+    (workdir / INPUTS).write_bytes(inputs)
+
+
+def _read_outputs(
+    workdir: Path, facts: dict[str, Any], board: Board, samples: int, output_bytes: int, output_dtype: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The output and tick files, refused unless their sizes agree with the console and the inputs."""
     outputs = np.frombuffer((workdir / OUTPUTS).read_bytes(), dtype=np.dtype(output_dtype))
     ticks = np.frombuffer((workdir / TICKS).read_bytes(), dtype="<u4")
     done = facts["done"][0]
@@ -154,28 +185,17 @@ def run_firmware(
             f"{outputs.size * outputs.itemsize} output bytes for {samples} inputs: its files cannot be trusted.",
             f"Look at the console in {workdir} and re-run.",
         )
-    calibration = facts["calibration"][0]
-    setup = facts["setup"][0]
-    return EmulatorRun(
-        board=board.name,
-        command=command,
-        samples=samples,
-        outputs=outputs.reshape(samples, -1),
-        ticks=ticks.copy(),
-        calibration=Calibration(
-            int(calibration["short_iterations"]),
-            int(calibration["short_ticks"]),
-            int(calibration["long_iterations"]),
-            int(calibration["long_ticks"]),
-            int(calibration["systick_hz"]),
-        ),
-        arena_used=int(done["arena_used"]),
-        arena_size=int(setup["arena_size"]),
-        stack_peak=int(done["stack_peak"]),
-        stack_reserved=int(done["stack_reserved"]),
-        events=_events(facts.get("event", [])),
-        console=console,
-        seconds=seconds,
+    return outputs, ticks
+
+
+def _calibration(row: dict[str, str]) -> Calibration:
+    """The firmware's calibration line, which turns SysTick ticks into executed instructions."""
+    return Calibration(
+        int(row["short_iterations"]),
+        int(row["short_ticks"]),
+        int(row["long_iterations"]),
+        int(row["long_ticks"]),
+        int(row["systick_hz"]),
     )
 
 

@@ -157,27 +157,10 @@ def build_firmware(
     )
     measured = job.measure_on_emulator(host_arena_bytes, probe)
     arena, stack = _arena_figures(host_arena_bytes, measured), _stack_figures(measured)
-    notes = (
-        []
-        if measured is not None
-        else [
-            "qemu-system-arm is not available (or the core has no emulated board): the arena is the host TFLM figure "
-            "with its margin and the stack a fixed reservation, not measured on the 32-bit core"
-        ]
-    )
-    final_emulator = job.link(_APP_EMULATOR, "firmware-qemu", arena["size_bytes"], stack["reserved_bytes"])
-    device = job.link(_APP_DEVICE, "firmware", arena["size_bytes"], stack["reserved_bytes"])
-    out = job.out
-    image = out / DEVICE_ELF.replace(".elf", ".bin")
-    subprocess.run([arm_tool("objcopy"), "-O", "binary", str(device.elf), str(image)], check=True)
+    device, final_emulator, image = _link_final(job, arena, stack)
     device_footprint = footprint.measure(device.elf, device.map_file, device.origin_of())
     emulator_footprint = footprint.measure(final_emulator.elf, final_emulator.map_file, final_emulator.origin_of())
-    extra = {
-        "flash_bytes": device_footprint.flash_bytes,
-        "ram_bytes": device_footprint.ram_bytes,
-        "instructions_first_sample": measured["instructions_first_sample"] if measured else None,
-        **(manifest_extra or {}),
-    }
+    extra = _manifest_figures(device_footprint, measured, manifest_extra)
     home = _publish(
         job, device, image, probe, arena, extra, manifest_extra or {}, out_name is None if publish is None else publish
     )
@@ -194,8 +177,41 @@ def build_firmware(
         job.summary(device, final_emulator),
         measured,
         home / MANIFEST,
-        notes,
+        _unmeasured_notes(measured),
     )
+
+
+def _link_final(
+    job: _Linker, arena: dict[str, Any], stack: dict[str, Any]
+) -> tuple[linking.LinkedFirmware, linking.LinkedFirmware, Path]:
+    """Final link of device firmware and harness with the measured arena and stack, plus the image a board flashes."""
+    final_emulator = job.link(_APP_EMULATOR, "firmware-qemu", arena["size_bytes"], stack["reserved_bytes"])
+    device = job.link(_APP_DEVICE, "firmware", arena["size_bytes"], stack["reserved_bytes"])
+    image = job.out / DEVICE_ELF.replace(".elf", ".bin")
+    subprocess.run([arm_tool("objcopy"), "-O", "binary", str(device.elf), str(image)], check=True)
+    return device, final_emulator, image
+
+
+def _manifest_figures(
+    device: footprint.Footprint, measured: dict[str, Any] | None, manifest_extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    """ELF figures the qemu target reports from the manifest (flash, RAM, instructions); the caller's extras win."""
+    return {
+        "flash_bytes": device.flash_bytes,
+        "ram_bytes": device.ram_bytes,
+        "instructions_first_sample": measured["instructions_first_sample"] if measured else None,
+        **(manifest_extra or {}),
+    }
+
+
+def _unmeasured_notes(measured: dict[str, Any] | None) -> list[str]:
+    """Tell the report's reader when arena and stack are host figures, not measured on the 32-bit core."""
+    if measured is not None:
+        return []
+    return [
+        "qemu-system-arm is not available (or the core has no emulated board): the arena is the host TFLM figure "
+        "with its margin and the stack a fixed reservation, not measured on the 32-bit core"
+    ]
 
 
 class _Linker:

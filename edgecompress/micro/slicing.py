@@ -56,7 +56,6 @@ def sliceable(tflite_bytes: bytes, weights_name: str) -> int | None:
 def slice_dense(tflite_bytes: bytes, weights_name: str, slices: int) -> tuple[bytes, SlicedLayer]:
     """The model with the FULLY_CONNECTED layer whose weights are `weights_name` split into `slices`."""
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     model = read_model(tflite_bytes)
     found = _find(model, weights_name)
@@ -70,47 +69,11 @@ def slice_dense(tflite_bytes: bytes, weights_name: str, slices: int) -> tuple[by
     values = weights.array
     pieces, operators = [], []
     for k in range(slices):
-        rows = slice(k * step, (k + 1) * step)
-        weight_k = model_editor.Tensor(
-            shape=(step, *values.shape[1:]),
-            dtype=weights.dtype,
-            data=np.ascontiguousarray(values[rows]),
-            quantization=_rows(weights.quantization, rows),
-            name=f"{weights.name}/slice{k}",
-        )
-        bias_k = None
-        if bias is not None:
-            bias_k = model_editor.Tensor(
-                shape=(step,),
-                dtype=bias.dtype,
-                data=np.ascontiguousarray(bias.array[rows]),
-                quantization=_rows(bias.quantization, rows),
-                name=f"{bias.name}/slice{k}",
-            )
-        out_shape = (*output.shape[:-1], step)
-        out_k = model_editor.Tensor(
-            shape=out_shape,
-            dtype=output.dtype,
-            quantization=copy.deepcopy(output.quantization),
-            name=f"{output.name}/slice{k}",
-        )
-        fb = copy.deepcopy(op._fb)
-        fb.inputs, fb.outputs = None, None
-        inputs = [op.inputs[0], weight_k, bias_k] + list(op.inputs[3:])
-        operators.append(model_editor.Operator(opcode=op.opcode, inputs=inputs, outputs=[out_k], _fb=fb))
-        subgraph.tensors.extend(t for t in (weight_k, bias_k, out_k) if t is not None)
-        pieces.append(out_k)
-    concat_fb = schema.OperatorT()
-    concat_fb.builtinOptionsType = schema.BuiltinOptions.ConcatenationOptions
-    options = schema.ConcatenationOptionsT()
-    options.axis = len(output.shape) - 1
-    options.fusedActivationFunction = schema.ActivationFunctionType.NONE
-    concat_fb.builtinOptions = options
-    operators.append(
-        model_editor.Operator(
-            opcode=schema.BuiltinOperator.CONCATENATION, inputs=pieces, outputs=[output], _fb=concat_fb
-        )
-    )
+        operator, added = _slice_operator(op, weights, bias, output, k, step)
+        operators.append(operator)
+        subgraph.tensors.extend(added)
+        pieces.append(operator.outputs[0])
+    operators.append(_concatenation(pieces, output))
     position = subgraph.operators.index(op)
     subgraph.operators[position : position + 1] = operators
     for replaced in (weights, bias):  # only the sliced copies remain; the whole tensors would still take flash
@@ -121,6 +84,58 @@ def slice_dense(tflite_bytes: bytes, weights_name: str, slices: int) -> tuple[by
         layer_of(op), weights.name, units, slices, step * int(np.prod(values.shape[1:])) * values.itemsize
     )
     return bytes(model.build()), layer
+
+
+def _slice_operator(op: Any, weights: Any, bias: Any, output: Any, k: int, step: int) -> tuple[Any, list[Any]]:
+    """Slice k: the layer's input and options on its rows of weights, bias and scales; with the tensors it adds."""
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    rows = slice(k * step, (k + 1) * step)
+    values = weights.array
+    weight_k = model_editor.Tensor(
+        shape=(step, *values.shape[1:]),
+        dtype=weights.dtype,
+        data=np.ascontiguousarray(values[rows]),
+        quantization=_rows(weights.quantization, rows),
+        name=f"{weights.name}/slice{k}",
+    )
+    bias_k = None
+    if bias is not None:
+        bias_k = model_editor.Tensor(
+            shape=(step,),
+            dtype=bias.dtype,
+            data=np.ascontiguousarray(bias.array[rows]),
+            quantization=_rows(bias.quantization, rows),
+            name=f"{bias.name}/slice{k}",
+        )
+    out_shape = (*output.shape[:-1], step)
+    out_k = model_editor.Tensor(
+        shape=out_shape,
+        dtype=output.dtype,
+        quantization=copy.deepcopy(output.quantization),
+        name=f"{output.name}/slice{k}",
+    )
+    fb = copy.deepcopy(op._fb)
+    fb.inputs, fb.outputs = None, None
+    inputs = [op.inputs[0], weight_k, bias_k] + list(op.inputs[3:])
+    operator = model_editor.Operator(opcode=op.opcode, inputs=inputs, outputs=[out_k], _fb=fb)
+    return operator, [t for t in (weight_k, bias_k, out_k) if t is not None]
+
+
+def _concatenation(pieces: list[Any], output: Any) -> Any:
+    """Join the slices' outputs into the layer's own output tensor, so the rest of the graph is untouched."""
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    concat_fb = schema.OperatorT()
+    concat_fb.builtinOptionsType = schema.BuiltinOptions.ConcatenationOptions
+    options = schema.ConcatenationOptionsT()
+    options.axis = len(output.shape) - 1
+    options.fusedActivationFunction = schema.ActivationFunctionType.NONE
+    concat_fb.builtinOptions = options
+    return model_editor.Operator(
+        opcode=schema.BuiltinOperator.CONCATENATION, inputs=pieces, outputs=[output], _fb=concat_fb
+    )
 
 
 def _find(model: Any, weights_name: str) -> tuple[Any, Any, Any, Any, Any] | None:
