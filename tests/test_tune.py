@@ -17,11 +17,14 @@ import edgecompress
 from edgecompress.analysis import SignificanceProfile
 from edgecompress.cache import StageCache
 from edgecompress.errors import EdgeCompressError, ProfileError
+from edgecompress.pipeline.artifacts import BASELINE
 from edgecompress.profiles import load_profile, with_overrides
 from edgecompress.tune import objectives as objs
-from edgecompress.tune import prior
+from edgecompress.tune import prior, results
 from edgecompress.tune.pareto import bounds, front_mask, hypervolume
+from edgecompress.tune.records import COMPLETE, FAILED, TrialRecord, TuneFolder
 from edgecompress.tune.request import TuneRequest, parse_duration
+from edgecompress.tune.search import Search, Ticket
 from edgecompress.tune.space import KNOBS, STRATEGY, Space, SpaceFacts, delta_values
 
 
@@ -246,3 +249,109 @@ def test_parallel_writers_of_one_cache_key_leave_the_first_entry_whole(tmp_path:
     content = entry.file("file").read_text()
     assert content == entry.meta["by"] * 1000  # one writer's whole entry, never a mix
     assert not [p for p in (tmp_path / "kind").iterdir() if p.name.startswith(".")]  # no scratch folders left
+
+
+def _measured_record(name: str, number: int, accuracy: float, size: float, passes: bool) -> TrialRecord:
+    figures = {"accuracy": accuracy, "size": size, "latency": 1.0}
+    return TrialRecord(name, number, 0, {STRATEGY: "cqat"}, {}, state=COMPLETE, figures=figures, passes=passes)
+
+
+def test_a_passing_trial_beaten_only_by_failing_ones_is_shortlisted_for_the_verdict(tmp_path: Path) -> None:
+    folder = TuneFolder(tmp_path)
+    # trial 1 beats trial 2 on every objective but fails a rule (say, a class collapsed); trial 2 passes
+    for record in (
+        _measured_record("trial-0001", 1, 95.0, 100.0, False),
+        _measured_record("trial-0002", 2, 94.0, 120.0, True),
+        _measured_record("trial-0003", 3, 93.0, 150.0, True),  # beaten by trial 2, which passes too
+    ):
+        folder.put(record)
+    objectives = objs.parse("accuracy,size,latency")
+    assert [r.name for r in results.pareto(folder, objectives)] == ["trial-0001"]
+    assert [r.name for r in results.shortlist(folder, objectives)] == ["trial-0002", "trial-0001"]
+    assert results.to_rerun(folder, objectives, 1) == ["trial-0002"]  # the passing one is re-run first
+
+
+def test_a_trial_equal_to_a_pareto_trial_is_not_listed_as_dominated_by_it(tmp_path: Path) -> None:
+    from edgecompress.tune.report import _dominated_by
+
+    objectives = objs.parse("accuracy,size")
+    best = _measured_record("trial-0001", 1, 95.0, 100.0, True)
+    twin = _measured_record("trial-0002", 2, 95.0, 100.0, True)
+    twin.figures["latency"] = 2.0  # not an objective here: equal on every objective
+    worse = _measured_record("trial-0003", 3, 95.0, 120.0, True)
+    assert _dominated_by(twin, [best], objectives) == []
+    assert _dominated_by(worse, [best], objectives) == ["trial-0001"]
+
+
+def _search(tmp_path: Path, said: list[str]) -> Search:
+    request = TuneRequest(edgecompress.pipeline.DeployRequest.build("m.h5", "rpi4"))
+    space = Space.build(SpaceFacts(load_profile("rpi4"), _significance([2.0, 8.0])))
+    objectives = objs.parse("accuracy,size,latency")
+    return Search(request, TuneFolder(tmp_path), space, objectives, None, None, None, said.append)
+
+
+def test_a_report_without_usable_figures_fails_its_trial_and_the_search_goes_on(rpi4_run, tmp_path: Path) -> None:
+    import copy
+
+    said: list[str] = []
+    search = _search(tmp_path, said)
+    request = search.request.deploy
+    no_candidate = Ticket(TrialRecord("trial-0001", None, 0, {STRATEGY: "cqat"}, {}), request)
+    search._complete(no_candidate, {"artifacts": [{"name": BASELINE}], "plan": {"strategy": "cqat"}})
+    assert search.folder.records["trial-0001"].state == FAILED
+    assert "no compressed artifact" in search.folder.records["trial-0001"].reason
+
+    report = copy.deepcopy(rpi4_run.report)  # a board sent back a latency that is not a number
+    name = objs.candidate_name(report)
+    for entry in objs.verdict_entries(report, name):
+        entry["evidence"]["latency_ms"]["median"] = float("nan")
+    nan_latency = Ticket(TrialRecord("trial-0002", None, 0, {STRATEGY: "cqat"}, {}), request)
+    search._complete(nan_latency, report)
+    record = search.folder.records["trial-0002"]
+    assert record.state == FAILED and "latency" in record.reason and "finite" in record.reason
+    assert results.measured(search.folder) == []  # neither reaches the Pareto front
+
+    search._complete(Ticket(TrialRecord("trial-0003", None, 0, {STRATEGY: "cqat"}, {}), request), rpi4_run.report)
+    assert search.folder.records["trial-0003"].state == COMPLETE
+
+
+def test_a_tune_stopped_before_its_study_existed_resumes_by_starting_it(tmp_path: Path) -> None:
+    from edgecompress.tune.study import open_study
+
+    objectives = objs.parse("accuracy,size")
+    study = open_study(tmp_path, objectives, seed=0, trials=4, create=False)  # no study.journal yet
+    assert study.trials == [] and len(study.directions) == 2
+    study.enqueue_trial({STRATEGY: "cqat"})
+    again = open_study(tmp_path, objectives, seed=0, trials=4, create=False)
+    assert len(again.trials) == 1  # the same study, loaded with its history
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgecompress.cli import main
+
+    code = main(["tune", "--resume", str(tmp_path), "--trials", "5", "--no-prior", "--max-accuracy-drop", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot take --trials, --prior/--no-prior, --max-accuracy-drop" in err
+    assert "--resume-trials" in err and not any(tmp_path.iterdir())
+    assert main(["tune", "--resume-trials", "5"]) == 2
+    assert "--resume-trials only applies to a resumed tune" in capsys.readouterr().err
+
+
+def test_time_budgets_that_are_not_durations_are_refused() -> None:
+    for text in ("nan", "inf", "infh", "h", "-"):
+        with pytest.raises(EdgeCompressError, match="not a duration"):
+            parse_duration(text)
+    assert parse_duration("1.5h") == 5400
+
+
+def test_a_trials_own_error_comes_back_from_its_worker_as_data(tmp_path: Path) -> None:
+    from edgecompress.tune.worker import build_trial
+
+    request = edgecompress.pipeline.DeployRequest.build(
+        str(tmp_path / "missing.h5"), "rpi4", output=str(tmp_path / "trials"), run_name="trial-0001"
+    )
+    outcome = build_trial({"request": request.to_json(), "tune_dir": str(tmp_path)})  # not raised: Ray would retry it
+    assert outcome["error"]["type"] == "ModelError" and "missing.h5" in outcome["error"]["problem"]
+    assert outcome["error"]["fix"] and outcome["error"]["run_dir"] is None and "run_dir" not in outcome
+    attempt = json.loads((tmp_path / "workers" / "trial-0001" / "attempt-1.json").read_text())
+    assert attempt["attempt"] == 1 and "seconds" in attempt

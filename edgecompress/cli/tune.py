@@ -102,6 +102,7 @@ ResumeTrials = Annotated[
 
 
 def tune(
+    ctx: typer.Context,
     model: opt.ModelFile = None,
     profile: Profile = None,
     data: opt.Data = D("data"),
@@ -154,7 +155,6 @@ def tune(
     debug: opt.Debug = False,
 ) -> None:
     """Search compression plans for MODEL on a device by measurement: a Pareto front of accuracy, size and latency, and a shippable pick."""
-    setup_logging(debug)
     _run(dict(locals()))
 
 
@@ -163,7 +163,9 @@ def _run(options: dict[str, Any]) -> None:
     from edgecompress import tune as tuning
     from edgecompress.cli.progress import Progress
 
+    setup_logging(options["debug"])
     bars = Progress(quiet=options["quiet"] or options["json_output"], console=console)
+    _check_resume_options(options)
     if options["resume_dir"] is not None:
         result = tuning.resume(
             options["resume_dir"], trials=options["more_trials"], ray_address=options["ray_address"], progress=bars.say
@@ -174,6 +176,39 @@ def _run(options: dict[str, Any]) -> None:
     if options["gate"] and not result.verdict.get("recommended_trial"):
         raise GateFailed(
             f"Gate failed: {result.verdict.get('reason')}", " ".join(result.verdict.get("next_steps") or [])
+        )
+
+
+#: what `--resume` may be given: the rest of the search comes from the tune folder's tune.json
+_RESUME_OPTIONS = {"resume_dir", "more_trials", "ray_address", "gate", "quiet", "json_output", "debug"}
+
+
+def _check_resume_options(options: dict[str, Any]) -> None:
+    """Refuse options `--resume` would silently ignore (a resumed tune keeps its own settings), and the reverse."""
+    if options["resume_dir"] is None:
+        if options["more_trials"] is not None:
+            raise EdgeCompressError(
+                "--resume-trials only applies to a resumed tune.",
+                "Use --trials for a new tune, or add --resume TUNE_DIR.",
+            )
+        return
+    context = options.get("ctx")
+    if context is None:  # called from Python, not the command line: nothing was typed
+        return
+    typed = [
+        "/".join([max(param.opts, key=len), *getattr(param, "secondary_opts", [])])
+        if param.param_type_name == "option"
+        else str(param.name).upper()
+        for param in context.command.params
+        if param.name not in _RESUME_OPTIONS
+        and (source := context.get_parameter_source(str(param.name))) is not None
+        and source.name == "COMMANDLINE"
+    ]
+    if typed:
+        raise EdgeCompressError(
+            f"--resume continues a tune with the settings it was started with; it cannot take {', '.join(typed)}.",
+            "Leave them out (--resume-trials N raises the trial budget, --ray-address moves the search), "
+            "or start a new tune with them.",
         )
 
 

@@ -114,7 +114,7 @@ def _trial_row(
         "queued_s": record.queued_s,
         "measurements_reused": record.measurements_reused,
     }
-    if record.name in front_names:
+    if record.name in front_names or folder.reruns_of(record.name):  # the front, and passing trials re-run
         row["over_seeds"] = results.over_seeds(folder, record, objectives)
         row["reruns"] = [_rerun_row(r) for r in folder.reruns_of(record.name)]
     if record.state == COMPLETE and record.name not in front_names:
@@ -136,13 +136,17 @@ def _rerun_row(rerun: TrialRecord) -> dict[str, Any]:
 
 
 def _dominated_by(record: TrialRecord, front_records: list[TrialRecord], objectives: list[objs.Objective]) -> list[str]:
-    def at_least(a: TrialRecord, b: TrialRecord) -> bool:
-        return all(
-            (a.value(o.name) >= b.value(o.name)) if o.direction == "maximize" else (a.value(o.name) <= b.value(o.name))
-            for o in objectives
-        )
+    """The Pareto trials at least as good on every objective and better on one (equal ones do not dominate)."""
 
-    return [p.name for p in front_records if at_least(p, record) and p.figures != record.figures]
+    def losses(r: TrialRecord) -> list[float]:
+        return [-r.value(o.name) if o.direction == "maximize" else r.value(o.name) for o in objectives]
+
+    mine = losses(record)
+    return [
+        p.name
+        for p in front_records
+        if all(a <= b for a, b in zip(losses(p), mine)) and any(a < b for a, b in zip(losses(p), mine))
+    ]
 
 
 def write(folder: TuneFolder, document: dict[str, Any], objectives: list[objs.Objective]) -> dict[str, Path]:

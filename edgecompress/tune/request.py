@@ -7,6 +7,7 @@ search from any directory (the deploy part is stored with absolute paths, like r
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,13 +95,12 @@ def parse_duration(text: str | None) -> float | None:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     value = text.strip().lower()
     try:
-        if value[-1:] in units:
-            return float(value[:-1]) * units[value[-1]]
-        return float(value)
+        seconds = float(value[:-1]) * units[value[-1]] if value[-1:] in units else float(value)
     except ValueError:
-        raise EdgeCompressError(
-            f"--time-budget {text!r} is not a duration.", "Write it as 90s, 45m, 2h or 1.5h."
-        ) from None
+        seconds = math.nan
+    if not math.isfinite(seconds):  # 'nan' and 'inf' parse as floats but are no budget
+        raise EdgeCompressError(f"--time-budget {text!r} is not a duration.", "Write it as 90s, 45m, 2h or 1.5h.")
+    return seconds
 
 
 __all__ = ["SCHEMA", "TRIALS", "TUNE_FILE", "TuneRequest", "parse_duration"]

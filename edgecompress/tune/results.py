@@ -1,10 +1,11 @@
 """What a finished search found: the Pareto front, its figures over seeds, and the one trial to ship.
 
-The Pareto set (non-dominated measured trials) is re-run with other seeds; each Pareto trial's
-run is then re-judged with its seeds' reports (the decision module's Welch test over seeds for
+The shortlist -- the front of the trials that pass the rules, then the rest of the Pareto set
+(non-dominated measured trials) -- is re-run with other seeds; each shortlisted trial's run is
+then re-judged with its seeds' reports (the decision module's Welch test over seeds for
 impacted classes), and its figures are shown as mean +- std. The recommendation is made by the
-decision module too: among the Pareto trials whose run recommends an artifact under the user's
-rules, `decision.verdict.choose` picks by the rules' preference with the same honest ties
+decision module too: among the shortlisted trials whose run recommends an artifact under the
+user's rules, `decision.verdict.choose` picks by the rules' preference with the same honest ties
 (sizes within 2%, overlapping latency intervals, McNemar on the same images) as a deploy does.
 """
 
@@ -32,19 +33,29 @@ def measured(folder: TuneFolder) -> list[TrialRecord]:
     return [r for r in folder.searched() if r.state == COMPLETE]
 
 
-def pareto(folder: TuneFolder, objectives: list[objs.Objective]) -> list[TrialRecord]:
-    """The measured trials no other measured trial beats on every objective."""
-    trials = measured(folder)
+def _front(trials: list[TrialRecord], objectives: list[objs.Objective]) -> list[TrialRecord]:
     points = [[r.value(o.name) for o in objectives] for r in trials]
     mask = front_mask(points, [o.direction for o in objectives])
     return [r for r, on in zip(trials, mask) if on]
 
 
+def pareto(folder: TuneFolder, objectives: list[objs.Objective]) -> list[TrialRecord]:
+    """The measured trials no other measured trial beats on every objective."""
+    return _front(measured(folder), objectives)
+
+
+def shortlist(folder: TuneFolder, objectives: list[objs.Objective]) -> list[TrialRecord]:
+    """The trials the verdict chooses among: the front of the trials that pass the rules, then the rest of the
+    Pareto front. A passing trial beaten only by trials that fail a rule is the best trade-off that can ship,
+    so it must not be lost behind them (Optuna's constrained domination reads the rules the same way)."""
+    feasible = _front([r for r in measured(folder) if r.passes], objectives)
+    names = {r.name for r in feasible}
+    return feasible + [r for r in pareto(folder, objectives) if r.name not in names]
+
+
 def to_rerun(folder: TuneFolder, objectives: list[objs.Objective], limit: int) -> list[str]:
-    """The Pareto trials to re-run with other seeds: those that pass the rules first, at most `limit`."""
-    front = pareto(folder, objectives)
-    ordered = [r for r in front if r.passes] + [r for r in front if not r.passes]
-    return [r.name for r in ordered[: max(0, limit)]]
+    """The shortlisted trials to re-run with other seeds: those that pass the rules first, at most `limit`."""
+    return [r.name for r in shortlist(folder, objectives)[: max(0, limit)]]
 
 
 def over_seeds(folder: TuneFolder, record: TrialRecord, objectives: list[objs.Objective]) -> dict[str, dict[str, Any]]:
@@ -93,7 +104,7 @@ def rejudge_with_seeds(folder: TuneFolder, record: TrialRecord) -> dict[str, Any
 
 
 def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str, Any]) -> dict[str, Any]:
-    """The tune's verdict: the trial whose run recommends the artifact the rules prefer among the Pareto trials."""
+    """The tune's verdict: the trial whose run recommends the artifact the rules prefer among `records` (the shortlist)."""
     from edgecompress.decision.judging import rules_for
     from edgecompress.decision.verdict import choose
 
@@ -135,7 +146,8 @@ def _none_passes(head: dict[str, Any], reports: dict[str, dict[str, Any]]) -> di
         **head,
         "recommended_trial": None,
         "passed": False,
-        "reason": f"No Pareto trial has an artifact that passes the rules. Closest: {closest[0]}: {verdict.get('reason', '')}",
+        "reason": "No trial of the Pareto front or of the front of passing trials has an artifact that passes "
+        f"the rules (re-judged over seeds). Closest: {closest[0]}: {verdict.get('reason', '')}",
         "next_steps": list(verdict.get("next_steps") or []),
         "closest_trial": closest[0],
     }
@@ -184,7 +196,7 @@ def _recommended(
     reason = (
         f"{name} ({record.candidate.get('strategy')}; {_knobs(record)}) ships {artifact} ({own}): it passes every rule "
         f"on {', '.join(targets)}; "
-        + ("the only Pareto trial that does" if len(keys) == 1 else "; ".join(phrases))
+        + ("the only shortlisted trial that does" if len(keys) == 1 else "; ".join(phrases))
         + "."
     )
     return {
@@ -210,4 +222,4 @@ def _closeness(report: dict[str, Any]) -> float:
     return float(excess) if isinstance(excess, (int, float)) else math.inf
 
 
-__all__ = ["decide", "measured", "over_seeds", "pareto", "rejudge_with_seeds", "to_rerun"]
+__all__ = ["decide", "measured", "over_seeds", "pareto", "rejudge_with_seeds", "shortlist", "to_rerun"]

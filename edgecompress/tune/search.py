@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -267,15 +268,23 @@ class Search:
             self._complete(ticket, report)
 
     def _complete(self, ticket: Ticket, report: dict[str, Any]) -> None:
+        """Read the trial's figures off its report; a report without them fails the trial, not the search."""
         record = ticket.record
-        name = objs.candidate_name(report)
-        record.artifact = name
-        record.figures = objs.figures(report, self.objectives)
-        record.passes = objs.passes(report, name)
-        record.constraints = objs.constraints(report, name)
-        missing = [o.name for o in self.objectives if record.figures.get(o.name) is None]
+        try:
+            name = objs.candidate_name(report)
+            record.artifact = name
+            record.figures = objs.figures(report, self.objectives)
+            record.passes = objs.passes(report, name)
+            record.constraints = objs.constraints(report, name)
+        except EdgeCompressError as error:
+            self._close(ticket, FAILED, f"report: {error.problem}")
+            return
+        except (KeyError, TypeError, ValueError, StopIteration) as error:  # a report of another shape
+            self._close(ticket, FAILED, f"report: unreadable ({type(error).__name__}: {error})")
+            return
+        missing = [o.name for o in self.objectives if not _finite(record.figures.get(o.name))]
         if missing:
-            self._close(ticket, FAILED, f"not measured: {', '.join(missing)}")
+            self._close(ticket, FAILED, f"not measured (or not a finite number): {', '.join(missing)}")
             return
         shown = ", ".join(f"{o.name} {_fmt(record.figures[o.name], o)}" for o in self.objectives)
         self._close(ticket, COMPLETE, f"{name}: {shown}; {'passes the rules' if record.passes else 'fails a rule'}")
@@ -408,6 +417,11 @@ class Search:
             key = _measure_key(sha256_of(path), m["target"], request)
             with self._lock:
                 self.shared.setdefault(key, (run_dir, LAYOUT.measurement_stem(m["artifact"], m["target"])))
+
+
+def _finite(value: Any) -> bool:
+    """A figure Optuna and the Pareto front can use: a real number, not None, NaN or infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _named(constraints: list[float]) -> dict[str, float]:

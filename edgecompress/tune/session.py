@@ -59,7 +59,7 @@ def resume(
 
     `trials` raises the budget (a finished tune then searches on); `ray_address` moves the rest of
     the search to another Ray cluster (or, with "local", to a local instance)."""
-    path = Path(tune_dir)
+    path = Path(tune_dir).expanduser().resolve()  # Ray workers write under it, from their own working directory
     file = path / TUNE_FILE
     if not file.is_file():
         raise EdgeCompressError(
@@ -207,6 +207,7 @@ def _search(
     from edgecompress.tune.study import open_study
 
     study = open_study(folder.path, objectives, seed=request.search_seed, trials=request.trials, create=fresh)
+    fresh = fresh or not study.trials  # a tune stopped before its first ask (e.g. at the boards) starts here
     seeds = []
     if request.prior:
         profile = with_overrides(load_profile(request.deploy.profile), request.deploy.profile_overrides)
@@ -226,7 +227,7 @@ def _finish(search: Search, executor: ThreadPoolExecutor, searched_s: float) -> 
     if names:
         search.say(f"Re-running the Pareto set ({', '.join(names)}) with {request.seeds - 1} more seed(s)")
         search.rerun(executor, names)
-    front = [folder.records[r.name] for r in results.pareto(folder, objectives)]
+    front = [folder.records[r.name] for r in results.shortlist(folder, objectives)]
     for record in front:
         results.rejudge_with_seeds(folder, record)
     verdict = results.decide(folder, front, request.deploy.acceptance)

@@ -54,7 +54,8 @@ def open_study(folder: Path, objectives: list[Objective], *, seed: int, trials: 
             seed=seed, multivariate=True, group=True, n_startup_trials=max(4, trials // 4)
         )
     directions: list[Any] = [objective.direction for objective in objectives]
-    if create:
+    if create or STUDY_NAME not in {s.study_name for s in storage.get_all_studies()}:
+        # a resumed tune that stopped before its study existed (at the boards, at Ray) starts it now
         return optuna.create_study(study_name=STUDY_NAME, storage=storage, sampler=sampler, directions=directions)
     return optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
 

@@ -67,7 +67,6 @@ def build_trial(payload: dict[str, Any]) -> dict[str, Any]:
     started = time.time()
     threads = worker_threads()  # before anything imports TensorFlow
     from edgecompress import pipeline
-    from edgecompress.errors import EdgeCompressError
     from edgecompress.pipeline.request import DeployRequest
 
     request = DeployRequest(**payload["request"])
@@ -95,26 +94,29 @@ def build_trial(payload: dict[str, Any]) -> dict[str, Any]:
         else:
             result_dir = pipeline.run(request, stop_before="measure").run_dir
         outcome["run_dir"] = str(result_dir)
-    except EdgeCompressError as error:
-        outcome["error"] = {
-            "type": type(error).__name__,
-            "problem": error.problem,
-            "fix": error.fix,
-            "run_dir": str(existing_folder(Path(request.output), name) or "") or None,
-        }
     except Exception as error:  # noqa: BLE001 - a bug still ends only this trial; the search goes on
+        outcome["error"] = _failure(error, existing_folder(Path(request.output), name))
+    outcome["worker"]["seconds"] = round(time.time() - started, 2)
+    (record_dir / f"attempt-{attempt}.json").write_text(json.dumps(outcome["worker"]))
+    return outcome
+
+
+def _failure(error: Exception, run_dir: Path | None) -> dict[str, Any]:
+    """A failed trial as data (Ray would retry an exception): a user's error as such, anything else as a bug."""
+    from edgecompress.errors import EdgeCompressError
+
+    if isinstance(error, EdgeCompressError):
+        failure = {"type": type(error).__name__, "problem": error.problem, "fix": error.fix}
+    else:
         import traceback
 
-        outcome["error"] = {
+        failure = {
             "type": type(error).__name__,
             "problem": f"{type(error).__name__}: {error}",
             "fix": "This is a bug in edgecompress; the trial's deploy.log and the traceback say where.",
             "traceback": traceback.format_exc(limit=12),
-            "run_dir": str(existing_folder(Path(request.output), name) or "") or None,
         }
-    outcome["worker"]["seconds"] = round(time.time() - started, 2)
-    (record_dir / f"attempt-{attempt}.json").write_text(json.dumps(outcome["worker"]))
-    return outcome
+    return {**failure, "run_dir": str(run_dir) if run_dir else None}
 
 
 __all__ = ["WORKERS", "build_trial", "existing_folder", "worker_threads"]
