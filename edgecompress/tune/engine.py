@@ -63,6 +63,8 @@ def start(
     from edgecompress.tune.worker import build_trial
 
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address == "local":  # what a tune started without a cluster records; the same local settings apply
+        address = None
     options: dict[str, Any] = {
         "runtime_env": {"env_vars": dict(WORKER_ENV)},
         "log_to_driver": False,
@@ -84,9 +86,13 @@ def start(
             "Check the address (`ray status --address ADDR` on the head node), that the cluster runs the same Ray "
             "and Python versions as this machine, or leave out --ray-address to run on this machine.",
         ) from None
-    resources = ray.cluster_resources()
-    nodes = len([n for n in ray.nodes() if n.get("Alive")])
-    remote = ray.remote(num_cpus=cpus_per_trial, max_retries=retries, retry_exceptions=False)(build_trial)
+    try:
+        resources = ray.cluster_resources()
+        nodes = len([n for n in ray.nodes() if n.get("Alive")])
+        remote = ray.remote(num_cpus=cpus_per_trial, max_retries=retries, retry_exceptions=False)(build_trial)
+    except BaseException:
+        ray.shutdown()  # started but unusable: leave no Ray processes behind
+        raise
     say(f"Ray: {int(resources.get('CPU', 0))} CPUs on {nodes} node(s)" + (f" at {address}" if address else " (local)"))
     return Engine(address or "local", not address, int(resources.get("CPU", 0)), nodes, remote)
 

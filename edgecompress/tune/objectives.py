@@ -8,6 +8,7 @@ on: the worst board counts (lowest accuracy, slowest median), as in the fleet ve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -146,8 +147,8 @@ def constraints(report: dict[str, Any], name: str) -> list[float]:
         for check in entry.get("checks", []):
             if check["passed"]:
                 value = 0.0
-            elif check.get("excess") is None:
-                value = 1.0
+            elif check.get("excess") is None or not math.isfinite(float(check["excess"])):
+                value = 1.0  # unmeasured, or a figure that is not a number: failed, by an unknown amount
             else:
                 value = max(float(check["excess"]), 1e-6)
             worst[check["rule"]] = max(worst.get(check["rule"], 0.0), value)

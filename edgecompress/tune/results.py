@@ -163,13 +163,14 @@ def _evidence(
     evidence: dict[tuple[str, str], Evidence] = {}
     keys: dict[str, tuple[str, str]] = {}
     targets: list[str] = []
-    seen: set[str | None] = set()
+    seen: set[str] = set()
     for name, report in recommending.items():
         artifact = report["verdict"]["recommended"]
         digest = next((a.get("sha256") for a in report["artifacts"] if a["name"] == artifact), None)
-        if digest in seen:
+        if digest is not None and digest in seen:
             continue  # the same file from an earlier trial (the post-training quantized model is in every trial)
-        seen.add(digest)
+        if digest is not None:
+            seen.add(digest)
         found, _ = gather(report, RunFiles(Path(str(folder.records[name].run_dir))), rules)
         key = f"{name}/{artifact}"
         keys[key] = (name, artifact)

@@ -229,7 +229,10 @@ def _finish(search: Search, executor: ThreadPoolExecutor, searched_s: float) -> 
         search.rerun(executor, names)
     front = [folder.records[r.name] for r in results.shortlist(folder, objectives)]
     for record in front:
-        results.rejudge_with_seeds(folder, record)
+        rejudged = results.rejudge_with_seeds(folder, record)
+        if rejudged is not None:  # the seeds can turn a pass into a fail (or back): the trial table follows the verdict
+            record.passes = objs.passes(rejudged, objs.candidate_name(rejudged))
+            folder.put(record)
     verdict = results.decide(folder, front, request.deploy.acceptance)
     facts = _engine_facts(search.engine, search, folder, searched_s)
     document = tune_report.build(
