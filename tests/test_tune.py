@@ -355,3 +355,24 @@ def test_a_trials_own_error_comes_back_from_its_worker_as_data(tmp_path: Path) -
     assert outcome["error"]["fix"] and outcome["error"]["run_dir"] is None and "run_dir" not in outcome
     attempt = json.loads((tmp_path / "workers" / "trial-0001" / "attempt-1.json").read_text())
     assert attempt["attempt"] == 1 and "seconds" in attempt
+
+
+def test_a_trial_recorded_before_the_interruption_is_told_not_built_again(tmp_path: Path) -> None:
+    """Interrupted between writing a trial's record and telling Optuna: resume tells its figures."""
+    import optuna
+
+    from edgecompress.tune.search import tell_recorded
+    from edgecompress.tune.study import open_study
+
+    objectives = objs.parse("accuracy,size")
+    study = open_study(tmp_path, objectives, seed=0, trials=4, create=True)
+    measured, broken = study.ask(), study.ask()
+    record = TrialRecord("trial-0000", measured.number, 0, {STRATEGY: "cqat"}, {}, state=COMPLETE)
+    record.figures, record.constraints = {"accuracy": 93.3, "size": 8416.0}, [0.0] * len(objs.RULES)
+    unusable = TrialRecord("trial-0001", broken.number, 0, {STRATEGY: "cqat"}, {}, state=COMPLETE)
+
+    assert tell_recorded(study, measured, record, objectives) == COMPLETE
+    assert tell_recorded(study, broken, unusable, objectives) == FAILED
+    again = open_study(tmp_path, objectives, seed=0, trials=4, create=False).trials
+    assert [t.state for t in again] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+    assert again[0].values == [93.3, 8416.0] and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))

@@ -338,6 +338,12 @@ class Search:
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             name = trial.user_attrs.get("name") or f"trial-{trial.number:04d}"
             record = self.folder.records.get(name)
+            if record is not None and record.state in (COMPLETE, FAILED) and not record.same_as:
+                told = tell_recorded(self.study, trial, record, self.objectives)  # stopped before Optuna heard
+                self.say(
+                    f"{name}: {'measured' if told == COMPLETE else 'failed'} before the interruption; told the searcher"
+                )
+                continue
             if record is None or record.same_as:
                 self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
                 if record is not None:
@@ -490,3 +496,20 @@ def _fmt(value: float | None, objective: objs.Objective) -> str:
 
 
 __all__ = ["Search", "Ticket", "TuneInterrupted"]
+
+
+def tell_recorded(study: Any, trial: Any, record: TrialRecord, objectives: list[objs.Objective]) -> str:
+    """Tell Optuna the outcome a trial's record already holds, so a finished trial is never built again.
+
+    A tune interrupted between writing a trial's record and telling Optuna leaves the study's trial
+    RUNNING; returns the state told (COMPLETE, or FAILED when the record has no usable figures).
+    """
+    import optuna
+
+    if record.state == COMPLETE and all(_finite(record.figures.get(o.name)) for o in objectives):
+        frozen = optuna.trial.Trial(study, trial._trial_id)
+        set_constraints(frozen, _named(record.constraints))
+        study.tell(frozen, [float(record.figures[o.name]) for o in objectives])  # type: ignore[arg-type]
+        return COMPLETE
+    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return FAILED
