@@ -104,22 +104,37 @@ class StageCache:
                     {**meta, "kind": kind, "key": key, "stored": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, default=str
                 )
             )
-            if (folder / META).is_file():
-                # Another process (a parallel tune trial) published the same key first. The key names
-                # the same work, so its entry stands: replacing it could pull files from under a reader.
-                shutil.rmtree(scratch, ignore_errors=True)
-            else:
-                if (
-                    folder.exists()
-                ):  # a left-over without meta.json: an interrupted writer from before publishing was atomic
-                    shutil.rmtree(folder, ignore_errors=True)
-                os.rename(scratch, folder)  # atomic; fails if a concurrent writer won the race, handled below
+            self._publish(scratch, folder)
         except OSError:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
             return self.lookup(kind, key)
         self.evict()
         return self.lookup(kind, key)
+
+    @staticmethod
+    def _publish(scratch: Path, folder: Path) -> None:
+        """Rename the finished scratch folder into place: atomic, and the first writer of a key wins.
+
+        Another process (a parallel tune trial) that published the same key first keeps its entry: the
+        key names the same work, and replacing it could pull files from under a reader. Only a left-over
+        without meta.json (a writer interrupted before publishing was atomic) is set aside first; a
+        published entry is never deleted here, so a concurrent writer's hit stays valid.
+        """
+        if (folder / META).is_file():
+            shutil.rmtree(scratch, ignore_errors=True)
+            return
+        try:
+            os.rename(scratch, folder)  # fails when the folder exists and is not empty
+            return
+        except OSError:
+            if (folder / META).is_file():  # a concurrent writer won the race
+                shutil.rmtree(scratch, ignore_errors=True)
+                return
+        aside = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.left-over."))
+        os.rename(folder, aside / "entry")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(scratch, folder)  # may lose to a concurrent writer again: the caller looks the key up
 
     def entries(self) -> list[tuple[Path, int, float]]:
         """(folder, bytes, last used) of every complete entry."""

@@ -376,3 +376,16 @@ def test_a_trial_recorded_before_the_interruption_is_told_not_built_again(tmp_pa
     again = open_study(tmp_path, objectives, seed=0, trials=4, create=False).trials
     assert [t.state for t in again] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
     assert again[0].values == [93.3, 8416.0] and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+
+
+def test_a_left_over_entry_without_its_meta_file_is_replaced_not_reused(tmp_path: Path) -> None:
+    """A writer interrupted before publishing was atomic left a folder without meta.json: it is no entry."""
+    cache = StageCache(tmp_path, limit_bytes=10**9)
+    left_over = tmp_path / "kind" / "k"
+    left_over.mkdir(parents=True)
+    (left_over / "file").write_text("half written")
+    assert cache.lookup("kind", "k") is None
+
+    hit = cache.store("kind", "k", lambda folder: (folder / "file").write_text("whole"), {"by": "new"})
+    assert hit is not None and hit.file("file").read_text() == "whole" and hit.meta["by"] == "new"
+    assert [p.name for p in (tmp_path / "kind").iterdir()] == ["k"]  # nothing set aside is left behind
