@@ -10,8 +10,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgecompress"
-#: the longest function allowed, in lines (signature and docstring included)
-MAX_FUNCTION_LINES = 60
+#: the longest function allowed, in lines (signature, decorators and docstring included): under 60
+MAX_FUNCTION_LINES = 59
 
 
 def _modules() -> dict[str, Path]:

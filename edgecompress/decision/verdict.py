@@ -48,23 +48,7 @@ def decide(
     seed_reports: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The verdict document stored as report.json's `verdict` (docs/report-schema.md)."""
-    head = {
-        "version": VERDICT_VERSION,
-        "rules": rules.model_dump(mode="json"),
-        "rules_text": rules.describe(),
-        "rules_source": source or f"profile {report['profile'].get('name')}",
-        "statistics": {
-            "alpha": rules.alpha,
-            "bootstrap": {
-                "confidence": stats.CONFIDENCE,
-                "resamples": stats.RESAMPLES,
-                "seed": stats.SEED,
-                "method": "percentile",
-            },
-            "accuracy_test": "McNemar exact (paired, same images)",
-            "impact_rule": "welch over seeds" if seed_reports else "sigma",
-        },
-    }
+    head = _head(report, rules, source, seed_reports)
     if not report.get("measurements"):
         return {
             **head,
@@ -102,6 +86,29 @@ def decide(
 
 
 # ---------------------------------------------------------------------------- one target
+
+
+def _head(
+    report: dict[str, Any], rules: Acceptance, source: str, seed_reports: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """What every verdict states first: the rules, where they came from, and the statistics they were judged with."""
+    return {
+        "version": VERDICT_VERSION,
+        "rules": rules.model_dump(mode="json"),
+        "rules_text": rules.describe(),
+        "rules_source": source or f"profile {report['profile'].get('name')}",
+        "statistics": {
+            "alpha": rules.alpha,
+            "bootstrap": {
+                "confidence": stats.CONFIDENCE,
+                "resamples": stats.RESAMPLES,
+                "seed": stats.SEED,
+                "method": "percentile",
+            },
+            "accuracy_test": "McNemar exact (paired, same images)",
+            "impact_rule": "welch over seeds" if seed_reports else "sigma",
+        },
+    }
 
 
 def _target_verdict(
