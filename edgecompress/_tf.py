@@ -51,7 +51,7 @@ class TerminalStream:
         self.fd = fd
 
     def _stream(self):  # noqa: ANN202
-        return sys.stderr if self.fd == 2 else sys.stdout
+        return real_stream(sys.stderr if self.fd == 2 else sys.stdout, self.fd)
 
     def write(self, text: str) -> int:
         saved = _SILENCED.get(self.fd)
@@ -75,6 +75,32 @@ class TerminalStream:
     @property
     def encoding(self) -> str:
         return getattr(self._stream(), "encoding", "utf-8")
+
+
+def real_stream(stream: object, fd: int):  # noqa: ANN201 - a text stream
+    """The stream under any proxy that prints through a console, never None.
+
+    While a rich live display (a progress bar) runs on a terminal it replaces sys.stdout and
+    sys.stderr with proxies that print through *its* console. The console's own file is a
+    TerminalStream: were it to write to the proxy, the proxy would print through the console,
+    which writes to the proxy again, for ever (a deploy typed into a terminal hung at its first
+    progress bar). So the console always writes below the proxy. A closed stream (`2>&-`, where
+    Python sets sys.stderr to None) becomes /dev/null: output is lost, the run is not.
+    """
+    while hasattr(stream, "rich_proxied_file"):
+        stream = stream.rich_proxied_file  # type: ignore[attr-defined]
+    if stream is None:
+        return _devnull()
+    return stream
+
+
+_DEVNULL: list[object] = []
+
+
+def _devnull():  # noqa: ANN202
+    if not _DEVNULL:
+        _DEVNULL.append(open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - lives as long as the process
+    return _DEVNULL[0]
 
 
 def _has_fileno(stream: object) -> bool:
