@@ -88,7 +88,7 @@ def real_stream(stream: object, fd: int):  # noqa: ANN201 - a text stream
     Python sets sys.stderr to None) becomes /dev/null: output is lost, the run is not.
     """
     while hasattr(stream, "rich_proxied_file"):
-        stream = stream.rich_proxied_file  # type: ignore[attr-defined]
+        stream = stream.rich_proxied_file
     if stream is None:
         return _devnull()
     return stream
