@@ -40,7 +40,9 @@ Seed = Annotated[int, typer.Option(help="Seed for data splits and calibration sa
 Scaling = Annotated[
     Optional[str],
     typer.Option(
-        help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: the model's Rescaling layer, else decided by scoring training images at each scaling)."
+        help="Input scaling the model expects: 0-1, 0-255 or -1-1 for pixels, none for values as stored (default: "
+        "the model's Rescaling layer, else decided by scoring training samples at each scaling; data that is not "
+        "pixels is taken as stored)."
     ),
 ]
 Resize = Annotated[
@@ -94,6 +96,8 @@ def deploy(
     profile: Profile = None,
     data: opt.Data = D("data"),
     classes: opt.Classes = None,
+    task: opt.Task = D("task"),
+    distill: opt.Distill = D("distill"),
     target: Target = D("targets"),
     output: Output = Path(D("output")),
     seed: Seed = D("seed"),
@@ -130,6 +134,9 @@ def deploy(
     prefer: Optional[str] = rule_options.PREFER,
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
     alpha: Optional[float] = rule_options.ALPHA,
+    max_metric_drop: Optional[float] = rule_options.MAX_METRIC_DROP,
+    min_sqnr_db: Optional[float] = rule_options.MIN_SQNR_DB,
+    min_agreement: Optional[float] = rule_options.MIN_AGREEMENT,
     gate: bool = rule_options.GATE,
     ship: Ship = D("ship"),
     tflm_dir: TflmDir = None,

@@ -18,7 +18,31 @@ D = DeployRequest.default  # every default the aliases name is DeployRequest's o
 ModelFile = Annotated[
     Optional[Path], typer.Argument(help="Keras model file (.h5 or .keras). Not needed with --resume.")
 ]
-Data = Annotated[str, typer.Option("--data", "-d", help="Class-folder directory, .npz file, or sklearn:digits.")]
+Data = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        help="Class folders (images or one-sample .npy files), a folder of unlabelled images, an .npz (x[, y]) or "
+        ".npy file, or sklearn:digits / sklearn:diabetes.",
+    ),
+]
+Task = Annotated[
+    Optional[str],
+    typer.Option(
+        "--task",
+        help="What the model is judged on: classification, regression, anomaly or fidelity (no labels: outputs "
+        "against the fp32 model's). Default: inferred from the labels and the model's outputs, and stated.",
+    ),
+]
+Distill = Annotated[
+    bool,
+    typer.Option(
+        "--distill",
+        help="Fine-tune from the fp32 model's outputs (KL divergence on score vectors, MSE otherwise) even when "
+        "labels exist; without labels this is always how compressed models are fine-tuned.",
+    ),
+]
 Classes = Annotated[
     Optional[str], typer.Option(help="Comma-separated class subset in the model's output order, e.g. cat,dog.")
 ]

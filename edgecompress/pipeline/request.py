@@ -35,6 +35,8 @@ class DeployRequest:
     targets: list[str] = field(default_factory=lambda: ["local"])
     output: str = "runs"
     seed: int = 0
+    task: str | None = None  # classification | regression | anomaly | fidelity (None: inferred from the data and model)
+    distill: bool = False  # fine-tune from the fp32 model's outputs even when labels exist
     scaling: str | None = None  # None: decided from the model, or from data when the model does not say
     resize: bool = False
     max_eval: int | None = 2000
