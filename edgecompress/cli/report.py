@@ -33,6 +33,9 @@ def report(
     prefer: Optional[str] = rule_options.PREFER,
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
     alpha: Optional[float] = rule_options.ALPHA,
+    max_metric_drop: Optional[float] = rule_options.MAX_METRIC_DROP,
+    min_sqnr_db: Optional[float] = rule_options.MIN_SQNR_DB,
+    min_agreement: Optional[float] = rule_options.MIN_AGREEMENT,
     gate: bool = rule_options.GATE,
     seed_runs: list[Path] = typer.Option(
         [],

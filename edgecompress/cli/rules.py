@@ -47,6 +47,22 @@ ALLOW_BASELINE: bool = typer.Option(
 ALPHA: Optional[float] = typer.Option(
     None, "--alpha", help="Significance level of McNemar's and Welch's tests (default 0.05)."
 )
+MAX_METRIC_DROP: Optional[float] = typer.Option(
+    None,
+    "--max-metric-drop",
+    help="Largest loss of the task's figure against the baseline, in its units: accuracy points (classification), "
+    "a rise of the MAE in the targets' units (regression), ROC AUC points (anomaly). Default: the task's.",
+)
+MIN_SQNR_DB: Optional[float] = typer.Option(
+    None,
+    "--min-sqnr-db",
+    help="Lowest SQNR in dB of every output against the baseline's outputs (default: not checked; 20 in fidelity mode).",
+)
+MIN_AGREEMENT: Optional[float] = typer.Option(
+    None,
+    "--min-agreement",
+    help="Lowest top-1 agreement with the baseline on score vectors, 0..1 (default: not checked; 0.95 in fidelity mode).",
+)
 GATE: bool = typer.Option(
     False,
     "--gate",
@@ -66,5 +82,8 @@ def overrides(options: dict[str, Any]) -> dict[str, Any]:
         "--prefer": options.get("prefer"),
         "--allow-baseline": options.get("allow_baseline") or None,
         "--alpha": options.get("alpha"),
+        "--max-metric-drop": options.get("max_metric_drop"),
+        "--min-sqnr-db": options.get("min_sqnr_db"),
+        "--min-agreement": options.get("min_agreement"),
     }
     return {_FIELD[option]: value for option, value in given.items() if value is not None}

@@ -73,7 +73,10 @@ Prior = Annotated[
 Seed = Annotated[int, typer.Option(help="Seed of the first run of every trial (data split, calibration, fine-tuning).")]
 Scaling = Annotated[
     Optional[str],
-    typer.Option(help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: decided as deploy does)."),
+    typer.Option(
+        help="Input scaling the model expects: 0-1, 0-255 or -1-1 for pixels, none for values as stored "
+        "(default: decided as deploy does)."
+    ),
 ]
 Onnx = Annotated[
     bool,
@@ -107,6 +110,7 @@ def tune(
     profile: Profile = None,
     data: opt.Data = D("data"),
     classes: opt.Classes = None,
+    task: opt.Task = D("task"),
     target: Target = D("targets"),
     output: Output = Path(T("output")),
     trials: Trials = T("trials"),
@@ -149,6 +153,9 @@ def tune(
     prefer: Optional[str] = rule_options.PREFER,
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
     alpha: Optional[float] = rule_options.ALPHA,
+    max_metric_drop: Optional[float] = rule_options.MAX_METRIC_DROP,
+    min_sqnr_db: Optional[float] = rule_options.MIN_SQNR_DB,
+    min_agreement: Optional[float] = rule_options.MIN_AGREEMENT,
     gate: bool = rule_options.GATE,
     quiet: opt.Quiet = False,
     json_output: opt.Json = False,
@@ -224,6 +231,7 @@ def request_from_options(options: dict[str, Any]) -> TuneRequest:
         name: options[name]
         for name in (
             "data",
+            "task",
             "seed",
             "scaling",
             "max_eval",

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from edgecompress.decision import statistics as stats
-from edgecompress.decision.checks import RULES_BY_NAME, Check, accuracy_words, impacted_words, judge
+from edgecompress.decision.checks import RULES_BY_NAME, Check, accuracy_words, impacted_words, judge, rules_text
 from edgecompress.decision.evidence import Evidence, gather
 from edgecompress.decision.rules import TIE_BREAK
 from edgecompress.profiles import Acceptance
@@ -95,7 +95,7 @@ def _head(
     return {
         "version": VERDICT_VERSION,
         "rules": rules.model_dump(mode="json"),
-        "rules_text": rules.describe(),
+        "rules_text": rules_text(rules, _task_head(report)["name"], not _labelled(report)),
         "rules_source": source or f"profile {report['profile'].get('name')}",
         "statistics": {
             "alpha": rules.alpha,
@@ -106,9 +106,22 @@ def _head(
                 "method": "percentile",
             },
             "accuracy_test": "McNemar exact (paired, same images)",
+            "task": _task_head(report),
             "impact_rule": "welch over seeds" if seed_reports else "sigma",
         },
     }
+
+
+def _labelled(report: dict[str, Any]) -> bool:
+    return bool((report.get("data") or {}).get("labelled", True))
+
+
+def _task_head(report: dict[str, Any]) -> dict[str, Any]:
+    """The run's task and the paired test its figure is judged with."""
+    from edgecompress.tasks.scoring import task_of
+
+    task = task_of(report)
+    return {"name": task.name, "metric": task.metric.title if task.metric else None, "test": task.test_name or None}
 
 
 def _target_verdict(
@@ -154,9 +167,7 @@ def _reason(winner: str, phrases: list[str], evs: list[Evidence], where: str, n_
     ev = evs[0]
     parts = [f"{winner} passes every rule on {where}"]
     parts.append("the only artifact that does" if n_passing == 1 else "; ".join(phrases))
-    drop = ev.accuracy_drop_points
-    if drop is not None:
-        parts.append(f"accuracy {-drop:+.2f} pt against the baseline ({accuracy_words(ev)})")
+    parts += _task_phrases(ev)
     if ev.speed is not None:
         parts.append(ev.speed.words)
     if ev.row.get("smaller_x_file"):
@@ -164,6 +175,29 @@ def _reason(winner: str, phrases: list[str], evs: list[Evidence], where: str, n_
     if ev.macs and ev.macs.get("theoretical_speedup_x"):
         parts.append(f"theoretical speed-up {ev.macs['theoretical_speedup_x']:.2f}x from MACs")
     return "; ".join(parts) + "."
+
+
+def _task_phrases(ev: Evidence) -> list[str]:
+    """The task's figure against the baseline's, and (outside classification) the outputs' fidelity."""
+    from edgecompress.tasks import task_named
+
+    metric = task_named(ev.task).metric
+    phrases = []
+    if ev.task == "classification" and ev.accuracy_drop_points is not None:
+        phrases.append(f"accuracy {-ev.accuracy_drop_points:+.2f} pt against the baseline ({accuracy_words(ev)})")
+    elif metric is not None and ev.metric is not None and ev.metric_drop is not None:
+        unit = f" {metric.change_unit}" if metric.change_unit else ""
+        delta = metric.delta(ev.baseline_metric, ev.metric)
+        phrases.append(
+            f"{metric.title} {ev.metric:.4g} ({delta:+.4g}{unit} against the baseline; {accuracy_words(ev)})"
+        )
+    if ev.task != "classification" and ev.fidelity.get("sqnr_db") is not None:
+        agreement = ev.fidelity.get("agreement")
+        phrases.append(
+            f"SQNR {ev.fidelity['sqnr_db']:.1f} dB"
+            + (f", top-1 agreement {agreement:.2%}" if agreement is not None else "")
+        )
+    return phrases
 
 
 # ---------------------------------------------------------------------------- the fleet
@@ -260,9 +294,25 @@ def _point(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence],
         medians = [ev.latency.get("median") for ev in evs]
         known = [float(m) for m in medians if m is not None]
         return max(known) if len(known) == len(medians) else math.inf
-    accuracies = [ev.accuracy for ev in evs]
+    accuracies = [_goodness(ev) for ev in evs]
     measured = [float(a) for a in accuracies if a is not None]
     return -min(measured) if len(measured) == len(accuracies) else math.inf
+
+
+def _goodness(ev: Evidence) -> float | None:
+    """The task's figure with higher = better: accuracy, ROC AUC, minus the MAE, or the SQNR without labels."""
+    from edgecompress.tasks import task_named
+
+    if ev.task == "classification":
+        return ev.accuracy
+    metric = task_named(ev.task).metric
+    if metric is None or ev.judged_on_outputs:
+        if ev.fidelity.get("identical"):
+            return math.inf
+        return ev.fidelity.get("sqnr_db")
+    if ev.metric is None:
+        return None
+    return ev.metric if metric.higher_is_better else -ev.metric
 
 
 def better(criterion: str, a: str, b: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> bool:
@@ -287,6 +337,8 @@ def _latency_order(a: Evidence, b: Evidence) -> int:
 
 def _accuracy_order(a: Evidence, b: Evidence) -> int:
     """+1 when a is more accurate beyond noise (McNemar on the same images), -1 when less, 0 otherwise."""
+    if a.task != "classification":
+        return _metric_order(a, b)
     if a.correct is not None and b.correct is not None and len(a.correct) == len(b.correct):
         test = stats.mcnemar_exact(b.correct, a.correct, alpha=a.paired.alpha if a.paired else stats.ALPHA)
         if not test.significant:
@@ -295,6 +347,33 @@ def _accuracy_order(a: Evidence, b: Evidence) -> int:
     if a.accuracy is None or b.accuracy is None or a.accuracy == b.accuracy:
         return 0
     return 1 if a.accuracy > b.accuracy else -1
+
+
+#: SQNRs closer than this are not told apart (fidelity mode has no paired test)
+SQNR_TIE_DB = 1.0
+
+
+def _metric_order(a: Evidence, b: Evidence) -> int:
+    """The task's paired test between two candidates on the same samples (SQNR within 1 dB ties without labels)."""
+    from edgecompress.tasks import task_named
+
+    task = task_named(a.task)
+    if task.pair is not None and a.scored is not None and b.scored is not None and not a.judged_on_outputs:
+        alpha = a.metric_test.alpha if a.metric_test is not None else stats.ALPHA
+        test = task.pair(b.scored, a.scored, _truth_of(a), alpha)
+        if test is None or not test.significant:
+            return 0
+        better_is_up = task.metric is not None and task.metric.higher_is_better
+        return 1 if (test.change > 0) == better_is_up else -1
+    ga, gb = _goodness(a), _goodness(b)
+    if ga is None or gb is None or (math.isfinite(ga) and math.isfinite(gb) and abs(ga - gb) < SQNR_TIE_DB):
+        return 0
+    return 1 if ga > gb else -1
+
+
+def _truth_of(ev: Evidence) -> Any:
+    """The eval labels a paired anomaly test resamples by."""
+    return ev.truth
 
 
 def _comparison(name: str, winner: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> str:
@@ -317,11 +396,25 @@ def _figure(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence]
             if evidence[(name, t)].latency.get("median") is not None
         ]
         return "median " + ", ".join(shown)
+    if ev.task != "classification":
+        return _task_figure(name, evidence, targets)
     return "accuracy " + ", ".join(
         f"{100 * (evidence[(name, t)].accuracy or 0.0):.2f}%"
         for t in targets
         if evidence[(name, t)].accuracy is not None
     )
+
+
+def _task_figure(name: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> str:
+    from edgecompress.tasks import task_named
+
+    evs = [evidence[(name, t)] for t in targets]
+    metric = task_named(evs[0].task).metric
+    if metric is None or evs[0].judged_on_outputs:
+        return "SQNR " + ", ".join(
+            "identical" if e.fidelity.get("identical") else f"{e.fidelity.get('sqnr_db') or 0.0:.1f} dB" for e in evs
+        )
+    return f"{metric.title} " + ", ".join(f"{e.metric:.4g}" for e in evs if e.metric is not None)
 
 
 # ---------------------------------------------------------------------------- nothing passes

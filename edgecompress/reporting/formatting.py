@@ -77,6 +77,21 @@ def number(value: float | None) -> str:
     return DASH if value is None else f"{value:.1f}"
 
 
+def figure(value: float | None) -> str:
+    """A task's figure in its own units (an MAE, a ROC AUC, R²): four significant digits."""
+    return DASH if value is None else f"{value:.4g}"
+
+
+def signed_figure(value: float | None) -> str:
+    """A change of a task's figure in its own units, always signed."""
+    return DASH if value is None else f"{value:+.4g}"
+
+
+def decibels(value: float | None) -> str:
+    """A signal-to-noise ratio."""
+    return DASH if value is None else f"{value:.1f} dB"
+
+
 def yes_no(value: bool | None) -> str:
     return DASH if value is None else ("yes" if value else "no")
 

@@ -7,13 +7,15 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from edgecompress.reporting.headline import HEADLINE_COLUMNS
+from edgecompress.reporting.headline import headline_columns
 
 
 def render_summary(report: dict[str, Any]) -> Table:
     """One row per artifact and target. Every cell is plain text: a path or an artifact name
     that looks like console markup is shown as written."""
-    columns = [c for c in HEADLINE_COLUMNS if c.terminal]
+    from edgecompress.tasks.scoring import task_of
+
+    columns = [c for c in headline_columns(task_of(report)) if c.terminal]
     title = Text(f"{report['model']['path']} on {report['profile']['name']}  (baseline: {report['baseline']})")
     table = Table(title=title)
     for column in columns:
