@@ -27,15 +27,25 @@ _SAVE_HINT = "Save it with numpy.savez(path, x=..., y=...) using plain numeric a
 
 
 def memory_ceiling() -> int:
-    """Bytes one data file may occupy once loaded: half of what the machine has available."""
+    """Bytes one data file may occupy once loaded: half of what the machine (or this process's
+    address-space limit, when one is set) has available."""
+    available = DEFAULT_CEILING
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
                 if line.startswith("MemAvailable:"):
-                    return int(int(line.split()[1]) * 1024 * MEMORY_SHARE)
+                    available = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return DEFAULT_CEILING
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            available = min(available, soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    return int(available * MEMORY_SHARE)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:

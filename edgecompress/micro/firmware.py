@@ -137,7 +137,9 @@ def _tensor_fields(prefix: str, tensor: TensorIo) -> dict[str, str]:
 
 
 def _c_float(value: float) -> str:
-    return f"{float(np.float32(value)):.9g}f"
+    """A C float literal: '0.5f', '1e-05f', and '0.0f' (a bare '0f' is no literal at all)."""
+    text = f"{float(np.float32(value)):.9g}"
+    return f"{text if any(c in text for c in '.en') else text + '.0'}f"
 
 
 def _byte_array(data: bytes, per_line: int = 16) -> str:

@@ -91,6 +91,8 @@ class DeployRequest:
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v not in (None, False)}
         if "targets" in fields:
             fields["targets"] = [str(t) for t in fields["targets"]]
+        if isinstance(fields.get("data"), Path):
+            fields["data"] = str(fields["data"])
         return cls(model=str(model), profile=str(profile), target_options=options, **fields)
 
     def with_absolute_paths(self, cwd: Path | None = None) -> DeployRequest:

@@ -1,0 +1,179 @@
+"""Deploying models that are not labelled image classifiers, end to end, on this machine and over SSH.
+
+Each run is judged by its task's own figure, computed on the host from the raw outputs the
+board sent back, and each test checks that figure against one computed here independently
+(scikit-learn on the Keras model's outputs) and the verdict the data implies.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sshd import SshServer
+from task_models import TaskCase, autoencoder, detector, diabetes, gestures  # noqa: F401 - session fixtures
+
+import edgecompress
+from edgecompress.cli import main
+
+FAST = {"warmup": 2, "runs": 5, "max_eval": 300}
+#: the fp32 baseline and the profile's int8 model: the task's figures without fine-tuning
+NO_TRAINING = {**FAST, "recipe": "ptq-int8"}
+
+
+def rows_of(report: dict) -> dict[str, dict]:
+    return {row["artifact"]: row for row in report["comparison"]}
+
+
+def keras_outputs(model: Path, run_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The Keras model's outputs on the run's own evaluation samples, computed here."""
+    from edgecompress.evaluation import keras_scores
+    from edgecompress.model_io import load_model
+
+    with np.load(run_dir / "eval.npz") as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    return keras_scores(load_model(model).model, arrays["x"]), arrays
+
+
+@pytest.mark.slow
+def test_a_conv1d_gesture_classifier_on_imu_windows_keeps_its_accuracy_in_int8(
+    gestures: TaskCase,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    result = edgecompress.deploy(gestures.model, "rpi4", data=gestures.data, output=tmp_path, **NO_TRAINING)
+
+    report = result.report
+    assert report["task"]["name"] == "classification" and report["data"]["scaling"] == "none"
+    rows = rows_of(report)
+    outputs, saved = keras_outputs(gestures.model, result.run_dir)
+    keras_accuracy = float(np.mean(outputs.argmax(axis=1) == saved["y"]))
+    assert rows["baseline-fp32"]["accuracy"] == pytest.approx(keras_accuracy, abs=1e-6) and keras_accuracy > 0.9
+    assert abs(rows["ptq-int8"]["accuracy_delta_points"]) <= 1.0
+    assert report["verdict"]["recommended"] == "ptq-int8"
+
+
+@pytest.mark.slow
+def test_a_regression_on_the_diabetes_data_is_judged_by_its_mae(
+    diabetes: TaskCase,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = edgecompress.deploy(diabetes.model, "rpi4", data=diabetes.data, output=tmp_path, **NO_TRAINING)
+
+    report = result.report
+    assert report["task"]["name"] == "regression" and report["task"]["decided_by"] == "data"
+    rows = rows_of(report)
+    outputs, saved = keras_outputs(diabetes.model, result.run_dir)
+    keras_mae = float(np.mean(np.abs(outputs - saved["targets"])))
+    assert rows["baseline-fp32"]["metric"] == pytest.approx(keras_mae, rel=1e-4)
+    assert rows["ptq-int8"]["r2"] > 0.3
+    check = next(
+        c for c in report["verdict"]["targets"][0]["artifacts"][1]["checks"] if c["rule"] == "metric_drop"
+    )  # the int8 model's MAE rise against 5% of the baseline's MAE
+    assert check["limit"] == pytest.approx(0.05 * rows["baseline-fp32"]["metric"], rel=1e-3)
+    assert check["passed"] == (rows["ptq-int8"]["metric_delta"] <= check["limit"]) and "Wilcoxon" in check["text"]
+    assert report["verdict"]["recommended"] == ("ptq-int8" if check["passed"] else None)
+    markdown = (result.run_dir / "report.md").read_text()
+    assert "## Regression figures" in markdown and "Per-class" not in markdown and "| MAE |" in markdown
+
+    capsys.readouterr()
+    assert main(["compare", str(result.run_dir), "--json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert {row["artifact"]: row["metric"] for row in run["rows"]} == {
+        name: row["metric"] for name, row in rows.items()
+    }
+
+
+@pytest.mark.slow
+def test_an_autoencoder_of_digits_is_judged_by_the_roc_auc_of_its_reconstruction_errors(
+    autoencoder: TaskCase,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    result = edgecompress.deploy(autoencoder.model, "rpi4", data=autoencoder.data, output=tmp_path, **NO_TRAINING)
+
+    report = result.report
+    assert report["task"]["name"] == "anomaly" and "training samples are all normal" in report["task"]["reason"]
+    rows = rows_of(report)
+    outputs, saved = keras_outputs(autoencoder.model, result.run_dir)
+    errors = np.mean((outputs - saved["x"].reshape(len(outputs), -1)) ** 2, axis=1)
+    keras_auc = roc_auc_score(saved["targets"], errors)
+    assert rows["baseline-fp32"]["metric"] == pytest.approx(keras_auc, abs=1e-4) and keras_auc > 0.85
+    int8 = report["verdict"]["targets"][0]["artifacts"][1]
+    assert int8["evidence"]["metric_test"]["test"] == "paired-bootstrap"
+    assert report["verdict"]["recommended"] == ("ptq-int8" if int8["passed"] else None)
+    assert abs(rows["ptq-int8"]["metric_delta"]) <= 1.0 and int8["passed"]
+    assert "per_class" not in report or not report["per_class"]
+
+
+@pytest.mark.slow
+def test_a_two_output_model_from_unlabelled_images_is_compressed_by_distillation_and_judged_by_fidelity(
+    detector: TaskCase,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = edgecompress.deploy(detector.model, "rpi4", data=detector.data, output=tmp_path, finetune_steps=20, **FAST)
+
+    report = result.report
+    assert report["task"]["name"] == "fidelity" and not report["data"]["labelled"]
+    training = json.loads((result.run_dir / "training.json").read_text())
+    assert training["loss"].startswith("distillation from the fp32 model: ")
+    assert "KL divergence on its softmax scores" in training["loss"]
+    assert all(a["trained_with"] == training["loss"] for a in report["artifacts"] if a["name"].startswith("cqat"))
+    rows = rows_of(report)
+    fidelity = {m["artifact"]: m["fidelity"] for m in report["measurements"]}
+    assert [o["output"] for o in fidelity["ptq-int8"]["outputs"]] == ["scores", "boxes"]
+    assert rows["ptq-int8"]["sqnr_db"] > 20 and rows["ptq-int8"]["agreement"] >= 0.95
+    assert report["verdict"]["recommended"] is not None
+
+    # the same measurements judged under a far stricter SQNR rule: nothing can pass, and the gate says so
+    code = main(["report", str(result.run_dir), "--gate", "--min-sqnr-db", "80"])
+    assert code == 10 and "SQNR" in capsys.readouterr().err
+
+
+def test_a_task_that_does_not_fit_the_model_stops_before_any_run_folder(
+    tiny_h5: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).random((20, 8, 8, 1)), y=np.linspace(0, 3, 20))
+
+    code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--data", str(tmp_path / "d.npz"), "--task", "anomaly"])
+
+    error = capsys.readouterr().err
+    assert code == 2 and "--task anomaly does not fit" in error and "Traceback" not in error
+    assert not (Path.cwd() / "runs").exists() or not any("tiny" in p.name for p in (Path.cwd() / "runs").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+@pytest.mark.parametrize("case", ["diabetes", "detector"])
+def test_regression_and_fidelity_over_ssh_fetch_the_raw_outputs_from_the_board(
+    case: str, sshd: SshServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    task_case: TaskCase = request.getfixturevalue(case)
+    known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
+    board = sshd.url(python=sys.executable, remote_dir=str(tmp_path / "board"))
+
+    result = edgecompress.deploy(
+        task_case.model,
+        "rpi4",
+        data=task_case.data,
+        target=board,
+        output=tmp_path / "runs",
+        identity=sshd.user_key,
+        known_hosts=known_hosts,
+        **NO_TRAINING,
+    )
+
+    report = result.report
+    (measured,) = {m["target"] for m in report["measurements"]}
+    assert measured != "local" and all(m["outputs_file"] for m in report["measurements"])
+    outputs, _ = keras_outputs(task_case.model, result.run_dir)
+    board_outputs = np.load(result.run_dir / report["measurements"][0]["outputs_file"])
+    np.testing.assert_allclose(board_outputs, outputs, rtol=1e-4, atol=1e-4)  # the fp32 baseline, on the board
+    row = rows_of(report)["ptq-int8"]
+    assert row["sqnr_db"] > 20 and (row.get("metric") is not None) == (case == "diabetes")
+    assert report["verdict"]["recommended"] == "ptq-int8"
