@@ -150,6 +150,8 @@ def _run(
     if show is not None:
         show(prepared.plan.table())
         show(f"Input scaling: {prepared.scaling.scaling} ({prepared.scaling.reason})")
+        decision = prepared.dataset.task_decision or {}
+        show(f"Task: {prepared.dataset.task} ({decision.get('reason', '')})")
     if dry_run:
         prepared.close()
         return DeployResult(
@@ -158,6 +160,7 @@ def _run(
                 "plan": prepared.plan.to_dict(),
                 "significance": prepared.significance.to_dict(),
                 "scaling": prepared.scaling.to_dict(),
+                "task": prepared.dataset.task_decision,
             },
         )
     if reopen is not None:
