@@ -108,6 +108,11 @@ def test_an_autoencoder_of_digits_is_judged_by_the_roc_auc_of_its_reconstruction
     assert report["verdict"]["recommended"] == ("ptq-int8" if int8["passed"] else None)
     assert abs(rows["ptq-int8"]["metric_delta"]) <= 1.0 and int8["passed"]
     assert "per_class" not in report or not report["per_class"]
+    spec = json.loads((result.run_dir / "ship" / "input.json").read_text())
+    low, high = spec["float_range"]
+    assert spec["task"] == "anomaly" and spec["scaling"] == "none" and spec["class_order"] == []
+    assert low == pytest.approx(float(saved["x"].min()), abs=1e-6) and high <= 1.0
+    assert (result.run_dir / "ship" / "labels.txt").read_text() == ""
 
 
 @pytest.mark.slow
@@ -126,11 +131,17 @@ def test_a_two_output_model_from_unlabelled_images_is_compressed_by_distillation
     assert all(a["trained_with"] == training["loss"] for a in report["artifacts"] if a["name"].startswith("cqat"))
     rows = rows_of(report)
     fidelity = {m["artifact"]: m["fidelity"] for m in report["measurements"]}
-    assert [o["output"] for o in fidelity["ptq-int8"]["outputs"]] == ["scores", "boxes"]
-    assert rows["ptq-int8"]["sqnr_db"] > 20 and rows["ptq-int8"]["agreement"] >= 0.95
-    assert report["verdict"]["recommended"] is not None
+    scores, boxes = fidelity["ptq-int8"]["outputs"]
+    assert (scores["output"], boxes["output"]) == ("scores", "boxes")
+    assert scores["sqnr_db"] > 40 and scores["agreement"] == 1.0 and "agreement" not in boxes
+    assert rows["ptq-int8"]["sqnr_db"] == min(scores["sqnr_db"], boxes["sqnr_db"])
+    candidates = [name for name in rows if name != "baseline-fp32"]
+    implied = [name for name in candidates if rows[name]["sqnr_db"] >= 20 and rows[name]["agreement"] >= 0.95]
+    assert (report["verdict"]["recommended"] is None) == (not implied)
 
-    # the same measurements judged under a far stricter SQNR rule: nothing can pass, and the gate says so
+    # the same measurements judged again: every SQNR clears 10 dB, none reaches 80 dB
+    assert all(rows[name]["sqnr_db"] > 10 for name in candidates)
+    assert main(["report", str(result.run_dir), "--gate", "--min-sqnr-db", "10"]) == 0
     code = main(["report", str(result.run_dir), "--gate", "--min-sqnr-db", "80"])
     assert code == 10 and "SQNR" in capsys.readouterr().err
 

@@ -215,6 +215,26 @@ def test_each_task_declares_how_it_is_judged() -> None:
     assert "Unknown task" in error_of(task_named, "segmentation").problem
 
 
+def test_a_model_with_several_inputs_is_refused_in_one_paragraph(tmp_path: Path) -> None:
+    from edgecompress._tf import keras
+    from edgecompress.errors import ModelError
+    from edgecompress.model_io import load_model
+
+    k = keras()
+    a, b = k.Input((4,), name="accel"), k.Input((4,), name="gyro")
+    k.Model([a, b], k.layers.Dense(2)(k.layers.Concatenate()([a, b]))).save(tmp_path / "two_inputs.h5")
+
+    with pytest.raises(ModelError) as caught:
+        load_model(tmp_path / "two_inputs.h5")
+
+    assert "takes 2 inputs (accel, gyro)" in caught.value.problem and "concatenate" in caught.value.fix
+    np.savez(tmp_path / "d.npz", x0=np.zeros((4, 4)), x1=np.zeros((4, 4)))
+    assert (
+        "one per input of a model with several inputs"
+        in error_of(load_dataset, tmp_path / "d.npz", model=REGRESSOR).problem
+    )
+
+
 # --- layer significance on any input --------------------------------------------------------
 
 

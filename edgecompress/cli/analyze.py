@@ -23,7 +23,9 @@ def analyze(
     discard: float = typer.Option(0.1, help="TwoNN: fraction of the largest r2/r1 ratios left out of the fit."),
     seed: int = typer.Option(0),
     scaling: Optional[str] = typer.Option(
-        None, help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: the model's, else 0-1)."
+        None,
+        help="Input scaling the model expects: 0-1, 0-255 or -1-1 for pixels, none for values as stored "
+        "(default: the model's, else 0-1 for pixels and none for other data).",
     ),
     resize: bool = typer.Option(False, "--resize"),
     output: Path = typer.Option(
@@ -36,17 +38,22 @@ def analyze(
     from edgecompress._tf import quiet_native_output
     from edgecompress.analysis import analyze_model, render_table
     from edgecompress.data import load_dataset
+    from edgecompress.data.scaling import rescaled
     from edgecompress.model_io import load_model
 
     loaded = load_model(model, for_export=False)  # analysis exports nothing: a recurrent model is fine here
-    dataset = load_dataset(
+    wanted = split_classes(classes)
+    dataset = load_dataset(  # activations need no labels: any data the model takes will do
         data,
-        input_shape=loaded.input_shape,
-        scaling=scaling or loaded.scaling or "0-1",
+        model=loaded.facts,
+        task=None if wanted else "fidelity",
+        scaling=scaling,
         seed=seed,
         resize=resize,
-        classes=split_classes(classes),
+        classes=wanted,
     )
+    if scaling is None and loaded.scaling is not None and dataset.pixel_factor is not None:
+        dataset = rescaled(dataset, loaded.scaling)
     say(
         f"{method} on {min(samples, len(dataset.x_train))} samples of {dataset.source}, {len(loaded.model.layers)} layers"
     )

@@ -229,7 +229,7 @@ TASKS: dict[str, Task] = {
             Column("metric", "MAE", "figure", "mean absolute error over every output, from the device's outputs"),
             Column("metric_delta", "Δ MAE", "signed", "MAE change against the baseline, in the targets' units", False),
             Column("rmse", "RMSE", "figure", "root mean squared error, averaged over outputs", terminal=False),
-            Column("r2", "R²", "figure", "coefficient of determination, averaged over outputs"),
+            Column("r2", "R²", "figure", "coefficient of determination, averaged over outputs", terminal=False),
             *FIDELITY_COLUMNS,
         ),
         extra_figures=("rmse", "r2"),
@@ -256,7 +256,13 @@ TASKS: dict[str, Task] = {
             Column(
                 "metric_delta", "Δ AUC", "points", "ROC AUC change against the baseline, in points (0.01 = 1 pt)", True
             ),
-            Column("pauc", "pAUC", "figure", "partial ROC AUC up to a false-positive rate of 0.1 (scikit-learn's)"),
+            Column(
+                "pauc",
+                "pAUC",
+                "figure",
+                "partial ROC AUC up to a false-positive rate of 0.1 (scikit-learn's)",
+                terminal=False,
+            ),
             *FIDELITY_COLUMNS,
         ),
         extra_figures=("pauc",),
