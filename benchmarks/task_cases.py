@@ -64,7 +64,14 @@ def diabetes(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     k = _keras(seed)
     data = load_diabetes()
     x, y = data.data.astype(np.float32), data.target.astype(np.float32)
-    model = k.Sequential([k.Input((10,)), k.layers.Dense(32, activation="relu"), k.layers.Dense(1)])
+    model = k.Sequential(
+        [
+            k.Input((10,)),
+            k.layers.Dense(32, activation="relu"),
+            k.layers.Dense(32, activation="relu"),
+            k.layers.Dense(1),
+        ]
+    )
     model.compile(k.optimizers.Adam(0.05), "mse")
     model.fit(x, y, epochs=120, batch_size=32, verbose=0)
     model.save(folder / "diabetes.h5")

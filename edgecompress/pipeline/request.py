@@ -65,6 +65,12 @@ class DeployRequest:
     run_name: str | None = None  # the run folder's name (None: time stamp, model and profile)
     model_sha256: str | None = None  # recorded when the run starts; a resume refuses a changed model
 
+    def __post_init__(self) -> None:
+        from edgecompress.tasks import TASK_NAMES
+
+        if self.task is not None and self.task not in TASK_NAMES:  # refused before a model is loaded
+            raise EdgeCompressError(f"Unknown task {self.task!r}.", f"Use --task {' | '.join(TASK_NAMES)}.")
+
     @classmethod
     def default(cls, name: str) -> Any:
         """The default of field `name`: what the CLI shows and uses when an option is left out."""

@@ -117,6 +117,13 @@ class RunFiles:
             self.note(f"{LAYOUT.eval} is unreadable ({error}); no disagreement analysis")
             return None
 
+    @cached_property
+    def _eval_n(self) -> int:
+        """Samples in eval.npz, from the header of x (its data is not read)."""
+        from edgecompress.data.arrays import npz_shapes
+
+        return int(npz_shapes(self.path / LAYOUT.eval)["x"][0])
+
     def eval_labels(self) -> tuple[np.ndarray, list[str]] | None:
         """A classifier's labels and class names (None for an eval set of another task)."""
         if self._eval is None or "y" not in self._eval.files:
@@ -160,7 +167,7 @@ class RunFiles:
                 found = np.load(file, allow_pickle=False)
             except (OSError, ValueError) as error:
                 self.note(f"{name} is unreadable ({error}); its task figures are left out")
-            n = len(self._eval["x"]) if self._eval is not None else (len(found) if found is not None else 0)
+            n = self._eval_n if self._eval is not None else (len(found) if found is not None else 0)
             problem = problem_of(found, n, facts) if found is not None else None
             if problem:
                 self.note(f"{name}: {problem}; its task figures are left out")

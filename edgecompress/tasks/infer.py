@@ -51,7 +51,12 @@ class LabelFacts:
         if self.given == "classes":
             return "class labels"
         kind = "whole numbers" if self.integral else "non-integer numbers"
-        shape = "one per sample" if not self.sample_shape else f"{list(self.sample_shape)} per sample"
+        shape = (
+            "one per sample"
+            if not self.sample_shape
+            else f"{self.size} per sample"
+            + (f" (shape {list(self.sample_shape)})" if len(self.sample_shape) > 1 else "")
+        )
         shown = (
             f" from {self.minimum:g} to {self.maximum:g}"
             if self.minimum is not None and self.maximum is not None

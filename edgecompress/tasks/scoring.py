@@ -103,4 +103,5 @@ def truth_from_eval(archive: Any, task: Task) -> Truth:
     elif task.labels in ("targets", "binary") and "targets" in files:
         targets = np.asarray(archive["targets"])
     names = [str(c) for c in np.asarray(archive["class_names"]).reshape(-1)] if "class_names" in files else []
-    return Truth(targets, np.asarray(archive["x"]), names)
+    inputs = np.asarray(archive["x"]) if task.labels == "binary" else None  # an autoencoder is scored against them
+    return Truth(targets, inputs, names)

@@ -34,10 +34,9 @@ def _reference(ctx: RunContext) -> dict[str, Any]:
     prepared = ctx.prepared
     task = task_named(prepared.dataset.task)
     with np.load(ensure_eval_npz(ctx), allow_pickle=False) as archive:
-        truth = truth_from_eval(archive, task)
-    assert truth.inputs is not None
-    same = len(truth.inputs) == len(prepared.dataset.x_test)
-    outputs = prepared.reference_scores if same else keras_scores(prepared.loaded.model, truth.inputs)
+        truth, x = truth_from_eval(archive, task), np.asarray(archive["x"])
+    same = len(x) == len(prepared.dataset.x_test)
+    outputs = prepared.reference_scores if same else keras_scores(prepared.loaded.model, x)
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(outputs, dtype=np.float32), allow_pickle=False)
     write_atomically(ctx.folder.sub(LAYOUT.reference_outputs), buffer.getvalue())
