@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -37,23 +37,10 @@ def analyze(
     setup_logging(debug)
     from edgecompress._tf import quiet_native_output
     from edgecompress.analysis import analyze_model, render_table
-    from edgecompress.data import load_dataset
-    from edgecompress.data.scaling import rescaled
     from edgecompress.model_io import load_model
 
     loaded = load_model(model, for_export=False)  # analysis exports nothing: a recurrent model is fine here
-    wanted = split_classes(classes)
-    dataset = load_dataset(  # activations need no labels: any data the model takes will do
-        data,
-        model=loaded.facts,
-        task=None if wanted else "fidelity",
-        scaling=scaling,
-        seed=seed,
-        resize=resize,
-        classes=wanted,
-    )
-    if scaling is None and loaded.scaling is not None and dataset.pixel_factor is not None:
-        dataset = rescaled(dataset, loaded.scaling)
+    dataset = _samples(loaded, data, scaling, seed, resize, split_classes(classes))
     say(
         f"{method} on {min(samples, len(dataset.x_train))} samples of {dataset.source}, {len(loaded.model.layers)} layers"
     )
@@ -73,6 +60,25 @@ def analyze(
     out.print(render_table(profile))
     paths = profile.write(output)
     out.print(f"Wrote {paths['json']} and {paths['plot']}")
+
+
+def _samples(loaded: Any, data: str, scaling: str | None, seed: int, resize: bool, wanted: list[str] | None) -> Any:
+    """The data for the analysis: activations need no labels, so any data the model takes will do."""
+    from edgecompress.data import load_dataset
+    from edgecompress.data.scaling import rescaled
+
+    dataset = load_dataset(
+        data,
+        model=loaded.facts,
+        task=None if wanted else "fidelity",
+        scaling=scaling,
+        seed=seed,
+        resize=resize,
+        classes=wanted,
+    )
+    if scaling is None and loaded.scaling is not None and dataset.pixel_factor is not None:
+        dataset = rescaled(dataset, loaded.scaling)
+    return dataset
 
 
 def split_classes(classes: str | None) -> list[str] | None:
