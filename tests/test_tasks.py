@@ -262,3 +262,17 @@ def test_twonn_significance_and_a_plan_come_out_of_a_conv1d_model_and_an_autoenc
     assert len(measured) >= 3 and all(math.isfinite(layer.id) and layer.id > 0 for layer in measured)
     plan = make_plan(load_profile("arduino-nano-33-ble"), model, significance)
     assert plan.layers and plan.estimated_bytes > 0
+
+
+def test_tune_maximises_each_tasks_figure_on_the_worst_board() -> None:
+    from edgecompress.tune.objectives import OBJECTIVES
+
+    read = OBJECTIVES["accuracy"].read
+    regression_boards = [{"task": "regression", "metric": 40.0}, {"task": "regression", "metric": 43.5}]
+    anomaly_boards = [{"task": "anomaly", "metric": 0.93}, {"task": "anomaly", "metric": 0.91}]
+    fidelity_boards = [{"task": "fidelity", "metric": None, "fidelity": {"sqnr_db": s}} for s in (31.0, 24.5)]
+
+    assert read(regression_boards, {}) == -43.5  # the larger MAE is the worse board, and lower MAE is better
+    assert read(anomaly_boards, {}) == pytest.approx(91.0)
+    assert read(fidelity_boards, {}) == 24.5
+    assert read([{"accuracy": 0.9}], {}) == pytest.approx(90.0)  # a report from before tasks: a classifier's
