@@ -188,3 +188,25 @@ def test_regression_and_fidelity_over_ssh_fetch_the_raw_outputs_from_the_board(
     row = rows_of(report)["ptq-int8"]
     assert row["sqnr_db"] > 20 and (row.get("metric") is not None) == (case == "diabetes")
     assert report["verdict"]["recommended"] == "ptq-int8"
+
+
+def test_a_model_with_two_outputs_is_refused_for_a_microcontroller_before_any_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgecompress._tf import keras
+
+    k = keras()
+    source = k.Input((6,))
+    k.Model(
+        source, [k.layers.Dense(3, activation="softmax", name="scores")(source), k.layers.Dense(2, name="box")(source)]
+    ).save(tmp_path / "two_heads.h5")
+    np.save(tmp_path / "samples.npy", np.random.default_rng(0).normal(size=(40, 6)))
+
+    code = main(
+        ["deploy", "--profile", "arduino-nano-33-ble", str(tmp_path / "two_heads.h5"), "--data", str(tmp_path / "samples.npy"),
+         "--output", str(tmp_path / "runs")]
+    )  # fmt: skip
+
+    error = capsys.readouterr().err
+    assert code == 2 and "has 2 outputs (scores, box)" in error and "reads one output tensor" in error
+    assert not (tmp_path / "runs").exists()

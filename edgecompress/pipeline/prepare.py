@@ -92,6 +92,7 @@ def prepare(
     inputs = _inputs(request, say)
     cache = StageCache.default(enabled=request.cache)
     _check_targets_suit_profile(request, profile)
+    _check_outputs_suit_profile(profile, inputs.loaded)
     clock.lap("load")
     significance = _significance(request, profile, inputs.loaded, inputs.dataset, say, task, cache, inputs.fingerprint)
     clock.lap("significance")
@@ -377,6 +378,20 @@ def _check_data_fits_model(dataset: Dataset, loaded: LoadedModel) -> None:
             f"{loaded.n_outputs} scores.",
             "Pick the classes the model was trained on with --classes (in the model's output order), "
             "or pass the model trained for this data.",
+        )
+
+
+def _check_outputs_suit_profile(profile: Profile, loaded: LoadedModel) -> None:
+    """A microcontroller's firmware reads one output tensor: a model with several is refused before any work."""
+    from edgecompress.errors import ModelError
+
+    outputs = loaded.facts.outputs
+    if profile.device_class == "microcontroller" and len(outputs) > 1:
+        raise ModelError(
+            f"'{loaded.path.name}' has {len(outputs)} outputs ({', '.join(o.name for o in outputs)}), and the "
+            f"TFLite Micro firmware edgecompress builds for '{profile.name}' reads one output tensor.",
+            "Deploy it to a Linux board or phone profile, or give the microcontroller a model with one output "
+            "(concatenate the heads in a last layer).",
         )
 
 
