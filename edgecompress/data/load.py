@@ -39,7 +39,9 @@ def load_dataset(
     a folder of unlabelled images; an .npz with x and optional y (or x_train/x_test with
     y_train/y_test) and optional class_names; a .npy of samples. The task is `task`, else
     inferred from the labels and the model's outputs (tasks/infer.py); the decision is kept
-    in `Dataset.task_decision`. `classes` picks classes by name (classification only).
+    in `Dataset.task_decision`. Without the model's facts (only `input_shape`), whole-number
+    labels are read as class indices and other numbers as regression targets: pass `model`
+    or `task` for anything else. `classes` picks classes by name (classification only).
     `scaling` None means: 0-1 for pixels, the values as stored otherwise.
     Everything that does not fit raises DataError naming the file or value and the fix.
     """
