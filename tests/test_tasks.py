@@ -172,6 +172,9 @@ def test_anomaly_scores_are_reconstruction_errors_ranked_by_roc_auc() -> None:
     assert scored.value == pytest.approx(roc_auc_score(labels, errors), abs=1e-6) and scored.value > 0.95
     assert scored.summary["pauc"] == pytest.approx(roc_auc_score(labels, errors, max_fpr=0.1), abs=1e-6)
     assert scored.summary["score"] == "reconstruction MSE"
+    scorer = ModelFacts((64,), (OutputSpec("anomaly_score", (1,), "sigmoid"),))
+    own = anomaly(errors[:, None], labels, x, scorer)  # a model that outputs its own score: taken as it is
+    assert own.summary["score"] == "the model's own score" and own.value == pytest.approx(scored.value)
 
 
 def test_fidelity_is_measured_per_output_against_the_baseline() -> None:
