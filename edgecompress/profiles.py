@@ -259,7 +259,9 @@ class Profile(_Strict):
     )
     flash_budget_bytes: OptionalSize = Field(
         default=None,
-        description="storage for the model file; required for microcontrollers, whose weights live in flash",
+        description="microcontrollers: the flash the whole TFLite Micro firmware may take (model, interpreter, "
+        "kernels, start-up and application), i.e. what the bootloader, RTOS and radio stack leave; the plan "
+        "estimates the firmware against it, the firmware build checks the linked ELF against it",
     )
     int8: bool = Field(description="int8 inference is a fast path on the device's main compute unit")
     fp16: bool = Field(description="float16 arithmetic is a fast path on the device's main compute unit")
@@ -431,7 +433,8 @@ CONSISTENCY_RULES: tuple[Rule, ...] = (
         "flash_budget_bytes",
         lambda p: _mcu(p) and p.flash_budget_bytes is None,
         "a microcontroller keeps the model in flash, so its size must be bounded.",
-        "Add flash_budget_bytes (e.g. 512KiB): the flash left after the firmware.",
+        "Add flash_budget_bytes (e.g. 512KiB): the flash the TFLite Micro firmware may take (model, interpreter, "
+        "kernels, application), what the bootloader and RTOS leave.",
     ),
     Rule(
         "compression.final_artifact",

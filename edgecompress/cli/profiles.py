@@ -13,6 +13,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from edgecompress.cli.console import stdout_console
 from edgecompress.profiles import Profile, format_size, list_profiles, load_profile, schema_help
@@ -43,7 +44,7 @@ LIST_COLUMNS: tuple[tuple[str, Callable[[Profile], str]], ...] = (
             + (f"\n{format_size(p.flash_budget_bytes)} flash" if p.flash_budget_bytes else "")
         ),
     ),
-    ("int8/fp16", lambda p: "/".join(kind for kind in ("int8", "fp16") if getattr(p, kind)) or "—"),
+    ("int8/\nfp16", lambda p: " ".join(kind for kind in ("int8", "fp16") if getattr(p, kind)) or "—"),
     ("accelerator", lambda p: p.accelerator + ("*" if p.accelerator_int8_only else "")),
 )
 
@@ -59,13 +60,15 @@ def _console() -> Console:
 @app.command("list")
 def list_command() -> None:
     """Show every bundled profile: class, CPU, RAM, model budget, number formats, accelerator."""
-    table = Table(
-        title="Device profiles", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True
-    )
-    for header, _ in LIST_COLUMNS:
-        table.add_column(header, no_wrap=True)
-    for profile in list_profiles():
-        table.add_row(*(read(profile) for _, read in LIST_COLUMNS))
+    from edgecompress.reporting.terminal import compact_table
+
+    profiles = list_profiles()
+    table = compact_table("Device profiles")
+    for header, _ in LIST_COLUMNS:  # the names are typed on the command line: never cut; the rest wraps
+        longest = max(len(p.name) for p in profiles) if header == "name" else 0
+        table.add_column(header, no_wrap=header == "name", min_width=longest or None)
+    for profile in profiles:
+        table.add_row(*(Text(read(profile)) for _, read in LIST_COLUMNS))
     console = _console()
     console.print(table)
     console.print(
