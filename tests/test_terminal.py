@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ctrl_c import default_sigint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,7 @@ def run_in_terminal(
         cwd=cwd,
         env=environment,
         start_new_session=True,
-        preexec_fn=ctrl_c_works,
+        preexec_fn=default_sigint,
     )
     os.close(follower)
     output = bytearray()
@@ -94,12 +95,6 @@ def run_in_terminal(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         os.close(leader)
-
-
-def ctrl_c_works() -> None:
-    """In the child: SIGINT back to its default, as a shell gives a foreground job. A test run started
-    with SIGINT ignored (`nohup pytest &`) would otherwise hand the ignoring on, and no Ctrl-C would land."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read_until_exit(
@@ -280,7 +275,7 @@ def run_in_pipe(
     """The command with stdout and stderr on one pipe; SIGINT to its group once `interrupt_after` holds.
     Returns (exit code, output, seconds from the interrupt to the exit), and checks the group is gone."""
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=ctrl_c_works
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=default_sigint
     )
     assert process.stdout is not None
     output, interrupted, deadline = bytearray(), None, time.monotonic() + timeout

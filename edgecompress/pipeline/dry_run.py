@@ -11,6 +11,7 @@ A problem is raised as the same error the real deploy would meet, before anythin
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 from collections.abc import Callable
@@ -141,7 +142,7 @@ def check_microcontroller(
     say(f"Firmware tools: {_toolchain_line(request)}")
     from edgecompress._tf import quiet_native_output
     from edgecompress.export.tflite import to_tflite
-    from edgecompress.micro.budget import check_budget
+    from edgecompress.micro.budget import RUNTIME_RAM_BYTES, check_budget
     from edgecompress.micro.ops import require_tflm_ops
     from edgecompress.micro.tflm import measure_arena, model_io, open_interpreter
 
@@ -159,7 +160,12 @@ def check_microcontroller(
         model_flash_bytes=len(model),
         op_count=len(require_tflm_ops(model)),
     )
-    for line in budget_lines(estimate, f"the profile's {compression.ptq} model before compression"):
+    whole = dataclasses.replace(  # the device's RAM holds the stack and the runtime's data too
+        estimate,
+        ram_needed_bytes=estimate.ram_needed_bytes + RUNTIME_RAM_BYTES,
+        ram_breakdown={**estimate.ram_breakdown, "stack and runtime data": RUNTIME_RAM_BYTES},
+    )
+    for line in budget_lines(whole, f"the profile's {compression.ptq} model before compression"):
         say(line)
 
 
@@ -191,7 +197,7 @@ def _toolchain_line(request: DeployRequest) -> str:
 
     found = []
     for name, check in (
-        ("Arm toolchain", lambda: f"arm-none-eabi-g++ {toolchain.gcc_version()}"),
+        ("Arm toolchain", toolchain.gcc_version),
         ("TFLM sources", lambda: str(tflm_tree.find_tree(_path(request.micro.get("tflm_dir"))).revision)),
         ("QEMU", toolchain.qemu_version_text),
     ):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -133,6 +134,8 @@ def _profile(request: DeployRequest, say: Say) -> Profile:
         profile = with_overrides(profile, request.profile_overrides)
         say(f"Profile {profile.name} with {_override_text(request.profile_overrides)}")
     say(f"Profile {profile.name}: {profile.description}")
+    for warning in profile.warnings:
+        logging.getLogger("edgecompress.profiles").warning(warning)
     _check_rules(request, profile)
     return profile
 
