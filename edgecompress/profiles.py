@@ -514,7 +514,7 @@ def decimal_unit_warnings(document: dict[str, Any]) -> list[str]:
     for field in MEMORY_FIELDS:
         value = document.get(field)
         match = _SIZE_RE.match(value) if isinstance(value, str) else None
-        if match and match["unit"] in DECIMAL_UNITS:
+        if isinstance(value, str) and match and match["unit"] in DECIMAL_UNITS:
             binary = DECIMAL_UNITS[match["unit"]]
             found.append(
                 f"{field}: {value} is decimal, {parse_size(value):,} bytes; microcontroller datasheets mean "
