@@ -226,15 +226,22 @@ def tidy_help(command: Any) -> Any:
     for sub in getattr(command, "commands", {}).values():
         tidy_help(sub)
     for param in getattr(command, "params", []):
-        if param.metavar is not None or getattr(param, "param_type_name", "") != "option":
+        if getattr(param, "param_type_name", "") == "argument":
+            # typer shows an argument's Python type ('<list[Path]>') beside its name: its help says what it is
+            param.display_type_rich = _no_type
             continue
-        param.metavar = _metavar(param)
+        if param.metavar is None:
+            param.metavar = _metavar(param)
     helper = command.get_help_option(typer.Context(command, info_name=command.name, help_option_names=HELP_NAMES))
     if helper is not None:
         helper.metavar = ""
         if any(getattr(param, "rich_help_panel", None) == OUTPUT for param in command.params):
             helper.rich_help_panel = OUTPUT  # beside the other output options, not a panel of its own
     return command
+
+
+def _no_type(ctx: Any) -> None:
+    return None
 
 
 def _metavar(param: Any) -> str:
