@@ -39,8 +39,8 @@ def test_version_flag_and_command_print_the_version(capsys) -> None:
     assert capsys.readouterr().out.split() == [edgecompress.__version__] * 2
 
 
-def test_with_json_an_error_is_one_json_document_on_stdout(digits_model: Path, tmp_path: Path, capsys) -> None:
-    code = main(["deploy", "--profile", "rpi-4", str(digits_model), "--data", "sklearn:digits", "--json"])
+def test_with_json_an_error_is_one_json_document_on_stdout(tmp_path: Path, capsys) -> None:
+    code = main(["deploy", "--profile", "rpi-4", str(tmp_path / "m.h5"), "--data", "sklearn:digits", "--json"])
     captured = capsys.readouterr()
     document = json.loads(captured.out)  # the whole of stdout is one document
     assert code == 2 == document["exit_code"]
@@ -56,8 +56,8 @@ def test_with_json_a_usage_error_is_a_json_document_too(capsys) -> None:
     assert document["error"] == "BadParameter" and "--scaling" in document["problem"] and "--help" in document["fix"]
 
 
-def test_deploy_without_data_is_refused_not_defaulted(digits_model: Path, capsys) -> None:
-    assert main(["deploy", "--profile", "rpi4", str(digits_model)]) == 2
+def test_deploy_without_data_is_refused_not_defaulted(tmp_path: Path, capsys) -> None:
+    assert main(["deploy", "--profile", "rpi4", str(tmp_path / "m.h5")]) == 2
     assert "--data" in capsys.readouterr().err
 
 
@@ -217,6 +217,7 @@ def test_a_target_is_a_stand_in_when_it_is_not_the_profiles_device() -> None:
     assert words.startswith("run on an emulated Cortex-M board (QEMU), a stand-in for stm32h7")
 
 
+@pytest.mark.slow  # the report of a real deploy
 @pytest.mark.parametrize("wide", [False, True])
 def test_the_results_table_fits_80_columns_and_wide_shows_everything(report: dict, wide: bool) -> None:
     from io import StringIO

@@ -60,7 +60,8 @@ class RequiredUnlessResuming(TyperCommand):
                 param.required = True
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        resuming = any(arg == "--resume" or arg.startswith("--resume=") for arg in args)
+        # --resume-trials without --resume is told apart by the command itself, with its own advice
+        resuming = any(arg.startswith("--resume") for arg in args)
         needed = [param for param in self.params if param.name in self.NEEDED]
         for param in needed:
             param.required = not resuming

@@ -22,7 +22,7 @@ WIDE_HELP = "Show every column of the results table (report.md and report.html a
 
 
 def report(
-    run_dir: Path = typer.Argument(..., help="A run folder written by `edgecompress deploy`."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `edgecompress deploy`."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP, rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP, rich_help_panel=OUTPUT),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP, rich_help_panel=OUTPUT),
@@ -97,7 +97,7 @@ def _seed_reports(run_dir: Path, seed_runs: list[Path]) -> tuple[dict, ...]:
 
 def compare(
     run_dirs: list[Path] = typer.Argument(
-        ..., help="Run folders written by `edgecompress deploy` (usually two or more)."
+        ..., metavar="RUN_DIR...", help="Run folders written by `edgecompress deploy` (usually two or more)."
     ),
     output: Optional[Path] = typer.Option(
         None,
