@@ -233,3 +233,27 @@ def test_the_results_table_fits_80_columns_and_wide_shows_everything(report: dic
     assert "★" in text and "a stand-in" in text
     assert ("bit-packed" in text and "p90 ms" in text) == wide
     assert "instructions" not in text  # empty in every row of a Linux run: left out
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_a_plan_table_keeps_whole_words_and_leaves_out_the_type_when_narrow(columns: int) -> None:
+    """A public model's layer names and types do not all fit 80 columns: the type column goes, no word is cut."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from edgecompress.reporting.terminal import compact_table
+
+    table = compact_table("plan", optional=("type",))
+    for header in ("layer", "type", "role", "params", "recipe", "setting", "est.\nbytes", "note"):
+        table.add_column(header, no_wrap=header == "layer")
+    table.add_row(
+        "batch_normalization_2", "BatchNormalization", "insignificant", "18,432", "clustering", "16 clusters",
+        "10,496", "no kernel: only the export mode applies",
+    )  # fmt: skip
+    console = Console(file=StringIO(), width=columns)
+    console.print(table)
+    text = console.file.getvalue()
+    assert "…" not in text and "batch_normalization_2" in text and "insignificant" in text and "10,496" in text
+    assert ("BatchNormalization" in text) == (columns == 200)
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= columns

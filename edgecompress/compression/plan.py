@@ -193,7 +193,8 @@ class Plan:
         from edgecompress.reporting.terminal import compact_table
 
         table = compact_table(
-            f"Compression plan ({self.profile or 'no profile'}): {self.strategy} - {self.description}"
+            f"Compression plan ({self.profile or 'no profile'}): {self.strategy} - {self.description}",
+            optional=("type",),  # left out of a terminal too narrow for every word (plan.json has it)
         )
         speed = self.structure != "none"
         columns: list[tuple[str, Literal["left", "right"]]] = [

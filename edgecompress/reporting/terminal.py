@@ -45,18 +45,43 @@ LEGEND = "★ recommended  ✓ passes every rule  ✗ fails a rule  · the basel
 class FittedTable(Table):
     """A table that, when it must be narrower than its cells, narrows columns no further than their
     longest word (a no_wrap column not at all): words wrap whole instead of being cut with '…',
-    which Rich's own shrinking does. Only when even that cannot fit does Rich decide."""
+    which Rich's own shrinking does. Columns named in `optional` are left out, in that order, when
+    the words would not fit otherwise; only when even that cannot fit does Rich decide."""
+
+    def __init__(self, *args: Any, optional: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.optional = optional
+        self.settings = (args, kwargs)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        widths = _fitted_widths(self, console, options)
-        if widths is not None:
-            for column, width in zip(self.columns, widths):
-                column.width = width
-        yield from super().__rich_console__(console, options)
+        table: Table = self
+        dropped = list(self.optional)
+        widths = _fitted_widths(table, console, options)
+        while widths == [] and dropped:
+            table = self._without(dropped.pop(0), table)
+            widths = _fitted_widths(table, console, options)
+        for column, width in zip(table.columns, widths or []):
+            column.width = width
+        yield from Table.__rich_console__(table, console, options)
+
+    def _without(self, header: str, table: Table) -> Table:
+        """The same table, one column less (built anew: a column's place is part of Rich's layout)."""
+        args, kwargs = self.settings
+        narrower = Table(*args, **kwargs)
+        kept = [column for column in table.columns if column.header != header]
+        for column in kept:
+            narrower.add_column(
+                column.header, justify=column.justify, no_wrap=column.no_wrap, min_width=column.min_width
+            )
+        for cells in zip(*(list(column.cells) for column in kept)):
+            narrower.add_row(*cells)
+        narrower.caption, narrower.caption_justify = table.caption, table.caption_justify
+        return narrower
 
 
 def _fitted_widths(table: Table, console: Console, options: ConsoleOptions) -> list[int] | None:
-    """Content widths that fit options.max_width without breaking a word; None when Rich may decide."""
+    """Content widths that fit options.max_width without breaking a word; None when the natural widths
+    fit already, [] when not even the longest words fit."""
     lows, highs = [], []
     for column in table.columns:
         sizes = [Measurement.get(console, options, cell) for cell in [column.header, *column.cells]]
@@ -65,8 +90,10 @@ def _fitted_widths(table: Table, console: Console, options: ConsoleOptions) -> l
         lows.append(low)
         highs.append(high)
     room = options.max_width - (len(table.columns) - 1) * sum(table.padding[1::2])
-    if sum(highs) <= room or sum(lows) > room:
+    if sum(highs) <= room:
         return None
+    if sum(lows) > room:
+        return []
     spare, slack = room - sum(lows), [high - low for low, high in zip(lows, highs)]
     shares = [spare * part // max(sum(slack), 1) for part in slack]
     return [low + share for low, share in zip(lows, shares)]
