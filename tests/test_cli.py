@@ -257,3 +257,32 @@ def test_a_plan_table_keeps_whole_words_and_leaves_out_the_type_when_narrow(colu
     assert "…" not in text and "batch_normalization_2" in text and "insignificant" in text and "10,496" in text
     assert ("BatchNormalization" in text) == (columns == 200)
     assert max(len(line.rstrip()) for line in text.splitlines()) <= columns
+
+
+def test_ctrl_c_that_breaks_a_clean_up_still_ends_with_130(monkeypatch, capsys, ctrl_c) -> None:
+    """Ctrl-C inside a library's clean-up (Optuna releasing its journal lock) makes it fail in turn:
+    the command still ends as interrupted, 130, without a traceback."""
+    import os
+    import signal
+
+    from edgecompress.cli import deploy as deploy_command
+
+    def interrupted_mid_clean_up(options) -> None:  # noqa: ANN001
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.pause() if hasattr(signal, "pause") else None
+        except KeyboardInterrupt:
+            raise FileNotFoundError("study.journal.lock") from None
+
+    monkeypatch.setattr(deploy_command, "_run", interrupted_mid_clean_up)
+    assert main(["deploy", "--resume", "somewhere"]) == 130
+    err = capsys.readouterr().err
+    assert "Interrupted. (FileNotFoundError: study.journal.lock)" in err and "Traceback" not in err
+
+
+def test_debug_does_not_outlive_its_command(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    monkeypatch.delenv("EDGECOMPRESS_DEBUG", raising=False)
+    main(["deploy", "--profile", "rpi-4", str(tmp_path / "m.h5"), "--data", "sklearn:digits", "--debug"])
+    assert "EDGECOMPRESS_DEBUG" not in os.environ  # later commands in this process are quiet again

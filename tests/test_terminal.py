@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pty
 import re
@@ -68,7 +69,8 @@ def run_in_terminal(
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     environment = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm-256color", **(env or {})}
-    environment.pop("NO_COLOR", None)
+    for name in ("NO_COLOR", "EDGECOMPRESS_DEBUG"):  # a person's terminal, not a debugging one
+        environment.pop(name, None)
     command = [sys.executable, "-c", code] if isinstance(code, str) else code
     started = time.monotonic()
     process = subprocess.Popen(
@@ -230,6 +232,7 @@ def test_deploy_typed_into_a_terminal_finishes_and_fits(digits_model: Path, tmp_
     assert plain.index("Report: ") < plain.index("Verdict: ")
     assert "".join(plain.split()).count(f"{run_dir}/report.html".replace(" ", "")) == 1
     assert "★" in plain and "timed on this x86-64 host, a stand-in for rpi4" in " ".join(plain.split())
+    assert json.loads((run_dir / "ship" / "manifest.json").read_text())["run"] == run_dir.name  # not NAME.partial
 
 
 @pytest.mark.slow
@@ -274,8 +277,14 @@ def run_in_pipe(
 ) -> tuple[int | None, str, float]:
     """The command with stdout and stderr on one pipe; SIGINT to its group once `interrupt_after` holds.
     Returns (exit code, output, seconds from the interrupt to the exit), and checks the group is gone."""
+    env = {name: value for name, value in os.environ.items() if name != "EDGECOMPRESS_DEBUG"}
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=default_sigint
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=default_sigint,
+        env=env,
     )
     assert process.stdout is not None
     output, interrupted, deadline = bytearray(), None, time.monotonic() + timeout

@@ -10,8 +10,14 @@ cache (cache info/clear), micro (micro setup/doctor), console and progress (outp
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import typer
@@ -79,8 +85,18 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the app and turn user errors into a clear paragraph (and, with --json, one JSON document
-    on stdout); returns the exit code."""
+    on stdout); returns the exit code. Ctrl-C anywhere ends with 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug_before = os.environ.get("EDGECOMPRESS_DEBUG")
+    try:
+        with _ctrl_c_noted() as pressed:
+            return _main(argv, pressed)
+    finally:  # --debug switched TensorFlow's own output on for this command only (tests call main() in-process)
+        if debug_before is None:
+            os.environ.pop("EDGECOMPRESS_DEBUG", None)
+
+
+def _main(argv: list[str], pressed: list[float]) -> int:
     debug, as_json = "--debug" in argv, "--json" in argv
     if not app.registered_commands:
         _mount_commands()
@@ -104,9 +120,42 @@ def main(argv: list[str] | None = None) -> int:
         if as_json:
             write_stdout(json.dumps(error_document(error), default=str) + "\n")
         return error.exit_code
-    except KeyboardInterrupt:
-        console.print("Interrupted.", style="bold red")
+    except (KeyboardInterrupt, Exception) as error:
+        if not pressed:
+            raise  # a bug: its traceback is the report
+        # Ctrl-C landed inside a library's clean-up, which failed in turn: still an interruption
+        if debug:
+            console.print_exception()
+        detail = "" if isinstance(error, KeyboardInterrupt) else f" ({type(error).__name__}: {error})"
+        console.print(f"Interrupted.{detail}", style="bold red", soft_wrap=True)
         return 130
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted() -> Iterator[list[float]]:
+    """While a command runs, remember that Ctrl-C was pressed (and still raise KeyboardInterrupt), so an
+    error it causes on its way out is reported as the interruption it is. A SIGINT the caller ignores
+    (`nohup`) stays ignored; outside the main thread nothing changes."""
+    pressed: list[float] = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        None,
+    ):
+        yield pressed
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        pressed.append(time.monotonic())
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _usage_error(usage: typer.TyperException, as_json: bool) -> int:

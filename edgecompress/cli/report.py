@@ -127,7 +127,11 @@ def compare(
         _print_json(comparison.to_json())
         return
     if not quiet:
-        stdout_console().print(comparison.table())
+        table = comparison.table()
+        legend, table.caption = str(table.caption or ""), None  # run paths: whole lines, not a narrow caption
+        stdout_console().print(table)
+        for line in legend.splitlines():
+            print_line(line)
         stdout_console().print(comparison.verdict_table())
         if written:
             progress.say(f"Comparison: {written[1]}  ({written[0].name}, {len(written) - 2} figures)")

@@ -166,7 +166,6 @@ def _say_where_numbers_come_from(
     for verdict in per_target:
         standing = found.get(verdict["target"])
         if standing is not None:
-            verdict["stand_in"] = standing.words
             verdict["reason"] = f"{verdict['reason']} Note: {standing.words}."
             words.append(standing.words)
     if fleet is not None and words:

@@ -219,7 +219,9 @@ def _run_steps(ctx: RunContext, earlier: list[logging.LogRecord], stop_before: s
         handler.handle(record)
     step = "start"
     try:
-        ctx.say(f"Run folder: {ctx.folder.path}")
+        ctx.say(
+            f"Run folder: {ctx.folder.path.with_name(ctx.folder.final_name)} ({ctx.folder.path.name} until it ends)"
+        )
         for current in STEPS:
             if current.name == stop_before:
                 ctx.say(
