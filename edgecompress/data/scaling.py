@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from edgecompress.data.dataset import AS_STORED, SCALINGS, Dataset
+from edgecompress.errors import DataError
 
 #: how many training samples are scored per candidate scaling
 SAMPLE_SIZE = 512
@@ -110,3 +111,27 @@ def decide_scaling(dataset: Dataset, score: Score, *, seed: int = 0, figure: str
         scores,
         figure,
     )
+
+
+def useless_baseline(problem: str, decision: ScalingDecision, fix: str) -> DataError:
+    """The refusal of a baseline no better than a useless model, with the scaling it was scored at."""
+    return DataError(
+        f"The uncompressed model {problem}, with inputs scaled {decision.scaling} ({decision.reason}). "
+        "Every comparison after this would be noise.",
+        fix,
+    )
+
+
+def require_better_than_chance(
+    accuracy: float, labels: np.ndarray, class_names: list[str], decision: ScalingDecision
+) -> None:
+    """Refuse a classifier whose accuracy is not significantly better than guessing (the classification
+    task's floor: a one-sided exact binomial test against always answering the most common class)."""
+    from edgecompress.tasks import task_named
+    from edgecompress.tasks.metrics import Scored
+
+    task = task_named("classification")
+    assert task.floor is not None
+    problem = task.floor(Scored(accuracy), labels, len(class_names))
+    if problem:
+        raise useless_baseline(problem, decision, task.floor_fix)

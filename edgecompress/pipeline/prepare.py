@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -100,6 +101,11 @@ def prepare(
     check_export_routes(inputs.loaded, routes=_export_routes(request, profile, plan))  # e.g. GELU with ONNX export
     if plan.needs_training:
         say(f"Fine-tuning budget: {finetuning_settings(request, profile).describe(len(inputs.dataset.x_train))}")
+    if dry_run:
+        from edgecompress.pipeline.dry_run import check_microcontroller, check_targets
+
+        check_targets(request, profile, say)
+        check_microcontroller(request, profile, inputs.loaded, inputs.dataset, say)
     targets, probes = _boards(request, say, dry_run=dry_run, connect=connect, boards=boards)
     clock.lap("plan and targets")
     return Prepared(
@@ -129,6 +135,8 @@ def _profile(request: DeployRequest, say: Say) -> Profile:
         profile = with_overrides(profile, request.profile_overrides)
         say(f"Profile {profile.name} with {_override_text(request.profile_overrides)}")
     say(f"Profile {profile.name}: {profile.description}")
+    for warning in profile.warnings:
+        logging.getLogger("edgecompress.profiles").warning(warning)
     _check_rules(request, profile)
     return profile
 
@@ -136,10 +144,11 @@ def _profile(request: DeployRequest, say: Say) -> Profile:
 def _boards(
     request: DeployRequest, say: Say, *, dry_run: bool, connect: bool, boards: Sequence[Target] | None
 ) -> tuple[list[Target], dict[str, dict[str, Any]]]:
-    """The boards this run measures on and what each said when probed: none for a dry run or a tune worker."""
+    """The boards this run measures on and what each said when probed: none for a dry run (pipeline/dry_run.py
+    checks them without connecting) or a tune worker."""
     if dry_run:
-        _validate_target_definitions(request)
-    elif boards is not None:
+        return [], {}
+    if boards is not None:
         return list(boards), {target.name: target.probe() for target in boards}
     elif connect:
         return _connect_targets(request, say)
@@ -353,6 +362,7 @@ def _require_useful_baseline(
     task: Any, loaded: LoadedModel, dataset: Dataset, scores: np.ndarray, decision: ScalingDecision
 ) -> None:
     """Refuse a baseline no better than a useless model: every comparison after it would be noise."""
+    from edgecompress.data.scaling import useless_baseline
     from edgecompress.tasks import Truth
 
     if task.score is None or task.floor is None or not dataset.labelled:
@@ -360,11 +370,7 @@ def _require_useful_baseline(
     truth = Truth(dataset.y_test, dataset.x_test, dataset.class_names)
     problem = task.floor(task.score(scores, truth, loaded.facts), dataset.y_test, len(dataset.class_names))
     if problem:
-        raise DataError(
-            f"The uncompressed model {problem}, with inputs scaled {decision.scaling} ({decision.reason}). "
-            "Every comparison after this would be noise.",
-            task.floor_fix,
-        )
+        raise useless_baseline(problem, decision, task.floor_fix)
 
 
 def _check_data_fits_model(dataset: Dataset, loaded: LoadedModel) -> None:
@@ -519,15 +525,6 @@ def finetuning_settings(request: DeployRequest, profile: Profile, say: Say | Non
         seed=request.seed,
         say=say,
     )
-
-
-def _validate_target_definitions(request: DeployRequest) -> None:
-    """A dry run connects to nothing, but a typo in a target or fleet file is still reported now."""
-    from edgecompress.targets.fleet import expand_fleet_specs
-    from edgecompress.targets.registry import check_target_spec
-
-    for spec in expand_fleet_specs(request.targets):
-        check_target_spec(spec)
 
 
 def _connect_targets(request: DeployRequest, say: Say) -> tuple[list[Target], dict[str, dict[str, Any]]]:

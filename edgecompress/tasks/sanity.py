@@ -8,8 +8,6 @@ a reconstruction error as the percentage of the mean-predictor's error that the 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from edgecompress.tasks.metrics import Scored
@@ -38,21 +36,29 @@ def anomaly_points(scored: Scored, targets: np.ndarray | None, inputs: np.ndarra
     return None if variance == 0 else 100.0 * (1.0 - float(np.mean(scored.per_sample)) / variance)
 
 
+#: a baseline whose accuracy a one-sided binomial test cannot tell from chance at this level is refused
+CHANCE_ALPHA = 0.01
+
+
 def chance_problem(scored: Scored, targets: np.ndarray | None, n_classes: int) -> str | None:
-    """Accuracy within noise of always answering the most common class."""
+    """Accuracy not significantly above always answering the most common class: a one-sided exact
+    binomial test (scipy.stats.binomtest) of the correct answers against that chance level."""
+    from scipy.stats import binomtest
+
     if scored.value is None or targets is None:
         return None
     labels = np.asarray(targets, dtype=np.int64)
     counts = np.bincount(labels, minlength=n_classes)
     chance = float(counts.max() / max(1, counts.sum()))
     n = len(labels)
-    # chance plus 3 binomial standard errors, and never less than 5 points above chance
-    ceiling = chance + max(0.05, 3.0 * math.sqrt(chance * (1.0 - chance) / max(1, n)))
-    if scored.value > ceiling:
+    correct = int(round(scored.value * n))
+    p_value = float(binomtest(correct, max(1, n), chance, alternative="greater").pvalue) if n else 1.0
+    if p_value < CHANCE_ALPHA:
         return None
     return (
-        f"scores {scored.value:.1%} on the {n} evaluation samples, no better than chance ({chance:.1%} by always "
-        "answering the most common class)"
+        f"scores {scored.value:.1%} on the {n} evaluation images: not significantly better than chance "
+        f"({chance:.1%} by always answering the most common class), by a binomial test (p = {p_value:.2g}, needed "
+        f"below {CHANCE_ALPHA})"
     )
 
 
