@@ -159,11 +159,16 @@ def summarise_cifar(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
         for mode in ("base", "cqat-labels", "cqat-distilled")
     }
-    gaps = [run["rows"]["cqat-distilled"]["accuracy_pct"] - run["rows"]["cqat-labels"]["accuracy_pct"] for run in runs]
-    gap = _spread(gaps)
+
+    def change(a: str, b: str) -> dict[str, float]:
+        return _spread([run["rows"][a]["accuracy_pct"] - run["rows"][b]["accuracy_pct"] for run in runs])
+
+    gap = change("cqat-distilled", "cqat-labels")
     return {
         "table": table,
         "distilled_minus_labels_points": gap,
+        "distilled_minus_base_points": change("cqat-distilled", "base"),
+        "labels_minus_base_points": change("cqat-labels", "base"),
         "aim": f"|distilled - labels| <= {AIM_POINTS} points, mean over seeds",
         "aim_met": abs(gap["mean"]) <= AIM_POINTS,
     }
@@ -188,6 +193,11 @@ def print_summary(tasks: dict[str, Any], cifar: dict[str, Any]) -> None:
         print(
             f"distilled - labels: {gap['mean']:+.2f} ± {gap['std']:.2f} pt ({'met' if cifar['aim_met'] else 'MISSED'})"
         )
+        for key, words in (
+            ("distilled_minus_base_points", "distilled - fp32"),
+            ("labels_minus_base_points", "labels - fp32"),
+        ):
+            print(f"{words}: {cifar[key]['mean']:+.2f} ± {cifar[key]['std']:.2f} pt")
 
 
 def _shown(spread: dict[str, float] | None, digits: int = 4) -> str:
@@ -207,7 +217,19 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="one seed, short budgets: a smoke run, not the result")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "tasks.json")
+    parser.add_argument(
+        "--from-runs", type=Path, help="summarise the runs recorded in this results file again instead of measuring"
+    )
     args = parser.parse_args()
+    if args.from_runs:
+        recorded = json.loads(args.from_runs.read_text())
+        args.quick, args.finetune_steps = recorded["quick"], recorded["settings"]["finetune_steps"]
+        args.runs = recorded["settings"]["runs"]
+        args.max_epochs = recorded["settings"]["cifar_max_epochs"]
+        args.finetune_epochs = recorded["settings"]["cifar_finetune_epochs"]
+        write(args, recorded["runs"]["tasks"], recorded["runs"]["cifar"], command=recorded["command"])
+        print_summary(summarise_tasks(recorded["runs"]["tasks"]), summarise_cifar(recorded["runs"]["cifar"]))
+        return
     if args.quick:
         args.seeds, args.finetune_steps, args.runs, args.max_epochs, args.finetune_epochs = args.seeds[:1], 60, 20, 3, 1
     task_runs, cifar_runs = [], []
@@ -235,11 +257,17 @@ def main() -> None:
     print(f"\nwrote {args.out}")
 
 
-def write(args: argparse.Namespace, task_runs: list[dict[str, Any]], cifar_runs: list[dict[str, Any]]) -> None:
+def write(
+    args: argparse.Namespace,
+    task_runs: list[dict[str, Any]],
+    cifar_runs: list[dict[str, Any]],
+    *,
+    command: str | None = None,
+) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": "tasks",
-        "command": " ".join(sys.argv),
+        "command": command or " ".join(sys.argv),
         "quick": args.quick,
         "settings": {
             "profile": "rpi4",
