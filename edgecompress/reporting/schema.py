@@ -303,7 +303,7 @@ def complete_report(report: dict[str, Any], run_dir: str | Path, *, judging: Any
 def _add_task_figures(report: dict[str, Any], files: Any) -> None:
     """Per measurement (and for the Keras reference), the task's figures and the outputs' fidelity to the
     baseline's, computed here from the raw outputs; a folder without them keeps the figures it was written with."""
-    from edgecompress.tasks.scoring import fidelity_all, score_all
+    from edgecompress.tasks.scoring import fidelity_all, score_all, task_of
 
     scores, fidelity = score_all(report, files), fidelity_all(report, files)
     for m in report["measurements"]:
@@ -313,7 +313,8 @@ def _add_task_figures(report: dict[str, Any], files: Any) -> None:
         if key in fidelity:
             m["fidelity"] = fidelity[key]
     reference = report.get("keras_reference")
-    if ("keras", "host") in scores and isinstance(reference, dict):
+    classifier = task_of(report).name == "classification"  # its reference already has the accuracy figures
+    if ("keras", "host") in scores and isinstance(reference, dict) and not classifier:
         reference["metrics"] = {"value": scores[("keras", "host")].value, **scores[("keras", "host")].summary}
 
 

@@ -67,19 +67,6 @@ class Column:
     terminal: bool = True  # also in the table printed at the end of deploy
 
 
-#: how close each artifact's outputs stay to the baseline's: shown for every task
-FIDELITY_COLUMNS = (
-    Column(
-        "sqnr_db",
-        "SQNR",
-        "decibels",
-        "signal-to-quantization-noise ratio of the outputs against the baseline's, worst output",
-        terminal=False,
-    ),
-    Column("agreement", "agreement", "percent", "top-1 agreement with the baseline on score vectors", terminal=False),
-)
-
-
 @dataclass(frozen=True)
 class DropLimit:
     """The default for --max-metric-drop when neither the command line nor the profile sets it."""
@@ -135,7 +122,9 @@ class Task:
     points: Points | None = None
     floor: Floor | None = None
     floor_fix: str = ""
-    columns: tuple[Column, ...] = ()  # the task's figures in the report's table, before the fidelity columns
+    columns: tuple[
+        Column, ...
+    ] = ()  # the task's figure and its change in the headline table (the rest: its own section)
     extra_figures: tuple[str, ...] = ()  # summary figures copied into each comparison row besides `metric`
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,7 +195,6 @@ TASKS: dict[str, Task] = {
             Column(
                 "accuracy_delta_points", "Δ accuracy", "points", "accuracy change against the baseline, in points", True
             ),
-            *FIDELITY_COLUMNS,
         ),
     ),
     "regression": Task(
@@ -228,9 +216,6 @@ TASKS: dict[str, Task] = {
         columns=(
             Column("metric", "MAE", "figure", "mean absolute error over every output, from the device's outputs"),
             Column("metric_delta", "Δ MAE", "signed", "MAE change against the baseline, in the targets' units", False),
-            Column("rmse", "RMSE", "figure", "root mean squared error, averaged over outputs", terminal=False),
-            Column("r2", "R²", "figure", "coefficient of determination, averaged over outputs", terminal=False),
-            *FIDELITY_COLUMNS,
         ),
         extra_figures=("rmse", "r2"),
     ),
@@ -256,14 +241,6 @@ TASKS: dict[str, Task] = {
             Column(
                 "metric_delta", "Δ AUC", "points", "ROC AUC change against the baseline, in points (0.01 = 1 pt)", True
             ),
-            Column(
-                "pauc",
-                "pAUC",
-                "figure",
-                "partial ROC AUC up to a false-positive rate of 0.1 (scikit-learn's)",
-                terminal=False,
-            ),
-            *FIDELITY_COLUMNS,
         ),
         extra_figures=("pauc",),
     ),
@@ -289,20 +266,6 @@ TASKS: dict[str, Task] = {
             ),
             Column(
                 "agreement", "agreement", "percent", "top-1 agreement with the baseline on score vectors, worst output"
-            ),
-            Column(
-                "cosine",
-                "cosine",
-                "figure",
-                "cosine similarity of each sample's outputs with the baseline's, mean",
-                terminal=False,
-            ),
-            Column(
-                "max_abs_error",
-                "max |error|",
-                "figure",
-                "largest absolute difference from the baseline's outputs",
-                terminal=False,
             ),
         ),
     ),
