@@ -102,10 +102,11 @@ def _space(request: TuneRequest, say: Say) -> tuple[Any, dict[str, Any]]:
     from edgecompress import pipeline
     from edgecompress.analysis import SignificanceProfile
     from edgecompress.profiles import load_profile, with_overrides
+    from edgecompress.tune.request import planning
     from edgecompress.tune.space import Space, SpaceFacts
 
     say("Checking the model, data and profile (the plan deploy would build)")
-    dry = pipeline.run(request.deploy, dry_run=True)
+    dry = pipeline.run(planning(request.deploy), dry_run=True)
     profile = with_overrides(load_profile(request.deploy.profile), request.deploy.profile_overrides)
     significance = SignificanceProfile.from_dict(dry.report["significance"])
     space = Space.build(SpaceFacts(profile, significance))
@@ -139,7 +140,11 @@ def _run(
     try:
         pool = BoardPool.connect(request.deploy.targets, request.deploy.target_options, say)
         engine = ray_engine.start(
-            request.ray_address, cpus_per_trial=request.cpus_per_trial, retries=request.retries, say=say
+            request.ray_address,
+            cpus_per_trial=request.cpus_per_trial,
+            gpus_per_trial=request.gpus_per_trial,
+            retries=request.retries,
+            say=say,
         )
         search = _search(request, folder, objectives, space, base_plan, engine, pool, say, fresh=fresh)
         executor = ThreadPoolExecutor(max_workers=max(1, len(pool.boards)), thread_name_prefix="edgecompress-measure")
@@ -260,6 +265,7 @@ def _engine_facts(engine: Any, search: Search, folder: TuneFolder, searched_s: f
         "address": engine.address,
         "started_here": engine.started_here,
         "cpus": engine.cpus,
+        "gpus": engine.gpus,
         "nodes": engine.nodes,
         "parallel": search.parallel,
         "workers": workers,
