@@ -107,6 +107,7 @@ def deploy(
     finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
     finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
     epochs: opt.Epochs = D("epochs"),
+    device: opt.Device = D("device"),
     delta: Delta = D("delta"),
     method: Method = D("method"),
     cache: Cache = D("cache"),
@@ -170,6 +171,7 @@ def _run(options: dict[str, Any]) -> None:
 
 def request_from_options(options: dict[str, Any]) -> DeployRequest:
     """The DeployRequest the command line describes; the CLI-only options stay behind."""
+    options = opt.plain(options)
     if options["model"] is None or options["profile"] is None:
         raise EdgeCompressError(
             "deploy needs a MODEL file and --profile.",

@@ -6,14 +6,34 @@ help text is written in one place. Options only one command has live in that com
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from edgecompress.pipeline.request import DeployRequest
+from edgecompress.training_device import DEVICES
 
 D = DeployRequest.default  # every default the aliases name is DeployRequest's own
+
+
+def choice(name: str, values: Iterable[str]) -> type[enum.Enum]:
+    """A str Enum whose values are `values`: typer lists them as `[a|b|c]` and refuses others.
+    Declared from the data that defines the values, so the choices cannot drift from them."""
+    return enum.Enum(name, {value: value for value in values}, type=str)  # type: ignore[return-value]
+
+
+def plain(options: dict[str, Any]) -> dict[str, Any]:
+    """The options with every choice turned back into its string (what the rest of edgecompress takes)."""
+    return {name: value.value if isinstance(value, enum.Enum) else value for name, value in options.items()}
+
+
+if TYPE_CHECKING:  # what mypy sees; typer sees the choices
+    DeviceChoice = str
+else:
+    DeviceChoice = choice("Device", DEVICES)
 
 ModelFile = Annotated[
     Optional[Path], typer.Argument(help="Keras model file (.h5 or .keras). Not needed with --resume.")
@@ -37,6 +57,12 @@ FinetuneSteps = Annotated[
 FinetuneMinutes = Annotated[
     Optional[float],
     typer.Option(help="Wall-clock budget for all fine-tuning of one run, in minutes (default: the profile's, none)."),
+]
+Device = Annotated[
+    DeviceChoice,
+    typer.Option(
+        help="Where fine-tuning runs: auto (a GPU when TensorFlow sees one, else the CPU), cpu, or gpu (stops when there is none).",
+    ),
 ]
 Epochs = Annotated[
     Optional[int],

@@ -45,6 +45,7 @@ class DeployRequest:
     finetune_steps: int | None = None  # optimizer steps per fine-tuning stage at most (None: the profile's)
     finetune_minutes: float | None = None  # wall-clock budget for all fine-tuning (None: the profile's)
     epochs: int | None = None  # epochs-equivalent per fine-tuning stage at most (None: the default, 10)
+    device: str = "auto"  # where fine-tuning runs: auto (a GPU when TensorFlow sees one) | cpu | gpu
     delta: float | None = None  # significance threshold (None: the profile's)
     method: str = "twonn"  # intrinsic-dimension estimator: twonn | pca
     id_samples: int = 2000
