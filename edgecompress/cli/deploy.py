@@ -115,6 +115,7 @@ def deploy(
     resume_dir: Resume = None,
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,
+    ssh_config: opt.SshConfig = None,
     accept_new_host_key: opt.AcceptNewHostKey = False,
     keep_remote: KeepRemote = False,
     password_env: opt.PasswordEnv = None,

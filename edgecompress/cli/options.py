@@ -71,6 +71,13 @@ Epochs = Annotated[
 
 # SSH boards: how to reach and trust them (targets/ssh_config.py reads the same names from target files)
 Identity = Annotated[Optional[Path], typer.Option(help="SSH private key file (stays on this machine).")]
+SshConfig = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--ssh-config",
+        help="OpenSSH client config to look board names up in (default ~/.ssh/config when it exists): HostName, User, Port, IdentityFile, ProxyJump.",
+    ),
+]
 KnownHosts = Annotated[
     Optional[Path], typer.Option(help="known_hosts file to verify boards against (default ~/.ssh/known_hosts).")
 ]

@@ -50,6 +50,7 @@ def ship(
     rebuild: Rebuild = False,
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,
+    ssh_config: opt.SshConfig = None,
     accept_new_host_key: opt.AcceptNewHostKey = False,
     password_env: opt.PasswordEnv = None,
     connect_timeout: opt.ConnectTimeout = None,
@@ -67,6 +68,7 @@ def ship(
     options = {
         "identity": identity,
         "known_hosts": known_hosts,
+        "ssh_config": ssh_config,
         "accept_new_host_key": accept_new_host_key,
         "password_env": password_env,
         "connect_timeout": connect_timeout,

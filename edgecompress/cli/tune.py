@@ -142,6 +142,7 @@ def tune(
     more_trials: ResumeTrials = None,
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,
+    ssh_config: opt.SshConfig = None,
     accept_new_host_key: opt.AcceptNewHostKey = False,
     password_env: opt.PasswordEnv = None,
     retries_ssh: opt.SshRetries = None,

@@ -18,10 +18,10 @@ from edgecompress.errors import EdgeCompressError
 #: SSH (and other target) options a request may carry; see `edgecompress deploy --help`.
 TARGET_OPTIONS = (
     "identity", "known_hosts", "accept_new_host_key", "keep_remote", "password_env",
-    "retries", "connect_timeout", "remote_python", "remote_dir",
+    "retries", "connect_timeout", "remote_python", "remote_dir", "ssh_config",
 )  # fmt: skip
 #: target options that name files on this machine, stored absolute
-_PATH_TARGET_OPTIONS = ("identity", "known_hosts")
+_PATH_TARGET_OPTIONS = ("identity", "known_hosts", "ssh_config")
 
 
 @dataclass
