@@ -49,7 +49,10 @@ def run_in_terminal(code: str, *, timeout: float = 60.0, columns: int = 80) -> t
                 output.extend(chunk)
             elif process.poll() is not None:
                 break
-        code_ = process.poll()
+        try:  # the terminal closes as the process exits, a moment before it can be reaped
+            code_: int | None = process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            code_ = None
         if code_ is None:
             process.kill()
             process.wait()
