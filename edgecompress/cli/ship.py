@@ -65,17 +65,10 @@ def ship(
 
     bundle = ensure_bundle(run_dir, rebuild=rebuild)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    options = {
-        "identity": identity,
-        "known_hosts": known_hosts,
-        "ssh_config": ssh_config,
-        "accept_new_host_key": accept_new_host_key,
-        "password_env": password_env,
-        "connect_timeout": connect_timeout,
-        "remote_python": remote_python,
-        "remote_dir": remote_dir,
-        "retries": 0,
-    }
+    given = locals()  # the SSH options, passed on by name
+    ssh = ("identity", "known_hosts", "ssh_config", "accept_new_host_key", "password_env", "connect_timeout")
+    options = {**{name: given[name] for name in ssh}, "remote_python": remote_python, "remote_dir": remote_dir}
+    options["retries"] = 0
     report = say if not as_json else (lambda message: None)
     installed = []
     for spec in target:
