@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecompress.errors import EdgeCompressError
+from edgecompress.tune import extra, results
 from edgecompress.tune import objectives as objs
 from edgecompress.tune import report as tune_report
-from edgecompress.tune import results
 from edgecompress.tune.records import LOG, TuneFolder
 from edgecompress.tune.request import TRIALS, TUNE_FILE, TuneRequest
 from edgecompress.tune.search import Search, TuneInterrupted
@@ -41,6 +41,7 @@ class TuneResult:
 
 def tune(request: TuneRequest, *, progress: Say | None = None) -> TuneResult:
     """Search compression plans for `request.deploy`'s model and profile; see `edgecompress tune --help`."""
+    extra.require()
     request.check()
     request = dataclasses.replace(
         request, deploy=request.deploy.with_absolute_paths(), output=str(Path(request.output).expanduser().resolve())
@@ -59,6 +60,7 @@ def resume(
 
     `trials` raises the budget (a finished tune then searches on); `ray_address` moves the rest of
     the search to another Ray cluster (or, with "local", to a local instance)."""
+    extra.require()
     path = Path(tune_dir).expanduser().resolve()  # Ray workers write under it, from their own working directory
     file = path / TUNE_FILE
     if not file.is_file():
