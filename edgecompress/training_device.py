@@ -34,7 +34,7 @@ class TrainingDevice:
 
     def describe(self) -> str:
         """Where training runs, in words, for the log and the report."""
-        seen = f"{len(self.visible_gpus)} GPU(s) visible" if self.visible_gpus else "no GPU visible"
+        seen = f"{len(self.visible_gpus)} GPU(s)" if self.visible_gpus else "no GPU"
         place = f"the GPU ({self.visible_gpus[0]})" if self.used == "gpu" else "the CPU"
         return f"{place} (--device {self.requested}; TensorFlow sees {seen})"
 
