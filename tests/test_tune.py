@@ -398,3 +398,18 @@ def test_a_left_over_entry_without_its_meta_file_is_replaced_not_reused(tmp_path
     hit = cache.store("kind", "k", lambda folder: (folder / "file").write_text("whole"), {"by": "new"})
     assert hit is not None and hit.file("file").read_text() == "whole" and hit.meta["by"] == "new"
     assert [p.name for p in (tmp_path / "kind").iterdir()] == ["k"]  # nothing set aside is left behind
+
+
+def test_ctrl_c_while_optuna_writes_its_journal_waits_for_the_write() -> None:
+    """An interrupt inside the journal's file lock broke its clean-up; it now lands after the write."""
+    import os
+    import signal
+
+    from edgecompress.tune.study import uninterrupted
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with uninterrupted():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("the write finished")
+    assert steps == ["the write finished"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler

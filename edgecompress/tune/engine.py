@@ -19,8 +19,10 @@ from edgecompress.errors import EdgeCompressError
 
 #: small: a trial sends a request and gets a run folder's path back; /dev/shm may be small on CI machines
 OBJECT_STORE_BYTES = 128 * 1024**2
-#: set in every worker: no telemetry, TensorFlow's C++ notices off
-WORKER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+#: set in every worker: no telemetry, TensorFlow's C++ notices off, and a trial given no GPU sees
+#: none (Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone for such a task, so its `--device auto` would
+#: take a GPU another trial reserved; Ray's own switch restores the hiding)
+WORKER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1"}
 
 
 class RayError(EdgeCompressError):

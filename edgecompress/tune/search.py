@@ -30,7 +30,7 @@ from edgecompress.tune import objectives as objs
 from edgecompress.tune.records import COMPLETE, DUPLICATE, FAILED, INFEASIBLE, RUNNING, TrialRecord, TuneFolder
 from edgecompress.tune.request import TRIALS, TuneRequest, planning
 from edgecompress.tune.space import Candidate, Space
-from edgecompress.tune.study import tell
+from edgecompress.tune.study import tell, uninterrupted
 
 log = logging.getLogger("edgecompress.tune")
 Say = Callable[[str], None]
@@ -135,11 +135,12 @@ class Search:
     # ------------------------------------------------------------------ asking
 
     def _start_next(self) -> None:
-        trial = self.study.ask()
+        with uninterrupted():  # Optuna writes its journal here
+            trial = self.study.ask()
+            candidate = self.space.suggest(trial)
+            name = f"trial-{trial.number:04d}"
+            trial.set_user_attr("name", name)
         self.asked += 1
-        candidate = self.space.suggest(trial)
-        name = f"trial-{trial.number:04d}"
-        trial.set_user_attr("name", name)
         record = TrialRecord(name, trial.number, self.request.deploy.seed, candidate.values, candidate.overrides())
         ticket = Ticket(record, self._trial_request(name, record.overrides, record.seed), trial)
         if self._refused_or_duplicate(ticket):

@@ -20,8 +20,12 @@ as infeasible (Trial.set_constraint), so the search leans towards ones that woul
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,26 @@ from edgecompress.tune.objectives import Objective
 
 JOURNAL = "study.journal"
 STUDY_NAME = "edgecompress-tune"
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C waits until the block has written to Optuna's journal, then interrupts as usual.
+
+    An interrupt inside the journal's file lock broke the lock's clean-up (FileNotFoundError
+    instead of KeyboardInterrupt, a traceback instead of the resume command).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: pending.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        if pending:
+            raise KeyboardInterrupt
 
 
 def tell(study: Any, trial: Any, values: list[float] | None, constraints: dict[str, float]) -> None:
@@ -42,7 +66,13 @@ def tell(study: Any, trial: Any, values: list[float] | None, constraints: dict[s
     """
     import optuna
 
-    failed = optuna.trial.TrialState.FAIL
+    with uninterrupted():
+        _tell(study, trial, values, constraints, optuna.trial.TrialState.FAIL)
+
+
+def _tell(study: Any, trial: Any, values: list[float] | None, constraints: dict[str, float], failed: Any) -> None:
+    import optuna
+
     if isinstance(trial, optuna.trial.FrozenTrial):
         if values is not None:
             study.add_trial(
@@ -87,4 +117,4 @@ def open_study(folder: Path, objectives: list[Objective], *, seed: int, trials: 
     return optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
 
 
-__all__ = ["JOURNAL", "STUDY_NAME", "open_study", "tell"]
+__all__ = ["JOURNAL", "STUDY_NAME", "open_study", "tell", "uninterrupted"]
