@@ -16,7 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 #: what TensorFlow, its lazy `tf.keras` and tfmot read from the environment when first imported
 _IMPORT_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1"}
@@ -89,24 +92,38 @@ class TerminalStream:
     def _stream(self):  # noqa: ANN202
         return real_stream(sys.stderr if self.fd == 2 else sys.stdout, self.fd)
 
-    def write(self, text: str) -> int:
+    def _silenced_copy(self, stream: object) -> int | None:
+        """The saved real fd while this stream's fd is silenced (only when the stream really is that
+        fd: under pytest's capture it is not)."""
         saved = _SILENCED.get(self.fd)
+        if saved is not None and _has_fileno(stream) and stream.fileno() == self.fd:  # type: ignore[attr-defined]
+            return saved
+        return None
+
+    def write(self, text: str) -> int:
         stream = self._stream()
-        # Only when the stream really is the silenced fd: under pytest's capture it is not.
-        if saved is not None and _has_fileno(stream) and stream.fileno() == self.fd:
-            stream.flush()
-            os.write(saved, text.encode("utf-8", "replace"))
-            return len(text)
-        return stream.write(text)
+        saved = self._silenced_copy(stream)
+        if saved is None:
+            return stream.write(text)
+        stream.flush()
+        data = text.encode("utf-8", "replace")
+        while data:
+            data = data[os.write(saved, data) :]
+        return len(text)
 
     def flush(self) -> None:
         self._stream().flush()
 
     def isatty(self) -> bool:
-        return self._stream().isatty()
+        """Whether the real stream is a terminal, also while its fd points at a capture file."""
+        stream = self._stream()
+        saved = self._silenced_copy(stream)
+        return os.isatty(saved) if saved is not None else stream.isatty()
 
     def fileno(self) -> int:
-        return self._stream().fileno()
+        stream = self._stream()
+        saved = self._silenced_copy(stream)
+        return saved if saved is not None else stream.fileno()
 
     @property
     def encoding(self) -> str:
@@ -149,45 +166,114 @@ def _has_fileno(stream: object) -> bool:
 
 @contextlib.contextmanager
 def quiet_native_output(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
-    """Silence what TensorFlow's C++ side prints and its Python warnings, unless debugging.
+    """Keep what TensorFlow's C++ side prints, and Python warnings, off the terminal unless debugging.
 
-    Conversion also prints to stdout (fd 1): pass fds=(1, 2) there. Training keeps fd 1 so
-    Keras' progress bar shows.
+    Both are logged instead (logger `edgecompress.libraries`, INFO), so a run's deploy.log keeps
+    them. Conversion also prints to stdout (fd 1): pass fds=(1, 2) there.
     """
     import warnings
 
     with _silence_fds(fds), warnings.catch_warnings():
         if not os.environ.get("EDGECOMPRESS_DEBUG"):
-            warnings.simplefilter("ignore")
+            warnings.showwarning = _log_warning
         yield
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' signature
+    import logging
+
+    logging.getLogger("edgecompress.libraries").info(
+        "%s: %s (%s:%s)", getattr(category, "__name__", category), message, filename, lineno
+    )
+
+
+#: guards the redirections: steps in several threads may silence at once
+_LOCK = threading.Lock()
+#: fd -> (how many blocks silence it now, its capture file)
+_HELD: dict[int, tuple[int, Any]] = {}
 
 
 @contextlib.contextmanager
 def _silence_fds(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
+    """Point `fds` at a temporary file while the block runs, then log what landed there.
+
+    Re-entrant and shared between threads: the first block to silence an fd redirects it, the
+    last one to leave restores it; edgecompress's own console keeps writing to the real fd
+    (TerminalStream)."""
     if os.environ.get("EDGECOMPRESS_DEBUG"):
         yield
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
+    with _LOCK:
+        held = [fd for fd in fds if _hold(fd)]
     try:
-        saved = [os.dup(fd) for fd in fds]
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd, copy in zip(fds, saved):
-            os.dup2(devnull, fd)
-            _SILENCED[fd] = copy
         yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        for fd, copy in zip(fds, saved):
-            _SILENCED.pop(fd, None)
-            os.dup2(copy, fd)
-            os.close(copy)
-        os.close(devnull)
+        with _LOCK:
+            for fd in held:
+                _release(fd)
+
+
+def _hold(fd: int) -> bool:
+    """One more block silences `fd`; False when it cannot be (a closed fd: nothing to silence)."""
+    if fd in _HELD:
+        depth, capture = _HELD[fd]
+        _HELD[fd] = (depth + 1, capture)
+        return True
+    try:
+        copy = os.dup(fd)
+    except OSError:  # closed (2>&-)
+        return False
+    _flush_all()
+    capture = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _release
+    os.dup2(capture.fileno(), fd)
+    _SILENCED[fd] = copy
+    _HELD[fd] = (1, capture)
+    return True
+
+
+def _release(fd: int) -> None:
+    depth, capture = _HELD[fd]
+    if depth > 1:
+        _HELD[fd] = (depth - 1, capture)
+        return
+    del _HELD[fd]
+    _flush_all()
+    copy = _SILENCED.pop(fd)
+    os.dup2(copy, fd)
+    os.close(copy)
+    capture.seek(0)
+    text = capture.read().decode("utf-8", "replace")
+    capture.close()
+    _log_native(fd, text)
+
+
+def _flush_all() -> None:
+    """Python's and C's stdio buffers, so nothing printed before a redirection lands after it."""
+    import ctypes
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
+
+
+def _log_native(fd: int, text: str) -> None:
+    """What a library printed while silenced, into the log (a run's deploy.log), never the terminal."""
+    import logging
+
+    lines = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    if lines:
+        logger = logging.getLogger("edgecompress.libraries")
+        name = "stdout" if fd == 1 else "stderr"
+        for line in lines[:_MAX_LOGGED_LINES]:
+            logger.info("[%s] %s", name, line)
+        if len(lines) > _MAX_LOGGED_LINES:
+            logger.info("[%s] ... %d more lines", name, len(lines) - _MAX_LOGGED_LINES)
+
+
+#: a converter can print thousands of MLIR lines; the log keeps the first ones
+_MAX_LOGGED_LINES = 200
 
 
 def limit_threads(cpus: int) -> dict[str, int | bool]:

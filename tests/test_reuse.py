@@ -58,6 +58,8 @@ def test_a_second_deploy_for_another_board_reuses_the_work_and_says_so(
 def test_no_cache_rebuilds_everything(digits_model: Path, tmp_path: Path, capsys) -> None:
     args = [
         "deploy",
+        "--data",
+        "sklearn:digits",
         "--profile",
         "rpi4",
         str(digits_model),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ctrl_c import default_sigint
 from raycluster import RayCluster, start_cluster
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,7 +110,9 @@ def scenario(cluster: RayCluster, tiny_h5: Path, tmp_path_factory: pytest.TempPa
     )
     started = time.monotonic()
     with log_file.open("w") as log:
-        driver = subprocess.Popen(command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT, cwd=output)
+        driver = subprocess.Popen(
+            command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT, cwd=output, preexec_fn=default_sigint
+        )
     tune_dir: Path | None = None
     killed: tuple[str, int] | None = None
     try:
