@@ -115,7 +115,8 @@ def test_deploy_with_device_gpu_on_a_machine_without_one_stops_before_training(
     if _gpus():
         pytest.skip("this machine has a GPU")
     runs = tmp_path / "runs"
-    args = ["deploy", "--profile", "rpi4", str(digits_model), "--device", "gpu", "--output", str(runs), "--no-cache"]
+    args = ["deploy", "--profile", "rpi4", str(digits_model), "--data", "sklearn:digits", "--device", "gpu"]
+    args += ["--output", str(runs), "--no-cache"]
     code = main(args)
     err = " ".join(capsys.readouterr().err.split())
     assert code == EdgeCompressError.exit_code

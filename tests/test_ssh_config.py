@@ -189,7 +189,8 @@ def test_a_config_naming_a_key_that_cannot_be_read_is_one_paragraph(
     broken.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n")
     config = _config(tmp_path, f"Host mypi\n  HostName 127.0.0.1\n  Port {sshd.port}\n  IdentityFile {broken}\n")
     runs = tmp_path / "runs"
-    args = ["deploy", "--profile", "rpi4", str(tiny_h5), "--target", "ssh://mypi", "--ssh-config", str(config)]
+    args = ["deploy", "--profile", "rpi4", str(tiny_h5), "--data", "sklearn:digits"]
+    args += ["--target", "ssh://mypi", "--ssh-config", str(config)]
     code = main([*args, "--recipe", "ptq-int8", "--output", str(runs), "--max-eval", "50"])
     err = " ".join(capsys.readouterr().err.split())
     assert code == TargetError.exit_code and "Traceback" not in err
