@@ -3,6 +3,12 @@
 tfmot 0.8 only understands tf-keras (Keras 2); TensorFlow 2.21 defaults to Keras 3. The
 switch must be set before TensorFlow is first imported, so every module that needs
 TensorFlow goes through here instead of importing it directly.
+
+Importing edgecompress changes nothing in os.environ, and hides no GPU (`--device` chooses
+where fine-tuning runs). The switch (TF_USE_LEGACY_KERAS=1, and TF_CPP_MIN_LOG_LEVEL=3 when
+the caller has not set it) is in the environment only while TensorFlow, its lazy `keras`
+modules and tfmot are first imported, here; the caller's values are put back afterwards,
+so the programs a caller starts later see the environment it set.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, graph versions) bury our messages
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # edge work is CPU work; skip cuInit noise
+#: what TensorFlow, its lazy `tf.keras` and tfmot read from the environment when first imported
+_IMPORT_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1"}
+#: the same, only where the caller has not set it: TF's C++ notices (oneDNN, ...) bury our messages
+_IMPORT_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def tensorflow():  # noqa: ANN201 - returns the module
@@ -29,14 +36,43 @@ def tensorflow():  # noqa: ANN201 - returns the module
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    with _silence_fds():
+    with _silence_fds(), _import_environment():
         import tensorflow as tf
         import tf_keras  # noqa: F401 - imports TF's remaining native modules while quiet
 
+        for keras_module in (tf.keras, tf.compat.v1.keras, tf.compat.v2.keras):
+            keras_module.layers  # noqa: B018 - each lazy loader picks its Keras on first use: tf-keras, now
         tf.config.list_physical_devices("GPU")  # device discovery (cuInit) prints here, not later
 
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+def tfmot():  # noqa: ANN201 - returns the module
+    """tensorflow-model-optimization, imported once like TensorFlow (it sets TF_USE_LEGACY_KERAS on import)."""
+    tensorflow()
+    if "tensorflow_model_optimization" not in sys.modules:
+        with _silence_fds(), _import_environment():
+            import tensorflow_model_optimization  # noqa: F401
+    return sys.modules["tensorflow_model_optimization"]
+
+
+@contextlib.contextmanager
+def _import_environment() -> Iterator[None]:
+    """The environment TensorFlow needs while it is imported; the caller's own afterwards."""
+    names = (*_IMPORT_ENVIRONMENT, *_IMPORT_DEFAULTS)
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(_IMPORT_ENVIRONMENT)
+    for name, value in _IMPORT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    try:
+        yield
+    finally:
+        for name, before in saved.items():
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
 
 
 #: fd -> a copy of the real fd, while that fd is silenced; our own messages still go there

@@ -171,6 +171,7 @@ def deploy(
     threads: opt.Threads = D("threads"),
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,
+    ssh_config: opt.SshConfig = None,
     accept_new_host_key: opt.AcceptNewHostKey = False,
     keep_remote: KeepRemote = False,
     password_env: opt.PasswordEnv = None,
@@ -183,6 +184,7 @@ def deploy(
     finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
     epochs: opt.Epochs = D("epochs"),
     distill: opt.Distill = D("distill"),
+    device: opt.Device = D("device"),
     delta: Delta = D("delta"),
     method: Method = D("method"),
     cache: Cache = D("cache"),
@@ -245,6 +247,7 @@ def _run(options: dict[str, Any]) -> None:
 
 def request_from_options(options: dict[str, Any]) -> DeployRequest:
     """The DeployRequest the command line describes; the CLI-only options stay behind."""
+    options = opt.plain(options)  # a Python caller may pass choices as enums too
     if options["model"] is None or options["profile"] is None or not options.get("data"):
         raise EdgeCompressError(
             "deploy needs a MODEL file, --profile and --data.",

@@ -22,6 +22,7 @@ import typer
 from typer.core import TyperCommand
 
 from edgecompress.pipeline.request import DeployRequest
+from edgecompress.training_device import DEVICES
 
 D = DeployRequest.default  # every default the aliases name is DeployRequest's own
 
@@ -45,6 +46,12 @@ def choice(name: str, values: Iterable[str]) -> type[enum.Enum]:
 def plain(options: dict[str, Any]) -> dict[str, Any]:
     """The options with every choice turned back into its string (what the rest of edgecompress takes)."""
     return {name: value.value if isinstance(value, enum.Enum) else value for name, value in options.items()}
+
+
+if TYPE_CHECKING:  # what mypy sees; typer sees the choices
+    DeviceChoice = str
+else:
+    DeviceChoice = choice("Device", DEVICES)
 
 
 class RequiredUnlessResuming(TyperCommand):
@@ -156,6 +163,15 @@ KnownHosts = Annotated[
         rich_help_panel=TARGET,
     ),
 ]
+SshConfig = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--ssh-config",
+        help="OpenSSH client config to look board names up in: HostName, User, Port, IdentityFile, ProxyJump.",
+        show_default="~/.ssh/config when it exists",
+        rich_help_panel=TARGET,
+    ),
+]
 AcceptNewHostKey = Annotated[
     bool,
     typer.Option(
@@ -215,6 +231,14 @@ Epochs = Annotated[
     typer.Option(
         help="Epochs-equivalent per fine-tuning stage at most, for small data sets.",
         show_default="10",
+        rich_help_panel=COMPRESSION,
+    ),
+]
+
+Device = Annotated[
+    DeviceChoice,
+    typer.Option(
+        help="Where fine-tuning runs: auto (a GPU when TensorFlow sees one, else the CPU), cpu, or gpu (stops when there is none).",
         rich_help_panel=COMPRESSION,
     ),
 ]

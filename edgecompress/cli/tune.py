@@ -63,6 +63,12 @@ Parallel = Annotated[
 CpusPerTrial = Annotated[
     float, typer.Option(help="CPUs Ray gives each trial's fine-tuning (TensorFlow uses that many threads).")
 ]
+GpusPerTrial = Annotated[
+    float,
+    typer.Option(
+        help="GPUs Ray gives each trial's fine-tuning (a fraction shares one GPU); 0: trials train on CPUs. Use with --device auto or gpu."
+    ),
+]
 MaxReruns = Annotated[int, typer.Option(help="Pareto trials re-run with other seeds, at most.")]
 SearchSeed = Annotated[int, typer.Option(help="Seed of the searcher (Optuna's sampler).")]
 Prior = Annotated[
@@ -119,6 +125,7 @@ def tune(
     ray_address: RayAddress = None,
     parallel: Parallel = T("parallel"),
     cpus_per_trial: CpusPerTrial = T("cpus_per_trial"),
+    gpus_per_trial: GpusPerTrial = T("gpus_per_trial"),
     max_reruns: MaxReruns = T("max_reruns"),
     search_seed: SearchSeed = T("search_seed"),
     prior: Prior = T("prior"),
@@ -131,12 +138,14 @@ def tune(
     finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
     finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
     epochs: opt.Epochs = D("epochs"),
+    device: opt.Device = D("device"),
     onnx: Onnx = False,
     cache: Cache = D("cache"),
     resume_dir: Resume = None,
     more_trials: ResumeTrials = None,
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,
+    ssh_config: opt.SshConfig = None,
     accept_new_host_key: opt.AcceptNewHostKey = False,
     password_env: opt.PasswordEnv = None,
     retries_ssh: opt.SshRetries = None,
@@ -221,6 +230,7 @@ def _check_resume_options(options: dict[str, Any]) -> None:
 def request_from_options(options: dict[str, Any]) -> TuneRequest:
     from edgecompress.tune.request import parse_duration
 
+    options = opt.plain(options)  # a Python caller may pass choices as enums too
     if options["model"] is None or options["profile"] is None or not options.get("data"):
         raise EdgeCompressError(
             "tune needs a MODEL file, --profile and --data.",
@@ -240,6 +250,7 @@ def request_from_options(options: dict[str, Any]) -> TuneRequest:
             "finetune_steps",
             "finetune_minutes",
             "epochs",
+            "device",
             "onnx",
             "cache",
         )
@@ -267,6 +278,7 @@ def request_from_options(options: dict[str, Any]) -> TuneRequest:
         ray_address=options["ray_address"],
         parallel=options["parallel"],
         cpus_per_trial=options["cpus_per_trial"],
+        gpus_per_trial=options["gpus_per_trial"],
         search_seed=options["search_seed"],
         prior=options["prior"],
         max_reruns=options["max_reruns"],

@@ -25,6 +25,7 @@ import numpy as np
 from edgecompress.cache import StageCache, fingerprint_arrays
 from edgecompress.errors import DataError, EdgeCompressError, TargetError
 from edgecompress.pipeline.request import DeployRequest
+from edgecompress.training_device import TrainingDevice, training_device
 
 if TYPE_CHECKING:
     from edgecompress.analysis import SignificanceProfile
@@ -62,6 +63,7 @@ class Prepared:
     cache: StageCache
     data_fingerprint: str  # a content hash of the scaled train/test arrays, labels and class names
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds of each preparation phase
+    device: TrainingDevice | None = None  # where fine-tuning runs (None: the plan trains nothing)
 
     def close(self) -> None:
         for target in self.targets:
@@ -99,8 +101,11 @@ def prepare(
     clock.lap("significance")
     plan = _plan(request, profile, inputs.loaded, significance, say)
     check_export_routes(inputs.loaded, routes=_export_routes(request, profile, plan))  # e.g. GELU with ONNX export
+    device = None
     if plan.needs_training:
         say(f"Fine-tuning budget: {finetuning_settings(request, profile).describe(len(inputs.dataset.x_train))}")
+        device = training_device(request.device)  # --device gpu without a GPU stops here, before any training
+        say(f"Fine-tuning on {device.describe()}")
     if dry_run:
         from edgecompress.pipeline.dry_run import check_microcontroller, check_targets
 
@@ -123,6 +128,7 @@ def prepare(
         cache,
         inputs.fingerprint,
         clock.laps,
+        device,
     )
 
 

@@ -556,17 +556,18 @@ def _plan(report: dict[str, Any], figures: dict[str, Path]) -> Section | None:
 
 def _training(report: dict[str, Any]) -> Section | None:
     """What fine-tuning did: steps against the budget, epochs-equivalent, time, why it stopped, the curve."""
-    stages = (report.get("training") or {}).get("stages") or []
+    training = report.get("training") or {}
+    stages = training.get("stages") or []
     if not stages:
         return None
-    blocks: list[Any] = [_stages_table(stages)]
+    blocks: list[Any] = [_stages_table(stages, (training.get("device") or {}).get("description"))]
     curve = _curve_table(stages)
     if curve is not None:
         blocks.append(curve)
     return Section("Fine-tuning", blocks, id="training-section")
 
 
-def _stages_table(stages: list[dict[str, Any]]) -> Table:
+def _stages_table(stages: list[dict[str, Any]], device: str | None) -> Table:
     """One row per fine-tuning stage: how far it got against its budget and why it stopped."""
     rows = [
         [
@@ -585,7 +586,9 @@ def _stages_table(stages: list[dict[str, Any]]) -> Table:
     return Table(
         list(_TRAINING_COLUMNS),
         rows,
-        caption="Fine-tuning per stage; the model keeps the weights of the best validation check.",
+        caption="Fine-tuning per stage"
+        + (f", on {device}" if device else "")
+        + "; the model keeps the weights of the best validation check.",
         id="training",
     )
 

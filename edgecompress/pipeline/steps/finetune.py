@@ -12,6 +12,7 @@ from typing import Any
 from edgecompress.pipeline.context import RunContext
 from edgecompress.pipeline.steps.base import Step
 from edgecompress.run_layout import LAYOUT
+from edgecompress.training_device import placed, training_device
 
 
 class FineTune(Step):
@@ -48,10 +49,13 @@ def fine_tuned(ctx: RunContext, *, say: bool) -> Any:
         )
     if say:
         ctx.say(f"Fine-tuning objective: {objective.words}")
+    device = prepared.device or training_device(ctx.request.device)
+    # a stage trained on a GPU differs in its last bits from one trained on the CPU: cached apart
+    on_gpu = {"device": "gpu"} if device.used == "gpu" else {}
     origin = prepared.cache.key(
-        "fine-tune", model=prepared.loaded.sha256, data=prepared.data_fingerprint, objective=objective.key()
+        "fine-tune", model=prepared.loaded.sha256, data=prepared.data_fingerprint, objective=objective.key(), **on_gpu
     )
-    with quiet_native_output():
+    with quiet_native_output(), placed(device):
         return apply_plan(
             prepared.plan,
             prepared.loaded.model,
@@ -75,6 +79,7 @@ def _train(ctx: RunContext) -> dict[str, Any]:
         "kernel_values": compressed.kernel_values,
         "key": compressed.key,
         "loss": "; ".join(losses) or None,
+        "device": (ctx.prepared.device or training_device(ctx.request.device)).to_dict(),
     }
     ctx.folder.write_json(LAYOUT.training, trained)
     return trained
