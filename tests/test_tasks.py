@@ -218,6 +218,20 @@ def test_each_task_declares_how_it_is_judged() -> None:
     assert "Unknown task" in error_of(task_named, "segmentation").problem
 
 
+@pytest.mark.parametrize("command", ["deploy", "report", "tune"])
+def test_the_task_rules_are_options_of_every_judging_command(command: str) -> None:
+    import typer
+
+    from edgecompress.cli import _mount_commands, app, rules
+
+    if not app.registered_commands:
+        _mount_commands()
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    given = {"max_metric_drop": 2.5, "min_sqnr_db": 30.0, "min_agreement": 0.9}
+    assert set(given) <= {p.name for p in click_command.params}
+    assert rules.overrides(given) == given  # each reaches its acceptance field
+
+
 def test_a_model_with_several_inputs_is_refused_in_one_paragraph(tmp_path: Path) -> None:
     from edgecompress._tf import keras
     from edgecompress.errors import ModelError

@@ -94,8 +94,7 @@ def prepare(
     profile = _profile(request, say)
     inputs = _inputs(request, say)
     cache = StageCache.default(enabled=request.cache)
-    _check_targets_suit_profile(request, profile)
-    _check_outputs_suit_profile(profile, inputs.loaded)
+    _check_suits_profile(request, profile, inputs.loaded)
     clock.lap("load")
     significance = _significance(request, profile, inputs.loaded, inputs.dataset, say, task, cache, inputs.fingerprint)
     clock.lap("significance")
@@ -391,6 +390,12 @@ def _check_data_fits_model(dataset: Dataset, loaded: LoadedModel) -> None:
             "Pick the classes the model was trained on with --classes (in the model's output order), "
             "or pass the model trained for this data.",
         )
+
+
+def _check_suits_profile(request: DeployRequest, profile: Profile, loaded: LoadedModel) -> None:
+    """What the profile's device cannot take is refused before any work: its targets, the model's outputs."""
+    _check_targets_suit_profile(request, profile)
+    _check_outputs_suit_profile(profile, loaded)
 
 
 def _check_outputs_suit_profile(profile: Profile, loaded: LoadedModel) -> None:
