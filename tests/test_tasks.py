@@ -293,3 +293,15 @@ def test_tune_maximises_each_tasks_figure_on_the_worst_board() -> None:
     assert read(anomaly_boards, {}) == pytest.approx(91.0)
     assert read(fidelity_boards, {}) == 24.5
     assert read([{"accuracy": 0.9}], {}) == pytest.approx(90.0)  # a report from before tasks: a classifier's
+
+
+def test_a_tie_on_the_tasks_figure_is_explained_by_the_tasks_own_test() -> None:
+    from edgecompress.decision.evidence import Evidence
+    from edgecompress.decision.verdict import _tie_words
+
+    assert _tie_words("accuracy", Evidence.placeholder("classification"))[1] == "McNemar's test cannot tell them apart"
+    words, why = _tie_words("accuracy", Evidence.placeholder("anomaly"))
+    assert words == "as good on ROC AUC as" and why.startswith("the paired bootstrap of their ROC AUCs")
+    assert "Wilcoxon" in _tie_words("accuracy", Evidence.placeholder("regression"))[1]
+    assert "SQNRs are within 1 dB" in _tie_words("accuracy", Evidence.placeholder("fidelity"))[1]
+    assert _tie_words("size", Evidence.placeholder("anomaly"))[0] == "as small as"

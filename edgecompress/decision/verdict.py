@@ -300,12 +300,25 @@ def choose(
             phrases.append(f"the {SUPERLATIVE[criterion]} {scope} ({_figure(criterion, best, evidence, targets)})")
             return best, phrases
         others = ", ".join(name for name in tied if name != best)
-        phrases.append(f"{best} is {TIE_WORDS[criterion]} {others} ({TIE_WHY[criterion]})")
+        words, why = _tie_words(criterion, evidence[(best, targets[0])])
+        phrases.append(f"{best} is {words} {others} ({why})")
         remaining = tied
     first = TIE_BREAK[prefer][0]
     winner = min(remaining, key=lambda name: (_point(first, name, evidence, targets), passing.index(name)))
     phrases.append(f"indistinguishable on every figure; {winner} has the best {first} point estimate")
     return winner, phrases
+
+
+def _tie_words(criterion: str, ev: Evidence) -> tuple[str, str]:
+    """How a tie on `criterion` reads; on the task's figure, in the words of the task and its test."""
+    from edgecompress.tasks import task_named
+
+    if criterion != "accuracy" or ev.task == "classification":
+        return TIE_WORDS[criterion], TIE_WHY[criterion]
+    metric = task_named(ev.task).metric
+    if metric is None or ev.judged_on_outputs:
+        return "as faithful to the baseline as", f"their SQNRs are within {SQNR_TIE_DB:g} dB"
+    return f"as good on {metric.title} as", f"{task_named(ev.task).test_words} cannot tell them apart"
 
 
 def _point(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> float:

@@ -119,6 +119,7 @@ class Task:
     per_class: bool  # per-class recall, impacted classes and disagreement sections apply
     rule_defaults: dict[str, float] = field(default_factory=dict)  # fidelity rules this task always checks
     test_name: str = ""
+    test_words: str = "their paired test"  # the test that can or cannot tell two candidates apart, in a sentence
     points: Points | None = None
     floor: Floor | None = None
     floor_fix: str = ""
@@ -186,6 +187,7 @@ TASKS: dict[str, Task] = {
         stratified=True,
         per_class=True,
         test_name="McNemar exact (paired, same samples)",
+        test_words="McNemar's test",
         points=sanity.accuracy_points,
         floor=sanity.chance_problem,
         floor_fix="Check that the data is what the model was trained on, that --classes lists the classes in the "
@@ -209,6 +211,7 @@ TASKS: dict[str, Task] = {
         stratified=False,
         per_class=False,
         test_name="Wilcoxon signed-rank on per-sample absolute errors, with a paired bootstrap interval of the MAE change",
+        test_words="Wilcoxon's signed-rank test on their absolute errors",
         points=sanity.mae_points,
         floor=sanity.mean_problem,
         floor_fix="Check that the targets are the ones the model was trained on (same units and order) and the "
@@ -232,6 +235,7 @@ TASKS: dict[str, Task] = {
         stratified=True,
         per_class=False,
         test_name="paired bootstrap of the ROC AUC change, stratified by label",
+        test_words="the paired bootstrap of their ROC AUCs",
         points=sanity.anomaly_points,
         floor=sanity.auc_problem,
         floor_fix="Check the labels (0 normal, 1 anomalous), that the data is what the model was trained on, and "
