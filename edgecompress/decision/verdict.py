@@ -212,7 +212,7 @@ def _task_phrases(ev: Evidence) -> list[str]:
         unit = f" {metric.change_unit}" if metric.change_unit else ""
         delta = metric.delta(ev.baseline_metric, ev.metric)
         phrases.append(
-            f"{metric.title} {ev.metric:.4g} ({delta:+.4g}{unit} against the baseline; {accuracy_words(ev)})"
+            f"{metric.title} {metric.text(ev.metric)} ({delta:+.4g}{unit} against the baseline; {accuracy_words(ev)})"
         )
     if ev.task != "classification" and ev.fidelity.get("sqnr_db") is not None:
         agreement = ev.fidelity.get("agreement")
@@ -450,7 +450,7 @@ def _task_figure(name: str, evidence: dict[tuple[str, str], Evidence], targets: 
         return "SQNR " + ", ".join(
             "identical" if e.fidelity.get("identical") else f"{e.fidelity.get('sqnr_db') or 0.0:.1f} dB" for e in evs
         )
-    return f"{metric.title} " + ", ".join(f"{e.metric:.4g}" for e in evs if e.metric is not None)
+    return f"{metric.title} " + ", ".join(metric.text(e.metric) for e in evs if e.metric is not None)
 
 
 # ---------------------------------------------------------------------------- nothing passes

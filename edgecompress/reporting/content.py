@@ -170,7 +170,8 @@ def _card_figure(task: Any, row: dict[str, Any]) -> str:
         return f"accuracy {fmt.percent(row.get('accuracy'))} ({fmt.points(row.get('accuracy_delta_points'))})"
     if task.metric is not None and row.get("metric") is not None:
         delta = fmt.points if task.metric.change_unit == "pt" else fmt.signed_figure
-        return f"{task.metric.title} {fmt.figure(row.get('metric'))} ({delta(row.get('metric_delta'))})"
+        value = row.get("metric")
+        return f"{task.metric.title} {fmt.DASH if value is None else task.metric.text(value)} ({delta(row.get('metric_delta'))})"
     agreement = row.get("agreement")
     return f"SQNR {fmt.decibels(row.get('sqnr_db'))}" + (
         f", agreement {fmt.percent(agreement)}" if agreement is not None else ""
@@ -258,8 +259,8 @@ def _measured_on(report: dict[str, Any]) -> list[str]:
 _TASK_TABLES: dict[str, tuple[tuple[str, str, fmt.Formatter], ...]] = {
     "regression": (("mae", "MAE", fmt.figure), ("rmse", "RMSE", fmt.figure), ("r2", "R²", fmt.figure)),
     "anomaly": (
-        ("auc", "ROC AUC", fmt.figure),
-        ("pauc", "pAUC (FPR ≤ 0.1)", fmt.figure),
+        ("auc", "ROC AUC", fmt.fraction),
+        ("pauc", "pAUC (FPR ≤ 0.1)", fmt.fraction),
         ("mean_score_normal", "mean score, normal", fmt.figure),
         ("mean_score_anomalous", "mean score, anomalous", fmt.figure),
     ),

@@ -82,6 +82,11 @@ def figure(value: float | None) -> str:
     return DASH if value is None else f"{value:.4g}"
 
 
+def fraction(value: float | None) -> str:
+    """A figure between 0 and 1 (a ROC AUC): four decimals, so 1.0000 stands beside 0.9371, not '1'."""
+    return DASH if value is None else f"{value:.4f}"
+
+
 def signed_figure(value: float | None) -> str:
     """A change of a task's figure in its own units, always signed."""
     return DASH if value is None else f"{value:+.4g}"

@@ -115,6 +115,7 @@ _SHOWN: dict[str, fmt.Formatter] = {
     "percent": fmt.percent,
     "points": fmt.points,
     "figure": fmt.figure,
+    "fraction": fmt.fraction,
     "signed": fmt.signed_figure,
     "decibels": fmt.decibels,
 }

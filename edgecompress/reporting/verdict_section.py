@@ -180,7 +180,7 @@ def _task_target_table(target: dict[str, Any], several: bool) -> Table:
             delta = metric.delta(ev.get("baseline_metric"), ev.get("metric"))
             show = fmt.points if metric.change_unit == "pt" else fmt.signed_figure
             cells += [
-                cell(ev.get("metric"), fmt.figure),
+                cell(ev.get("metric"), fmt.fraction if metric.shown == "percent" else fmt.figure),
                 cell(delta, show, tone=fmt.tone(delta, higher_is_better=metric.higher_is_better)),
                 cell((ev.get("metric_test") or {}).get("p_value"), _p_value),
             ]

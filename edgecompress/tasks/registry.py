@@ -46,6 +46,10 @@ class Metric:
         """candidate - reference in change units, as the report's Δ column shows it."""
         return None if reference is None or candidate is None else round((candidate - reference) * self.change_scale, 6)
 
+    def text(self, value: float) -> str:
+        """The figure as sentences quote it: a share with four decimals (1.0000, not '1'), else 4 digits."""
+        return f"{value:.4f}" if self.shown == "percent" else f"{value:.4g}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -61,7 +65,7 @@ class Column:
 
     key: str
     title: str
-    shown: Literal["percent", "points", "figure", "signed", "decibels"]
+    shown: Literal["percent", "points", "figure", "fraction", "signed", "decibels"]
     help: str
     higher_is_better: bool | None = None  # colour the value as a change when set
     terminal: bool = True  # also in the table printed at the end of deploy
@@ -241,7 +245,7 @@ TASKS: dict[str, Task] = {
         floor_fix="Check the labels (0 normal, 1 anomalous), that the data is what the model was trained on, and "
         "the input scaling (--scaling).",
         columns=(
-            Column("metric", "ROC AUC", "figure", "ROC AUC of the anomaly scores from the device's outputs"),
+            Column("metric", "ROC AUC", "fraction", "ROC AUC of the anomaly scores from the device's outputs"),
             Column(
                 "metric_delta", "Δ AUC", "points", "ROC AUC change against the baseline, in points (0.01 = 1 pt)", True
             ),
