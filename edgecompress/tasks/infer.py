@@ -91,11 +91,12 @@ def decide_task(requested: str | None, facts: ModelFacts, labels: LabelFacts) ->
 
 
 def _inferred(facts: ModelFacts, labels: LabelFacts) -> tuple[str, str]:
-    seen = f"{labels.describe()}; the model has {facts.describe()}"
+    model = f"the model has {facts.describe()}"
+    seen = f"{labels.describe()}; {model}"  # the evidence, after the reason (one level of brackets when shown)
     if labels.given == "none":
-        return "fidelity", f"the data has no labels, so artifacts are judged against the fp32 model's outputs ({seen})"
+        return "fidelity", f"the data has no labels, so artifacts are judged against the fp32 model's outputs; {model}"
     if labels.given == "classes":
-        return "classification", f"the data has class labels ({seen})"
+        return "classification", f"the data has class labels; {model}"
     scalar = labels.sample_shape in ((), (1,))
     if scalar and labels.binary and (labels.anomaly_layout or facts.reconstructs_input):
         why = (
@@ -103,7 +104,7 @@ def _inferred(facts: ModelFacts, labels: LabelFacts) -> tuple[str, str]:
             if labels.anomaly_layout
             else "the labels are 0/1 and the model reconstructs its input"
         )
-        return "anomaly", f"{why} ({seen})"
+        return "anomaly", f"{why}: {seen}"
     classes = facts.class_scores
     if (
         scalar
@@ -114,9 +115,9 @@ def _inferred(facts: ModelFacts, labels: LabelFacts) -> tuple[str, str]:
         and labels.minimum >= 0
         and labels.maximum < classes
     ):
-        return "classification", f"the whole-number labels index the model's {classes} class scores ({seen})"
+        return "classification", f"the whole-number labels index the model's {classes} class scores: {seen}"
     if labels.size == facts.output_size and facts.single is not None:
-        return "regression", f"the labels have the model's output size ({facts.output_size} per sample) ({seen})"
+        return "regression", f"the labels have the model's output size ({facts.output_size} per sample): {seen}"
     raise DataError(
         f"edgecompress cannot tell what task this is: the data has {seen}. The labels are neither class indices "
         "of the model's score vector, nor 0/1 anomaly labels, nor targets of the model's output size.",
