@@ -241,6 +241,17 @@ class Acceptance(_Strict):
         return lines
 
 
+class Programmer(_Strict):
+    """How a microcontroller board is usually flashed: `edgecompress ship` prints the command for the
+    firmware it bundled (flashing stays with the board's own tool)."""
+
+    tool: str = Field(min_length=1, description="the board's usual flashing tool, e.g. openocd")
+    command: str = Field(
+        min_length=1, description="the command line that flashes the firmware; {elf} and {bin} stand for its files"
+    )
+    note: str = Field(default="", description="what the command assumes: probe, bootloader, flash address")
+
+
 class Profile(_Strict):
     """One device: what it can execute, its memory, and the compression defaults that follow."""
 
@@ -273,6 +284,9 @@ class Profile(_Strict):
     )
     sources: list[str] = Field(
         default_factory=list, description="where the figures come from (datasheets, product pages)"
+    )
+    programmer: Programmer | None = Field(
+        default=None, description="how the board is usually flashed (microcontrollers; printed by `edgecompress ship`)"
     )
 
     @model_validator(mode="after")

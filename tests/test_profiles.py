@@ -231,7 +231,7 @@ def test_a_user_profile_loads_by_path_in_yaml_or_toml(tmp_path: Path) -> None:
         [f"{key} = {json.dumps(value)}" for key, value in document.items() if not isinstance(value, dict)]
         + [
             line
-            for table in ("cpu", "compression")
+            for table in ("cpu", "compression", "programmer")
             for line in [f"[{table}]", *(f"{k} = {json.dumps(v)}" for k, v in document[table].items())]
         ]
     )

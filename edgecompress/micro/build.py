@@ -171,10 +171,10 @@ def build_micro(
     it can and says why not otherwise, 'require' fails without it, 'skip' never builds it);
     its ELF's flash and RAM are then the figures checked against the budgets.
 
-    Raises ModelError for ops TFLM cannot run (naming the layer), DataError for eval data
-    that does not fit the model, BudgetError (with every figure) when no build fits the
-    profile's RAM and flash budgets, ToolError when a required tool or tree is missing.
-    The figures are also in out_dir/micro_build.json.
+    Raises ModelError for ops TFLM cannot run (naming the layer), DataError for eval data that
+    does not fit the model, BudgetError (every figure) when no build fits the budgets -- unless
+    `firmware_options.keep_over_budget`: the linked build is then kept, its check saying how far over it is --
+    and ToolError for a missing tool or tree. Figures: out_dir/micro_build.json.
     """
     _require_microcontroller(profile)
     options = firmware_options or FirmwareOptions()
@@ -192,7 +192,7 @@ def build_micro(
         _compressed_variant(plain, profile, io, eval_npz, out_dir, name) if compress else (None, {"requested": False})
     )
     variants = [v for v in (compressed, plain) if v is not None]
-    order = _link_order(variants, profile, io, whole)
+    order = _link_order(variants, profile, io, whole, options.keep_over_budget)
     candidates = {v.label: _candidate_dict(v) for v in variants}
     if not order:
         raise _refusal(out_dir, profile, {v.label: v.checked for v in variants}, candidates, compression, plain)
@@ -224,10 +224,11 @@ def _measure_plain(
     return plain, litert, io
 
 
-def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool) -> list[_Variant]:
+def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool, keep: bool = False) -> list[_Variant]:
     """Estimates choose the order; the linked firmware, when it can be built, has the last word.
     A variant the estimate refuses is still linked when its model array alone fits the flash
-    budget: the kernel code and arena figures are the uncertain part of the estimate."""
+    budget (the kernel code and arena figures are the uncertain part of the estimate), or
+    whatever its size when over-budget builds are kept."""
     for variant in variants:
         variant.budget = budget_mod.check_budget(
             profile,
@@ -237,7 +238,9 @@ def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool) ->
             op_count=len(variant.op_names),
         )
     return [v for v in variants if v.checked.fits] + (
-        [v for v in variants if not v.checked.fits and len(v.model) <= profile.flash_budget_bytes] if whole else []
+        [v for v in variants if not v.checked.fits and (keep or len(v.model) <= profile.flash_budget_bytes)]
+        if whole
+        else []
     )
 
 
@@ -298,8 +301,10 @@ def _ship_first_that_fits(
     compression: dict[str, Any],
     plain: _Variant,
 ) -> _Shipped:
-    """Write (and, when possible, link) each candidate in order; the first whose measured figures fit is shipped."""
+    """Write (and, when possible, link) each candidate in order; the first whose measured figures fit is
+    shipped; with `options.keep_over_budget` and none fitting, the last one built (its project is the one on disk)."""
     refused: dict[str, budget_mod.BudgetCheck] = {}
+    last: _Shipped | None = None
     for shipped in order:
         build = _write_project(shipped, profile, io, eval_npz, out_dir, name)
         linked = _link(build.directory, shipped, core, io, eval_npz, options, profile) if whole else None
@@ -319,9 +324,12 @@ def _ship_first_that_fits(
             )
         )
         candidates[shipped.label] = _candidate_dict(shipped)
+        last = _Shipped(shipped, build, linked, flash)
         if shipped.budget.fits:
-            return _Shipped(shipped, build, linked, flash)
+            return last
         refused[shipped.label] = shipped.budget
+    if options.keep_over_budget and last is not None and last.linked is not None:
+        return last
     raise _refusal(out_dir, profile, refused, candidates, compression, plain)
 
 
@@ -334,6 +342,7 @@ class FirmwareOptions:
     kernels: str = "cmsis_nn"  # 'cmsis_nn' | 'reference'
     board: str | None = None  # a QEMU board; None: the core's own
     emulate: bool = True  # measure arena and stack on the emulated board when QEMU is there
+    keep_over_budget: bool = False  # a build that does not fit is kept (to compare with), its check saying so
 
 
 def whole_firmware_possible(core: cores.Core | None, options: FirmwareOptions) -> tuple[bool, str]:
@@ -674,6 +683,11 @@ def _notes(
         "latency_estimate is from the MAC count; the emulated board (--target qemu) counts instructions",
         *_ram_notes(compression),
     ]
+    if not shipped.checked.fits:
+        notes.append(
+            "built although it does not fit the profile's budgets, to be measured beside the builds that do: "
+            + "; ".join(shipped.checked.shortfalls())
+        )
     if linked is None:
         notes.append(f"flash and RAM are estimates ({whole_status})")
     else:
