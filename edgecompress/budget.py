@@ -120,6 +120,13 @@ class Budget:
         return None if value is None else value <= limit.bytes
 
 
+def exported_resources(file_bytes: int, model_flash_bytes: int | None = None) -> Resources:
+    """A model just exported, before any firmware is built: its file, and where the device keeps the model
+    in flash, the flash it takes (measured on the file: micro.budget.model_flash_bytes)."""
+    flash = model_flash_bytes if model_flash_bytes is not None else file_bytes
+    return Resources(file_bytes=file_bytes, flash_bytes=flash)
+
+
 def artifact_resources(sizes: dict[str, Any], *, flash_bytes: int | None = None) -> Resources:
     """An exported artifact's figures; in flash a file takes its own size unless a build says otherwise."""
     known = {f.name for f in fields(Resources)}

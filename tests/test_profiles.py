@@ -462,6 +462,6 @@ def test_psram_counts_toward_the_memory_budget(tmp_path: Path) -> None:
 
 
 def test_profile_strategies_are_the_ones_the_planner_knows() -> None:
-    from edgecompress.compression.recipes import STRATEGIES
+    from edgecompress.compression.recipes import AUTO, STRATEGIES
 
-    assert get_args(Strategy) == tuple(strategy.name for strategy in STRATEGIES)
+    assert get_args(Strategy) == (AUTO, *(strategy.name for strategy in STRATEGIES))

@@ -259,6 +259,10 @@ STRATEGIES: tuple[Strategy, ...] = (
 
 STRATEGY_BY_NAME: dict[str, Strategy] = {strategy.name: strategy for strategy in STRATEGIES}
 
+#: The profile's `compression.strategy` that lets the budget pick: the mildest strategy of STRATEGIES
+#: whose size, measured after export, fits (compression.plan.make_plan, pipeline step compressed-export).
+AUTO = "auto"
+
 
 def strategies_from(name: str) -> tuple[Strategy, ...]:
     """The named strategy followed by every more aggressive one: what a tight budget may use."""
@@ -269,6 +273,7 @@ def strategies_from(name: str) -> tuple[Strategy, ...]:
 
 
 __all__ = [
+    "AUTO",
     "EDGE_PRECISION",
     "EDGE_RECIPES",
     "INTEGER_EXPORT",
