@@ -30,7 +30,7 @@ def test_training_json_and_the_report_record_the_budget_and_the_curve(rpi4_run) 
     for stage in training["stages"]:
         assert 1 <= stage["steps"] <= stage["budget_steps"] <= 1000
         assert stage["epochs_equivalent"] > 0 and stage["wall_seconds"] > 0
-        assert stage["stopped_by"] in {"step budget", "early stopping", "time budget"}
+        assert stage["stopped_by"] in {"step cap", "plateau", "time budget"} and stage["stop_reason"]
         assert [point["step"] for point in stage["curve"]][-1] == stage["steps"]
     assert rpi4_run.report["training"]["stages"] == training["stages"]
     assert set(rpi4_run.report["timings_s"]) >= {"load", "significance", "fine-tune", "measure"}
