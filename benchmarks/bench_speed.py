@@ -323,11 +323,21 @@ def main() -> None:
         "--quick", action="store_true", help="one seed, short training, 2 points per method: a smoke run"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "speed.json")
+    parser.add_argument(
+        "--tile-widths",
+        nargs="+",
+        type=int,
+        help="only time the reference CNN's two convolutions at these widths (int8, 1 thread): the channel tile; "
+        "writes benchmarks/results/channel_tile.json",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.max_epochs, args.finetune_epochs = args.seeds[:1], 3, 1
         args.width_factors, args.energies, args.rounds, args.runs = args.width_factors[1:3], args.energies[2:4], 2, 50
-    from edgecompress.datasets_cache import ensure_cifar10_jpeg
+    if args.tile_widths:
+        channel_tile_benchmark(args)
+        return
+    from benchmarks.datasets_cache import ensure_cifar10_jpeg
 
     cifar = ensure_cifar10_jpeg()
     runs = []
@@ -377,6 +387,78 @@ def main() -> None:
             print(f"{pair} seed {seed} done in {runs[-1]['seconds']:.0f} s", flush=True)
     print_tables(summarise(runs))
     print(f"\nwrote {args.out}")
+
+
+def two_conv_net(width: int):  # noqa: ANN201
+    """The reference CNN with both convolutions at `width` channels and a 16-unit Dense (a pruned model's shape)."""
+    from edgecompress._tf import keras
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    return k.Sequential(
+        [
+            k.layers.Input((32, 32, 3)),
+            k.layers.Conv2D(width, 3, padding="same", activation="relu"),
+            k.layers.MaxPooling2D(),
+            k.layers.Conv2D(width, 3, padding="same", activation="relu"),
+            k.layers.MaxPooling2D(),
+            k.layers.Flatten(),
+            k.layers.Dense(16, activation="relu"),
+            k.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+
+
+def channel_tile_benchmark(args: argparse.Namespace) -> None:
+    """Latency of int8 convolutions by width, in interleaved rounds on the board-side runner at 1 thread: the
+    channel multiple LiteRT's kernels like (edgecompress.compression.widths.CHANNEL_TILES)."""
+    from edgecompress.export import to_tflite
+    from edgecompress.targets import MeasureJob
+    from edgecompress.targets.local import LocalTarget
+
+    out = args.out if args.out.name != "speed.json" else ROOT / "results" / "channel_tile.json"
+    rng = np.random.default_rng(0)
+    calibration = rng.random((64, 32, 32, 3), dtype=np.float32)
+    rounds: dict[int, list[float]] = {w: [] for w in args.tile_widths}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = work / "eval.npz"
+        np.savez(data, x=calibration[:8], y=np.zeros(8, np.int64), class_names=np.array(["a", "b"]),
+                 output_kind=np.array("sigmoid"))  # fmt: skip
+        models = {}
+        for width in args.tile_widths:
+            models[width] = work / f"w{width}.tflite"
+            models[width].write_bytes(to_tflite(two_conv_net(width), mode="int8", representative=calibration))
+        target = LocalTarget()
+        for number in range(args.rounds):
+            order = list(models)
+            random.Random(number).shuffle(order)
+            for width in order:
+                job = MeasureJob(models[width], data, warmup=args.warmup, runs=args.runs, threads=1)
+                rounds[width].append(float(target.measure(job).result["latency_ms"]["median"]))
+    table = {
+        str(w): {
+            "latency_median_ms": round(statistics.median(values), 5),
+            "round_medians_ms": [round(v, 5) for v in values],
+            "spread_x": round(max(values) / min(values), 3),
+        }
+        for w, values in rounds.items()
+    }
+    document = {
+        "benchmark": "channel_tile",
+        "command": " ".join(sys.argv),
+        "model": "reference CNN layout: Conv(w)-pool-Conv(w)-pool-Dense16-Dense1, int8 (random weights: time does not "
+        "depend on them), LiteRT board-side runner, 1 thread, interleaved shuffled rounds",
+        "settings": {"rounds": args.rounds, "runs": args.runs, "warmup": args.warmup},
+        "load_average_1min": os.getloadavg()[0],
+        "machine_note": "2 cores shared with other engineers' jobs: each width's spread over rounds is its noise",
+        "widths": table,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    for width, row in table.items():
+        print(f"width {width:>3}: {row['latency_median_ms']:.4f} ms (spread {row['spread_x']:.2f}x)")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -168,14 +168,16 @@ def test_a_microcontroller_profile_ends_in_a_tflm_firmware_build(digits_model: P
     result = edgecompress.deploy(
         digits_model, "arduino-nano-33-ble", output=tmp_path / "runs", warmup=2, runs=5, max_eval=200, epochs=1
     )
-    micro = result.report["micro"]
+    micro, ptq = result.report["micro"]["firmwares"]  # the plan's compressed model, then post-training int8
+    assert (micro["role"], ptq["role"], ptq["source"]) == ("compressed", "post-training", "ptq-int8")
     assert micro["accuracy"] == pytest.approx(micro["litert_accuracy"])
     assert micro["arena_bytes"] > 0
-    assert (result.run_dir / micro["firmware_dir"]).is_dir()
-    # the verdict holds the firmware's flash and RAM against the budget; only the built artifact has a RAM figure
+    assert (result.run_dir / micro["firmware_dir"]).is_dir() and (result.run_dir / ptq["firmware_dir"]).is_dir()
+    # the verdict holds each .tflite measured here to the flash and RAM of the firmware built from it
     (target,) = result.report["verdict"]["targets"]
     checks = {e["artifact"]: {c["rule"]: c for c in e["checks"]} for e in target["artifacts"]}
-    assert checks[micro["artifact"]]["budget"]["passed"] and "RAM" in checks[micro["artifact"]]["budget"]["text"]
+    for built in (micro, ptq):
+        assert checks[built["source"]]["budget"]["passed"] and "RAM" in checks[built["source"]]["budget"]["text"]
     assert "no TFLite Micro build" in checks["baseline-fp32"]["budget"]["text"]
     # under loose rules the built artifact is recommended and ship/ is the firmware project with its manifest
     assert main(["report", str(result.run_dir), "-q", "--max-accuracy-drop", "100", "--max-class-drop", "100"]) == 0

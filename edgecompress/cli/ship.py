@@ -115,7 +115,9 @@ def _firmware(bundle: Path, manifest: dict[str, Any], target: list[str], as_json
     from edgecompress.ship.firmware import check_firmware
 
     if target:
-        raise EdgeCompressError(
+        from edgecompress.errors import TargetError
+
+        raise TargetError(
             f"{bundle} is TFLite Micro firmware: a microcontroller is flashed, not installed over SSH "
             f"(--target {target[0]}).",
             "Run `edgecompress ship RUN_DIR` without --target: it checks the firmware and prints the command that "

@@ -36,6 +36,7 @@ from edgecompress.compression.recipes import (
     strategies_from,
 )
 from edgecompress.compression.speed import StructureKnobs, StructurePlan, plan_structure
+from edgecompress.compression.widths import channel_tile
 from edgecompress.errors import BudgetError, ModelError
 
 SIZE_BASIS = "bit-packed weights (weights x ceil(log2(unique values)) + codebooks + scales + biases)"
@@ -481,7 +482,12 @@ def _candidates(profile: Any, model: Any, significance: _Significance | None) ->
     if first_last == "float32" and getattr(profile, "accelerator_int8_only", False):
         first_last = "int8"
         notes.append("first/last layers at int8: the accelerator cannot run float layers")
-    knobs = Knobs(clusters=compression.clusters, bits=compression.mixed_precision_bits, first_last_precision=first_last)
+    knobs = Knobs(
+        clusters=compression.clusters,
+        bits=compression.mixed_precision_bits,
+        first_last_precision=first_last,
+        speed=StructureKnobs(tile=channel_tile(profile)),
+    )
     facts, fact_notes = layer_facts(model, significance)
     limit = _storage_limit(profile)
     prefer = getattr(compression, "prefer", "size")

@@ -84,12 +84,14 @@ def _parts(parts: dict[str, int]) -> str:
 
 def model_flash_bytes(tflite_bytes: bytes) -> int:
     """The flash an exported model takes in a TFLM firmware, measured on the file: the .tflite with every
-    tensor TFLM's compressor can store as look-up-table indices stored so (micro/compress.py), before
-    the firmware build leaves any of them uncompressed for RAM."""
+    tensor TFLM's compressor can store as look-up-table indices stored so (micro/compress.py) and what TFLM
+    never reads dropped (micro/slim.py), before the firmware build leaves any tensor uncompressed for RAM."""
     from edgecompress.micro import compress as lut
+    from edgecompress.micro.slim import slim
 
     plan = lut.plan_lut(bytes(tflite_bytes))
-    return len(lut.apply_lut(bytes(tflite_bytes), plan.chosen)) if plan.chosen else len(tflite_bytes)
+    compressed = lut.apply_lut(bytes(tflite_bytes), plan.chosen) if plan.chosen else bytes(tflite_bytes)
+    return len(slim(compressed).model)
 
 
 def check_budget(

@@ -11,6 +11,7 @@ figures; write and compile the firmware project; estimate latency from the MAC c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,13 @@ class _Variant:
     run: tflm.RunResult
     op_names: list[str]
     budget: budget_mod.BudgetCheck | None = None  # set once the variant is checked (see `checked`)
+    named: bytes = b""  # the model before slimming (names for reports); empty: `model` is not slimmed
+    slimming: dict[str, Any] = field(default_factory=dict)  # what slim.py saved, and how it was checked
+
+    @property
+    def reported(self) -> bytes:
+        """The model with its tensor names: what per-layer figures are read from."""
+        return self.named or self.model
 
     @property
     def checked(self) -> budget_mod.BudgetCheck:
@@ -191,7 +199,7 @@ def build_micro(
     compressed, compression = (
         _compressed_variant(plain, profile, io, eval_npz, out_dir, name) if compress else (None, {"requested": False})
     )
-    variants = [v for v in (compressed, plain) if v is not None]
+    variants = [_slimmed(v, eval_npz) for v in (compressed, plain) if v is not None]
     order = _link_order(variants, profile, io, whole, options.keep_over_budget)
     candidates = {v.label: _candidate_dict(v) for v in variants}
     if not order:
@@ -258,7 +266,7 @@ def _summary(
 ) -> MicroBuild:
     """What was built and measured, for micro_build.json and the report."""
     shipped, build, linked, flash = outcome.variant, outcome.build, outcome.linked, outcome.flash
-    macs = estimate.count_macs(shipped.model)
+    macs = estimate.count_macs(shipped.reported)
     return MicroBuild(
         name=name,
         profile=profile.name,
@@ -274,13 +282,13 @@ def _summary(
         tflm_vs_litert=tflm.compare_runs(plain.run, litert),
         uncompressed_bytes=len(plain.model),
         compressed_bytes=len(compressed.model) if compressed else None,
-        compression=compression,
+        compression={**compression, "slimming": shipped.slimming},
         macs=macs,
         latency=estimate.estimate_latency(macs["total"], profile=profile, clock_mhz=profile.cpu.clock_mhz),
         budget=shipped.checked,
         candidates=candidates,
         firmware=build,
-        flash_by_tensor=stored_constants(shipped.model),
+        flash_by_tensor=stored_constants(shipped.reported),
         notes=_notes(shipped, compressed, compression, linked, whole_status),
         image=linked,
         whole_firmware_status=whole_status,
@@ -431,6 +439,42 @@ def _require_microcontroller(profile: Any) -> None:
             "TFLite Micro builds are for microcontroller profiles.",
             "Use a microcontroller profile (e.g. esp32-s3, arduino-nano-33-ble, stm32h7) or deploy to the board over SSH.",
         )
+
+
+#: Samples the slimmed model is checked on in TFLM (its outputs must equal the unslimmed one's); on an
+#: emulated board the firmware is then compared with TFLM on every sample (vs_tflm_python).
+SLIM_CHECK_SAMPLES = 256
+
+
+def _slimmed(variant: _Variant, eval_npz: Path) -> _Variant:
+    """The variant with what TFLM never reads dropped (slim.py), if TFLM's outputs stay identical."""
+    from edgecompress.micro import slim as slim_mod
+
+    slimmed = slim_mod.slim(variant.model)
+    subset = _eval_head(eval_npz, variant.path.with_name(variant.path.stem + ".slim-check.npz"))
+    arena = tflm.measure_arena(slimmed.model)
+    check = tflm.evaluate_tflm(slimmed.model, subset, arena.with_margin_bytes)
+    samples = len(check.scores)
+    same = bool(np.array_equal(check.scores, variant.run.scores[:samples]))
+    subset.unlink()
+    report: dict[str, Any] = {**slimmed.to_dict(), "checked_samples": samples, "identical_outputs": same}
+    if not same:
+        return dataclasses.replace(variant, slimming={**report, "result": "discarded: TFLM outputs changed"})
+    path = variant.path.with_name(variant.path.stem + ".micro.tflite")
+    path.write_bytes(slimmed.model)
+    report["result"] = f"{slimmed.saved_bytes:,} B saved; TFLM outputs identical on {samples} samples"
+    return dataclasses.replace(
+        variant, model=slimmed.model, path=path, arena=arena, named=variant.model, slimming=report
+    )
+
+
+def _eval_head(eval_npz: Path, path: Path) -> Path:
+    """The first SLIM_CHECK_SAMPLES evaluation samples as an eval set of their own."""
+    with np.load(eval_npz, allow_pickle=False) as data:
+        np.savez(
+            path, **{key: data[key][:SLIM_CHECK_SAMPLES] if key in ("x", "y") else data[key] for key in data.files}
+        )
+    return path
 
 
 def _compressed_variant(
