@@ -55,6 +55,7 @@ TARGET_BYTES = 138_517  # 0.1321 MiB: the reference study's on-paper size of its
 ACCURACY_TOLERANCE = 0.01  # the target must be met within 1 point of our own base model
 CMSIS_SHARE_AIM = 1 / 3  # CMSIS-NN instructions at most a third of the reference kernels'
 PROFILES = ("arduino-nano-33-ble", "stm32h7", "esp32-s3")
+SELECTED_PROFILES: list[str] = []  # --profiles
 
 
 def reference_cnn() -> Any:
@@ -101,12 +102,20 @@ def keras_accuracy(model: Any, data: Any) -> float:
     return float(((scores > 0.5).astype(int) == data.y_test).mean())
 
 
-def mixed_precision(model: Any, data: Any, seed: int, epochs: int) -> tuple[Any, dict[str, Any]]:
-    """The memory-constrained pipeline's mixed precision from edgecompress.compression (2-bit middle layers)."""
+def mixed_precision(
+    model: Any, data: Any, seed: int, epochs: int, significance: Any = None
+) -> tuple[Any, dict[str, Any]]:
+    """The memory-constrained pipeline's mixed precision from edgecompress.compression: 2-bit middle layers, or with
+    a TwoNN `significance`, 2 bits where a layer is significant and 1 bit where TwoNN allows (insignificant)."""
     from edgecompress.compression import FineTuning, Knobs, apply_plan, plan_for_strategy
 
     plan = plan_for_strategy(
-        model, "mixed-precision", export_mode="int8", io_dtype="int8", knobs=Knobs(bits=2, first_last_precision="int8")
+        model,
+        "mixed-precision",
+        export_mode="int8",
+        io_dtype="int8",
+        knobs=Knobs(bits=2, first_last_precision="int8"),
+        significance=significance,
     )
     compressed = apply_plan(plan, model, data, settings=FineTuning(epochs=epochs, seed=seed, progress=False))
     return compressed.model, {"plan": plan.to_dict()}
@@ -213,7 +222,7 @@ def micro_builds(
     from edgecompress.profiles import load_profile
 
     rows = {}
-    for name in PROFILES:
+    for name in SELECTED_PROFILES or PROFILES:
         started = time.time()
         try:
             build = build_micro(
@@ -239,9 +248,11 @@ def micro_builds(
             "whole_firmware": build.whole_firmware_status,
             "tflite_file_bytes": build.uncompressed_bytes,
             "compressed_file_bytes": build.compressed_bytes,
-            "model_array_bytes": len(
+            "model_array_bytes": (build.compression.get("slimming") or {}).get("slimmed_bytes")
+            or len(
                 Path(build.compressed_tflite_path if build.shipped == "compressed" else build.tflite_path).read_bytes()
             ),
+            "slimming": build.compression.get("slimming"),
             "tflm_python_accuracy": build.accuracy,
             "litert_accuracy": build.litert_accuracy,
             "accuracy_vs_base_points": round((build.accuracy - base_accuracy) * 100, 2),
@@ -420,7 +431,10 @@ def main() -> int:
     parser.add_argument("--resnet-epochs", type=int, default=30, help="training epochs of the ResNet (once, cached)")
     parser.add_argument("--resnet-eval", type=int, default=2000, help="test images each deploy evaluates")
     parser.add_argument("--skip-reference-cnn", action="store_true", help="only the ResNet deploys")
+    parser.add_argument("--profiles", nargs="+", choices=PROFILES, help="build the reference CNN for these only")
+    parser.add_argument("--skip-int8", action="store_true", help="reference CNN: the mixed-precision builds only")
     args = parser.parse_args()
+    SELECTED_PROFILES[:] = args.profiles or []
     if args.skip_reference_cnn:
         document = json.loads(args.out.read_text()) if args.out.is_file() else {}
         with tempfile.TemporaryDirectory() as work:
@@ -475,16 +489,21 @@ def main() -> int:
         eval_npz = write_eval_npz(data, work_dir / "eval.npz", output_kind="sigmoid")
         artifacts = {"ptq-int8": model}
         if not args.skip_mixed:
-            try:
-                artifacts["mixed-2bit"], document["mixed_precision"] = mixed_precision(
-                    model, data, args.seed, args.finetune_epochs
-                )
-            except Exception as error:  # noqa: BLE001 - the other package may still be in progress: say so, go on
-                document["mixed_precision"] = {
-                    "skipped": f"{type(error).__name__}: {error}",
-                    "trace": traceback.format_exc(limit=3),
-                }
-                print(f"mixed precision skipped: {type(error).__name__}: {error}")
+            artifacts["mixed-2bit"], document["mixed_precision"] = mixed_precision(
+                model, data, args.seed, args.finetune_epochs
+            )
+            from edgecompress.analysis import analyze_model
+
+            significance = analyze_model(model, data.x_train, n_samples=2000, seed=args.seed)
+            document["twonn"] = [
+                {"layer": layer.name, "id": round(layer.id, 2), "significant": layer.significant}
+                for layer in significance.layers
+            ]
+            artifacts["twonn-mixed"], document["twonn_mixed_precision"] = mixed_precision(
+                model, data, args.seed, args.finetune_epochs, significance
+            )
+        if args.skip_int8:
+            artifacts.pop("ptq-int8")
         for label, keras_model in artifacts.items():
             tflite_bytes = to_tflite(keras_model, mode="int8", representative=data.x_train, io_dtype="int8")
             print(f"{label}: .tflite {len(tflite_bytes):,} bytes")

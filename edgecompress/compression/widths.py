@@ -13,9 +13,9 @@ control at equal compute (Blalock et al. 2020, "What is the state of neural netw
 
 Both round every width up to the kernels' channel tile (`ChannelTile`, chosen from the
 profile's runtime by `channel_tile`): int8 kernels compute channels in fixed-size groups, so
-a width one past a multiple runs a whole extra group, mostly padding. On LiteRT (XNNPACK) a
-17-channel int8 convolution took 4x the time of a 16-channel one
-(benchmarks/results/channel_tile.json).
+a width one past a multiple runs a whole extra group, mostly padding. On LiteRT (XNNPACK) the
+ID-guided widths of benchmarks/results/speed.json landed on 17 channels and ran 1.48x slower
+than uniform widths at equal MACs.
 
 MACs here are the Keras-side estimate (`export.macs.keras_layer_macs` of the full model,
 scaled by the kept fraction of each layer's input and output channels): exact for
@@ -49,8 +49,8 @@ class ChannelTile:
 CHANNEL_TILES: dict[str, ChannelTile] = {
     "litert": ChannelTile(
         8,
-        "LiteRT's XNNPACK int8 kernels: measured, a 17-channel convolution 4x slower than a 16-channel one "
-        "(benchmarks/results/channel_tile.json)",
+        "LiteRT's XNNPACK int8 GEMM kernels compute output channels in groups of 8 (16 on AVX-512): 17-channel "
+        "convolutions ran 1.48x slower than uniform widths at equal MACs in benchmarks/results/speed.json",
     ),
     "tflite-micro": ChannelTile(
         4,

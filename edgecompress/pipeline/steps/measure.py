@@ -75,8 +75,8 @@ def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
         if artifact.path.suffix == ".bin"
         else f"{request.warmup} warm-up + {request.runs} timed runs"
     )
-    if any(board.accepts(artifact.path) and board not in ctx.prepared.targets for board in pending):
-        how += "; the emulated board's accuracy reference, scored by the host runner"
+    if all(board not in ctx.prepared.targets for board in pending):
+        how = "every evaluation image on the host runner: the emulated board's accuracy reference, not timed"
     ctx.say(f"Measuring {artifact.name} on {names} ({how})")
     job = MeasureJob(
         model=artifact.path,
