@@ -66,6 +66,35 @@ def test_a_profile_without_int8_gets_fp16(digits_model: Path, tmp_path: Path) ->
     assert kinds[0] == "float32" and kinds[1] in {"fp16", "int8"}
 
 
+def test_an_exported_model_over_the_budget_is_measured_and_said_so(digits_model: Path, tmp_path: Path) -> None:
+    """strategy: auto checks the exported file, not only the estimate. On a Linux board every strategy's file
+    is the same size (clustered or binary weights are int8 in a .tflite), so no harsher one can help: the plan
+    says so and the verdict holds the artifact to the budget."""
+    import yaml
+
+    dry = edgecompress.deploy(digits_model, "rpi4", data="sklearn:digits", dry_run=True, output=tmp_path / "dry")
+    estimate = dry.report["plan"]["budget_figure"]  # weights only: the exported file adds its graph
+    document = yaml.safe_load((Path(edgecompress.__file__).parent.parent / "profiles" / "rpi4.yaml").read_text())
+    document.update(name="rpi4-tight", model_memory_budget_bytes=estimate + 1)
+    profile = tmp_path / "rpi4-tight.yaml"
+    profile.write_text(yaml.safe_dump(document))
+    result = edgecompress.deploy(
+        digits_model, profile, data="sklearn:digits", output=tmp_path / "runs", warmup=2, runs=5, max_eval=100, epochs=1
+    )
+    plan = result.report["plan"]
+    chosen = plan["strategy"]
+    assert plan["auto"] and plan["measured"]["strategy"] == chosen and plan["measured"]["fits"] is False
+    assert plan["measured"]["bytes"] > estimate + 1
+    steps = {step["strategy"]: step["outcome"] for step in plan["ladder"]}
+    assert steps[chosen].startswith(f"measured {plan['measured']['bytes']:,} bytes after export")
+    harsher = dry.report["plan"]["harsher"]
+    assert harsher and all(steps[name].startswith("skipped: its estimate is no smaller than") for name in harsher)
+    assert plan["harsher"] == []
+    assert "no harsher strategy is left" in (result.run_dir / "deploy.log").read_text()
+    [entry] = [e for e in result.report["verdict"]["targets"][0]["artifacts"] if e["artifact"] == chosen]
+    assert entry["first_failure"]["rule"] == "budget"
+
+
 # --- bad input: one paragraph, non-zero exit, no traceback, no run folder posing as a success ---
 
 

@@ -317,6 +317,7 @@ def test_auto_moves_to_the_next_rung_when_the_exported_model_measures_over_the_b
     last = make_plan(mcu(**{"compression.strategy": "binary"}), model, SIGNIFICANCE)
     last.auto, last.ladder = True, [{"strategy": "binary", "outcome": "chosen"}]
     assert next_rung(board, model, SIGNIFICANCE, last, over) is None  # nothing harsher: the verdict shows the miss
+    assert last.ladder[0]["outcome"].startswith("measured") and last.harsher == []
 
 
 def test_an_explicit_strategy_still_wins_over_auto(model) -> None:

@@ -449,7 +449,8 @@ def next_rung(
     profile: Any, model: Any, significance: _Significance | None, plan: Plan, measured: Resources
 ) -> Plan | None:
     """After an auto plan's export measured over the budget: the next harsher strategy on its ladder
-    whose estimate fits (its ladder saying why each step was needed), or None when none is left."""
+    whose estimate fits (its ladder saying why each step was needed), or None when none is left (then
+    `plan`'s own ladder records the miss and why no harsher strategy could help)."""
     candidates, limit = _candidates(profile, model, significance)
     figure = measured.get(limit.measure)
     failed = next((step["strategy"] for step in plan.ladder if step["outcome"].startswith("chosen")), plan.strategy)
@@ -467,10 +468,16 @@ def next_rung(
         if rung.fits is False:
             ladder.append(_step(rung, limit, f"estimated {rung.budget_figure:,} bytes, over the budget"))
             continue
+        if (rung.budget_figure or 0) >= (plan.budget_figure or 0):  # e.g. a file: binary weights are int8 there too
+            ladder.append(
+                _step(rung, limit, f"skipped: its estimate is no smaller than {failed}'s, which measured over")
+            )
+            continue
         rung.auto, rung.harsher = True, plan.harsher[plan.harsher.index(name) + 1 :]
         untried = [_step(candidates[left], limit, "not needed yet: a milder one fits") for left in rung.harsher]
         rung.ladder = _in_order([*ladder, _step(rung, limit, "chosen: the mildest left whose estimate fits"), *untried])
         return _finished(rung, candidates)
+    plan.ladder, plan.harsher = _in_order(ladder), []  # nothing left: the plan keeps why, the verdict the miss
     return None
 
 
