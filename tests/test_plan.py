@@ -289,12 +289,12 @@ def test_auto_gives_a_model_that_fits_as_int8_the_mildest_compression_not_binari
 
 def test_auto_climbs_past_every_strategy_whose_estimate_is_over_the_budget_and_says_why(model) -> None:
     loose = make_plan(mcu(**{"compression.strategy": "auto"}), model, SIGNIFICANCE)
-    budget = estimate_of(loose, "mixed-precision") + 1
+    budget = FIRMWARE + estimate_of(loose, "mixed-precision") + 1  # the budget is the whole firmware's
     plan = make_plan(mcu(flash_budget_bytes=budget, **{"compression.strategy": "auto"}), model, SIGNIFICANCE)
     assert plan.strategy == "mixed-precision" and plan.harsher == ["binary"]
     steps = {step["strategy"]: step for step in plan.ladder}
     for harsher_needed in ("cqat", "cqat-binary"):
-        figure = estimate_of(loose, harsher_needed)
+        figure = FIRMWARE + estimate_of(loose, harsher_needed)
         assert steps[harsher_needed]["outcome"] == f"estimated {figure:,} bytes, over the budget" and figure > budget
     assert steps["mixed-precision"]["outcome"] == "chosen: the mildest whose estimate fits"
 
@@ -306,7 +306,7 @@ def test_auto_moves_to_the_next_rung_when_the_exported_model_measures_over_the_b
     board = mcu(**{"compression.strategy": "auto"})
     plan = make_plan(board, model, SIGNIFICANCE)
     assert plan.strategy == "cqat"
-    over = exported_resources(50_000, board.flash_budget_bytes + 10)
+    over = exported_resources(50_000, board.flash_budget_bytes - FIRMWARE + 10)  # model + firmware beside it
     higher = next_rung(board, model, SIGNIFICANCE, plan, over)
     assert higher is not None and higher.auto and higher.strategy == "cqat-binary"
     step = next(s for s in higher.ladder if s["strategy"] == "cqat")

@@ -434,7 +434,8 @@ def test_a_microcontroller_verdict_judges_firmwares_on_their_own_flash_against_t
     failure = entries["ptq-int8-firmware"]["first_failure"]
     assert failure["rule"] == "budget"
     assert failure["text"] == (
-        "the model's bytes in flash needs 600,000 bytes, over the 524,288-byte flash_budget_bytes by 75,712 bytes (14%)"
+        "the firmware's flash (the model, the TFLite Micro interpreter and kernels, the application) needs 600,000 "
+        "bytes, over the 524,288-byte flash_budget_bytes by 75,712 bytes (14%)"
     )
     budget = next(c for c in entries["cqat-firmware"]["checks"] if c["rule"] == "budget")
     assert budget["passed"] and "RAM the model takes while running: 100,000 of 163,840 bytes" in budget["text"]
