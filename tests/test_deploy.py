@@ -66,6 +66,7 @@ def test_a_profile_without_int8_gets_fp16(digits_model: Path, tmp_path: Path) ->
     assert kinds[0] == "float32" and kinds[1] in {"fp16", "int8"}
 
 
+@pytest.mark.e2e  # ~30 s: the ladder's logic is proven in tests/test_plan.py in under a second; this is its wiring
 def test_an_exported_model_over_the_budget_is_measured_and_said_so(digits_model: Path, tmp_path: Path) -> None:
     """strategy: auto checks the exported file, not only the estimate. On a Linux board every strategy's file
     is the same size (clustered or binary weights are int8 in a .tflite), so no harsher one can help: the plan
@@ -220,6 +221,8 @@ def test_the_console_script_runs_the_same_checks(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.e2e  # ~100 s, two firmware builds: tests/test_micro_firmware.py's deploy to the emulated board proves
+# the same flow by default (both firmwares, the verdict on their own builds, ship/ and `ship --target` refused)
 def test_a_microcontroller_profile_ends_in_a_tflm_firmware_build(digits_model: Path, tmp_path: Path) -> None:
     result = edgecompress.deploy(
         digits_model, "arduino-nano-33-ble", output=tmp_path / "runs", warmup=2, runs=5, max_eval=200, epochs=1
