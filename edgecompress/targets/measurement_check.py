@@ -140,6 +140,7 @@ def check_measurement(measurement: Measurement, expected: Expected) -> Measureme
     elif "reference_for" in measurement.result:  # a baseline scored on the host for such a board: not timed
         _check_model(problems, expected)
         _check_accuracy(problems, expected)
+        _check_outputs(problems, measurement.outputs, expected)
     else:
         _check_model(problems, expected)
         _check_latency(problems, expected)
