@@ -8,6 +8,7 @@ board sent back, and each test checks that figure against one computed here inde
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -215,3 +216,69 @@ def test_a_model_with_two_outputs_is_refused_for_a_microcontroller_before_any_ru
     error = capsys.readouterr().err
     assert code == 2 and "has 2 outputs (scores, box)" in error and "reads one output tensor" in error
     assert not (tmp_path / "runs").exists()
+
+
+QEMU = pytest.mark.skipif(
+    shutil.which("arm-none-eabi-g++") is None or shutil.which("qemu-system-arm") is None,
+    reason="needs gcc-arm-none-eabi and qemu-system-arm (.ci/run installs both)",
+)
+
+
+@pytest.mark.slow
+@QEMU
+def test_an_autoencoder_as_firmware_on_an_emulated_board_is_judged_by_the_auc_of_the_firmwares_outputs(
+    autoencoder: TaskCase,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    result = edgecompress.deploy(
+        autoencoder.model, "arduino-nano-33-ble", data=autoencoder.data, target="qemu", output=tmp_path, **NO_TRAINING
+    )
+
+    report = result.report
+    assert report["task"]["name"] == "anomaly"
+    on_qemu = {m["artifact"]: m for m in report["measurements"]}
+    assert set(on_qemu) == {"baseline-fp32", "ptq-int8-firmware"}  # one firmware: the plan's model is the PTQ one
+    firmware = on_qemu["ptq-int8-firmware"]
+    assert firmware["instructions"]["per_inference"]["median"] > 0 and firmware["latency_ms"] == {}
+    with np.load(result.run_dir / "eval.npz") as saved:
+        x, labels = saved["x"].reshape(len(saved["x"]), -1), saved["targets"]
+    aucs = {}
+    for name, measured in on_qemu.items():  # the firmware's own outputs, sent back by the emulated board
+        outputs = np.load(result.run_dir / measured["outputs_file"])
+        aucs[name] = roc_auc_score(labels, np.mean((outputs - x) ** 2, axis=1))
+        assert measured["metrics"]["auc"] == pytest.approx(aucs[name], abs=1e-4)
+    rows = {row["artifact"]: row for row in report["comparison"]}
+    assert aucs["baseline-fp32"] > 0.85 and rows["ptq-int8-firmware"]["instructions_median"] > 0
+    assert rows["ptq-int8-firmware"]["metric_delta"] == pytest.approx(
+        100 * (aucs["ptq-int8-firmware"] - aucs["baseline-fp32"]), abs=0.02
+    )
+    (judged,) = [a for a in report["verdict"]["targets"][0]["artifacts"] if a["artifact"] == "ptq-int8-firmware"]
+    drop = next(c for c in judged["checks"] if c["rule"] == "metric_drop")
+    implied = rows["ptq-int8-firmware"]["metric_delta"] >= -1.0  # the anomaly task's rule: at most 1 AUC point lost
+    assert drop["passed"] == implied and judged["evidence"]["metric_test"]["test"] == "paired-bootstrap"
+    assert report["verdict"]["recommended"] == ("ptq-int8-firmware" if judged["passed"] else None)
+    assert "ROC AUC" in (result.run_dir / "report.md").read_text()
+
+
+@pytest.mark.e2e
+@QEMU
+def test_a_conv1d_gesture_classifier_ends_with_a_recommended_firmware_on_an_emulated_board(
+    gestures: TaskCase,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The issue's first 'done when', as a user types it: the default plan, fine-tuned, two firmwares."""
+    code = main(
+        ["deploy", "--profile", "arduino-nano-33-ble", str(gestures.model), "--data", str(gestures.data),
+         "--target", "qemu", "--output", str(tmp_path), "--max-eval", "200", "--finetune-steps", "60"]
+    )  # fmt: skip
+
+    (run_dir,) = tmp_path.iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    rows = {row["artifact"]: row for row in report["comparison"]}
+    firmwares = [name for name in rows if name.endswith("-firmware")]
+    assert code == 0 and len(firmwares) == 2 and report["data"]["scaling"] == "none"
+    recommended = report["verdict"]["recommended"]  # the synthetic gestures are easy: int8 keeps them apart
+    assert recommended in firmwares and rows[recommended]["accuracy_delta_points"] >= -1.0
+    assert (run_dir / "ship" / "firmware" / "firmware.elf").exists()
