@@ -1,8 +1,10 @@
-"""Deploying models that are not labelled image classifiers, end to end, on this machine and over SSH.
+"""Deploying models that are not labelled image classifiers, end to end, on this machine, over SSH and as
+firmware on an emulated Cortex-M board.
 
 Each run is judged by its task's own figure, computed on the host from the raw outputs the
 board sent back, and each test checks that figure against one computed here independently
-(scikit-learn on the Keras model's outputs) and the verdict the data implies.
+(scikit-learn on the Keras model's outputs) and the verdict the data implies. The default run keeps
+one deploy per task and per kind of board; the rest are `e2e`.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def test_a_regression_on_the_diabetes_data_is_judged_by_its_mae(
 
 
 @pytest.mark.slow
+@pytest.mark.e2e  # the default run judges the autoencoder as firmware on the emulated board (below)
 def test_an_autoencoder_of_digits_is_judged_by_the_roc_auc_of_its_reconstruction_errors(
     autoencoder: TaskCase,  # noqa: F811
     tmp_path: Path,
@@ -161,7 +164,7 @@ def test_a_task_that_does_not_fit_the_model_stops_before_any_run_folder(
 
 @pytest.mark.slow
 @pytest.mark.ssh
-@pytest.mark.parametrize("case", ["diabetes", "detector"])
+@pytest.mark.parametrize("case", ["diabetes", pytest.param("detector", marks=pytest.mark.e2e)])
 def test_regression_and_fidelity_over_ssh_fetch_the_raw_outputs_from_the_board(
     case: str, sshd: SshServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -258,8 +261,13 @@ def test_an_autoencoder_as_firmware_on_an_emulated_board_is_judged_by_the_auc_of
     drop = next(c for c in judged["checks"] if c["rule"] == "metric_drop")
     implied = rows["ptq-int8-firmware"]["metric_delta"] >= -1.0  # the anomaly task's rule: at most 1 AUC point lost
     assert drop["passed"] == implied and judged["evidence"]["metric_test"]["test"] == "paired-bootstrap"
-    assert report["verdict"]["recommended"] == ("ptq-int8-firmware" if judged["passed"] else None)
+    assert judged["passed"] and report["verdict"]["recommended"] == "ptq-int8-firmware"  # int8 keeps the AUC
     assert "ROC AUC" in (result.run_dir / "report.md").read_text()
+    spec = json.loads((result.run_dir / "ship" / "input.json").read_text())  # the bundle says what the firmware takes
+    low, high = spec["float_range"]
+    assert spec["task"] == "anomaly" and spec["scaling"] == "none" and spec["class_order"] == []
+    assert low == pytest.approx(float(x.min()), abs=1e-6) and high <= 1.0 and spec["quantization"]["scale"] > 0
+    assert (result.run_dir / "ship" / "firmware" / "firmware.elf").exists()
 
 
 @pytest.mark.e2e
