@@ -18,6 +18,7 @@ from edgecompress.decision import statistics as stats
 from edgecompress.decision.checks import RULES_BY_NAME, Check, accuracy_words, impacted_words, judge, rules_text
 from edgecompress.decision.evidence import Evidence, gather
 from edgecompress.decision.rules import TIE_BREAK
+from edgecompress.decision.task_order import goodness, metric_order, task_figure, tie_words
 from edgecompress.profiles import Acceptance
 
 VERDICT_VERSION = 1
@@ -306,25 +307,15 @@ def choose(
             phrases.append(f"the {SUPERLATIVE[criterion]} {scope} ({_figure(criterion, best, evidence, targets)})")
             return best, phrases
         others = ", ".join(name for name in tied if name != best)
-        words, why = _tie_words(criterion, evidence[(best, targets[0])])
+        words, why = TIE_WORDS[criterion], TIE_WHY[criterion]
+        if criterion == "accuracy" and evidence[(best, targets[0])].task != "classification":
+            words, why = tie_words(evidence[(best, targets[0])])  # the task's own figure and paired test
         phrases.append(f"{best} is {words} {others} ({why})")
         remaining = tied
     first = TIE_BREAK[prefer][0]
     winner = min(remaining, key=lambda name: (_point(first, name, evidence, targets), passing.index(name)))
     phrases.append(f"indistinguishable on every figure; {winner} has the best {first} point estimate")
     return winner, phrases
-
-
-def _tie_words(criterion: str, ev: Evidence) -> tuple[str, str]:
-    """How a tie on `criterion` reads; on the task's figure, in the words of the task and its test."""
-    from edgecompress.tasks import task_named
-
-    if criterion != "accuracy" or ev.task == "classification":
-        return TIE_WORDS[criterion], TIE_WHY[criterion]
-    metric = task_named(ev.task).metric
-    if metric is None or ev.judged_on_outputs:
-        return "as faithful to the baseline as", f"their SQNRs are within {SQNR_TIE_DB:g} dB"
-    return f"as good on {metric.title} as", f"{task_named(ev.task).test_words} cannot tell them apart"
 
 
 def _point(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> float:
@@ -336,25 +327,9 @@ def _point(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence],
         medians = [ev.latency.get("median") if ev.latency.get("median") is not None else ev.instructions for ev in evs]
         known = [float(m) for m in medians if m is not None]
         return max(known) if len(known) == len(medians) else math.inf
-    accuracies = [_goodness(ev) for ev in evs]
+    accuracies = [goodness(ev) for ev in evs]  # the task's figure, higher is better
     measured = [float(a) for a in accuracies if a is not None]
     return -min(measured) if len(measured) == len(accuracies) else math.inf
-
-
-def _goodness(ev: Evidence) -> float | None:
-    """The task's figure with higher = better: accuracy, ROC AUC, minus the MAE, or the SQNR without labels."""
-    from edgecompress.tasks import task_named
-
-    if ev.task == "classification":
-        return ev.accuracy
-    metric = task_named(ev.task).metric
-    if metric is None or ev.judged_on_outputs:
-        if ev.fidelity.get("identical"):
-            return math.inf
-        return ev.fidelity.get("sqnr_db")
-    if ev.metric is None:
-        return None
-    return ev.metric if metric.higher_is_better else -ev.metric
 
 
 def better(criterion: str, a: str, b: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> bool:
@@ -384,7 +359,7 @@ def _latency_order(a: Evidence, b: Evidence) -> int:
 def _accuracy_order(a: Evidence, b: Evidence) -> int:
     """+1 when a is more accurate beyond noise (McNemar on the same images), -1 when less, 0 otherwise."""
     if a.task != "classification":
-        return _metric_order(a, b)
+        return metric_order(a, b)
     if a.correct is not None and b.correct is not None and len(a.correct) == len(b.correct):
         test = stats.mcnemar_exact(b.correct, a.correct, alpha=a.paired.alpha if a.paired else stats.ALPHA)
         if not test.significant:
@@ -393,33 +368,6 @@ def _accuracy_order(a: Evidence, b: Evidence) -> int:
     if a.accuracy is None or b.accuracy is None or a.accuracy == b.accuracy:
         return 0
     return 1 if a.accuracy > b.accuracy else -1
-
-
-#: SQNRs closer than this are not told apart (fidelity mode has no paired test)
-SQNR_TIE_DB = 1.0
-
-
-def _metric_order(a: Evidence, b: Evidence) -> int:
-    """The task's paired test between two candidates on the same samples (SQNR within 1 dB ties without labels)."""
-    from edgecompress.tasks import task_named
-
-    task = task_named(a.task)
-    if task.pair is not None and a.scored is not None and b.scored is not None and not a.judged_on_outputs:
-        alpha = a.metric_test.alpha if a.metric_test is not None else stats.ALPHA
-        test = task.pair(b.scored, a.scored, _truth_of(a), alpha)
-        if test is None or not test.significant:
-            return 0
-        better_is_up = task.metric is not None and task.metric.higher_is_better
-        return 1 if (test.change > 0) == better_is_up else -1
-    ga, gb = _goodness(a), _goodness(b)
-    if ga is None or gb is None or (math.isfinite(ga) and math.isfinite(gb) and abs(ga - gb) < SQNR_TIE_DB):
-        return 0
-    return 1 if ga > gb else -1
-
-
-def _truth_of(ev: Evidence) -> Any:
-    """The eval labels a paired anomaly test resamples by."""
-    return ev.truth
 
 
 def _comparison(name: str, winner: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> str:
@@ -446,24 +394,12 @@ def _figure(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence]
             return f"{', '.join(counted)} instructions per inference"
         return "median " + ", ".join(shown)
     if ev.task != "classification":
-        return _task_figure(name, evidence, targets)
+        return task_figure([evidence[(name, t)] for t in targets])
     return "accuracy " + ", ".join(
         f"{100 * (evidence[(name, t)].accuracy or 0.0):.2f}%"
         for t in targets
         if evidence[(name, t)].accuracy is not None
     )
-
-
-def _task_figure(name: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> str:
-    from edgecompress.tasks import task_named
-
-    evs = [evidence[(name, t)] for t in targets]
-    metric = task_named(evs[0].task).metric
-    if metric is None or evs[0].judged_on_outputs:
-        return "SQNR " + ", ".join(
-            "identical" if e.fidelity.get("identical") else f"{e.fidelity.get('sqnr_db') or 0.0:.1f} dB" for e in evs
-        )
-    return f"{metric.title} " + ", ".join(metric.text(e.metric) for e in evs if e.metric is not None)
 
 
 # ---------------------------------------------------------------------------- nothing passes
