@@ -157,8 +157,8 @@ def rpi4_run(tmp_path_factory: pytest.TempPathFactory, digits_model: Path) -> An
         "rpi4",
         data="sklearn:digits",
         output=tmp_path_factory.mktemp("runs"),
-        warmup=2,
-        runs=5,
+        warmup=5,
+        runs=10,  # 5 rounds of 1 warm-up + 2 timed runs per artifact
         max_eval=200,
     )
 

@@ -20,7 +20,7 @@ from edgecompress.decision.judging import Judging
 from edgecompress.evaluation import tally
 from edgecompress.profiles import load_profile
 from edgecompress.reporting import write_all
-from edgecompress.reporting.schema import build_report, measurement_entry
+from edgecompress.reporting.schema import SCHEMA_VERSION, build_report, measurement_entry
 from edgecompress.run_layout import LAYOUT
 
 CLASSES = ["cat", "dog", "frog", "ship"]
@@ -342,7 +342,7 @@ def test_an_older_report_is_judged_and_a_folder_without_samples_says_what_it_cou
     assert any("latency samples missing" in note for note in verdict["notes"])
     assert any("per-sample predictions or eval.npz missing" in note for note in verdict["notes"])
     assert "not tested" in verdict["reason"]
-    assert json.loads((run / "report.json").read_text())["schema_version"] == 4
+    assert json.loads((run / "report.json").read_text())["schema_version"] == SCHEMA_VERSION
 
 
 def test_a_run_without_measurements_says_so(tmp_path: Path) -> None:

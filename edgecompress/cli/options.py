@@ -25,8 +25,15 @@ Classes = Annotated[
 MaxEval = Annotated[
     int, typer.Option(help="Evaluation images measured on the board (stratified subset of the test split).")
 ]
-Warmup = Annotated[int, typer.Option(help="Warm-up inferences before timing.")]
-Runs = Annotated[int, typer.Option(help="Timed inferences.")]
+Warmup = Annotated[int, typer.Option(help="Warm-up inferences per artifact, spread over the timing rounds.")]
+Runs = Annotated[int, typer.Option(help="Timed inferences per artifact, spread over the timing rounds.")]
+Rounds = Annotated[
+    int,
+    typer.Option(
+        help="Interleaved timing rounds per board: every artifact once per round, the order rotated, the baseline twice (its timing noise)."
+    ),
+]
+Cooldown = Annotated[float, typer.Option(help="Seconds the board rests between timing rounds.")]
 Threads = Annotated[
     Optional[int], typer.Option(help="Interpreter threads on the board (default: the runtime's choice).")
 ]

@@ -31,6 +31,8 @@ def report(
     latency_statistic: Optional[str] = rule_options.LATENCY_STATISTIC,
     max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
     prefer: Optional[str] = rule_options.PREFER,
+    size_tolerance: Optional[float] = rule_options.SIZE_TOLERANCE,
+    latency_tolerance: Optional[float] = rule_options.LATENCY_TOLERANCE,
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
     alpha: Optional[float] = rule_options.ALPHA,
     gate: bool = rule_options.GATE,

@@ -25,7 +25,7 @@ MAX_CLASS_DROP: Optional[float] = typer.Option(
 MAX_IMPACTED: Optional[int] = typer.Option(
     None,
     "--max-impacted-classes",
-    help="Most significantly impacted classes (sigma rule; Welch over seeds). Default: reported, not checked.",
+    help="Most impacted classes (sigma rule; with several seeds Welch's t-test with false discovery rate control). Default: reported, not checked.",
 )
 MAX_LATENCY: Optional[float] = typer.Option(
     None, "--max-latency-ms", help="Latency ceiling per inference in ms, on --latency-statistic."
@@ -40,6 +40,18 @@ PREFER: Optional[str] = typer.Option(
     None,
     "--prefer",
     help="Among passing artifacts recommend the smallest (size), fastest (latency) or most accurate (accuracy). Default: the profile's (size).",
+)
+SIZE_TOLERANCE: Optional[float] = typer.Option(
+    None,
+    "--size-tolerance",
+    help="When choosing among passing artifacts, sizes within this percentage of each other count as equally small, "
+    "so the next figure decides (profile default 5).",
+)
+LATENCY_TOLERANCE: Optional[float] = typer.Option(
+    None,
+    "--latency-tolerance",
+    help="When choosing among passing artifacts, latencies within this many times the board's measured timing noise "
+    "count as equally fast (profile default 3).",
 )
 ALLOW_BASELINE: bool = typer.Option(
     False, "--allow-baseline", help="The uncompressed baseline may be recommended when it passes."
@@ -64,6 +76,8 @@ def overrides(options: dict[str, Any]) -> dict[str, Any]:
         "--latency-statistic": options.get("latency_statistic"),
         "--max-peak-memory": options.get("max_peak_memory"),
         "--prefer": options.get("prefer"),
+        "--size-tolerance": options.get("size_tolerance"),
+        "--latency-tolerance": options.get("latency_tolerance"),
         "--allow-baseline": options.get("allow_baseline") or None,
         "--alpha": options.get("alpha"),
     }

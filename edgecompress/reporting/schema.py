@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.reporting.speed import add_macs, comparison_fields, measurement_fields
+from edgecompress.reporting.timing import add_timing
 from edgecompress.run_layout import LAYOUT
 
 SCHEMA = "edgecompress.report"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Versions `edgecompress report` can still render (older ones are migrated on the fly).
-SUPPORTED_VERSIONS = (1, 2, 3, 4)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
 
 #: Per weight tensor of a .tflite artifact, the `tflite_weight_stats` fields report.json keeps.
 WEIGHT_FIELDS = (
@@ -239,6 +240,7 @@ def complete_report(report: dict[str, Any], run_dir: str | Path, *, judging: Any
     earlier = _disagreements_by_key(done.get("per_class") or [])
     done["per_class"] = per_class_impact(done["measurements"], done["baseline"])
     _add_disagreements(done, files, earlier)
+    add_timing(done, files)
     done["comparison"] = compare(done["artifacts"], done["measurements"], done["baseline"])
     done.setdefault("fleet_spread", fleet_spread(done["measurements"]))
     done["verdict"] = judge_report(done, files, judging)

@@ -5,8 +5,9 @@ The shortlist -- the front of the trials that pass the rules, then the rest of t
 then re-judged with its seeds' reports (the decision module's Welch test over seeds for
 impacted classes), and its figures are shown as mean +- std. The recommendation is made by the
 decision module too: among the shortlisted trials whose run recommends an artifact under the
-user's rules, `decision.verdict.choose` picks by the rules' preference with the same honest ties
-(sizes within 2%, overlapping latency intervals, McNemar on the same images) as a deploy does.
+user's rules, `decision.preference.choose` picks by the rules' preference with the same honest ties
+(the rules' size and latency tolerances, McNemar on the same images) as a deploy does; latencies
+of different trials are compared through each trial's own baseline, timed in the same rounds.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def rejudge_with_seeds(folder: TuneFolder, record: TrialRecord) -> dict[str, Any
 def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str, Any]) -> dict[str, Any]:
     """The tune's verdict: the trial whose run recommends the artifact the rules prefer among `records` (the shortlist)."""
     from edgecompress.decision.judging import rules_for
-    from edgecompress.decision.verdict import choose
+    from edgecompress.decision.preference import choose
 
     reports = {r.name: rep for r in records if (rep := _report(r.run_dir))}
     recommending = _recommending(folder, reports)
@@ -123,7 +124,7 @@ def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str,
     if not recommending:
         return _none_passes(head, reports)
     evidence, keys, targets = _evidence(folder, recommending, rules)
-    winner, phrases = choose(list(keys), rules.prefer, evidence, targets)
+    winner, phrases = choose(list(keys), rules, evidence, targets)
     return _recommended(folder, head, keys[winner], keys, phrases, targets, recommending)
 
 
