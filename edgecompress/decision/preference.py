@@ -82,7 +82,8 @@ def _tie_why(criterion: str, tied: list[str], evidence: Board, targets: list[str
     if noises and all(n is not None for n in noises):
         worst = max(n.percent for n in noises if n is not None)
         return (
-            f"within {rules.latency_tolerance:g}x the timing noise (±{worst:.1f} %), or their ratio's interval holds 1"
+            f"their ratio is within {rules.latency_tolerance:g}x the timing noise of ±{worst:.1f} %, "
+            "or its 95% interval holds 1"
         )
     return "their 95% intervals of the median overlap"
 

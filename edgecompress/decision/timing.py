@@ -167,11 +167,23 @@ class BoardTiming:
             "baseline": self.baseline,
             "order": self.order(),
             "noise": noise.to_dict() if noise else None,
+            "noise_pair": self._noise_pair(noise),
             "board": self.document.get("board"),
             "board_summary": summary(self.document["round_results"]),
             "marked_rounds": marked,
             "artifacts": {name: self._artifact(name, marked) for name in self.artifacts},
         }
+
+    def _noise_pair(self, noise: stats.NoiseFloor | None) -> dict[str, Any] | None:
+        """The baseline's second slot against its first, as any two artifacts are compared: by construction of
+        the noise floor, equally fast."""
+        base = self.rounds(self.baseline)
+        if not base or not self.noise_samples:
+            return None
+        speed = stats.compare_in_rounds(
+            stats.paired_ratio(self.noise_samples, base), noise, reference_name=self.baseline
+        )
+        return {**speed.to_dict(), "words": f"{self.baseline}{SECOND} is {speed.words}"}
 
     def _artifact(self, name: str, marked: list[dict[str, Any]]) -> dict[str, Any]:
         rounds = self.rounds(name) or []
