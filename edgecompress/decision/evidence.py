@@ -236,7 +236,7 @@ def _macs(artifact: dict[str, Any], report: dict[str, Any]) -> dict[str, Any] | 
 def _impact(
     report: dict[str, Any], rules: Acceptance, seed_reports: list[dict[str, Any]] | None, notes: list[str]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (artifact, target): the largest class drop and the significantly impacted classes."""
+    """Per (artifact, target): the largest class drop and the impacted classes (sigma rule, or Welch over seeds)."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for block in report.get("per_class") or []:
         found[(block["baseline"], block["target"])] = {  # the baseline against itself: nothing moved
@@ -257,42 +257,65 @@ def _impact(
         for key, impacted in impacted_over_seeds([report, *seed_reports], rules.alpha).items():
             if key in found:
                 found[key]["impacted"] = impacted
-        notes.append(f"impacted classes from Welch's t-test over {len(seed_reports) + 1} seeds")
+        notes.append(
+            f"impacted classes from Welch's t-test over {len(seed_reports) + 1} seeds, the false discovery rate "
+            f"controlled over the classes (Benjamini-Hochberg at {rules.alpha:g})"
+        )
     return found
 
 
 def impacted_over_seeds(reports: list[dict[str, Any]], alpha: float) -> dict[tuple[str, str], dict[str, Any]]:
-    """Welch's t-test per class over the runs' (seeds') recalls, artifact against baseline, per target."""
-    recalls: dict[tuple[str, str], dict[int, list[float]]] = {}
-    names: dict[int, str] = {}
-    for report in reports:
-        for block in report.get("per_class") or []:
-            for row in block["classes"]:
-                names[row["index"]] = row["name"]
-                for artifact, value in row["recall"].items():
-                    if value is not None:
-                        recalls.setdefault((artifact, block["target"]), {}).setdefault(row["index"], []).append(
-                            100 * value
-                        )
+    """Welch's t-test per class over the runs' (seeds') recalls, artifact against baseline, per target.
+
+    One test per class is many tests: at alpha 0.05, one class in twenty would look impacted by
+    chance alone. So the p-values of an artifact's classes are adjusted together to control the
+    false discovery rate (Benjamini-Hochberg, scipy.stats.false_discovery_control) and a class
+    counts when its adjusted p-value is below alpha.
+    """
+    recalls = _recalls_by_seed(reports)
+    names = {
+        row["index"]: row["name"] for report in reports for b in report.get("per_class") or [] for row in b["classes"]
+    }
     baseline = reports[0]["baseline"]
     found = {}
     for (artifact, target), per_class in recalls.items():
         base = recalls.get((baseline, target))
         if artifact == baseline or base is None:
             continue
-        classes = []
-        for index, values in sorted(per_class.items()):
-            test = stats.welch(base.get(index, []), values, alpha=alpha)
-            if test.significant:
-                change = round(float(np.mean(values) - np.mean(base[index])), 4)
-                classes.append(
-                    {"index": index, "name": names[index], "recall_change_points": change, "p_value": test.p_value}
-                )
+        tests = {index: stats.welch(base.get(index, []), values, alpha=alpha) for index, values in per_class.items()}
+        adjusted = stats.false_discovery({index: t.p_value for index, t in tests.items() if t.p_value is not None})
+        classes = [
+            {
+                "index": index,
+                "name": names[index],
+                "recall_change_points": round(float(np.mean(per_class[index]) - np.mean(base[index])), 4),
+                "p_value": tests[index].p_value,
+                "q_value": q,
+            }
+            for index, q in sorted(adjusted.items())
+            if q < alpha
+        ]
         found[(artifact, target)] = {
             "rule": "welch",
             "seeds": len(reports),
             "alpha": alpha,
+            "fdr": "benjamini-hochberg",
+            "classes_tested": len(adjusted),
             "count": len(classes),
             "classes": classes,
         }
     return found
+
+
+def _recalls_by_seed(reports: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, list[float]]]:
+    """(artifact, target) -> class index -> recall in points, one per run (seed)."""
+    recalls: dict[tuple[str, str], dict[int, list[float]]] = {}
+    for report in reports:
+        for block in report.get("per_class") or []:
+            for row in block["classes"]:
+                for artifact, value in row["recall"].items():
+                    if value is not None:
+                        recalls.setdefault((artifact, block["target"]), {}).setdefault(row["index"], []).append(
+                            100 * value
+                        )
+    return recalls

@@ -15,7 +15,8 @@ Three questions come up whenever a compressed artifact is judged against its bas
   baseline timed twice per round). A single block of runs (reports from before rounds) gets
   the percentile bootstrap of its median.
 * per class: with several seeds, Welch's t-test (unequal variances) over the seeds' per-class
-  recalls; with one, the sigma rule in `reporting.per_class`.
+  recalls, the classes' p-values adjusted together for the false discovery rate
+  (Benjamini-Hochberg); with one seed, the sigma rule in `reporting.per_class`.
 
 Everything here is a pure function of numbers; scipy does the arithmetic.
 """
@@ -362,3 +363,15 @@ def welch(reference: Sequence[float], candidate: Sequence[float], *, alpha: floa
     result = ttest_ind(a, b, equal_var=False)
     p = float(result.pvalue)
     return WelchTest(float(result.statistic), p, p < alpha, int(a.size), int(b.size))
+
+
+def false_discovery(p_values: dict[Any, float]) -> dict[Any, float]:
+    """Benjamini-Hochberg adjusted p-values (q) of a family of tests, keyed as given; q < alpha keeps the
+    expected share of false discoveries among the discoveries below alpha."""
+    from scipy.stats import false_discovery_control
+
+    if not p_values:
+        return {}
+    keys = list(p_values)
+    adjusted = false_discovery_control(np.asarray([p_values[k] for k in keys], dtype=np.float64), method="bh")
+    return {key: float(q) for key, q in zip(keys, adjusted)}

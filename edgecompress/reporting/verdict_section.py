@@ -53,7 +53,7 @@ def _statistics_line(verdict: dict[str, Any]) -> str:
     statistics = verdict.get("statistics") or {}
     boot = statistics.get("bootstrap") or {}
     impact = (
-        "Welch's t-test over seeds"
+        "Welch's t-test over seeds, the classes' p-values adjusted for the false discovery rate (Benjamini-Hochberg)"
         if statistics.get("impact_rule", "").startswith("welch")
         else (
             "the sigma rule (a class whose recall moves by more than the standard deviation of the baseline's per-class recalls)"
@@ -61,10 +61,21 @@ def _statistics_line(verdict: dict[str, Any]) -> str:
     )
     return (
         f"Statistics: accuracy changes by McNemar's exact test on the same images (alpha {statistics.get('alpha')}); "
-        f"latency by a {fmt.percent(boot.get('confidence')).replace('.00', '')} percentile bootstrap interval of the median "
-        f"({boot.get('resamples')} resamples, seed {boot.get('seed')}), overlapping intervals counting as equally fast; "
-        f"impacted classes by {impact}."
+        f"latency {_latency_words(statistics, boot)}; impacted classes by {impact}."
     )
+
+
+def _latency_words(statistics: dict[str, Any], boot: dict[str, Any]) -> str:
+    confidence = fmt.percent(boot.get("confidence")).replace(".00", "")
+    how = f"{boot.get('resamples')} resamples, seed {boot.get('seed')}"
+    if statistics.get("latency"):  # verdict v2: timed in interleaved rounds
+        return (
+            f"timed in interleaved rounds: the median of round medians with a {confidence} two-level bootstrap "
+            f"interval ({how}); two artifacts are compared by their ratio paired round by round, and called faster or "
+            "slower only when its interval excludes 1 and it lies beyond the board's timing noise (the baseline "
+            "timed twice per round)"
+        )
+    return f"by a {confidence} percentile bootstrap interval of the median ({how}), overlapping intervals counting as equally fast"
 
 
 COLUMNS = [
