@@ -71,7 +71,7 @@ def make_run(
     seed: int = 0,
     target: str = "pi",
 ) -> Path:
-    """A finished run folder timed in rounds. artifacts: name -> {bytes, right (bool per image), median (ms)}."""
+    """A finished run folder timed in rounds. artifacts: name -> {bytes, right (bool per image), median (ms), sha?}."""
     (folder / LAYOUT.artifacts).mkdir(parents=True)
     (folder / LAYOUT.measurements).mkdir()
     np.savez(folder / LAYOUT.eval, x=np.zeros((N, 2), np.float32), y=LABELS, class_names=np.array(CLASSES),
@@ -82,7 +82,7 @@ def make_run(
     timing = BoardTiming.from_file(saved)
     described, measured = [], []
     for name, spec in artifacts.items():
-        sha = hashlib.sha256(name.encode()).hexdigest()
+        sha = spec.get("sha") or hashlib.sha256(name.encode()).hexdigest()
         described.append({"name": name, "kind": "int8", "description": name, "format": "tflite",
                           "path": f"{name}.tflite", "sha256": sha, "file_bytes": spec["bytes"],
                           "gzip_bytes": spec["bytes"], "fits_budget": True})  # fmt: skip
