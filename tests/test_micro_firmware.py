@@ -249,6 +249,63 @@ def test_reference_kernels_match_tflm_python_bit_for_bit_and_take_more_instructi
     assert result["instructions"]["per_inference"]["median"] > 3 * cmsis
 
 
+def test_a_model_fed_0_255_pixels_has_input_scale_one_and_its_firmware_builds_and_runs(arduino, tmp_path):
+    """Any model that takes raw 0-255 pixels gets an int8 input scale of exactly 1.0 (`1f` did not compile)."""
+    model_bytes, eval_path = _pixels_0_255_model(tmp_path)
+    built = build_micro(
+        model_bytes,
+        profile=arduino,
+        eval_npz=eval_path,
+        out_dir=tmp_path / "micro",
+        compress=False,
+        name="pixels",
+        firmware_options=FirmwareOptions(mode="require"),
+    )
+    assert built.io.input.scale == 1.0 and built.io.input.zero_point == -128
+    assert "constexpr float kInputScale = 1.0f;" in (built.firmware_dir / "model_data.h").read_text()
+    measured = QemuTarget().measure(MeasureJob(model=built.image.image, eval_data=eval_path)).result
+    assert measured["accuracy"]["predictions"] == built.tflm_accuracy["predictions"]
+    assert measured["accuracy"]["overall"] == built.accuracy > 0.8  # a trained digits model, through the firmware
+    assert measured["vs_tflm_python"]["decision_agreement"] == 1.0
+
+
+def _pixels_0_255_model(tmp_path: Path) -> tuple[bytes, Path]:
+    """A tiny digits CNN trained on 0-255 pixels (no rescaling layer), as int8 with int8 I/O, and its eval set."""
+    from sklearn.datasets import load_digits
+
+    from edgecompress._tf import keras, tensorflow
+
+    tf, k = tensorflow(), keras()
+    digits = load_digits()
+    x = (digits.images * (255 / 16)).astype(np.float32)[..., None]  # 0..255 exactly
+    y = digits.target.astype(np.int64)
+    k.utils.set_random_seed(0)
+    model = k.Sequential(
+        [
+            k.layers.Input((8, 8, 1)),
+            k.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            k.layers.Flatten(),
+            k.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=k.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x[:1400], y[:1400], epochs=8, batch_size=64, verbose=0)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([sample[None]] for sample in x[:300])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    eval_path = tmp_path / "eval.npz"
+    np.savez(
+        eval_path,
+        x=x[1400:1600],
+        y=y[1400:1600],
+        class_names=np.array([str(d) for d in range(10)]),
+        output_kind=np.array("softmax"),
+    )
+    return converter.convert(), eval_path
+
+
 # --------------------------------------------------------------------------- failures
 
 

@@ -220,7 +220,7 @@ def _measure_plain(
         op_names,
     )
     litert = tflm.evaluate_litert(plain_path, eval_npz)
-    io = tflm.model_io(tflm.open_interpreter(tflite_bytes, plain_arena.with_margin_bytes))
+    io = tflm.model_io(tflm.open_interpreter(tflite_bytes, plain_arena.with_margin_bytes), tflite_bytes)
     return plain, litert, io
 
 

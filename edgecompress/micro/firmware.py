@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecompress.micro import c_literals as c
 from edgecompress.micro.cores import profile_core
 from edgecompress.micro.ops import resolver_methods
 from edgecompress.micro.tflm import ModelIo, TensorIo, tflm_version
@@ -41,7 +42,6 @@ STATIC_FILES = (
     "systick_time.cc",
     "emulator_main.cc",
 )
-_C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
 #: Non-Arm profiles still get a Cortex-M object: the model array's size is the same on any
 #: 32-bit target, and it proves the unit builds freestanding.
 GENERIC_CORTEX_M = "cortex-m4"
@@ -79,9 +79,9 @@ def cortex_m_cpu(profile: object) -> str:
 
 def write_firmware(inputs: FirmwareInputs, out_dir: Path) -> Path:
     """Fill the templates into `out_dir` (created; existing generated files are replaced)."""
+    values = _template_values(inputs)  # first: a value no literal can hold stops before any file is written
     out_dir.mkdir(parents=True, exist_ok=True)
     templates = bundled_dir("firmware") / "tflm"
-    values = _template_values(inputs)
     for name in TEMPLATE_FILES:
         text = string.Template((templates / name).read_text()).substitute(values)
         (out_dir / name.removesuffix(".in")).write_text(text)
@@ -91,69 +91,50 @@ def write_firmware(inputs: FirmwareInputs, out_dir: Path) -> Path:
 
 
 def _template_values(inputs: FirmwareInputs) -> dict[str, str]:
+    """Every template field, each a literal from c_literals or comment text made safe by it."""
     io = inputs.io
     methods = resolver_methods(inputs.op_names)
     return {
-        "model_name": _c_string(inputs.name),
-        "model_file": inputs.model_file,
-        "model_bytes": str(len(inputs.model)),
+        "model_name": c.c_comment(inputs.name),
+        "model_name_literal": c.c_string(inputs.name),
+        "model_file": c.c_comment(inputs.model_file),
+        "model_bytes": c.c_int(len(inputs.model), "int32"),
         "model_sha256": hashlib.sha256(inputs.model).hexdigest(),
-        "profile_name": inputs.profile_name,
-        "tflm_version": f"tflite-micro {tflm_version()}",
+        "profile_name": c.c_comment(inputs.profile_name),
+        "tflm_version": c.c_comment(f"tflite-micro {tflm_version()}"),
         "arena_minimum": str(inputs.arena_minimum),
         "arena_margin": str(inputs.arena_bytes - inputs.arena_minimum),
-        "arena_note": inputs.arena_note,
-        "arena_bytes": str(inputs.arena_bytes),
-        "op_count": str(len(inputs.op_names)),
-        "op_names": ", ".join(inputs.op_names),
+        "arena_note": c.c_comment(inputs.arena_note),
+        "arena_bytes": c.c_int(inputs.arena_bytes, "int32"),
+        "op_count": c.c_int(len(inputs.op_names), "int32"),
+        "op_names": c.c_comment(", ".join(inputs.op_names)),
         "register_calls": "\n".join(f"  if (resolver.{m}() != kTfLiteOk) return kTfLiteError;" for m in methods),
         **_tensor_fields("input", io.input),
         **_tensor_fields("output", io.output),
-        "output_kind": inputs.output_kind,
-        "binary_threshold": _c_float(inputs.binary_threshold),
-        "class_count": str(len(inputs.class_names)),
-        "class_names": ", ".join(f'"{_c_string(n)}"' for n in inputs.class_names),
-        "sample_label": str(int(inputs.sample_label)),
-        "model_array": _byte_array(inputs.model),
-        "sample_array": _value_array(inputs.sample_input),
-        "runs": str(inputs.runs),
+        "output_kind": c.c_comment(inputs.output_kind),
+        "binary_threshold": c.c_float(
+            inputs.binary_threshold, f"the decision threshold for {inputs.output_kind} scores"
+        ),
+        "class_count": c.c_int(len(inputs.class_names), "int32"),
+        "class_names": ", ".join(c.c_string(n) for n in inputs.class_names),
+        "sample_label": c.c_int(int(inputs.sample_label), "int32"),
+        "model_array": c.c_bytes(inputs.model),
+        "sample_array": c.c_array_items(inputs.sample_input, "the sample input"),
+        "runs": c.c_int(inputs.runs, "int32"),
     }
-
-
-def _c_string(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _tensor_fields(prefix: str, tensor: TensorIo) -> dict[str, str]:
     """Template fields describing one I/O tensor: C type, shape, element count, quantization."""
+    named = f"the {prefix} tensor" + (f" '{tensor.name}'" if tensor.name else "")
     return {
-        f"{prefix}_ctype": _C_TYPES[tensor.dtype],
-        f"{prefix}_dims": str(len(tensor.shape)),
-        f"{prefix}_shape": ", ".join(map(str, tensor.shape)),
-        f"{prefix}_elements": str(tensor.elements),
-        f"{prefix}_scale": _c_float(tensor.scale),
-        f"{prefix}_zero_point": str(tensor.zero_point),
+        f"{prefix}_ctype": c.c_type(tensor.dtype),
+        f"{prefix}_dims": c.c_int(len(tensor.shape), "int32"),
+        f"{prefix}_shape": ", ".join(c.c_int(d, "int32") for d in tensor.shape),
+        f"{prefix}_elements": c.c_int(tensor.elements, "int32"),
+        f"{prefix}_scale": c.c_float(tensor.scale, f"{named}'s quantization scale"),
+        f"{prefix}_zero_point": c.c_int(tensor.zero_point, "int32"),
     }
-
-
-def _c_float(value: float) -> str:
-    return f"{float(np.float32(value)):.9g}f"
-
-
-def _byte_array(data: bytes, per_line: int = 16) -> str:
-    hexed = data.hex()
-    lines = []
-    for start in range(0, len(data), per_line):
-        chunk = hexed[2 * start : 2 * (start + per_line)]
-        lines.append("  " + ", ".join(f"0x{chunk[i : i + 2]}" for i in range(0, len(chunk), 2)) + ",")
-    return "\n".join(lines)
-
-
-def _value_array(values: np.ndarray, per_line: int = 16) -> str:
-    flat = values.reshape(-1)
-    render = _c_float if flat.dtype.kind == "f" else (lambda v: str(int(v)))
-    rows = [flat[i : i + per_line] for i in range(0, flat.size, per_line)]
-    return "\n".join("  " + ", ".join(render(v) for v in row) + "," for row in rows)
 
 
 # --------------------------------------------------------------------------- compiling

@@ -36,6 +36,7 @@ import numpy as np
 
 from edgecompress.errors import TargetError, ToolError
 from edgecompress.micro import emulator, footprint, linking, tflm_make, tflm_tree
+from edgecompress.micro.c_literals import c_comment
 from edgecompress.micro.cores import BOARDS, Board, Core, board_for
 from edgecompress.micro.toolchain import arm_tool, qemu_version_text, require_newlib
 from edgecompress.resources import bundled_dir
@@ -453,7 +454,7 @@ def _linker_script(path: Path, board: Board, stack_bytes: int, arena_bytes: int)
     template = string.Template((bundled_dir("firmware") / "tflm" / "cortex_m.ld.in").read_text())
     path.write_text(
         template.substitute(
-            board_note=board.description,
+            board_note=c_comment(board.description),
             code_origin=hex(board.code_origin),
             code_bytes=hex(board.code_bytes),
             data_origin=hex(board.data_origin),

@@ -155,6 +155,7 @@ class TensorIo:
     dtype: str
     scale: float
     zero_point: int
+    name: str = ""  # the tensor's name in the .tflite (for messages; TFLM's details do not carry it)
 
     @property
     def elements(self) -> int:
@@ -177,7 +178,7 @@ class ModelIo:
         return {"input": self.input.to_dict(), "output": self.output.to_dict()}
 
 
-def _tensor_io(details: dict[str, Any]) -> TensorIo:
+def _tensor_io(details: dict[str, Any], name: str) -> TensorIo:
     quant = details.get("quantization_parameters") or {}
     scales, zero_points = list(quant.get("scales", [])), list(quant.get("zero_points", []))
     return TensorIo(
@@ -185,11 +186,22 @@ def _tensor_io(details: dict[str, Any]) -> TensorIo:
         dtype=np.dtype(details["dtype"]).name,
         scale=float(scales[0]) if scales else 0.0,
         zero_point=int(zero_points[0]) if zero_points else 0,
+        name=name,
     )
 
 
-def model_io(interpreter: Any) -> ModelIo:
-    return ModelIo(_tensor_io(interpreter.get_input_details(0)), _tensor_io(interpreter.get_output_details(0)))
+def model_io(interpreter: Any, model: bytes | None = None) -> ModelIo:
+    """The first input and output as the firmware sees them; names are read from `model` when given."""
+    names = ("", "")
+    if model is not None:
+        from edgecompress.micro.graph import read_model
+
+        graph = read_model(model).subgraphs[0]
+        names = (graph.inputs[0].name or "", graph.outputs[0].name or "")
+    return ModelIo(
+        _tensor_io(interpreter.get_input_details(0), names[0]),
+        _tensor_io(interpreter.get_output_details(0), names[1]),
+    )
 
 
 # --------------------------------------------------------------------------- arena
