@@ -145,8 +145,8 @@ def test_a_clock_change_or_throttling_during_a_round_marks_it(tmp_path: Path) ->
 
     assert round_marks(before, steady) == []
     marks = round_marks(before, slowed)
-    assert "clock changed: cpu0 1.80 GHz -> 0.60 GHz, cpu1 1.80 GHz -> 0.60 GHz" in marks
-    assert "clock ceiling lowered: cpu0 1.80 GHz -> 1.50 GHz, cpu1 1.80 GHz -> 1.50 GHz" in marks
+    assert "clock changed: cpu0 1.80 GHz → 0.60 GHz, cpu1 1.80 GHz → 0.60 GHz" in marks
+    assert "clock ceiling lowered: cpu0 1.80 GHz → 1.50 GHz, cpu1 1.80 GHz → 1.50 GHz" in marks
     throttled = {**steady, "throttled": runner.parse_throttled("throttled=0x20002")}
     assert round_marks({**before, "throttled": runner.parse_throttled("throttled=0x0")}, throttled) == [
         "throttled: arm frequency capped (vcgencmd get_throttled)",

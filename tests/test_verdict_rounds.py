@@ -37,6 +37,11 @@ def predictions(right: np.ndarray) -> list[int]:
     return np.where(right, LABELS, (LABELS + 1) % 10).tolist()
 
 
+def board_state(khz: int) -> dict[str, Any]:
+    return {"cpufreq": {"cpu0": {"khz": khz, "max_khz": 1_800_000, "governor": "ondemand"}},
+            "temperatures_c": {"thermal_zone0 (cpu-thermal)": 61.0}, "load_average": [0.4, 0.5, 0.5]}  # fmt: skip
+
+
 def rounds_result(
     medians: dict[str, float], drift: list[float], *, jitter: float = 0.0, runs: int = 20, seed: int = 0
 ) -> dict[str, Any]:
@@ -52,9 +57,9 @@ def rounds_result(
             values = level * (1 + 0.002 * rng.standard_normal(runs))
             timings.append({"slot": slot, "threads": 1, "samples": values.round(6).tolist()})
         order = round_order(index, len(slots))
-        results.append(
-            {"round": index, "order": order, "seconds": 0.1, "state_before": {}, "state_after": {}, "timings": timings}
-        )
+        clock = int(1_800_000 / factor)  # a board slowed down by `factor` runs its clock that much lower
+        results.append({"round": index, "order": order, "seconds": 0.1, "timings": timings,
+                        "state_before": board_state(1_800_000), "state_after": board_state(clock)})  # fmt: skip
     return {
         "kind": "rounds", "runner_version": "3", "threads": 1, "thread_counts": [1], "rounds": len(drift),
         "warmup": 2, "runs": runs, "cooldown_s": 0.0, "energy_window_s": None, "board": {"power": None},
@@ -245,3 +250,28 @@ def test_latencies_of_different_runs_are_compared_through_their_own_baselines(tm
     assert not ratio.paired and ratio.low <= 1.0 <= ratio.high and ratio.ratio == pytest.approx(1.0, abs=0.01)
     assert stats.latency_order(ratio, 0.0, 3.0) == 0  # equally fast, though y's median is twice x's
     assert rounds_ratio(x, timed(first, BASELINE)).paired
+
+
+def test_a_round_in_which_the_clock_fell_marks_every_latency_of_it(tmp_path: Path) -> None:
+    run = make_run(
+        tmp_path / "run",
+        {
+            BASELINE: {"bytes": 400_000, "right": right_on(1800), "median": 2.0},
+            "cqat": {"bytes": 100_000, "right": right_on(1800), "median": 1.0},
+        },
+        drift=[1.0, 1.0, 1.5, 1.0, 1.0],  # round 3: the clock fell from 1.8 to 1.2 GHz
+    )
+    report = judged(run)
+    (timing,) = report["timing"]
+
+    assert timing["marked_rounds"] == [{"round": 2, "marks": ["clock changed: cpu0 1.80 GHz → 1.20 GHz"]}]
+    assert timing["board_summary"]["clock_ghz"] == [1.2, 1.8] and timing["board_summary"]["temperature_c"] == [
+        61.0,
+        61.0,
+    ]
+    for m in report["measurements"]:
+        assert m["latency_marks"] == ["round 3: clock changed: cpu0 1.80 GHz → 1.20 GHz"]
+    assert {row["latency_marked_rounds"] for row in report["comparison"]} == {1}
+    markdown = (run / "report.md").read_text()
+    assert "pi, round 3: clock changed: cpu0 1.80 GHz → 1.20 GHz" in markdown and "1 round marked" in markdown
+    assert "board state while timed: pi: clock 1.20-1.80 GHz; governor ondemand; hottest sensor 61.0 °C" in markdown

@@ -125,6 +125,7 @@ def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]],
             "smaller_x_bitpacked": _ratio(base_size.get("bitpacked_bytes"), art.get("bitpacked_bytes")),
             "latency_median_ms": latency.get("median"),
             "latency_p90_ms": latency.get("p90"),
+            "latency_marked_rounds": len(m["latency_marks"]) if isinstance(m.get("latency_marks"), list) else None,
             "instructions_median": ((m.get("instructions") or {}).get("per_inference") or {}).get("median"),
             "estimated_latency_ms": (m.get("latency_estimate") or {}).get("milliseconds"),
             "peak_rss_bytes": (m.get("memory") or {}).get("peak_rss_bytes"),
@@ -242,7 +243,7 @@ def complete_report(report: dict[str, Any], run_dir: str | Path, *, judging: Any
     _add_disagreements(done, files, earlier)
     add_timing(done, files)
     done["comparison"] = compare(done["artifacts"], done["measurements"], done["baseline"])
-    done.setdefault("fleet_spread", fleet_spread(done["measurements"]))
+    done["fleet_spread"] = fleet_spread(done["measurements"])  # after add_timing: the rounds' latencies
     done["verdict"] = judge_report(done, files, judging)
     done["schema_version"] = SCHEMA_VERSION
     done["report_notes"] = files.problems

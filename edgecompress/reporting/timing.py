@@ -98,7 +98,7 @@ def timing_section(report: dict[str, Any]) -> Any:
         f"{b['target']}, round {m['round'] + 1}: {'; '.join(m['marks'])}" for b in blocks_in for m in b["marked_rounds"]
     ]
     if marked:
-        blocks.append(Paragraph("every latency figure of these rounds is marked in the tables:", lead="Marked rounds."))
+        blocks.append(Paragraph("Every latency figure of these rounds is marked in the tables:", lead="Marked rounds."))
         blocks.append(Bullets(marked))
     columns = [Column("artifact"), Column("target"), Column("median ms", True), Column("95% interval"),
                Column("round medians (ms)"), Column("energy per inference"), Column("marks")]  # fmt: skip
@@ -113,7 +113,7 @@ def timing_section(report: dict[str, Any]) -> Any:
             ),
             cell(a.get("round_medians"), lambda v: ", ".join(fmt.milliseconds(x) for x in v or []) or fmt.DASH),
             cell(a.get("energy"), _energy_text),
-            cell(len(a.get("marks") or []), lambda n: f"{n} round(s)" if n else fmt.DASH),
+            cell(len(a.get("marks") or []), lambda n: f"{n} round{'s' if n != 1 else ''} marked" if n else fmt.DASH),
         ]
         for b in blocks_in
         for name, a in b["artifacts"].items()

@@ -29,9 +29,9 @@ def _clock_marks(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         if not isinstance(start, dict) or not isinstance(end, dict):
             continue
         if start.get("khz") and end.get("khz") and abs(end["khz"] - start["khz"]) > CLOCK_CHANGE * start["khz"]:
-            changed.append(f"{core} {_ghz(start['khz'])} -> {_ghz(end['khz'])}")
+            changed.append(f"{core} {_ghz(start['khz'])} → {_ghz(end['khz'])}")
         if start.get("max_khz") and end.get("max_khz") and end["max_khz"] < start["max_khz"]:
-            lowered.append(f"{core} {_ghz(start['max_khz'])} -> {_ghz(end['max_khz'])}")
+            lowered.append(f"{core} {_ghz(start['max_khz'])} → {_ghz(end['max_khz'])}")
     marks = []
     if changed:
         marks.append("clock changed: " + _listed(changed))
