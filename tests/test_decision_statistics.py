@@ -146,11 +146,11 @@ def test_intervals_from_rounds_cover_the_truth_where_one_block_does_not() -> Non
     """
     rng = np.random.default_rng(4)
     covered = overlapping = 0
-    trials = 150
+    trials = 100
     for _ in range(trials):
         drift = list(rng.uniform(0.6, 1.8, 5))
         a, b = _rounds(1.0, drift, rng, jitter=0.05), _rounds(1.0, drift, rng, jitter=0.05)
-        ratio = stats.paired_ratio(a, b, resamples=1000)
+        ratio = stats.paired_ratio(a, b, resamples=600)
         covered += ratio.low <= 1.0 <= ratio.high
         block_a = stats.median_interval(rng.choice(a[0], 100) * (1 + 0.05 * rng.uniform(-1, 1)), resamples=500)
         block_b = stats.median_interval(rng.choice(b[0], 100) * (1 + 0.05 * rng.uniform(-1, 1)), resamples=500)
