@@ -107,3 +107,18 @@ def test_a_board_that_sends_impossible_rounds_is_refused(timed: tuple[RoundsJob,
     problem = _rejected(job, measurement, edit("round_results.0.energy", [window]))
     assert "active.watts is [-1.0], not power readings" in problem and "not a count of inferences" in problem
     assert json.dumps(measurement.result)  # the original was never touched
+
+
+def test_the_runner_refuses_rounds_it_cannot_time(tiny_tflite_fp32: Path, eval_npz: Path, tmp_path: Path) -> None:
+    from test_runner import run_runner
+
+    missing, completed = run_runner("--rounds", 2, "--model", tiny_tflite_fp32, "--model", tmp_path / "gone.tflite",
+                                    "--data", eval_npz)  # fmt: skip
+    assert (
+        completed.returncode == 4
+        and missing["error"]["message"] == f"Model file {tmp_path / 'gone.tflite'} does not exist."
+    )
+    several, completed = run_runner("--model", tiny_tflite_fp32, "--model", tiny_tflite_fp32, "--data", eval_npz)
+    assert completed.returncode == 2 and "without --rounds" in several["error"]["message"]
+    cooled, completed = run_runner("--rounds", 2, "--model", tiny_tflite_fp32, "--data", eval_npz, "--cooldown", "-1")
+    assert completed.returncode == 2 and "--cooldown" in cooled["error"]["message"]

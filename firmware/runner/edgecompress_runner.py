@@ -1652,6 +1652,12 @@ def _load_rounds_models(
     facts, sessions = [], {}  # type: List[Dict[str, Any]], Dict[Tuple[int, int], Session]
     runtimes = {}  # type: Dict[str, Runtime]
     for index, model in enumerate(args.model):
+        if not os.path.isfile(model):
+            raise RunnerError(
+                "bad_model",
+                "Model file %s does not exist." % model,
+                "Copy every model to the device and pass its path.",
+            )
         suffix = os.path.splitext(model)[1].lower()
         if suffix not in runtimes:
             runtimes[suffix] = import_runtime(model, args.runtime, emit)
@@ -1712,13 +1718,13 @@ def measure_rounds(args: argparse.Namespace) -> Dict[str, Any]:
     counts = _thread_counts(threads, args.latency_threads)
     data = EvalData(args.data)
     inputs = data.head(min(data.n, 64))
-    models, sessions = _load_rounds_models(args, data, counts, emit)
-    slots = slot_plan(len(models), args.noise_pair)
     board = Board(args.board_root)
     meter = power_meter(board) if args.energy_window > 0 else None
     exposes = board.exposes(meter)
     results = []
     try:
+        models, sessions = _load_rounds_models(args, data, counts, emit)
+        slots = slot_plan(len(models), args.noise_pair)
         for index in range(args.rounds):
             if index and args.cooldown:
                 emit("cooling down %g s" % args.cooldown)
@@ -1726,6 +1732,8 @@ def measure_rounds(args: argparse.Namespace) -> Dict[str, Any]:
             names = [os.path.basename(args.model[slots[s][0]]) for s in round_order(index, len(slots))]
             emit("round %d/%d: %s" % (index + 1, args.rounds, ", ".join(names)))
             results.append(one_round(index, slots, sessions, counts, inputs, args, board, meter))
+    except RunnerError:
+        raise
     except Exception as exc:  # noqa: BLE001 - an invoke failure on the device is reported, not crashed on
         raise RunnerError(
             "runtime_error",
