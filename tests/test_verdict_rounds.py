@@ -273,5 +273,6 @@ def test_a_round_in_which_the_clock_fell_marks_every_latency_of_it(tmp_path: Pat
         assert m["latency_marks"] == ["round 3: clock changed: cpu0 1.80 GHz → 1.20 GHz"]
     assert {row["latency_marked_rounds"] for row in report["comparison"]} == {1}
     markdown = (run / "report.md").read_text()
-    assert "pi, round 3: clock changed: cpu0 1.80 GHz → 1.20 GHz" in markdown and "1 round marked" in markdown
+    assert "pi, round 3: clock changed: cpu0 1.80 GHz → 1.20 GHz" in markdown
+    assert "| 1 (1 round marked) |" in markdown and "| 2.00 (1 round marked) |" in markdown  # the verdict table
     assert "board state while timed: pi: clock 1.20-1.80 GHz; governor ondemand; hottest sensor 61.0 °C" in markdown

@@ -46,15 +46,6 @@ HEADLINE_COLUMNS: tuple[HeadlineColumn, ...] = (
     HeadlineColumn("latency_median_ms", "median ms", fmt.milliseconds, "median latency of one batch-1 inference"),
     HeadlineColumn("latency_p90_ms", "p90 ms", fmt.milliseconds, "90th percentile latency"),
     HeadlineColumn(
-        "latency_marked_rounds",
-        "timing marks",
-        lambda n: fmt.DASH if not n else f"{n} round{'s' if n != 1 else ''} marked",
-        "timing rounds in which the board's clock changed or it throttled while this latency was measured "
-        "(see 'How it was timed')",
-        numeric=False,
-        terminal=False,
-    ),
-    HeadlineColumn(
         "instructions_median",
         "instructions",
         fmt.integer,

@@ -35,8 +35,9 @@ def verdict_section(report: dict[str, Any]) -> Section | None:
             ]
         )
     )
+    marked = {(r["artifact"], r["target"]): r.get("latency_marked_rounds") for r in report.get("comparison") or []}
     for target in verdict.get("targets") or []:
-        blocks.append(_target_table(target, len(verdict["targets"]) > 1))
+        blocks.append(_target_table(target, len(verdict["targets"]) > 1, marked))
     if verdict.get("fleet"):
         blocks.append(_fleet_table(verdict["fleet"]))
     notes = list(verdict.get("notes") or [])
@@ -95,7 +96,15 @@ COLUMNS = [
 ]
 
 
-def _target_table(target: dict[str, Any], several: bool) -> Table:
+def _median(value: float | None, marked: int | None) -> Cell:
+    """The median, and how many of its timing rounds were marked (clock changed or throttled: 'How it was timed')."""
+    shown = fmt.milliseconds(value)
+    if marked:
+        shown += f" ({marked} round{'s' if marked != 1 else ''} marked)"
+    return Cell(shown, value=value)
+
+
+def _target_table(target: dict[str, Any], several: bool, marked: dict[tuple[str, str], int | None]) -> Table:
     rows = []
     for entry in target["artifacts"]:
         ev = entry.get("evidence") or {}
@@ -121,7 +130,7 @@ def _target_table(target: dict[str, Any], several: bool) -> Table:
                     lambda v: fmt.DASH if v is None else f"-{v:.2f} pt" if v > 0 else "none lost",
                 ),
                 cell((ev.get("impacted_classes") or {}).get("count"), fmt.integer),
-                cell((ev.get("latency_ms") or {}).get("median"), fmt.milliseconds),
+                _median((ev.get("latency_ms") or {}).get("median"), marked.get((entry["artifact"], target["target"]))),
                 Cell(
                     f"{fmt.milliseconds(interval['low'])}–{fmt.milliseconds(interval['high'])}"
                     if interval
