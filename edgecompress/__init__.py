@@ -13,8 +13,6 @@ Where things happen:
 
 from __future__ import annotations
 
-from edgecompress import _tf  # noqa: F401 - sets TF_USE_LEGACY_KERAS=1 before anything imports TensorFlow
-
 __version__ = "0.1.0"
 
 

@@ -3,6 +3,12 @@
 tfmot 0.8 only understands tf-keras (Keras 2); TensorFlow 2.21 defaults to Keras 3. The
 switch must be set before TensorFlow is first imported, so every module that needs
 TensorFlow goes through here instead of importing it directly.
+
+Importing edgecompress changes nothing in os.environ, and hides no GPU (`--device` chooses
+where fine-tuning runs). The switch (TF_USE_LEGACY_KERAS=1, and TF_CPP_MIN_LOG_LEVEL=3 when
+the caller has not set it) is in the environment only while TensorFlow, its lazy `keras`
+modules and tfmot are first imported, here; the caller's values are put back afterwards,
+so the programs a caller starts later see the environment it set.
 """
 
 from __future__ import annotations
@@ -10,11 +16,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
+from typing import Any
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ notices (oneDNN, graph versions) bury our messages
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # edge work is CPU work; skip cuInit noise
+#: what TensorFlow, its lazy `tf.keras` and tfmot read from the environment when first imported
+_IMPORT_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1"}
+#: the same, only where the caller has not set it: TF's C++ notices (oneDNN, ...) bury our messages
+_IMPORT_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def tensorflow():  # noqa: ANN201 - returns the module
@@ -26,14 +36,43 @@ def tensorflow():  # noqa: ANN201 - returns the module
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    with _silence_fds():
+    with _silence_fds(), _import_environment():
         import tensorflow as tf
         import tf_keras  # noqa: F401 - imports TF's remaining native modules while quiet
 
+        for keras_module in (tf.keras, tf.compat.v1.keras, tf.compat.v2.keras):
+            keras_module.layers  # noqa: B018 - each lazy loader picks its Keras on first use: tf-keras, now
         tf.config.list_physical_devices("GPU")  # device discovery (cuInit) prints here, not later
 
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+def tfmot():  # noqa: ANN201 - returns the module
+    """tensorflow-model-optimization, imported once like TensorFlow (it sets TF_USE_LEGACY_KERAS on import)."""
+    tensorflow()
+    if "tensorflow_model_optimization" not in sys.modules:
+        with _silence_fds(), _import_environment():
+            import tensorflow_model_optimization  # noqa: F401
+    return sys.modules["tensorflow_model_optimization"]
+
+
+@contextlib.contextmanager
+def _import_environment() -> Iterator[None]:
+    """The environment TensorFlow needs while it is imported; the caller's own afterwards."""
+    names = (*_IMPORT_ENVIRONMENT, *_IMPORT_DEFAULTS)
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(_IMPORT_ENVIRONMENT)
+    for name, value in _IMPORT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    try:
+        yield
+    finally:
+        for name, before in saved.items():
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
 
 
 #: fd -> a copy of the real fd, while that fd is silenced; our own messages still go there
@@ -53,24 +92,38 @@ class TerminalStream:
     def _stream(self):  # noqa: ANN202
         return real_stream(sys.stderr if self.fd == 2 else sys.stdout, self.fd)
 
-    def write(self, text: str) -> int:
+    def _silenced_copy(self, stream: object) -> int | None:
+        """The saved real fd while this stream's fd is silenced (only when the stream really is that
+        fd: under pytest's capture it is not)."""
         saved = _SILENCED.get(self.fd)
+        if saved is not None and _has_fileno(stream) and stream.fileno() == self.fd:  # type: ignore[attr-defined]
+            return saved
+        return None
+
+    def write(self, text: str) -> int:
         stream = self._stream()
-        # Only when the stream really is the silenced fd: under pytest's capture it is not.
-        if saved is not None and _has_fileno(stream) and stream.fileno() == self.fd:
-            stream.flush()
-            os.write(saved, text.encode("utf-8", "replace"))
-            return len(text)
-        return stream.write(text)
+        saved = self._silenced_copy(stream)
+        if saved is None:
+            return stream.write(text)
+        stream.flush()
+        data = text.encode("utf-8", "replace")
+        while data:
+            data = data[os.write(saved, data) :]
+        return len(text)
 
     def flush(self) -> None:
         self._stream().flush()
 
     def isatty(self) -> bool:
-        return self._stream().isatty()
+        """Whether the real stream is a terminal, also while its fd points at a capture file."""
+        stream = self._stream()
+        saved = self._silenced_copy(stream)
+        return os.isatty(saved) if saved is not None else stream.isatty()
 
     def fileno(self) -> int:
-        return self._stream().fileno()
+        stream = self._stream()
+        saved = self._silenced_copy(stream)
+        return saved if saved is not None else stream.fileno()
 
     @property
     def encoding(self) -> str:
@@ -113,45 +166,114 @@ def _has_fileno(stream: object) -> bool:
 
 @contextlib.contextmanager
 def quiet_native_output(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
-    """Silence what TensorFlow's C++ side prints and its Python warnings, unless debugging.
+    """Keep what TensorFlow's C++ side prints, and Python warnings, off the terminal unless debugging.
 
-    Conversion also prints to stdout (fd 1): pass fds=(1, 2) there. Training keeps fd 1 so
-    Keras' progress bar shows.
+    Both are logged instead (logger `edgecompress.libraries`, INFO), so a run's deploy.log keeps
+    them. Conversion also prints to stdout (fd 1): pass fds=(1, 2) there.
     """
     import warnings
 
     with _silence_fds(fds), warnings.catch_warnings():
         if not os.environ.get("EDGECOMPRESS_DEBUG"):
-            warnings.simplefilter("ignore")
+            warnings.showwarning = _log_warning
         yield
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' signature
+    import logging
+
+    logging.getLogger("edgecompress.libraries").info(
+        "%s: %s (%s:%s)", getattr(category, "__name__", category), message, filename, lineno
+    )
+
+
+#: guards the redirections: steps in several threads may silence at once
+_LOCK = threading.Lock()
+#: fd -> (how many blocks silence it now, its capture file)
+_HELD: dict[int, tuple[int, Any]] = {}
 
 
 @contextlib.contextmanager
 def _silence_fds(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
+    """Point `fds` at a temporary file while the block runs, then log what landed there.
+
+    Re-entrant and shared between threads: the first block to silence an fd redirects it, the
+    last one to leave restores it; edgecompress's own console keeps writing to the real fd
+    (TerminalStream)."""
     if os.environ.get("EDGECOMPRESS_DEBUG"):
         yield
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
+    with _LOCK:
+        held = [fd for fd in fds if _hold(fd)]
     try:
-        saved = [os.dup(fd) for fd in fds]
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd, copy in zip(fds, saved):
-            os.dup2(devnull, fd)
-            _SILENCED[fd] = copy
         yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        for fd, copy in zip(fds, saved):
-            _SILENCED.pop(fd, None)
-            os.dup2(copy, fd)
-            os.close(copy)
-        os.close(devnull)
+        with _LOCK:
+            for fd in held:
+                _release(fd)
+
+
+def _hold(fd: int) -> bool:
+    """One more block silences `fd`; False when it cannot be (a closed fd: nothing to silence)."""
+    if fd in _HELD:
+        depth, capture = _HELD[fd]
+        _HELD[fd] = (depth + 1, capture)
+        return True
+    try:
+        copy = os.dup(fd)
+    except OSError:  # closed (2>&-)
+        return False
+    _flush_all()
+    capture = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _release
+    os.dup2(capture.fileno(), fd)
+    _SILENCED[fd] = copy
+    _HELD[fd] = (1, capture)
+    return True
+
+
+def _release(fd: int) -> None:
+    depth, capture = _HELD[fd]
+    if depth > 1:
+        _HELD[fd] = (depth - 1, capture)
+        return
+    del _HELD[fd]
+    _flush_all()
+    copy = _SILENCED.pop(fd)
+    os.dup2(copy, fd)
+    os.close(copy)
+    capture.seek(0)
+    text = capture.read().decode("utf-8", "replace")
+    capture.close()
+    _log_native(fd, text)
+
+
+def _flush_all() -> None:
+    """Python's and C's stdio buffers, so nothing printed before a redirection lands after it."""
+    import ctypes
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
+
+
+def _log_native(fd: int, text: str) -> None:
+    """What a library printed while silenced, into the log (a run's deploy.log), never the terminal."""
+    import logging
+
+    lines = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    if lines:
+        logger = logging.getLogger("edgecompress.libraries")
+        name = "stdout" if fd == 1 else "stderr"
+        for line in lines[:_MAX_LOGGED_LINES]:
+            logger.info("[%s] %s", name, line)
+        if len(lines) > _MAX_LOGGED_LINES:
+            logger.info("[%s] ... %d more lines", name, len(lines) - _MAX_LOGGED_LINES)
+
+
+#: a converter can print thousands of MLIR lines; the log keeps the first ones
+_MAX_LOGGED_LINES = 200
 
 
 def limit_threads(cpus: int) -> dict[str, int | bool]:

@@ -8,6 +8,19 @@ and is shown with its traceback.
 
 from __future__ import annotations
 
+#: every exit code the `edgecompress` command ends with, and what it means (README's table is checked against it)
+EXIT_CODES: dict[int, str] = {
+    0: "done (with `--gate`: an artifact passes)",
+    1: "a bug in edgecompress (the traceback is shown; please report it)",
+    2: "bad input: a file, a profile, a rule, the data, an option (the message says which and what to do)",
+    3: "a target (board) could not be reached, trusted or used; `ship` refused by a board",
+    4: "nothing fits the profile's memory or flash budget",
+    5: "a tool a step needs (cross-compiler, emulator, TFLite Micro sources) is missing or broken",
+    6: "`tune`: Ray could not be started, or the cluster at `--ray-address` could not be reached",
+    10: "`--gate`: no artifact passes the acceptance rules (the run itself is complete)",
+    130: "interrupted (Ctrl-C; the run is kept and the message names the resume command)",
+}
+
 
 class EdgeCompressError(Exception):
     """A problem the user can fix; `fix` tells them how."""

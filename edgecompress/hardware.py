@@ -11,7 +11,7 @@ edgecompress/micro/cores.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,61 @@ def profile_core(profile: object) -> Core | None:
     """The core a profile names (None when it names none)."""
     name = getattr(getattr(profile, "cpu", None), "core", None)
     return CORES.get(name) if name else None
+
+
+# ---------------------------------------------------------------------------- where the numbers come from
+
+#: what `uname -m` may say for one instruction set
+_MACHINE_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64", "armv8l": "armv7l", "armhf": "armv7l"}
+#: what a QEMU target's probe calls its machine (edgecompress/targets/qemu.py)
+EMULATED_MACHINE = "Cortex-M (emulated)"
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """A target that is not the profile's device: what its figures say about that device, and what they do not."""
+
+    target: str
+    profile: str
+    host: str  # 'this x86-64 host', 'an emulated Cortex-M board (QEMU)', "board 'pi' (x86_64)"
+    verb: str  # how the figures were taken there
+    transfers: str
+
+    @property
+    def words(self) -> str:
+        """'timed on this x86-64 host, a stand-in for rpi4: latency does not transfer; sizes and accuracy do'."""
+        return f"{self.verb} on {self.host}, a stand-in for {self.profile}: {self.transfers}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"target": self.target, "profile": self.profile, "words": self.words}
+
+
+def stand_in(profile: dict[str, Any], target: dict[str, Any]) -> StandIn | None:
+    """None when `target` (a report's `targets` entry: name and probe) can be the profile's device;
+    else why it is a stand-in. The one place this is decided: the verdict, the report's title and
+    the terminal's headline all ask here.
+
+    A QEMU board is always a stand-in (it counts instructions; it has no clock). A board whose
+    instruction set differs from the profile's `cpu.arch` is one too: its latency says nothing
+    about the device, while sizes (the same file) and accuracy (the same arithmetic) still hold.
+    """
+    name = str(target.get("name", "?"))
+    machine = str(((target.get("probe") or {}).get("platform") or {}).get("machine") or "")
+    wanted = str((profile.get("cpu") or {}).get("arch") or "")
+    if machine == EMULATED_MACHINE or name.startswith("qemu"):
+        return StandIn(
+            name,
+            str(profile.get("name")),
+            "an emulated Cortex-M board (QEMU)",
+            "run",
+            "instructions are counted, not timed; sizes and accuracy transfer",
+        )
+    if not machine or not wanted or _machine(machine) == _machine(wanted):
+        return None
+    host = f"this {machine.replace('_', '-')} host" if name == "local" else f"board '{name}' ({machine})"
+    return StandIn(name, str(profile.get("name")), host, "timed", "latency does not transfer; sizes and accuracy do")
+
+
+def _machine(name: str) -> str:
+    lowered = name.strip().lower()
+    return _MACHINE_ALIASES.get(lowered, lowered)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,8 @@ from edgecompress.errors import ModelError
 
 #: Keys that make a dict an object record tf-keras resolves to code.
 OBJECT_KEYS = ("class_name", "module", "registered_name")
+#: lists and records inside one another, at most: a genuine model (nested models included) is a few dozen deep
+MAX_NESTING = 256
 #: Keys whose value is a layer record (a container's children, a wrapper's layer, an RNN's cell).
 LAYER_KEYS = frozenset({"layers", "layer", "forward_layer", "backward_layer", "cell", "cells"})
 #: Classes a whole model may be saved as.
@@ -217,16 +219,16 @@ def builtin_vocabulary() -> Vocabulary:
     return Vocabulary(by_kind=by_kind, activation_functions=activations)
 
 
-def registered_names() -> frozenset[str]:
-    """Names in tf-keras's custom-object registry (global and this thread's scopes) right now.
+def is_registered(name: str) -> bool:
+    """True when tf-keras's custom-object registry (global, or a `custom_object_scope` of this
+    thread) holds `name` right now.
 
     tf-keras resolves these before its built-ins, and turns any matching string in a layer's
     config into the registered function, so a file must not name one.
     """
-    from tf_keras.src.saving import object_registration
+    from edgecompress._tf import keras
 
-    scoped = object_registration._THREAD_LOCAL_CUSTOM_OBJECTS.__dict__
-    return frozenset(object_registration._GLOBAL_CUSTOM_OBJECTS) | frozenset(scoped)
+    return keras().saving.get_registered_object(name) is not None
 
 
 def _field_kind(key: str) -> str:
@@ -288,11 +290,12 @@ def _shown(value: Any) -> str:
 class _Walk:
     """One pass over a config: checks every node and builds the copy handed to tf-keras."""
 
-    def __init__(self, vocabulary: Vocabulary, registered: frozenset[str], source: str) -> None:
+    def __init__(self, vocabulary: Vocabulary, registered: Callable[[str], bool], source: str) -> None:
         self.vocabulary = vocabulary
         self.registered = registered
         self.source = source
         self.layers: list[LayerRecord] = []
+        self.depth = 0
 
     def where(self, owner: LayerRecord | None, path: str) -> str:
         """'layer 'head' (Dense), config.activation', with the layers around a nested one (not the model)."""
@@ -317,6 +320,15 @@ class _Walk:
         )
 
     def value(self, node: Any, owner: LayerRecord | None, path: str, kind: str) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:  # the same limit on every Python, however deep its stack goes
+                raise RecursionError(f"nested deeper than {MAX_NESTING}")
+            return self._checked(node, owner, path, kind)
+        finally:
+            self.depth -= 1
+
+    def _checked(self, node: Any, owner: LayerRecord | None, path: str, kind: str) -> Any:
         if isinstance(node, dict):
             if any(key in node for key in OBJECT_KEYS):
                 return self.record(node, owner, path, kind)
@@ -339,7 +351,7 @@ class _Walk:
         return checked
 
     def string(self, text: str, owner: LayerRecord | None, path: str, kind: str) -> None:
-        if text in self.registered:
+        if self.registered(text):
             raise self.refuse(
                 owner,
                 path,
@@ -495,7 +507,7 @@ def check_architecture(config: Any, *, source: str) -> CheckedArchitecture:
     Raises ModelError naming the layer and the field of the first thing that is not tf-keras's
     own. `source` is the file name shown in messages.
     """
-    walk = _Walk(builtin_vocabulary(), registered_names(), source)
+    walk = _Walk(builtin_vocabulary(), is_registered, source)
     try:
         checked = walk.value(config, None, "", "model")
     except RecursionError:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from edgecompress.config_files import did_you_mean, explain_validation, read_mapping, yaml_value
 from edgecompress.errors import ProfileError
@@ -276,7 +276,9 @@ class Profile(_Strict):
     )
     flash_budget_bytes: OptionalSize = Field(
         default=None,
-        description="storage for the model file; required for microcontrollers, whose weights live in flash",
+        description="microcontrollers: the flash the whole TFLite Micro firmware may take (model, interpreter, "
+        "kernels, start-up and application), i.e. what the bootloader, RTOS and radio stack leave; the plan "
+        "estimates the firmware against it, the firmware build checks the linked ELF against it",
     )
     int8: bool = Field(description="int8 inference is a fast path on the device's main compute unit")
     fp16: bool = Field(description="float16 arithmetic is a fast path on the device's main compute unit")
@@ -306,6 +308,14 @@ class Profile(_Strict):
         if self.compression.prefer == "speed" and "prefer" not in self.acceptance.model_fields_set:
             object.__setattr__(self, "acceptance", self.acceptance.model_copy(update={"prefer": "latency"}))
         return self
+
+    #: what loading the file noticed (decimal size units on a microcontroller), see `warnings`
+    _file_warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Things that are allowed but probably not meant: said on the console and in deploy.log."""
+        return [*self._file_warnings, *runtime_wheel_warnings(self)]
 
     @property
     def usable_ram_bytes(self) -> int:
@@ -448,7 +458,8 @@ CONSISTENCY_RULES: tuple[Rule, ...] = (
         "flash_budget_bytes",
         lambda p: _mcu(p) and p.flash_budget_bytes is None,
         "a microcontroller keeps the model in flash, so its size must be bounded.",
-        "Add flash_budget_bytes (e.g. 512KiB): the flash left after the firmware.",
+        "Add flash_budget_bytes (e.g. 512KiB): the flash the TFLite Micro firmware may take (model, interpreter, "
+        "kernels, application), what the bootloader and RTOS leave.",
     ),
     Rule(
         "compression.final_artifact",
@@ -505,6 +516,55 @@ CONSISTENCY_RULES: tuple[Rule, ...] = (
 # --------------------------------------------------------------------------------------
 
 PROFILE_SUFFIXES = (".yaml", ".yml", ".toml")
+
+
+#: fields holding a microcontroller's memory, where a datasheet's "256 KB" means KiB
+MEMORY_FIELDS = ("ram_bytes", "external_ram_bytes", "model_memory_budget_bytes", "flash_budget_bytes")
+DECIMAL_UNITS = {"KB": "KiB", "kB": "KiB", "MB": "MiB", "GB": "GiB"}
+
+
+def decimal_unit_warnings(document: dict[str, Any]) -> list[str]:
+    """'ram_bytes: 320 KB' on a microcontroller is 320,000 bytes, not the 327,680 its datasheet means."""
+    if document.get("device_class") != "microcontroller":
+        return []
+    found = []
+    for field in MEMORY_FIELDS:
+        value = document.get(field)
+        match = _SIZE_RE.match(value) if isinstance(value, str) else None
+        if isinstance(value, str) and match and match["unit"] in DECIMAL_UNITS:
+            binary = DECIMAL_UNITS[match["unit"]]
+            found.append(
+                f"{field}: {value} is decimal, {parse_size(value):,} bytes; microcontroller datasheets mean "
+                f"{match['number']} {binary} ({parse_size(match['number'] + binary):,} bytes). "
+                f"Write {match['number']}{binary} if that is what you mean."
+            )
+    return found
+
+
+#: CPU architectures PyPI has wheels of each runtime for (pip install --dry-run --platform, 2026-12), and
+#: what to install where there is none; the runner uses whichever it finds (firmware/runner)
+RUNTIME_WHEELS: dict[str, tuple[str, ...]] = {"litert": ("x86_64", "aarch64"), "onnxruntime": ("x86_64", "aarch64")}
+NO_WHEEL_ADVICE = {
+    "armv7l": "install tflite-runtime instead (PyPI has armv7l wheels for Python 3.9-3.11; the runner uses it "
+    "for .tflite models), or run a 64-bit (aarch64) OS if the board can",
+    "armv6l": "no runtime on PyPI has armv6l wheels: build tflite-runtime on the board from TensorFlow's "
+    "tensorflow/lite/tools/pip_package, or install a piwheels build of tflite-runtime if one exists for its Python",
+}
+
+
+def runtime_wheel_warnings(profile: Profile) -> list[str]:
+    """A Linux board whose architecture has no wheel of a preferred runtime: say what to install instead."""
+    if profile.device_class == "microcontroller":
+        return []
+    arch = profile.cpu.arch
+    missing = [r for r in profile.preferred_runtimes if r in RUNTIME_WHEELS and arch not in RUNTIME_WHEELS[r]]
+    if not missing:
+        return []
+    advice = NO_WHEEL_ADVICE.get(arch, "install a runtime built for it on the board")
+    return [
+        f"Profile {profile.name} runs on {arch}, for which {' and '.join(missing)} "
+        f"{'has' if len(missing) == 1 else 'have'} no wheel on PyPI: {advice}."
+    ]
 
 
 def profile_names() -> list[str]:
@@ -616,7 +676,7 @@ def _load_file(path: Path) -> Profile:
         f"Start from a bundled profile (`edgecompress profiles show rpi4 --json`); {schema_help()} describes the fields.",
     )
     try:
-        return Profile.model_validate(document)
+        profile = Profile.model_validate(document)
     except ValidationError as error:
         problems = explain_validation(error, Profile)
         heading = f"{path} has {len(problems)} problems:" if len(problems) > 1 else f"{path}:"
@@ -624,6 +684,8 @@ def _load_file(path: Path) -> Profile:
             heading + ("\n  - " + "\n  - ".join(problems) if len(problems) > 1 else f" {problems[0]}"),
             f"Edit {path.name}; {schema_help()} describes every field, its units and allowed values.",
         ) from None
+    profile._file_warnings = decimal_unit_warnings(document)
+    return profile
 
 
 __all__ = [
@@ -639,6 +701,53 @@ __all__ = [
     "load_profile",
     "parse_size",
     "profile_names",
+    "runtime_wheel_warnings",
+    "commented_yaml",
+    "decimal_unit_warnings",
     "schema_help",
     "with_overrides",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# A profile to start from
+# --------------------------------------------------------------------------------------
+
+
+def commented_yaml(profile: Profile, *, name: str, source: str) -> str:
+    """`profile` as a YAML file a person edits: every field with its meaning from the schema as a
+    comment, sizes in binary units, `name` in place of the original's. Loads back into the same profile
+    (but for name and description)."""
+    document = profile.to_dict()
+    document.update(name=name, description=f"{profile.description} (copied from {profile.name}: describe your board)")
+    lines = [
+        f"# Device profile {name}, started from the bundled profile {source} (`edgecompress profiles init`).",
+        f"# Every field is explained in {schema_help()}; check the file with `edgecompress profiles show ./{name}.yaml`.",
+        "# Sizes take units: KiB/MiB/GiB are powers of 1024, KB/MB/GB powers of 1000.",
+    ]
+    lines += _yaml_block(document, Profile, indent="")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_block(document: dict[str, Any], model: type[BaseModel], indent: str) -> list[str]:
+    lines = []
+    for key, value in document.items():
+        if value is None or value == [] and key == "sources":
+            continue
+        field = model.model_fields.get(key)
+        if field is not None and field.description:
+            lines.append(f"{indent}# {field.description}")
+        nested = _nested_model(field)
+        if isinstance(value, dict) and nested is not None:
+            lines.append(f"{indent}{key}:")
+            lines += _yaml_block(value, nested, indent + "  ")
+        elif key.endswith("_bytes") and isinstance(value, int):
+            lines.append(f"{indent}{key}: {format_size(value).replace(' ', '')}")
+        else:
+            lines.append(f"{indent}{key}: {yaml_value(value)}")
+    return lines
+
+
+def _nested_model(field: Any) -> type[BaseModel] | None:
+    annotation = getattr(field, "annotation", None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None

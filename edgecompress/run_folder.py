@@ -136,13 +136,17 @@ class RunFolder:
             self.path = target
         return self.path
 
-    def attach_log(self, logger: logging.Logger) -> logging.Handler:
+    def attach_log(self, logger: logging.Logger | None = None) -> logging.Handler:
+        """deploy.log: edgecompress's records from INFO up, and other libraries' warnings (TensorFlow,
+        Keras, Python warnings when captured) that the console leaves out; on the root logger
+        unless `logger` is given."""
         handler = logging.FileHandler(self.path / LAYOUT.log)
         handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)  # the log file is the run's record even when the console is quiet
-        logger.addHandler(handler)
+        own = logging.getLogger("edgecompress")
+        if own.getEffectiveLevel() > logging.INFO:
+            own.setLevel(logging.INFO)  # the log file is the run's record even when the console is quiet
+        (logger or logging.getLogger()).addHandler(handler)
         return handler
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ctrl_c import python_ctrl_c
 from sshd import sshd_fixture, sshd_without_sftp_fixture  # noqa: F401 - the real OpenSSH servers, registered once
 
 from edgecompress._tf import keras as _keras
@@ -193,3 +194,10 @@ def report(run_dir: Path) -> dict:
     import json
 
     return json.loads((run_dir / "report.json").read_text())
+
+
+@pytest.fixture()
+def ctrl_c():  # noqa: ANN201
+    """A test that presses Ctrl-C gets it as KeyboardInterrupt, even in a test run started with SIGINT ignored."""
+    with python_ctrl_c():
+        yield

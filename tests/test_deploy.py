@@ -93,13 +93,25 @@ def _lambda_model(path: Path) -> Path:
 
 BAD_INPUTS = {
     "corrupt h5": lambda tmp, model: (
-        ["deploy", "--profile", "rpi4", str(_truncate(model, tmp / "cut.h5"))],
+        ["deploy", "--data", "sklearn:digits", "--profile", "rpi4", str(_truncate(model, tmp / "cut.h5"))],
         "damaged",
     ),
-    "text named .h5": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_text(tmp / "notes.h5"))], "text file"),
-    "lambda layer": lambda tmp, model: (["deploy", "--profile", "rpi4", str(_lambda_model(tmp / "lam.h5"))], "Lambda"),
-    "unknown profile": lambda tmp, model: (["deploy", "--profile", "rpi-4", str(model)], "rpi4"),
-    "typo in profile": lambda tmp, model: (["deploy", "--profile", str(_typo_profile(tmp)), str(model)], "int8_suport"),
+    "text named .h5": lambda tmp, model: (
+        ["deploy", "--data", "sklearn:digits", "--profile", "rpi4", str(_text(tmp / "notes.h5"))],
+        "text file",
+    ),
+    "lambda layer": lambda tmp, model: (
+        ["deploy", "--data", "sklearn:digits", "--profile", "rpi4", str(_lambda_model(tmp / "lam.h5"))],
+        "Lambda",
+    ),
+    "unknown profile": lambda tmp, model: (
+        ["deploy", "--data", "sklearn:digits", "--profile", "rpi-4", str(model)],
+        "rpi4",
+    ),
+    "typo in profile": lambda tmp, model: (
+        ["deploy", "--data", "sklearn:digits", "--profile", str(_typo_profile(tmp)), str(model)],
+        "int8_suport",
+    ),
     "one class": lambda tmp, model: (
         ["deploy", "--profile", "rpi4", str(model), "--data", str(_images(tmp / "one", {"a": 6}, (8, 8)))],
         "class",
@@ -150,7 +162,19 @@ def test_bad_input_ends_in_one_clear_paragraph(case: str, digits_model: Path, tm
 
 
 def test_debug_shows_the_traceback(digits_model: Path, tmp_path: Path, capsys) -> None:
-    code = main(["deploy", "--profile", "rpi-4", str(digits_model), "--debug", "--output", str(tmp_path)])
+    code = main(
+        [
+            "deploy",
+            "--data",
+            "sklearn:digits",
+            "--profile",
+            "rpi-4",
+            str(digits_model),
+            "--debug",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert code != 0
     assert "Traceback" in capsys.readouterr().err
 
@@ -159,7 +183,10 @@ def test_the_console_script_runs_the_same_checks(tmp_path: Path) -> None:
     bad = _text(tmp_path / "bad.h5")
     script = Path(sys.executable).with_name("edgecompress")
     done = subprocess.run(
-        [str(script), "deploy", "--profile", "rpi4", str(bad)], capture_output=True, text=True, cwd=tmp_path
+        [str(script), "deploy", "--data", "sklearn:digits", "--profile", "rpi4", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert done.returncode == 2
     assert "text file" in done.stderr and "Traceback" not in done.stderr
@@ -197,7 +224,19 @@ def test_a_microcontroller_profile_refuses_an_ssh_push(digits_model: Path, tmp_p
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(digits_model: Path, tmp_path: Path, capsys) -> None:
-    code = main(["deploy", "--profile", "rpi4", str(digits_model), "--dry-run", "--output", str(tmp_path / "runs")])
+    code = main(
+        [
+            "deploy",
+            "--data",
+            "sklearn:digits",
+            "--profile",
+            "rpi4",
+            str(digits_model),
+            "--dry-run",
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "Compression plan" in printed and "Dry run" in printed
@@ -208,6 +247,8 @@ def test_json_output_is_one_machine_readable_document(digits_model: Path, tmp_pa
     code = main(
         [
             "deploy",
+            "--data",
+            "sklearn:digits",
             "--profile",
             "rpi4",
             str(digits_model),

@@ -87,6 +87,8 @@ def test_an_unknown_board_is_refused_with_its_fingerprint_and_no_run_folder(
     code = main(
         [
             "deploy",
+            "--data",
+            "sklearn:digits",
             "--profile",
             "rpi4",
             str(tiny_h5),

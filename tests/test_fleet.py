@@ -158,7 +158,12 @@ def test_two_boards_with_one_name_are_refused(tmp_path: Path, monkeypatch: pytes
 
 @pytest.mark.ssh
 def test_ctrl_c_stops_every_board(
-    sshd: SshServer, tmp_path: Path, tiny_tflite_fp32: Path, eval_npz: Path, monkeypatch: pytest.MonkeyPatch
+    sshd: SshServer,
+    tmp_path: Path,
+    tiny_tflite_fp32: Path,
+    eval_npz: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    ctrl_c: None,
 ) -> None:
     board_file(tmp_path, "pi-a", sshd)
     board_file(tmp_path, "pi-b", sshd)

@@ -58,7 +58,19 @@ def test_deploy_dry_run_refuses_an_lstm_before_anything_is_measured(
 ) -> None:
     path = tmp_path / "lstm.h5"
     _sequence(keras().layers.LSTM(8, name="lstm")).save(path)
-    code = main(["deploy", "--profile", "rpi4", str(path), "--dry-run", "--output", str(tmp_path / "runs")])
+    code = main(
+        [
+            "deploy",
+            "--data",
+            "sklearn:digits",
+            "--profile",
+            "rpi4",
+            str(path),
+            "--dry-run",
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     err = " ".join(capsys.readouterr().err.split())
     assert code == ModelError.exit_code
     assert "Traceback" not in err and "What to do:" in err

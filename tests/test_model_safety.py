@@ -246,7 +246,19 @@ def test_a_crafted_model_is_refused_by_field_and_its_code_never_runs(
     assert not marker.exists()
     # the attacker's ally: a library in the process that registered a function under a name
     with keras().utils.custom_object_scope({"attack>payload": _registered_payload(marker)}):
-        code = main(["deploy", "--profile", "rpi4", str(path), "--dry-run", "--output", str(tmp_path / "runs")])
+        code = main(
+            [
+                "deploy",
+                "--data",
+                "sklearn:digits",
+                "--profile",
+                "rpi4",
+                str(path),
+                "--dry-run",
+                "--output",
+                str(tmp_path / "runs"),
+            ]
+        )
     err = capsys.readouterr().err
     assert not marker.exists(), f"the payload ran: {attack}"
     assert evil_module not in sys.modules
@@ -335,7 +347,19 @@ def test_an_absurdly_nested_config_is_refused_without_a_traceback(
     config = crafted.read_config(path)
     crafted.layer(config, "head")["config"]["padding"] = "DEEP"
     crafted.write_config_text(path, json.dumps(config).replace('"DEEP"', "[" * depth + "1" + "]" * depth))
-    code = main(["deploy", "--profile", "rpi4", str(path), "--dry-run", "--output", str(tmp_path / "runs")])
+    code = main(
+        [
+            "deploy",
+            "--data",
+            "sklearn:digits",
+            "--profile",
+            "rpi4",
+            str(path),
+            "--dry-run",
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == ModelError.exit_code and "Traceback" not in err
     assert "nested too deeply" in err or "corrupt architecture" in err

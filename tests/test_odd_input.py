@@ -82,7 +82,9 @@ def test_class_names_and_paths_that_look_like_markup_are_shown_as_written(
 
 def test_an_error_about_a_path_that_looks_like_markup_is_printed_as_written(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "[/x]" / "[red]model.h5"
-    code = main(["deploy", "--profile", "rpi4", str(missing), "--output", str(tmp_path / "runs")])
+    code = main(
+        ["deploy", "--data", "sklearn:digits", "--profile", "rpi4", str(missing), "--output", str(tmp_path / "runs")]
+    )
     err = capsys.readouterr().err.replace("\n", "")
     assert code == 2 and "[/x]/[red]model.h5" in err and "Traceback" not in err
 
@@ -94,7 +96,7 @@ def test_a_file_that_is_not_utf8_is_refused_clearly(kind: str, tiny_h5: Path, tm
     path.write_bytes(text.encode("utf-16"))
     args = ["--profile", str(path)] if kind == "profile" else ["--profile", "rpi4", "--target", str(path), "--dry-run"]
 
-    code = main(["deploy", *args, str(tiny_h5), "--output", str(tmp_path / "runs")])
+    code = main(["deploy", "--data", "sklearn:digits", *args, str(tiny_h5), "--output", str(tmp_path / "runs")])
 
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
@@ -104,7 +106,9 @@ def test_a_file_that_is_not_utf8_is_refused_clearly(kind: str, tiny_h5: Path, tm
 def test_dry_run_checks_target_files(tiny_h5: Path, tmp_path: Path, capsys) -> None:
     target = tmp_path / "board.yaml"
     target.write_text("host: 127.0.0.1\nuser: pi\nprot: 22\n")
-    code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--target", str(target), "--dry-run"])
+    code = main(
+        ["deploy", "--data", "sklearn:digits", "--profile", "rpi4", str(tiny_h5), "--target", str(target), "--dry-run"]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "prot" in err and "port" in err
 
@@ -112,7 +116,7 @@ def test_dry_run_checks_target_files(tiny_h5: Path, tmp_path: Path, capsys) -> N
 def test_output_that_is_a_file_is_refused_before_any_analysis(tiny_h5: Path, tmp_path: Path, capsys) -> None:
     output = tmp_path / "runs"
     output.write_text("a file, not a folder")
-    code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--output", str(output)])
+    code = main(["deploy", "--data", "sklearn:digits", "--profile", "rpi4", str(tiny_h5), "--output", str(output)])
     err = capsys.readouterr().err
     assert code == 2 and "is a file" in err and "significance" not in err
 
@@ -139,7 +143,18 @@ def read_only_folder(tmp_path: Path):
 def test_output_on_a_read_only_file_system_is_refused_before_any_analysis(
     tiny_h5: Path, read_only_folder: Path, capsys
 ) -> None:
-    code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--output", str(read_only_folder / "runs")])
+    code = main(
+        [
+            "deploy",
+            "--data",
+            "sklearn:digits",
+            "--profile",
+            "rpi4",
+            str(tiny_h5),
+            "--output",
+            str(read_only_folder / "runs"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "not writable" in err and "significance" not in err
 
@@ -201,9 +216,22 @@ def test_a_model_with_a_rescaling_layer_says_its_scaling_itself(tmp_path: Path) 
 
 def test_a_baseline_at_chance_is_refused_before_anything_is_trained(tmp_path: Path, capsys) -> None:
     model = _digits_model(tmp_path, scale=1.0, rescaling=False, train=False)
-    with pytest.raises(DataError, match="no better than chance"):
+    with pytest.raises(DataError, match="not significantly better than chance"):
         edgecompress.deploy(model, "rpi4", data="sklearn:digits", output=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_chance_check_is_a_binomial_test() -> None:
+    """20 % against a chance level of 12.5 %: noise on 40 images, a real (if poor) model on 2,000."""
+    from edgecompress.data.scaling import ScalingDecision, require_better_than_chance
+
+    decision = ScalingDecision("0-1", "option", "--scaling 0-1")
+    names = [str(i) for i in range(8)]
+    with pytest.raises(DataError) as caught:
+        require_better_than_chance(0.2, np.arange(40) % 8, names, decision)
+    assert "scores 20.0% on the 40 evaluation images: not significantly better than chance (12.5%" in str(caught.value)
+    assert "by a binomial test (p = 0.12" in caught.value.problem
+    require_better_than_chance(0.2, np.arange(2000) % 8, names, decision)
 
 
 # ------------------------------------------------------------------------------ interrupted runs and resume
@@ -233,7 +261,22 @@ def test_an_interrupted_run_says_how_to_resume_and_resumes_from_another_folder(
     monkeypatch.chdir(work)
     _interrupt_at("measure", monkeypatch)
 
-    code = main(["deploy", "--profile", "rpi4", "tiny.h5", "--recipe", "ptq-int8", "--runs", "3", "--warmup", "1"])
+    code = main(
+        [
+            "deploy",
+            "--data",
+            "sklearn:digits",
+            "--profile",
+            "rpi4",
+            "tiny.h5",
+            "--recipe",
+            "ptq-int8",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+        ]
+    )
 
     err = capsys.readouterr().err
     failed = next((work / "runs").iterdir())

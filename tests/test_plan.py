@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 from verdicts import LayerVerdict, Significance
 
+from edgecompress.budget import FIRMWARE_BESIDE_MODEL_BYTES as FIRMWARE
 from edgecompress.compression import BASELINES, RECIPES, baseline_plan, make_plan
 from edgecompress.compression.estimate import LayerShape, packed_bytes
 from edgecompress.errors import BudgetError, EdgeCompressError
@@ -84,21 +85,21 @@ def mcu(**changes):
 
 def test_a_flash_budget_the_clustered_model_exceeds_pushes_insignificant_layers_to_binary(model) -> None:
     loose = make_plan(mcu(), model, SIGNIFICANCE)
-    budget = estimate_of(loose, "cqat-binary") + 1
-    assert estimate_of(loose, "cqat") > budget
+    budget = FIRMWARE + estimate_of(loose, "cqat-binary") + 1  # the budget is the whole firmware's
+    assert FIRMWARE + estimate_of(loose, "cqat") > budget
     plan = make_plan(mcu(flash_budget_bytes=budget), model, SIGNIFICANCE)
     assert plan.strategy == "cqat-binary"
     assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "cqat", INSIGNIFICANT: "binary", LAST: "keep"}
     assert (
-        plan.estimated_bytes <= budget and plan.budget_figure == plan.estimated_bytes
-    )  # flash holds LUT-packed weights
+        plan.budget_figure <= budget and plan.budget_figure == plan.estimated_bytes + FIRMWARE
+    )  # flash holds LUT-packed weights beside the interpreter and kernels
     assert "preferred strategy 'cqat'" in plan.notes[0]
 
 
 def test_a_tighter_flash_budget_gives_mixed_precision_with_first_and_last_layers_kept(model) -> None:
     loose = make_plan(mcu(), model, SIGNIFICANCE)
-    budget = estimate_of(loose, "mixed-precision") + 1
-    assert estimate_of(loose, "cqat-binary") > budget
+    budget = FIRMWARE + estimate_of(loose, "mixed-precision") + 1
+    assert FIRMWARE + estimate_of(loose, "cqat-binary") > budget
     plan = make_plan(mcu(flash_budget_bytes=budget), model, SIGNIFICANCE)
     assert plan.strategy == "mixed-precision"
     assert recipes(plan) == {FIRST: "keep", SIGNIFICANT: "bits", INSIGNIFICANT: "binary", LAST: "keep"}
@@ -151,13 +152,13 @@ def test_an_impossible_budget_stops_before_training_with_the_miss_and_the_closes
     loose = make_plan(mcu(), model, SIGNIFICANCE)
     smallest = estimate_of(loose, "binary")
     assert smallest == min(a["estimated_bytes"] for a in loose.alternatives)
-    budget = smallest - 1000
+    budget = FIRMWARE + smallest - 1000
     with pytest.raises(BudgetError) as info:
         make_plan(mcu(flash_budget_bytes=budget), model, SIGNIFICANCE)
     problem = info.value.problem
     assert f"{budget:,} bytes" in problem
     assert "'binary'" in problem
-    assert f"{smallest:,} bytes" in problem
+    assert f"{FIRMWARE + smallest:,} bytes" in problem
     assert "1,000 bytes" in problem  # by how much it misses
     assert "Nothing was trained" in problem
     assert "flash_budget_bytes" in info.value.fix

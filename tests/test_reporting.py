@@ -352,7 +352,7 @@ def test_json_summary_carries_the_headline_and_class_damage(report: dict) -> Non
 
 def test_render_summary_prints_every_artifact(report: dict) -> None:
     console = Console(file=StringIO(), width=200)
-    console.print(render_summary(report))
+    console.print(render_summary(report, wide=True))
     text = console.file.getvalue()
     assert "baseline-fp32" in text and "ptq-int8" in text and "bit-packed" in text and "p90 ms" in text
 

@@ -33,6 +33,9 @@ def test_training_json_and_the_report_record_the_budget_and_the_curve(rpi4_run) 
         assert stage["stopped_by"] in {"step budget", "early stopping", "time budget"}
         assert [point["step"] for point in stage["curve"]][-1] == stage["steps"]
     assert rpi4_run.report["training"]["stages"] == training["stages"]
+    if not training["device"]["visible_gpus"]:  # --device auto on a machine without a GPU: the CPU
+        assert training["device"]["requested"] == "auto" and training["device"]["used"] == "cpu"
+        assert "on the CPU (--device auto" in (rpi4_run.run_dir / "report.md").read_text()
     assert set(rpi4_run.report["timings_s"]) >= {"load", "significance", "fine-tune", "measure"}
     assert "Fine-tuning" in (rpi4_run.run_dir / "report.md").read_text()
 
@@ -55,6 +58,8 @@ def test_a_second_deploy_for_another_board_reuses_the_work_and_says_so(
 def test_no_cache_rebuilds_everything(digits_model: Path, tmp_path: Path, capsys) -> None:
     args = [
         "deploy",
+        "--data",
+        "sklearn:digits",
         "--profile",
         "rpi4",
         str(digits_model),

@@ -240,6 +240,8 @@ def test_deploy_to_a_board_that_prints_text_ends_without_a_traceback(
     code = main(
         [
             "deploy",
+            "--data",
+            "sklearn:digits",
             "--profile",
             "rpi4",
             str(tiny_h5),
@@ -695,7 +697,7 @@ def test_a_run_past_its_timeout_is_stopped_on_the_board(
 
 
 def test_ctrl_c_stops_the_runner_on_the_board(
-    sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path
+    sshd: SshServer, known_hosts: Path, board_dir: Path, tiny_tflite_fp32: Path, eval_npz: Path, ctrl_c: None
 ) -> None:
     def press_ctrl_c(line: str) -> None:
         if "timed runs" in line:

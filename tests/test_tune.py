@@ -359,24 +359,33 @@ def test_a_trials_own_error_comes_back_from_its_worker_as_data(tmp_path: Path) -
 
 
 def test_a_trial_recorded_before_the_interruption_is_told_not_built_again(tmp_path: Path) -> None:
-    """Interrupted between writing a trial's record and telling Optuna: resume tells its figures."""
+    """Interrupted between writing a trial's record and telling Optuna: the resumed tune tells its figures."""
     import optuna
 
     from edgecompress.tune.search import tell_recorded
     from edgecompress.tune.study import open_study
 
     objectives = objs.parse("accuracy,size")
-    study = open_study(tmp_path, objectives, seed=0, trials=4, create=True)
-    measured, broken = study.ask(), study.ask()
-    record = TrialRecord("trial-0000", measured.number, 0, {STRATEGY: "cqat"}, {}, state=COMPLETE)
+    first = open_study(tmp_path, objectives, seed=0, trials=4, create=True)
+    for name in ("trial-0000", "trial-0001"):
+        asked = first.ask()
+        asked.suggest_int("clusters", 4, 32)
+        asked.set_user_attr("name", name)
+    record = TrialRecord("trial-0000", 0, 0, {STRATEGY: "cqat"}, {}, state=COMPLETE)
     record.figures, record.constraints = {"accuracy": 93.3, "size": 8416.0}, [0.0] * len(objs.RULES)
-    unusable = TrialRecord("trial-0001", broken.number, 0, {STRATEGY: "cqat"}, {}, state=COMPLETE)
+    record.constraints[0] = 1.5  # fails the first rule
+    unusable = TrialRecord("trial-0001", 1, 0, {STRATEGY: "cqat"}, {}, state=COMPLETE)
 
-    assert tell_recorded(study, measured, record, objectives) == COMPLETE
-    assert tell_recorded(study, broken, unusable, objectives) == FAILED
+    resumed = open_study(tmp_path, objectives, seed=0, trials=4, create=False)  # a new process: frozen trials
+    measured, broken = resumed.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert tell_recorded(resumed, measured, record, objectives) == COMPLETE
+    assert tell_recorded(resumed, broken, unusable, objectives) == FAILED
     again = open_study(tmp_path, objectives, seed=0, trials=4, create=False).trials
-    assert [t.state for t in again] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
-    assert again[0].values == [93.3, 8416.0] and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    complete = [t for t in again if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 1 and complete[0].values == [93.3, 8416.0]
+    assert complete[0].user_attrs["name"] == "trial-0000" and complete[0].params == measured.params
+    assert sorted(complete[0].constraints.values()) == sorted(record.constraints)
+    assert not [t for t in again if t.state == optuna.trial.TrialState.RUNNING]
 
 
 def test_a_left_over_entry_without_its_meta_file_is_replaced_not_reused(tmp_path: Path) -> None:
@@ -435,3 +444,18 @@ def test_the_tune_verdict_compares_trials_through_their_baselines_and_quotes_see
     assert "equally fast as trial-0002/cqat (their ratio is within 3x the timing noise" in reason
     assert "accuracy 93.15 ± 0.15% over 3 seeds" in reason and "median 0.0947 ± 0.029 ms over 3 seeds" in reason
     assert "accuracy 93.15%" not in reason  # never the search seed's own figure
+
+
+def test_ctrl_c_while_optuna_writes_its_journal_waits_for_the_write() -> None:
+    """An interrupt inside the journal's file lock broke its clean-up; it now lands after the write."""
+    import os
+    import signal
+
+    from edgecompress.tune.study import uninterrupted
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with uninterrupted():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("the write finished")
+    assert steps == ["the write finished"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ctrl_c import default_sigint
 from raycluster import RayCluster, start_cluster
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,7 +110,9 @@ def scenario(cluster: RayCluster, tiny_h5: Path, tmp_path_factory: pytest.TempPa
     )
     started = time.monotonic()
     with log_file.open("w") as log:
-        driver = subprocess.Popen(command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT, cwd=output)
+        driver = subprocess.Popen(
+            command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT, cwd=output, preexec_fn=default_sigint
+        )
     tune_dir: Path | None = None
     killed: tuple[str, int] | None = None
     try:
@@ -191,6 +194,8 @@ def test_trials_ran_in_ray_worker_processes_on_both_nodes(scenario: Scenario) ->
         if record["state"] == "complete" and not record["same_as"]:
             assert record["workers"], record["name"]
             assert all(w["threads"]["intra_op"] == 1 for w in record["workers"])  # 1 CPU per trial: 1 TensorFlow thread
+            # no --gpus-per-trial: Ray reserved no GPU and the trial sees none (its --device auto trains on the CPU)
+            assert all(w["gpus"] == 0 and w["cuda_visible_devices"] == "" for w in record["workers"])
 
 
 def test_a_worker_killed_mid_trial_is_retried_or_recorded_failed_and_the_search_goes_on(scenario: Scenario) -> None:

@@ -24,7 +24,7 @@ def pca_dimension(x: np.ndarray, *, variance: float = 0.99) -> int:
     if total <= 0:
         return 0  # all points equal: no direction carries variance
     explained = np.cumsum(spectrum) / total
-    return int(min(len(spectrum), np.searchsorted(explained, variance * (1 - 1e-12)) + 1))
+    return min(len(spectrum), int(np.searchsorted(explained, variance * (1 - 1e-12))) + 1)
 
 
 def variance_spectrum(x: np.ndarray) -> np.ndarray:

@@ -3,36 +3,68 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from edgecompress.cli.console import say, setup_logging, stdout_console
+from edgecompress.cli.options import choice, plain
+
+if TYPE_CHECKING:  # what mypy sees; typer sees the choices
+    MethodChoice = str
+    ScalingChoice = str
+else:
+    from edgecompress.analysis.significance import ESTIMATORS
+    from edgecompress.data.dataset import SCALINGS
+
+    MethodChoice = choice("Method", ESTIMATORS)
+    ScalingChoice = choice("Scaling", SCALINGS)
+
+
+ModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="Keras model file (.h5 or .keras).")]
+DataOpt = Annotated[
+    str,
+    typer.Option(
+        "--data", "-d", help="A folder of class folders, an .npz file, or sklearn:digits.", show_default=False
+    ),
+]
+ClassesOpt = Annotated[
+    Optional[str], typer.Option(help="Comma-separated class subset, e.g. cat,dog.", show_default="every class")
+]
+DeltaOpt = Annotated[float, typer.Option(help="A layer is significant when |ID(l) - ID(l-1)| exceeds this.")]
+MethodOpt = Annotated[
+    MethodChoice, typer.Option(help="twonn (Facco et al. 2017) or pca (components for 99% of variance).")
+]
+SamplesOpt = Annotated[int, typer.Option(help="Samples drawn from the training split (reproducible with --seed).")]
+SubsamplesOpt = Annotated[int, typer.Option(help="Random half-size subsamples for the error bars.")]
+DiscardOpt = Annotated[float, typer.Option(help="TwoNN: fraction of the largest r2/r1 ratios left out of the fit.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the sample drawn from the training split.")]
+ScalingOpt = Annotated[
+    Optional[ScalingChoice], typer.Option(help="Input scaling the model expects.", show_default="the model's, else 0-1")
+]
+ResizeOpt = Annotated[bool, typer.Option("--resize", help="Resize images to the model's input size.")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder for significance.json and id_profile.png.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and TensorFlow's own messages.")]
 
 
 def analyze(
-    model: Path = typer.Argument(..., help="Keras model file (.h5 or .keras)."),
-    data: str = typer.Option(
-        "sklearn:digits", "--data", "-d", help="Class-folder directory, .npz file, or sklearn:digits."
-    ),
-    classes: Optional[str] = typer.Option(None, help="Comma-separated class subset, e.g. cat,dog."),
-    delta: float = typer.Option(20.0, help="A layer is significant when |ID(l) - ID(l-1)| exceeds this."),
-    method: str = typer.Option("twonn", help="twonn (Facco et al. 2017) or pca (components for 99% of variance)."),
-    samples: int = typer.Option(2000, help="Samples drawn from the training split (reproducible with --seed)."),
-    subsamples: int = typer.Option(5, help="Random half-size subsamples for the error bars."),
-    discard: float = typer.Option(0.1, help="TwoNN: fraction of the largest r2/r1 ratios left out of the fit."),
-    seed: int = typer.Option(0),
-    scaling: Optional[str] = typer.Option(
-        None, help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: the model's, else 0-1)."
-    ),
-    resize: bool = typer.Option(False, "--resize"),
-    output: Path = typer.Option(
-        Path("analysis"), "--output", "-o", help="Folder for significance.json and id_profile.png."
-    ),
-    debug: bool = typer.Option(False, "--debug"),
+    model: ModelArg,
+    data: DataOpt,
+    classes: ClassesOpt = None,
+    delta: DeltaOpt = 20.0,
+    method: MethodOpt = "twonn",
+    samples: SamplesOpt = 2000,
+    subsamples: SubsamplesOpt = 5,
+    discard: DiscardOpt = 0.1,
+    seed: SeedOpt = 0,
+    scaling: ScalingOpt = None,
+    resize: ResizeOpt = False,
+    output: OutputOpt = Path("analysis"),
+    debug: DebugOpt = False,
 ) -> None:
     """Intrinsic dimension of every Conv/Dense layer's output, and which layers are significant."""
     setup_logging(debug)
+    method, scaling = plain({"method": method, "scaling": scaling}).values()
     from edgecompress._tf import quiet_native_output
     from edgecompress.analysis import analyze_model, render_table
     from edgecompress.data import load_dataset

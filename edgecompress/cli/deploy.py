@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from edgecompress.cli import options as opt
 from edgecompress.cli import rules as rule_options
 from edgecompress.cli.analyze import split_classes
-from edgecompress.cli.console import console, setup_logging, stdout_console
+from edgecompress.cli.console import console, print_line, setup_logging, stdout_console, write_stdout
+from edgecompress.cli.options import COMPRESSION, MICRO, MODEL_AND_DATA, OUTPUT, TARGET, choice
+from edgecompress.compression.baselines import BASELINES
 from edgecompress.errors import EdgeCompressError, GateFailed
 from edgecompress.pipeline.request import TARGET_OPTIONS, DeployRequest
 
 D = DeployRequest.default  # every default below is DeployRequest's own
 
+
+#: what --recipe accepts, listed in its help
+RECIPE_NAMES = tuple(BASELINES)
+
+if TYPE_CHECKING:  # what mypy sees; typer sees the choices
+    ScalingChoice = str
+    MethodChoice = str
+    RecipeChoice = str
+    KernelsChoice = str
+else:
+    from edgecompress.analysis.significance import ESTIMATORS
+    from edgecompress.data.dataset import SCALINGS
+    from edgecompress.micro.tflm_make import KERNELS
+
+    ScalingChoice = choice("Scaling", SCALINGS)
+    MethodChoice = choice("Method", ESTIMATORS)
+    RecipeChoice = choice("Recipe", RECIPE_NAMES)
+    KernelsChoice = choice("Kernels", KERNELS)
 
 Profile = Annotated[
     Optional[str],
@@ -25,97 +44,134 @@ Profile = Annotated[
         "--profile",
         "-p",
         help="Device profile name (see `edgecompress profiles list`) or path to your own profile file.",
+        show_default=False,
+        rich_help_panel=MODEL_AND_DATA,
     ),
+]
+Scaling = Annotated[
+    Optional[ScalingChoice],
+    typer.Option(
+        help="Input scaling the model expects.",
+        show_default="the model's Rescaling layer, else decided by scoring training images at each scaling",
+        rich_help_panel=MODEL_AND_DATA,
+    ),
+]
+Resize = Annotated[
+    bool,
+    typer.Option(
+        "--resize",
+        help="Resize images to the model's input size instead of refusing mismatched data.",
+        rich_help_panel=MODEL_AND_DATA,
+    ),
+]
+Seed = Annotated[
+    int, typer.Option(help="Seed for data splits and calibration sampling.", rich_help_panel=MODEL_AND_DATA)
 ]
 Target = Annotated[
     list[str],
     typer.Option(
         "--target",
         "-t",
-        help="local, ssh://user@host[:port], a target name/file, or qemu[:BOARD] (microcontroller firmware on an emulated board). Repeat for a fleet.",
+        help="local, ssh://user@host:port, a target name or file, or qemu / qemu:BOARD (microcontroller firmware on an emulated board). Repeat for a fleet.",
+        rich_help_panel=TARGET,
     ),
 ]
-Output = Annotated[Path, typer.Option("--output", "-o", help="Folder that receives one sub-folder per run.")]
-Seed = Annotated[int, typer.Option(help="Seed for data splits and calibration sampling.")]
-Scaling = Annotated[
-    Optional[str],
-    typer.Option(
-        help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: the model's Rescaling layer, else decided by scoring training images at each scaling)."
-    ),
-]
-Resize = Annotated[
-    bool, typer.Option("--resize", help="Resize images to the model's input size instead of refusing mismatched data.")
+KeepRemote = Annotated[
+    bool, typer.Option("--keep-remote", help="Keep the run folder on the board.", rich_help_panel=TARGET)
 ]
 Recipe = Annotated[
-    Optional[str],
+    Optional[RecipeChoice],
     typer.Option(
-        help="Use a named recipe instead of the profile's plan (see the README for the list), e.g. ptq-int8 or cqat."
+        metavar="NAME",
+        help="Use a named recipe instead of the profile's plan, one of: " + ", ".join(RECIPE_NAMES) + ".",
+        show_default="the profile's plan",
+        rich_help_panel=COMPRESSION,
     ),
 ]
 Delta = Annotated[
-    Optional[float], typer.Option(help="Significance threshold on |ID(l) - ID(l-1)| (default: the profile's).")
+    Optional[float],
+    typer.Option(
+        help="Significance threshold on |ID(l) - ID(l-1)|.", show_default="the profile's", rich_help_panel=COMPRESSION
+    ),
 ]
-Method = Annotated[str, typer.Option(help="Intrinsic-dimension estimator: twonn or pca.")]
+Method = Annotated[MethodChoice, typer.Option(help="Intrinsic-dimension estimator.", rich_help_panel=COMPRESSION)]
 Cache = Annotated[
     bool,
     typer.Option(
         "--cache/--no-cache",
         help="Reuse significance, PTQ models and fine-tuned stages from earlier runs (`edgecompress cache` manages them).",
-    ),
-]
-DryRun = Annotated[
-    bool, typer.Option("--dry-run", help="Print the per-layer plan and stop: nothing is trained, written or sent.")
-]
-Resume = Annotated[
-    Optional[Path], typer.Option("--resume", help="Finish a failed run folder, repeating only what is missing.")
-]
-KeepRemote = Annotated[bool, typer.Option("--keep-remote", help="Keep the run folder on the board.")]
-Ship = Annotated[
-    bool,
-    typer.Option(
-        "--ship/--no-ship",
-        help="Leave ship/ in the run folder: the recommended artifact, labels, input spec, runner and manifest.",
+        rich_help_panel=COMPRESSION,
     ),
 ]
 TflmDir = Annotated[
     Optional[Path],
     typer.Option(
         "--tflm-dir",
-        help="Microcontrollers: a tflite-micro tree to build the firmware from (default: $EDGECOMPRESS_TFLM_DIR, then `edgecompress micro setup`'s cache).",
+        help="A tflite-micro tree to build the firmware from.",
+        show_default="$EDGECOMPRESS_TFLM_DIR, then `edgecompress micro setup`'s cache",
+        rich_help_panel=MICRO,
     ),
 ]
 Kernels = Annotated[
-    str, typer.Option("--kernels", help="Microcontrollers: TFLM kernels to link, cmsis_nn (optimized) or reference.")
+    KernelsChoice,
+    typer.Option("--kernels", help="TFLM kernels to link: cmsis_nn (optimized) or reference.", rich_help_panel=MICRO),
+]
+Output = Annotated[
+    Path, typer.Option("--output", "-o", help="Folder that receives one sub-folder per run.", rich_help_panel=OUTPUT)
+]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Check everything that can be checked without connecting, print the plan and stop: nothing is trained, written or sent.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+Resume = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--resume",
+        help="Finish a failed or interrupted run folder, repeating only what is missing.",
+        show_default=False,
+        rich_help_panel=OUTPUT,
+    ),
+]
+Ship = Annotated[
+    bool,
+    typer.Option(
+        "--ship/--no-ship",
+        help="Leave ship/ in the run folder: the recommended artifact, labels, input spec, runner and manifest.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+Wide = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Show every column of the results table (report.md and report.html always have them all).",
+        rich_help_panel=OUTPUT,
+    ),
 ]
 
 
 def deploy(
     model: opt.ModelFile = None,
     profile: Profile = None,
-    data: opt.Data = D("data"),
+    data: opt.Data = None,
     classes: opt.Classes = None,
-    target: Target = D("targets"),
-    output: Output = Path(D("output")),
     seed: Seed = D("seed"),
     scaling: Scaling = D("scaling"),
     resize: Resize = D("resize"),
     max_eval: opt.MaxEval = D("max_eval"),
+    target: Target = D("targets"),
     warmup: opt.Warmup = D("warmup"),
     runs: opt.Runs = D("runs"),
     rounds: opt.Rounds = D("rounds"),
     cooldown: opt.Cooldown = D("cooldown"),
     threads: opt.Threads = D("threads"),
-    recipe: Recipe = D("recipe"),
-    finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
-    finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
-    epochs: opt.Epochs = D("epochs"),
-    delta: Delta = D("delta"),
-    method: Method = D("method"),
-    cache: Cache = D("cache"),
-    dry_run: DryRun = False,
-    resume_dir: Resume = None,
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,
+    ssh_config: opt.SshConfig = None,
     accept_new_host_key: opt.AcceptNewHostKey = False,
     keep_remote: KeepRemote = False,
     password_env: opt.PasswordEnv = None,
@@ -123,28 +179,43 @@ def deploy(
     connect_timeout: opt.ConnectTimeout = None,
     remote_python: opt.RemotePython = None,
     remote_dir: opt.RemoteDir = None,
+    recipe: Recipe = D("recipe"),
+    finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
+    finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
+    epochs: opt.Epochs = D("epochs"),
+    device: opt.Device = D("device"),
+    delta: Delta = D("delta"),
+    method: Method = D("method"),
+    cache: Cache = D("cache"),
     max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
     max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
     max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
     max_latency_ms: Optional[float] = rule_options.MAX_LATENCY,
-    latency_statistic: Optional[str] = rule_options.LATENCY_STATISTIC,
+    latency_statistic: Optional[rule_options.LatencyStatistic] = rule_options.LATENCY_STATISTIC,
     max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
-    prefer: Optional[str] = rule_options.PREFER,
+    prefer: Optional[rule_options.Preference] = rule_options.PREFER,
     size_tolerance: Optional[float] = rule_options.SIZE_TOLERANCE,
     latency_tolerance: Optional[float] = rule_options.LATENCY_TOLERANCE,
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
     alpha: Optional[float] = rule_options.ALPHA,
     gate: bool = rule_options.GATE,
-    ship: Ship = D("ship"),
     tflm_dir: TflmDir = None,
     kernels: Kernels = "cmsis_nn",
+    output: Output = Path(D("output")),
+    dry_run: DryRun = False,
+    resume_dir: Resume = None,
+    ship: Ship = D("ship"),
+    wide: Wide = False,
     quiet: opt.Quiet = False,
     json_output: opt.Json = False,
     debug: opt.Debug = False,
 ) -> None:
-    """Convert MODEL for a device profile, run it on the target, and write a report."""
+    """Convert MODEL for a device profile, run it on the target, and write a report.
+
+    Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits --target local
+    """
     setup_logging(debug)
-    _run(dict(locals()))
+    _run(opt.plain(locals()))
 
 
 def _run(options: dict[str, Any]) -> None:
@@ -166,17 +237,21 @@ def _run(options: dict[str, Any]) -> None:
         else:
             result = pipeline.run(request_from_options(options), dry_run=options["dry_run"], **feedback)
     except GateFailed as failed:  # the run finished: show what it measured, then exit with the gate's code
-        if failed.result is not None:
-            _print_result(failed.result, json_output)
+        if failed.result is not None and not json_output:  # with --json the error document carries the summary
+            print_result(failed.result, wide=options.get("wide", False))
         raise
-    _print_result(result, json_output)
+    if json_output:
+        print_json(result)
+    else:
+        print_result(result, wide=options.get("wide", False))
 
 
 def request_from_options(options: dict[str, Any]) -> DeployRequest:
     """The DeployRequest the command line describes; the CLI-only options stay behind."""
-    if options["model"] is None or options["profile"] is None:
+    options = opt.plain(options)  # a Python caller may pass choices as enums too
+    if options["model"] is None or options["profile"] is None or not options.get("data"):
         raise EdgeCompressError(
-            "deploy needs a MODEL file and --profile.",
+            "deploy needs a MODEL file, --profile and --data.",
             "Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits",
         )
     own = set(DeployRequest.__dataclass_fields__) - {"model", "profile", "targets", "target_options"}
@@ -196,20 +271,23 @@ def request_from_options(options: dict[str, Any]) -> DeployRequest:
     )
 
 
-def _print_result(result: Any, json_output: bool) -> None:
+def print_json(result: Any) -> None:
+    """--json: one document on stdout (a dry run's plan, or the run's summary)."""
     from edgecompress.reporting import to_json_summary
+
+    summary = {"plan": result.report["plan"]} if result.run_dir is None else to_json_summary(result.report)
+    document = {"run_dir": str(result.run_dir) if result.run_dir else None, **summary}
+    write_stdout(json.dumps(document, default=str) + "\n")
+
+
+def print_result(result: Any, *, wide: bool = False) -> None:
+    """The results table, the verdict under it, and where the run folder is (deploy and quickstart)."""
     from edgecompress.reporting.terminal import render_summary, render_verdict
 
-    if json_output:
-        summary = {"plan": result.report["plan"]} if result.run_dir is None else to_json_summary(result.report)
-        sys.stdout.write(
-            json.dumps({"run_dir": str(result.run_dir) if result.run_dir else None, **summary}, default=str) + "\n"
-        )
-        return
     out = stdout_console()
     if result.run_dir is None:
         out.print("Dry run: nothing was trained, written or sent.")
         return
-    out.print(render_summary(result.report))
+    out.print(render_summary(result.report, wide=wide))
     out.print(render_verdict(result.report))
-    out.print(f"Run folder: {result.run_dir}")
+    print_line(f"Run folder: {result.run_dir}", target=out)

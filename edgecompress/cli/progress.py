@@ -17,18 +17,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.progress import Progress as RichProgress
+from rich.text import Text
 
-from edgecompress.cli.console import bullet, plain_console
+from edgecompress.cli.console import console as shared_console
+from edgecompress.cli.console import say as say_line
 
 Advance = Callable[..., None]
 
@@ -38,14 +42,15 @@ class Progress:
 
     def __init__(self, *, quiet: bool = False, console: Console | None = None) -> None:
         self.quiet = quiet
-        self.console = console or plain_console(stderr=True)
+        # the one console that owns the terminal: log records and library prints go through it too
+        self.console = console or shared_console
         self._live: RichProgress | None = None
         self._depth = 0
 
     def say(self, message: str) -> None:
         """A status line ('• Measuring ptq-int8 on rpi'), printed above any live bars."""
         if not self.quiet:
-            self.console.print(bullet(message), soft_wrap=True)
+            say_line(message, target=self.console)
 
     @contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator[Advance]:
@@ -57,7 +62,7 @@ class Progress:
             yield _ignore
             return
         live = self._enter()
-        task_id = live.add_task(description, total=total)
+        task_id = live.add_task(description, total=total, counted=total is not None)
 
         def advance(
             steps: float = 1, *, detail: str | None = None, total: float | None = None, completed: float | None = None
@@ -66,7 +71,7 @@ class Progress:
             if detail is not None:
                 changes["description"] = f"{description} · {detail}"
             if total is not None:
-                changes["total"] = total
+                changes.update(total=total, counted=True)
             live.update(task_id, **changes)
 
         try:
@@ -82,11 +87,11 @@ class Progress:
     def _enter(self) -> RichProgress:
         if self._live is None:
             self._live = RichProgress(
-                SpinnerColumn(),
+                SpinnerColumn(finished_text="✓"),
                 TextColumn("{task.description}", markup=False),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
+                _WhenCounted(BarColumn(bar_width=24)),
+                _WhenCounted(MofNCompleteColumn()),
+                _WhenCounted(TaskProgressColumn()),
                 TimeElapsedColumn(),
                 console=self.console,
                 transient=False,
@@ -100,6 +105,17 @@ class Progress:
         if self._depth == 0 and self._live is not None:
             self._live.stop()
             self._live = None
+
+
+class _WhenCounted(ProgressColumn):
+    """A column shown only for a step whose length is known: a spinner step has no bar or '0/?'."""
+
+    def __init__(self, column: ProgressColumn) -> None:
+        super().__init__()
+        self.column = column
+
+    def render(self, task: Task) -> RenderableType:
+        return self.column(task) if task.fields.get("counted") else Text("")
 
 
 def _ignore(*_: Any, **__: Any) -> None:

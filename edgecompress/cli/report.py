@@ -7,30 +7,32 @@ JSON, so scripts and CI can pipe it.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from edgecompress.cli import rules as rule_options
-from edgecompress.cli.console import stdout_console
+from edgecompress.cli.console import print_line, stdout_console, write_stdout
+from edgecompress.cli.options import OUTPUT, RULES
 
-JSON_HELP = "Print a machine-readable JSON summary on stdout instead of the table."
+JSON_HELP = "Print one machine-readable JSON document on stdout instead of the table (an error too)."
 QUIET_HELP = "Print nothing but errors (and the JSON with --json)."
+WIDE_HELP = "Show every column of the results table (report.md and report.html always have them all)."
 
 
 def report(
-    run_dir: Path = typer.Argument(..., help="A run folder written by `edgecompress deploy`."),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `edgecompress deploy`."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP, rich_help_panel=OUTPUT),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP, rich_help_panel=OUTPUT),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP, rich_help_panel=OUTPUT),
     max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
     max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
     max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
     max_latency_ms: Optional[float] = rule_options.MAX_LATENCY,
-    latency_statistic: Optional[str] = rule_options.LATENCY_STATISTIC,
+    latency_statistic: Optional[rule_options.LatencyStatistic] = rule_options.LATENCY_STATISTIC,
     max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
-    prefer: Optional[str] = rule_options.PREFER,
+    prefer: Optional[rule_options.Preference] = rule_options.PREFER,
     size_tolerance: Optional[float] = rule_options.SIZE_TOLERANCE,
     latency_tolerance: Optional[float] = rule_options.LATENCY_TOLERANCE,
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
@@ -40,6 +42,8 @@ def report(
         [],
         "--seed-run",
         help="A run of the same model and profile with another --seed; repeat. Impacted classes then come from Welch's t-test over the seeds.",
+        show_default="none",
+        rich_help_panel=RULES,
     ),
 ) -> None:
     """Re-render report.md, report.html and the figures of a run, judging it again (under other rules if given) without measuring."""
@@ -65,9 +69,9 @@ def report(
     if as_json:
         _print_json(to_json_summary(rendered.report))
     elif not quiet:
-        stdout_console().print(render_summary(rendered.report))
+        stdout_console().print(render_summary(rendered.report, wide=wide))
         stdout_console().print(render_verdict(rendered.report))
-        progress.say(f"Report: {rendered.html}  ({rendered.markdown.name}, {len(rendered.figures)} figures)")
+        print_line(f"Report: {rendered.html}  ({rendered.markdown.name}, {len(rendered.figures)} figures)")
     if gate:
         enforce(rendered.report["verdict"], run_dir)
 
@@ -95,13 +99,18 @@ def _seed_reports(run_dir: Path, seed_runs: list[Path]) -> tuple[dict, ...]:
 
 def compare(
     run_dirs: list[Path] = typer.Argument(
-        ..., help="Run folders written by `edgecompress deploy` (usually two or more)."
+        ..., metavar="RUN_DIR...", help="Run folders written by `edgecompress deploy` (usually two or more)."
     ),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Also write compare.md, compare.html and figures into this folder."
+        None,
+        "--output",
+        "-o",
+        help="Also write compare.md, compare.html and figures into this folder.",
+        show_default="none",
+        rich_help_panel=OUTPUT,
     ),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP, rich_help_panel=OUTPUT),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP, rich_help_panel=OUTPUT),
 ) -> None:
     """Put several runs side by side: sizes, latency and accuracy of every artifact."""
     from edgecompress.cli.progress import Progress
@@ -120,12 +129,15 @@ def compare(
         _print_json(comparison.to_json())
         return
     if not quiet:
-        stdout_console().print(comparison.table())
+        table = comparison.table()
+        legend, table.caption = str(table.caption or ""), None  # run paths: whole lines, not a narrow caption
+        stdout_console().print(table)
+        for line in legend.splitlines():
+            print_line(line)
         stdout_console().print(comparison.verdict_table())
         if written:
             progress.say(f"Comparison: {written[1]}  ({written[0].name}, {len(written) - 2} figures)")
 
 
 def _print_json(document: dict) -> None:
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
-    sys.stdout.flush()
+    write_stdout(json.dumps(document, indent=2) + "\n")

@@ -6,68 +6,113 @@ fields through decision.rules.OPTIONS, so the verdict can say which options set 
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, get_args
 
 import typer
 
+from edgecompress.cli.options import RULES, choice, plain
 from edgecompress.decision.rules import OPTIONS
+from edgecompress.profiles import LatencyStatistic as _LatencyStatistic
+from edgecompress.profiles import Preference as _Preference
 
 _FIELD = {option: field for option, field in OPTIONS.items()}
+
+if TYPE_CHECKING:  # what mypy sees; typer sees the choices
+    LatencyStatistic = str
+    Preference = str
+else:
+    LatencyStatistic = choice("LatencyStatistic", get_args(_LatencyStatistic))
+    Preference = choice("Preference", get_args(_Preference))
 
 MAX_ACCURACY_DROP: Optional[float] = typer.Option(
     None,
     "--max-accuracy-drop",
-    help="Largest overall accuracy loss against the baseline, in points (profile default 1.0).",
+    help="Largest overall accuracy loss against the baseline, in points.",
+    show_default="the profile's, 1.0",
+    rich_help_panel=RULES,
 )
 MAX_CLASS_DROP: Optional[float] = typer.Option(
-    None, "--max-class-drop", help="Largest recall loss of any single class, in points (profile default 5.0)."
+    None,
+    "--max-class-drop",
+    help="Largest recall loss of any single class, in points.",
+    show_default="the profile's, 5.0",
+    rich_help_panel=RULES,
 )
 MAX_IMPACTED: Optional[int] = typer.Option(
     None,
     "--max-impacted-classes",
-    help="Most impacted classes (sigma rule; with several seeds Welch's t-test with false discovery rate control). Default: reported, not checked.",
+    help="Most impacted classes (sigma rule; with several seeds Welch's t-test with false discovery rate control).",
+    show_default="reported, not checked",
+    rich_help_panel=RULES,
 )
 MAX_LATENCY: Optional[float] = typer.Option(
-    None, "--max-latency-ms", help="Latency ceiling per inference in ms, on --latency-statistic."
+    None,
+    "--max-latency-ms",
+    help="Latency ceiling per inference in ms, on --latency-statistic.",
+    show_default="none",
+    rich_help_panel=RULES,
 )
-LATENCY_STATISTIC: Optional[str] = typer.Option(
-    None, "--latency-statistic", help="What --max-latency-ms applies to: median (default) or p90 of the timed runs."
+LATENCY_STATISTIC: Optional[Any] = typer.Option(
+    None,
+    "--latency-statistic",
+    help="What --max-latency-ms applies to, of the timed runs.",
+    show_default="median",
+    rich_help_panel=RULES,
 )
 MAX_MEMORY: Optional[str] = typer.Option(
-    None, "--max-peak-memory", help="Ceiling on peak resident memory while the model runs, e.g. 64MiB."
+    None,
+    "--max-peak-memory",
+    help="Ceiling on peak resident memory while the model runs, e.g. 64MiB.",
+    show_default="none",
+    rich_help_panel=RULES,
 )
-PREFER: Optional[str] = typer.Option(
+PREFER: Optional[Any] = typer.Option(
     None,
     "--prefer",
-    help="Among passing artifacts recommend the smallest (size), fastest (latency) or most accurate (accuracy). Default: the profile's (size).",
+    help="Among passing artifacts recommend the smallest (size), fastest (latency) or most accurate (accuracy).",
+    show_default="the profile's, size",
+    rich_help_panel=RULES,
 )
 SIZE_TOLERANCE: Optional[float] = typer.Option(
     None,
     "--size-tolerance",
     help="When choosing among passing artifacts, sizes within this percentage of each other count as equally small, "
-    "so the next figure decides (profile default 5).",
+    "so the next figure decides.",
+    show_default="the profile's, 5",
+    rich_help_panel=RULES,
 )
 LATENCY_TOLERANCE: Optional[float] = typer.Option(
     None,
     "--latency-tolerance",
     help="When choosing among passing artifacts, latencies within this many times the board's measured timing noise "
-    "count as equally fast (profile default 3).",
+    "count as equally fast.",
+    show_default="the profile's, 3",
+    rich_help_panel=RULES,
 )
 ALLOW_BASELINE: bool = typer.Option(
-    False, "--allow-baseline", help="The uncompressed baseline may be recommended when it passes."
+    False,
+    "--allow-baseline",
+    help="The uncompressed baseline may be recommended when it passes.",
+    rich_help_panel=RULES,
 )
 ALPHA: Optional[float] = typer.Option(
-    None, "--alpha", help="Significance level of McNemar's and Welch's tests (default 0.05)."
+    None,
+    "--alpha",
+    help="Significance level of McNemar's and Welch's tests.",
+    show_default="the profile's, 0.05",
+    rich_help_panel=RULES,
 )
 GATE: bool = typer.Option(
     False,
     "--gate",
     help="Exit with code 10 (not the generic 2) when no artifact passes the acceptance rules; the message names the rule.",
+    rich_help_panel=RULES,
 )
 
 
 def overrides(options: dict[str, Any]) -> dict[str, Any]:
     """Acceptance field -> value for every rule option given on the command line."""
+    options = plain(options)
     given = {
         "--max-accuracy-drop": options.get("max_accuracy_drop"),
         "--max-class-drop": options.get("max_class_drop"),

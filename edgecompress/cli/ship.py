@@ -50,6 +50,7 @@ def ship(
     rebuild: Rebuild = False,
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,
+    ssh_config: opt.SshConfig = None,
     accept_new_host_key: opt.AcceptNewHostKey = False,
     password_env: opt.PasswordEnv = None,
     connect_timeout: opt.ConnectTimeout = None,
@@ -64,16 +65,10 @@ def ship(
 
     bundle = ensure_bundle(run_dir, rebuild=rebuild)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    options = {
-        "identity": identity,
-        "known_hosts": known_hosts,
-        "accept_new_host_key": accept_new_host_key,
-        "password_env": password_env,
-        "connect_timeout": connect_timeout,
-        "remote_python": remote_python,
-        "remote_dir": remote_dir,
-        "retries": 0,
-    }
+    given = locals()  # the SSH options, passed on by name
+    ssh = ("identity", "known_hosts", "ssh_config", "accept_new_host_key", "password_env", "connect_timeout")
+    options = {**{name: given[name] for name in ssh}, "remote_python": remote_python, "remote_dir": remote_dir}
+    options["retries"] = 0
     report = say if not as_json else (lambda message: None)
     installed = []
     for spec in target:

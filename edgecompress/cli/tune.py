@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -12,7 +11,7 @@ import typer
 from edgecompress.cli import options as opt
 from edgecompress.cli import rules as rule_options
 from edgecompress.cli.analyze import split_classes
-from edgecompress.cli.console import console, setup_logging, stdout_console
+from edgecompress.cli.console import console, setup_logging, stdout_console, write_stdout
 from edgecompress.errors import EdgeCompressError, GateFailed
 from edgecompress.pipeline.request import TARGET_OPTIONS, DeployRequest
 from edgecompress.tune.request import TuneRequest
@@ -64,6 +63,12 @@ Parallel = Annotated[
 CpusPerTrial = Annotated[
     float, typer.Option(help="CPUs Ray gives each trial's fine-tuning (TensorFlow uses that many threads).")
 ]
+GpusPerTrial = Annotated[
+    float,
+    typer.Option(
+        help="GPUs Ray gives each trial's fine-tuning (a fraction shares one GPU); 0: trials train on CPUs. Use with --device auto or gpu."
+    ),
+]
 MaxReruns = Annotated[int, typer.Option(help="Pareto trials re-run with other seeds, at most.")]
 SearchSeed = Annotated[int, typer.Option(help="Seed of the searcher (Optuna's sampler).")]
 Prior = Annotated[
@@ -105,7 +110,7 @@ def tune(
     ctx: typer.Context,
     model: opt.ModelFile = None,
     profile: Profile = None,
-    data: opt.Data = D("data"),
+    data: opt.Data = None,
     classes: opt.Classes = None,
     target: Target = D("targets"),
     output: Output = Path(T("output")),
@@ -116,6 +121,7 @@ def tune(
     ray_address: RayAddress = None,
     parallel: Parallel = T("parallel"),
     cpus_per_trial: CpusPerTrial = T("cpus_per_trial"),
+    gpus_per_trial: GpusPerTrial = T("gpus_per_trial"),
     max_reruns: MaxReruns = T("max_reruns"),
     search_seed: SearchSeed = T("search_seed"),
     prior: Prior = T("prior"),
@@ -130,12 +136,14 @@ def tune(
     finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
     finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
     epochs: opt.Epochs = D("epochs"),
+    device: opt.Device = D("device"),
     onnx: Onnx = False,
     cache: Cache = D("cache"),
     resume_dir: Resume = None,
     more_trials: ResumeTrials = None,
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,
+    ssh_config: opt.SshConfig = None,
     accept_new_host_key: opt.AcceptNewHostKey = False,
     password_env: opt.PasswordEnv = None,
     retries_ssh: opt.SshRetries = None,
@@ -146,9 +154,9 @@ def tune(
     max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
     max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
     max_latency_ms: Optional[float] = rule_options.MAX_LATENCY,
-    latency_statistic: Optional[str] = rule_options.LATENCY_STATISTIC,
+    latency_statistic: Optional[rule_options.LatencyStatistic] = rule_options.LATENCY_STATISTIC,
     max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
-    prefer: Optional[str] = rule_options.PREFER,
+    prefer: Optional[rule_options.Preference] = rule_options.PREFER,
     size_tolerance: Optional[float] = rule_options.SIZE_TOLERANCE,
     latency_tolerance: Optional[float] = rule_options.LATENCY_TOLERANCE,
     allow_baseline: bool = rule_options.ALLOW_BASELINE,
@@ -159,7 +167,7 @@ def tune(
     debug: opt.Debug = False,
 ) -> None:
     """Search compression plans for MODEL on a device by measurement: a Pareto front of accuracy, size and latency, and a shippable pick."""
-    _run(dict(locals()))
+    _run(opt.plain(locals()))
 
 
 def _run(options: dict[str, Any]) -> None:
@@ -219,9 +227,10 @@ def _check_resume_options(options: dict[str, Any]) -> None:
 def request_from_options(options: dict[str, Any]) -> TuneRequest:
     from edgecompress.tune.request import parse_duration
 
-    if options["model"] is None or options["profile"] is None:
+    options = opt.plain(options)  # a Python caller may pass choices as enums too
+    if options["model"] is None or options["profile"] is None or not options.get("data"):
         raise EdgeCompressError(
-            "tune needs a MODEL file and --profile.",
+            "tune needs a MODEL file, --profile and --data.",
             "Example: edgecompress tune --profile rpi4 model.h5 --data DIR --target local --trials 24",
         )
     fields = {
@@ -239,6 +248,7 @@ def request_from_options(options: dict[str, Any]) -> TuneRequest:
             "finetune_steps",
             "finetune_minutes",
             "epochs",
+            "device",
             "onnx",
             "cache",
         )
@@ -266,6 +276,7 @@ def request_from_options(options: dict[str, Any]) -> TuneRequest:
         ray_address=options["ray_address"],
         parallel=options["parallel"],
         cpus_per_trial=options["cpus_per_trial"],
+        gpus_per_trial=options["gpus_per_trial"],
         search_seed=options["search_seed"],
         prior=options["prior"],
         max_reruns=options["max_reruns"],
@@ -292,7 +303,7 @@ def _print(result: Any, json_output: bool) -> None:
                 for row in report["trials"]
             ],
         }
-        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+        write_stdout(json.dumps(summary, default=str) + "\n")
         return
     out = stdout_console()
     names = [o["name"] for o in report["objectives"]]

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgecompress._tf import tensorflow
+from edgecompress._tf import tfmot
 from edgecompress.compression.graph import rebuild, selected
 
 
 def _tfmot() -> Any:
-    tensorflow()
-    import tensorflow_model_optimization as tfmot
-
-    return tfmot
+    return tfmot()
 
 
 def cluster_layers(model: Any, clusters: dict[str, int]) -> Any:

@@ -17,7 +17,7 @@ from edgecompress.errors import ModelError
 def require_graph_model(model: Any) -> None:
     """Subclassed models have no layer graph to rebuild; say so instead of failing inside tfmot."""
     k = keras()
-    if isinstance(model, k.Sequential) or getattr(model, "_is_graph_network", False):
+    if isinstance(model, k.Sequential) or _is_functional(model):
         return
     raise ModelError(
         f"Model '{model.name}' is a subclassed Keras model; compression rebuilds the model layer by layer, "
@@ -25,6 +25,14 @@ def require_graph_model(model: Any) -> None:
         "Rebuild the network with keras.Sequential([...]) or the functional API (keras.Model(inputs, outputs)), "
         "load the trained weights into it, and save that.",
     )
+
+
+def _is_functional(model: Any) -> bool:
+    """A Functional model's config lists its input layers; a subclassed model's has no graph to list."""
+    try:
+        return "input_layers" in (model.get_config() or {})
+    except NotImplementedError:
+        return False
 
 
 def copy_model(model: Any) -> Any:
@@ -42,22 +50,12 @@ def rebuild(model: Any, replace: Callable[[Any], Any]) -> Any:
     Kept layers are shared with `model`, so their trained weights carry over untouched.
     """
     k = keras()
-
-    def clone(layer: Any) -> Any:
-        new = replace(layer)
-        if new is not layer:
-            _carry_batch_shape(layer, new)
-        return new
-
-    return k.models.clone_model(model, input_tensors=None, clone_function=clone)
-
-
-def _carry_batch_shape(old: Any, new: Any) -> None:
-    """A Sequential model without an Input layer is built from its first layer's input
-    shape; a wrapper (or an unwrapped layer) standing in for that layer must carry it on."""
-    shape = getattr(old, "_batch_input_shape", None)
-    if shape is not None and getattr(new, "_batch_input_shape", None) is None:
-        new._batch_input_shape = shape
+    copy = k.models.clone_model(model, input_tensors=None, clone_function=replace)
+    if isinstance(copy, k.Sequential) and not copy.built and model.built:
+        # a Sequential without an Input layer takes its input shape from its first layer; a
+        # wrapper (or an unwrapped layer) standing in for that layer may not carry it
+        copy.build(model.input_shape)
+    return copy
 
 
 def selected(names: set[str] | dict[str, Any], wrap: Callable[[Any], Any]) -> Callable[[Any], Any]:

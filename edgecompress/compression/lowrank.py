@@ -114,7 +114,7 @@ def full_rank(layer: Any) -> int:
 def rank_for_energy(values: np.ndarray, energy: float) -> int:
     """Smallest rank whose singular values hold `energy` of sum(s^2)."""
     power = np.cumsum(values.astype(np.float64) ** 2)
-    return int(min(len(values), np.searchsorted(power / power[-1], energy - 1e-12) + 1))
+    return min(len(values), int(np.searchsorted(power / power[-1], energy - 1e-12)) + 1)
 
 
 def factorised_macs(layer: Any, scheme: str, rank: int) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from edgecompress.budget import MEANINGS, Budget, Limit, Resources
+from edgecompress.budget import FIRMWARE_BESIDE_MODEL_BYTES, MEANINGS, Budget, Limit, Resources
 from edgecompress.compression import estimate
 from edgecompress.compression.facts import LayerFacts, raw_facts
 from edgecompress.compression.recipes import (
@@ -140,7 +140,7 @@ class Plan:
         return Resources(
             file_bytes=self.estimated_file_bytes,
             bitpacked_bytes=self.estimated_bytes,
-            flash_bytes=self.estimated_bytes,
+            flash_bytes=self.estimated_bytes + FIRMWARE_BESIDE_MODEL_BYTES,  # the budget is the whole firmware's
             estimated=True,
         )
 
@@ -190,11 +190,11 @@ class Plan:
 
     def table(self) -> Any:
         """A rich Table: one row per weighted layer, sizes and budget in the caption."""
-        from rich.table import Table
+        from edgecompress.reporting.terminal import compact_table
 
-        table = Table(
-            title=f"Compression plan ({self.profile or 'no profile'}): {self.strategy} - {self.description}",
-            title_justify="left",
+        table = compact_table(
+            f"Compression plan ({self.profile or 'no profile'}): {self.strategy} - {self.description}",
+            optional=("type",),  # left out of a terminal too narrow for every word (plan.json has it)
         )
         speed = self.structure != "none"
         columns: list[tuple[str, Literal["left", "right"]]] = [
@@ -208,11 +208,11 @@ class Plan:
         columns += [
             ("size recipe" if speed else "recipe", "left"),
             ("setting", "left"),
-            ("est. bytes", "right"),
+            ("est.\nbytes", "right"),
             ("note", "left"),
         ]
-        for column, justify in columns:
-            table.add_column(column, justify=justify, overflow="fold")
+        for column, justify in columns:  # words wrap whole; a layer name is never cut
+            table.add_column(column, justify=justify, no_wrap=column == "layer")
         for layer in self.layers:
             cells = [layer.name, layer.layer_class, layer.role, f"{layer.parameters:,}"]
             if speed:

@@ -12,15 +12,12 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from edgecompress._tf import tensorflow
+from edgecompress._tf import tfmot
 from edgecompress.compression.graph import rebuild
 
 
 def _tfmot() -> Any:
-    tensorflow()
-    import tensorflow_model_optimization as tfmot
-
-    return tfmot
+    return tfmot()
 
 
 def quantize_layers(

@@ -11,7 +11,6 @@ No TensorFlow here: the caller passes a function that scores images.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -101,19 +100,29 @@ def chance_level(labels: np.ndarray, n_classes: int) -> float:
     return float(counts.max() / max(1, counts.sum()))
 
 
+#: a baseline whose accuracy a one-sided binomial test cannot tell from chance at this level is refused
+CHANCE_ALPHA = 0.01
+
+
 def require_better_than_chance(
     accuracy: float, labels: np.ndarray, class_names: list[str], decision: ScalingDecision
 ) -> None:
-    """Refuse a baseline that is no better than guessing: every figure after it would be noise."""
+    """Refuse a baseline that is not significantly better than guessing: every figure after it would be noise.
+
+    One-sided exact binomial test (scipy.stats.binomtest) of the correct answers against the chance
+    level, the accuracy of always answering the most common class."""
+    from scipy.stats import binomtest
+
     chance = chance_level(labels, len(class_names))
     n = len(labels)
-    # chance plus 3 binomial standard errors, and never less than 5 points above chance
-    ceiling = chance + max(0.05, 3.0 * math.sqrt(chance * (1.0 - chance) / max(1, n)))
-    if accuracy > ceiling:
+    correct = int(round(accuracy * n))
+    p_value = float(binomtest(correct, max(1, n), chance, alternative="greater").pvalue) if n else 1.0
+    if p_value < CHANCE_ALPHA:
         return
     raise DataError(
-        f"The uncompressed model scores {accuracy:.1%} on the {n} evaluation images, no better than chance "
-        f"({chance:.1%} by always answering the most common class), with inputs scaled {decision.scaling} "
+        f"The uncompressed model scores {accuracy:.1%} on the {n} evaluation images: not significantly better "
+        f"than chance ({chance:.1%} by always answering the most common class), by a binomial test "
+        f"(p = {p_value:.2g}, needed below {CHANCE_ALPHA}), with inputs scaled {decision.scaling} "
         f"({decision.reason}). Every comparison after this would be noise.",
         "Check that the data is what the model was trained on, that --classes lists the classes in the model's "
         "output order, and the input scaling (--scaling 0-1, 0-255 or -1-1).",

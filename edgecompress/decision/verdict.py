@@ -54,6 +54,7 @@ def decide(
     candidates = [n for n in names if n != report["baseline"] or rules.allow_baseline]
     per_target = [_target_verdict(target, names, candidates, evidence, rules) for target in targets]
     fleet = _fleet_verdict(targets, candidates, evidence, rules, per_target) if len(targets) > 1 else None
+    _say_where_numbers_come_from(report, per_target, fleet)
     overall = fleet or per_target[0]
     return {
         **head,
@@ -139,6 +140,28 @@ def _target_verdict(
         baseline_passes = any(e["passed"] for e in entries if e["role"] == "baseline")
         verdict.update(recommended=None, **_nothing_passes(failures, f"on {target}", baseline_passes))
     return verdict
+
+
+def _say_where_numbers_come_from(
+    report: dict[str, Any], per_target: list[dict[str, Any]], fleet: dict[str, Any] | None
+) -> None:
+    """A target that is not the profile's device (hardware.stand_in) is named as one in its reason,
+    so nobody ships on latency taken on another CPU."""
+    from edgecompress.hardware import stand_in
+
+    found = {
+        entry.get("name"): stand_in(report["profile"], entry)
+        for entry in report.get("targets") or []
+        if isinstance(entry, dict)
+    }
+    words = []
+    for verdict in per_target:
+        standing = found.get(verdict["target"])
+        if standing is not None:
+            verdict["reason"] = f"{verdict['reason']} Note: {standing.words}."
+            words.append(standing.words)
+    if fleet is not None and words:
+        fleet["reason"] = f"{fleet['reason']} Note: {'; '.join(words)}."
 
 
 def _reason(winner: str, phrases: list[str], evs: list[Evidence], where: str, n_passing: int) -> str:

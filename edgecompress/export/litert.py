@@ -33,16 +33,19 @@ def litert_predict(tflite_bytes: bytes, x: np.ndarray, *, threads: int | None = 
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    try:
-        interpreter = Interpreter(model_content=bytes(tflite_bytes), num_threads=threads)
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"LiteRT cannot load the TFLite model: {exc}", "Re-export it with to_tflite.") from exc
-    source = interpreter.get_input_details()[0]
-    signature = list(source.get("shape_signature", source["shape"]))
-    batch = int(signature[0]) if signature[0] > 0 else min(len(x), DYNAMIC_BATCH)
-    if -1 in signature:
-        interpreter.resize_tensor_input(source["index"], [batch, *x.shape[1:]])
-    interpreter.allocate_tensors()
+    from edgecompress._tf import quiet_native_output
+
+    with quiet_native_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate" goes to the log
+        try:
+            interpreter = Interpreter(model_content=bytes(tflite_bytes), num_threads=threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"LiteRT cannot load the TFLite model: {exc}", "Re-export it with to_tflite.") from exc
+        source = interpreter.get_input_details()[0]
+        signature = list(source.get("shape_signature", source["shape"]))
+        batch = int(signature[0]) if signature[0] > 0 else min(len(x), DYNAMIC_BATCH)
+        if -1 in signature:
+            interpreter.resize_tensor_input(source["index"], [batch, *x.shape[1:]])
+        interpreter.allocate_tensors()  # the delegate is applied here
     source = interpreter.get_input_details()[0]
     target = interpreter.get_output_details()[0]
 

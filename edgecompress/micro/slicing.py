@@ -83,7 +83,7 @@ def slice_dense(tflite_bytes: bytes, weights_name: str, slices: int) -> tuple[by
     layer = SlicedLayer(
         layer_of(op), weights.name, units, slices, step * int(np.prod(values.shape[1:])) * values.itemsize
     )
-    return bytes(model.build()), layer
+    return _concatenate_on_last_axis(bytes(model.build()), output.name), layer
 
 
 def _slice_operator(op: Any, weights: Any, bias: Any, output: Any, k: int, step: int) -> tuple[Any, list[Any]]:
@@ -115,27 +115,48 @@ def _slice_operator(op: Any, weights: Any, bias: Any, output: Any, k: int, step:
         quantization=copy.deepcopy(output.quantization),
         name=f"{output.name}/slice{k}",
     )
-    fb = copy.deepcopy(op._fb)
-    fb.inputs, fb.outputs = None, None
-    inputs = [op.inputs[0], weight_k, bias_k] + list(op.inputs[3:])
-    operator = model_editor.Operator(opcode=op.opcode, inputs=inputs, outputs=[out_k], _fb=fb)
+    # the layer's operator copied (its builtin options: fused activation, weights format), sharing the tensors it reads
+    operator = copy.deepcopy(op, {id(t): t for t in (*op.inputs, *op.outputs) if t is not None})
+    operator.inputs = [op.inputs[0], weight_k, bias_k] + list(op.inputs[3:])
+    operator.outputs = [out_k]
     return operator, [t for t in (weight_k, bias_k, out_k) if t is not None]
 
 
 def _concatenation(pieces: list[Any], output: Any) -> Any:
-    """Join the slices' outputs into the layer's own output tensor, so the rest of the graph is untouched."""
+    """Join the slices' outputs into the layer's own output tensor, so the rest of the graph is untouched.
+
+    Its axis is set on the built model (`_concatenate_on_last_axis`): model_editor takes an
+    operator's builtin options only through a private argument.
+    """
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    concat_fb = schema.OperatorT()
-    concat_fb.builtinOptionsType = schema.BuiltinOptions.ConcatenationOptions
-    options = schema.ConcatenationOptionsT()
-    options.axis = len(output.shape) - 1
-    options.fusedActivationFunction = schema.ActivationFunctionType.NONE
-    concat_fb.builtinOptions = options
-    return model_editor.Operator(
-        opcode=schema.BuiltinOperator.CONCATENATION, inputs=pieces, outputs=[output], _fb=concat_fb
-    )
+    return model_editor.Operator(opcode=schema.BuiltinOperator.CONCATENATION, inputs=pieces, outputs=[output])
+
+
+def _concatenate_on_last_axis(tflite_bytes: bytes, output_name: str) -> bytes:
+    """The built model with the CONCATENATION writing `output_name` joining on the last axis
+    (through the generated flatbuffer schema, as model_editor itself packs the model)."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(tflite_bytes, 0)
+    concatenation = schema.BuiltinOperator.CONCATENATION
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            tensor = subgraph.tensors[op.outputs[0]]
+            if (
+                max(code.builtinCode, code.deprecatedBuiltinCode) == concatenation
+                and tensor.name.decode() == output_name
+            ):
+                options = schema.ConcatenationOptionsT()
+                options.axis = len(tensor.shape) - 1
+                options.fusedActivationFunction = schema.ActivationFunctionType.NONE
+                op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.ConcatenationOptions, options
+    builder = flatbuffers.Builder(len(tflite_bytes) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _find(model: Any, weights_name: str) -> tuple[Any, Any, Any, Any, Any] | None:

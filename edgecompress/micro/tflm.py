@@ -253,6 +253,7 @@ def runs_in_arena(model: bytes, arena_bytes: int) -> bool:
     """
     if not hasattr(os, "fork"):
         return _runs_here(model, arena_bytes)
+    _runtime()  # imported before the fork: a first import in the child crashes once TensorFlow has run here
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()

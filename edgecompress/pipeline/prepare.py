@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +25,7 @@ import numpy as np
 from edgecompress.cache import StageCache, fingerprint_arrays
 from edgecompress.errors import DataError, EdgeCompressError, TargetError
 from edgecompress.pipeline.request import DeployRequest
+from edgecompress.training_device import TrainingDevice, training_device
 
 if TYPE_CHECKING:
     from edgecompress.analysis import SignificanceProfile
@@ -61,6 +63,7 @@ class Prepared:
     cache: StageCache
     data_fingerprint: str  # a content hash of the scaled train/test arrays, labels and class names
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds of each preparation phase
+    device: TrainingDevice | None = None  # where fine-tuning runs (None: the plan trains nothing)
 
     def close(self) -> None:
         for target in self.targets:
@@ -127,8 +130,16 @@ def prepare(
     clock.lap("significance")
     plan = _plan(request, profile, inputs.loaded, significance, say)
     check_export_routes(inputs.loaded, routes=_export_routes(request, profile, plan))  # e.g. GELU with ONNX export
+    device = None
     if plan.needs_training:
         say(f"Fine-tuning budget: {finetuning_settings(request, profile).describe(len(inputs.dataset.x_train))}")
+        device = training_device(request.device)  # --device gpu without a GPU stops here, before any training
+        say(f"Fine-tuning on {device.describe()}")
+    if dry_run:
+        from edgecompress.pipeline.dry_run import check_microcontroller, check_targets
+
+        check_targets(request, profile, say)
+        check_microcontroller(request, profile, inputs.loaded, inputs.dataset, say)
     targets, probes = _boards(request, say, dry_run=dry_run, connect=connect, boards=boards)
     clock.lap("plan and targets")
     return Prepared(
@@ -146,6 +157,7 @@ def prepare(
         cache,
         inputs.fingerprint,
         clock.laps,
+        device,
     )
 
 
@@ -158,6 +170,8 @@ def _profile(request: DeployRequest, say: Say) -> Profile:
         profile = with_overrides(profile, request.profile_overrides)
         say(f"Profile {profile.name} with {_override_text(request.profile_overrides)}")
     say(f"Profile {profile.name}: {profile.description}")
+    for warning in profile.warnings:
+        logging.getLogger("edgecompress.profiles").warning(warning)
     _check_rules(request, profile)
     return profile
 
@@ -165,10 +179,11 @@ def _profile(request: DeployRequest, say: Say) -> Profile:
 def _boards(
     request: DeployRequest, say: Say, *, dry_run: bool, connect: bool, boards: Sequence[Target] | None
 ) -> tuple[list[Target], dict[str, dict[str, Any]]]:
-    """The boards this run measures on and what each said when probed: none for a dry run or a tune worker."""
+    """The boards this run measures on and what each said when probed: none for a dry run (pipeline/dry_run.py
+    checks them without connecting) or a tune worker."""
     if dry_run:
-        _validate_target_definitions(request)
-    elif boards is not None:
+        return [], {}
+    if boards is not None:
         return list(boards), {target.name: target.probe() for target in boards}
     elif connect:
         return _connect_targets(request, say)
@@ -471,15 +486,6 @@ def finetuning_settings(request: DeployRequest, profile: Profile, say: Say | Non
         seed=request.seed,
         say=say,
     )
-
-
-def _validate_target_definitions(request: DeployRequest) -> None:
-    """A dry run connects to nothing, but a typo in a target or fleet file is still reported now."""
-    from edgecompress.targets.fleet import expand_fleet_specs
-    from edgecompress.targets.registry import check_target_spec
-
-    for spec in expand_fleet_specs(request.targets):
-        check_target_spec(spec)
 
 
 def _connect_targets(request: DeployRequest, say: Say) -> tuple[list[Target], dict[str, dict[str, Any]]]:

@@ -18,10 +18,10 @@ from edgecompress.errors import EdgeCompressError
 #: SSH (and other target) options a request may carry; see `edgecompress deploy --help`.
 TARGET_OPTIONS = (
     "identity", "known_hosts", "accept_new_host_key", "keep_remote", "password_env",
-    "retries", "connect_timeout", "remote_python", "remote_dir",
+    "retries", "connect_timeout", "remote_python", "remote_dir", "ssh_config",
 )  # fmt: skip
 #: target options that name files on this machine, stored absolute
-_PATH_TARGET_OPTIONS = ("identity", "known_hosts")
+_PATH_TARGET_OPTIONS = ("identity", "known_hosts", "ssh_config")
 
 
 @dataclass
@@ -47,6 +47,7 @@ class DeployRequest:
     finetune_steps: int | None = None  # optimizer steps per fine-tuning stage at most (None: the profile's)
     finetune_minutes: float | None = None  # wall-clock budget for all fine-tuning (None: the profile's)
     epochs: int | None = None  # epochs-equivalent per fine-tuning stage at most (None: the default, 10)
+    device: str = "auto"  # where fine-tuning runs: auto (a GPU when TensorFlow sees one) | cpu | gpu
     delta: float | None = None  # significance threshold (None: the profile's)
     method: str = "twonn"  # intrinsic-dimension estimator: twonn | pca
     id_samples: int = 2000

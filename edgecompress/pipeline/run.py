@@ -142,11 +142,11 @@ def _run(
     early.addFilter(_ThisRun())
     if logging.getLogger("edgecompress").getEffectiveLevel() > logging.INFO:
         logging.getLogger("edgecompress").setLevel(logging.INFO)  # the run's record, however quiet the console
-    logging.getLogger("edgecompress").addHandler(early)
+    logging.getLogger().addHandler(early)
     try:  # raises before any folder changes
         prepared = prepare(request, say, task or no_task, dry_run=dry_run, connect=connect, boards=boards)
     finally:
-        logging.getLogger("edgecompress").removeHandler(early)
+        logging.getLogger().removeHandler(early)
     if show is not None:
         show(prepared.plan.table())
         show(f"Input scaling: {prepared.scaling.scaling} ({prepared.scaling.reason})")
@@ -213,13 +213,15 @@ class _EarlyLines(logging.Handler):
 
 
 def _run_steps(ctx: RunContext, earlier: list[logging.LogRecord], stop_before: str | None = None) -> DeployResult:
-    handler = ctx.folder.attach_log(logging.getLogger("edgecompress"))  # steps and board progress
+    handler = ctx.folder.attach_log()  # steps, board progress, and what libraries said
     handler.addFilter(_ThisRun())
     for record in earlier:  # profile, model, data, scaling, significance, plan, budget, targets
         handler.handle(record)
     step = "start"
     try:
-        ctx.say(f"Run folder: {ctx.folder.path}")
+        ctx.say(
+            f"Run folder: {ctx.folder.path.with_name(ctx.folder.final_name)} ({ctx.folder.path.name} until it ends)"
+        )
         for current in STEPS:
             if current.name == stop_before:
                 ctx.say(
@@ -232,7 +234,8 @@ def _run_steps(ctx: RunContext, earlier: list[logging.LogRecord], stop_before: s
                 current.run(ctx)
                 ctx.timings[current.name] = round(time.monotonic() - started, 2)
         run_dir = ctx.folder.finish()
-        ctx.say(f"Report: {run_dir / LAYOUT.report}")
+        for line in finished_paths(run_dir):
+            ctx.say(line)
         return DeployResult(run_dir=run_dir, report=ctx.report)
     except BaseException as error:
         replacement = _kept_for_resume(ctx.folder, step, error)
@@ -240,15 +243,32 @@ def _run_steps(ctx: RunContext, earlier: list[logging.LogRecord], stop_before: s
             raise
         raise replacement from error
     finally:
-        logging.getLogger("edgecompress").removeHandler(handler)
+        logging.getLogger().removeHandler(handler)
         handler.close()
         ctx.prepared.close()
+
+
+def finished_paths(run_dir: Path) -> list[str]:
+    """Where a finished run's results are, under the folder's final name: the page people open first."""
+    lines = [
+        f"Report: {run_dir / LAYOUT.html}" if (run_dir / LAYOUT.html).exists() else f"Report: {run_dir / LAYOUT.report}"
+    ]
+    others = [name for name in (LAYOUT.markdown, LAYOUT.report, LAYOUT.log) if (run_dir / name).exists()]
+    if others and (run_dir / LAYOUT.html).exists():
+        lines[0] += f" (beside it: {', '.join(others)})"
+    if (run_dir / LAYOUT.ship).is_dir():
+        lines.append(
+            f"Bundle: {run_dir / LAYOUT.ship} (install it with `edgecompress ship {run_dir} --target ssh://...`)"
+        )
+    return lines
 
 
 def _kept_for_resume(folder: RunFolder, step: str, error: BaseException) -> BaseException:
     """Mark the folder failed and return the error to raise, carrying the exact resume command."""
     described = str(error) or type(error).__name__
-    log.error("step %s failed: %s", step, described)
+    # a user's error or an interruption is printed by the caller; only a bug is logged as an error
+    expected = isinstance(error, (EdgeCompressError, KeyboardInterrupt))
+    log.log(logging.INFO if expected else logging.ERROR, "step %s failed: %s", step, described)
     failed_at = folder.fail(step, error)
     command = f"edgecompress deploy --resume {shlex.quote(str(failed_at))}"
     if isinstance(error, KeyboardInterrupt):

@@ -25,7 +25,7 @@ from edgecompress.reporting.document import (
     Table,
     cell,
 )
-from edgecompress.reporting.headline import HEADLINE_COLUMNS, tone_of
+from edgecompress.reporting.headline import HEADLINE_COLUMNS, report_title, stand_ins, tone_of
 from edgecompress.reporting.micro import micro_section
 from edgecompress.reporting.speed import plan_speed_bullets, plan_speed_columns, speed_section
 from edgecompress.reporting.timing import timing_section
@@ -58,8 +58,6 @@ _CURVE_COLUMNS = (
 
 
 def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name: str = "") -> Document:
-    model_name = Path(report["model"]["path"]).name
-    profile = report["profile"]
     sections = [
         verdict_section(report),
         _glance(report),
@@ -76,7 +74,7 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
         _provenance(report),
     ]
     return Document(
-        title=f"{model_name} for {profile['name']}",
+        title=report_title(report),
         subtitle=" · ".join(
             part
             for part in (
@@ -187,6 +185,7 @@ def _headline(report: dict[str, Any], figures: dict[str, Path]) -> Section:
 def _measured_on(report: dict[str, Any]) -> list[str]:
     """One line per target: the device, runtime(s), threads and run counts behind the numbers."""
     lines = []
+    standing = {entry.target: entry for entry in stand_ins(report)}
     for target in dict.fromkeys(row["target"] for row in report["comparison"]):
         rows = [row for row in report["comparison"] if row["target"] == target]
         first = rows[0]
@@ -196,6 +195,7 @@ def _measured_on(report: dict[str, Any]) -> list[str]:
             f"Measured on {target}: {fmt.text(first.get('device'))}; runtime {runtimes}; {threads} thread(s); "
             f"{fmt.integer(first.get('warmup'))} warm-up + {fmt.integer(first.get('runs'))} timed batch-1 runs per artifact; "
             f"accuracy on {fmt.integer(first.get('eval_n'))} evaluation images."
+            + (f" {standing[target].words[0].upper()}{standing[target].words[1:]}." if target in standing else "")
         )
     return lines
 
@@ -411,17 +411,18 @@ def _plan(report: dict[str, Any], figures: dict[str, Path]) -> Section | None:
 
 def _training(report: dict[str, Any]) -> Section | None:
     """What fine-tuning did: steps against the budget, epochs-equivalent, time, why it stopped, the curve."""
-    stages = (report.get("training") or {}).get("stages") or []
+    training = report.get("training") or {}
+    stages = training.get("stages") or []
     if not stages:
         return None
-    blocks: list[Any] = [_stages_table(stages)]
+    blocks: list[Any] = [_stages_table(stages, (training.get("device") or {}).get("description"))]
     curve = _curve_table(stages)
     if curve is not None:
         blocks.append(curve)
     return Section("Fine-tuning", blocks, id="training-section")
 
 
-def _stages_table(stages: list[dict[str, Any]]) -> Table:
+def _stages_table(stages: list[dict[str, Any]], device: str | None) -> Table:
     """One row per fine-tuning stage: how far it got against its budget and why it stopped."""
     rows = [
         [
@@ -439,7 +440,9 @@ def _stages_table(stages: list[dict[str, Any]]) -> Table:
     return Table(
         list(_TRAINING_COLUMNS),
         rows,
-        caption="Fine-tuning per stage; the model keeps the weights of the best validation check.",
+        caption="Fine-tuning per stage"
+        + (f", on {device}" if device else "")
+        + "; the model keeps the weights of the best validation check.",
         id="training",
     )
 

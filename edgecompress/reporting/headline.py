@@ -7,7 +7,10 @@ docs/report-schema.md), how it is formatted, and whether a higher value is good 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from edgecompress.hardware import StandIn, stand_in
 from edgecompress.reporting import formatting as fmt
 
 
@@ -109,3 +112,19 @@ def tone_of(column: HeadlineColumn, value: object) -> str:
         return ""
     centre = 1.0 if column.format is fmt.ratio else 0.0
     return fmt.tone(round(value - centre, 6), higher_is_better=column.higher_is_better)
+
+
+def stand_ins(report: dict[str, Any]) -> list[StandIn]:
+    """The report's targets that are not the profile's device (see hardware.stand_in)."""
+    found = [stand_in(report["profile"], entry) for entry in report.get("targets") or [] if isinstance(entry, dict)]
+    return [entry for entry in found if entry is not None]
+
+
+def report_title(report: dict[str, Any]) -> str:
+    """'digits_cnn.h5 for rpi4', naming the stand-in too when the figures were not taken on the device:
+    'digits_cnn.h5 for rpi4, timed on this x86-64 host (a stand-in)'."""
+    title = f"{Path(report['model']['path']).name} for {report['profile']['name']}"
+    standing = stand_ins(report)
+    if standing:
+        title += ", " + "; ".join(f"{s.verb} on {s.host}" for s in standing) + " (a stand-in)"
+    return title

@@ -28,7 +28,7 @@ import numpy as np
 
 from edgecompress.errors import EdgeCompressError
 from edgecompress.run_folder import json_default, write_atomically
-from edgecompress.run_layout import LAYOUT
+from edgecompress.run_layout import LAYOUT, final_name
 
 SHIP_DIR = LAYOUT.ship
 MANIFEST = "manifest.json"
@@ -136,10 +136,9 @@ def _common_files(run_dir: Path, report: dict[str, Any], out: Path, model: Path)
 
 def input_spec(report: dict[str, Any], model: Path) -> dict[str, Any]:
     """What an application must feed the model, read from the model file itself and the run's data."""
-    from edgecompress.evaluation import runner_module
 
     data, described = report.get("data") or {}, report["model"]
-    session = runner_module().import_runtime(str(model), "auto", lambda message: None).load(str(model), 1)
+    _, session = _session_here(model)
     quantization = getattr(session, "input_quantization", (0.0, 0))
     dtype = str(np.dtype(session.input_dtype))
     return {
@@ -187,7 +186,7 @@ def _write_manifest(out: Path, run_dir: Path, report: dict[str, Any], name: str)
         "schema": MANIFEST_SCHEMA,
         "version": MANIFEST_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "run": run_dir.name,
+        "run": final_name(run_dir.name),  # the folder's name once the run has finished, not NAME.partial
         "kind": "firmware" if (out / "firmware").is_dir() else "linux",
         "source_model": {"file": Path(report["model"]["path"]).name, "sha256": report["model"].get("sha256")},
         "artifact": {
@@ -252,16 +251,27 @@ def _data_fingerprint(run_dir: Path, report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _session_here(model: Path) -> tuple[Any, Any]:
+    """(runtime, session): the artifact loaded by the runner's own code in this process; what the runtime
+    prints on loading ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.") goes to the log."""
+    from edgecompress._tf import quiet_native_output
+    from edgecompress.evaluation import runner_module
+
+    with quiet_native_output():
+        runtime = runner_module().import_runtime(str(model), "auto", lambda message: None)
+        return runtime, runtime.load(str(model), 1)
+
+
 def _smoke_reference(out: Path, model_file: str, report: dict[str, Any]) -> dict[str, Any]:
     """The smoke inputs through the runner's own code on this host: what a board must reproduce."""
+    from edgecompress._tf import quiet_native_output
     from edgecompress.evaluation import runner_module
 
     runner = runner_module()
-    model = str(out / model_file)
-    runtime = runner.import_runtime(model, "auto", lambda message: None)
-    session = runtime.load(model, 1)
+    runtime, session = _session_here(out / model_file)
     x = np.load(out / SMOKE_INPUT, allow_pickle=False)
-    scores = np.concatenate([session.run(x[i : i + 1]) for i in range(len(x))])
+    with quiet_native_output():
+        scores = np.concatenate([session.run(x[i : i + 1]) for i in range(len(x))])
     kind = report["model"].get("output_kind") or "softmax"
     return {
         "input": SMOKE_INPUT,

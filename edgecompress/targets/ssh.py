@@ -439,11 +439,14 @@ def _as_path(value: Any) -> Path | None:
 def ssh_target_from_spec(spec: str, **options: Any) -> SshTarget:
     """The registry's entry point: `spec` is ssh://..., a target name or a .yaml path; options come from the CLI.
 
-    Understood options: identity, known_hosts, accept_new_host_key, keep_remote, password_env,
+    Understood options: identity, known_hosts, ssh_config, accept_new_host_key, keep_remote, password_env,
     retries, retry_delay, connect_timeout, remote_python, remote_dir, progress. Others are ignored
-    (the CLI passes one option set to every kind of target).
+    (the CLI passes one option set to every kind of target). The board's host name is looked up in
+    the OpenSSH config (`ssh_config`, else ~/.ssh/config) for what the URL or target file leaves out.
     """
-    definition = load_definition(spec)
+    from edgecompress.targets import openssh_config
+
+    definition = openssh_config.resolve(load_definition(spec), openssh_config.config_path(options.get("ssh_config")))
     overrides = {
         field: options[key]
         for key, field in (("remote_python", "python"), ("remote_dir", "remote_dir"))

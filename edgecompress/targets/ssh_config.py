@@ -32,6 +32,8 @@ class Address(BaseModel):
     host: str = Field(min_length=1)
     port: int = Field(22, ge=1, le=65535)
     user: str = Field(default_factory=getpass.getuser, min_length=1)
+    #: the name its host key is checked under in known_hosts, instead of host:port (OpenSSH's HostKeyAlias)
+    host_key_alias: str | None = None
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
@@ -54,9 +56,13 @@ class TargetDefinition(BaseModel):
     python: str = Field(DEFAULT_PYTHON, min_length=1)
     #: optional bastion in front of the board, "user@host[:port]" (like OpenSSH's ProxyJump)
     jump: str | None = None
+    #: the bastion's own private key, when it is not the board's
+    jump_identity: Path | None = None
+    #: the name the board's host key is checked under in known_hosts (OpenSSH's HostKeyAlias)
+    host_key_alias: str | None = None
     description: str = ""
 
-    @field_validator("identity", "known_hosts")
+    @field_validator("identity", "known_hosts", "jump_identity")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(value).expanduser()
@@ -85,7 +91,7 @@ class TargetDefinition(BaseModel):
 
     @property
     def address(self) -> Address:
-        return Address(host=self.host, port=self.port, user=self.user)
+        return Address(host=self.host, port=self.port, user=self.user, host_key_alias=self.host_key_alias)
 
     @property
     def jump_address(self) -> Address | None:
@@ -133,13 +139,14 @@ def definition_from_url(url: str) -> TargetDefinition:
             f"Use ssh://{address}?remote_dir=/path/on/board, or a targets/NAME.yaml file with remote_dir:.",
         )
     extra = dict(parse_qsl(parts.query, keep_blank_values=True))
-    clashing = sorted(set(extra) & set(Address.model_fields))
+    clashing = sorted(set(extra) & {"host", "port", "user"})
     if clashing:
         raise TargetError(
             f"Target URL '{url}' sets {', '.join(clashing)} twice (in the address and as ?{clashing[0]}=).",
             "Put user, host and port in the address part only: ssh://user@host:port.",
         )
-    fields = {"name": str(address), **address.model_dump(), **extra}
+    typed = address.model_dump(include=address.model_fields_set)  # the OpenSSH config fills in the rest
+    fields = {"name": str(address), **typed, **extra}
     return _validated(fields, source=f"target URL '{url}'")
 
 

@@ -259,8 +259,16 @@ def open_connection(definition: TargetDefinition, options: ConnectOptions, passw
             definition.address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity
         )
         return Connection(client, None, definition.address)
+    jump_identity = definition.jump_identity or identity  # a bastion may have a key of its own (ssh config)
+    jump_key = pkey if jump_identity == identity else load_identity(jump_identity)
     jump_client = _authenticated_client(
-        definition.jump_address, pkey, known_hosts, options, passwords, open_sock=lambda: None, identity=identity
+        definition.jump_address,
+        jump_key,
+        known_hosts,
+        options,
+        passwords,
+        open_sock=lambda: None,
+        identity=jump_identity,
     )
 
     def tunnel() -> paramiko.Channel:
@@ -348,10 +356,15 @@ def _connect_once(
     load_known_hosts(client, known_hosts)
     client.set_missing_host_key_policy(KnownHostsPolicy(known_hosts, options.accept_new_host_key))
     timeout = options.connect_timeout
+    # paramiko checks the host key under the name and port it connects to; with a HostKeyAlias
+    # it connects over a socket opened here and is given the alias (port 22: the bare name, as OpenSSH)
+    key_host, key_port = (address.host_key_alias, 22) if address.host_key_alias else (address.host, address.port)
     try:
+        if address.host_key_alias and sock is None:
+            sock = socket.create_connection((address.host, address.port), timeout=timeout)
         client.connect(
-            address.host,
-            port=address.port,
+            key_host,
+            port=key_port,
             username=address.user,
             pkey=pkey,
             password=password,
@@ -365,7 +378,7 @@ def _connect_once(
         return client
     except BaseException as error:
         client.close()
-        refusal = host_key_error(error, address.host, address.port, known_hosts)
+        refusal = host_key_error(error, key_host, key_port, known_hosts)
         if refusal is not None:
             raise refusal from None
         if isinstance(error, paramiko.AuthenticationException):

@@ -19,8 +19,10 @@ from edgecompress.errors import EdgeCompressError
 
 #: small: a trial sends a request and gets a run folder's path back; /dev/shm may be small on CI machines
 OBJECT_STORE_BYTES = 128 * 1024**2
-#: set in every worker: no telemetry, TensorFlow's C++ notices off
-WORKER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+#: set in every worker: no telemetry, TensorFlow's C++ notices off, and a trial given no GPU sees
+#: none (Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone for such a task, so its `--device auto` would
+#: take a GPU another trial reserved; Ray's own switch restores the hiding)
+WORKER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1"}
 
 
 class RayError(EdgeCompressError):
@@ -38,6 +40,7 @@ class Engine:
     cpus: int
     nodes: int
     build: Any  # the ray.remote function of tune/worker.py:build_trial
+    gpus: float = 0.0
 
     def submit(self, payload: dict[str, Any]) -> Any:
         return self.build.remote(payload)
@@ -52,6 +55,7 @@ def start(
     address: str | None,
     *,
     cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
     retries: int = 1,
     local_cpus: int | None = None,
     say: Callable[[str], None] = lambda message: None,
@@ -89,12 +93,31 @@ def start(
     try:
         resources = ray.cluster_resources()
         nodes = len([n for n in ray.nodes() if n.get("Alive")])
-        remote = ray.remote(num_cpus=cpus_per_trial, max_retries=retries, retry_exceptions=False)(build_trial)
+        _check_gpus(resources, gpus_per_trial, address)
+        remote = ray.remote(
+            num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=retries, retry_exceptions=False
+        )(build_trial)
     except BaseException:
         ray.shutdown()  # started but unusable: leave no Ray processes behind
         raise
-    say(f"Ray: {int(resources.get('CPU', 0))} CPUs on {nodes} node(s)" + (f" at {address}" if address else " (local)"))
-    return Engine(address or "local", not address, int(resources.get("CPU", 0)), nodes, remote)
+    gpus = float(resources.get("GPU", 0))
+    say(
+        f"Ray: {int(resources.get('CPU', 0))} CPUs, {gpus:g} GPUs on {nodes} node(s)"
+        + (f" at {address}" if address else " (local)")
+    )
+    return Engine(address or "local", not address, int(resources.get("CPU", 0)), nodes, remote, gpus)
+
+
+def _check_gpus(resources: dict[str, Any], per_trial: float, address: str | None) -> None:
+    """A trial asking for more GPUs than the cluster has would wait for ever: refuse it now."""
+    have = float(resources.get("GPU", 0))
+    if per_trial > have:
+        where = f"the Ray cluster at {address}" if address else "this machine"
+        raise RayError(
+            f"--gpus-per-trial {per_trial:g} asks for more GPUs than {where} has ({have:g}): no trial could start.",
+            "Leave out --gpus-per-trial to fine-tune on CPUs, or point --ray-address at a cluster with GPU nodes "
+            "(`ray status` lists its GPUs).",
+        )
 
 
 def describe_failure(error: BaseException) -> str:

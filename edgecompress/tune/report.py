@@ -362,7 +362,9 @@ def _search(doc: dict[str, Any], figures: dict[str, Path]) -> Section:
     tune, engine = doc["tune"], doc["engine"]
     items = [
         f"Ray: {engine.get('address')} ({engine.get('nodes')} node(s), {engine.get('cpus')} CPUs), {engine.get('parallel')} trial(s) "
-        f"building at once, {tune['cpus_per_trial']:g} CPU per trial; workers used: {', '.join(engine.get('workers') or []) or '—'}",
+        f"building at once, {tune['cpus_per_trial']:g} CPU per trial"
+        + (f" and {tune['gpus_per_trial']:g} GPU" if tune.get("gpus_per_trial") else "")
+        + f" (fine-tuning: --device {(tune.get('deploy') or {}).get('device', 'auto')}); workers used: {', '.join(engine.get('workers') or []) or '—'}",
         f"searcher: Optuna multi-objective TPE (seed {tune['search_seed']}), "
         + ("started from the TwoNN plan and its neighbours" if tune["prior"] else "random start (no TwoNN prior)"),
         f"budget: {tune['trials']} trials"

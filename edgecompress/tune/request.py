@@ -33,6 +33,7 @@ class TuneRequest:
     ray_address: str | None = None  # None: $RAY_ADDRESS, else a local Ray instance started by tune
     parallel: int | None = None  # trials building at once (None: the cluster's CPUs / cpus_per_trial)
     cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # GPUs Ray reserves for each trial's build (0: trials see no GPU)
     retries: int = 1  # Ray retries of a trial whose worker died
     search_seed: int = 0  # the sampler's seed
     prior: bool = True  # start from the TwoNN plan and its neighbours (False: random start, for comparison)
@@ -58,6 +59,7 @@ class TuneRequest:
             problems.append(f"--parallel {self.parallel}: at least 1")
         if self.cpus_per_trial <= 0:
             problems.append(f"--cpus-per-trial {self.cpus_per_trial}: more than 0")
+        problems += self._gpu_problems()
         if self.deploy.recipe:
             problems.append("--recipe: a tune searches the recipes itself")
         if problems:
@@ -65,6 +67,16 @@ class TuneRequest:
                 "Impossible tune settings: " + "; ".join(problems) + ".",
                 "Example: edgecompress tune --profile rpi4 model.h5 --data DIR --trials 24 --time-budget 2h",
             )
+
+    def _gpu_problems(self) -> list[str]:
+        """Ray shows a trial only the GPUs it reserved for it: --device and --gpus-per-trial must agree."""
+        if self.gpus_per_trial < 0:
+            return [f"--gpus-per-trial {self.gpus_per_trial}: 0 or more"]
+        if self.deploy.device == "gpu" and self.gpus_per_trial == 0:
+            return ["--device gpu: give each trial a GPU with --gpus-per-trial (1, or a fraction to share one)"]
+        if self.deploy.device == "cpu" and self.gpus_per_trial > 0:
+            return [f"--gpus-per-trial {self.gpus_per_trial} with --device cpu: the GPUs would sit idle"]
+        return []
 
     def to_json(self) -> dict[str, Any]:
         document = dataclasses.asdict(self)
@@ -88,6 +100,12 @@ class TuneRequest:
         return cls(**fields)
 
 
+def planning(deploy: DeployRequest) -> DeployRequest:
+    """The request the driver plans with: the trials' fine-tuning runs in Ray workers (on the GPUs
+    --gpus-per-trial reserves), so the driver, which trains nothing, need not see a GPU itself."""
+    return dataclasses.replace(deploy, device="auto")
+
+
 def parse_duration(text: str | None) -> float | None:
     """'90s', '45m', '2h', '1.5h' or plain seconds -> seconds."""
     if text is None or text == "":
@@ -103,4 +121,4 @@ def parse_duration(text: str | None) -> float | None:
     return seconds
 
 
-__all__ = ["SCHEMA", "TRIALS", "TUNE_FILE", "TuneRequest", "parse_duration"]
+__all__ = ["SCHEMA", "TRIALS", "TUNE_FILE", "TuneRequest", "parse_duration", "planning"]

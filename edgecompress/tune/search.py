@@ -28,9 +28,9 @@ from edgecompress.pipeline.request import DeployRequest
 from edgecompress.run_layout import LAYOUT
 from edgecompress.tune import objectives as objs
 from edgecompress.tune.records import COMPLETE, DUPLICATE, FAILED, INFEASIBLE, RUNNING, TrialRecord, TuneFolder
-from edgecompress.tune.request import TRIALS, TuneRequest
+from edgecompress.tune.request import TRIALS, TuneRequest, planning
 from edgecompress.tune.space import Candidate, Space
-from edgecompress.tune.study import set_constraints
+from edgecompress.tune.study import tell, uninterrupted
 
 log = logging.getLogger("edgecompress.tune")
 Say = Callable[[str], None]
@@ -82,7 +82,9 @@ class Search:
     def parallel(self) -> int:
         if self.request.parallel:
             return self.request.parallel
-        return max(1, int(self.engine.cpus // max(self.request.cpus_per_trial, 1e-9)))
+        by_cpus = self.engine.cpus // max(self.request.cpus_per_trial, 1e-9)
+        by_gpus = self.engine.gpus // self.request.gpus_per_trial if self.request.gpus_per_trial else by_cpus
+        return max(1, int(min(by_cpus, by_gpus)))
 
     def counted(self) -> int:
         """Trials that cost a build: complete, failed or still running (refused and duplicate ones are free)."""
@@ -133,11 +135,12 @@ class Search:
     # ------------------------------------------------------------------ asking
 
     def _start_next(self) -> None:
-        trial = self.study.ask()
+        with uninterrupted():  # Optuna writes its journal here
+            trial = self.study.ask()
+            candidate = self.space.suggest(trial)
+            name = f"trial-{trial.number:04d}"
+            trial.set_user_attr("name", name)
         self.asked += 1
-        candidate = self.space.suggest(trial)
-        name = f"trial-{trial.number:04d}"
-        trial.set_user_attr("name", name)
         record = TrialRecord(name, trial.number, self.request.deploy.seed, candidate.values, candidate.overrides())
         ticket = Ticket(record, self._trial_request(name, record.overrides, record.seed), trial)
         if self._refused_or_duplicate(ticket):
@@ -161,7 +164,7 @@ class Search:
 
         record = ticket.record
         try:
-            plan = pipeline.run(ticket.request, dry_run=True).report["plan"]
+            plan = pipeline.run(planning(ticket.request), dry_run=True).report["plan"]
         except EdgeCompressError as error:
             self._close(ticket, INFEASIBLE, f"{type(error).__name__}: {error.problem}")
             return True
@@ -291,19 +294,21 @@ class Search:
 
     # ------------------------------------------------------------------ telling Optuna
 
-    def _close(self, ticket: Ticket, state: str, reason: str) -> None:
-        import optuna
+    def _values(self, record: TrialRecord) -> list[float]:
+        return [float(record.figures[o.name] or 0.0) for o in self.objectives]  # measured: checked finite before
 
+    def _close(self, ticket: Ticket, state: str, reason: str) -> None:
         record = ticket.record
         record.state, record.reason = state, reason
         self.folder.put(record)
         self.say(f"{record.name}: {state}: {reason}")
         if ticket.trial is not None:
-            if state == COMPLETE:
-                set_constraints(ticket.trial, _named(record.constraints))
-                self.study.tell(ticket.trial, [float(record.figures[o.name]) for o in self.objectives])  # type: ignore[arg-type]
-            else:
-                self.study.tell(ticket.trial, state=optuna.trial.TrialState.FAIL)
+            tell(
+                self.study,
+                ticket.trial,
+                self._values(record) if state == COMPLETE else None,
+                _named(record.constraints),
+            )
         for waiting in self.waiting_on.pop(record.name, []):
             self._copy_outcome(waiting, record)
 
@@ -319,14 +324,11 @@ class Search:
         if original.state == COMPLETE:
             record.state, record.reason = DUPLICATE, f"the same plan as {original.name}: its figures"
             self.folder.put(record)
-            set_constraints(ticket.trial, _named(record.constraints))
-            self.study.tell(ticket.trial, [float(record.figures[o.name]) for o in self.objectives])  # type: ignore[arg-type]
+            tell(self.study, ticket.trial, self._values(record), _named(record.constraints))
         else:
-            import optuna
-
             record.state, record.reason = DUPLICATE, f"the same plan as {original.name}, which {original.state}"
             self.folder.put(record)
-            self.study.tell(ticket.trial, state=optuna.trial.TrialState.FAIL)
+            tell(self.study, ticket.trial, None, {})
         self.say(f"{record.name}: {record.reason}")
 
     # ------------------------------------------------------------------ resume
@@ -353,13 +355,7 @@ class Search:
                 continue
             record.state, record.reason = RUNNING, ""
             self.say(f"{name}: resuming the interrupted trial")
-            self._submit(
-                Ticket(
-                    record,
-                    self._trial_request(name, record.overrides, record.seed),
-                    optuna.trial.Trial(self.study, trial._trial_id),
-                )
-            )
+            self._submit(Ticket(record, self._trial_request(name, record.overrides, record.seed), trial))
         for record in self.folder.searched():
             if record.state == COMPLETE and record.run_dir:
                 self._remember_measurements(
@@ -504,12 +500,8 @@ def tell_recorded(study: Any, trial: Any, record: TrialRecord, objectives: list[
     A tune interrupted between writing a trial's record and telling Optuna leaves the study's trial
     RUNNING; returns the state told (COMPLETE, or FAILED when the record has no usable figures).
     """
-    import optuna
-
     if record.state == COMPLETE and all(_finite(record.figures.get(o.name)) for o in objectives):
-        frozen = optuna.trial.Trial(study, trial._trial_id)
-        set_constraints(frozen, _named(record.constraints))
-        study.tell(frozen, [float(record.figures[o.name]) for o in objectives])  # type: ignore[arg-type]
+        tell(study, trial, [float(record.figures[o.name] or 0.0) for o in objectives], _named(record.constraints))
         return COMPLETE
-    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    tell(study, trial, None, {})
     return FAILED

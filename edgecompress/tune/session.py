@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecompress.errors import EdgeCompressError
+from edgecompress.tune import extra, results
 from edgecompress.tune import objectives as objs
 from edgecompress.tune import report as tune_report
-from edgecompress.tune import results
 from edgecompress.tune.records import LOG, TuneFolder
 from edgecompress.tune.request import TRIALS, TUNE_FILE, TuneRequest
 from edgecompress.tune.search import Search, TuneInterrupted
@@ -41,6 +41,7 @@ class TuneResult:
 
 def tune(request: TuneRequest, *, progress: Say | None = None) -> TuneResult:
     """Search compression plans for `request.deploy`'s model and profile; see `edgecompress tune --help`."""
+    extra.require()
     request.check()
     request = dataclasses.replace(
         request, deploy=request.deploy.with_absolute_paths(), output=str(Path(request.output).expanduser().resolve())
@@ -59,6 +60,7 @@ def resume(
 
     `trials` raises the budget (a finished tune then searches on); `ray_address` moves the rest of
     the search to another Ray cluster (or, with "local", to a local instance)."""
+    extra.require()
     path = Path(tune_dir).expanduser().resolve()  # Ray workers write under it, from their own working directory
     file = path / TUNE_FILE
     if not file.is_file():
@@ -102,10 +104,11 @@ def _space(request: TuneRequest, say: Say) -> tuple[Any, dict[str, Any]]:
     from edgecompress import pipeline
     from edgecompress.analysis import SignificanceProfile
     from edgecompress.profiles import load_profile, with_overrides
+    from edgecompress.tune.request import planning
     from edgecompress.tune.space import Space, SpaceFacts
 
     say("Checking the model, data and profile (the plan deploy would build)")
-    dry = pipeline.run(request.deploy, dry_run=True)
+    dry = pipeline.run(planning(request.deploy), dry_run=True)
     profile = with_overrides(load_profile(request.deploy.profile), request.deploy.profile_overrides)
     significance = SignificanceProfile.from_dict(dry.report["significance"])
     space = Space.build(SpaceFacts(profile, significance))
@@ -139,7 +142,11 @@ def _run(
     try:
         pool = BoardPool.connect(request.deploy.targets, request.deploy.target_options, say)
         engine = ray_engine.start(
-            request.ray_address, cpus_per_trial=request.cpus_per_trial, retries=request.retries, say=say
+            request.ray_address,
+            cpus_per_trial=request.cpus_per_trial,
+            gpus_per_trial=request.gpus_per_trial,
+            retries=request.retries,
+            say=say,
         )
         search = _search(request, folder, objectives, space, base_plan, engine, pool, say, fresh=fresh)
         executor = ThreadPoolExecutor(max_workers=max(1, len(pool.boards)), thread_name_prefix="edgecompress-measure")
@@ -260,6 +267,7 @@ def _engine_facts(engine: Any, search: Search, folder: TuneFolder, searched_s: f
         "address": engine.address,
         "started_here": engine.started_here,
         "cpus": engine.cpus,
+        "gpus": engine.gpus,
         "nodes": engine.nodes,
         "parallel": search.parallel,
         "workers": workers,

@@ -20,8 +20,12 @@ as infeasible (Trial.set_constraint), so the search leans towards ones that woul
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +35,63 @@ JOURNAL = "study.journal"
 STUDY_NAME = "edgecompress-tune"
 
 
-def set_constraints(trial: Any, values: dict[str, float]) -> None:
-    """The acceptance rules as the trial's constraints (<= 0: the rule passes), before it is told."""
-    for rule, value in values.items():
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C waits until the block has written to Optuna's journal, then interrupts as usual.
+
+    An interrupt inside the journal's file lock broke the lock's clean-up (FileNotFoundError
+    instead of KeyboardInterrupt, a traceback instead of the resume command).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: pending.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        if pending:
+            raise KeyboardInterrupt
+
+
+def tell(study: Any, trial: Any, values: list[float] | None, constraints: dict[str, float]) -> None:
+    """Tell Optuna a trial's outcome: its measured `values` and the acceptance rules as its
+    constraints (<= 0: the rule passes), or failed when `values` is None.
+
+    `trial` is the live Trial this process asked for, or the FrozenTrial of one an interrupted
+    tune left RUNNING. Optuna's public API tells the latter only by number and cannot set its
+    constraints, so its outcome is added as a finished copy (same parameters and name) and the
+    stale trial is told failed: the sampler learns the figures either way.
+    """
+    import optuna
+
+    with uninterrupted():
+        _tell(study, trial, values, constraints, optuna.trial.TrialState.FAIL)
+
+
+def _tell(study: Any, trial: Any, values: list[float] | None, constraints: dict[str, float], failed: Any) -> None:
+    import optuna
+
+    if isinstance(trial, optuna.trial.FrozenTrial):
+        if values is not None:
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=trial.params,
+                    distributions=trial.distributions,
+                    user_attrs=trial.user_attrs,
+                    values=values,
+                    constraints={rule: float(value) for rule, value in constraints.items()},
+                )
+            )
+        study.tell(trial.number, state=failed)
+        return
+    if values is None:
+        study.tell(trial, state=failed)
+        return
+    for rule, value in constraints.items():
         trial.set_constraint(rule, float(value))
+    study.tell(trial, values)
 
 
 def open_study(folder: Path, objectives: list[Objective], *, seed: int, trials: int, create: bool) -> Any:
@@ -60,4 +117,4 @@ def open_study(folder: Path, objectives: list[Objective], *, seed: int, trials: 
     return optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=sampler)
 
 
-__all__ = ["JOURNAL", "STUDY_NAME", "open_study", "set_constraints"]
+__all__ = ["JOURNAL", "STUDY_NAME", "open_study", "tell", "uninterrupted"]

@@ -41,6 +41,15 @@ def _in_ray() -> bool:
     return "ray" in sys.modules and bool(sys.modules["ray"].is_initialized())
 
 
+def _assigned_gpus() -> float | None:
+    """GPUs Ray reserved for this task (--gpus-per-trial); None outside Ray."""
+    if not _in_ray():
+        return None
+    import ray
+
+    return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0))
+
+
 def _node_id() -> str | None:
     if not _in_ray():
         return None
@@ -80,6 +89,8 @@ def build_trial(payload: dict[str, Any]) -> dict[str, Any]:
         "host": socket.gethostname(),
         "attempt": attempt,
         "threads": threads,
+        "gpus": _assigned_gpus(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "started": started,
     }
     (record_dir / f"attempt-{attempt}.json").write_text(json.dumps(worker))

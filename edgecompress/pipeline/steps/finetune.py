@@ -12,6 +12,7 @@ from typing import Any
 from edgecompress.pipeline.context import RunContext
 from edgecompress.pipeline.steps.base import Step
 from edgecompress.run_layout import LAYOUT
+from edgecompress.training_device import placed, training_device
 
 
 class FineTune(Step):
@@ -39,8 +40,11 @@ def fine_tuned(ctx: RunContext, *, say: bool) -> Any:
     store = CachedStageStore(
         prepared.cache, FolderStageStore(ctx.artifact_path(f"{prepared.plan.strategy}.stages")), ctx.say
     )
-    origin = prepared.cache.key("fine-tune", model=prepared.loaded.sha256, data=prepared.data_fingerprint)
-    with quiet_native_output():
+    device = prepared.device or training_device(ctx.request.device)
+    # a stage trained on a GPU differs in its last bits from one trained on the CPU: cached apart
+    on_gpu = {"device": "gpu"} if device.used == "gpu" else {}
+    origin = prepared.cache.key("fine-tune", model=prepared.loaded.sha256, data=prepared.data_fingerprint, **on_gpu)
+    with quiet_native_output(), placed(device):
         return apply_plan(
             prepared.plan, prepared.loaded.model, prepared.dataset, settings=settings, store=store, origin=origin
         )
@@ -52,6 +56,11 @@ def _train(ctx: RunContext) -> dict[str, Any]:
     with ctx.prepared.task(f"Fine-tuning '{plan.strategy}'"):
         compressed = fine_tuned(ctx, say=True)
     ctx.trained = compressed.model
-    trained = {"stages": compressed.stages, "kernel_values": compressed.kernel_values, "key": compressed.key}
+    trained = {
+        "stages": compressed.stages,
+        "kernel_values": compressed.kernel_values,
+        "key": compressed.key,
+        "device": (ctx.prepared.device or training_device(ctx.request.device)).to_dict(),
+    }
     ctx.folder.write_json(LAYOUT.training, trained)
     return trained

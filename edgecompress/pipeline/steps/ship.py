@@ -21,7 +21,5 @@ class Ship(Step):
             build_bundle(ctx.folder.path, ctx.report)  # removes a stale one
             return
         with ctx.prepared.task(f"Bundling {verdict['recommended']}"):
-            path = build_bundle(ctx.folder.path, ctx.report)
-        ctx.say(
-            f"Bundle: {path} ({verdict['recommended']}; install it with `edgecompress ship RUN_DIR --target ssh://...`)"
-        )
+            build_bundle(ctx.folder.path, ctx.report)
+        # where it is is said once the run folder has its final name (pipeline/run.py)
