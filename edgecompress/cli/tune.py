@@ -106,6 +106,7 @@ ResumeTrials = Annotated[
 ]
 
 
+@rule_options.with_rule_options(after="cache")
 def tune(
     ctx: typer.Context,
     model: opt.ModelFile = None,
@@ -150,24 +151,13 @@ def tune(
     connect_timeout: opt.ConnectTimeout = None,
     remote_python: opt.RemotePython = None,
     remote_dir: opt.RemoteDir = None,
-    max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
-    max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
-    max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
-    max_latency_ms: Optional[float] = rule_options.MAX_LATENCY,
-    latency_statistic: Optional[rule_options.LatencyStatistic] = rule_options.LATENCY_STATISTIC,
-    max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
-    prefer: Optional[rule_options.Preference] = rule_options.PREFER,
-    size_tolerance: Optional[float] = rule_options.SIZE_TOLERANCE,
-    latency_tolerance: Optional[float] = rule_options.LATENCY_TOLERANCE,
-    allow_baseline: bool = rule_options.ALLOW_BASELINE,
-    alpha: Optional[float] = rule_options.ALPHA,
-    gate: bool = rule_options.GATE,
     quiet: opt.Quiet = False,
     json_output: opt.Json = False,
     debug: opt.Debug = False,
+    **rules: Any,
 ) -> None:
     """Search compression plans for MODEL on a device by measurement: a Pareto front of accuracy, size and latency, and a shippable pick."""
-    _run(opt.plain(locals()))
+    _run(opt.plain({**locals(), **rules}))
 
 
 def _run(options: dict[str, Any]) -> None:

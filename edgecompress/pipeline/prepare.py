@@ -70,6 +70,15 @@ class Prepared:
             target.close()
 
 
+def _check_settings(request: DeployRequest, dry_run: bool) -> None:
+    """Settings that cannot work are refused before anything else: timing, and a run folder's parent."""
+    from edgecompress.run_folder import check_output_dir
+
+    _check_timing(request)
+    if not dry_run:
+        check_output_dir(request.output)
+
+
 def _check_timing(request: DeployRequest) -> None:
     """Timing settings that cannot be measured are refused before anything else."""
     import math
@@ -115,11 +124,8 @@ def prepare(
     board pool): they are used as they are instead of connecting to the request's targets.
     """
     from edgecompress.layer_support import check_export_routes
-    from edgecompress.run_folder import check_output_dir
 
-    _check_timing(request)
-    if not dry_run:
-        check_output_dir(request.output)
+    _check_settings(request, dry_run)
     clock = _PhaseClock()
     profile = _profile(request, say)
     inputs = _inputs(request, say)
