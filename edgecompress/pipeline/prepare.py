@@ -104,7 +104,8 @@ def _check_timing(request: DeployRequest) -> None:
         raise EdgeCompressError(
             f"Timing settings that cannot be measured: {'; '.join(wrong)}.",
             "Every artifact needs at least one timed run in at least one round, e.g. --runs 100 --rounds 5 "
-            "(20 timed runs per artifact and round).",
+            "(20 timed runs per artifact and round), and a board rests 0 or more seconds between rounds "
+            "(--cooldown 30).",
         )
 
 
