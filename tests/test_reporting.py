@@ -79,13 +79,13 @@ def test_runner_reports_one_prediction_per_eval_sample(tiny_tflite_int8: Path, e
 # ------------------------------------------------------------------------------ report.json
 
 
-def test_report_json_is_schema_5_with_every_headline_figure(report: dict, run_dir: Path) -> None:
+def test_report_json_is_schema_6_with_every_headline_figure(report: dict, run_dir: Path) -> None:
     from edgecompress.export import bitpacked_size, tflite_weight_stats
 
     assert (
         (report["schema"], report["schema_version"])
         == ("edgecompress.report", SCHEMA_VERSION)
-        == ("edgecompress.report", 5)
+        == ("edgecompress.report", 6)
     )
     rows = {row["artifact"]: row for row in report["comparison"]}
     assert list(rows)[:2] == ["baseline-fp32", "ptq-int8"] and len(rows) == len(report["artifacts"])

@@ -9,6 +9,8 @@ cannot be told apart from, and the next figure decides among those:
 * latencies within `latency_tolerance` times the board's timing noise (default 3; the noise
   is measured per board, decision.timing) are as fast, and so are latencies whose interval
   of their ratio holds 1; without timing rounds, overlapping 95% intervals of the medians;
+* firmwares on an emulated board count instructions, exact but no time: counts within
+  INSTRUCTIONS_TIE of each other are as fast (a real core's cycles per instruction move by more);
 * accuracies McNemar's test cannot tell apart on the same images are as accurate.
 
 So a significant accuracy gain wins among artifacts within the size and latency tolerances,
@@ -33,6 +35,10 @@ Board = dict[tuple[str, str], Evidence]
 #: how each preference is named when it decides
 SUPERLATIVE = {"size": "smallest", "latency": "fastest", "accuracy": "most accurate"}
 TIE_WORDS = {"size": "as small as", "latency": "equally fast as", "accuracy": "as accurate as"}
+
+#: instruction counts of emulated firmware are exact, but within this fraction of each other they are "equally
+#: fast": a real core's cycles per instruction move by more than that between two builds of the same kernels
+INSTRUCTIONS_TIE = 0.01
 
 
 #: (criterion, artifact) -> how its figure is quoted, e.g. 'accuracy 93.15 ± 0.17% over 3 seeds'
@@ -98,6 +104,8 @@ def _tie_why(
         return f"{sizes}: within the {rules.size_tolerance_percent:g} % size tolerance"
     if criterion == "accuracy":
         return "McNemar's test cannot tell them apart"
+    if all(evidence[(name, t)].latency.get("median") is None for name in tied for t in targets):
+        return f"their instruction counts are within {INSTRUCTIONS_TIE:.0%} of each other"
     noises = [ev.timing.noise for name in tied for t in targets if (ev := evidence[(name, t)]).timing is not None]
     if noises and all(n is not None for n in noises):
         worst = max(n.percent for n in noises if n is not None)
@@ -114,7 +122,7 @@ def _point(criterion: str, name: str, evidence: Board, targets: list[str]) -> fl
     if criterion == "size":
         return float(evs[0].size_bytes) if evs[0].size_bytes is not None else math.inf
     if criterion == "latency":
-        medians = [ev.latency.get("median") for ev in evs]
+        medians = [ev.latency.get("median") if ev.latency.get("median") is not None else ev.instructions for ev in evs]
         known = [float(m) for m in medians if m is not None]
         return max(known) if len(known) == len(medians) else math.inf
     accuracies = [ev.accuracy for ev in evs]
@@ -146,6 +154,10 @@ def latency_order(a: Evidence, b: Evidence, tolerance: float) -> int:
     if a.interval is not None and b.interval is not None:
         return 0 if a.interval.overlaps(b.interval) else (1 if a.interval.median < b.interval.median else -1)
     ma, mb = a.latency.get("median"), b.latency.get("median")
+    if ma is None and mb is None and a.instructions and b.instructions:  # firmware on an emulated board
+        if abs(a.instructions - b.instructions) <= INSTRUCTIONS_TIE * max(a.instructions, b.instructions):
+            return 0
+        return 1 if a.instructions < b.instructions else -1
     return 0 if ma is None or mb is None or ma == mb else (1 if ma < mb else -1)
 
 
@@ -186,6 +198,9 @@ def figure(criterion: str, name: str, evidence: Board, targets: list[str]) -> st
             for t in targets
             if evidence[(name, t)].latency.get("median") is not None
         ]
+        counted = [f"{ev.instructions:,.0f}" for t in targets if (ev := evidence[(name, t)]).instructions]
+        if not shown and counted:
+            return f"{', '.join(counted)} instructions per inference"
         return "median " + ", ".join(shown)
     return "accuracy " + ", ".join(
         f"{100 * (evidence[(name, t)].accuracy or 0.0):.2f}%"

@@ -174,7 +174,9 @@ def _reason(winner: str, phrases: list[str], evs: list[Evidence], where: str, n_
         parts.append(f"accuracy {-drop:+.2f} pt against the baseline ({accuracy_words(ev)})")
     if ev.speed is not None:
         parts.append(ev.speed.words)
-    if ev.row.get("smaller_x_file"):
+    elif ev.instructions:
+        parts.append(f"{ev.instructions:,.0f} instructions per inference on {ev.target}")
+    if ev.row.get("smaller_x_file") and ev.instructions is None:  # a firmware image is not a model file
         parts.append(f"{ev.row['smaller_x_file']:.2f}x smaller file")
     if ev.macs and ev.macs.get("theoretical_speedup_x"):
         parts.append(f"theoretical speed-up {ev.macs['theoretical_speedup_x']:.2f}x from MACs")

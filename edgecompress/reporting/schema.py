@@ -26,9 +26,9 @@ from edgecompress.reporting.timing import add_timing
 from edgecompress.run_layout import LAYOUT
 
 SCHEMA = "edgecompress.report"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Versions `edgecompress report` can still render (older ones are migrated on the fly).
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)
 
 #: Per weight tensor of a .tflite artifact, the `tflite_weight_stats` fields report.json keeps.
 WEIGHT_FIELDS = (
@@ -98,7 +98,11 @@ def measurement_entry(artifact: str, target: str, result: dict[str, Any], sample
         "platform": result.get("platform"),
         **measurement_fields(result),
         # emulated microcontroller boards (targets/qemu.py): instructions, not milliseconds
-        **{key: result[key] for key in ("instructions", "latency_estimate", "vs_tflm_python") if key in result},
+        **{
+            key: result[key]
+            for key in ("instructions", "latency_estimate", "vs_tflm_python", "reference_for")
+            if key in result
+        },
     }
 
 
@@ -255,7 +259,19 @@ def migrate(report: dict[str, Any]) -> dict[str, Any]:
 
     v3: `keras_reference` has the runner's accuracy shape (`overall`, `n`, `per_class` keyed
     by class index with `name`), like every measurement; v2 had `accuracy` and per_class by name.
+    v5: `micro` lists every firmware built (`firmwares`); v4's one build becomes its only
+    entry, the `tflm-firmware` artifact built from the plan's compressed model.
+    v6: latency from the boards' timing rounds; a report from before them has no rounds file,
+    keeps its single-block figures and gets no `timing` section (reporting/timing.add_timing).
     """
+    micro = report.get("micro")
+    if isinstance(micro, dict) and "firmwares" not in micro:
+        source = micro.get("artifact")
+        report["micro"] = {
+            "firmwares": [
+                {**micro, "source": source, "firmware_artifact": "tflm-firmware", "role": "compressed", "built": True}
+            ]
+        }
     reference = report.get("keras_reference")
     if isinstance(reference, dict) and "accuracy" in reference and "overall" not in reference:
         names = (report.get("data") or {}).get("classes") or list(reference.get("per_class") or {})
