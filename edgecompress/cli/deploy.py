@@ -169,6 +169,8 @@ def deploy(
     target: Target = D("targets"),
     warmup: opt.Warmup = D("warmup"),
     runs: opt.Runs = D("runs"),
+    rounds: opt.Rounds = D("rounds"),
+    cooldown: opt.Cooldown = D("cooldown"),
     threads: opt.Threads = D("threads"),
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,

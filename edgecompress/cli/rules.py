@@ -43,7 +43,7 @@ MAX_CLASS_DROP: Optional[float] = typer.Option(
 MAX_IMPACTED: Optional[int] = typer.Option(
     None,
     "--max-impacted-classes",
-    help="Most impacted classes (sigma rule; Welch's t-test over seeds).",
+    help="Most impacted classes (sigma rule; with several seeds Welch's t-test with false discovery rate control).",
     show_default="reported, not checked",
     rich_help_panel=RULES,
 )
@@ -73,6 +73,22 @@ PREFER: Optional[Any] = typer.Option(
     "--prefer",
     help="Among passing artifacts recommend the smallest (size), fastest (latency) or most accurate (accuracy).",
     show_default="the profile's, size",
+    rich_help_panel=RULES,
+)
+SIZE_TOLERANCE: Optional[float] = typer.Option(
+    None,
+    "--size-tolerance",
+    help="When choosing among passing artifacts, sizes within this percentage of each other count as equally small, "
+    "so the next figure decides.",
+    show_default="the profile's, 5",
+    rich_help_panel=RULES,
+)
+LATENCY_TOLERANCE: Optional[float] = typer.Option(
+    None,
+    "--latency-tolerance",
+    help="When choosing among passing artifacts, latencies within this many times the board's measured timing noise "
+    "count as equally fast.",
+    show_default="the profile's, 3",
     rich_help_panel=RULES,
 )
 ALLOW_BASELINE: bool = typer.Option(
@@ -127,6 +143,8 @@ PARAMETERS: tuple[tuple[str, Any, Any], ...] = (
     ("latency_statistic", Optional[LatencyStatistic], LATENCY_STATISTIC),
     ("max_peak_memory", Optional[str], MAX_MEMORY),
     ("prefer", Optional[Preference], PREFER),
+    ("size_tolerance", Optional[float], SIZE_TOLERANCE),
+    ("latency_tolerance", Optional[float], LATENCY_TOLERANCE),
     ("allow_baseline", bool, ALLOW_BASELINE),
     ("alpha", Optional[float], ALPHA),
     ("max_metric_drop", Optional[float], MAX_METRIC_DROP),
@@ -169,6 +187,8 @@ def overrides(options: dict[str, Any]) -> dict[str, Any]:
         "--latency-statistic": options.get("latency_statistic"),
         "--max-peak-memory": options.get("max_peak_memory"),
         "--prefer": options.get("prefer"),
+        "--size-tolerance": options.get("size_tolerance"),
+        "--latency-tolerance": options.get("latency_tolerance"),
         "--allow-baseline": options.get("allow_baseline") or None,
         "--alpha": options.get("alpha"),
         "--max-metric-drop": options.get("max_metric_drop"),

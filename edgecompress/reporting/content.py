@@ -28,6 +28,7 @@ from edgecompress.reporting.document import (
 from edgecompress.reporting.headline import headline_columns, report_title, stand_ins, tone_of
 from edgecompress.reporting.micro import micro_section
 from edgecompress.reporting.speed import plan_speed_bullets, plan_speed_columns, speed_section
+from edgecompress.reporting.timing import timing_section
 from edgecompress.reporting.verdict_section import verdict_section
 from edgecompress.tasks.scoring import task_of
 
@@ -66,6 +67,7 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
         speed_section(report),
         _task_figures(report),
         _fidelity(report),
+        timing_section(report),
         *_per_class(report, figures),
         _significance(report, figures),
         _plan(report, figures),

@@ -27,6 +27,8 @@ from edgecompress.targets.base import (
     read_outputs,
 )
 from edgecompress.targets.measurement_check import check_probe
+from edgecompress.targets.rounds import RoundsJob
+from edgecompress.targets.rounds import runner_args as rounds_runner_args
 
 PROBE_TIMEOUT_S = 120.0
 _TAIL_CHARS = 2000
@@ -61,6 +63,19 @@ class LocalTarget(Target):
             )
             outputs = read_outputs(outputs_path.read_bytes(), "local") if outputs_path is not None else None
         return Measurement(target=self.name, result=result, device=self._device, log=completed.stderr, outputs=outputs)
+
+    def measure_rounds(self, job: RoundsJob) -> Measurement:
+        if self._device is None:
+            self._device = self.probe()
+        step = f"timing rounds of {len(job.models)} models"
+        completed = self._run_runner(
+            rounds_runner_args(job, [str(m) for m in job.models], str(job.eval_data)),
+            timeout_s=job.timeout_s,
+            step=step,
+        )
+        return Measurement(
+            target=self.name, result=self._parse(completed, step=step), device=self._device, log=completed.stderr
+        )
 
     def _run_runner(self, args: list[str], timeout_s: float, step: str) -> subprocess.CompletedProcess[str]:
         command = [self.python, str(runner_script()), *args]
