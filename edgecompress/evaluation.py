@@ -46,13 +46,22 @@ def tally(predictions: Sequence[int] | np.ndarray, labels: np.ndarray, class_nam
 
 
 def keras_scores(model: Any, x: np.ndarray) -> np.ndarray:
-    """The model's raw outputs for `x`, in batches.
+    """The model's raw outputs for `x`, in batches: one float32 row per sample, every output flattened
+    and laid side by side in the model's output order (see edgecompress.tasks.outputs).
 
     Direct calls, not model.predict: predict builds a tf.data pipeline that prints
     graph-version notices and is slower for a few thousand small images.
     """
     if len(x) == 0:
-        return np.zeros((0, int(model.outputs[0].shape[-1])), dtype=np.float32)
+        width = sum(int(np.prod(tensor.shape[1:])) for tensor in model.outputs)
+        return np.zeros((0, width), dtype=np.float32)
     return np.concatenate(
-        [np.asarray(model(x[i : i + KERAS_BATCH], training=False)) for i in range(0, len(x), KERAS_BATCH)]
+        [flat_outputs(model(x[i : i + KERAS_BATCH], training=False)) for i in range(0, len(x), KERAS_BATCH)]
     )
+
+
+def flat_outputs(outputs: Any) -> np.ndarray:
+    """One output tensor or a list of them as the raw-outputs rows (N, sum of output sizes), float32."""
+    parts = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    arrays = [np.asarray(part, dtype=np.float32) for part in parts]
+    return np.concatenate([a.reshape(len(a), -1) for a in arrays], axis=1)

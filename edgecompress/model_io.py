@@ -27,6 +27,7 @@ from typing import Any
 
 from edgecompress.errors import ModelError
 from edgecompress.model_safety import CheckedArchitecture, LayerRecord, check_architecture
+from edgecompress.tasks.outputs import ModelFacts, OutputSpec
 
 #: Layers whose presence near the input means the model rescales 0..255 pixels itself.
 SELF_SCALING_LAYERS = {"Rescaling", "Normalization"}
@@ -48,8 +49,8 @@ class LoadedModel:
     path: Path
     sha256: str
     input_shape: tuple[int, ...]  # without the batch dimension
-    n_outputs: int
-    output_kind: str  # 'softmax' | 'sigmoid' | 'logits'
+    n_outputs: int  # values per sample in all outputs together (a classifier: its class scores)
+    output_kind: str  # 'softmax' | 'sigmoid' | 'logits' (of the first output)
     scaling: str | None  # '0-255' when the model rescales pixels itself; None when it does not say
     n_params: int
     layer_classes: list[str] = field(default_factory=list)
@@ -57,6 +58,13 @@ class LoadedModel:
     fixed_batch: int | None = None  # the batch size the model was built for; None: any batch
     #: every layer record of the checked architecture (empty for a model passed from Python)
     records: list[LayerRecord] = field(default_factory=list, repr=False)
+    outputs: tuple[OutputSpec, ...] = ()  # every output tensor: name, shape per sample, activation kind
+
+    @property
+    def facts(self) -> ModelFacts:
+        """The input and outputs, as the data loader and the tasks check them (no TensorFlow needed)."""
+        outputs = self.outputs or (OutputSpec("output", (self.n_outputs,), self.output_kind),)
+        return ModelFacts(tuple(self.input_shape), outputs)
 
     def describe(self) -> dict[str, Any]:
         """The model section of report.json."""
@@ -66,6 +74,7 @@ class LoadedModel:
             "input_shape": list(self.input_shape),
             "n_outputs": self.n_outputs,
             "output_kind": self.output_kind,
+            "outputs": [spec.to_dict() for spec in self.facts.outputs],
             "expected_scaling": self.scaling,
             "parameters": self.n_params,
             "layers": self.layer_classes,
@@ -274,13 +283,17 @@ def describe_model(
 ) -> LoadedModel:
     """Facts about an in-memory tf-keras model (also used for models the user passes from Python).
 
-    `sha256` is the hash of the bytes actually loaded; without it the file at `path` is hashed.
+    One input of fixed shape; any number of outputs of any fixed shape (class scores,
+    regression values, a reconstruction, detection heads). `sha256` is the hash of the bytes
+    actually loaded; without it the file at `path` is hashed.
     """
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
+    if len(model.inputs) != 1:
+        names = ", ".join(str(t.name).split(":")[0] for t in model.inputs)
         raise ModelError(
-            f"'{path.name}' has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
-            "edgecompress handles single-input, single-output classifiers.",
-            "Export a single-input, single-output classifier.",
+            f"'{path.name}' takes {len(model.inputs)} inputs ({names}); edgecompress deploys models with one input "
+            "(a board's runner and a firmware feed one input tensor).",
+            "Combine the inputs inside the model (e.g. stack or concatenate them in a first layer) and save it with "
+            "one Input, then give the data as one array x.",
         )
     in_shape = tuple(model.inputs[0].shape[1:])
     if any(d is None for d in in_shape):
@@ -288,37 +301,58 @@ def describe_model(
             f"'{path.name}' takes inputs of unfixed size {in_shape}; a device needs a fixed input shape.",
             "Give the model's Input layer a fixed shape, e.g. Input((32, 32, 3)), and re-save it.",
         )
-    out_shape = tuple(model.outputs[0].shape[1:])
-    if len(out_shape) != 1:
-        raise ModelError(
-            f"'{path.name}' outputs a tensor of shape {out_shape}; edgecompress expects class scores (N, classes).",
-            "Export the classifier head that outputs one score per class.",
-        )
+    outputs = output_specs(model, path)
     return LoadedModel(
         model=model,
         path=path,
         sha256=sha256 if sha256 is not None else (sha256_of(path) if path.is_file() else ""),
         input_shape=tuple(int(d) for d in in_shape),
-        n_outputs=int(out_shape[0]),
-        output_kind=output_kind(model),
+        n_outputs=sum(spec.size for spec in outputs),
+        output_kind=outputs[0].kind,
         scaling="0-255" if _self_scaling_layer(model) else None,
         scaling_evidence=_self_scaling_layer(model),
         n_params=int(model.count_params()),
         fixed_batch=None if model.inputs[0].shape[0] is None else int(model.inputs[0].shape[0]),
         layer_classes=layer_classes or [type(layer).__name__ for layer in model.layers],
+        outputs=outputs,
     )
+
+
+def output_specs(model: Any, path: Path) -> tuple[OutputSpec, ...]:
+    """Name, shape per sample and activation kind of every output, in the model's output order."""
+    specs = []
+    for index, tensor in enumerate(model.outputs):
+        shape = tuple(tensor.shape[1:])
+        if any(d is None for d in shape) or not shape:
+            raise ModelError(
+                f"'{path.name}' has an output of shape {shape or '(scalar)'}; edgecompress needs every output to "
+                "have a fixed shape per sample.",
+                "Give the model a fixed input shape and outputs of fixed size (e.g. (N, classes)).",
+            )
+        name = model.output_names[index] if index < len(model.output_names) else f"output_{index}"
+        layer = _layer_named(model, name)
+        specs.append(OutputSpec(str(name), tuple(int(d) for d in shape), _kind_of(layer)))
+    return tuple(specs)
+
+
+def _layer_named(model: Any, name: str) -> Any:
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        return None
+
+
+def _kind_of(layer: Any) -> str:
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", "") if activation is not None else ""
+    if type(layer).__name__ == "Softmax" or name == "softmax":
+        return "softmax"
+    return "sigmoid" if name == "sigmoid" else "logits"
 
 
 def output_kind(model: Any) -> str:
     """How to read the scores: the last layer's activation decides."""
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    name = getattr(activation, "__name__", "") if activation is not None else ""
-    if type(last).__name__ == "Softmax" or name == "softmax":
-        return "softmax"
-    if name == "sigmoid":
-        return "sigmoid"
-    return "logits"
+    return _kind_of(model.layers[-1])
 
 
 def _self_scaling_layer(model: Any) -> str | None:

@@ -239,11 +239,44 @@ class Acceptance(_Strict):
     allow_baseline: bool = Field(
         default=False, description="the uncompressed baseline may be recommended when it passes"
     )
-    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="significance level of McNemar's and Welch's tests")
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="significance level of the paired tests (McNemar, Wilcoxon, bootstrap) and Welch's",
+    )
+    max_metric_drop: float | None = Field(
+        default=None,
+        ge=0,
+        description="largest loss of the task's figure against the baseline, in its own units: accuracy points "
+        "(classification; overrides max_accuracy_drop_points), MAE in the targets' units (regression: a rise), "
+        "ROC AUC points (anomaly). null: the task's default (max_accuracy_drop_points; 5% of the baseline's "
+        "MAE; 1 AUC point)",
+    )
+    min_sqnr_db: float | None = Field(
+        default=None,
+        description="lowest SQNR (dB) of any output against the baseline's outputs (null: not checked, except "
+        "in fidelity mode: 20 dB)",
+    )
+    min_agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="lowest top-1 agreement with the baseline on score vectors, 0..1 (null: not checked, except "
+        "in fidelity mode: 0.95)",
+    )
 
     def describe(self) -> list[str]:
-        """One phrase per active rule, as the verdict prints them."""
-        lines = [f"accuracy drop <= {self.max_accuracy_drop_points:g} pt"]
+        """One phrase per active rule, as the verdict prints them (the task's own limits: decision.checks)."""
+        lines = [
+            f"accuracy drop <= {self.max_accuracy_drop_points:g} pt"
+            if self.max_metric_drop is None
+            else f"task figure drop <= {self.max_metric_drop:g} (in its units)"
+        ]
+        if self.min_sqnr_db is not None:
+            lines.append(f"SQNR >= {self.min_sqnr_db:g} dB")
+        if self.min_agreement is not None:
+            lines.append(f"top-1 agreement >= {self.min_agreement:.0%}")
         if self.max_class_drop_points is not None:
             lines.append(f"any class's recall drop <= {self.max_class_drop_points:g} pt")
         if self.max_impacted_classes is not None:

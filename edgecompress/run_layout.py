@@ -26,6 +26,7 @@ class RunLayout:
     id_profile: str = "id_profile.png"
     training: str = "training.json"
     reference: str = "reference.json"  # the Keras model's own predictions on the eval set
+    reference_outputs: str = "reference.outputs.npy"  # the Keras model's raw outputs on the eval set
     report: str = "report.json"
     markdown: str = "report.md"
     html: str = "report.html"
@@ -36,7 +37,7 @@ class RunLayout:
     ship: str = "ship"  # the recommended artifact's bundle (edgecompress/ship)
 
     def measurement_stem(self, artifact: str, target: str) -> str:
-        """measurements/<stem>.json, .samples.json and .log for one (artifact, target)."""
+        """measurements/<stem>.json, .samples.json, .outputs.npy and .log for one (artifact, target)."""
         return f"{self.measurements}/{artifact}@{safe_name(target)}"
 
     def rounds_stem(self, target: str) -> str:

@@ -87,7 +87,8 @@ def test_help_texts_contain_no_console_markup() -> None:
 def test_fixed_value_options_are_choices_listed_in_help(help_of) -> None:
     deploy = help_of(("edgecompress", "deploy"))
     for listed in (
-        "[0-1|0-255|-1-1]",
+        "[0-1|0-255|-1-1|none]",
+        "[classification|regression|anomaly|fidelity]",
         "[twonn|pca]",
         "[median|p90]",
         "[size|latency|accuracy]",

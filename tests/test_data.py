@@ -372,8 +372,8 @@ def archive(root: Path) -> Path:
     ("make", "message"),
     [
         (empty_folder, "has no class folders (it is empty)"),
-        (images_without_class_folders, "holds images but no class folders"),
-        (class_folders_without_images, "No image files were found"),
+        (images_without_class_folders, "holds 1 sample(s); at least 2 are needed"),
+        (class_folders_without_images, "No image or .npy files were found"),
         (train_without_test, "has a train/ folder but no test/ folder"),
         (lambda root: root / "missing", "does not exist"),
         (archive, "is an archive"),
@@ -389,16 +389,36 @@ def test_unusable_folders_say_what_is_wrong(tmp_path, make, message):
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"images": np.zeros((4, 8, 8)), "labels": [0, 1, 0, 1]}, "needs x and y"),
+        ({"images": np.zeros((4, 8, 8)), "labels": [0, 1, 0, 1]}, "needs x (with y for labels)"),
         ({"x": np.zeros((10, 8, 8)), "y": [0, 1] * 4 + [0]}, "x has 10 examples but y has 9 labels"),
-        ({"x": np.full((4, 8, 8), -0.5), "y": [0, 1, 0, 1]}, "outside 0..255"),
-        ({"x": np.zeros((4, 8, 8)), "y": [0, 1, 0, 1], "class_names": ["a"]}, "class_names has only 1 names"),
+        ({"x": np.full((4, 8, 8), -0.5), "y": [0, 1, 0, 1]}, "holds samples of shape [8, 8] but the model expects"),
+        ({"x": np.zeros((4, 8, 8, 3)), "y": [0, 1, 0, 1], "class_names": ["a"]}, "class_names has only 1 names"),
         ({"x": np.zeros((4, 3, 8, 8)), "y": [0, 1, 0, 1]}, "looks channels-first"),
+        ({"x": np.zeros((4, 8, 8, 3)), "y": [0, 1, 2, 401158996313]}, "class index 401,158,996,313"),
+        ({"x": np.zeros((0, 8, 8, 3)), "y": np.zeros(0)}, "holds no samples"),
+        ({"x": np.zeros((4, 8, 8, 3), dtype=np.complex64), "y": [0, 1, 0, 1]}, "holds complex numbers"),
+        ({"x": np.array([np.zeros((8, 8, 3))] * 4, dtype=object), "y": [0, 1, 0, 1]}, "never unpickles"),
+        ({"x": np.full((4, 8, 8, 3), np.nan), "y": [0, 1, 0, 1]}, "NaN or infinite"),
+        ({"x": np.zeros((4, 8, 8, 3)), "y": [0.0, 1.0, np.inf, 1.0]}, "NaN or infinite"),
+        ({"x": np.zeros((1, 8, 8, 3)), "y": [0], "class_names": ["a", "b"]}, "at least 2 are needed"),
     ],
-    ids=["missing-keys", "length-mismatch", "negative", "too-few-names", "channels-first"],
+    ids=[
+        "missing-keys",
+        "length-mismatch",
+        "not-pixels-wrong-shape",
+        "too-few-names",
+        "channels-first",
+        "huge-label",
+        "zero-samples",
+        "complex",
+        "objects",
+        "nan-x",
+        "inf-y",
+        "one-sample",
+    ],  # fmt: skip
 )
 def test_unusable_npz_files_say_what_is_wrong(tmp_path, arrays, message):
-    np.savez(tmp_path / "d.npz", **arrays)
+    np.savez(tmp_path / "d.npz", **arrays)  # object arrays are pickled on writing: never on reading
 
     assert message in data_error(load_dataset, tmp_path / "d.npz", input_shape=RGB_8).problem
 

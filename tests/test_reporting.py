@@ -79,14 +79,15 @@ def test_runner_reports_one_prediction_per_eval_sample(tiny_tflite_int8: Path, e
 # ------------------------------------------------------------------------------ report.json
 
 
-def test_report_json_is_schema_6_with_every_headline_figure(report: dict, run_dir: Path) -> None:
+def test_report_json_is_schema_7_with_every_headline_figure(report: dict, run_dir: Path) -> None:
     from edgecompress.export import bitpacked_size, tflite_weight_stats
 
     assert (
         (report["schema"], report["schema_version"])
         == ("edgecompress.report", SCHEMA_VERSION)
-        == ("edgecompress.report", 6)
+        == ("edgecompress.report", 7)
     )
+    assert report["task"]["name"] == "classification" and report["task"]["decided_by"] == "data"
     rows = {row["artifact"]: row for row in report["comparison"]}
     assert list(rows)[:2] == ["baseline-fp32", "ptq-int8"] and len(rows) == len(report["artifacts"])
     base = rows["baseline-fp32"]
@@ -335,10 +336,11 @@ def test_a_folder_that_is_not_a_run_is_refused_with_a_fix(tmp_path: Path, make, 
 def test_json_summary_carries_the_headline_and_class_damage(report: dict) -> None:
     summary = to_json_summary(report)
     json.dumps(summary)  # serialisable as is
-    assert (summary["schema"], summary["report_schema_version"], summary["baseline"]) == (
+    assert (summary["schema"], summary["report_schema_version"], summary["baseline"], summary["task"]) == (
         "edgecompress.report-summary",
         SCHEMA_VERSION,
         "baseline-fp32",
+        "classification",
     )
     for entry, row in zip(summary["rows"], report["comparison"]):
         assert {k: entry[k] for k in ("artifact", "file_bytes", "latency_median_ms", "accuracy")} == {

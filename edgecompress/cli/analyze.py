@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -15,17 +15,21 @@ if TYPE_CHECKING:  # what mypy sees; typer sees the choices
     ScalingChoice = str
 else:
     from edgecompress.analysis.significance import ESTIMATORS
-    from edgecompress.data.dataset import SCALINGS
+    from edgecompress.data.dataset import SCALING_NAMES
 
     MethodChoice = choice("Method", ESTIMATORS)
-    ScalingChoice = choice("Scaling", SCALINGS)
+    ScalingChoice = choice("Scaling", SCALING_NAMES)
 
 
 ModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="Keras model file (.h5 or .keras).")]
 DataOpt = Annotated[
     str,
     typer.Option(
-        "--data", "-d", help="A folder of class folders, an .npz file, or sklearn:digits.", show_default=False
+        "--data",
+        "-d",
+        help="Any data the model takes (labels are not needed): class folders, a folder of images, an .npz, a .npy, "
+        "or sklearn:digits / sklearn:diabetes.",
+        show_default=False,
     ),
 ]
 ClassesOpt = Annotated[
@@ -40,7 +44,11 @@ SubsamplesOpt = Annotated[int, typer.Option(help="Random half-size subsamples fo
 DiscardOpt = Annotated[float, typer.Option(help="TwoNN: fraction of the largest r2/r1 ratios left out of the fit.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the sample drawn from the training split.")]
 ScalingOpt = Annotated[
-    Optional[ScalingChoice], typer.Option(help="Input scaling the model expects.", show_default="the model's, else 0-1")
+    Optional[ScalingChoice],
+    typer.Option(
+        help="Input scaling the model expects: 0-1, 0-255 or -1-1 for pixels; none for values given as stored.",
+        show_default="the model's, else 0-1 for pixels and none for other data",
+    ),
 ]
 ResizeOpt = Annotated[bool, typer.Option("--resize", help="Resize images to the model's input size.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder for significance.json and id_profile.png.")]
@@ -67,18 +75,10 @@ def analyze(
     method, scaling = plain({"method": method, "scaling": scaling}).values()
     from edgecompress._tf import quiet_native_output
     from edgecompress.analysis import analyze_model, render_table
-    from edgecompress.data import load_dataset
     from edgecompress.model_io import load_model
 
     loaded = load_model(model, for_export=False)  # analysis exports nothing: a recurrent model is fine here
-    dataset = load_dataset(
-        data,
-        input_shape=loaded.input_shape,
-        scaling=scaling or loaded.scaling or "0-1",
-        seed=seed,
-        resize=resize,
-        classes=split_classes(classes),
-    )
+    dataset = _samples(loaded, data, scaling, seed, resize, split_classes(classes))
     say(
         f"{method} on {min(samples, len(dataset.x_train))} samples of {dataset.source}, {len(loaded.model.layers)} layers"
     )
@@ -98,6 +98,25 @@ def analyze(
     out.print(render_table(profile))
     paths = profile.write(output)
     out.print(f"Wrote {paths['json']} and {paths['plot']}")
+
+
+def _samples(loaded: Any, data: str, scaling: str | None, seed: int, resize: bool, wanted: list[str] | None) -> Any:
+    """The data for the analysis: activations need no labels, so any data the model takes will do."""
+    from edgecompress.data import load_dataset
+    from edgecompress.data.scaling import rescaled
+
+    dataset = load_dataset(
+        data,
+        model=loaded.facts,
+        task=None if wanted else "fidelity",
+        scaling=scaling,
+        seed=seed,
+        resize=resize,
+        classes=wanted,
+    )
+    if scaling is None and loaded.scaling is not None and dataset.pixel_factor is not None:
+        dataset = rescaled(dataset, loaded.scaling)
+    return dataset
 
 
 def split_classes(classes: str | None) -> list[str] | None:

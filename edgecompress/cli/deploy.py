@@ -30,10 +30,10 @@ if TYPE_CHECKING:  # what mypy sees; typer sees the choices
     KernelsChoice = str
 else:
     from edgecompress.analysis.significance import ESTIMATORS
-    from edgecompress.data.dataset import SCALINGS
+    from edgecompress.data.dataset import SCALING_NAMES
     from edgecompress.micro.tflm_make import KERNELS
 
-    ScalingChoice = choice("Scaling", SCALINGS)
+    ScalingChoice = choice("Scaling", SCALING_NAMES)
     MethodChoice = choice("Method", ESTIMATORS)
     RecipeChoice = choice("Recipe", RECIPE_NAMES)
     KernelsChoice = choice("Kernels", KERNELS)
@@ -51,8 +51,9 @@ Profile = Annotated[
 Scaling = Annotated[
     Optional[ScalingChoice],
     typer.Option(
-        help="Input scaling the model expects.",
-        show_default="the model's Rescaling layer, else decided by scoring training images at each scaling",
+        help="Input scaling the model expects: 0-1, 0-255 or -1-1 for pixels; none for values given as stored.",
+        show_default="none for data that is not pixels; else the model's Rescaling layer, else decided by scoring "
+        "training samples at each scaling",
         rich_help_panel=MODEL_AND_DATA,
     ),
 ]
@@ -160,6 +161,7 @@ def deploy(
     profile: Profile = None,
     data: opt.Data = None,
     classes: opt.Classes = None,
+    task: opt.Task = D("task"),
     seed: Seed = D("seed"),
     scaling: Scaling = D("scaling"),
     resize: Resize = D("resize"),
@@ -184,6 +186,7 @@ def deploy(
     finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
     finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
     epochs: opt.Epochs = D("epochs"),
+    distill: opt.Distill = D("distill"),
     device: opt.Device = D("device"),
     delta: Delta = D("delta"),
     method: Method = D("method"),

@@ -94,9 +94,36 @@ Data = Annotated[
     typer.Option(
         "--data",
         "-d",
-        help="Training and evaluation data: a folder of class folders, an .npz file, or sklearn:digits.",
+        help="Training and evaluation data: class folders (images or one-sample .npy files), a folder of unlabelled "
+        "images, an .npz (x, and y when there are labels), a .npy of samples, or sklearn:digits / sklearn:diabetes.",
         show_default=False,
         rich_help_panel=MODEL_AND_DATA,
+    ),
+]
+
+
+if TYPE_CHECKING:  # what mypy sees; typer sees the choices
+    TaskChoice = str
+else:
+    from edgecompress.tasks import TASK_NAMES
+
+    TaskChoice = choice("Task", TASK_NAMES)
+Task = Annotated[
+    Optional[TaskChoice],
+    typer.Option(
+        "--task",
+        help="What the model is judged on; fidelity judges any outputs against the fp32 model's, without labels.",
+        show_default="inferred from the labels and the model's outputs, and stated",
+        rich_help_panel=MODEL_AND_DATA,
+    ),
+]
+Distill = Annotated[
+    bool,
+    typer.Option(
+        "--distill",
+        help="Fine-tune from the fp32 model's outputs (KL divergence on softmax scores, MSE on other outputs) even "
+        "when labels exist; without labels compressed models are always fine-tuned so.",
+        rich_help_panel=COMPRESSION,
     ),
 ]
 Classes = Annotated[

@@ -100,8 +100,30 @@ ALLOW_BASELINE: bool = typer.Option(
 ALPHA: Optional[float] = typer.Option(
     None,
     "--alpha",
-    help="Significance level of McNemar's and Welch's tests.",
+    help="Significance level of the paired tests (McNemar, Wilcoxon, bootstrap) and Welch's.",
     show_default="the profile's, 0.05",
+    rich_help_panel=RULES,
+)
+MAX_METRIC_DROP: Optional[float] = typer.Option(
+    None,
+    "--max-metric-drop",
+    help="Largest loss of the task's figure against the baseline, in its units: accuracy points (classification), "
+    "a rise of the MAE in the targets' units (regression), ROC AUC points (anomaly).",
+    show_default="the task's: --max-accuracy-drop, 5% of the baseline's MAE, 1 AUC point",
+    rich_help_panel=RULES,
+)
+MIN_SQNR_DB: Optional[float] = typer.Option(
+    None,
+    "--min-sqnr-db",
+    help="Lowest SQNR in dB of every output against the baseline's outputs on the same samples.",
+    show_default="not checked; 20 in fidelity mode",
+    rich_help_panel=RULES,
+)
+MIN_AGREEMENT: Optional[float] = typer.Option(
+    None,
+    "--min-agreement",
+    help="Lowest top-1 agreement with the baseline on score vectors, 0 to 1.",
+    show_default="not checked; 0.95 in fidelity mode",
     rich_help_panel=RULES,
 )
 GATE: bool = typer.Option(
@@ -125,6 +147,9 @@ PARAMETERS: tuple[tuple[str, Any, Any], ...] = (
     ("latency_tolerance", Optional[float], LATENCY_TOLERANCE),
     ("allow_baseline", bool, ALLOW_BASELINE),
     ("alpha", Optional[float], ALPHA),
+    ("max_metric_drop", Optional[float], MAX_METRIC_DROP),
+    ("min_sqnr_db", Optional[float], MIN_SQNR_DB),
+    ("min_agreement", Optional[float], MIN_AGREEMENT),
     ("gate", bool, GATE),
 )
 
@@ -166,5 +191,8 @@ def overrides(options: dict[str, Any]) -> dict[str, Any]:
         "--latency-tolerance": options.get("latency_tolerance"),
         "--allow-baseline": options.get("allow_baseline") or None,
         "--alpha": options.get("alpha"),
+        "--max-metric-drop": options.get("max_metric_drop"),
+        "--min-sqnr-db": options.get("min_sqnr_db"),
+        "--min-agreement": options.get("min_agreement"),
     }
     return {_FIELD[option]: value for option, value in given.items() if value is not None}

@@ -78,7 +78,10 @@ Prior = Annotated[
 Seed = Annotated[int, typer.Option(help="Seed of the first run of every trial (data split, calibration, fine-tuning).")]
 Scaling = Annotated[
     Optional[str],
-    typer.Option(help="Input scaling the model expects: 0-1, 0-255 or -1-1 (default: decided as deploy does)."),
+    typer.Option(
+        help="Input scaling the model expects: 0-1, 0-255 or -1-1 for pixels, none for values as stored "
+        "(default: decided as deploy does)."
+    ),
 ]
 Onnx = Annotated[
     bool,
@@ -113,6 +116,7 @@ def tune(
     profile: Profile = None,
     data: opt.Data = None,
     classes: opt.Classes = None,
+    task: opt.Task = D("task"),
     target: Target = D("targets"),
     output: Output = Path(T("output")),
     trials: Trials = T("trials"),
@@ -227,6 +231,7 @@ def request_from_options(options: dict[str, Any]) -> TuneRequest:
         name: options[name]
         for name in (
             "data",
+            "task",
             "seed",
             "scaling",
             "max_eval",

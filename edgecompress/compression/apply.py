@@ -99,8 +99,13 @@ def apply_plan(
     settings: FineTuning | None = None,
     store: StageStore | None = None,
     origin: str = "",
+    objective: Any = None,
 ) -> CompressedModel:
     """Compress `model` as `plan` says, fine-tuning on `data` (a Dataset or an (x, y) pair).
+
+    `objective` (tasks.objectives.Objective) says what fine-tuning learns from: its arrays and
+    loss replace `data` and the class-label loss (a regression's targets, an autoencoder's
+    inputs, or the fp32 model's outputs when distilling).
 
     With a `store`, each stage is looked up under a key made of `origin` (what the caller
     knows: model and data fingerprints), the stage's layers and recipes, the earlier stage's
@@ -113,9 +118,10 @@ def apply_plan(
     stages: list[dict[str, Any]] = []
     key = origin
     if plan.needs_training:
-        x, y = training_arrays(data)
+        x, y = training_arrays((objective.x, objective.y) if objective is not None else data)
         split = split_validation(x, y, settings.validation_fraction, settings.seed, limit=settings.validation_max)
-        training = _Training(split, settings, loss_for(model), Clock(settings.minutes))
+        loss = objective.loss if objective is not None else loss_for(model)
+        training = _Training(split, settings, loss, Clock(settings.minutes), objective)
         restructured = [
             (layer.name, layer.structure, layer.structure_params)
             for layer in plan.layers
@@ -181,8 +187,10 @@ class _Training:
     settings: FineTuning
     loss: Any
     clock: Clock  # one wall-clock budget for every stage
+    objective: Any = None  # tasks.objectives.Objective, or None: class labels
 
     def run(self, model: Any, learning_rate: float, label: str, **options: Any) -> dict[str, Any]:
+        objective = self.objective
         return finetune(
             model,
             self.split,
@@ -191,6 +199,8 @@ class _Training:
             loss=self.loss,
             label=label,
             clock=self.clock,
+            metrics=objective.metrics if objective is not None else ("accuracy",),
+            loss_words=objective.words if objective is not None else "cross-entropy on the class labels",
             **options,
         )
 

@@ -129,11 +129,15 @@ def run_baseline(
     significance: Any = None,
     knobs: Knobs | None = None,
     progress: bool = False,
+    objective: Any = None,
 ) -> Any:
-    """Compress `model` with baseline `name`; returns a CompressedModel (.model, .export_mode, ...)."""
+    """Compress `model` with baseline `name`; returns a CompressedModel (.model, .export_mode, ...).
+
+    `objective` (tasks.objectives.Objective) replaces fine-tuning on `data`'s class labels,
+    e.g. distillation from `model` itself."""
     from edgecompress.compression.apply import apply_plan
     from edgecompress.compression.finetune import DEFAULT_EPOCHS, FineTuning
 
     plan = baseline_plan(name, model, significance=significance, knobs=knobs)
     settings = FineTuning(epochs=epochs or DEFAULT_EPOCHS, seed=seed, progress=progress)
-    return apply_plan(plan, model, data, settings=settings)
+    return apply_plan(plan, model, data, settings=settings, objective=objective)

@@ -117,26 +117,34 @@ class FineTuning:
 @dataclass(frozen=True)
 class Split:
     x_train: np.ndarray
-    y_train: np.ndarray
+    y_train: Any  # one array, or a tuple with one per output (a model with several outputs)
     x_val: np.ndarray
-    y_val: np.ndarray
+    y_val: Any
 
 
-def training_arrays(data: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) from an `edgecompress.data.Dataset` (anything with x_train/y_train) or an (x, y) pair."""
+def training_arrays(data: Any) -> tuple[np.ndarray, Any]:
+    """(x, y) from an `edgecompress.data.Dataset` (anything with x_train/y_train) or an (x, y) pair;
+    y may be a tuple with one array per output of a model with several outputs."""
     if hasattr(data, "x_train") and hasattr(data, "y_train"):
         x, y = data.x_train, data.y_train
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = data
     else:
         raise TypeError("data must be an edgecompress Dataset (x_train, y_train) or an (x, y) pair")
-    x, y = np.asarray(x), np.asarray(y)
-    if len(x) != len(y):
-        raise DataError(f"The training data has {len(x)} images but {len(y)} labels.", "Pass one label per image.")
+    x = np.asarray(x)
+    y = tuple(np.asarray(part) for part in y) if isinstance(y, tuple) else np.asarray(y)
+    if any(len(part) != len(x) for part in (y if isinstance(y, tuple) else (y,))):
+        raise DataError(
+            f"The training data has {len(x)} samples but targets of another length.", "Pass one target per sample."
+        )
     return x, y
 
 
-def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, limit: int | None = None) -> Split:
+def _rows(y: Any, rows: np.ndarray) -> Any:
+    return tuple(part[rows] for part in y) if isinstance(y, tuple) else y[rows]
+
+
+def split_validation(x: np.ndarray, y: Any, fraction: float, seed: int, limit: int | None = None) -> Split:
     """A seeded random hold-out of `fraction` (at most `limit` examples); refuses data too small to hold anything out."""
     n_val = int(round(len(x) * fraction))
     if n_val < 1 or n_val >= len(x):
@@ -146,7 +154,7 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, l
         )
     order = np.random.default_rng(seed).permutation(len(x))
     val, train = order[:n_val][:limit], order[n_val:]
-    return Split(x[train], y[train], x[val], y[val])
+    return Split(x[train], _rows(y, train), x[val], _rows(y, val))
 
 
 def loss_for(model: Any) -> Any:
@@ -187,6 +195,8 @@ def finetune(
     label: str = "fine-tuning",
     clock: Clock | None = None,
     budget_scale: float = 1.0,
+    metrics: Sequence[str] = ("accuracy",),
+    loss_words: str = "",
 ) -> dict[str, Any]:
     """Train `model` in place within the budget; its weights end at the best validation check.
 
@@ -202,7 +212,7 @@ def finetune(
     check_every = min(cap, settings.check_every(len(split.x_train)))
     rounds = max(1, cap // check_every)
     total = rounds * check_every  # never over the cap
-    model.compile(optimizer=k.optimizers.Adam(_schedule(learning_rate, total)), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=k.optimizers.Adam(_schedule(learning_rate, total)), loss=loss, metrics=list(metrics))
     plateau = _plateau_class()(settings, start=settle_steps // check_every)
     watch = _watch_class()(
         label,
@@ -225,7 +235,7 @@ def finetune(
     restored = plateau.best_check if plateau.best_check is not None else len(watch.curve) - 1
     record = _record(label, learning_rate, total, watch, len(split.x_train) / settings.batch_size, started, restored)
     record.update(_why_stopped(record, watch, plateau, settings, budget_scale))
-    return record
+    return {**record, "loss": loss_words} if loss_words else record
 
 
 def _why_stopped(
@@ -237,10 +247,15 @@ def _why_stopped(
         key, reason = "time budget", f"the fine-tune's {settings.minutes:g}-minute budget ran out"
     elif plateau.stopped:
         key = "plateau"
+        best = (
+            f"best accuracy {record['val_accuracy']:.4f}"
+            if record["val_accuracy"] is not None
+            else f"best validation loss {record['val_loss']:.4g}"  # a task trained without accuracy (MSE, distillation)
+        )
         reason = (
             f"in {settings.patience} checks in a row validation accuracy gained less than {100 * settings.min_gain:g} "
             f"points over its best and validation loss fell less than {100 * settings.min_loss_drop:g} % "
-            f"(best accuracy {record['val_accuracy']:.4f} at step {record['best_step']:,})"
+            f"({best} at step {record['best_step']:,})"
         )
     else:
         gained = _last_gain(watch.curve, settings.patience)
@@ -307,15 +322,16 @@ def _batches(split: Split, batch_size: int, seed: int) -> Any:
 
     order = tf.data.Dataset.from_generator(indices, output_signature=tf.TensorSpec((), tf.int64))
     x, y = split.x_train, split.y_train
+    parts = y if isinstance(y, tuple) else (y,)
+    types = (tf.as_dtype(x.dtype), *(tf.as_dtype(part.dtype) for part in parts))
 
     def lookup(rows: Any) -> Any:
-        return tf.numpy_function(lambda r: (x[r], y[r]), [rows], (tf.as_dtype(x.dtype), tf.as_dtype(y.dtype)))
+        found = tf.numpy_function(lambda r: (x[r], *(part[r] for part in parts)), [rows], types)
+        bx = tf.ensure_shape(found[0], (None, *x.shape[1:]))
+        by = [tf.ensure_shape(t, (None, *part.shape[1:])) for t, part in zip(found[1:], parts)]
+        return bx, (tuple(by) if isinstance(y, tuple) else by[0])
 
-    batches = order.batch(batch_size).map(lookup)
-    shaped = batches.map(
-        lambda bx, by: (tf.ensure_shape(bx, (None, *x.shape[1:])), tf.ensure_shape(by, (None, *y.shape[1:])))
-    )
-    return shaped.prefetch(2)
+    return order.batch(batch_size).map(lookup).prefetch(2)
 
 
 def _duration(seconds: float) -> str:
@@ -345,7 +361,8 @@ def _plateau_class() -> type:
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs or {}
-            accuracy, loss = float(logs.get("val_accuracy", math.nan)), float(logs.get("val_loss", math.nan))
+            # a stage trained without an accuracy metric (MSE, distillation) ranks its checks by loss alone
+            accuracy, loss = float(logs.get("val_accuracy", -math.inf)), float(logs.get("val_loss", math.nan))
             if epoch >= self.start and (accuracy, -loss) > self.best_rank:  # not while a recipe still ramps
                 self.best_rank, self.best_check, self.best_weights = (accuracy, -loss), epoch, self.model.get_weights()
             progress = accuracy > self.best_accuracy + self.settings.min_gain or loss < self.best_loss * (
@@ -400,10 +417,14 @@ def _watch_class() -> type:
             self.curve.append(point)
             if self.say is not None:
                 eta = elapsed / max(1, self.steps) * max(0, self.total - self.steps)
+                scores = (
+                    f"accuracy {point['accuracy']:.3f}, val accuracy {point.get('val_accuracy', math.nan):.3f}"
+                    if "accuracy" in point
+                    else f"val loss {point.get('val_loss', math.nan):.4g}"
+                )
                 self.say(
                     f"  {self.label}: step {self.steps}/{self.total} ({point['epochs_equivalent']:.2f} epochs), "
-                    f"loss {point.get('loss', math.nan):.4f}, accuracy {point.get('accuracy', math.nan):.3f}, "
-                    f"val accuracy {point.get('val_accuracy', math.nan):.3f}, {_duration(elapsed)} elapsed, "
+                    f"loss {point.get('loss', math.nan):.4g}, {scores}, {_duration(elapsed)} elapsed, "
                     f"ETA {_duration(min(eta, self.clock.remaining_s()))}"
                 )
 

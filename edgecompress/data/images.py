@@ -59,8 +59,8 @@ def _loops_back(entry: Path, root: Path) -> bool:
     return target == base or target in base.parents
 
 
-def image_files(folder: Path) -> tuple[list[str], list[str]]:
-    """Image files anywhere under `folder` (sorted), and the other files that were skipped.
+def image_files(folder: Path, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> tuple[list[str], list[str]]:
+    """Image files (or files with other `suffixes`) anywhere under `folder` (sorted), and the other files skipped.
 
     Plain strings, not Paths: building 50,000 Path objects costs more than listing the files.
     """
@@ -69,7 +69,7 @@ def image_files(folder: Path) -> tuple[list[str], list[str]]:
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
         for name in sorted(filenames):
-            is_image = os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and not is_hidden(name)
+            is_image = os.path.splitext(name)[1].lower() in suffixes and not is_hidden(name)
             (found if is_image else skipped).append(os.path.join(dirpath, name))
     return found, skipped
 

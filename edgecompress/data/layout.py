@@ -24,10 +24,11 @@ def channel_words(channels: int) -> str:
 
 @dataclass(frozen=True)
 class InputLayout:
-    """The model's input without the batch axis: (features,), (H, W) or (H, W, C).
+    """The model's input without the batch axis: (features,), (H, W), (H, W, C) or any other fixed shape.
 
     `None` height/width (a model with a dynamic spatial size) is taken from the data.
     `channels` is None only for flat inputs, where the data decides between gray and RGB.
+    Other shapes (a 4-D input, say) take arrays of exactly that shape, never image files.
     """
 
     input_shape: tuple[int | None, ...]
@@ -35,6 +36,7 @@ class InputLayout:
     width: int | None
     channels: int | None
     resize: bool
+    image: bool = True  # (features,), (H, W) or (H, W, C): image files can be fitted to it
 
     @classmethod
     def from_input_shape(cls, input_shape: tuple[int | None, ...], *, resize: bool) -> InputLayout:
@@ -47,11 +49,16 @@ class InputLayout:
             return cls(shape, shape[0], shape[1], 1, resize)
         if len(shape) == 3 and shape[2]:
             return cls(shape, shape[0], shape[1], shape[2], resize)
+        if shape and all(isinstance(d, int) and d > 0 for d in shape):
+            return cls(shape, None, None, None, resize, image=False)  # e.g. (frames, bands, mics, 1): arrays only
         raise DataError(
-            f"The model's input shape {input_shape} is neither a feature vector (features,) "
-            "nor an image (height, width[, channels]) with a known channel count.",
-            "edgecompress feeds images or flat features; give a model whose first layer takes one of those.",
+            f"The model's input shape {input_shape} has no fixed size.",
+            "Give the model's Input layer a fixed shape, e.g. Input((128, 3)), and re-save it.",
         )
+
+    @property
+    def size(self) -> int:
+        return int(math.prod(self.input_shape))  # type: ignore[arg-type]
 
     @property
     def flat(self) -> bool:
@@ -121,18 +128,53 @@ def _channel_fix(have: int, want: int) -> str:
     return "Give data with as many channels as the model's input."
 
 
-def fit_arrays(x: np.ndarray, layout: InputLayout, where: str) -> np.ndarray:
-    """Bring raw arrays (N,F), (N,H,W) or (N,H,W,C) in 0..255 to the model's per-example shape."""
+def fit_arrays(x: np.ndarray, layout: InputLayout, where: str, *, pixels: bool = True) -> np.ndarray:
+    """Bring arrays to the model's per-example shape: as they are when they already have it,
+    else (pixels only) as images (N,H,W[,C]) fitted like image files, or flat vectors reshaped."""
+    if tuple(x.shape[1:]) == tuple(layout.input_shape):
+        return x
+    if x.ndim == 2 or not pixels or not layout.image:
+        return _reshaped(x, layout, where)
+    return _fitted_images(x, layout, where)
+
+
+def _reshaped(x: np.ndarray, layout: InputLayout, where: str) -> np.ndarray:
+    """Flat vectors (or samples of the model's size in another shape) reshaped: only an exact size is honest."""
     n = x.shape[0]
-    if x.ndim == 2:  # flat feature vectors: only a reshape of exactly the right size is honest
-        wanted = layout.features if layout.flat else _known_size(layout)
-        if wanted is None or x.shape[1] != wanted:
-            raise DataError(
-                f"The data in {where} holds flat vectors of {x.shape[1]} values but the model expects "
-                f"input of shape {layout.input_shape}.",
-                "Save x as images (N, height, width[, channels]) or as vectors of the model's input size.",
-            )
-        return x.reshape((n, *layout.input_shape))
+    wanted = _known_size(layout)
+    # flat rows, a flat model, or the same shape up to axes of size 1: nothing is transposed by a reshape
+    same = x.ndim == 2 or layout.flat or _squeezed(x.shape[1:]) == _squeezed(layout.input_shape)
+    if wanted is None or math.prod(x.shape[1:]) != wanted or not same:
+        _refuse_transposed(x, layout, where)
+        raise DataError(
+            f"The data in {where} holds samples of shape {list(x.shape[1:])} but the model expects input of shape "
+            f"{list(layout.input_shape)}.",
+            f"Save x with shape (N, {', '.join(str(d) for d in layout.input_shape)}), one sample per row.",
+        )
+    return x.reshape((n, *layout.input_shape))
+
+
+def _refuse_transposed(x: np.ndarray, layout: InputLayout, where: str) -> None:
+    """Samples whose axes are the model's in another order: name the transposition rather than reshape."""
+    have, want = tuple(x.shape[1:]), tuple(layout.input_shape)
+    if have == want or sorted(have) != sorted(d or 0 for d in want) or len(have) != len(want):
+        return
+    if len(want) == 3 and have == (want[2], want[0], want[1]):
+        raise DataError(
+            f"The data in {where} has shape {x.shape}, which looks channels-first (N, C, H, W).",
+            "Save x channels-last (N, H, W, C), e.g. with np.transpose(x, (0, 2, 3, 1)).",
+        )
+    order = [have.index(d) + 1 for d in want] if len(set(have)) == len(have) else None
+    raise DataError(
+        f"The data in {where} holds samples of shape {list(have)}: the model's input {list(want)} with its axes in "
+        "another order.",
+        f"Transpose x to (N, {', '.join(str(d) for d in want)})"
+        + (f", e.g. np.transpose(x, (0, {', '.join(map(str, order))}))." if order else "."),
+    )
+
+
+def _fitted_images(x: np.ndarray, layout: InputLayout, where: str) -> np.ndarray:
+    n = x.shape[0]
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.ndim != 4:
@@ -172,6 +214,10 @@ def resize_array(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
         for c in range(image.shape[-1])
     ]
     return np.stack(planes, axis=-1)
+
+
+def _squeezed(shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    return tuple(d for d in shape if d != 1)
 
 
 def _known_size(layout: InputLayout) -> int | None:

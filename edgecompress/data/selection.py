@@ -64,17 +64,23 @@ def require_examples(pool: Pool, names: list[str], where: str, *, at_least: int 
 
 
 def random_split(
-    pool: Pool, names: list[str], *, test_fraction: float, seed: int, where: str
+    pool: Pool, names: list[str], *, test_fraction: float, seed: int, where: str, stratified: bool = True
 ) -> tuple[Pool, Pool, str]:
-    """Stratified split of one pool into train and test; also returns how, for the report."""
+    """A split of one pool into train and test, stratified by class when `stratified`; also returns how."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction={test_fraction} is not between 0 and 1.", "Use e.g. 0.2 for 20%.")
-    require_examples(pool, names, where, at_least=2)
+    if stratified:
+        require_examples(pool, names, where, at_least=2)
+    elif len(pool) < 2:
+        raise DataError(f"{where} holds {len(pool)} sample(s); at least 2 are needed.", "Give more samples.")
     from sklearn.model_selection import train_test_split
 
     try:
         train, test = train_test_split(
-            np.arange(len(pool)), test_size=test_fraction, stratify=pool.labels, random_state=seed
+            np.arange(len(pool)),
+            test_size=test_fraction,
+            stratify=pool.labels if stratified or _both_labels_twice(pool) else None,
+            random_state=seed,
         )
     except ValueError as error:
         raise DataError(
@@ -84,9 +90,27 @@ def random_split(
     return pool.take(train), pool.take(test), f"random {test_fraction * 100:g}% (seed {seed})"
 
 
+def _both_labels_twice(pool: Pool) -> bool:
+    """Anomaly labels (0/1) can stratify a split when each occurs at least twice."""
+    values, counts = np.unique(pool.labels, return_counts=True)
+    return len(values) > 1 and bool(counts.min() >= 2)
+
+
 def shuffled(pool: Pool, seed: int) -> Pool:
     """Folders list class by class; shuffling keeps e.g. Keras' validation_split from taking one class."""
     return pool.take(np.random.default_rng(seed).permutation(len(pool)))
+
+
+def subsample(pool: Pool, limit: int | None, *, seed: int, what: str, stratified: bool) -> tuple[Pool, list[str]]:
+    """At most `limit` examples: class shares kept when `stratified`, else a seeded random choice."""
+    if stratified:
+        return stratified_sample(pool, limit, seed=seed, what=what)
+    if limit is None or limit >= len(pool):
+        return pool, []
+    if limit < 1:
+        raise DataError(f"{what}={limit} keeps no example.", f"Use {what} of at least 1, or leave it unset.")
+    kept = np.sort(np.random.default_rng(seed).permutation(len(pool))[:limit])
+    return pool.take(kept), [f"{what}: random sample of {limit} out of {len(pool)} (seed {seed})"]
 
 
 def stratified_sample(pool: Pool, limit: int | None, *, seed: int, what: str) -> tuple[Pool, list[str]]:

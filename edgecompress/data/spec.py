@@ -13,12 +13,14 @@ from typing import Literal
 
 from edgecompress.errors import DataError
 
-#: Data sets that ship inside scikit-learn (no download), usable as `sklearn:<name>`.
-SKLEARN_DATASETS = ("digits",)
+#: Data sets that ship inside scikit-learn (no download), usable as `sklearn:<name>`:
+#: digits (8x8 images, 10 classes) and diabetes (10 features, a regression target).
+SKLEARN_DATASETS = ("digits", "diabetes")
 
 _FORMS = (
-    "a folder of class subfolders (optionally split into train/ and test/), "
-    "a .npz file with x/y (or x_train/y_train/x_test/y_test), or sklearn:digits"
+    "a folder of class subfolders of images or one-sample .npy files (optionally split into train/ and test/), "
+    "a folder of unlabelled images, a .npz file with x[/y] (or x_train/x_test with y_train/y_test), "
+    "a .npy file of samples, or sklearn:digits / sklearn:diabetes"
 )
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z")
 
@@ -27,7 +29,7 @@ _ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z")
 class DataSpec:
     """Where the data comes from: `kind` says how to read it, `location` what to read."""
 
-    kind: Literal["sklearn", "folder", "npz"]
+    kind: Literal["sklearn", "folder", "npz", "npy"]
     location: str  # data set name for 'sklearn', a path otherwise
 
     @classmethod
@@ -41,14 +43,14 @@ class DataSpec:
             raise DataError(f"The data path {text} does not exist.", f"Give {_FORMS}.")
         if path.is_dir():
             return cls("folder", str(path))
-        if path.suffix.lower() == ".npz":
-            return cls("npz", str(path))
+        if path.suffix.lower() in (".npz", ".npy"):
+            return cls(path.suffix.lower().lstrip("."), str(path))  # type: ignore[arg-type]
         if path.name.lower().endswith(_ARCHIVE_SUFFIXES):
             raise DataError(
                 f"The data path {text} is an archive, which is not read directly.",
                 f"Extract it (e.g. tar -xzf / unzip) and pass the extracted folder: {_FORMS}.",
             )
-        raise DataError(f"The data path {text} is a file but not a .npz.", f"Give {_FORMS}.")
+        raise DataError(f"The data path {text} is a file but neither a .npz nor a .npy.", f"Give {_FORMS}.")
 
     @property
     def path(self) -> Path:

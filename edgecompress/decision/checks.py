@@ -1,13 +1,17 @@
 """The acceptance rules as data: each one reads a figure of the evidence and says pass or fail, with it.
 
 The order of `RULES` is the order a verdict reports failures in ("the first rule it
-failed"): size budget, accuracy, the worst class, impacted classes, latency, memory.
-A rule whose limit is not set is skipped; a rule whose figure was not measured fails,
-because an unmeasured figure cannot honestly pass.
+failed"): size budget, the task's figure (accuracy, MAE, ROC AUC), the worst class,
+impacted classes, SQNR, agreement, latency, memory. A rule whose limit is not set, or that
+the task does not have (per-class rules outside classification), is skipped; a rule whose
+figure was not measured fails, because an unmeasured figure cannot honestly pass. The
+task's own limits (its default drop, fidelity mode's SQNR and agreement) come from the task
+(tasks/registry.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,15 +33,17 @@ class Check:
     limit: float | None = None
     option: str | None = None  # the command-line option that sets the limit
     looser: float | None = None  # the limit that would have let this figure pass
+    at_least: bool = False  # the limit is a floor (SQNR, agreement), not a ceiling
 
     @property
     def excess(self) -> float:
-        """How far over its limit the figure is, relative to the limit (inf when not measured)."""
+        """How far past its limit the figure is, relative to the limit (inf when not measured)."""
         if self.passed:
             return 0.0
         if self.value is None or self.limit is None:
             return math.inf
-        return (self.value - self.limit) / self.limit if self.limit else self.value
+        over = self.limit - self.value if self.at_least else self.value - self.limit
+        return over / abs(self.limit) if self.limit else abs(over)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "excess": None if math.isinf(self.excess) else round(self.excess, 4)}
@@ -77,6 +83,8 @@ def _budget(ev: Evidence, rules: Acceptance) -> Check:
 
 def accuracy_words(ev: Evidence) -> str:
     """'significant, McNemar p = 0.003' / 'within noise, McNemar p = 0.42 on 2000 images' / 'not tested'."""
+    if ev.task != "classification":
+        return metric_words(ev)
     test = ev.paired
     if test is None:
         return "not tested: no per-sample predictions"
@@ -85,30 +93,131 @@ def accuracy_words(ev: Evidence) -> str:
     return f"within noise, McNemar p = {test.p_value:.2g} on {test.n:,} images"
 
 
-def _accuracy(ev: Evidence, rules: Acceptance) -> Check:
-    limit, drop = rules.max_accuracy_drop_points, ev.accuracy_drop_points
-    if drop is None:
-        return Check(
-            "accuracy_drop", "accuracy drop", False, "accuracy not measured", None, limit, "--max-accuracy-drop"
-        )
-    shown = f"accuracy {'drop' if drop >= 0 else 'gain'} {abs(drop):.2f} pt"
+def metric_words(ev: Evidence) -> str:
+    """The paired test of the task's figure in words, its interval in the figure's change units."""
+    from edgecompress.tasks import task_named
+
+    metric = task_named(ev.task).metric
+    if ev.metric_test is None:
+        return "not tested: no per-sample outputs"
+    scale, unit = (metric.change_scale, f" {metric.change_unit}" if metric.change_unit else "") if metric else (1, "")
+    return ev.metric_test.words(scale, unit)
+
+
+def _metric(ev: Evidence, rules: Acceptance) -> Check | None:
+    """The task's figure against the baseline's: accuracy (classification), MAE (regression), ROC AUC (anomaly)."""
+    from edgecompress.tasks import task_named
+
+    task = task_named(ev.task)
+    if task.metric is None or ev.judged_on_outputs:
+        return None  # judged on fidelity alone: no labels to compute the figure with
+    if task.labels == "classes":
+        return _accuracy(ev, rules)
+    metric = task.metric
+    title = f"{metric.title} {metric.worse_word}"
+    limit: float | None = rules.max_metric_drop
+    source = "--max-metric-drop"
+    if limit is None:
+        assert task.drop_limit is not None
+        limit, source = task.drop_limit.limit(rules, ev.baseline_metric)
+    drop = ev.metric_drop
+    if drop is None or limit is None:
+        return Check("metric_drop", title, False, f"{metric.title} not measured", None, limit, "--max-metric-drop")
+    unit = f" {metric.change_unit}" if metric.change_unit else ""
+    worse = metric.worse_word if drop >= 0 else ("gain" if metric.higher_is_better else "fall")
     passed = drop <= limit
-    text = f"{shown} {'<=' if passed else '>'} {limit:g} pt allowed ({accuracy_words(ev)})"
+    origin = "" if source == "--max-metric-drop" else f", {source}"
+    text = (
+        f"{metric.title} {worse} {abs(drop):.4g}{unit} {'<=' if passed else '>'} {limit:.4g}{unit} allowed{origin} "
+        f"({metric_words(ev)})"
+    )
     return Check(
-        "accuracy_drop",
-        "accuracy drop",
+        "metric_drop",
+        title,
         passed,
         text,
         drop,
         limit,
-        "--max-accuracy-drop",
-        None if passed else _ceil(drop),
+        "--max-metric-drop",
+        None if passed else _ceil_significant(drop),
+    )
+
+
+def _accuracy(ev: Evidence, rules: Acceptance) -> Check:
+    limit = rules.max_metric_drop if rules.max_metric_drop is not None else rules.max_accuracy_drop_points
+    option = "--max-metric-drop" if rules.max_metric_drop is not None else "--max-accuracy-drop"
+    drop = ev.accuracy_drop_points
+    if drop is None:
+        return Check("accuracy_drop", "accuracy drop", False, "accuracy not measured", None, limit, option)
+    shown = f"accuracy {'drop' if drop >= 0 else 'gain'} {abs(drop):.2f} pt"
+    passed = drop <= limit
+    text = f"{shown} {'<=' if passed else '>'} {limit:g} pt allowed ({accuracy_words(ev)})"
+    return Check("accuracy_drop", "accuracy drop", passed, text, drop, limit, option, None if passed else _ceil(drop))
+
+
+def _fidelity_limit(ev: Evidence, rules: Acceptance, field: str) -> tuple[float | None, str]:
+    """The rule's limit: set on the command line or in the profile, else fidelity mode's default."""
+    from edgecompress.tasks import task_named
+
+    value = getattr(rules, field)
+    if value is not None:
+        return value, ""
+    task = task_named(ev.task)
+    defaults = task.rule_defaults or (task_named("fidelity").rule_defaults if ev.judged_on_outputs else {})
+    return defaults.get(field), " (fidelity mode's default)"
+
+
+def _sqnr(ev: Evidence, rules: Acceptance) -> Check | None:
+    limit, origin = _fidelity_limit(ev, rules, "min_sqnr_db")
+    if limit is None:
+        return None
+    if ev.fidelity.get("identical"):
+        return Check(
+            "min_sqnr", "SQNR", True, "outputs identical to the baseline's", None, limit, "--min-sqnr-db", at_least=True
+        )
+    value = ev.fidelity.get("sqnr_db")
+    if value is None:
+        return Check(
+            "min_sqnr", "SQNR", False, "SQNR not measured (no raw outputs)", None, limit, "--min-sqnr-db", at_least=True
+        )
+    passed = value >= limit
+    text = f"SQNR {value:.1f} dB {'>=' if passed else '<'} {limit:g} dB required{origin}"
+    looser = None if passed else math.floor(value * 10) / 10
+    return Check("min_sqnr", "SQNR", passed, text, value, limit, "--min-sqnr-db", looser, at_least=True)
+
+
+def _agreement(ev: Evidence, rules: Acceptance) -> Check | None:
+    limit, origin = _fidelity_limit(ev, rules, "min_agreement")
+    value = ev.fidelity.get("agreement")
+    if limit is None or (value is None and origin and not ev.fidelity.get("identical")):
+        return None  # a default rule for score vectors the model does not have
+    if ev.fidelity.get("identical"):
+        return Check(
+            "min_agreement",
+            "top-1 agreement",
+            True,
+            "outputs identical to the baseline's",
+            1.0,
+            limit,
+            "--min-agreement",
+            at_least=True,
+        )
+    if value is None:
+        return Check(
+            "min_agreement", "top-1 agreement", False, "agreement not measured (no score-vector outputs)", None, limit,
+            "--min-agreement", at_least=True,
+        )  # fmt: skip
+    passed = value >= limit
+    text = f"top-1 agreement {value:.2%} {'>=' if passed else '<'} {limit:.2%} required{origin}"
+    looser = None if passed else math.floor(value * 1000) / 1000
+    return Check(
+        "min_agreement", "top-1 agreement", passed, text, value, limit, "--min-agreement", looser, at_least=True
     )
 
 
 def _class_drop(ev: Evidence, rules: Acceptance) -> Check | None:
     limit, drop = rules.max_class_drop_points, ev.class_drop_points
-    if limit is None:
+    if limit is None or ev.task != "classification":
         return None
     if drop is None:
         return Check(
@@ -148,7 +257,7 @@ def impacted_words(impacted: dict[str, Any]) -> str:
 
 def _impacted(ev: Evidence, rules: Acceptance) -> Check | None:
     limit = rules.max_impacted_classes
-    if limit is None:
+    if limit is None or ev.task != "classification":
         return None
     count = ev.impacted.get("count")
     if count is None:
@@ -230,7 +339,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "accuracy_drop",
         "accuracy drop",
-        _accuracy,
+        _metric,
         "keep more accuracy: more clusters (compression.clusters), more fine-tuning (--epochs), a milder recipe "
         "(--recipe ptq-int8 or cqat), or a looser rule",
     ),
@@ -249,6 +358,19 @@ RULES: tuple[Rule, ...] = (
         "more images (--max-eval) or several seeds, or loosen the rule",
     ),
     Rule(
+        "min_sqnr",
+        "SQNR",
+        _sqnr,
+        "keep the outputs closer to the fp32 model's: a milder recipe (--recipe ptq-int8, or int16x8 activations), "
+        "more clusters, more fine-tuning (--epochs), or a lower --min-sqnr-db",
+    ),
+    Rule(
+        "min_agreement",
+        "top-1 agreement",
+        _agreement,
+        "keep the decisions of the fp32 model: a milder recipe, more clusters, more fine-tuning, or a lower --min-agreement",
+    ),
+    Rule(
         "latency",
         "latency ceiling",
         _latency,
@@ -263,6 +385,42 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 RULES_BY_NAME = {rule.name: rule for rule in RULES}
+#: the task's figure is judged by the accuracy rule's slot: a regression's or anomaly detector's check names itself so
+RULES_BY_NAME["metric_drop"] = dataclasses.replace(
+    RULES_BY_NAME["accuracy_drop"],
+    name="metric_drop",
+    title="task figure",
+    advice="keep the task's figure: more clusters (compression.clusters), more fine-tuning (--epochs), a milder "
+    "recipe (--recipe ptq-int8 or cqat), or a looser --max-metric-drop",
+)
+
+
+def rules_text(rules: Acceptance, task_name: str = "classification", judged_on_outputs: bool = False) -> list[str]:
+    """One phrase per rule active for the task, as the verdict prints them (the profile's wording for a classifier)."""
+    from edgecompress.tasks import task_named
+
+    task = task_named(task_name)
+    if task.name == "classification" and not judged_on_outputs:
+        return rules.describe()
+    lines = []
+    metric = task.metric
+    if metric is not None and not judged_on_outputs:
+        unit = f" {metric.change_unit}" if metric.change_unit else ""
+        if rules.max_metric_drop is not None:
+            allowed = f"{rules.max_metric_drop:g}{unit}"
+        elif task.drop_limit is not None and task.drop_limit.relative is not None:
+            allowed = f"{task.drop_limit.relative:.0%} of the baseline's {metric.title}"
+        else:
+            allowed = f"{task.drop_limit.points if task.drop_limit else 0:g}{unit}"
+        lines.append(f"{metric.title} {metric.worse_word} <= {allowed}")
+    for field, shown in (("min_sqnr_db", "SQNR >= {:g} dB"), ("min_agreement", "top-1 agreement >= {:.0%}")):
+        limit, _ = _fidelity_limit(Evidence.placeholder(task.name, judged_on_outputs), rules, field)
+        if limit is not None:
+            lines.append(shown.format(limit) + (" (score vectors)" if field == "min_agreement" else ""))
+    lines += [
+        line for line in rules.describe()[1:] if "class" not in line and "SQNR" not in line and "agreement" not in line
+    ]
+    return lines
 
 
 def judge(ev: Evidence, rules: Acceptance) -> list[Check]:

@@ -45,10 +45,31 @@ class Evidence:
     peak_memory_bytes: int | None = None
     macs: dict[str, Any] | None = None
     instructions: float | None = None  # per inference on an emulated board (firmware): a count, not a time
+    task: str = "classification"
+    judged_on_outputs: bool = False  # no labels to judge the task's figure: fidelity rules apply (tasks registry)
+    metric: float | None = None  # the task's figure (accuracy share, MAE, ROC AUC)
+    baseline_metric: float | None = None
+    metric_drop: float | None = None  # in the figure's change units, positive = a loss
+    metric_test: Any = None  # tasks.paired.PairedTest against the baseline on the same samples
+    fidelity: dict[str, Any] = field(default_factory=dict)  # sqnr_db, agreement, cosine, max_abs_error, identical
+    scored: Any = None  # tasks.metrics.Scored: per-sample figures for tests between candidates
+    truth: Any = None  # tasks.Truth of the eval samples (an anomaly test resamples by their labels)
+
+    @classmethod
+    def placeholder(cls, task: str, judged_on_outputs: bool = False) -> Evidence:
+        """Evidence with nothing measured: what a rule's limit for `task` is read from."""
+        return cls("", "", {}, artifact_resources({}), [], None, None, None, None, None, None, None,
+                   task=task, judged_on_outputs=judged_on_outputs)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """The statistics shown beside the rules in report.json."""
         return {
+            "task": self.task,
+            "metric": self.metric,
+            "baseline_metric": self.baseline_metric,
+            "metric_drop": self.metric_drop,
+            "metric_test": self.metric_test.to_dict() if self.metric_test is not None else None,
+            "fidelity": self.fidelity or None,
             "size_bytes": self.size_bytes,
             "accuracy": self.accuracy,
             "accuracy_drop_points": self.accuracy_drop_points,
@@ -91,7 +112,8 @@ def gather(
     intervals = {key: _interval(m, files, timed.get(key)) for key, m in measured.items()}
     _latency_notes(measured, intervals, timed, notes)
     correct = _correctness(artifacts, measured, files, labels)
-    if labels is None or any(value is None for value in correct.values()):
+    classifier = ((report.get("task") or {}).get("name") or "classification") == "classification"
+    if classifier and (labels is None or any(value is None for value in correct.values())):
         notes.append(
             "per-sample predictions or eval.npz missing: accuracy changes are not tested for significance where they are absent"
         )
@@ -101,6 +123,7 @@ def gather(
         for m in report["measurements"]
         if m["artifact"] == baseline and isinstance(m.get("reference_for"), dict)
     ]
+    task_figures = _TaskFigures.of(report, files, rules)
     found = {}
     for row in report["comparison"]:
         key = (row["artifact"], row["target"])
@@ -112,7 +135,46 @@ def gather(
             ev.paired = stats.mcnemar_exact(base_correct, ev.correct, alpha=rules.alpha)
         if row["artifact"] != baseline and ev.instructions is None:  # firmware counts instructions, not time
             ev.speed = _speed(ev, timed.get((baseline, row["target"])), intervals, baseline)
+        task_figures.fill(ev, report)
     return found, notes
+
+
+@dataclass
+class _TaskFigures:
+    """The task's figure of every artifact, its paired test against the baseline, and fidelity to it."""
+
+    task: Any
+    scores: dict[tuple[str, str], Any]
+    truth: Any
+    alpha: float
+    labelled: bool
+
+    @classmethod
+    def of(cls, report: dict[str, Any], files: Any, rules: Acceptance) -> _TaskFigures:
+        from edgecompress.tasks.scoring import score_all, task_of
+
+        task = task_of(report)
+        scores = score_all(report, files) if files is not None else {}
+        truth = files.truth(task) if files is not None and scores else None
+        labelled = bool((report.get("data") or {}).get("labelled", True)) and task.labels != "none"
+        return cls(task, scores, truth, rules.alpha, labelled)
+
+    def fill(self, ev: Evidence, report: dict[str, Any]) -> None:
+        baseline = report["baseline"]
+        base_row = next(
+            (r for r in report["comparison"] if r["artifact"] == baseline and r["target"] == ev.target), None
+        )
+        ev.task, ev.judged_on_outputs = self.task.name, not self.labelled
+        ev.fidelity = {k: ev.row.get(k) for k in ("sqnr_db", "agreement", "cosine", "max_abs_error", "identical")}
+        if self.task.metric is None or not self.labelled:
+            return
+        ev.metric = ev.row.get("metric")
+        ev.baseline_metric = base_row.get("metric") if base_row is not None else None
+        ev.metric_drop = self.task.metric.drop(ev.baseline_metric, ev.metric)
+        ev.scored, ev.truth = self.scores.get((ev.artifact, ev.target)), self.truth
+        reference = self.scores.get((baseline, ev.target))
+        if ev.artifact != baseline and ev.scored is not None and reference is not None and self.task.pair:
+            ev.metric_test = self.task.pair(reference, ev.scored, self.truth, self.alpha)
 
 
 def _timed(measured: dict[tuple[str, str], Any], files: Any) -> dict[tuple[str, str], TimedInRounds | None]:

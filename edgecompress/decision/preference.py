@@ -27,6 +27,7 @@ from collections.abc import Callable
 from edgecompress.decision import statistics as stats
 from edgecompress.decision.evidence import Evidence
 from edgecompress.decision.rules import TIE_BREAK
+from edgecompress.decision.task_order import goodness, metric_order, task_figure, tie_words
 from edgecompress.decision.timing import rounds_ratio
 from edgecompress.profiles import Acceptance
 
@@ -62,8 +63,10 @@ def choose(
             phrases.append(_decided(criterion, position, best, remaining, evidence, targets, rules, show))
             return best, phrases
         others = ", ".join(name for name in tied if name != best)
-        why = _tie_why(criterion, tied, evidence, targets, rules, show)
-        phrases.append(f"{best} is {TIE_WORDS[criterion]} {others} ({why})")
+        words, why = TIE_WORDS[criterion], _tie_why(criterion, tied, evidence, targets, rules, show)
+        if criterion == "accuracy" and evidence[(best, targets[0])].task != "classification":
+            words, why = tie_words(evidence[(best, targets[0])])  # the task's own figure and paired test
+        phrases.append(f"{best} is {words} {others} ({why})")
         remaining = tied
     first = TIE_BREAK[rules.prefer][0]
     final = "size" if first == "latency" else first  # a latency point estimate among ties is noise; bytes are not
@@ -90,8 +93,9 @@ def _decided(
     test = _mcnemar(evidence[(best, targets[0])], evidence[(runner_up, targets[0])])
     p = f", McNemar p = {test.p_value:.2g}" if test is not None else ""
     kept = " and ".join(TIE_BREAK[rules.prefer][:position])
+    gain = "accuracy gain" if evidence[(best, targets[0])].task == "classification" else "gain on the task's figure"
     return (
-        f"{phrase}: a significant accuracy gain over {runner_up} ({show('accuracy', runner_up)}{p}) "
+        f"{phrase}: a significant {gain} over {runner_up} ({show('accuracy', runner_up)}{p}) "
         f"decided among artifacts within the {kept} tolerances"
     )
 
@@ -125,7 +129,7 @@ def _point(criterion: str, name: str, evidence: Board, targets: list[str]) -> fl
         medians = [ev.latency.get("median") if ev.latency.get("median") is not None else ev.instructions for ev in evs]
         known = [float(m) for m in medians if m is not None]
         return max(known) if len(known) == len(medians) else math.inf
-    accuracies = [ev.accuracy for ev in evs]
+    accuracies = [goodness(ev) for ev in evs]  # the task's figure, higher is better
     measured = [float(a) for a in accuracies if a is not None]
     return -min(measured) if len(measured) == len(accuracies) else math.inf
 
@@ -169,6 +173,8 @@ def _mcnemar(a: Evidence, b: Evidence) -> stats.PairedAccuracy | None:
 
 def _accuracy_order(a: Evidence, b: Evidence) -> int:
     """+1 when a is more accurate beyond noise (McNemar on the same images), -1 when less, 0 otherwise."""
+    if a.task != "classification":
+        return metric_order(a, b)
     test = _mcnemar(a, b)
     if test is not None:
         if not test.significant:
@@ -202,6 +208,8 @@ def figure(criterion: str, name: str, evidence: Board, targets: list[str]) -> st
         if not shown and counted:
             return f"{', '.join(counted)} instructions per inference"
         return "median " + ", ".join(shown)
+    if ev.task != "classification":
+        return task_figure([evidence[(name, t)] for t in targets])
     return "accuracy " + ", ".join(
         f"{100 * (evidence[(name, t)].accuracy or 0.0):.2f}%"
         for t in targets

@@ -36,6 +36,9 @@ OPTIONS: dict[str, str] = {
     "--latency-tolerance": "latency_tolerance",
     "--allow-baseline": "allow_baseline",
     "--alpha": "alpha",
+    "--max-metric-drop": "max_metric_drop",
+    "--min-sqnr-db": "min_sqnr_db",
+    "--min-agreement": "min_agreement",
 }
 _OPTION_OF = {field: option for option, field in OPTIONS.items()}
 
@@ -66,7 +69,8 @@ def resolve(
             problems.append(f"{shown} {item.get('input')!r}: {item['msg']}")
         raise RulesError(
             f"Impossible acceptance rules from {where}: " + "; ".join(problems) + ".",
-            "Drops are points between 0 and 100, ceilings are positive, --prefer is size, latency or accuracy, "
+            "Drops are points between 0 and 100 (--max-metric-drop: 0 or more, in the task figure's units), "
+            "ceilings are positive, --min-agreement lies between 0 and 1, --prefer is size, latency or accuracy, "
             "--latency-statistic is median or p90, --alpha lies between 0 and 0.5, --size-tolerance is a percentage "
             "below 100 and --latency-tolerance a multiple of the timing noise (0 or more).",
         ) from None

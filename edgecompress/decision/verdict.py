@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from edgecompress.decision import statistics as stats
-from edgecompress.decision.checks import RULES_BY_NAME, Check, accuracy_words, impacted_words, judge
+from edgecompress.decision.checks import RULES_BY_NAME, Check, accuracy_words, impacted_words, judge, rules_text
 from edgecompress.decision.evidence import Evidence, gather
 from edgecompress.decision.preference import better, choose, comparison
 from edgecompress.profiles import Acceptance
@@ -80,7 +80,7 @@ def _head(
     return {
         "version": VERDICT_VERSION,
         "rules": rules.model_dump(mode="json"),
-        "rules_text": rules.describe(),
+        "rules_text": rules_text(rules, _task_head(report)["name"], not _labelled(report)),
         "rules_source": source or f"profile {report['profile'].get('name')}",
         "statistics": {
             "alpha": rules.alpha,
@@ -93,9 +93,22 @@ def _head(
             "latency": stats.ROUNDS_METHOD,
             "timing_noise": stats.NOISE_METHOD,
             "accuracy_test": "McNemar exact (paired, same images)",
+            "task": _task_head(report),
             "impact_rule": "welch over seeds" if seed_reports else "sigma",
         },
     }
+
+
+def _labelled(report: dict[str, Any]) -> bool:
+    return bool((report.get("data") or {}).get("labelled", True))
+
+
+def _task_head(report: dict[str, Any]) -> dict[str, Any]:
+    """The run's task and the paired test its figure is judged with."""
+    from edgecompress.tasks.scoring import task_of
+
+    task = task_of(report)
+    return {"name": task.name, "metric": task.metric.title if task.metric else None, "test": task.test_name or None}
 
 
 def _target_verdict(
@@ -169,9 +182,7 @@ def _reason(winner: str, phrases: list[str], evs: list[Evidence], where: str, n_
     ev = evs[0]
     parts = [f"{winner} passes every rule on {where}"]
     parts.append("the only artifact that does" if n_passing == 1 else "; ".join(phrases))
-    drop = ev.accuracy_drop_points
-    if drop is not None:
-        parts.append(f"accuracy {-drop:+.2f} pt against the baseline ({accuracy_words(ev)})")
+    parts += _task_phrases(ev)
     if ev.speed is not None:
         parts.append(ev.speed.words)
     elif ev.instructions:
@@ -181,6 +192,29 @@ def _reason(winner: str, phrases: list[str], evs: list[Evidence], where: str, n_
     if ev.macs and ev.macs.get("theoretical_speedup_x"):
         parts.append(f"theoretical speed-up {ev.macs['theoretical_speedup_x']:.2f}x from MACs")
     return "; ".join(parts) + "."
+
+
+def _task_phrases(ev: Evidence) -> list[str]:
+    """The task's figure against the baseline's, and (outside classification) the outputs' fidelity."""
+    from edgecompress.tasks import task_named
+
+    metric = task_named(ev.task).metric
+    phrases = []
+    if ev.task == "classification" and ev.accuracy_drop_points is not None:
+        phrases.append(f"accuracy {-ev.accuracy_drop_points:+.2f} pt against the baseline ({accuracy_words(ev)})")
+    elif metric is not None and ev.metric is not None and ev.metric_drop is not None:
+        unit = f" {metric.change_unit}" if metric.change_unit else ""
+        delta = metric.delta(ev.baseline_metric, ev.metric)
+        phrases.append(
+            f"{metric.title} {metric.text(ev.metric)} ({delta:+.4g}{unit} against the baseline; {accuracy_words(ev)})"
+        )
+    if ev.task != "classification" and ev.fidelity.get("sqnr_db") is not None:
+        agreement = ev.fidelity.get("agreement")
+        phrases.append(
+            f"SQNR {ev.fidelity['sqnr_db']:.1f} dB"
+            + (f", top-1 agreement {agreement:.2%}" if agreement is not None else "")
+        )
+    return phrases
 
 
 # ---------------------------------------------------------------------------- the fleet

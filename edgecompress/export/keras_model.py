@@ -32,11 +32,10 @@ def check_exportable(model: Any) -> None:
             f"Expected a tf-keras Model to export, got {type(model).__name__}.",
             "Load the model with edgecompress's model loader (tf-keras 2.x), not Keras 3.",
         )
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
+    if len(model.inputs) != 1:
         raise ModelError(
-            f"Model '{model.name}' has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
-            "export and verification support one of each.",
-            "Wrap the model so it takes one input tensor and returns one output tensor.",
+            f"Model '{model.name}' has {len(model.inputs)} inputs; export and verification support one.",
+            "Wrap the model so it takes one input tensor (several outputs are fine).",
         )
     for layer in model.submodules:
         strip = _UNSTRIPPED_WRAPPERS.get(type(layer).__name__)
@@ -127,5 +126,10 @@ def check_inputs(model: Any, x: np.ndarray, what: str) -> np.ndarray:
 
 
 def keras_predict(model: Any, x: np.ndarray) -> np.ndarray:
-    """Reference outputs in inference mode, honouring a fixed batch size if the model has one."""
-    return predict_in_batches(lambda chunk: np.asarray(model(chunk, training=False)), x, input_batch(model))
+    """Reference outputs in inference mode, honouring a fixed batch size if the model has one: every
+    output flattened and side by side in the model's output order (one output keeps its shape)."""
+    from edgecompress.evaluation import flat_outputs
+
+    if len(model.outputs) == 1:
+        return predict_in_batches(lambda chunk: np.asarray(model(chunk, training=False)), x, input_batch(model))
+    return predict_in_batches(lambda chunk: flat_outputs(model(chunk, training=False)), x, input_batch(model))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from edgecompress.errors import ModelError
@@ -25,8 +27,12 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return (y.astype(np.float32) - zero_point) * scale
 
 
-def litert_predict(tflite_bytes: bytes, x: np.ndarray, *, threads: int | None = None) -> np.ndarray:
-    """Outputs of the model's first output for float inputs `x`, dequantized to real values.
+def litert_predict(
+    tflite_bytes: bytes, x: np.ndarray, *, threads: int | None = None, output_names: list[str] | None = None
+) -> np.ndarray:
+    """Outputs for float inputs `x`, dequantized to real values: the first output, or with
+    `output_names` (the Keras model's, for several outputs) every output flattened and side by
+    side in that order, matched through the model's signature.
 
     A graph that accepts any batch is resized once to a fixed chunk and fed padded chunks,
     so the interpreter is never re-allocated mid-run.
@@ -47,11 +53,34 @@ def litert_predict(tflite_bytes: bytes, x: np.ndarray, *, threads: int | None = 
             interpreter.resize_tensor_input(source["index"], [batch, *x.shape[1:]])
         interpreter.allocate_tensors()  # the delegate is applied here
     source = interpreter.get_input_details()[0]
-    target = interpreter.get_output_details()[0]
+    targets = _ordered_outputs(interpreter, output_names)
 
     def run(chunk: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(source["index"], _quantize(chunk, source))
         interpreter.invoke()
-        return _dequantize(interpreter.get_tensor(target["index"]), target)
+        if len(targets) == 1:
+            return _dequantize(interpreter.get_tensor(targets[0]["index"]), targets[0])
+        rows = [_dequantize(interpreter.get_tensor(t["index"]), t).reshape(len(chunk), -1) for t in targets]
+        return np.concatenate(rows, axis=1)
 
     return predict_in_batches(run, x, batch)
+
+
+def _ordered_outputs(interpreter: Any, names: list[str] | None) -> list[dict]:
+    """The output details in the order of `names` (by the signature's output names); the first output without."""
+    details = interpreter.get_output_details()
+    if not names or len(details) == 1:
+        return details[:1]
+    signatures = interpreter.get_signature_list()
+    by_name = {
+        name: int(detail["index"])
+        for name, detail in interpreter.get_signature_runner(next(iter(signatures))).get_output_details().items()
+    }
+    by_index = {int(detail["index"]): detail for detail in details}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise ModelError(
+            f"The TFLite model's signature has no output named {', '.join(missing)} (it has {', '.join(by_name)}).",
+            "Re-export the model with to_tflite.",
+        )
+    return [by_index[by_name[name]] for name in names]

@@ -61,7 +61,8 @@ def to_onnx(model: Any, path: Path, *, opset: int = 17) -> Path:
 
 
 def _onnx_predict(onnx_path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
-    """(outputs of the first output, the precision the graph computes in)."""
+    """(outputs, the precision the graph computes in): several outputs flattened side by side in the
+    graph's order, which tf2onnx keeps as the Keras model's (named after its outputs)."""
     import onnxruntime
 
     try:
@@ -70,7 +71,15 @@ def _onnx_predict(onnx_path: Path, x: np.ndarray) -> tuple[np.ndarray, str]:
         raise ModelError(f"onnxruntime cannot load '{onnx_path}': {exc}", "Re-export it with to_onnx.") from exc
     source = session.get_inputs()[0]
     batch = source.shape[0] if isinstance(source.shape[0], int) else None
-    outputs = predict_in_batches(lambda chunk: session.run(None, {source.name: chunk})[0], x, batch)
+    names = [output.name for output in session.get_outputs()]
+
+    def run(chunk: np.ndarray) -> np.ndarray:
+        found = session.run(names, {source.name: chunk})
+        if len(found) == 1:
+            return found[0]
+        return np.concatenate([np.asarray(part).reshape(len(chunk), -1) for part in found], axis=1)
+
+    outputs = predict_in_batches(run, x, batch)
     import onnx
 
     return outputs, onnx_precision(onnx.load(str(onnx_path), load_external_data=False))

@@ -298,7 +298,9 @@ def verify_tflite(model: Any, tflite_bytes: bytes, x: np.ndarray, *, tolerance: 
     check_exportable(model)
     x = check_inputs(model, x, "The verification data")
     reference = keras_predict(model, x)
-    candidate = litert_predict(tflite_bytes, x)
+    candidate = litert_predict(
+        tflite_bytes, x, output_names=list(model.output_names) if len(model.outputs) > 1 else None
+    )
     mode = tflite_mode(tflite_bytes)
     if tolerance is None:
         tolerance = default_tolerance(mode, np.abs(reference).max())

@@ -92,16 +92,19 @@ class MicroBuild:
         return self.arena.with_margin_bytes
 
     @property
-    def accuracy(self) -> float:
-        return float(self.tflm_accuracy["overall"])
+    def accuracy(self) -> float | None:
+        """Top-1 accuracy in TFLM (None for a model of another task: the host judges its outputs)."""
+        overall = self.tflm_accuracy["overall"]
+        return None if overall is None else float(overall)
 
     @property
     def per_class(self) -> dict[str, Any]:
         return self.tflm_accuracy["per_class"]
 
     @property
-    def litert_accuracy(self) -> float:
-        return float(self.litert_accuracy_detail["overall"])
+    def litert_accuracy(self) -> float | None:
+        overall = self.litert_accuracy_detail["overall"]
+        return None if overall is None else float(overall)
 
     @property
     def latency_estimate_ms(self) -> float:
@@ -625,8 +628,11 @@ def _write_project(
     runner = tflm.runner_module()
     data = runner.EvalData(str(eval_npz))
     sample = runner.quantize(data.head(1), io.input.dtype, (io.input.scale, io.input.zero_point))
-    n_classes = max(len(data.class_names), 2 if io.output.elements == 1 else io.output.elements)
-    class_names = [data.class_names[i] if i < len(data.class_names) else str(i) for i in range(n_classes)]
+    if data.labelled:
+        n_classes = max(len(data.class_names), 2 if io.output.elements == 1 else io.output.elements)
+        class_names = [data.class_names[i] if i < len(data.class_names) else str(i) for i in range(n_classes)]
+    else:  # not a classifier: the demo prints the largest output's index, and there is no label to check
+        class_names = ["output"]
     if arena is not None and arena.get("measured_32bit_bytes"):
         minimum, size, note = (
             arena["smallest_working_bytes"],
@@ -650,10 +656,10 @@ def _write_project(
         arena_bytes=size,
         arena_note=note,
         sample_input=np.asarray(sample),
-        sample_label=int(data.y[0]),
+        sample_label=int(data.y[0]) if data.labelled else 0,
         class_names=class_names,
         output_kind=data.output_kind,
-        binary_threshold=float(runner.BINARY_THRESHOLDS[data.output_kind]),
+        binary_threshold=float(runner.BINARY_THRESHOLDS.get(data.output_kind, 0.0)),
     )
     return firmware.FirmwareBuild(firmware.write_firmware(inputs, out_dir / "firmware"))
 

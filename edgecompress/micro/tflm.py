@@ -421,6 +421,9 @@ def _evaluate(session: Any, eval_npz: Path, runtime: str, output_scale: float) -
     except runner.RunnerError as error:
         raise DataError(error.message, error.fix) from error
     scores = np.concatenate(recording.scores)
+    if accuracy is None:  # an eval set of another task: no classes to score; the host judges the outputs
+        accuracy = {"n": int(len(scores)), "overall": None, "per_class": {}}
+        return RunResult(runtime, accuracy, scores, scores.argmax(axis=1), output_scale)
     return RunResult(runtime, accuracy, scores, runner.predict(scores, data.output_kind), output_scale)
 
 
@@ -478,7 +481,9 @@ def compare_runs(a: RunResult, b: RunResult) -> dict[str, Any]:
     return {
         "runtimes": [a.runtime, b.runtime],
         "accuracy": [a.accuracy["overall"], b.accuracy["overall"]],
-        "accuracy_difference": round(abs(a.accuracy["overall"] - b.accuracy["overall"]), 6),
+        "accuracy_difference": None
+        if a.accuracy["overall"] is None or b.accuracy["overall"] is None
+        else round(abs(a.accuracy["overall"] - b.accuracy["overall"]), 6),
         "identical_outputs": bool(np.array_equal(a.scores, b.scores)),
         "max_abs_diff_quant_steps": float(np.round(steps.max(), 3)) if steps.size else 0.0,
         "samples_with_any_difference": int(np.any(diff > 0, axis=1).sum()),

@@ -131,7 +131,7 @@ def prepare(
     profile = _profile(request, say)
     inputs = _inputs(request, say)
     cache = StageCache.default(enabled=request.cache)
-    _check_targets_suit_profile(request, profile)
+    _check_suits_profile(request, profile, inputs.loaded)
     clock.lap("load")
     significance = _significance(request, profile, inputs.loaded, inputs.dataset, say, task, cache, inputs.fingerprint)
     clock.lap("significance")
@@ -253,6 +253,7 @@ def _inputs(request: DeployRequest, say: Say) -> _Inputs:
         stamp,
         request.data,
         tuple(request.classes or ()),
+        request.task,
         request.scaling,
         request.resize,
         request.max_eval,
@@ -279,7 +280,7 @@ def _inputs(request: DeployRequest, say: Say) -> _Inputs:
                 dataset.y_train,
                 dataset.x_test,
                 dataset.y_test,
-                extra=[dataset.class_names, dataset.scaling],
+                extra=[dataset.class_names, dataset.scaling, dataset.task],
             )
             found = _Inputs(loaded, dataset, scaling, scores, fingerprint, lines)
             if stamp:
@@ -311,53 +312,112 @@ def _check_rules(request: DeployRequest, profile: Profile) -> None:
 
 
 def _data_for(request: DeployRequest, loaded: LoadedModel, say: Say) -> tuple[Dataset, ScalingDecision, np.ndarray]:
-    """The data scaled as the model expects, that decision, and the baseline's scores (checked against chance)."""
+    """The data read for the run's task and scaled as the model expects, that decision, and the
+    baseline's raw outputs (checked to be better than a useless model)."""
     from edgecompress.data import load_dataset
-    from edgecompress.data.scaling import (
-        FALLBACK,
-        ScalingDecision,
-        decide_scaling,
-        require_better_than_chance,
-        rescaled,
-    )
-    from edgecompress.evaluation import keras_scores, predictions_from_scores
+    from edgecompress.data.scaling import decide_scaling, rescaled
+    from edgecompress.evaluation import keras_scores
+    from edgecompress.tasks import task_named
 
-    if request.scaling is not None:
-        decision = ScalingDecision(request.scaling, "option", f"--scaling {request.scaling}")
-    elif loaded.scaling is not None:
-        decision = ScalingDecision(
-            loaded.scaling, "model", f"the model's {loaded.scaling_evidence} layer rescales pixels itself"
-        )
-    else:
-        decision = ScalingDecision(FALLBACK, "data", "to be decided from data")
+    decision = _given_scaling(request, loaded)
     dataset = load_dataset(
         request.data,
-        input_shape=loaded.input_shape,
+        model=loaded.facts,
+        task=request.task,
         classes=request.classes,
-        scaling=decision.scaling,
+        scaling=decision.scaling if decision is not None and decision.scaling != "model" else None,
         seed=request.seed,
         resize=request.resize,
         max_test=request.max_eval,
     )
+    task = task_named(dataset.task)
+    say(f"Task {task.name}: {(dataset.task_decision or {}).get('reason', '')}")
     _check_data_fits_model(dataset, loaded)
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        return predictions_from_scores(keras_scores(loaded.model, x), loaded.output_kind)
-
-    if decision.how == "data":
-        decision = decide_scaling(dataset, predict, seed=request.seed)
+    if decision is None or (decision.how == "model" and dataset.pixel_factor is None):
+        decision = decide_scaling(dataset, _scaling_score(loaded, dataset), seed=request.seed, figure=_figure(task))
         dataset = rescaled(dataset, decision.scaling)
-    say(
-        f"Data {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, classes "
-        f"{', '.join(dataset.class_names)}, scaled {dataset.scaling} ({decision.reason})"
-    )
+    elif decision.scaling == "model":
+        decision = _model_scaling(loaded)
+        dataset = rescaled(dataset, decision.scaling)
+    say(_data_line(dataset, decision))
     scores = keras_scores(loaded.model, dataset.x_test)
-    accuracy = float(np.mean(predictions_from_scores(scores, loaded.output_kind) == dataset.y_test))
-    require_better_than_chance(accuracy, dataset.y_test, dataset.class_names, decision)
+    _require_useful_baseline(task, loaded, dataset, scores, decision)
     return dataset, decision, scores
 
 
+def _given_scaling(request: DeployRequest, loaded: LoadedModel) -> ScalingDecision | None:
+    """The scaling the command line or the model states; None when the data must decide."""
+    from edgecompress.data.scaling import ScalingDecision
+
+    if request.scaling is not None:
+        return ScalingDecision(request.scaling, "option", f"--scaling {request.scaling}")
+    if loaded.scaling is not None:
+        return ScalingDecision("model", "model", "")  # applied once the data is known to be pixels
+    return None
+
+
+def _model_scaling(loaded: LoadedModel) -> ScalingDecision:
+    from edgecompress.data.scaling import ScalingDecision
+
+    return ScalingDecision(
+        str(loaded.scaling), "model", f"the model's {loaded.scaling_evidence} layer rescales pixels itself"
+    )
+
+
+def _figure(task: Any) -> str:
+    return {"classification": "accuracy %", "regression": "% of the mean-predictor's MAE removed"}.get(
+        task.name, "ROC AUC % (or % of the input variance reconstructed)"
+    )
+
+
+def _scaling_score(loaded: LoadedModel, dataset: Dataset) -> Callable[[np.ndarray, np.ndarray], float | None]:
+    """The task's figure in points for samples at one scaling (None for a task without one: fidelity)."""
+    from edgecompress.evaluation import keras_scores
+    from edgecompress.tasks import Truth, task_named
+
+    task = task_named(dataset.task)
+
+    def score(x: np.ndarray, y: np.ndarray) -> float | None:
+        if task.score is None or task.points is None:
+            return None
+        truth = Truth(y if dataset.labelled else None, x, dataset.class_names)
+        scored = task.score(keras_scores(loaded.model, x), truth, loaded.facts)
+        return task.points(scored, truth.targets, x)
+
+    return score
+
+
+def _data_line(dataset: Dataset, decision: ScalingDecision) -> str:
+    what = (
+        f"classes {', '.join(dataset.class_names)}"
+        if dataset.task == "classification"
+        else ("labelled" if dataset.labelled else "no labels")
+    )
+    low, high = dataset.value_range()
+    return (
+        f"Data {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test samples, {what}, "
+        f"scaled {dataset.scaling} ({decision.reason}); inputs range {low:.4g} to {high:.4g}"
+    )
+
+
+def _require_useful_baseline(
+    task: Any, loaded: LoadedModel, dataset: Dataset, scores: np.ndarray, decision: ScalingDecision
+) -> None:
+    """Refuse a baseline no better than a useless model: every comparison after it would be noise."""
+    from edgecompress.data.scaling import useless_baseline
+    from edgecompress.tasks import Truth
+
+    if task.score is None or task.floor is None or not dataset.labelled:
+        return
+    truth = Truth(dataset.y_test, dataset.x_test, dataset.class_names)
+    problem = task.floor(task.score(scores, truth, loaded.facts), dataset.y_test, len(dataset.class_names))
+    if problem:
+        raise useless_baseline(problem, decision, task.floor_fix)
+
+
 def _check_data_fits_model(dataset: Dataset, loaded: LoadedModel) -> None:
+    if dataset.task != "classification":
+        return
     n_classes = len(dataset.class_names)
     fits = loaded.n_outputs == n_classes or (loaded.n_outputs == 1 and n_classes == 2)
     if not fits:
@@ -366,6 +426,26 @@ def _check_data_fits_model(dataset: Dataset, loaded: LoadedModel) -> None:
             f"{loaded.n_outputs} scores.",
             "Pick the classes the model was trained on with --classes (in the model's output order), "
             "or pass the model trained for this data.",
+        )
+
+
+def _check_suits_profile(request: DeployRequest, profile: Profile, loaded: LoadedModel) -> None:
+    """What the profile's device cannot take is refused before any work: its targets, the model's outputs."""
+    _check_targets_suit_profile(request, profile)
+    _check_outputs_suit_profile(profile, loaded)
+
+
+def _check_outputs_suit_profile(profile: Profile, loaded: LoadedModel) -> None:
+    """A microcontroller's firmware reads one output tensor: a model with several is refused before any work."""
+    from edgecompress.errors import ModelError
+
+    outputs = loaded.facts.outputs
+    if profile.device_class == "microcontroller" and len(outputs) > 1:
+        raise ModelError(
+            f"'{loaded.path.name}' has {len(outputs)} outputs ({', '.join(o.name for o in outputs)}), and the "
+            f"TFLite Micro firmware edgecompress builds for '{profile.name}' reads one output tensor.",
+            "Deploy it to a Linux board or phone profile, or give the microcontroller a model with one output "
+            "(concatenate the heads in a last layer).",
         )
 
 

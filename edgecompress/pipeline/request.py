@@ -35,6 +35,8 @@ class DeployRequest:
     targets: list[str] = field(default_factory=lambda: ["local"])
     output: str = "runs"
     seed: int = 0
+    task: str | None = None  # classification | regression | anomaly | fidelity (None: inferred from the data and model)
+    distill: bool = False  # fine-tune from the fp32 model's outputs even when labels exist
     scaling: str | None = None  # None: decided from the model, or from data when the model does not say
     resize: bool = False
     max_eval: int | None = 2000
@@ -66,6 +68,12 @@ class DeployRequest:
     run_name: str | None = None  # the run folder's name (None: time stamp, model and profile)
     model_sha256: str | None = None  # recorded when the run starts; a resume refuses a changed model
 
+    def __post_init__(self) -> None:
+        from edgecompress.tasks import TASK_NAMES
+
+        if self.task is not None and self.task not in TASK_NAMES:  # refused before a model is loaded
+            raise EdgeCompressError(f"Unknown task {self.task!r}.", f"Use --task {' | '.join(TASK_NAMES)}.")
+
     @classmethod
     def default(cls, name: str) -> Any:
         """The default of field `name`: what the CLI shows and uses when an option is left out."""
@@ -92,6 +100,8 @@ class DeployRequest:
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v not in (None, False)}
         if "targets" in fields:
             fields["targets"] = [str(t) for t in fields["targets"]]
+        if isinstance(fields.get("data"), Path):
+            fields["data"] = str(fields["data"])
         return cls(model=str(model), profile=str(profile), target_options=options, **fields)
 
     def with_absolute_paths(self, cwd: Path | None = None) -> DeployRequest:

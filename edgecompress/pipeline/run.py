@@ -148,8 +148,7 @@ def _run(
     finally:
         logging.getLogger().removeHandler(early)
     if show is not None:
-        show(prepared.plan.table())
-        show(f"Input scaling: {prepared.scaling.scaling} ({prepared.scaling.reason})")
+        _show_plan(prepared, show)
     if dry_run:
         prepared.close()
         return DeployResult(
@@ -158,6 +157,7 @@ def _run(
                 "plan": prepared.plan.to_dict(),
                 "significance": prepared.significance.to_dict(),
                 "scaling": prepared.scaling.to_dict(),
+                "task": prepared.dataset.task_decision,
             },
         )
     if reopen is not None:
@@ -176,6 +176,14 @@ def _run(
             result.report.get("verdict") or {}, result.run_dir, result=result
         )  # the run stays; only the exit code changes
     return result
+
+
+def _show_plan(prepared: Any, show: Callable[[Any], None]) -> None:
+    """The plan, the input scaling and the task, each with how it was decided, before anything is built."""
+    show(prepared.plan.table())
+    show(f"Input scaling: {prepared.scaling.scaling} ({prepared.scaling.reason})")
+    decision = prepared.dataset.task_decision or {}
+    show(f"Task: {prepared.dataset.task} ({decision.get('reason', '')})")
 
 
 #: which run the current thread (and the board threads it starts) works for; see _ThisRun

@@ -15,14 +15,15 @@ from edgecompress.errors import EdgeCompressError
 from edgecompress.reporting import formatting as fmt
 from edgecompress.reporting import plots
 from edgecompress.reporting.document import Bullets, Cell, Column, Document, Figure, Section, Table, cell
-from edgecompress.reporting.headline import HEADLINE_COLUMNS, tone_of
+from edgecompress.reporting.headline import HeadlineColumn, headline_columns, tone_of
 from edgecompress.reporting.run_files import RunFiles
 from edgecompress.reporting.summary import to_json_summary
 
 COMPARISON_SCHEMA = "edgecompress.comparison"
 MARKDOWN_FILE, HTML_FILE, FIGURES_DIR = "compare.md", "compare.html", "compare-figures"
 
-#: Headline columns shown per row of the side-by-side table (the run and artifact come first).
+#: Headline columns shown per row of the side-by-side table (the run and artifact come first); the
+#: accuracy pair stands for the task's own figures when every run has one task (tasks/registry.py).
 COLUMNS = (
     "file_bytes",
     "bitpacked_bytes",
@@ -72,7 +73,7 @@ class Comparison:
         """The side-by-side table for the terminal."""
         from rich.table import Table as RichTable
 
-        columns = [c for c in _columns() if c.terminal]
+        columns = [c for c in _columns(self.runs) if c.terminal]
         table = RichTable(title=f"{len(self.runs)} runs side by side")
         for title in ("run", "artifact", "target"):
             table.add_column(title, no_wrap=True)
@@ -124,9 +125,31 @@ def _labels(paths: list[Path]) -> list[str]:
     return [p.name if names.count(p.name) == 1 else f"{p.parent.name}/{p.name}" for p in paths]
 
 
-def _columns() -> list[Any]:
-    by_key = {c.key: c for c in HEADLINE_COLUMNS}
-    return [by_key[key] for key in COLUMNS]
+def _columns(runs: list[Run]) -> list[Any]:
+    """COLUMNS, with the runs' task figures in the accuracy slot (a generic figure when the tasks differ)."""
+    from edgecompress.tasks.scoring import task_of
+
+    tasks = {task_of(run.report).name: task_of(run.report) for run in runs}
+    if len(tasks) == 1:
+        (task,) = tasks.values()
+        own = [c for c in headline_columns(task) if c.key not in _BASE_KEYS and c.terminal]
+    else:
+        own = [
+            HeadlineColumn("metric", "task figure", fmt.figure, "each run's task figure (accuracy, MAE or ROC AUC)"),
+            HeadlineColumn("metric_delta", "Δ task figure", fmt.signed_figure, "its change against the run's baseline"),
+            HeadlineColumn("sqnr_db", "SQNR", fmt.decibels, "outputs against the baseline's"),
+        ]
+    by_key = {c.key: c for c in headline_columns()}
+    columns: list[Any] = []
+    for key in COLUMNS:
+        if key == "accuracy":
+            columns += own
+        elif key != "accuracy_delta_points":
+            columns.append(by_key[key])
+    return columns
+
+
+_BASE_KEYS = frozenset(c.key for c in headline_columns() if c.key not in ("accuracy", "accuracy_delta_points"))
 
 
 def compare_runs(run_dirs: Sequence[str | Path], *, output: Path | None = None) -> Comparison:
@@ -215,7 +238,7 @@ def _document(comparison: Comparison) -> Document:
 
 def _side_by_side(comparison: Comparison) -> Table:
     """Every artifact of every run in one table, each figure against its own run's baseline."""
-    columns = _columns()
+    columns = _columns(comparison.runs)
     return Table(
         columns=[Column("run"), Column("artifact"), Column("target")]
         + [Column(c.title, numeric=c.numeric, help=c.help) for c in columns],
@@ -232,7 +255,7 @@ def _side_by_side(comparison: Comparison) -> Table:
             ]
             for run, row in comparison.rows()
         ],
-        caption="Ratios and Δ accuracy are against each run's own baseline on the same target.",
+        caption="Ratios and changes are against each run's own baseline on the same target.",
         id="side-by-side",
     )
 

@@ -25,11 +25,12 @@ from edgecompress.reporting.document import (
     Table,
     cell,
 )
-from edgecompress.reporting.headline import HEADLINE_COLUMNS, report_title, stand_ins, tone_of
+from edgecompress.reporting.headline import headline_columns, report_title, stand_ins, tone_of
 from edgecompress.reporting.micro import micro_section
 from edgecompress.reporting.speed import plan_speed_bullets, plan_speed_columns, speed_section
 from edgecompress.reporting.timing import timing_section
 from edgecompress.reporting.verdict_section import verdict_section
+from edgecompress.tasks.scoring import task_of
 
 #: Tables longer than this fold away in HTML (every class of CIFAR-100, every layer of a ResNet).
 FOLD_ROWS = 20
@@ -37,6 +38,7 @@ FOLD_ROWS = 20
 #: The fine-tuning table's columns, one row per stage.
 _TRAINING_COLUMNS = (
     Column("stage"),
+    Column("loss", help="what the stage learned from: the task's labels or targets, or the fp32 model's outputs"),
     Column("steps", numeric=True),
     Column("budget", numeric=True),
     Column("epochs-equivalent", numeric=True),
@@ -63,6 +65,8 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
         _glance(report),
         _headline(report, figures),
         speed_section(report),
+        _task_figures(report),
+        _fidelity(report),
         timing_section(report),
         *_per_class(report, figures),
         _significance(report, figures),
@@ -100,13 +104,14 @@ def headline_key(row: dict[str, Any], column: str) -> str:
 def _glance(report: dict[str, Any]) -> Section:
     model, data, profile = report["model"], report.get("data") or {}, report["profile"]
     eval_n = next((row.get("eval_n") for row in report["comparison"] if row.get("eval_n")), None)
+    task = task_of(report)
     facts = [
         f"{Path(model['path']).name}: {fmt.integer(model.get('parameters'))} parameters, input {model.get('input_shape')}, "
-        f"{model.get('n_outputs')} outputs ({model.get('output_kind')}).",
+        f"{_outputs_words(model)}.",
         f"Profile {profile['name']}: {profile.get('description', '')}.",
-        f"Evaluated on {fmt.integer(eval_n)} images of {data.get('source', '?')} "
-        f"({len(data.get('classes') or [])} classes: {', '.join(map(str, (data.get('classes') or [])[:12]))}"
-        f"{', ...' if len(data.get('classes') or []) > 12 else ''}).",
+        _task_line(report),
+        f"Evaluated on {fmt.integer(eval_n)} {'images' if task.name == 'classification' else 'samples'} of "
+        f"{data.get('source', '?')} ({_evaluated_words(report)}).",
     ]
     worst = _worst_classes(report)
     flash = {a["name"]: a.get("flash_bytes") for a in report["artifacts"]}
@@ -120,7 +125,7 @@ def _glance(report: dict[str, Any]) -> Section:
             f"{fmt.milliseconds(row.get('estimated_latency_ms'))} ms)"
             if firmware
             else f"median {fmt.milliseconds(row.get('latency_median_ms'))} ms ({fmt.speed(row.get('speedup_x'))})",
-            f"accuracy {fmt.percent(row.get('accuracy'))} ({fmt.points(row.get('accuracy_delta_points'))})",
+            _card_figure(task, row),
         ]
         hurt = worst.get((row["artifact"], row["target"]))
         if hurt:
@@ -132,7 +137,7 @@ def _glance(report: dict[str, Any]) -> Section:
                 if firmware
                 else f"{fmt.ratio(row.get('smaller_x_file'))} smaller",
                 detail=" · ".join(detail),
-                tone=fmt.tone(row.get("accuracy_delta_points")),
+                tone=_card_tone(task, row),
                 key=headline_key(row, "glance"),
             )
         )
@@ -142,6 +147,52 @@ def _glance(report: dict[str, Any]) -> Section:
     else:
         blocks.append(Paragraph("Only the baseline was measured: nothing to compare it with.", lead="Note:"))
     return Section("At a glance", blocks, id="glance")
+
+
+def _outputs_words(model: dict[str, Any]) -> str:
+    outputs = model.get("outputs") or []
+    if len(outputs) > 1:
+        return f"{len(outputs)} outputs: " + ", ".join(f"{o['name']} {o['shape']} ({o['kind']})" for o in outputs)
+    return f"{model.get('n_outputs')} outputs ({model.get('output_kind')})"
+
+
+def _task_line(report: dict[str, Any]) -> str:
+    """The task and how it was decided (inferred from the data, or --task)."""
+    task = report.get("task") or {}
+    how = "--task" if task.get("decided_by") == "option" else "inferred"
+    return f"Task {task.get('name', 'classification')} ({how}): {task.get('reason') or 'a classifier'}."
+
+
+def _evaluated_words(report: dict[str, Any]) -> str:
+    data, task = report.get("data") or {}, task_of(report)
+    classes = data.get("classes") or []
+    if task.name == "classification":
+        return f"{len(classes)} classes: {', '.join(map(str, classes[:12]))}{', ...' if len(classes) > 12 else ''}"
+    counts = (data.get("counts") or {}).get("test") or {}
+    if task.name == "anomaly" and data.get("labelled", True):
+        return ", ".join(f"{n} {name}" for name, n in counts.items())
+    return "labelled targets" if data.get("labelled", True) and task.labels != "none" else "no labels"
+
+
+def _card_figure(task: Any, row: dict[str, Any]) -> str:
+    if task.name == "classification":
+        return f"accuracy {fmt.percent(row.get('accuracy'))} ({fmt.points(row.get('accuracy_delta_points'))})"
+    if task.metric is not None and row.get("metric") is not None:
+        delta = fmt.points if task.metric.change_unit == "pt" else fmt.signed_figure
+        value = row.get("metric")
+        return f"{task.metric.title} {fmt.DASH if value is None else task.metric.text(value)} ({delta(row.get('metric_delta'))})"
+    agreement = row.get("agreement")
+    return f"SQNR {fmt.decibels(row.get('sqnr_db'))}" + (
+        f", agreement {fmt.percent(agreement)}" if agreement is not None else ""
+    )
+
+
+def _card_tone(task: Any, row: dict[str, Any]) -> str:
+    if task.name == "classification":
+        return fmt.tone(row.get("accuracy_delta_points"))
+    if task.metric is not None:
+        return fmt.tone(row.get("metric_delta"), higher_is_better=task.metric.higher_is_better)
+    return ""
 
 
 def _worst_classes(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -158,9 +209,10 @@ def _worst_classes(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, An
 
 def _headline(report: dict[str, Any], figures: dict[str, Path]) -> Section:
     single_target = len({row["target"] for row in report["comparison"]}) == 1  # then named in "Measured on"
+    columns = headline_columns(task_of(report))
     present = [
         c
-        for c in HEADLINE_COLUMNS
+        for c in columns
         if any(row.get(c.key) is not None for row in report["comparison"]) and not (single_target and c.key == "target")
     ]
     table = Table(
@@ -178,7 +230,7 @@ def _headline(report: dict[str, Any], figures: dict[str, Path]) -> Section:
     blocks: list[Any] = [table, Bullets(_measured_on(report))]
     definitions = report.get("size_definitions")
     if definitions:
-        titles = {column.key: column.title for column in HEADLINE_COLUMNS}
+        titles = {column.key: column.title for column in columns}
         blocks.append(Bullets([f"{titles.get(key, key)}: {text}" for key, text in definitions.items()]))
     for key, caption in (
         ("size_accuracy", "Accuracy against size: filled dots are the files, hollow ones the bit-packed weights."),
@@ -186,7 +238,9 @@ def _headline(report: dict[str, Any], figures: dict[str, Path]) -> Section:
     ):
         if key in figures:
             blocks.append(Figure(figures[key], caption, alt=caption))
-    return Section("Size, speed and accuracy", blocks, id="headline-section")
+    task = task_of(report)
+    figure = task.metric.title if task.metric is not None else "fidelity"
+    return Section(f"Size, speed and {figure}", blocks, id="headline-section")
 
 
 def _measured_on(report: dict[str, Any]) -> list[str]:
@@ -201,10 +255,104 @@ def _measured_on(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"Measured on {target}: {fmt.text(first.get('device'))}; runtime {runtimes}; {threads} thread(s); "
             f"{fmt.integer(first.get('warmup'))} warm-up + {fmt.integer(first.get('runs'))} timed batch-1 runs per artifact; "
-            f"accuracy on {fmt.integer(first.get('eval_n'))} evaluation images."
+            f"figures on {fmt.integer(first.get('eval_n'))} evaluation samples, computed on the host from the raw "
+            "outputs the device sent back."
             + (f" {standing[target].words[0].upper()}{standing[target].words[1:]}." if target in standing else "")
         )
     return lines
+
+
+# ---------------------------------------------------------------------------- task figures and fidelity
+
+#: per task, the figures of a measurement's `metrics` shown in the task section, with their titles
+_TASK_TABLES: dict[str, tuple[tuple[str, str, fmt.Formatter], ...]] = {
+    "regression": (("mae", "MAE", fmt.figure), ("rmse", "RMSE", fmt.figure), ("r2", "R²", fmt.figure)),
+    "anomaly": (
+        ("auc", "ROC AUC", fmt.fraction),
+        ("pauc", "pAUC (FPR ≤ 0.1)", fmt.fraction),
+        ("mean_score_normal", "mean score, normal", fmt.figure),
+        ("mean_score_anomalous", "mean score, anomalous", fmt.figure),
+    ),
+}
+
+
+def _task_figures(report: dict[str, Any]) -> Section | None:
+    """A regression's per-output errors, an anomaly detector's AUCs and scores: computed on the host from the outputs."""
+    task = task_of(report)
+    shown = _TASK_TABLES.get(task.name)
+    rows_in = [m for m in report["measurements"] if m.get("metrics")]
+    if not shown or not rows_in:
+        return None
+    rows = [
+        [Cell(m["artifact"]), Cell(m["target"]), *(cell(m["metrics"].get(key), form) for key, _, form in shown)]
+        for m in rows_in
+    ]
+    reference = (report.get("keras_reference") or {}).get("metrics")
+    if reference:
+        rows.insert(0, [Cell("Keras model"), Cell("host"), *(cell(reference.get(k), form) for k, _, form in shown)])
+    blocks: list[Any] = [
+        Paragraph(_task_line(report)),
+        Table(
+            [Column("artifact"), Column("target"), *(Column(title, numeric=True) for _, title, _ in shown)],
+            rows,
+            caption="Computed on the host from each device's raw outputs on the same evaluation samples.",
+            id="task-figures",
+        ),
+    ]
+    per_output = _per_output_table(rows_in)
+    if per_output is not None:
+        blocks.append(per_output)
+    return Section(f"{task.name.capitalize()} figures", blocks, id="task-section")
+
+
+def _per_output_table(measurements: list[dict[str, Any]]) -> Table | None:
+    """A regression with several outputs: MAE, RMSE and R² of each output."""
+    if not any(len(m["metrics"].get("per_output") or []) > 1 for m in measurements):
+        return None
+    rows = [
+        [Cell(m["artifact"]), Cell(m["target"]), cell(o["index"], fmt.integer)]
+        + [cell(o.get(key), fmt.figure) for key in ("mae", "rmse", "r2")]
+        for m in measurements
+        for o in m["metrics"].get("per_output") or []
+    ]
+    columns = [Column("artifact"), Column("target"), Column("output", numeric=True)]
+    columns += [Column(title, numeric=True) for title in ("MAE", "RMSE", "R²")]
+    return Table(columns, rows, caption="Per output.", id="task-per-output", collapsed=len(rows) > FOLD_ROWS)
+
+
+def _fidelity(report: dict[str, Any]) -> Section | None:
+    """Every artifact's outputs against the baseline's on the same target, output by output."""
+    rows = [
+        [
+            Cell(m["artifact"]),
+            Cell(m["target"]),
+            Cell(str(o.get("output"))),
+            Cell("identical" if o.get("identical") else fmt.decibels(o.get("sqnr_db"))),
+            cell(o.get("cosine"), fmt.figure),
+            cell(o.get("max_abs_error"), fmt.figure),
+            cell(o.get("agreement"), fmt.percent),
+        ]
+        for m in report["measurements"]
+        if m["artifact"] != report["baseline"]
+        for o in (m.get("fidelity") or {}).get("outputs") or []
+    ]
+    if not rows:
+        return None
+    columns = [Column("artifact"), Column("target"), Column("output"), Column("SQNR", numeric=True)]
+    columns += [
+        Column("cosine", numeric=True),
+        Column("max |error|", numeric=True),
+        Column("top-1 agreement", numeric=True),
+    ]
+    caption = (
+        f"Outputs against {report['baseline']}'s on the same samples and target: SQNR = 10 log10(signal power / error "
+        "power); cosine similarity per sample, averaged; top-1 agreement only for score vectors (softmax)."
+    )
+    return Section(
+        "Fidelity to the baseline's outputs",
+        [Table(columns, rows, caption=caption, id="fidelity", collapsed=len(rows) > FOLD_ROWS)],
+        id="fidelity-section",
+    )
 
 
 # ---------------------------------------------------------------------------- per class
@@ -434,6 +582,7 @@ def _stages_table(stages: list[dict[str, Any]], device: str | None) -> Table:
     rows = [
         [
             Cell(fmt.text(stage.get("stage"))),
+            Cell(fmt.text(stage.get("loss") or "cross-entropy on the class labels")),
             cell(stage.get("steps"), fmt.integer),
             cell(stage.get("budget_steps"), fmt.integer),
             cell(stage.get("epochs_equivalent"), fmt.number),
@@ -587,6 +736,7 @@ def _provenance(report: dict[str, Any]) -> Section:
         ),
         *[
             f"Artifact {a['name']}: {a.get('description', '')}, {a.get('format')}, sha256 {str(a.get('sha256', '?'))[:16]}…"
+            + (f"; fine-tuned with {a['trained_with']}" if a.get("trained_with") else "")
             for a in report["artifacts"]
         ],
     ]

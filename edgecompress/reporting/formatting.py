@@ -77,6 +77,26 @@ def number(value: float | None) -> str:
     return DASH if value is None else f"{value:.1f}"
 
 
+def figure(value: float | None) -> str:
+    """A task's figure in its own units (an MAE, a ROC AUC, R²): four significant digits."""
+    return DASH if value is None else f"{value:.4g}"
+
+
+def fraction(value: float | None) -> str:
+    """A figure between 0 and 1 (a ROC AUC): four decimals, so 1.0000 stands beside 0.9371, not '1'."""
+    return DASH if value is None else f"{value:.4f}"
+
+
+def signed_figure(value: float | None) -> str:
+    """A change of a task's figure in its own units, always signed."""
+    return DASH if value is None else f"{value:+.4g}"
+
+
+def decibels(value: float | None) -> str:
+    """A signal-to-noise ratio."""
+    return DASH if value is None else f"{value:.1f} dB"
+
+
 def yes_no(value: bool | None) -> str:
     return DASH if value is None else ("yes" if value else "no")
 

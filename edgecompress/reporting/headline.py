@@ -1,7 +1,10 @@
 """The headline table's columns: one definition for the terminal, Markdown, HTML and --json.
 
 Each column names the field of a `report["comparison"]` row it shows (see
-docs/report-schema.md), how it is formatted, and whether a higher value is good news.
+docs/report-schema.md), how it is formatted, and whether a higher value is good news. The
+task's own figures (accuracy for a classifier, MAE and R² for a regression, ROC AUC for an
+anomaly detector, SQNR and agreement in fidelity mode) come from the task's declaration
+(tasks/registry.py) and take the place of the accuracy columns (`headline_columns`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class HeadlineColumn:
     numeric: bool = True
     higher_is_better: bool | None = None  # colour the value as a change when set
     terminal: bool = True  # shown in the table printed at the end of deploy
+    signed: bool = False  # a change around 0 (not a ratio around 1) when coloured
 
 
 HEADLINE_COLUMNS: tuple[HeadlineColumn, ...] = (
@@ -110,11 +114,47 @@ HEADLINE_COLUMNS: tuple[HeadlineColumn, ...] = (
 )
 
 
+#: how a task's column is formatted, by the name its declaration uses
+_SHOWN: dict[str, fmt.Formatter] = {
+    "percent": fmt.percent,
+    "points": fmt.points,
+    "figure": fmt.figure,
+    "fraction": fmt.fraction,
+    "signed": fmt.signed_figure,
+    "decibels": fmt.decibels,
+}
+#: the columns a task's figures replace
+_TASK_SLOT = ("accuracy", "accuracy_delta_points")
+
+
+def headline_columns(task: Any = None) -> tuple[HeadlineColumn, ...]:
+    """The headline columns for `task` (a tasks.Task; None: a classifier): its figures where accuracy stands."""
+    if task is None:
+        from edgecompress.tasks import task_named
+
+        task = task_named("classification")
+    own = tuple(
+        HeadlineColumn(
+            c.key,
+            c.title,
+            _SHOWN[c.shown],
+            c.help,
+            higher_is_better=c.higher_is_better,
+            terminal=c.terminal,
+            signed=c.shown in ("points", "signed"),
+        )
+        for c in task.columns
+    )
+    position = next(i for i, c in enumerate(HEADLINE_COLUMNS) if c.key == _TASK_SLOT[0])
+    rest = [c for c in HEADLINE_COLUMNS if c.key not in _TASK_SLOT]
+    return (*rest[:position], *own, *rest[position:])
+
+
 def tone_of(column: HeadlineColumn, value: object) -> str:
     """Ratios are good above 1, point changes above 0; other columns are not coloured."""
     if column.higher_is_better is None or not isinstance(value, (int, float)):
         return ""
-    centre = 1.0 if column.format is fmt.ratio else 0.0
+    centre = 1.0 if column.format is fmt.ratio and not column.signed else 0.0
     return fmt.tone(round(value - centre, 6), higher_is_better=column.higher_is_better)
 
 

@@ -26,6 +26,7 @@ class RunFiles:
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir)
         self.problems: list[str] = []  # optional files that exist but could not be used
+        self._outputs: dict[str, np.ndarray | None] = {}
         self._timings: dict[str, Any] = {}
 
     def read_report_json(self) -> Any:
@@ -144,12 +145,63 @@ class RunFiles:
             self.note(f"{LAYOUT.eval} is unreadable ({error}); no disagreement analysis")
             return None
 
+    @cached_property
+    def _eval_n(self) -> int:
+        """Samples in eval.npz, from the header of x (its data is not read)."""
+        from edgecompress.data.arrays import npz_shapes
+
+        return int(npz_shapes(self.path / LAYOUT.eval)["x"][0])
+
     def eval_labels(self) -> tuple[np.ndarray, list[str]] | None:
-        if self._eval is None:
+        """A classifier's labels and class names (None for an eval set of another task)."""
+        if self._eval is None or "y" not in self._eval.files:
             return None
         return np.asarray(self._eval["y"]).astype(np.int64), [
             str(c) for c in np.asarray(self._eval["class_names"]).reshape(-1)
         ]
+
+    def truth(self, task: Any) -> Any:
+        """The eval samples' labels or targets, inputs and class names, read for `task` (None without eval.npz)."""
+        from edgecompress.tasks.scoring import truth_from_eval
+
+        return None if self._eval is None else truth_from_eval(self._eval, task)
+
+    def outputs(self, measurement: dict[str, Any] | None, facts: Any) -> np.ndarray | None:
+        """One measurement's raw outputs, checked again against the eval set and the model's output size."""
+        from edgecompress.tasks.outputs import outputs_problem
+
+        name = (measurement or {}).get("outputs_file")
+        if not name:
+            return None
+        return self._checked_outputs(name, facts, outputs_problem)
+
+    def reference_outputs(self, facts: Any) -> np.ndarray | None:
+        """The Keras model's raw outputs on the eval samples (reference.outputs.npy)."""
+        from edgecompress.tasks.outputs import outputs_problem
+
+        return (
+            self._checked_outputs(LAYOUT.reference_outputs, facts, outputs_problem)
+            if (self.path / LAYOUT.reference_outputs).is_file()
+            else None
+        )
+
+    def _checked_outputs(self, name: str, facts: Any, problem_of: Any) -> np.ndarray | None:
+        if name in self._outputs:
+            return self._outputs[name]
+        file = self.path / name
+        found = None
+        if file.is_file():
+            try:
+                found = np.load(file, allow_pickle=False)
+            except (OSError, ValueError) as error:
+                self.note(f"{name} is unreadable ({error}); its task figures are left out")
+            n = self._eval_n if self._eval is not None else (len(found) if found is not None else 0)
+            problem = problem_of(found, n, facts) if found is not None else None
+            if problem:
+                self.note(f"{name}: {problem}; its task figures are left out")
+                found = None
+        self._outputs[name] = found
+        return found
 
     def eval_inputs(self) -> np.ndarray | None:
         return None if self._eval is None else np.asarray(self._eval["x"])

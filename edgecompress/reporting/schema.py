@@ -26,9 +26,9 @@ from edgecompress.reporting.timing import add_timing
 from edgecompress.run_layout import LAYOUT
 
 SCHEMA = "edgecompress.report"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: Versions `edgecompress report` can still render (older ones are migrated on the fly).
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 
 #: Per weight tensor of a .tflite artifact, the `tflite_weight_stats` fields report.json keeps.
 WEIGHT_FIELDS = (
@@ -78,8 +78,11 @@ def host_facts() -> dict[str, Any]:
     }
 
 
-def measurement_entry(artifact: str, target: str, result: dict[str, Any], samples_file: str | None) -> dict[str, Any]:
-    """One (artifact, target) measurement; raw latency samples and per-sample predictions stay in their own files."""
+def measurement_entry(
+    artifact: str, target: str, result: dict[str, Any], samples_file: str | None, outputs_file: str | None = None
+) -> dict[str, Any]:
+    """One (artifact, target) measurement; raw latency samples, per-sample predictions and raw outputs
+    stay in their own files."""
     latency = {k: v for k, v in result.get("latency_ms", {}).items() if k != "samples"}
     accuracy = result.get("accuracy")
     if accuracy is not None:
@@ -93,6 +96,8 @@ def measurement_entry(artifact: str, target: str, result: dict[str, Any], sample
         "first_inference_ms": result.get("first_inference_ms"),
         "latency_ms": latency,
         "latency_samples_file": samples_file,
+        "outputs_file": outputs_file,
+        "outputs": _outputs_described(result, outputs_file),
         "memory": result.get("memory"),
         "accuracy": accuracy,
         "platform": result.get("platform"),
@@ -106,6 +111,19 @@ def measurement_entry(artifact: str, target: str, result: dict[str, Any], sample
     }
 
 
+def _outputs_described(result: dict[str, Any], outputs_file: str | None) -> dict[str, Any] | None:
+    """What the raw-outputs file holds: samples, values per sample and the outputs' names on the device."""
+    described = result.get("outputs")
+    if outputs_file is None:
+        return None
+    shape = (described or {}).get("shape") or []
+    return {
+        "n": shape[0] if shape else None,
+        "values": shape[1] if len(shape) > 1 else None,
+        "names": (described or {}).get("names"),
+    }
+
+
 def _model_bytes(artifact: dict[str, Any]) -> Any:
     """The bytes the model itself takes: a firmware's file also holds the interpreter, kernels and
     start-up code, so its model is counted by the flash the model takes inside it (the ELF's map),
@@ -113,7 +131,9 @@ def _model_bytes(artifact: dict[str, Any]) -> Any:
     return artifact.get("model_flash_bytes") or artifact["file_bytes"]
 
 
-def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+def compare(
+    artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]], baseline: str, task: Any = None
+) -> list[dict[str, Any]]:
     """Every artifact against the baseline on the same target: the numbers the user came for."""
     sizes = {a["name"]: a for a in artifacts}
     base_size = sizes[baseline]
@@ -141,7 +161,7 @@ def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]],
             "estimated_latency_ms": (m.get("latency_estimate") or {}).get("milliseconds"),
             "peak_rss_bytes": (m.get("memory") or {}).get("peak_rss_bytes"),
             "accuracy": accuracy.get("overall"),
-            "eval_n": accuracy.get("n"),
+            "eval_n": accuracy.get("n") or (m.get("metrics") or {}).get("n") or (m.get("outputs") or {}).get("n"),
             "fits_budget": art.get("fits_budget"),
             "runtime": _runtime_name(m.get("runtime")),
             "threads": m.get("threads"),
@@ -150,6 +170,7 @@ def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]],
             "device": _device_name(m.get("platform")),
         }
         row.update(comparison_fields(art, m, base_size, base))
+        row.update(task_fields(m, base, task))
         if base is not None:
             row["speedup_x"] = _ratio((base.get("latency_ms") or {}).get("median"), latency.get("median"))
             base_acc = (base.get("accuracy") or {}).get("overall")
@@ -158,6 +179,32 @@ def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]],
             )
         rows.append(row)
     return rows
+
+
+def task_fields(m: dict[str, Any], base: dict[str, Any] | None, task: Any) -> dict[str, Any]:
+    """The task's figure and its change against the baseline, and the outputs' fidelity to the baseline's."""
+    from edgecompress.tasks import task_named
+
+    task = task or task_named("classification")
+    metrics = m.get("metrics") or {}
+    fidelity = m.get("fidelity") or {}
+    row: dict[str, Any] = {
+        key: fidelity.get(key) for key in ("sqnr_db", "agreement", "cosine", "max_abs_error", "identical")
+    }
+    if task.metric is None:
+        return row
+    value = metrics.get("value")
+    if value is None and task.metric.key == "accuracy":
+        value = (m.get("accuracy") or {}).get("overall")
+    base_value = (base.get("metrics") or {}).get("value") if base is not None else None
+    if base_value is None and base is not None and task.metric.key == "accuracy":
+        base_value = (base.get("accuracy") or {}).get("overall")
+    row.update(
+        metric=value,
+        metric_delta=task.metric.delta(base_value, value) if base is not None else None,
+        **{key: metrics.get(key) for key in task.extra_figures},
+    )
+    return row
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -213,10 +260,13 @@ def _stats(figures: list[float | None]) -> dict[str, float] | None:
 def build_report(**sections: Any) -> dict[str, Any]:
     """Assemble report.json; sections are passed by name so the schema reads top to bottom here."""
     from edgecompress.reporting.per_class import per_class_impact
+    from edgecompress.tasks.scoring import task_of
 
     report = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     report.update(sections)
-    report["comparison"] = compare(sections["artifacts"], sections["measurements"], sections["baseline"])
+    report["comparison"] = compare(
+        sections["artifacts"], sections["measurements"], sections["baseline"], task_of(report)
+    )
     report["fleet_spread"] = fleet_spread(sections["measurements"])
     report["per_class"] = per_class_impact(sections["measurements"], sections["baseline"])
     return report
@@ -233,6 +283,7 @@ def complete_report(report: dict[str, Any], run_dir: str | Path, *, judging: Any
     from edgecompress.decision.judging import judge_report
     from edgecompress.reporting.per_class import per_class_impact
     from edgecompress.reporting.run_files import RunFiles
+    from edgecompress.tasks.scoring import task_of
 
     files = RunFiles(run_dir)
     done = migrate(copy.deepcopy(report))
@@ -250,15 +301,35 @@ def complete_report(report: dict[str, Any], run_dir: str | Path, *, judging: Any
 
         done["size_definitions"] = {**SIZE_DEFINITIONS, "bitpacked_bytes": BITPACKED_DEFINITION}
     earlier = _disagreements_by_key(done.get("per_class") or [])
-    done["per_class"] = per_class_impact(done["measurements"], done["baseline"])
+    task = task_of(done)
+    done["per_class"] = per_class_impact(done["measurements"], done["baseline"]) if task.per_class else []
     _add_disagreements(done, files, earlier)
+    _add_task_figures(done, files)
     add_timing(done, files)
-    done["comparison"] = compare(done["artifacts"], done["measurements"], done["baseline"])
+    done["comparison"] = compare(done["artifacts"], done["measurements"], done["baseline"], task)
     done["fleet_spread"] = fleet_spread(done["measurements"])  # after add_timing: the rounds' latencies
     done["verdict"] = judge_report(done, files, judging)
     done["schema_version"] = SCHEMA_VERSION
     done["report_notes"] = files.problems
     return done
+
+
+def _add_task_figures(report: dict[str, Any], files: Any) -> None:
+    """Per measurement (and for the Keras reference), the task's figures and the outputs' fidelity to the
+    baseline's, computed here from the raw outputs; a folder without them keeps the figures it was written with."""
+    from edgecompress.tasks.scoring import fidelity_all, score_all, task_of
+
+    scores, fidelity = score_all(report, files), fidelity_all(report, files)
+    for m in report["measurements"]:
+        key = (m["artifact"], m["target"])
+        if key in scores:
+            m["metrics"] = {"value": scores[key].value, **scores[key].summary}
+        if key in fidelity:
+            m["fidelity"] = fidelity[key]
+    reference = report.get("keras_reference")
+    classifier = task_of(report).name == "classification"  # its reference already has the accuracy figures
+    if ("keras", "host") in scores and isinstance(reference, dict) and not classifier:
+        reference["metrics"] = {"value": scores[("keras", "host")].value, **scores[("keras", "host")].summary}
 
 
 def migrate(report: dict[str, Any]) -> dict[str, Any]:
@@ -270,6 +341,7 @@ def migrate(report: dict[str, Any]) -> dict[str, Any]:
     entry, the `tflm-firmware` artifact built from the plan's compressed model.
     v6: latency from the boards' timing rounds; a report from before them has no rounds file,
     keeps its single-block figures and gets no `timing` section (reporting/timing.add_timing).
+    v7: `task` says what the model is judged on; every earlier report is a classifier's.
     """
     micro = report.get("micro")
     if isinstance(micro, dict) and "firmwares" not in micro:
@@ -287,6 +359,14 @@ def migrate(report: dict[str, Any]) -> dict[str, Any]:
             "n": reference.get("n"),
             "overall": reference.get("accuracy"),
             "per_class": {str(i): {"name": name, **per_class.get(name, {})} for i, name in enumerate(names)},
+        }
+    if not isinstance(report.get("task"), dict):
+        from edgecompress.tasks import task_named
+
+        report["task"] = {
+            **task_named("classification").to_dict(),
+            "decided_by": "schema",
+            "reason": f"report schema {report.get('schema_version')}: every run was a classifier's",
         }
     return report
 

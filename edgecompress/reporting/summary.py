@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 SUMMARY_SCHEMA = "edgecompress.report-summary"
-SUMMARY_VERSION = 2  # 2: `verdict`
+SUMMARY_VERSION = 3  # 2: `verdict`; 3: `task`, each row's task figure (`metric`, `metric_delta`) and fidelity
 
 #: Comparison-row fields copied into the summary, in this order.
 ROW_FIELDS = (
@@ -28,6 +28,10 @@ ROW_FIELDS = (
     "peak_rss_bytes",
     "accuracy",
     "accuracy_delta_points",
+    "metric",
+    "metric_delta",
+    "sqnr_db",
+    "agreement",
     "eval_n",
     "fits_budget",
     "runtime",
@@ -81,6 +85,7 @@ def to_json_summary(report: dict[str, Any]) -> dict[str, Any]:
         "model": report["model"]["path"],
         "profile": report["profile"]["name"],
         "baseline": report["baseline"],
+        "task": (report.get("task") or {}).get("name") or "classification",
         "targets": list(dict.fromkeys(row["target"] for row in report["comparison"])),
         "rows": rows,
         "plan": {

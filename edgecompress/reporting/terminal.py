@@ -15,9 +15,10 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from edgecompress.reporting.headline import HEADLINE_COLUMNS, HeadlineColumn, report_title, stand_ins
+from edgecompress.reporting.headline import HeadlineColumn, headline_columns, report_title, stand_ins
 
-#: the default table's columns: size, speed and accuracy against the baseline, and the verdict's mark
+#: the default table's columns: size, speed and accuracy against the baseline, and the verdict's mark; the
+#: accuracy pair stands for the task's own figures (tasks/registry.py: the columns shown in a terminal)
 DECIDING = (
     "artifact",
     "target",
@@ -37,6 +38,9 @@ SHORT_TITLES = {
     "instructions_median": "instruc-\ntions",
     "speedup_x": "speed-\nup",
     "accuracy_delta_points": "Δ\naccuracy",
+    "metric_delta": "Δ",
+    "sqnr_db": "SQNR",
+    "agreement": "agree-\nment",
 }
 MARKS = {"recommended": "★", "passes": "✓", "fails": "✗", "baseline": "·"}
 LEGEND = "★ recommended  ✓ passes every rule  ✗ fails a rule  · the baseline ({baseline})"
@@ -120,7 +124,7 @@ def render_summary(report: dict[str, Any], *, wide: bool = False) -> Group:
     targets = list(dict.fromkeys(row["target"] for row in rows))
     columns = [
         column
-        for column in _columns(wide)
+        for column in _columns(wide, report)
         if any(row.get(column.key) is not None for row in rows) and not (column.key == "target" and len(targets) == 1)
     ]
     title = report_title(report)
@@ -129,7 +133,8 @@ def render_summary(report: dict[str, Any], *, wide: bool = False) -> Group:
     table = compact_table(title)
     marks = verdict_marks(report)
     for column in columns:
-        header = column.title if wide else SHORT_TITLES.get(column.key, column.title)
+        short = SHORT_TITLES.get(column.key, column.title)
+        header = column.title if wide else (f"Δ\n{column.title[2:]}" if short == "Δ" else short)
         longest = max((len(column.format(row.get(column.key))) for row in rows), default=0)
         # names are typed (ship, report --seed-run): never cut; figures never wrap
         table.add_column(
@@ -147,11 +152,19 @@ def render_summary(report: dict[str, Any], *, wide: bool = False) -> Group:
     return Group(table, Text(LEGEND.format(baseline=report["baseline"]), style="dim"))
 
 
-def _columns(wide: bool) -> list[HeadlineColumn]:
+def _columns(wide: bool, report: dict[str, Any]) -> list[HeadlineColumn]:
+    """Every headline column (--wide) or the deciding ones, the task's figures in the accuracy pair's place."""
+    from edgecompress.tasks.scoring import task_of
+
+    task = task_of(report)
+    columns = headline_columns(task)
     if wide:
-        return list(HEADLINE_COLUMNS)
-    by_key = {column.key: column for column in HEADLINE_COLUMNS}
-    return [by_key[key] for key in DECIDING if key in by_key]
+        return list(columns)
+    by_key = {column.key: column for column in columns}
+    own = [column.key for column in columns if column.key in {c.key for c in task.columns} and column.terminal]
+    keys = [key for key in DECIDING if key not in ("accuracy", "accuracy_delta_points")]
+    position = keys.index("speedup_x") + 1
+    return [by_key[key] for key in [*keys[:position], *own, *keys[position:]] if key in by_key]
 
 
 def verdict_marks(report: dict[str, Any]) -> dict[tuple[str, str], str]:

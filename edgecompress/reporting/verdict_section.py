@@ -53,6 +53,14 @@ def verdict_section(report: dict[str, Any]) -> Section | None:
 def _statistics_line(verdict: dict[str, Any]) -> str:
     statistics = verdict.get("statistics") or {}
     boot = statistics.get("bootstrap") or {}
+    task = statistics.get("task") or {}
+    if task.get("name") not in (None, "classification"):
+        figure = (
+            f"{task.get('metric')} changes by {task.get('test')} (alpha {statistics.get('alpha')}); "
+            if task.get("metric")
+            else "outputs against the baseline's by SQNR and top-1 agreement (no labels to test a figure with); "
+        )
+        return f"Statistics: {figure}latency {_latency_words(statistics, boot)}."
     impact = (
         "Welch's t-test over seeds, the classes' p-values adjusted for the false discovery rate (Benjamini-Hochberg)"
         if statistics.get("impact_rule", "").startswith("welch")
@@ -105,6 +113,9 @@ def _median(value: float | None, marked: int | None) -> Cell:
 
 
 def _target_table(target: dict[str, Any], several: bool, marked: dict[tuple[str, str], int | None]) -> Table:
+    evidence = [entry.get("evidence") or {} for entry in target["artifacts"]]
+    if any(ev.get("task") not in (None, "classification") for ev in evidence):
+        return _task_target_table(target, several, marked)
     rows = []
     for entry in target["artifacts"]:
         ev = entry.get("evidence") or {}
@@ -146,6 +157,61 @@ def _target_table(target: dict[str, Any], several: bool, marked: dict[tuple[str,
         "every artifact against every rule; the first rule an artifact failed is shown with its figure."
     )
     return Table(COLUMNS, rows, caption=caption, id=f"verdict-{target['target']}")
+
+
+def _status(entry: dict[str, Any], target: dict[str, Any]) -> str:
+    status = (
+        ("recommended" if entry["artifact"] == target.get("recommended") else "passes") if entry["passed"] else "fails"
+    )
+    if entry.get("role") == "baseline" and entry["artifact"] != target.get("recommended"):
+        status = "baseline"
+    return status
+
+
+def _task_target_table(target: dict[str, Any], several: bool, marked: dict[tuple[str, str], int | None]) -> Table:
+    """The verdict table of a regression, anomaly or fidelity run: its own figure and test beside latency."""
+    from edgecompress.tasks import TASKS
+
+    first = next((entry.get("evidence") or {} for entry in target["artifacts"]), {})
+    metric = TASKS[str(first.get("task"))].metric if first.get("task") in TASKS else None
+    columns = [Column("artifact"), Column("verdict"), Column("first failed rule, with its figure")]
+    if metric is not None and first.get("metric") is not None:
+        columns += [
+            Column(metric.title, numeric=True),
+            Column(f"Δ {metric.title}", numeric=True),
+            Column("paired test p", numeric=True, help="against the baseline on the same samples"),
+        ]
+    columns += [Column("SQNR", numeric=True), Column("agreement", numeric=True), Column("median ms", numeric=True)]
+    columns += [Column("vs baseline")]
+    rows = []
+    for entry in target["artifacts"]:
+        ev, failure = entry.get("evidence") or {}, entry.get("first_failure")
+        status = _status(entry, target)
+        cells = [
+            Cell(entry["artifact"]),
+            Cell(status, tone="good" if status == "recommended" else "bad" if status == "fails" else ""),
+            Cell(failure["text"] if failure else entry.get("note") or fmt.DASH),
+        ]
+        if metric is not None and first.get("metric") is not None:
+            delta = metric.delta(ev.get("baseline_metric"), ev.get("metric"))
+            show = fmt.points if metric.change_unit == "pt" else fmt.signed_figure
+            cells += [
+                cell(ev.get("metric"), fmt.fraction if metric.shown == "percent" else fmt.figure),
+                cell(delta, show, tone=fmt.tone(delta, higher_is_better=metric.higher_is_better)),
+                cell((ev.get("metric_test") or {}).get("p_value"), _p_value),
+            ]
+        fidelity = ev.get("fidelity") or {}
+        cells += [
+            Cell("identical" if fidelity.get("identical") else fmt.decibels(fidelity.get("sqnr_db"))),
+            cell(fidelity.get("agreement"), fmt.percent),
+            _median((ev.get("latency_ms") or {}).get("median"), marked.get((entry["artifact"], target["target"]))),
+            Cell(_short_speed(ev.get("speed_vs_baseline"))),
+        ]
+        rows.append(cells)
+    caption = (f"On {target['target']}: " if several else "") + (
+        "every artifact against every rule; the first rule an artifact failed is shown with its figure."
+    )
+    return Table(columns, rows, caption=caption, id=f"verdict-{target['target']}")
 
 
 def _fleet_table(fleet: dict[str, Any]) -> Table:

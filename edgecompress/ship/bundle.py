@@ -2,7 +2,7 @@
 
     ship/
       model.tflite            the recommended artifact (model.onnx for an ONNX one), under a stable name
-      labels.txt              class names, one a line, in the model's output order
+      labels.txt              class names, one a line, in the model's output order (empty for other tasks)
       input.json              shape, dtype, scale and zero point, pixel scaling (0-1 / 0-255 / -1-1), layout
       edgecompress_runner.py  the standalone runner (Python 3.8+, NumPy, one runtime) that measured it
       smoke_input.npy         a few evaluation inputs, already scaled, for the smoke inference
@@ -133,7 +133,8 @@ def _firmware_files(run_dir: Path, report: dict[str, Any], name: str, out: Path)
 
 
 def _common_files(run_dir: Path, report: dict[str, Any], out: Path, model: Path) -> None:
-    classes = [str(c) for c in (report.get("data") or {}).get("classes") or []]
+    classifier = ((report.get("task") or {}).get("name") or "classification") == "classification"
+    classes = [str(c) for c in (report.get("data") or {}).get("classes") or []] if classifier else []
     (out / "labels.txt").write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
     (out / "input.json").write_text(json.dumps(input_spec(report, model), indent=2) + "\n", encoding="utf-8")
     eval_file = run_dir / LAYOUT.eval
@@ -152,25 +153,36 @@ def input_spec(report: dict[str, Any], model: Path) -> dict[str, Any]:
     _, session = _session_here(model)
     quantization = getattr(session, "input_quantization", (0.0, 0))
     dtype = str(np.dtype(session.input_dtype))
+    quantized = dtype in ("int8", "uint8")
+    task = (report.get("task") or {}).get("name") or "classification"
     return {
         "shape": [1, *[d for d in session.input_shape[1:]]],
-        "layout": "NHWC" if len(session.input_shape) == 4 else None,
+        "layout": "NHWC" if len(session.input_shape) == 4 and data.get("kind", "pixels") == "pixels" else None,
         "dtype": dtype,
-        "quantization": {"scale": float(quantization[0]), "zero_point": int(quantization[1])}
-        if dtype in ("int8", "uint8")
-        else None,
+        "quantization": {"scale": float(quantization[0]), "zero_point": int(quantization[1])} if quantized else None,
         "scaling": data.get("scaling"),
         "scaling_meaning": {
             "0-1": "pixels divided by 255",
             "0-255": "raw pixel values",
             "-1-1": "pixels / 127.5 - 1",
+            "none": "the values as the data holds them (already what the model expects): no scaling",
         }.get(str(data.get("scaling"))),
-        "class_order": [str(c) for c in data.get("classes") or []],
+        "float_range": data.get("value_range"),
+        "float_range_meaning": "the smallest and largest input value of the run's data, after scaling"
+        + (f"; int8 codes cover {_covered(quantization, dtype)}: values outside are clipped" if quantized else ""),
+        "task": task,
+        "class_order": [str(c) for c in data.get("classes") or []] if task == "classification" else [],
         "output_kind": described.get("output_kind"),
-        "float_inputs_quantized_as": "round(x / scale) + zero_point, clipped to the dtype"
-        if dtype in ("int8", "uint8")
-        else None,
+        "outputs": described.get("outputs"),
+        "float_inputs_quantized_as": "round(x / scale) + zero_point, clipped to the dtype" if quantized else None,
     }
+
+
+def _covered(quantization: Any, dtype: str) -> list[float]:
+    """The float range an integer input tensor can represent: (code - zero point) x scale at the dtype's ends."""
+    info = np.iinfo(np.dtype(dtype))
+    scale, zero = float(quantization[0]), int(quantization[1])
+    return [round((info.min - zero) * scale, 6), round((info.max - zero) * scale, 6)]
 
 
 def _readme(report: dict[str, Any], model_name: str) -> str:

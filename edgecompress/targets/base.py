@@ -22,8 +22,10 @@ class MeasureJob:
     """One artifact to measure on the device.
 
     `eval_data` is an .npz written by `edgecompress.data.write_eval_npz`: float32 `x`
-    already scaled the way the model expects, int `y`, `class_names`, and `output_kind`
-    ('softmax' | 'sigmoid' | 'logits'), so the runner needs no knowledge of the data source.
+    already scaled the way the model expects and `output_kind` ('softmax' | 'sigmoid' |
+    'logits' with int `y` and `class_names` for a classifier; 'raw' otherwise), so the runner
+    needs no knowledge of the data source. With `outputs`, the board also sends back every
+    sample's raw outputs, from which the host computes the task's figures.
     """
 
     model: Path
@@ -33,16 +35,22 @@ class MeasureJob:
     threads: int | None = None
     timeout_s: float = 900.0
     extra_args: tuple[str, ...] = ()
+    outputs: bool = True
 
 
 @dataclass
 class Measurement:
-    """The runner's JSON, as it came back from the device, plus where it was measured."""
+    """The runner's JSON, as it came back from the device, plus where it was measured.
+
+    `outputs` is the raw-outputs array the board sent (n samples x values), unchecked until
+    measurement_check judges it; None when none was asked for or sent.
+    """
 
     target: str
     result: dict[str, Any]
     device: dict[str, Any] = field(default_factory=dict)
     log: str = ""
+    outputs: Any = None
 
 
 def attach_samples(result: dict[str, Any], samples: Any) -> dict[str, Any]:
@@ -57,6 +65,28 @@ def attach_samples(result: dict[str, Any], samples: Any) -> dict[str, Any]:
     if isinstance(latency, dict):
         latency["samples"] = samples
     return result
+
+
+#: what the runner's --outputs-out file is called on a board
+OUTPUTS_FILE = "outputs.npy"
+
+
+def read_outputs(blob: bytes, where: str) -> Any:
+    """The raw-outputs .npy a board sent, parsed without pickles; its shape and values are judged by
+    measurement_check, which knows what was asked for. A file that is no .npy at all is a TargetError."""
+    import io
+
+    import numpy as np
+
+    from edgecompress.errors import TargetError
+
+    try:
+        return np.load(io.BytesIO(blob), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise TargetError(
+            f"{where}: the runner's outputs file is not a readable .npy ({' '.join(str(error).split())[:200]}).",
+            "The runner on the board is out of date or edited; edgecompress sends its own, so measure again.",
+        ) from None
 
 
 def printable(text: str) -> str:

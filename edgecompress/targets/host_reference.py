@@ -4,7 +4,8 @@ An emulated microcontroller (`--target qemu`) runs TFLite Micro firmware, never 
 model the firmware is judged against. So the baseline .tflite is run by the board-side runner
 on this machine (LocalTarget: a separate process, LiteRT), on the same evaluation images, and
 the result is filed under the board's name: the verdict then compares like with like --
-accuracy, per-class recall and McNemar's test on the very same images. The host's timings say
+accuracy, per-class recall and McNemar's test on the very same images, or for any other task the
+figures computed from the raw outputs it returns (MAE, ROC AUC, SQNR against it). The host's timings say
 nothing about the board, so they are dropped, and the result says what it is
 (`reference_for`), which the report and the verdict quote.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from edgecompress.targets.base import MeasureJob, Measurement, Target
 
 #: what the report says about a baseline scored this way
-WHAT = "the fp32 model on the host runner (the emulated board runs firmware only); accuracy only, not timed"
+WHAT = "the fp32 model on the host runner (the emulated board runs firmware only); scored, not timed"
 
 
 class HostReference(Target):
@@ -51,4 +52,6 @@ class HostReference(Target):
             else runtime,
             reference_for={"target": self.name, "scored_by": "host runner", "what": WHAT},
         )
-        return Measurement(self.name, result, device={"host": measured.device}, log=measured.log)
+        return Measurement(
+            self.name, result, device={"host": measured.device}, log=measured.log, outputs=measured.outputs
+        )

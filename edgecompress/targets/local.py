@@ -17,7 +17,15 @@ from typing import Any
 
 from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
-from edgecompress.targets.base import MeasureJob, Measurement, Target, attach_samples, printable
+from edgecompress.targets.base import (
+    OUTPUTS_FILE,
+    MeasureJob,
+    Measurement,
+    Target,
+    attach_samples,
+    printable,
+    read_outputs,
+)
 from edgecompress.targets.measurement_check import check_probe
 from edgecompress.targets.rounds import RoundsJob
 from edgecompress.targets.rounds import runner_args as rounds_runner_args
@@ -44,13 +52,17 @@ class LocalTarget(Target):
             self._device = self.probe()
         with tempfile.TemporaryDirectory(prefix="edgecompress-local-") as scratch:
             samples_path = Path(scratch) / "latency_samples.json"
+            outputs_path = Path(scratch) / OUTPUTS_FILE if job.outputs else None
             completed = self._run_runner(
-                _measure_args(job, samples_path), timeout_s=job.timeout_s, step=f"measure {job.model.name}"
+                _measure_args(job, samples_path, outputs_path),
+                timeout_s=job.timeout_s,
+                step=f"measure {job.model.name}",
             )
             result = attach_samples(
                 self._parse(completed, step=f"measure {job.model.name}"), _read_samples(samples_path)
             )
-        return Measurement(target=self.name, result=result, device=self._device, log=completed.stderr)
+            outputs = read_outputs(outputs_path.read_bytes(), "local") if outputs_path is not None else None
+        return Measurement(target=self.name, result=result, device=self._device, log=completed.stderr, outputs=outputs)
 
     def measure_rounds(self, job: RoundsJob) -> Measurement:
         if self._device is None:
@@ -111,12 +123,14 @@ class LocalTarget(Target):
         return document
 
 
-def _measure_args(job: MeasureJob, samples_path: Path) -> list[str]:
+def _measure_args(job: MeasureJob, samples_path: Path, outputs_path: Path | None) -> list[str]:
     args = [
         "--model", str(job.model), "--data", str(job.eval_data),
         "--warmup", str(job.warmup), "--runs", str(job.runs),
         "--samples-out", str(samples_path), "--progress",
     ]  # fmt: skip
+    if outputs_path is not None:
+        args += ["--outputs-out", str(outputs_path)]
     if job.threads is not None:
         args += ["--threads", str(job.threads)]
     return args + list(job.extra_args)

@@ -23,6 +23,7 @@ import numpy as np
 
 from edgecompress.errors import TargetError
 from edgecompress.targets.base import MeasureJob, Measurement, Target
+from edgecompress.tasks.outputs import ModelFacts, OutputSpec, outputs_problem
 
 #: figures the runner rounds (to 4 decimals) or computes from rounded samples (6 decimals)
 ABS_TOLERANCE = 1e-3
@@ -78,10 +79,14 @@ class Expected:
     model_name: str
     model_sha256: str
     model_bytes: int
-    labels: np.ndarray  # int64, one per evaluation image, in the order sent
+    labels: np.ndarray | None  # int64, one per evaluation image, in the order sent; None: not a classifier
     class_names: tuple[str, ...]
     warmup: int
     runs: int
+    n: int = 0  # evaluation samples sent
+    output_size: int | None = None  # values per sample in the raw outputs (None: the eval file does not say)
+    output_kind: str = "softmax"
+    outputs: bool = False  # the raw outputs were asked for
 
     @property
     def n_classes(self) -> int:
@@ -90,6 +95,8 @@ class Expected:
     @classmethod
     def for_job(cls, job: MeasureJob) -> Expected:
         """Hash the model and read the labels once per job; every board's result is checked against these."""
+        from edgecompress.data.arrays import npz_shapes
+
         model, data = Path(job.model), Path(job.eval_data)
         try:
             digest = hashlib.sha256()
@@ -97,14 +104,28 @@ class Expected:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
             with np.load(data, allow_pickle=False) as archive:
-                labels = np.asarray(archive["y"]).astype(np.int64).reshape(-1)
-                class_names = tuple(str(name) for name in np.asarray(archive["class_names"]).reshape(-1))
-        except (OSError, KeyError, ValueError) as error:
+                labelled = "y" in archive.files
+                labels = np.asarray(archive["y"]).astype(np.int64).reshape(-1) if labelled else None
+                class_names = (
+                    tuple(str(name) for name in np.asarray(archive["class_names"]).reshape(-1)) if labelled else ()
+                )
+                sizes = archive["output_sizes"] if "output_sizes" in archive.files else None
+                kind = (
+                    str(np.asarray(archive["output_kind"]).reshape(-1)[0])
+                    if "output_kind" in archive.files
+                    else "softmax"
+                )
+            n = int(npz_shapes(data)["x"][0])
+        except (OSError, KeyError, ValueError, IndexError) as error:
             raise TargetError(
                 f"Cannot read what is to be measured ({model.name}, {data.name}): {error}.",
                 "Export the artifact and the eval data first (edgecompress deploy does both).",
             ) from None
-        return cls(model.name, digest.hexdigest(), model.stat().st_size, labels, class_names, job.warmup, job.runs)
+        size = int(np.sum(sizes)) if sizes is not None else None
+        return cls(
+            model.name, digest.hexdigest(), model.stat().st_size, labels, class_names, job.warmup, job.runs,
+            n, size, kind, job.outputs,
+        )  # fmt: skip
 
 
 def check_measurement(measurement: Measurement, expected: Expected) -> Measurement:
@@ -115,14 +136,17 @@ def check_measurement(measurement: Measurement, expected: Expected) -> Measureme
     elif "instructions" in measurement.result:  # firmware on an emulated board: instructions, not milliseconds
         _check_instructions(problems)
         _check_accuracy(problems, expected)
+        _check_outputs(problems, measurement.outputs, expected)
     elif "reference_for" in measurement.result:  # a baseline scored on the host for such a board: not timed
         _check_model(problems, expected)
         _check_accuracy(problems, expected)
+        _check_outputs(problems, measurement.outputs, expected)
     else:
         _check_model(problems, expected)
         _check_latency(problems, expected)
         _check_memory(problems, _board_ram(measurement.device))
         _check_accuracy(problems, expected)
+        _check_outputs(problems, measurement.outputs, expected)
         problems.count("threads", minimum=1)
     if problems:
         raise MeasurementRejected(measurement.target, expected.model_name, problems.found)
@@ -241,7 +265,38 @@ def _check_memory(problems: _Problems, ram: int | None) -> None:
             problems.add(f"memory.{key} is {_human(value)}, more than the board's RAM ({_human(ram)})")
 
 
+def _check_outputs(problems: _Problems, outputs: Any, expected: Expected) -> None:
+    """The raw outputs: one finite row of the model's output size per sample sent; a classifier's
+    predictions must be exactly what its outputs give (the host recomputes them, as the board's runner does)."""
+    if not expected.outputs:
+        return
+    if outputs is None:
+        problems.add("the raw outputs that were asked for (--outputs-out) did not come back")
+        return
+    n = expected.n or (len(outputs) if isinstance(outputs, np.ndarray) else 0)
+    width = expected.output_size or (outputs.shape[1] if isinstance(outputs, np.ndarray) and outputs.ndim == 2 else 0)
+    problem = outputs_problem(outputs, n, ModelFacts((1,), (OutputSpec("outputs", (int(width),), "logits"),)))
+    if problem:
+        problems.add(f"outputs: {problem}")
+        return
+    described = problems.get("outputs.shape")
+    if described is not None and described != [n, width]:
+        problems.add(f"outputs.shape is {_shown(described)} but the outputs file holds {[n, width]}")
+    predictions = problems.get("accuracy.predictions")
+    if expected.labels is not None and isinstance(predictions, list) and len(predictions) == n:
+        from edgecompress.evaluation import predictions_from_scores
+
+        recomputed = predictions_from_scores(outputs, expected.output_kind)
+        differ = int(np.sum(np.asarray(recomputed) != np.asarray(predictions, dtype=object)))
+        if differ:
+            problems.add(f"accuracy.predictions disagree with the outputs sent on {differ} of {n} samples")
+
+
 def _check_accuracy(problems: _Problems, expected: Expected) -> None:
+    if expected.labels is None:
+        if problems.get("accuracy") is not None:
+            problems.add("accuracy figures came back for an evaluation set without labels")
+        return
     labels, n = expected.labels, int(expected.labels.size)
     reported_n = problems.count("accuracy.n", minimum=1)
     if reported_n is not None and reported_n != n:

@@ -116,10 +116,10 @@ class QemuTarget(Target):
                 timeout_s=self.timeout_s or job.timeout_s,
                 instructions_hint=manifest.get("instructions_first_sample"),
             )
-        result = _result(run, manifest, data, board, project)
+        result, outputs = _result(run, manifest, data, board, project)
         result["model"].update(_file_facts(job.model))
         device = {"board": board.name, "core": manifest["core_family"], "emulator": run.command[0]}
-        return Measurement(target=self.name, result=result, device=device, log=run.console)
+        return Measurement(target=self.name, result=result, device=device, log=run.console, outputs=outputs)
 
 
 def _file_facts(path: Path) -> dict[str, Any]:
@@ -152,24 +152,10 @@ def _quantized_inputs(eval_npz: Path, manifest: dict[str, Any]) -> tuple[Any, by
     return data, inputs
 
 
-class _Replay:
-    """Hands the firmware's outputs to the runner's scoring, one sample per call, in eval order."""
-
-    batch = 1
-
-    def __init__(self, scores: np.ndarray) -> None:
-        self.scores, self.next = scores, 0
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        row = self.scores[self.next : self.next + len(x)]
-        self.next += len(x)
-        return row
-
-    def try_batch(self, batch: int) -> bool:
-        return batch == 1
-
-
-def _result(run: Any, manifest: dict[str, Any], data: Any, board: Any, project: Path) -> dict[str, Any]:
+def _result(
+    run: Any, manifest: dict[str, Any], data: Any, board: Any, project: Path
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The runner-shaped result of a firmware run, and the firmware's outputs (dequantized) for the host's figures."""
     from edgecompress.micro import estimate
     from edgecompress.micro.tflm import runner_module
 
@@ -178,7 +164,7 @@ def _result(run: Any, manifest: dict[str, Any], data: Any, board: Any, project: 
     scores = runner.dequantize(run.outputs.reshape(run.samples, -1), (out["scale"], out["zero_point"])).astype(
         np.float32
     )
-    accuracy = runner.evaluate(_Replay(scores), data, 1, scores[0], lambda message: None)
+    accuracy = runner.classify(scores, data, 1)
     per_inference = _per_inference(run, manifest, board)
     result: dict[str, Any] = {
         "runner_version": None,
@@ -209,8 +195,9 @@ def _result(run: Any, manifest: dict[str, Any], data: Any, board: Any, project: 
     }
     reference = manifest.get("reference_scores")
     if reference:
-        result["vs_tflm_python"] = _compare(scores, accuracy["predictions"], project / reference, manifest)
-    return result
+        predictions = accuracy["predictions"] if accuracy else scores.argmax(axis=1).tolist()
+        result["vs_tflm_python"] = _compare(scores, predictions, project / reference, manifest)
+    return result, scores
 
 
 def _per_inference(run: Any, manifest: dict[str, Any], board: Any) -> dict[str, Any]:

@@ -19,10 +19,19 @@ from typing import Any, TypeVar
 
 import paramiko
 
+from edgecompress.data.eval_npz import OUTPUTS_BUDGET_BYTES
 from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
 from edgecompress.targets import ssh_board_tools as tools
-from edgecompress.targets.base import MeasureJob, Measurement, Target, attach_samples, printable
+from edgecompress.targets.base import (
+    OUTPUTS_FILE,
+    MeasureJob,
+    Measurement,
+    Target,
+    attach_samples,
+    printable,
+    read_outputs,
+)
 from edgecompress.targets.measurement_check import check_probe
 from edgecompress.targets.rounds import RoundsJob
 from edgecompress.targets.rounds import runner_args as rounds_runner_args
@@ -48,6 +57,8 @@ RUNNER_NAME = "edgecompress_runner.py"
 EVAL_NAME = "eval.npz"
 SAMPLES_FILE = "latency_samples.json"
 PID_FILE = "runner.pid"
+#: the largest raw-outputs file fetched: the eval set is sized to stay under the budget, plus the .npy header
+OUTPUTS_LIMIT = OUTPUTS_BUDGET_BYTES + (64 << 10)
 PROBE_TIMEOUT_S = 180.0
 STOP_GRACE_S = 3.0
 
@@ -116,10 +127,16 @@ class SshTarget(Target):
             args = _measure_args(job, model.name)
             document = self._step("run", lambda up: self._run_runner(up, run_dir, args, job.timeout_s, log_lines))
             samples = self._step("fetch", lambda up: up.read_json(posixpath.join(run_dir, SAMPLES_FILE)))
+            blob = (
+                self._step("fetch", lambda up: up.read_bytes(posixpath.join(run_dir, OUTPUTS_FILE), OUTPUTS_LIMIT))
+                if job.outputs
+                else None
+            )
         finally:
             if run_dir is not None and not self.keep_remote:
                 self._remove_quietly(run_dir)
         attach_samples(document, samples)
+        outputs = read_outputs(blob, self.name) if blob is not None else None
         device = {
             **probe,
             "ssh": {
@@ -128,7 +145,7 @@ class SshTarget(Target):
                 "uploads": [t.to_dict() for t in transfers],
             },
         }
-        return Measurement(target=self.name, result=document, device=device, log="\n".join(log_lines))
+        return Measurement(target=self.name, result=document, device=device, log="\n".join(log_lines), outputs=outputs)
 
     def cancel(self) -> None:
         """Stop what this target is doing, for good (from another thread); the remote runner is killed."""
@@ -399,7 +416,8 @@ def _measure_args(job: MeasureJob, model_name: str) -> list[str]:
         "--model", model_name, "--data", EVAL_NAME,
         "--warmup", str(job.warmup), "--runs", str(job.runs),
         *(["--threads", str(job.threads)] if job.threads else []),
-        "--samples-out", SAMPLES_FILE, "--progress", *job.extra_args,
+        "--samples-out", SAMPLES_FILE, "--progress",
+        *(["--outputs-out", OUTPUTS_FILE] if job.outputs else []), *job.extra_args,
     ]  # fmt: skip
 
 

@@ -50,8 +50,8 @@ class RemoteFiles(abc.ABC):
         """Copy `source` into the new file `remote`; `sent(total_bytes)` after each block. Returns bytes sent."""
 
     @abc.abstractmethod
-    def read(self, remote: str) -> bytes:
-        """The whole content of `remote`."""
+    def read(self, remote: str, limit: int | None = None) -> bytes:
+        """The whole content of `remote`; with `limit`, an OSError for a file larger than that many bytes."""
 
     @abc.abstractmethod
     def rename_over(self, temp: str, final: str) -> None:
@@ -73,6 +73,12 @@ def remote_files(conn: Connection, python: str, say: Callable[[str], None]) -> R
     except SftpUnavailable as error:
         say(f"{conn.address} offers no SFTP ({error}); sending files over the SSH command channel instead")
         return ExecFiles(conn, python)
+
+
+def _within(data: bytes, limit: int | None, remote: str) -> bytes:
+    if limit is not None and len(data) > limit:
+        raise OSError(f"{remote} is larger than the {limit:,} bytes it can be")
+    return data
 
 
 def _blocks(source: Path, sent: Sent, cancel: threading.Event) -> Iterator[bytes]:
@@ -125,9 +131,10 @@ class SftpFiles(RemoteFiles):
                 handle.write(block)
         return total
 
-    def read(self, remote: str) -> bytes:
+    def read(self, remote: str, limit: int | None = None) -> bytes:
         with self.sftp.open(remote, "rb") as handle:
-            return handle.read()
+            data = handle.read() if limit is None else handle.read(limit + 1)
+        return _within(data, limit, remote)
 
     def rename_over(self, temp: str, final: str) -> None:
         try:
@@ -208,8 +215,8 @@ class ExecFiles(RemoteFiles):
         self._tool(tools.RECEIVE, remote, timeout=timeout, stdin=_blocks(source, count, cancel))
         return total
 
-    def read(self, remote: str) -> bytes:
-        return self._tool(tools.READ, remote)
+    def read(self, remote: str, limit: int | None = None) -> bytes:
+        return _within(self._tool(tools.READ, remote), limit, remote)
 
     def rename_over(self, temp: str, final: str) -> None:
         self._tool(tools.RENAME, temp, final)

@@ -256,6 +256,17 @@ class Uploader:
                 f"Could not prepare the run folder {run_dir} on {self.conn.address}: {error.problem}", error.fix
             ) from None
 
+    def read_bytes(self, path: str, limit: int) -> bytes:
+        """A file the runner wrote, at most `limit` bytes (a board is not trusted to send what it says)."""
+        try:
+            return self.files.read(path, limit)
+        except OSError as error:
+            if not self.conn.alive:
+                raise ConnectionLost(f"the connection dropped while fetching {path}") from error
+            raise TargetError(
+                f"Could not fetch {path} from {self.conn.address}: {error}.", "Run the measurement again."
+            ) from None
+
     def read_json(self, path: str) -> Any:
         try:
             return tools.parse_json_document(self.files.read(path))

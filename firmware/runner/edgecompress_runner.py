@@ -38,6 +38,8 @@ RUNTIMES_BY_SUFFIX = {".tflite": TFLITE_RUNTIMES, ".onnx": ONNX_RUNTIMES}
 ALL_RUNTIMES = TFLITE_RUNTIMES + ONNX_RUNTIMES
 
 OUTPUT_KINDS = ("softmax", "sigmoid", "logits")
+#: eval sets of other tasks: the runner returns the outputs and scores nothing (the host computes every figure)
+RAW_OUTPUTS = "raw"
 #: A single-output model predicts class 1 when its score passes this threshold.
 BINARY_THRESHOLDS = {"sigmoid": 0.5, "softmax": 0.5, "logits": 0.0}
 
@@ -655,32 +657,51 @@ class EvalData:
             raise RunnerError(
                 "bad_data", "Eval data %s is not a readable .npz file (%s)." % (path, exc), _REEXPORT_DATA
             ) from exc
-        missing = [key for key in ("x", "y", "class_names", "output_kind") if key not in members]
+        missing = [key for key in ("x", "output_kind") if key not in members]
         if missing:
             raise RunnerError("bad_data", "Eval data %s lacks %s." % (path, ", ".join(missing)), _REEXPORT_DATA)
         try:
-            self.y = np.asarray(archive["y"]).astype(np.int64).reshape(-1)
-            self.class_names = [str(name) for name in np.asarray(archive["class_names"]).reshape(-1)]
             self.output_kind = str(np.asarray(archive["output_kind"]).reshape(-1)[0])
+            self.output_names = (
+                [str(n) for n in np.asarray(archive["output_names"]).reshape(-1)] if ("output_names" in members) else []
+            )
+            self.output_sizes = (
+                [int(n) for n in np.asarray(archive["output_sizes"]).reshape(-1)] if ("output_sizes" in members) else []
+            )
         except Exception as exc:  # noqa: BLE001
             raise RunnerError(
-                "bad_data", "Eval data %s has unreadable y/class_names/output_kind (%s)." % (path, exc), _REEXPORT_DATA
+                "bad_data",
+                "Eval data %s has an unreadable output_kind/output_names (%s)." % (path, exc),
+                _REEXPORT_DATA,
             ) from exc
-        if self.output_kind not in OUTPUT_KINDS:
+        if self.output_kind not in OUTPUT_KINDS + (RAW_OUTPUTS,):
             raise RunnerError(
                 "bad_data",
                 "Eval data %s has output_kind %r." % (path, self.output_kind),
-                "output_kind must be one of %s; re-export the eval data." % ", ".join(OUTPUT_KINDS),
+                "output_kind must be one of %s; re-export the eval data." % ", ".join(OUTPUT_KINDS + (RAW_OUTPUTS,)),
             )
+        self.labelled = self.output_kind in OUTPUT_KINDS
+        missing = [key for key in ("y", "class_names") if self.labelled and key not in members]
+        if missing:
+            raise RunnerError("bad_data", "Eval data %s lacks %s." % (path, ", ".join(missing)), _REEXPORT_DATA)
+        try:
+            self.y = np.asarray(archive["y"]).astype(np.int64).reshape(-1) if self.labelled else None
+            self.class_names = (
+                [str(name) for name in np.asarray(archive["class_names"]).reshape(-1)] if self.labelled else []
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise RunnerError(
+                "bad_data", "Eval data %s has unreadable y/class_names (%s)." % (path, exc), _REEXPORT_DATA
+            ) from exc
         self._in_memory_x = None  # type: Any
         self.shape, self.dtype = self._read_x_header()
-        if len(self.shape) < 2 or self.shape[0] != len(self.y):
+        if len(self.shape) < 2 or (self.y is not None and self.shape[0] != len(self.y)):
             raise RunnerError(
                 "bad_data",
-                "Eval data %s: x has shape %s but y has %d labels." % (path, list(self.shape), len(self.y)),
+                "Eval data %s: x has shape %s but y has %d labels." % (path, list(self.shape), len(self.y or ())),
                 "x must be (n_samples, *input_shape) with one label in y per sample; re-export the eval data.",
             )
-        if len(self.y) == 0:
+        if self.shape[0] == 0:
             raise RunnerError("bad_data", "Eval data %s holds no samples." % path, _REEXPORT_DATA)
 
     @property
@@ -742,8 +763,9 @@ def _read_exactly(stream: Any, size: int) -> bytes:
 
 
 _REEXPORT_DATA = (
-    "Re-create it with edgecompress (it writes x, y, class_names and output_kind), "
-    "or np.savez(path, x=float32_inputs, y=int_labels, class_names=[...], output_kind='softmax')."
+    "Re-create it with edgecompress (it writes x, output_kind and, for a classifier, y and class_names), "
+    "or np.savez(path, x=float32_inputs, y=int_labels, class_names=[...], output_kind='softmax') "
+    "(output_kind='raw' and no labels to only collect the outputs)."
 )
 
 
@@ -780,10 +802,61 @@ class Session(abc.ABC):
         self.input_shape = ()  # type: Tuple[Optional[int], ...]  # None marks a dynamic dim
         self.input_dtype = None  # type: Any
         self.batch = 1
+        self.output_names = []  # type: List[str]  # every output, in the runtime's order
+        self.output_sizes = []  # type: List[Optional[int]]  # values per sample of each output
+        self.order = [0]  # type: List[int]  # which runtime output comes first, second, ... in the rows returned
 
     @abc.abstractmethod
     def run(self, x: Any) -> Any:
-        """Score a float32 batch of exactly `self.batch` samples; returns float32 (batch, -1)."""
+        """Run a float32 batch of exactly `self.batch` samples; returns float32 (batch, values): every
+        output flattened, side by side, in `self.order`."""
+
+    def arrange(self, names: Sequence[str], sizes: Sequence[int], model: str) -> None:
+        """Return the outputs in the eval file's order: matched by name (a training wrapper's 'quant_'
+        prefix aside), else by size; an output that cannot be told apart is refused, never guessed."""
+        if not names:
+            self.order = list(range(len(self.output_names)))
+            return
+        order = []  # type: List[int]
+        for name, size in zip(names, sizes):
+            free = [i for i in range(len(self.output_names)) if i not in order]
+            matches = [i for i in free if _same_output(self.output_names[i], name)]
+            if len(matches) != 1:
+                matches = [i for i in free if self.output_sizes[i] == size]
+            if len(matches) != 1 and len(free) == 1 and len(names) - len(order) == 1:
+                matches = free
+            if len(matches) != 1:
+                raise RunnerError(
+                    "bad_model",
+                    "%s has outputs %s; the runner cannot tell which of them is the model's output %r (%d values)."
+                    % (model, ", ".join(self.output_names), name, size),
+                    "Re-export the model with edgecompress, which keeps the output names.",
+                )
+            order.append(matches[0])
+        wrong = [
+            (names[k], sizes[k], self.output_sizes[i])
+            for k, i in enumerate(order)
+            if self.output_sizes[i] not in (None, sizes[k])
+        ]
+        if wrong or len(order) != len(self.output_names):
+            raise RunnerError(
+                "bad_data",
+                "%s has %d output(s) (%s) but the eval data expects %s."
+                % (
+                    model,
+                    len(self.output_names),
+                    ", ".join(self.output_names),
+                    ", ".join("%s of %d values" % (n, z) for n, z in zip(names, sizes)),
+                ),
+                "Export the eval data for this model.",
+            )
+        self.order = order
+
+
+def _same_output(runtime_name: str, name: str) -> bool:
+    """An output's name as a runtime reports it ('quant_head', 'head:0') against the Keras name ('head')."""
+    bare = runtime_name.split(":")[0]
+    return bare == name or bare == "quant_" + name or "quant_" + bare == name
 
     @abc.abstractmethod
     def try_batch(self, batch: int) -> bool:
@@ -807,19 +880,28 @@ class TfliteSession(Session):
         self.interpreter.allocate_tensors()
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         _require_single("input", len(inputs), model)
-        _require_single("output", len(outputs), model)
-        self._input, self._output = inputs[0], outputs[0]
+        self._input, self._outputs = inputs[0], list(outputs)
+        self._output = outputs[0]
         signature = self._input.get("shape_signature", self._input["shape"])
         self.input_shape = tuple(None if int(d) < 0 else int(d) for d in signature)
         self.input_dtype = self._input["dtype"]
         self.input_quantization = tuple(self._input.get("quantization", (0.0, 0)))
         self.output_dtype = self._output["dtype"]
+        names = _signature_output_names(self.interpreter)
+        self.output_names = [names.get(int(d["index"]), str(d["name"])) for d in outputs]
+        self.output_sizes = [_per_sample(d["shape"]) for d in outputs]
+        self.order = list(range(len(outputs)))
 
     def run(self, x: Any) -> Any:
+        np = _numpy()
         self.interpreter.set_tensor(self._input["index"], quantize(x, self.input_dtype, self.input_quantization))
         self.interpreter.invoke()
-        scores = self.interpreter.get_tensor(self._output["index"])
-        return dequantize(scores, tuple(self._output.get("quantization", (0.0, 0)))).reshape(len(x), -1)
+        rows = []
+        for i in self.order:
+            detail = self._outputs[i]
+            raw = self.interpreter.get_tensor(detail["index"])
+            rows.append(dequantize(raw, tuple(detail.get("quantization", (0.0, 0)))).reshape(len(x), -1))
+        return rows[0] if len(rows) == 1 else np.concatenate(rows, axis=1)
 
     def try_batch(self, batch: int) -> bool:
         shape = [batch] + [int(d) for d in self._input["shape"][1:]]
@@ -831,7 +913,8 @@ class TfliteSession(Session):
             self.interpreter.allocate_tensors()
             return False
         self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
+        self._outputs = list(self.interpreter.get_output_details())
+        self._output = self._outputs[0]
         self.batch = batch
         return True
 
@@ -871,8 +954,10 @@ class OnnxSession(Session):
         )
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         _require_single("input", len(inputs), model)
-        _require_single("output", len(outputs), model)
-        self._input_name, self._output_name = inputs[0].name, outputs[0].name
+        self._input_name = inputs[0].name
+        self.output_names = [o.name for o in outputs]
+        self.output_sizes = [_per_sample(o.shape) for o in outputs]
+        self.order = list(range(len(outputs)))
         self.input_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inputs[0].shape)
         dtype = self._DTYPES.get(inputs[0].type)
         if dtype is None:
@@ -886,8 +971,10 @@ class OnnxSession(Session):
     def run(self, x: Any) -> Any:
         np = _numpy()
         feed = quantize(x, self.input_dtype, (0.0, 0)) if self.input_dtype.kind in "iu" else x.astype(self.input_dtype)
-        (scores,) = self.session.run([self._output_name], {self._input_name: feed})
-        return np.asarray(scores, dtype=np.float32).reshape(len(x), -1)
+        wanted = [self.output_names[i] for i in self.order]
+        found = self.session.run(wanted, {self._input_name: feed})
+        rows = [np.asarray(part, dtype=np.float32).reshape(len(x), -1) for part in found]
+        return rows[0] if len(rows) == 1 else np.concatenate(rows, axis=1)
 
     def try_batch(self, batch: int) -> bool:
         if self.input_shape and self.input_shape[0] is None:
@@ -900,9 +987,37 @@ def _require_single(what: str, count: int, model: str) -> None:
     if count != 1:
         raise RunnerError(
             "bad_model",
-            "%s has %d %ss; the runner measures classifiers with exactly one %s." % (model, count, what, what),
-            "Export a model with one input and one output (the class scores).",
+            "%s has %d %ss; the runner measures models with exactly one %s." % (model, count, what, what),
+            "Export a model with one input tensor.",
         )
+
+
+def _per_sample(shape: Any) -> Optional[int]:
+    """Values per sample of an output of `shape` (batch first); None when a dimension is dynamic."""
+    size = 1
+    for d in list(shape)[1:]:
+        if not isinstance(d, int) and not hasattr(d, "__index__"):
+            return None
+        if int(d) < 0:
+            return None
+        size *= int(d)
+    return size
+
+
+def _signature_output_names(interpreter: Any) -> Dict[int, str]:
+    """Output tensor index -> the name the model's signature gives it (the Keras output name).
+
+    The converter orders a model's output tensors by its own rules, not the Keras model's; the
+    signature keeps the names. Models without one signature keep their tensor names.
+    """
+    try:
+        signatures = interpreter.get_signature_list()
+        if len(signatures) != 1:
+            return {}
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        return {int(detail["index"]): str(name) for name, detail in runner.get_output_details().items()}
+    except Exception:  # noqa: BLE001 - an old runtime without signature runners keeps tensor names
+        return {}
 
 
 def quantize(x: Any, dtype: Any, quantization: Tuple[float, int]) -> Any:
@@ -1380,13 +1495,12 @@ def check_input_shape(session: Session, data: EvalData, model: str) -> None:
         )
 
 
-def evaluate(
-    session: Session, data: EvalData, batch: int, reference: Any, emit: Callable[[str], None]
-) -> Dict[str, Any]:
-    """Accuracy over the whole eval set, batched when the model allows.
+def collect_outputs(session: Session, data: EvalData, batch: int, reference: Any, emit: Callable[[str], None]) -> Any:
+    """Every eval sample's outputs (n, values), batched when the model allows.
 
-    `reference` holds batch-1 scores for sample 0; if a batched run disagrees with them the
-    batched path is not trusted and the set is re-run at batch 1.
+    `reference` holds batch-1 outputs for sample 0; if a batched run disagrees with them the
+    batched path is not trusted and the set is re-run at batch 1. A classifier's progress
+    lines count the samples it gets right.
     """
     np = _numpy()
     if batch > 1 and session.try_batch(batch):
@@ -1394,7 +1508,30 @@ def evaluate(
         if not np.allclose(first, reference, rtol=1e-3, atol=1e-4):
             emit("batched scores differ from batch-1 scores; evaluating at batch 1")
             session.try_batch(1)
-    n_outputs = int(reference.size)
+    outputs = np.empty((data.n, int(reference.size)), dtype=np.float32)
+    predictions = np.empty(data.n, dtype=np.int64) if data.labelled else None
+    done = 0
+    for chunk in data.batches(session.batch):
+        outputs[done : done + len(chunk)] = _score_batch(session, chunk)
+        if predictions is not None:
+            predictions[done : done + len(chunk)] = predict(outputs[done : done + len(chunk)], data.output_kind)
+        done += len(chunk)
+        if done % max(session.batch, 500) < session.batch or done == data.n:
+            if predictions is None:
+                emit("ran %d/%d samples" % (done, data.n))
+            else:
+                # images evaluated and images right, never one "n/n" figure that reads like a perfect score
+                right = int(np.sum(predictions[:done] == data.y[:done]))
+                emit("evaluated %d/%d images, %d correct (%.1f %%)" % (done, data.n, right, 100.0 * right / done))
+    return outputs
+
+
+def classify(outputs: Any, data: EvalData, batch: int) -> Optional[Dict[str, Any]]:
+    """A classifier's accuracy figures from its outputs (None for an eval set of another task)."""
+    if not data.labelled:
+        return None
+    np = _numpy()
+    n_outputs = int(outputs.shape[1])
     n_classes = max(len(data.class_names), 2 if n_outputs == 1 else n_outputs)
     if data.y.min() < 0 or data.y.max() >= n_classes:
         raise RunnerError(
@@ -1403,18 +1540,35 @@ def evaluate(
             % (data.path, data.y.min(), data.y.max(), n_classes),
             "Labels must be class indices 0..%d in the model's class order." % (n_classes - 1),
         )
-    predictions = np.empty(data.n, dtype=np.int64)
-    done = 0
-    for chunk in data.batches(session.batch):
-        predictions[done : done + len(chunk)] = predict(_score_batch(session, chunk), data.output_kind)
-        done += len(chunk)
-        if done % max(session.batch, 500) < session.batch or done == data.n:
-            # images evaluated and images right, never one "n/n" figure that reads like a perfect score
-            right = int(np.sum(predictions[:done] == data.y[:done]))
-            emit("evaluated %d/%d images, %d correct (%.1f %%)" % (done, data.n, right, 100.0 * right / done))
-    summary = tally(predictions, data.y, data.class_names, n_classes)
-    summary["batch"] = session.batch
+    summary = tally(predict(np.asarray(outputs), data.output_kind), data.y, data.class_names, n_classes)
+    summary["batch"] = batch
     return summary
+
+
+def evaluate(
+    session: Session, data: EvalData, batch: int, reference: Any, emit: Callable[[str], None]
+) -> Optional[Dict[str, Any]]:
+    """Accuracy over the whole eval set (see `collect_outputs` and `classify`); None without labels."""
+    outputs = collect_outputs(session, data, batch, reference, emit)
+    return classify(outputs, data, session.batch)
+
+
+def write_outputs(path: str, outputs: Any, session: Session) -> Dict[str, Any]:
+    """Save the raw outputs for the host, which computes every figure from them; describe the file."""
+    np = _numpy()
+    try:
+        with open(path, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(outputs, dtype=np.float32), allow_pickle=False)
+    except OSError as exc:
+        raise RunnerError(
+            "bad_args", "Cannot write --outputs-out %s: %s" % (path, exc), "Pass a writable path to --outputs-out."
+        ) from exc
+    return {
+        "file": os.path.basename(path),
+        "shape": [int(d) for d in outputs.shape],
+        "dtype": "float32",
+        "names": [session.output_names[i] for i in session.order],
+    }
 
 
 def tally(predictions: Any, labels: Any, class_names: Sequence[str], n_classes: int) -> Dict[str, Any]:
@@ -1543,6 +1697,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     load_ms = (time.perf_counter() - start) * 1000.0
     rss_after_load = current_rss_bytes()
     check_input_shape(session, data, args.model)
+    session.arrange(data.output_names, data.output_sizes, args.model)
 
     emit("first inference")
     try:
@@ -1555,7 +1710,9 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         peak_batch1 = peak_rss_bytes()
         hwm_batch1 = _proc_status_bytes("VmHWM")
         emit("latency median %.3f ms" % sorted(samples)[len(samples) // 2])
-        accuracy = evaluate(session, data, args.batch, reference, emit)
+        outputs = collect_outputs(session, data, args.batch, reference, emit)
+        accuracy = classify(outputs, data, session.batch)
+        written = write_outputs(args.outputs_out, outputs, session) if args.outputs_out else None
         execution = accelerator.describe(session, args.model, threads)
         ran_with = {"name": session.runtime, "version": session.version}
         del session
@@ -1603,6 +1760,7 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
             "vm_rss_bytes": current_rss_bytes(),
         },
         "accuracy": accuracy,
+        "outputs": written,
         "latency_by_threads": by_threads,
         "op_profile": profile,
     }
@@ -1778,7 +1936,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help=".tflite or .onnx file (repeat with --rounds: every model is timed)",
     )
-    parser.add_argument("--data", help="eval .npz (x, y, class_names, output_kind)")
+    parser.add_argument("--data", help="eval .npz (x, output_kind; y and class_names for a classifier)")
     parser.add_argument("--warmup", type=_non_negative, default=20)
     parser.add_argument("--runs", type=_positive, default=100)
     parser.add_argument(
@@ -1819,6 +1977,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runtime", default="auto", choices=["auto"] + [name for name, _, _ in ALL_RUNTIMES])
     parser.add_argument("--samples-out", help="write every timed latency sample (ms) to this JSON file")
+    parser.add_argument(
+        "--outputs-out", help="write every eval sample's raw outputs (float32 .npy, one row per sample) to this file"
+    )
     parser.add_argument(
         "--rounds",
         type=_positive,

@@ -92,4 +92,13 @@ def _convert(ctx: RunContext, path: Path) -> Artifact:
         kind=plan.export_mode,
         path=path,
         description=f"{plan.description} ({plan.export_mode} export)",
+        extra={"trained_with": trained_with(ctx)},
     )
+
+
+def trained_with(ctx: RunContext) -> str | None:
+    """The loss that fine-tuned the model (training.json), for the report's artifact list."""
+    from edgecompress.run_layout import LAYOUT
+
+    path = ctx.folder.path / LAYOUT.training
+    return ctx.folder.read_json(LAYOUT.training).get("loss") if path.is_file() else None

@@ -34,19 +34,36 @@ def fine_tuned(ctx: RunContext, *, say: bool) -> Any:
     from edgecompress.compression import apply_plan
     from edgecompress.pipeline.prepare import finetuning_settings
     from edgecompress.pipeline.reuse import CachedStageStore, FolderStageStore
+    from edgecompress.tasks import task_named
+    from edgecompress.tasks.objectives import objective_for
 
     prepared = ctx.prepared
     settings = finetuning_settings(ctx.request, prepared.profile, say=ctx.say if say else None)
     store = CachedStageStore(
         prepared.cache, FolderStageStore(ctx.artifact_path(f"{prepared.plan.strategy}.stages")), ctx.say
     )
+    task = task_named(prepared.dataset.task)
+    with quiet_native_output():
+        objective = objective_for(
+            task, prepared.loaded.model, prepared.loaded.facts, prepared.dataset, distill=bool(ctx.request.distill)
+        )
+    if say:
+        ctx.say(f"Fine-tuning objective: {objective.words}")
     device = prepared.device or training_device(ctx.request.device)
     # a stage trained on a GPU differs in its last bits from one trained on the CPU: cached apart
     on_gpu = {"device": "gpu"} if device.used == "gpu" else {}
-    origin = prepared.cache.key("fine-tune", model=prepared.loaded.sha256, data=prepared.data_fingerprint, **on_gpu)
+    origin = prepared.cache.key(
+        "fine-tune", model=prepared.loaded.sha256, data=prepared.data_fingerprint, objective=objective.key(), **on_gpu
+    )
     with quiet_native_output(), placed(device):
         return apply_plan(
-            prepared.plan, prepared.loaded.model, prepared.dataset, settings=settings, store=store, origin=origin
+            prepared.plan,
+            prepared.loaded.model,
+            prepared.dataset,
+            settings=settings,
+            store=store,
+            origin=origin,
+            objective=objective,
         )
 
 
@@ -56,10 +73,12 @@ def _train(ctx: RunContext) -> dict[str, Any]:
     with ctx.prepared.task(f"Fine-tuning '{plan.strategy}'"):
         compressed = fine_tuned(ctx, say=True)
     ctx.trained = compressed.model
+    losses = sorted({stage["loss"] for stage in compressed.stages if stage.get("loss")})
     trained = {
         "stages": compressed.stages,
         "kernel_values": compressed.kernel_values,
         "key": compressed.key,
+        "loss": "; ".join(losses) or None,
         "device": (ctx.prepared.device or training_device(ctx.request.device)).to_dict(),
     }
     ctx.folder.write_json(LAYOUT.training, trained)

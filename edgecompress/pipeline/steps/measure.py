@@ -20,12 +20,23 @@ from edgecompress.run_layout import LAYOUT
 
 
 def ensure_eval_npz(ctx: RunContext) -> Path:
-    """The evaluation set exactly as every device sees it (written once per run)."""
-    from edgecompress.data import write_eval_npz
+    """The evaluation set exactly as every device sees it (written once per run); a model with large
+    outputs is evaluated on as many samples as keep the raw outputs sent back within budget."""
+    from edgecompress.data.eval_npz import outputs_cap, write_eval_npz
 
     path = ctx.folder.path / LAYOUT.eval
     if not path.exists():
-        write_eval_npz(ctx.prepared.dataset, path, output_kind=ctx.prepared.loaded.output_kind)
+        loaded, dataset = ctx.prepared.loaded, ctx.prepared.dataset
+        cap = outputs_cap(loaded.facts)
+        limit = cap if cap is not None and cap < len(dataset.x_test) else None
+        if limit is not None:
+            ctx.say(
+                f"The model's outputs hold {loaded.facts.output_size:,} values per sample: the boards evaluate "
+                f"{limit:,} of the {len(dataset.x_test):,} test samples so their raw outputs stay under "
+                "128 MiB per artifact"
+            )
+        kind = loaded.output_kind if loaded.output_kind in ("softmax", "sigmoid", "logits") else "logits"
+        write_eval_npz(dataset, path, output_kind=kind, facts=loaded.facts, max_samples=limit, seed=ctx.request.seed)
     return path
 
 
@@ -106,6 +117,8 @@ def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
             continue
         stem = LAYOUT.measurement_stem(artifact.name, outcome.target)
         result = outcome.measurement.result
+        if outcome.measurement.outputs is not None:
+            _write_outputs(folder.sub(f"{stem}.outputs.npy"), outcome.measurement.outputs)
         folder.write_json(
             f"{stem}.json", {"target": outcome.target, "device": outcome.measurement.device, "result": result}
         )
@@ -113,6 +126,19 @@ def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
             folder.sub(f"{stem}.log").write_text(outcome.measurement.log)
         folder.record(_key(artifact, outcome.target), f"{stem}.json")
     return failures
+
+
+def _write_outputs(path: Path, outputs: Any) -> None:
+    """The board's raw outputs, as checked, beside its result (the report computes every task figure from them)."""
+    import io
+
+    import numpy as np
+
+    from edgecompress.run_folder import write_atomically
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(outputs, dtype=np.float32), allow_pickle=False)
+    write_atomically(path, buffer.getvalue())
 
 
 def _timed_artifacts(ctx: RunContext) -> list[Artifact]:
@@ -184,4 +210,5 @@ def _entry(ctx: RunContext, artifact: Artifact, target_name: str) -> dict[str, A
     stem = LAYOUT.measurement_stem(artifact.name, target_name)
     saved = ctx.folder.read_json(f"{stem}.json")
     samples = f"{stem}.samples.json" if (ctx.folder.path / f"{stem}.samples.json").is_file() else None
-    return measurement_entry(artifact.name, target_name, saved["result"], samples)
+    outputs = f"{stem}.outputs.npy" if ctx.folder.sub(f"{stem}.outputs.npy").is_file() else None
+    return measurement_entry(artifact.name, target_name, saved["result"], samples, outputs)

@@ -7,6 +7,7 @@ from pathlib import Path
 from edgecompress.pipeline.artifacts import Artifact
 from edgecompress.pipeline.context import RunContext
 from edgecompress.pipeline.steps.base import Step
+from edgecompress.pipeline.steps.compressed_export import trained_with
 from edgecompress.pipeline.steps.ptq_export import calibration_images
 
 #: evaluation images the ONNX file is checked on against Keras
@@ -54,5 +55,5 @@ def _export(ctx: RunContext, path: Path) -> Artifact:
         kind=mode,
         description=f"{plan.description} ({ONNX_DESCRIPTIONS[mode]})",
         path=path,
-        extra={"onnx_verification": check},
+        extra={"onnx_verification": check, "trained_with": trained_with(ctx)},
     )

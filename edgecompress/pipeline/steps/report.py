@@ -23,15 +23,18 @@ class Report(Step):
         from edgecompress.decision.verdict import summary_lines
         from edgecompress.reporting import write_all
         from edgecompress.reporting.schema import build_report, host_facts
+        from edgecompress.tasks import task_named
 
         prepared = ctx.prepared
         budget = Budget.of(prepared.profile)
+        task = task_named(prepared.dataset.task)
         report = build_report(
             edgecompress_version=edgecompress.__version__,
             command=sys.argv,
             request=prepared.request.to_json(),
             profile=prepared.profile.to_dict(),
             model=prepared.loaded.describe(),
+            task={**task.to_dict(), **(prepared.dataset.task_decision or {}), "name": task.name},
             data={
                 **prepared.dataset.describe(),
                 "scaling_decision": prepared.scaling.to_dict(),
