@@ -45,6 +45,7 @@ def _mount_commands() -> None:
     from edgecompress.cli.cache import app as cache_app
     from edgecompress.cli.micro import app as micro_app
     from edgecompress.cli.options import RequiredUnlessResuming
+    from edgecompress.cli.phone import app as phone_app
     from edgecompress.cli.profiles import app as profiles_app
 
     app.callback()(_root)
@@ -60,6 +61,11 @@ def _mount_commands() -> None:
     app.add_typer(profiles_app, name="profiles", help="List, inspect and start device profiles.")
     app.add_typer(cache_app, name="cache", help="Show or clear what deploy reuses across runs.")
     app.add_typer(micro_app, name="micro", help="Prepare TFLM sources and check the firmware toolchain and emulator.")
+    app.add_typer(
+        phone_app,
+        name="phone",
+        help="Fetch the runtimes the phone page runs artifacts with (LiteRT.js, ONNX Runtime Web).",
+    )
 
 
 def _show_version(value: bool) -> None:

@@ -72,7 +72,7 @@ Target = Annotated[
     typer.Option(
         "--target",
         "-t",
-        help="local, ssh://user@host:port, a target name or file, or qemu / qemu:BOARD (microcontroller firmware on an emulated board). Repeat for a fleet.",
+        help="local, phone (the artifacts run in a browser that opens the printed link), ssh://user@host:port, a target name or file, or qemu / qemu:BOARD (microcontroller firmware on an emulated board). Repeat for a fleet.",
         rich_help_panel=TARGET,
     ),
 ]
@@ -177,6 +177,10 @@ def deploy(
     connect_timeout: opt.ConnectTimeout = None,
     remote_python: opt.RemotePython = None,
     remote_dir: opt.RemoteDir = None,
+    listen: opt.Listen = None,
+    wait: opt.Wait = None,
+    tls_cert: opt.TlsCert = None,
+    tls_key: opt.TlsKey = None,
     recipe: Recipe = D("recipe"),
     finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
     finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
@@ -263,7 +267,7 @@ def request_from_options(options: dict[str, Any]) -> DeployRequest:
         options["profile"],
         target=options["target"],
         **fields,
-        **{name: options[name] for name in TARGET_OPTIONS},
+        **{name: options.get(name) for name in TARGET_OPTIONS},
     )
 
 
