@@ -65,6 +65,7 @@ class PhoneTarget(Target):
         self._server: PhoneServer | None = None
         self._device: dict[str, Any] | None = None
         self._cancelled = False
+        self._lost: TargetError | None = None  # the page left mid-run: later artifacts fail at once
 
     def accepts(self, artifact: Path) -> bool:
         return artifact.suffix in RUNTIMES
@@ -161,6 +162,8 @@ class PhoneTarget(Target):
 
     def _run(self, work: Work, job: MeasureJob) -> Any:
         """Hand `work` to the page and wait for its answer; a page gone quiet ends it with a TargetError."""
+        if self._lost is not None and not self.link.alive():
+            raise self._lost  # no second wait: the run is kept for --resume, which serves a new link
         self._wait_for_page(what="come back")
         deadline = time.monotonic() + job.timeout_s
         link = self.link
@@ -172,11 +175,12 @@ class PhoneTarget(Target):
                     self._check_cancelled()
                     if not link.alive():
                         why = link.gone or f"it sent nothing for {LEASE_S:g} s (closed, asleep or out of range)"
-                        raise TargetError(
+                        self._lost = TargetError(
                             f"phone: the page stopped while measuring {job.model.name}: {why}.",
                             "Every finished measurement is kept. Keep the phone awake with the page in front, then "
                             "run the resume command and open the new link.",
                         )
+                        raise self._lost
                     if time.monotonic() >= deadline:
                         raise TargetError(
                             f"phone: {job.model.name} did not finish in the browser within {job.timeout_s:g} s.",
@@ -310,11 +314,15 @@ def _url_host(host: str) -> str:
 
 def _no_browser(url: str, wait: float, what: str, refused: int) -> tuple[str, str]:
     taken = f" ({refused} other browser(s) were turned away while one held the run)" if refused else ""
+    after = (
+        "Nothing was measured on the phone (a run folder being resumed is left as it was)."
+        if what == "open"
+        else "Every finished measurement is kept: the resume command serves a new link."
+    )
     return (
-        f"phone: no browser {'opened' if what == 'open' else 'came back to'} {url} within {wait:g} s{taken}.",
+        f"no browser {'opened' if what == 'open' else 'came back to'} {url} within {wait:g} s{taken}.",
         "Open the link on the phone while the command waits (same network as this machine, or --listen "
-        "127.0.0.1:PORT with `adb reverse tcp:PORT tcp:PORT`), or wait longer with --wait SECONDS. "
-        "A run that stopped here is kept: the resume command serves a new link.",
+        f"127.0.0.1:PORT with `adb reverse tcp:PORT tcp:PORT`), or wait longer with --wait SECONDS. {after}",
     )
 
 

@@ -142,7 +142,9 @@ class PhoneServer:
         if path == "hello":
             owner = link.hello(body if isinstance(body, dict) else {})
             if owner is None:
-                return 409, {"taken": "Another browser is running this measurement; close it first."}
+                return 409, {
+                    "taken": "This run is taken: another browser is running its measurement. Close that one first."
+                }
             return 200, {"session": owner}
         if path == "bye":
             link.bye(session, "the page was closed")
