@@ -241,7 +241,6 @@ def test_a_page_closed_mid_run_leaves_a_run_a_reopened_page_finishes(
         code, output = deploy.finish()
     finally:
         deploy.kill()
-    print(output)
     assert code == 3, output
     assert "the page stopped while measuring" in output
     resume = re.search(r"edgecompress deploy --resume (\S+?\.failed)", output.replace("\n", ""))
@@ -257,7 +256,6 @@ def test_a_page_closed_mid_run_leaves_a_run_a_reopened_page_finishes(
         page.close()
     finally:
         again.kill()
-    print(output)
     assert code == 0, output
     finished = Path(str(failed).removesuffix(".failed"))
     report = json.loads((finished / "report.json").read_text())

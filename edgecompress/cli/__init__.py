@@ -5,7 +5,7 @@ code; a traceback is shown only with --debug, or for genuine bugs.
 
 Modules: deploy (deploy), analyze (analyze), quickstart (quickstart, example-model),
 profiles (profiles list/show), report (report, compare), ship (ship), tune (tune), rules (acceptance-rule options),
-cache (cache info/clear), micro (micro setup/doctor), console and progress (output).
+cache (cache info/clear), micro (micro setup/doctor), phone (phone setup), console and progress (output).
 """
 
 from __future__ import annotations

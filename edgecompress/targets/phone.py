@@ -164,7 +164,11 @@ class PhoneTarget(Target):
         """Hand `work` to the page and wait for its answer; a page gone quiet ends it with a TargetError."""
         if self._lost is not None and not self.link.alive():
             raise self._lost  # no second wait: the run is kept for --resume, which serves a new link
-        self._wait_for_page(what="come back")
+        try:
+            self._wait_for_page(what="come back")
+        except TargetError as error:
+            self._lost = error
+            raise
         deadline = time.monotonic() + job.timeout_s
         link = self.link
         with link.cond:

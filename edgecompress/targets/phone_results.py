@@ -28,6 +28,12 @@ MAX_THREADS = 1024
 #: back-to-back inferences per latency sample the page may use to rise above the timer's resolution
 MAX_REPEATS = 100_000
 
+PAGE_REJECTED_FIX = (
+    "Nothing from this measurement was stored. Figures like these do not come from edgecompress's page working "
+    "normally: resume the run and open the new link in a current browser, without extensions that rewrite pages; "
+    "if it happens again, report it with the browser and device named."
+)
+
 
 @dataclass(frozen=True)
 class PageJob:
@@ -75,7 +81,9 @@ def result_from_page(post: Any, job: PageJob, labels: np.ndarray) -> dict[str, A
     if sha256 is not None and sha256 != job.model_sha256:
         problems.append(f"model_sha256 is {_shown(sha256)} but the artifact served has {job.model_sha256!r}")
     if problems or scores is None or samples is None or threads is None or repeats is None:
-        raise MeasurementRejected(job.target, job.model_name, problems)
+        rejected = MeasurementRejected(job.target, job.model_name, problems)
+        rejected.fix = PAGE_REJECTED_FIX
+        raise rejected
     return _document(post, job, labels, scores, samples, timings, threads, repeats)
 
 
