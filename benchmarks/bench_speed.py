@@ -323,11 +323,21 @@ def main() -> None:
         "--quick", action="store_true", help="one seed, short training, 2 points per method: a smoke run"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "speed.json")
+    parser.add_argument(
+        "--tile-widths",
+        nargs="+",
+        type=int,
+        help="only time the reference CNN's two convolutions at these widths (int8, 1 thread): the channel tile; "
+        "writes benchmarks/results/channel_tile.json",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.max_epochs, args.finetune_epochs = args.seeds[:1], 3, 1
         args.width_factors, args.energies, args.rounds, args.runs = args.width_factors[1:3], args.energies[2:4], 2, 50
-    from edgecompress.datasets_cache import ensure_cifar10_jpeg
+    if args.tile_widths:
+        channel_tile_benchmark(args)
+        return
+    from benchmarks.datasets_cache import ensure_cifar10_jpeg
 
     cifar = ensure_cifar10_jpeg()
     runs = []
@@ -377,6 +387,90 @@ def main() -> None:
             print(f"{pair} seed {seed} done in {runs[-1]['seconds']:.0f} s", flush=True)
     print_tables(summarise(runs))
     print(f"\nwrote {args.out}")
+
+
+def two_conv_net(width: int):  # noqa: ANN201
+    """The reference CNN with both convolutions at `width` channels and a 16-unit Dense (a pruned model's shape)."""
+    from edgecompress._tf import keras
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    return k.Sequential(
+        [
+            k.layers.Input((32, 32, 3)),
+            k.layers.Conv2D(width, 3, padding="same", activation="relu"),
+            k.layers.MaxPooling2D(),
+            k.layers.Conv2D(width, 3, padding="same", activation="relu"),
+            k.layers.MaxPooling2D(),
+            k.layers.Flatten(),
+            k.layers.Dense(16, activation="relu"),
+            k.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+
+
+def channel_tile_benchmark(args: argparse.Namespace) -> None:
+    """Cost of int8 convolutions by width in LiteRT (XNNPACK, 1 thread), in interleaved rounds: the channel
+    multiple its kernels like (edgecompress.compression.widths.CHANNEL_TILES).
+
+    Each round times `--runs` invocations per width by the calling thread's CPU time (XNNPACK runs a
+    1-thread model in that thread): time spent waiting for a core that other jobs hold is not counted,
+    so the figure survives a shared machine far better than wall time. Wall time is kept beside it."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecompress.export import to_tflite
+
+    out = args.out if args.out.name != "speed.json" else ROOT / "results" / "channel_tile.json"
+    rng = np.random.default_rng(0)
+    calibration = rng.random((64, 32, 32, 3), dtype=np.float32)
+    sessions = {}
+    for width in args.tile_widths:
+        blob = to_tflite(two_conv_net(width), mode="int8", representative=calibration, io_dtype="int8")
+        interpreter = Interpreter(model_content=blob, num_threads=1)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], np.int8))
+        for _ in range(args.warmup):
+            interpreter.invoke()
+        sessions[width] = interpreter
+    cpu: dict[int, list[float]] = {w: [] for w in sessions}
+    wall: dict[int, list[float]] = {w: [] for w in sessions}
+    for number in range(args.rounds):
+        order = list(sessions)
+        random.Random(number).shuffle(order)
+        for width in order:
+            started_cpu, started_wall = time.thread_time_ns(), time.perf_counter_ns()
+            for _ in range(args.runs):
+                sessions[width].invoke()
+            cpu[width].append((time.thread_time_ns() - started_cpu) / args.runs / 1e6)
+            wall[width].append((time.perf_counter_ns() - started_wall) / args.runs / 1e6)
+    table = {
+        str(w): {
+            "cpu_ms_per_inference": round(statistics.median(cpu[w]), 5),
+            "cpu_round_ms": [round(v, 5) for v in cpu[w]],
+            "wall_ms_per_inference": round(statistics.median(wall[w]), 5),
+            "cpu_spread_x": round(max(cpu[w]) / min(cpu[w]), 3),
+        }
+        for w in sessions
+    }
+    document = {
+        "benchmark": "channel_tile",
+        "command": " ".join(sys.argv),
+        "model": "reference CNN layout: Conv(w)-pool-Conv(w)-pool-Dense16-Dense1, int8 with int8 I/O (random weights: "
+        "time does not depend on them), LiteRT with XNNPACK, 1 thread, in this process",
+        "figure": "cpu_ms_per_inference: the calling thread's CPU time per invoke, median over interleaved shuffled rounds",
+        "settings": {"rounds": args.rounds, "runs": args.runs, "warmup": args.warmup},
+        "load_average_1min": os.getloadavg()[0],
+        "machine_note": "2 cores shared with other engineers' jobs: wall time waits for a core, CPU time mostly does not; "
+        "each width's spread over rounds is its remaining noise",
+        "widths": table,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    for width, row in table.items():
+        print(f"width {width:>3}: {row['cpu_ms_per_inference']:.4f} ms CPU (spread {row['cpu_spread_x']:.2f}x), "
+              f"{row['wall_ms_per_inference']:.4f} ms wall")  # fmt: skip
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -127,6 +127,16 @@ class Budget:
         return None if value is None else value <= limit.bytes
 
 
+def exported_resources(file_bytes: int, model_flash_bytes: int | None = None) -> Resources:
+    """A model just exported, before any firmware is built: its file, and where the device keeps the model
+    in flash, the firmware's flash: the model's share measured on the file (micro.budget.model_flash_bytes)
+    plus the same FIRMWARE_BESIDE_MODEL_BYTES the plan added, so estimate and measurement compare alike
+    (the linked ELF's own figure replaces both once the firmware is built)."""
+    if model_flash_bytes is None:
+        return Resources(file_bytes=file_bytes, flash_bytes=file_bytes)
+    return Resources(file_bytes=file_bytes, flash_bytes=model_flash_bytes + FIRMWARE_BESIDE_MODEL_BYTES)
+
+
 def artifact_resources(sizes: dict[str, Any], *, flash_bytes: int | None = None) -> Resources:
     """An exported artifact's figures; in flash a file takes its own size unless a build says otherwise."""
     known = {f.name for f in fields(Resources)}

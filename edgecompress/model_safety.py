@@ -177,26 +177,36 @@ def _public_classes(module: Any, base: type) -> dict[str, frozenset[Any]]:
     return {name: frozenset(objs) for name, objs in found.items()}
 
 
+def _classes_of_a_traced_model() -> tuple[type, tuple[type, ...]]:
+    """The classes tf-keras itself builds for a functional model and for TensorFlow calls on
+    symbolic tensors (TFOpLambda, SlicingOpLambda): public tf-keras exports none of them, so they
+    are read from a two-layer model traced here rather than imported from tf-keras's internals."""
+    from edgecompress._tf import keras, tensorflow
+
+    k, tf = keras(), tensorflow()
+    x = k.Input((2,))
+    model = k.Model(x, [x[:, :1], tf.math.add(x, 1.0)])
+    return type(model), tuple(type(layer) for layer in model.layers[1:])
+
+
 @functools.lru_cache(maxsize=1)
 def builtin_vocabulary() -> Vocabulary:
     """Read tf-keras's public namespaces once: the allowlist follows the installed tf-keras."""
     from edgecompress._tf import keras
 
     k = keras()
-    import tf_keras.src.activations as activation_module
-    from tf_keras.src.engine.functional import Functional
-
+    functional, op_layers = _classes_of_a_traced_model()
     layers = {
         name: objs for name, objs in _public_classes(k.layers, k.layers.Layer).items() if name not in REFUSED_LAYERS
     }
     layers.update(
-        {"Functional": frozenset({Functional}), "Sequential": frozenset({k.Sequential}), "Model": frozenset({k.Model})}
+        {"Functional": frozenset({functional}), "Sequential": frozenset({k.Sequential}), "Model": frozenset({k.Model})}
     )
-    from tf_keras.src.layers.core.tf_op_layer import SlicingOpLambda, TFOpLambda
-
-    layers.update({"TFOpLambda": frozenset({TFOpLambda}), "SlicingOpLambda": frozenset({SlicingOpLambda})})
-    # activations.deserialize accepts the callables of tf-keras's activations module (tf.nn's
-    # relu6, silu, ... are imported there), minus its own lookup helpers.
+    layers.update({cls.__name__: frozenset({cls}) for cls in op_layers})
+    # activations.deserialize looks names up in the globals of the module that defines tf-keras's
+    # activations, which also holds tf.nn's relu6, silu, ... (imported there): read that module
+    # through a public function's own __module__, minus its lookup helpers.
+    activation_module = sys.modules[k.activations.relu.__module__]
     activations = {
         name: fn
         for name, fn in vars(activation_module).items()

@@ -105,8 +105,9 @@ Accelerator = Literal["none", "gpu", "npu", "dsp", "edgetpu"]
 Runtime = Literal["litert", "tflite-micro", "onnxruntime", "edgetpu"]
 PtqMode = Literal["int8", "fp16", "dynamic", "float32"]
 IoDtype = Literal["float32", "int8"]
-#: mildest first, as in edgecompress.compression.recipes.STRATEGIES (a tight budget may move right)
-Strategy = Literal["ptq-only", "clustering", "cqat", "cqat-binary", "mixed-precision", "binary"]
+#: mildest first, as in edgecompress.compression.recipes.STRATEGIES (a tight budget may move right); 'auto':
+#: the mildest that fits the budget, measured after export (compression.plan)
+Strategy = Literal["auto", "ptq-only", "clustering", "cqat", "cqat-binary", "mixed-precision", "binary"]
 LayerPrecision = Literal["int8", "float32"]
 #: what the device wants most under its budget (see edgecompress.compression.recipes.STRUCTURES)
 PlanPreference = Literal["size", "speed"]  # what the plan optimises under the budget
@@ -146,7 +147,8 @@ class Compression(_Strict):
     clusters: int = Field(default=16, ge=2, le=256, description="weight clusters per layer for clustering / CQAT")
     strategy: Strategy = Field(
         default="cqat",
-        description="how the model is compressed before export; a tighter budget may force a more aggressive one",
+        description="how the model is compressed before export: 'auto' picks the mildest strategy whose measured size "
+        "fits the budget; a named one is used as given (a tighter budget may force a more aggressive one)",
     )
     mixed_precision_bits: int = Field(
         default=2,
@@ -241,6 +243,17 @@ class Acceptance(_Strict):
         return lines
 
 
+class Programmer(_Strict):
+    """How a microcontroller board is usually flashed: `edgecompress ship` prints the command for the
+    firmware it bundled (flashing stays with the board's own tool)."""
+
+    tool: str = Field(min_length=1, description="the board's usual flashing tool, e.g. openocd")
+    command: str = Field(
+        min_length=1, description="the command line that flashes the firmware; {elf} and {bin} stand for its files"
+    )
+    note: str = Field(default="", description="what the command assumes: probe, bootloader, flash address")
+
+
 class Profile(_Strict):
     """One device: what it can execute, its memory, and the compression defaults that follow."""
 
@@ -275,6 +288,9 @@ class Profile(_Strict):
     )
     sources: list[str] = Field(
         default_factory=list, description="where the figures come from (datasheets, product pages)"
+    )
+    programmer: Programmer | None = Field(
+        default=None, description="how the board is usually flashed (microcontrollers; printed by `edgecompress ship`)"
     )
 
     @model_validator(mode="after")

@@ -180,6 +180,8 @@ def test_twonn_cqat_quantizes_significant_layers_and_freezes_clustered_insignifi
 
 def test_mixed_precision_gives_binary_and_2_bit_channels(digits: Digits, compressed) -> None:
     result = compressed("twonn-mixed")
+    [shape] = [stage for stage in result.stages if stage["stage"].startswith("shape")]
+    assert "(4x the base" in shape["stop_rule"]["cap"]  # binarisation gets 4x the steps clustering gets
     found = kernels(result.model)
     for values in per_channel(found[digits.insignificant]):
         assert len(values) == 2 and np.isclose(values[0], -values[1]) and values[1] > 0  # alpha_c * {-1, +1}
@@ -290,10 +292,47 @@ def test_the_step_budget_bounds_fine_tuning_whatever_the_data_size(digits: Digit
         loss=loss_for(model),
         label="shape",
     )
-    assert summary["steps"] == 40 and summary["stopped_by"] == "step budget"
+    assert summary["steps"] == 40 and summary["stopped_by"] == "step cap"
     assert summary["epochs_equivalent"] == pytest.approx(40 * 64 / len(split.x_train), abs=1e-3)
     assert len(lines) == len(summary["curve"]) == 10
     assert lines[-1].startswith("  shape: step 40/40") and "val accuracy" in lines[-1] and "ETA" in lines[-1]
+
+
+def test_fine_tuning_stops_on_a_plateau_and_says_why(digits: Digits) -> None:
+    """A trained model barely moves at a tiny learning rate: no check beats the best by 0.5 point, so it stops."""
+    model = _fresh_copy(digits)
+    split = split_validation(digits.x_train, digits.y_train, 0.1, SEED)
+    settings = FineTuning(steps=200, epochs=1000, progress=False)
+    summary = finetune(model, split, settings, learning_rate=1e-7, loss=loss_for(model))
+    every = settings.check_every(len(split.x_train))
+    assert summary["stopped_by"] == "plateau" and summary["budget_steps"] == 200
+    assert summary["steps"] == (settings.patience + 1) * every < summary["budget_steps"]  # the first check, then 3
+    assert summary["stop_reason"].startswith(
+        "in 3 checks in a row validation accuracy gained less than 0.5 points over its best and validation loss fell "
+        "less than 1 %"
+    )
+    assert summary["stop_rule"] == {
+        "checks": 3,
+        "min_gain": 0.005,
+        "min_loss_drop": 0.01,
+        "check_every": every,
+        "cap": "200 steps",
+    }
+
+
+def test_fine_tuning_runs_on_to_its_cap_while_it_improves(digits: Digits) -> None:
+    """An untrained network keeps gaining accuracy or shedding validation loss: it runs to the cap and says so."""
+    k = keras()
+    k.utils.set_random_seed(SEED)
+    model = k.models.clone_model(digits.model)  # fresh random weights
+    split = split_validation(digits.x_train, digits.y_train, 0.1, SEED)
+    settings = FineTuning(steps=150, epochs=1000, progress=False)
+    summary = finetune(model, split, settings, learning_rate=3e-4, loss=loss_for(model), budget_scale=2.0)
+    assert summary["stopped_by"] == "step cap" and summary["steps"] == summary["budget_steps"] == 300
+    assert summary["stop_reason"].startswith("reached the cap of 300 steps (2x the base 150) while still improving")
+    curve = summary["curve"]
+    best_loss = min(point["val_loss"] for point in curve[:-3])
+    assert len(curve) == 20 and any(point["val_loss"] < 0.99 * best_loss for point in curve[-3:])
 
 
 def test_the_time_budget_stops_fine_tuning_and_says_so(digits: Digits) -> None:

@@ -66,6 +66,36 @@ def test_a_profile_without_int8_gets_fp16(digits_model: Path, tmp_path: Path) ->
     assert kinds[0] == "float32" and kinds[1] in {"fp16", "int8"}
 
 
+@pytest.mark.e2e  # ~30 s: the ladder's logic is proven in tests/test_plan.py in under a second; this is its wiring
+def test_an_exported_model_over_the_budget_is_measured_and_said_so(digits_model: Path, tmp_path: Path) -> None:
+    """strategy: auto checks the exported file, not only the estimate. On a Linux board every strategy's file
+    is the same size (clustered or binary weights are int8 in a .tflite), so no harsher one can help: the plan
+    says so and the verdict holds the artifact to the budget."""
+    import yaml
+
+    dry = edgecompress.deploy(digits_model, "rpi4", data="sklearn:digits", dry_run=True, output=tmp_path / "dry")
+    estimate = dry.report["plan"]["budget_figure"]  # weights only: the exported file adds its graph
+    document = yaml.safe_load((Path(edgecompress.__file__).parent.parent / "profiles" / "rpi4.yaml").read_text())
+    document.update(name="rpi4-tight", model_memory_budget_bytes=estimate + 1)
+    profile = tmp_path / "rpi4-tight.yaml"
+    profile.write_text(yaml.safe_dump(document))
+    result = edgecompress.deploy(
+        digits_model, profile, data="sklearn:digits", output=tmp_path / "runs", warmup=2, runs=5, max_eval=100, epochs=1
+    )
+    plan = result.report["plan"]
+    chosen = plan["strategy"]
+    assert plan["auto"] and plan["measured"]["strategy"] == chosen and plan["measured"]["fits"] is False
+    assert plan["measured"]["bytes"] > estimate + 1
+    steps = {step["strategy"]: step["outcome"] for step in plan["ladder"]}
+    assert steps[chosen].startswith(f"measured {plan['measured']['bytes']:,} bytes after export")
+    harsher = dry.report["plan"]["harsher"]
+    assert harsher and all(steps[name].startswith("skipped: its estimate is no smaller than") for name in harsher)
+    assert plan["harsher"] == []
+    assert "no harsher strategy is left" in (result.run_dir / "deploy.log").read_text()
+    [entry] = [e for e in result.report["verdict"]["targets"][0]["artifacts"] if e["artifact"] == chosen]
+    assert entry["first_failure"]["rule"] == "budget"
+
+
 # --- bad input: one paragraph, non-zero exit, no traceback, no run folder posing as a success ---
 
 
@@ -191,18 +221,22 @@ def test_the_console_script_runs_the_same_checks(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.e2e  # ~100 s, two firmware builds: tests/test_micro_firmware.py's deploy to the emulated board proves
+# the same flow by default (both firmwares, the verdict on their own builds, ship/ and `ship --target` refused)
 def test_a_microcontroller_profile_ends_in_a_tflm_firmware_build(digits_model: Path, tmp_path: Path) -> None:
     result = edgecompress.deploy(
         digits_model, "arduino-nano-33-ble", output=tmp_path / "runs", warmup=2, runs=5, max_eval=200, epochs=1
     )
-    micro = result.report["micro"]
+    micro, ptq = result.report["micro"]["firmwares"]  # the plan's compressed model, then post-training int8
+    assert (micro["role"], ptq["role"], ptq["source"]) == ("compressed", "post-training", "ptq-int8")
     assert micro["accuracy"] == pytest.approx(micro["litert_accuracy"])
     assert micro["arena_bytes"] > 0
-    assert (result.run_dir / micro["firmware_dir"]).is_dir()
-    # the verdict holds the firmware's flash and RAM against the budget; only the built artifact has a RAM figure
+    assert (result.run_dir / micro["firmware_dir"]).is_dir() and (result.run_dir / ptq["firmware_dir"]).is_dir()
+    # the verdict holds each .tflite measured here to the flash and RAM of the firmware built from it
     (target,) = result.report["verdict"]["targets"]
     checks = {e["artifact"]: {c["rule"]: c for c in e["checks"]} for e in target["artifacts"]}
-    assert checks[micro["artifact"]]["budget"]["passed"] and "RAM" in checks[micro["artifact"]]["budget"]["text"]
+    for built in (micro, ptq):
+        assert checks[built["source"]]["budget"]["passed"] and "RAM" in checks[built["source"]]["budget"]["text"]
     assert "no TFLite Micro build" in checks["baseline-fp32"]["budget"]["text"]
     # under loose rules the built artifact is recommended and ship/ is the firmware project with its manifest
     assert main(["report", str(result.run_dir), "-q", "--max-accuracy-drop", "100", "--max-class-drop", "100"]) == 0

@@ -137,7 +137,7 @@ def test_firmware_project_compiles_on_the_host_and_carries_the_model_byte_for_by
     assert check["array_matches_tflite"] and check["aligned_16"] and check["tfl3_identifier"]
     assert check["arena_bytes"] == plain_build.arena_with_margin
     host = plain_build.firmware.object_for("host")
-    assert host.flash_bytes >= plain_build.uncompressed_bytes
+    assert host.flash_bytes >= plain_build.compression["slimming"]["slimmed_bytes"]
     assert plain_build.firmware.object_for("host", "sample_input.cc") is not None  # compiled, not counted as model
     header = (directory / "model_data.h").read_text()
     assert f"kTensorArenaSize = {plain_build.arena_with_margin};" in header
@@ -157,9 +157,27 @@ def test_op_resolver_registers_exactly_the_models_ops(plain_build):
 def test_model_data_compiles_for_cortex_m_and_gives_the_flash_figure(plain_build):
     cortex = plain_build.firmware.object_for("cortex-m4")  # the Nano 33 BLE's nRF52840 is a Cortex-M4F
     assert cortex is not None and "arm-none-eabi" in cortex.compiler
-    assert cortex.flash_bytes >= plain_build.uncompressed_bytes
+    assert cortex.flash_bytes >= plain_build.compression["slimming"]["slimmed_bytes"]
     assert plain_build.flash_bytes["used_for_budget"] == cortex.flash_bytes
     assert plain_build.fits["flash_breakdown"]["model data"] == cortex.flash_bytes
+
+
+def test_the_firmware_carries_the_model_without_what_tflm_never_reads(plain_build, tiny_tflite_int8, eval_npz):
+    """Tensor names and repeated zero points of symmetric weights go; TFLM computes exactly the same outputs."""
+    from edgecompress.micro.graph import read_model
+    from edgecompress.micro.slim import slim
+
+    original = tiny_tflite_int8.read_bytes()
+    slimmed = slim(original)
+    report = plain_build.compression["slimming"]
+    assert report["identical_outputs"] and report["slimmed_bytes"] == len(slimmed.model) < len(original)
+    assert slimmed.names_dropped > 0 and slimmed.zero_points_dropped > 0
+    assert not any(t.name for sg in read_model(slimmed.model).subgraphs for t in sg.tensors)
+    arena = plain_build.candidates["uncompressed"]["arena"]["with_margin_bytes"]
+    before = tflm.evaluate_tflm(original, eval_npz, arena)
+    after = tflm.evaluate_tflm(slimmed.model, eval_npz, arena)
+    assert np.array_equal(before.scores, after.scores)  # every sample, not only the build's check
+    assert plain_build.flash_by_tensor[0]["layer"] != "(unnamed)"  # reports still read the named model
 
 
 # --------------------------------------------------------------------------- compression
@@ -244,7 +262,10 @@ def test_model_too_big_for_arduino_nano_is_refused_with_the_figures(tiny_keras_m
     assert f"{arduino.flash_budget_bytes:,} B" in message
     assert "layer 'huge'" in message
     needed = int(re.search(r"flash: needs ([\d,]+) B", message)[1].replace(",", ""))
-    assert needed > len(tflite_bytes) > arduino.flash_budget_bytes - 100_000
+    from edgecompress.micro.slim import slim
+
+    carried = len(slim(tflite_bytes).model)  # what the firmware would carry: names and repeated zero points dropped
+    assert needed > carried > arduino.flash_budget_bytes - 100_000
     report = json.loads((tmp_path / "micro_build.json").read_text())
     assert report["refused"] and not report["candidates"]["uncompressed"]["budget"]["flash"]
     assert not (tmp_path / "firmware").exists()

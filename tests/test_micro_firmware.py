@@ -88,7 +88,8 @@ def test_flash_and_ram_come_from_the_elf_itemised_and_are_checked_against_the_bu
     assert set(device.flash) >= {"model", "tflm_runtime", "kernels", "rest"} and set(device.ram) >= set(ITEMS) - {
         "model"
     }
-    assert linked.uncompressed_bytes <= device.flash["model"] < linked.uncompressed_bytes + 512  # the array, aligned
+    carried = linked.compression["slimming"]["slimmed_bytes"]  # the model the firmware carries (micro/slim.py)
+    assert carried <= device.flash["model"] < carried + 512  # the array, aligned
     assert device.flash["tflm_runtime"] > 10_000 and device.flash["kernels"] > 10_000  # real code, not a stub
     assert (
         device.ram["arena"] == linked.image.arena["size_bytes"]
@@ -371,6 +372,26 @@ def test_a_model_that_does_not_fit_is_refused_with_the_elf_figures(
     assert report["refused"]
 
 
+def test_a_build_kept_over_budget_is_linked_and_says_by_how_much(
+    tiny_tflite_int8: Path, eval_npz: Path, arduino, tmp_path
+):
+    """The post-training model a deploy builds to compare with: kept when it does not fit, with its figures."""
+    small = arduino.model_copy(update={"flash_budget_bytes": 40_000})
+    built = build_micro(
+        tiny_tflite_int8.read_bytes(),
+        profile=small,
+        eval_npz=eval_npz,
+        out_dir=tmp_path,
+        compress=False,
+        firmware_options=FirmwareOptions(mode="require", emulate=False, keep_over_budget=True),
+    )
+    assert built.image is not None and built.image.image.is_file()
+    assert not built.fits["flash"] and built.fits["ram"] and built.fits["basis"].startswith("measured")
+    over = built.fits["flash_needed_bytes"] - 40_000
+    assert over == -built.fits["margins"]["flash_headroom_bytes"] > 0
+    assert any(f"{over:,} B over" in note for note in built.notes)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -392,33 +413,99 @@ def _manifest_extra(linked) -> dict:
 # --------------------------------------------------------------------------- through deploy
 
 
-def test_deploy_to_the_emulated_board_reports_the_firmware_as_measured(tiny_h5: Path, tmp_path):
+@pytest.fixture(scope="module")
+def qemu_run(tiny_h5: Path, tmp_path_factory):
+    """`deploy --profile arduino-nano-33-ble --target qemu` of the tiny digits CNN, as a user runs it."""
     import edgecompress
 
-    result = edgecompress.deploy(
+    return edgecompress.deploy(
         tiny_h5,
         "arduino-nano-33-ble",
         data="sklearn:digits",
         target="qemu",
-        output=tmp_path / "runs",
+        output=tmp_path_factory.mktemp("qemu_runs"),
         max_eval=120,
         epochs=1,
     )
-    report = result.report
-    [measured] = [m for m in report["measurements"] if m["target"] == "qemu"]
-    assert measured["artifact"] == "tflm-firmware" and measured["latency_ms"] == {}
-    assert measured["instructions"]["per_inference"]["median"] > 0 and measured["instructions"]["per_op"]
-    assert measured["accuracy"]["n"] == 120 and measured["vs_tflm_python"]["decision_agreement"] == 1.0
-    micro = report["micro"]
-    assert micro["linked_firmware"]["device"]["flash_bytes"] == micro["fits"]["flash_needed_bytes"]
-    firmware = next(a for a in report["artifacts"] if a["name"] == "tflm-firmware")
-    assert firmware["file_bytes"] == micro["linked_firmware"]["device"]["flash_bytes"]  # the flash image
-    [row] = [r for r in report["comparison"] if r["target"] == "qemu"]
-    assert row["instructions_median"] == measured["instructions"]["per_inference"]["median"]
-    assert row["latency_median_ms"] is None and row["estimated_latency_ms"] > 0
-    markdown = (result.run_dir / "report.md").read_text()
+
+
+def test_deploy_to_the_emulated_board_measures_both_firmwares_against_the_fp32_baseline(qemu_run):
+    report = qemu_run.report
+    compressed = report["plan"]["strategy"]
+    firmwares = {f"{compressed}-firmware", "ptq-int8-firmware"}
+    on_qemu = {m["artifact"]: m for m in report["measurements"] if m["target"] == "qemu"}
+    assert set(on_qemu) == firmwares | {"baseline-fp32"}  # no .tflite runs on the emulated board itself
+    for name in firmwares:
+        measured = on_qemu[name]
+        assert measured["latency_ms"] == {} and measured["instructions"]["per_inference"]["median"] > 0
+        assert measured["accuracy"]["n"] == 120 and measured["vs_tflm_python"]["decision_agreement"] == 1.0
+    baseline = on_qemu["baseline-fp32"]  # the accuracy reference: the fp32 .tflite on the host runner
+    assert baseline["reference_for"]["scored_by"] == "host runner" and baseline["latency_ms"] == {}
+    assert baseline["accuracy"]["n"] == 120
+    builds = {b["firmware_artifact"]: b for b in report["micro"]["firmwares"]}
+    assert set(builds) == firmwares and {b["role"] for b in builds.values()} == {"compressed", "post-training"}
+    for name, build in builds.items():
+        artifact = next(a for a in report["artifacts"] if a["name"] == name)
+        device = build["linked_firmware"]["device"]
+        assert artifact["file_bytes"] == device["flash_bytes"] == artifact["flash_bytes"]  # the flash image
+        assert artifact["ram_bytes"] == device["ram_bytes"] == build["fits"]["ram_needed_bytes"]
+    rows = {r["artifact"]: r for r in report["comparison"] if r["target"] == "qemu"}
+    for name in firmwares:
+        assert rows[name]["instructions_median"] == on_qemu[name]["instructions"]["per_inference"]["median"]
+        assert rows[name]["latency_median_ms"] is None and rows[name]["estimated_latency_ms"] > 0
+        expected = round(100 * (rows[name]["accuracy"] - rows["baseline-fp32"]["accuracy"]), 2)
+        assert rows[name]["accuracy_delta_points"] == expected
+        # a firmware's model is compared by the flash it takes, not by the image that carries the runtime
+        artifact = next(a for a in report["artifacts"] if a["name"] == name)
+        base_file = next(a for a in report["artifacts"] if a["name"] == "baseline-fp32")["file_bytes"]
+        assert 0 < artifact["model_flash_bytes"] < artifact["file_bytes"]
+        assert rows[name]["smaller_x_file"] == round(base_file / artifact["model_flash_bytes"], 3) > 1
+    markdown = (qemu_run.run_dir / "report.md").read_text()
     assert "Microcontroller firmware" in markdown and "instructions per inference" in markdown
-    assert not any(m["target"] == "qemu" and m["artifact"] != "tflm-firmware" for m in report["measurements"])
+    assert "the fp32 model on the host runner" in markdown
+
+
+def test_the_verdict_recommends_a_firmware_judged_on_its_own_build(qemu_run):
+    verdict = qemu_run.report["verdict"]
+    [target] = verdict["targets"]
+    entries = {entry["artifact"]: entry for entry in target["artifacts"]}
+    assert {name for name, e in entries.items() if e["role"] == "candidate"} == {
+        f"{qemu_run.report['plan']['strategy']}-firmware",
+        "ptq-int8-firmware",
+    }
+    for entry in entries.values():
+        if entry["role"] == "candidate":  # flash and RAM read from the run's own build, accuracy tested paired
+            budget = next(c for c in entry["checks"] if c["rule"] == "budget")
+            assert budget["passed"] and "not known" not in budget["text"] and "flash_budget_bytes" in budget["text"]
+            assert entry["evidence"]["accuracy_test"]["test"] == "mcnemar-exact"
+    # post-training int8 of this model loses nothing that matters: it passes, so a firmware is recommended
+    assert entries["ptq-int8-firmware"]["passed"], entries["ptq-int8-firmware"]["first_failure"]
+    assert verdict["passed"] and verdict["recommended"] in target["passing"]
+    assert verdict["recommended"].endswith("-firmware")
+    assert any("host runner" in note for note in verdict["notes"])
+
+
+def test_the_bundle_holds_the_recommended_firmware_and_ship_relinks_it(qemu_run, capsys):
+    from edgecompress.cli import main
+    from edgecompress.ship import load_manifest
+
+    bundle = qemu_run.run_dir / "ship"
+    manifest = load_manifest(bundle)
+    assert manifest["kind"] == "firmware" and manifest["artifact"]["name"] == qemu_run.report["verdict"]["recommended"]
+    for name in ("firmware.elf", "firmware.map", "firmware.bin", "Makefile", "model_data.cc", "firmware.json"):
+        assert f"firmware/{name}" in manifest["files"]
+    assert not any(name.startswith("firmware/build/") for name in manifest["files"])
+    assert manifest["firmware"]["flash_bytes"] <= manifest["firmware"]["budget"]["flash_budget_bytes"]
+    capsys.readouterr()
+    assert main(["ship", str(qemu_run.run_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "identical to the measured firmware.bin" in printed
+    assert (
+        'openocd -f interface/cmsis-dap.cfg -f target/nrf52.cfg -c "program firmware.elf verify reset exit"' in printed
+    )
+    assert main(["ship", str(qemu_run.run_dir), "--target", "ssh://pi@127.0.0.1:1"]) == 3  # TargetError
+    assert "flashed, not installed over SSH" in capsys.readouterr().err
+    load_manifest(bundle)  # checking it wrote nothing into the bundle
 
 
 def test_deploy_refuses_qemu_for_a_linux_board_before_doing_anything(tiny_h5: Path, tmp_path):

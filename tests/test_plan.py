@@ -191,12 +191,21 @@ def test_layers_a_recipe_cannot_handle_are_left_alone_with_a_note() -> None:
             k.layers.Dense(10, name="last"),
         ]
     )
-    plan = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, None)
+    plan = make_plan(
+        profile(**{"compression.first_last_precision": "int8", "compression.strategy": "cqat"}), model, None
+    )
     depthwise, norm = layer(plan, "depthwise"), layer(plan, "norm")
     assert depthwise.recipe == "keep"
     assert "cqat does not support DepthwiseConv2D" in depthwise.note
     assert "clustering does not support DepthwiseConv2D" in depthwise.note
     assert norm.recipe == "keep" and "no kernel" in norm.note
+    auto = make_plan(profile(**{"compression.first_last_precision": "int8"}), model, None)
+    assert auto.strategy == "ptq-only" and not auto.needs_training  # nothing to compress beyond the export
+    assert auto.ladder[0] == {
+        **auto.ladder[0],
+        "strategy": "ptq-only",
+        "outcome": "chosen: the mildest whose estimate fits",
+    }
 
 
 def test_the_plan_is_stored_as_json_and_shown_as_a_table(model) -> None:
@@ -257,3 +266,61 @@ def test_twonn_baselines_refuse_to_run_without_a_significance_analysis(model) ->
     assert "cqat" in info.value.fix
     with pytest.raises(EdgeCompressError, match="Unknown recipe 'cqtat'"):
         baseline_plan("cqtat", model)
+
+
+# --------------------------------------------------------------------------- strategy: auto
+
+
+def test_auto_gives_a_model_that_fits_as_int8_the_mildest_compression_not_binarised_layers(model) -> None:
+    board = load_profile("arduino-nano-33-ble")
+    assert board.compression.strategy == "auto"
+    plan = make_plan(board, model, SIGNIFICANCE)
+    assert plan.auto and plan.strategy == "cqat" and plan.fits
+    assert "binary" not in recipes(plan).values() and "bits" not in recipes(plan).values()
+    steps = {step["strategy"]: step["outcome"] for step in plan.ladder}
+    assert list(steps) == ["ptq-only", "clustering", "cqat", "cqat-binary", "mixed-precision", "binary"]  # README order
+    assert steps["ptq-only"].startswith("skipped: post-training quantization only: every deploy builds")
+    assert steps["clustering"] == "skipped: cqat reaches the same size and also trains for the int8 export"
+    assert steps["cqat"] == "chosen: the mildest whose estimate fits"
+    assert plan.harsher == ["cqat-binary", "mixed-precision", "binary"]  # where a measured miss climbs
+    assert all(steps[name] == "not needed yet: a milder one fits" for name in plan.harsher)
+    assert any(line.startswith("strategy auto, mildest first: ptq-only: skipped") for line in plan.summary_lines())
+
+
+def test_auto_climbs_past_every_strategy_whose_estimate_is_over_the_budget_and_says_why(model) -> None:
+    loose = make_plan(mcu(**{"compression.strategy": "auto"}), model, SIGNIFICANCE)
+    budget = FIRMWARE + estimate_of(loose, "mixed-precision") + 1  # the budget is the whole firmware's
+    plan = make_plan(mcu(flash_budget_bytes=budget, **{"compression.strategy": "auto"}), model, SIGNIFICANCE)
+    assert plan.strategy == "mixed-precision" and plan.harsher == ["binary"]
+    steps = {step["strategy"]: step for step in plan.ladder}
+    for harsher_needed in ("cqat", "cqat-binary"):
+        figure = FIRMWARE + estimate_of(loose, harsher_needed)
+        assert steps[harsher_needed]["outcome"] == f"estimated {figure:,} bytes, over the budget" and figure > budget
+    assert steps["mixed-precision"]["outcome"] == "chosen: the mildest whose estimate fits"
+
+
+def test_auto_moves_to_the_next_rung_when_the_exported_model_measures_over_the_budget(model) -> None:
+    from edgecompress.budget import exported_resources
+    from edgecompress.compression import next_rung
+
+    board = mcu(**{"compression.strategy": "auto"})
+    plan = make_plan(board, model, SIGNIFICANCE)
+    assert plan.strategy == "cqat"
+    over = exported_resources(50_000, board.flash_budget_bytes - FIRMWARE + 10)  # model + firmware beside it
+    higher = next_rung(board, model, SIGNIFICANCE, plan, over)
+    assert higher is not None and higher.auto and higher.strategy == "cqat-binary"
+    step = next(s for s in higher.ladder if s["strategy"] == "cqat")
+    assert step["measured_bytes"] == board.flash_budget_bytes + 10
+    assert step["outcome"].startswith(f"measured {board.flash_budget_bytes + 10:,} bytes after export")
+    chosen = next(s for s in higher.ladder if s["outcome"].startswith("chosen"))
+    assert chosen["strategy"] == "cqat-binary" and higher.harsher == ["mixed-precision", "binary"]
+    assert len(higher.ladder) == len({s["strategy"] for s in higher.ladder}) == 6
+    last = make_plan(mcu(**{"compression.strategy": "binary"}), model, SIGNIFICANCE)
+    last.auto, last.ladder = True, [{"strategy": "binary", "outcome": "chosen"}]
+    assert next_rung(board, model, SIGNIFICANCE, last, over) is None  # nothing harsher: the verdict shows the miss
+    assert last.ladder[0]["outcome"].startswith("measured") and last.harsher == []
+
+
+def test_an_explicit_strategy_still_wins_over_auto(model) -> None:
+    plan = make_plan(profile("arduino-nano-33-ble", **{"compression.strategy": "mixed-precision"}), model, SIGNIFICANCE)
+    assert plan.strategy == "mixed-precision" and not plan.auto and plan.ladder == []

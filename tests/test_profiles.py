@@ -231,7 +231,7 @@ def test_a_user_profile_loads_by_path_in_yaml_or_toml(tmp_path: Path) -> None:
         [f"{key} = {json.dumps(value)}" for key, value in document.items() if not isinstance(value, dict)]
         + [
             line
-            for table in ("cpu", "compression")
+            for table in ("cpu", "compression", "programmer")
             for line in [f"[{table}]", *(f"{k} = {json.dumps(v)}" for k, v in document[table].items())]
         ]
     )
@@ -462,6 +462,6 @@ def test_psram_counts_toward_the_memory_budget(tmp_path: Path) -> None:
 
 
 def test_profile_strategies_are_the_ones_the_planner_knows() -> None:
-    from edgecompress.compression.recipes import STRATEGIES
+    from edgecompress.compression.recipes import AUTO, STRATEGIES
 
-    assert get_args(Strategy) == tuple(strategy.name for strategy in STRATEGIES)
+    assert get_args(Strategy) == (AUTO, *(strategy.name for strategy in STRATEGIES))

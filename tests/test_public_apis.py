@@ -54,12 +54,21 @@ def _third_party(module: str) -> bool:
     return top not in ("edgecompress", "") and top not in sys.stdlib_module_names
 
 
+#: packages whose implementation lives in a `src` package that their documentation calls private
+SRC_IS_PRIVATE = {"keras", "tf_keras"}
+
+
+def _internal(module: str) -> bool:
+    parts = module.split(".")
+    return any(map(_private, parts)) or (parts[0] in SRC_IS_PRIVATE and parts[1:2] == ["src"])
+
+
 def _private_imports(node: ast.AST) -> list[str]:
     if isinstance(node, ast.Import):
-        return [a.name for a in node.names if _third_party(a.name) and any(map(_private, a.name.split(".")))]
+        return [a.name for a in node.names if _third_party(a.name) and _internal(a.name)]
     if isinstance(node, ast.ImportFrom) and not node.level and node.module and _third_party(node.module):
         names = [f"{node.module}.{a.name}" for a in node.names]
-        return [n for n in names if any(map(_private, n.split(".")))]
+        return [n for n in names if _internal(n)]
     return []
 
 
@@ -109,3 +118,14 @@ def test_the_check_sees_what_the_tune_code_once_did(tmp_path: Path) -> None:
     uses = [name for node in ast.walk(sample) for name in _private_uses(node)]
     assert imports == ["optuna._hypervolume.compute_hypervolume", "optuna.study._multi_objective", "optuna._imports"]
     assert sorted(uses) == ["_fb", "_is_graph_network", "_trial_id"]
+
+
+def test_the_check_sees_an_import_of_tf_keras_internals() -> None:
+    """tf-keras's classes under `tf_keras.src` are its implementation, not its API (model_safety once
+    imported Functional and TFOpLambda from there)."""
+    sample = ast.parse(
+        "import tf_keras.src.activations as a\nfrom tf_keras.src.engine.functional import Functional\n"
+        "from tf_keras import layers\n"
+    )
+    found = [name for node in ast.walk(sample) for name in _private_imports(node)]
+    assert found == ["tf_keras.src.activations", "tf_keras.src.engine.functional.Functional"]

@@ -79,13 +79,13 @@ def test_runner_reports_one_prediction_per_eval_sample(tiny_tflite_int8: Path, e
 # ------------------------------------------------------------------------------ report.json
 
 
-def test_report_json_is_schema_4_with_every_headline_figure(report: dict, run_dir: Path) -> None:
+def test_report_json_is_schema_5_with_every_headline_figure(report: dict, run_dir: Path) -> None:
     from edgecompress.export import bitpacked_size, tflite_weight_stats
 
     assert (
         (report["schema"], report["schema_version"])
         == ("edgecompress.report", SCHEMA_VERSION)
-        == ("edgecompress.report", 4)
+        == ("edgecompress.report", 5)
     )
     rows = {row["artifact"]: row for row in report["comparison"]}
     assert list(rows)[:2] == ["baseline-fp32", "ptq-int8"] and len(rows) == len(report["artifacts"])
@@ -334,7 +334,7 @@ def test_json_summary_carries_the_headline_and_class_damage(report: dict) -> Non
     json.dumps(summary)  # serialisable as is
     assert (summary["schema"], summary["report_schema_version"], summary["baseline"]) == (
         "edgecompress.report-summary",
-        4,
+        5,
         "baseline-fp32",
     )
     for entry, row in zip(summary["rows"], report["comparison"]):

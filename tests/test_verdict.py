@@ -20,7 +20,7 @@ from edgecompress.decision.judging import Judging
 from edgecompress.evaluation import tally
 from edgecompress.profiles import load_profile
 from edgecompress.reporting import write_all
-from edgecompress.reporting.schema import build_report, measurement_entry
+from edgecompress.reporting.schema import SCHEMA_VERSION, build_report, measurement_entry
 from edgecompress.run_layout import LAYOUT
 
 CLASSES = ["cat", "dog", "frog", "ship"]
@@ -72,6 +72,7 @@ def make_run(
                 "gzip_bytes": spec["bytes"],
                 "fits_budget": True,
                 **({"macs": {"total": spec["macs"], "by_layer": []}} if "macs" in spec else {}),
+                **spec.get("fields", {}),  # e.g. a firmware's flash_bytes and ram_bytes
             }
         )
         for target in targets:
@@ -103,7 +104,7 @@ def _per_target(value: Any, target: str) -> Any:
 
 def _measure(folder: Path, name: str, target: str, sha: str, spec: dict[str, Any]) -> dict[str, Any]:
     predicted = _per_target(spec.get("predictions") or predictions(), target)
-    latency = _per_target(spec["latency"], target)
+    latency = _per_target(spec.get("latency") or [], target)
     result = {
         "runtime": {"name": "ai_edge_litert", "version": "2.3.0"},
         "model": {"sha256": sha},
@@ -112,9 +113,12 @@ def _measure(folder: Path, name: str, target: str, sha: str, spec: dict[str, Any
             "p90": float(np.percentile(latency, 90)),
             "runs": len(latency),
             "warmup": 5,
-        },
+        }
+        if latency
+        else {},
         "memory": {"peak_rss_bytes": spec.get("rss", 50_000_000)},
         "accuracy": tally(predicted, LABELS, CLASSES),
+        **spec.get("result", {}),  # e.g. an emulated board's instruction counts
     }
     stem = LAYOUT.measurement_stem(name, target)
     (folder / f"{stem}.json").write_text(json.dumps({"target": target, "result": result}))
@@ -345,7 +349,7 @@ def test_an_older_report_is_judged_and_a_folder_without_samples_says_what_it_cou
     assert any("latency samples missing" in note for note in verdict["notes"])
     assert any("per-sample predictions or eval.npz missing" in note for note in verdict["notes"])
     assert "not tested" in verdict["reason"]
-    assert json.loads((run / "report.json").read_text())["schema_version"] == 4
+    assert json.loads((run / "report.json").read_text())["schema_version"] == SCHEMA_VERSION
 
 
 def test_a_run_without_measurements_says_so(tmp_path: Path) -> None:
@@ -396,3 +400,62 @@ def test_welch_over_seeds_replaces_the_sigma_rule(tmp_path: Path, capsys) -> Non
     impacted = verdict["targets"][0]["artifacts"][1]["evidence"]["impacted_classes"]
     assert impacted["rule"] == "welch" and impacted["seeds"] == 3
     assert [c["name"] for c in impacted["classes"]] == ["dog"] and verdict["recommended"] is None
+
+
+def _firmware(flash: int, instructions: float, wrong_extra: dict[int, int] | None = None) -> dict[str, Any]:
+    """A firmware measured on an emulated board: flash and RAM of its ELF, instruction counts, no latency."""
+    return {
+        "bytes": flash,
+        "fields": {"flash_bytes": flash, "ram_bytes": 100_000, "firmware_of": "x"},
+        "predictions": predictions(wrong_extra),
+        "rss": None,
+        "result": {"instructions": {"per_inference": {"median": instructions, "samples": 1000}}},
+    }
+
+
+def test_a_microcontroller_verdict_judges_firmwares_on_their_own_flash_against_the_host_baseline(
+    tmp_path: Path,
+) -> None:
+    baseline = {"bytes": 400_000, "rss": None, "result": {"reference_for": {"target": "qemu", "what": "on the host"}}}
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": baseline,
+            "cqat-firmware": _firmware(200_000, 9e6, {0: 2}),
+            "ptq-int8-firmware": _firmware(600_000, 8e6),  # over the 512 KiB flash budget
+        },
+        targets=("qemu",),
+        profile="arduino-nano-33-ble",
+    )
+    verdict = verdict_of(run)
+    assert verdict["recommended"] == "cqat-firmware"
+    assert "9,000,000 instructions per inference on qemu" in verdict["reason"]
+    entries = {e["artifact"]: e for e in verdict["targets"][0]["artifacts"]}
+    failure = entries["ptq-int8-firmware"]["first_failure"]
+    assert failure["rule"] == "budget"
+    assert failure["text"] == (
+        "the firmware's flash (the model, the TFLite Micro interpreter and kernels, the application) needs 600,000 "
+        "bytes, over the 524,288-byte flash_budget_bytes by 75,712 bytes (14%)"
+    )
+    budget = next(c for c in entries["cqat-firmware"]["checks"] if c["rule"] == "budget")
+    assert budget["passed"] and "RAM the model takes while running: 100,000 of 163,840 bytes" in budget["text"]
+    assert entries["cqat-firmware"]["evidence"]["accuracy_test"]["test"] == "mcnemar-exact"
+    assert any("On qemu the baseline's accuracy is on the host" in note for note in verdict["notes"])
+
+
+def test_equal_firmwares_tie_on_instructions_within_one_percent(tmp_path: Path) -> None:
+    baseline = {"bytes": 400_000, "rss": None, "result": {"reference_for": {"target": "qemu", "what": "on the host"}}}
+    run = make_run(
+        tmp_path / "run",
+        {
+            "baseline-fp32": baseline,
+            "a-firmware": _firmware(300_000, 10.0e6),
+            "b-firmware": _firmware(301_000, 9.95e6),  # as small (within 2%), as fast (within 1%)
+            "c-firmware": _firmware(302_000, 8.0e6),  # as small, and 20% fewer instructions
+        },
+        targets=("qemu",),
+        profile="arduino-nano-33-ble",
+    )
+    verdict = verdict_of(run)
+    assert verdict["recommended"] == "c-firmware"
+    assert "the fastest of them (8,000,000 instructions per inference)" in verdict["reason"]

@@ -8,6 +8,7 @@ inference; the installed model changes only once every check passed.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -65,6 +66,9 @@ def ship(
 
     bundle = ensure_bundle(run_dir, rebuild=rebuild)
     manifest = json.loads((bundle / "manifest.json").read_text())
+    if manifest.get("kind") == "firmware":
+        _firmware(bundle, manifest, target, as_json)
+        return
     given = locals()  # the SSH options, passed on by name
     ssh = ("identity", "known_hosts", "ssh_config", "accept_new_host_key", "password_env", "connect_timeout")
     options = {**{name: given[name] for name in ssh}, "remote_python": remote_python, "remote_dir": remote_dir}
@@ -73,6 +77,10 @@ def ship(
     installed = []
     for spec in target:
         installed.append(install(bundle, spec, path=path, strict=strict, say=report, **options))
+    _show_installed(bundle, manifest, installed, as_json)
+
+
+def _show_installed(bundle: Path, manifest: dict[str, Any], installed: list[Any], as_json: bool) -> None:
     if as_json:
         sys.stdout.write(
             json.dumps(
@@ -95,6 +103,45 @@ def ship(
         )
         for warning in done.warnings:
             console.print(f"Warning: {warning}", soft_wrap=True)
+
+
+def _firmware(bundle: Path, manifest: dict[str, Any], target: list[str], as_json: bool) -> None:
+    """A microcontroller bundle: relinked and checked here; flashing is the board's own tool's job."""
+    from edgecompress.ship.firmware import check_firmware
+
+    if target:
+        from edgecompress.errors import TargetError
+
+        raise TargetError(
+            f"{bundle} is TFLite Micro firmware: a microcontroller is flashed, not installed over SSH "
+            f"(--target {target[0]}).",
+            "Run `edgecompress ship RUN_DIR` without --target: it checks the firmware and prints the command that "
+            "flashes it with the board's own tool.",
+        )
+    check = check_firmware(bundle)
+    if as_json:
+        sys.stdout.write(
+            json.dumps({"bundle": str(bundle), "artifact": manifest["artifact"], "firmware": check.to_dict()}) + "\n"
+        )
+        return
+    out = stdout_console()
+    out.print(f"Bundle: {bundle} ({manifest['artifact']['name']}, {len(manifest['files'])} files, manifest verified)")
+    out.print(
+        f"Firmware relinked from the bundle's sources: {check.rebuilt_bytes:,} bytes, "
+        + ("identical to the measured firmware.bin" if check.identical else "not identical (see below)")
+    )
+    for warning in check.warnings:
+        console.print(f"Warning: {warning}", soft_wrap=True)
+    programmer = check.programmer or {}
+    if check.flash_command:
+        out.print(f"Flash it with {programmer.get('tool')} ({programmer.get('note')}):")
+        out.print(f"  cd {shlex.quote(str(check.flash_directory))}", soft_wrap=True)  # lines to copy, never wrapped
+        out.print(f"  {check.flash_command}", soft_wrap=True)
+    else:
+        out.print("Flash firmware/firmware.elf with your board's programmer (the profile names none).")
+    out.print(
+        "firmware.ld links for the emulated board's memory map: use your board's linker script (firmware/README.md)."
+    )
 
 
 def ensure_bundle(run_dir: Path, *, rebuild: bool = False) -> Path:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from edgecompress.compression.apply import CompressedModel, apply_plan
 from edgecompress.compression.baselines import BASELINES, Baseline, baseline_plan, run_baseline
 from edgecompress.compression.finetune import DEFAULT_EPOCHS, DEFAULT_STEPS, FineTuning
-from edgecompress.compression.plan import Knobs, LayerPlan, Plan, make_plan, plan_for_strategy
+from edgecompress.compression.plan import Knobs, LayerPlan, Plan, make_plan, next_rung, plan_for_strategy
 from edgecompress.compression.recipes import RECIPES, STRATEGIES, STRUCTURES, Recipe, Strategy, Structure
 from edgecompress.compression.speed import StructureKnobs
 
@@ -42,6 +42,7 @@ __all__ = [
     "apply_plan",
     "baseline_plan",
     "make_plan",
+    "next_rung",
     "plan_for_strategy",
     "run_baseline",
 ]

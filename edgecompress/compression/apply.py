@@ -259,9 +259,10 @@ def _shape_stage(
         callbacks += technique.callbacks()
         settle = max(settle, ramp_steps if technique.needs_ramp else 0)
     rate = max(RECIPES[layer.recipe].learning_rate for layer in shaped)
+    scale = max(RECIPES[layer.recipe].step_scale for layer in shaped)
     label = f"shape ({', '.join(sorted({layer.recipe for layer in shaped}))})"
     if weights is None:
-        stages.append(training.run(model, rate, label, callbacks=callbacks, settle_steps=settle))
+        stages.append(training.run(model, rate, label, callbacks=callbacks, settle_steps=settle, budget_scale=scale))
     for name in sorted(used):
         model = _TECHNIQUES[name].strip(model)
     if weights is not None:
@@ -291,5 +292,7 @@ def _quantize_stage(
     if weights is not None:
         model.set_weights(weights)
         return model
-    stages.append(training.run(model, rate, f"quantize ({', '.join(sorted({layer.recipe for layer in annotated}))})"))
+    scale = max(RECIPES[layer.recipe].step_scale for layer in annotated)
+    label = f"quantize ({', '.join(sorted({layer.recipe for layer in annotated}))})"
+    stages.append(training.run(model, rate, label, budget_scale=scale))
     return model

@@ -25,6 +25,7 @@ from edgecompress.budget import FIRMWARE_BESIDE_MODEL_BYTES, MEANINGS, Budget, L
 from edgecompress.compression import estimate
 from edgecompress.compression.facts import LayerFacts, raw_facts
 from edgecompress.compression.recipes import (
+    AUTO,
     EDGE_PRECISION,
     EDGE_RECIPES,
     RECIPES,
@@ -35,6 +36,7 @@ from edgecompress.compression.recipes import (
     strategies_from,
 )
 from edgecompress.compression.speed import StructureKnobs, StructurePlan, plan_structure
+from edgecompress.compression.widths import channel_tile
 from edgecompress.errors import BudgetError, ModelError
 
 SIZE_BASIS = "bit-packed weights (weights x ceil(log2(unique values)) + codebooks + scales + biases)"
@@ -112,6 +114,10 @@ class Plan:
     size_basis: str = SIZE_BASIS
     structure: str = "none"  # the speed recipe (recipes.STRUCTURES) combined with the value strategy
     prefer: str = "size"  # what the profile asked for: the smallest or the fastest artifact under its budget
+    auto: bool = False  # picked by `strategy: auto`: a measured size over the budget moves it to `harsher[0]`
+    ladder: list[dict[str, Any]] = field(default_factory=list)  # auto: each strategy considered, and why not it
+    harsher: list[str] = field(default_factory=list)  # auto: the strategies left to try, mildest first
+    measured: dict[str, Any] | None = None  # the exported model's size against the budget (pipeline)
 
     @property
     def macs_before(self) -> int:
@@ -250,6 +256,11 @@ class Plan:
             lines.append(
                 f"budget: {self.budget_bytes:,} bytes ({self.budget_field}), compared with {MEANINGS[self.budget_measure]} "
                 f"(about {self.budget_figure:,} bytes): {verdict}"
+            )
+        if self.auto:
+            lines.append(
+                "strategy auto, mildest first: "
+                + "; ".join(f"{step['strategy']}: {step['outcome']}" for step in self.ladder)
             )
         if self.alternatives:
             lines.append(
@@ -423,14 +434,67 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
 
     `profile` is an `edgecompress.profiles.Profile` (anything with the same fields works);
     `significance` is the TwoNN `SignificanceProfile` or None (every middle layer significant).
+    With `compression.strategy: auto` the plan is the mildest strategy on the auto ladder whose
+    estimate fits; the deploy then checks its measured size after export (`next_rung`).
     """
+    candidates, limit = _candidates(profile, model, significance)
+    if profile.compression.strategy == AUTO:
+        chosen = _auto(candidates, profile.name, limit)
+    else:
+        chosen = _first_that_fits(candidates, profile.compression.strategy, profile.name, limit)
+    return _finished(chosen, candidates)
+
+
+def next_rung(
+    profile: Any, model: Any, significance: _Significance | None, plan: Plan, measured: Resources
+) -> Plan | None:
+    """After an auto plan's export measured over the budget: the next harsher strategy on its ladder
+    whose estimate fits (its ladder saying why each step was needed), or None when none is left (then
+    `plan`'s own ladder records the miss and why no harsher strategy could help)."""
+    candidates, limit = _candidates(profile, model, significance)
+    figure = measured.get(limit.measure)
+    failed = next((step["strategy"] for step in plan.ladder if step["outcome"].startswith("chosen")), plan.strategy)
+    ladder = [step for step in plan.ladder if step["strategy"] not in (failed, *plan.harsher)] + [
+        {
+            "strategy": failed,
+            "estimated_bytes": plan.budget_figure,
+            "measured_bytes": figure,
+            "outcome": f"measured {figure:,} bytes after export ({MEANINGS[limit.measure]}), over the "
+            f"{limit.bytes:,}-byte {limit.field}: a harsher strategy was needed",
+        }
+    ]
+    for name in plan.harsher:
+        rung = candidates[name]
+        if rung.fits is False:
+            ladder.append(_step(rung, limit, f"estimated {rung.budget_figure:,} bytes, over the budget"))
+            continue
+        if (rung.budget_figure or 0) >= (plan.budget_figure or 0):  # e.g. a file: binary weights are int8 there too
+            ladder.append(
+                _step(rung, limit, f"skipped: its estimate is no smaller than {failed}'s, which measured over")
+            )
+            continue
+        rung.auto, rung.harsher = True, plan.harsher[plan.harsher.index(name) + 1 :]
+        untried = [_step(candidates[left], limit, "not needed yet: a milder one fits") for left in rung.harsher]
+        rung.ladder = _in_order([*ladder, _step(rung, limit, "chosen: the mildest left whose estimate fits"), *untried])
+        return _finished(rung, candidates)
+    plan.ladder, plan.harsher = _in_order(ladder), []  # nothing left: the plan keeps why, the verdict the miss
+    return None
+
+
+def _candidates(profile: Any, model: Any, significance: _Significance | None) -> tuple[dict[str, Plan], Limit]:
+    """One plan per strategy of recipes.STRATEGIES for this profile and model, and the budget's limit."""
     compression = profile.compression
     export_mode, io_dtype, notes = export_choice(profile)
     first_last = compression.first_last_precision
     if first_last == "float32" and getattr(profile, "accelerator_int8_only", False):
         first_last = "int8"
         notes.append("first/last layers at int8: the accelerator cannot run float layers")
-    knobs = Knobs(clusters=compression.clusters, bits=compression.mixed_precision_bits, first_last_precision=first_last)
+    knobs = Knobs(
+        clusters=compression.clusters,
+        bits=compression.mixed_precision_bits,
+        first_last_precision=first_last,
+        speed=StructureKnobs(tile=channel_tile(profile)),
+    )
     facts, fact_notes = layer_facts(model, significance)
     limit = _storage_limit(profile)
     prefer = getattr(compression, "prefer", "size")
@@ -460,8 +524,11 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
             prefer=prefer,
         )
 
-    candidates = {strategy.name: build(strategy) for strategy in STRATEGIES}
-    chosen = _first_that_fits(candidates, compression.strategy, profile.name, limit)
+    return {strategy.name: build(strategy) for strategy in STRATEGIES}, limit
+
+
+def _finished(chosen: Plan, candidates: dict[str, Plan]) -> Plan:
+    """The chosen plan with every strategy's estimate beside it, named with its speed recipe."""
     chosen.alternatives = [
         {
             "strategy": name,
@@ -471,10 +538,10 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
         }
         for name, plan in candidates.items()
     ]
-    if structure != "none":
-        chosen.strategy = _combined(structure, chosen.strategy)
+    if chosen.structure != "none":
+        chosen.strategy = _combined(chosen.structure, chosen.strategy)
         for alternative in chosen.alternatives:
-            alternative["strategy"] = _combined(structure, alternative["strategy"])
+            alternative["strategy"] = _combined(chosen.structure, alternative["strategy"])
     return chosen
 
 
@@ -493,6 +560,81 @@ def _first_that_fits(candidates: dict[str, Plan], preferred: str, profile_name: 
             ),
         )
     return chosen
+
+
+def _auto(candidates: dict[str, Plan], profile_name: str, limit: Limit) -> Plan:
+    """`strategy: auto`: the mildest strategy on the ladder whose estimate fits; the rest stay to climb to
+    when the exported model measures over the budget. BudgetError when no estimate fits."""
+    rungs, ladder = auto_ladder(list(candidates.values()))
+    if not rungs:  # no recipe changes this model beyond its export: post-training quantization is the plan
+        rungs = [candidates[STRATEGIES[0].name]]
+        ladder = [step for step in ladder if step["strategy"] != rungs[0].strategy]
+    for index, plan in enumerate(rungs):
+        if plan.fits is False:
+            ladder.append(_step(plan, limit, f"estimated {plan.budget_figure:,} bytes, over the budget"))
+            continue
+        plan.auto, plan.harsher = True, [rung.strategy for rung in rungs[index + 1 :]]
+        untried = [_step(rung, limit, "not needed yet: a milder one fits") for rung in rungs[index + 1 :]]
+        plan.ladder = _in_order([*ladder, _step(plan, limit, "chosen: the mildest whose estimate fits"), *untried])
+        return plan
+    raise _budget_error(profile_name, min(rungs, key=lambda plan: plan.budget_figure or 0), limit)
+
+
+def auto_ladder(plans: list[Plan]) -> tuple[list[Plan], list[dict[str, Any]]]:
+    """The strategies `auto` climbs, mildest first (recipes.STRATEGIES' order), and why the others are off it.
+
+    Off the ladder: post-training quantization alone (every deploy builds that model anyway,
+    as ptq-*, and measures it beside the plan's); a strategy whose layers are exactly a
+    milder one's on this export (cqat falls back to clustering on a float export); and one
+    that a harsher strategy matches in every layer's size while training more (on an int8
+    export, clustering is cqat without its quantization-aware stage).
+    """
+    rungs: list[Plan] = []
+    skipped: list[dict[str, Any]] = []
+    for index, plan in enumerate(plans):
+        twin = next((p for p in rungs if _recipes(p) == _recipes(plan)), None)
+        better = next((p for p in plans[index + 1 :] if _dominates(p, plan)), None)
+        if not plan.needs_training:
+            why = "post-training quantization only: every deploy builds that model and measures it beside the plan's"
+        elif twin is not None:
+            why = f"the same recipes as {twin.strategy} on a {plan.export_mode} export"
+        elif better is not None:
+            why = f"{better.strategy} reaches the same size and also trains for the {plan.export_mode} export"
+        else:
+            rungs.append(plan)
+            continue
+        skipped.append({"strategy": plan.strategy, "estimated_bytes": plan.budget_figure, "outcome": f"skipped: {why}"})
+    return rungs, skipped
+
+
+def _recipes(plan: Plan) -> list[tuple[str, dict[str, float]]]:
+    return [(layer.recipe, layer.params) for layer in plan.layers]
+
+
+def _dominates(harsher: Plan, plan: Plan) -> bool:
+    """Same size in every layer, and every layer trained at least as much (some more): `plan` has no reason to be."""
+    if [layer.estimated_bytes for layer in harsher.layers] != [layer.estimated_bytes for layer in plan.layers]:
+        return False
+    stages = [
+        (set(RECIPES[a.recipe].stages), set(RECIPES[b.recipe].stages)) for a, b in zip(harsher.layers, plan.layers)
+    ]
+    return all(mine >= theirs for mine, theirs in stages) and any(mine > theirs for mine, theirs in stages)
+
+
+def _in_order(ladder: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ladder steps in recipes.STRATEGIES' order (the README's), mildest first."""
+    order = [strategy.name for strategy in STRATEGIES]
+    return sorted(ladder, key=lambda step: order.index(step["strategy"]))
+
+
+def _step(plan: Plan, limit: Limit, outcome: str) -> dict[str, Any]:
+    """One line of an auto plan's ladder: the strategy, its estimate, and what became of it."""
+    return {
+        "strategy": plan.strategy,
+        "estimated_bytes": plan.budget_figure,
+        "budget_bytes": limit.bytes,
+        "outcome": outcome,
+    }
 
 
 def _combined(structure: str, strategy: str) -> str:
@@ -572,6 +714,8 @@ __all__ = [
     "assign_recipes",
     "export_choice",
     "layer_facts",
+    "auto_ladder",
     "make_plan",
+    "next_rung",
     "plan_for_strategy",
 ]

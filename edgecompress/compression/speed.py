@@ -18,7 +18,7 @@ from edgecompress.compression import estimate
 from edgecompress.compression.facts import raw_facts
 from edgecompress.compression.lowrank import LowRankRule
 from edgecompress.compression.recipes import STRUCTURES
-from edgecompress.compression.widths import WidthRule
+from edgecompress.compression.widths import DEFAULT_TILE, ChannelTile, WidthRule
 from edgecompress.errors import EdgeCompressError
 
 #: Roles whose layers keep `boost` x more width (the significance analysis's high-precision layers).
@@ -38,6 +38,7 @@ class StructureKnobs:
     rank_energy: float = LowRankRule.energy  # lowrank: share of singular-value energy kept
     rank_factor: float = LowRankRule.factor  # lowrank with rank_source 'id': rank = ceil(rank_factor x ID)
     criterion: str = "l1"  # filter ranking: 'l1' or 'l2'
+    tile: ChannelTile = DEFAULT_TILE  # pruned widths are rounded up to a multiple of the kernels' channel tile
 
 
 @dataclass
@@ -133,12 +134,13 @@ def _id_widths(
             "(no significance analysis, or one without IDs).",
             "Run the significance analysis first and pass its result, or use uniform-prune.",
         )
-    rule = WidthRule(knobs.width_factor, knobs.width_boost, knobs.width_floor)
+    rule = WidthRule(knobs.width_factor, knobs.width_boost, knobs.width_floor, knobs.tile)
     keeps_more = {name for name, role in roles.items() if role in KEEPS_MORE}
     widths = id_widths(channels, ids, keeps_more, rule)
     plan.summary.append(
         f"twonn-prune widths: ceil({knobs.width_factor:g} x ID), x{knobs.width_boost:g} for significant/high-precision "
-        f"layers, at least {knobs.width_floor} channels; {knobs.criterion.upper()} filter ranking"
+        f"layers, at least {knobs.width_floor} channels, {_tile_words(knobs.tile)}; {knobs.criterion.upper()} "
+        "filter ranking"
     )
     for name in roles:
         if channels.prunable(name) and name not in widths:
@@ -151,18 +153,24 @@ def _uniform_widths(plan: StructurePlan, channels: Any, knobs: StructureKnobs) -
     from edgecompress.compression.widths import uniform_at_macs, uniform_widths
 
     if knobs.target_macs:
-        fraction, widths = uniform_at_macs(channels, int(knobs.target_macs))
+        fraction, widths = uniform_at_macs(channels, int(knobs.target_macs), tile=knobs.tile)
         plan.summary.append(
             f"uniform-prune: every prunable layer keeps {fraction:.1%} of its channels "
-            f"(the fraction closest to {int(knobs.target_macs):,} MACs); {knobs.criterion.upper()} filter ranking"
+            f"(the fraction closest to {int(knobs.target_macs):,} MACs), {_tile_words(knobs.tile)}; "
+            f"{knobs.criterion.upper()} filter ranking"
         )
     else:
-        fraction, widths = knobs.keep_fraction, uniform_widths(channels, knobs.keep_fraction)
+        fraction, widths = knobs.keep_fraction, uniform_widths(channels, knobs.keep_fraction, knobs.tile)
         plan.summary.append(
-            f"uniform-prune: every prunable layer keeps {fraction:.0%} of its channels; "
+            f"uniform-prune: every prunable layer keeps {fraction:.0%} of its channels, {_tile_words(knobs.tile)}; "
             f"{knobs.criterion.upper()} filter ranking"
         )
     return widths
+
+
+def _tile_words(tile: ChannelTile) -> str:
+    """The rounding rule as the plan states it."""
+    return f"rounded up to a multiple of {tile.channels} channels ({tile.why})"
 
 
 def _record_pruning(

@@ -11,6 +11,12 @@ Uniform (`uniform_widths`): every prunable layer keeps the same fraction of its 
 MACs come closest to a target, so the ID-guided widths can be compared with a uniform
 control at equal compute (Blalock et al. 2020, "What is the state of neural network pruning?").
 
+Both round every width up to the kernels' channel tile (`ChannelTile`, chosen from the
+profile's runtime by `channel_tile`): int8 kernels compute channels in fixed-size groups, so
+a width one past a multiple runs a whole extra group, mostly padding. On LiteRT (XNNPACK) the
+ID-guided widths of benchmarks/results/speed.json landed on 17 channels and ran 1.48x slower
+than uniform widths at equal MACs.
+
 MACs here are the Keras-side estimate (`export.macs.keras_layer_macs` of the full model,
 scaled by the kept fraction of each layer's input and output channels): exact for
 Conv/Dense, whose MACs are linear in both; the exported artifact is counted again from its
@@ -28,16 +34,52 @@ from edgecompress.export.macs import keras_layer_macs
 
 
 @dataclass(frozen=True)
+class ChannelTile:
+    """The channel multiple a runtime's int8 kernels run fastest at, and why."""
+
+    channels: int
+    why: str
+
+    def round_up(self, width: int, size: int) -> int:
+        """`width` up to the next multiple of the tile, never more than the layer's `size` channels."""
+        return int(min(size, -(-max(1, width) // self.channels) * self.channels))
+
+
+#: The kernels each runtime brings for int8 convolutions (a profile's first preferred runtime decides).
+CHANNEL_TILES: dict[str, ChannelTile] = {
+    "litert": ChannelTile(
+        8,
+        "LiteRT's XNNPACK int8 GEMM kernels compute output channels in groups of 8 (16 on AVX-512): 17-channel "
+        "convolutions ran 1.48x slower than uniform widths at equal MACs in benchmarks/results/speed.json",
+    ),
+    "tflite-micro": ChannelTile(
+        4,
+        "CMSIS-NN's int8 convolution on Cortex-M (arm_nn_mat_mult_kernel_s8_s16): 2 output channels per pass, "
+        "4 inputs per SIMD step, the rest in scalar loops",
+    ),
+}
+#: Runtimes without a measured tile get LiteRT's.
+DEFAULT_TILE = CHANNEL_TILES["litert"]
+
+
+def channel_tile(profile: object) -> ChannelTile:
+    """The channel tile of the profile's first preferred runtime (LiteRT's where none is known)."""
+    runtimes = list(getattr(profile, "preferred_runtimes", []) or [])
+    return CHANNEL_TILES.get(str(runtimes[0]) if runtimes else "", DEFAULT_TILE)
+
+
+@dataclass(frozen=True)
 class WidthRule:
     """The ID-guided rule's knobs (profile / plan / benchmark)."""
 
     factor: float = 1.0
     boost: float = 1.5  # multiplier for significant / high-precision layers
     floor: int = 8
+    tile: ChannelTile = DEFAULT_TILE  # widths are rounded up to a multiple of it
 
     def width(self, intrinsic_dimension: float, size: int, keeps_more: bool) -> int:
         wanted = math.ceil(self.factor * (self.boost if keeps_more else 1.0) * float(intrinsic_dimension))
-        return int(min(size, max(self.floor, wanted, 1)))
+        return self.tile.round_up(max(self.floor, wanted, 1), size)
 
 
 def id_widths(channels: ChannelGraph, ids: dict[str, float], keeps_more: set[str], rule: WidthRule) -> dict[str, int]:
@@ -59,12 +101,12 @@ def id_widths(channels: ChannelGraph, ids: dict[str, float], keeps_more: set[str
     return widths
 
 
-def uniform_widths(channels: ChannelGraph, fraction: float) -> dict[str, int]:
-    """{producer: round(fraction x channels)} for every prunable producer (at least one channel)."""
+def uniform_widths(channels: ChannelGraph, fraction: float, tile: ChannelTile = DEFAULT_TILE) -> dict[str, int]:
+    """{producer: round(fraction x channels), rounded up to the tile} for every prunable producer."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     return {
-        name: max(1, round(fraction * group.size))
+        name: tile.round_up(round(fraction * group.size), group.size)
         for group in channels.groups.values()
         if not group.frozen
         for name in group.producers
@@ -113,11 +155,16 @@ class MacModel:
 
 
 def uniform_at_macs(
-    channels: ChannelGraph, target_macs: int, *, macs: MacModel | None = None, steps: int = 40
+    channels: ChannelGraph,
+    target_macs: int,
+    *,
+    macs: MacModel | None = None,
+    steps: int = 40,
+    tile: ChannelTile = DEFAULT_TILE,
 ) -> tuple[float, dict[str, int]]:
-    """(fraction, widths) of uniform pruning whose MACs come closest to `target_macs`."""
+    """(fraction, widths) of uniform pruning whose MACs come closest to `target_macs` (widths on the tile)."""
     model = macs or MacModel(channels)
-    measure: Callable[[float], int] = lambda f: model.macs(uniform_widths(channels, f))  # noqa: E731
+    measure: Callable[[float], int] = lambda f: model.macs(uniform_widths(channels, f, tile))  # noqa: E731
     low, high = 1e-3, 1.0
     for _ in range(steps):  # MACs grow with the fraction: bisect
         middle = (low + high) / 2
@@ -126,7 +173,17 @@ def uniform_at_macs(
         else:
             high = middle
     fraction = min((low, high), key=lambda f: abs(measure(f) - target_macs))
-    return fraction, uniform_widths(channels, fraction)
+    return fraction, uniform_widths(channels, fraction, tile)
 
 
-__all__ = ["MacModel", "kept_fractions", "WidthRule", "id_widths", "uniform_at_macs", "uniform_widths"]
+__all__ = [
+    "CHANNEL_TILES",
+    "ChannelTile",
+    "MacModel",
+    "WidthRule",
+    "channel_tile",
+    "id_widths",
+    "kept_fractions",
+    "uniform_at_macs",
+    "uniform_widths",
+]

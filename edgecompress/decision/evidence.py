@@ -42,6 +42,7 @@ class Evidence:
     speed: stats.SpeedComparison | None = None
     peak_memory_bytes: int | None = None
     macs: dict[str, Any] | None = None
+    instructions: float | None = None  # per inference on an emulated board (firmware): a count, not a time
 
     def to_dict(self) -> dict[str, Any]:
         """The statistics shown beside the rules in report.json."""
@@ -58,6 +59,7 @@ class Evidence:
             "speed_vs_baseline": self.speed.to_dict() if self.speed else None,
             "peak_memory_bytes": self.peak_memory_bytes,
             "macs": self.macs,
+            "instructions_median": self.instructions,
         }
 
 
@@ -96,6 +98,11 @@ def gather(
             "per-sample predictions or eval.npz missing: accuracy changes are not tested for significance where they are absent"
         )
     impact = _impact(report, rules, seed_reports, notes)
+    notes += [
+        f"On {m['target']} the baseline's accuracy is {m['reference_for'].get('what')}."
+        for m in report["measurements"]
+        if m["artifact"] == baseline and isinstance(m.get("reference_for"), dict)
+    ]
     found = {}
     for row in report["comparison"]:
         key = (row["artifact"], row["target"])
@@ -104,7 +111,7 @@ def gather(
         base_correct = correct.get((baseline, row["target"]))
         if ev.correct is not None and base_correct is not None and row["artifact"] != baseline:
             ev.paired = stats.mcnemar_exact(base_correct, ev.correct, alpha=rules.alpha)
-        if row["artifact"] != baseline:
+        if row["artifact"] != baseline and ev.instructions is None:  # firmware counts instructions, not time
             ev.speed = stats.compare_speed(
                 intervals.get(key), intervals.get((baseline, row["target"])), reference_name=baseline
             )
@@ -143,15 +150,25 @@ def _evidence(
         interval=intervals.get(key),
         peak_memory_bytes=row.get("peak_rss_bytes"),
         macs=_macs(artifact, report),
+        instructions=row.get("instructions_median"),
     )
 
 
 def _resources(artifact: dict[str, Any], micro: dict[str, Any] | None) -> Resources:
-    """Sizes of the file; on a microcontroller, flash and RAM of the firmware built from it."""
+    """Sizes of the file; on a microcontroller, flash and RAM of the linked firmware: the firmware
+    artifact's own, or for a .tflite measured on a board, those of the firmware built from it."""
     flash = ram = None
-    if micro and micro.get("artifact") == artifact["name"]:
-        fits = micro.get("fits") or {}
-        flash, ram = fits.get("flash_needed_bytes"), fits.get("ram_needed_bytes")
+    name = artifact["name"]
+    build = next(
+        (
+            f
+            for f in (micro or {}).get("firmwares", [])
+            if name in (f.get("firmware_artifact"), f.get("source")) and f.get("fits")
+        ),
+        None,
+    )
+    if build is not None:
+        flash, ram = build["fits"].get("flash_needed_bytes"), build["fits"].get("ram_needed_bytes")
     resources = artifact_resources(artifact, flash_bytes=flash)
     return dataclasses.replace(resources, ram_bytes=ram) if ram is not None else resources
 

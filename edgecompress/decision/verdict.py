@@ -25,6 +25,10 @@ VERDICT_VERSION = 1
 #: graph layout, not compression, and must not outweigh a real difference in speed or accuracy
 SIZE_TIE = 0.02
 
+#: instruction counts of emulated firmware are exact, but within this fraction of each other they are "equally
+#: fast": a real core's cycles per instruction move by more than that between two builds of the same kernels
+INSTRUCTIONS_TIE = 0.01
+
 #: how each preference is named when it decides
 SUPERLATIVE = {"size": "smallest", "latency": "fastest", "accuracy": "most accurate"}
 TIE_WORDS = {
@@ -34,7 +38,7 @@ TIE_WORDS = {
 }
 TIE_WHY = {
     "size": f"within {SIZE_TIE:.0%} of each other",
-    "latency": "their 95% intervals of the median overlap",
+    "latency": "their 95% intervals of the median overlap, or their instruction counts are within 1%",
     "accuracy": "McNemar's test cannot tell them apart",
 }
 
@@ -182,7 +186,9 @@ def _reason(winner: str, phrases: list[str], evs: list[Evidence], where: str, n_
         parts.append(f"accuracy {-drop:+.2f} pt against the baseline ({accuracy_words(ev)})")
     if ev.speed is not None:
         parts.append(ev.speed.words)
-    if ev.row.get("smaller_x_file"):
+    elif ev.instructions:
+        parts.append(f"{ev.instructions:,.0f} instructions per inference on {ev.target}")
+    if ev.row.get("smaller_x_file") and ev.instructions is None:  # a firmware image is not a model file
         parts.append(f"{ev.row['smaller_x_file']:.2f}x smaller file")
     if ev.macs and ev.macs.get("theoretical_speedup_x"):
         parts.append(f"theoretical speed-up {ev.macs['theoretical_speedup_x']:.2f}x from MACs")
@@ -280,7 +286,7 @@ def _point(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence],
     if criterion == "size":
         return float(evs[0].size_bytes) if evs[0].size_bytes is not None else math.inf
     if criterion == "latency":
-        medians = [ev.latency.get("median") for ev in evs]
+        medians = [ev.latency.get("median") if ev.latency.get("median") is not None else ev.instructions for ev in evs]
         known = [float(m) for m in medians if m is not None]
         return max(known) if len(known) == len(medians) else math.inf
     accuracies = [ev.accuracy for ev in evs]
@@ -305,6 +311,10 @@ def _latency_order(a: Evidence, b: Evidence) -> int:
     if a.interval is not None and b.interval is not None:
         return 0 if a.interval.overlaps(b.interval) else (1 if a.interval.median < b.interval.median else -1)
     ma, mb = a.latency.get("median"), b.latency.get("median")
+    if ma is None and mb is None and a.instructions and b.instructions:  # firmware on an emulated board
+        if abs(a.instructions - b.instructions) <= INSTRUCTIONS_TIE * max(a.instructions, b.instructions):
+            return 0
+        return 1 if a.instructions < b.instructions else -1
     return 0 if ma is None or mb is None or ma == mb else (1 if ma < mb else -1)
 
 
@@ -339,6 +349,9 @@ def _figure(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence]
             for t in targets
             if evidence[(name, t)].latency.get("median") is not None
         ]
+        counted = [f"{ev.instructions:,.0f}" for t in targets if (ev := evidence[(name, t)]).instructions]
+        if not shown and counted:
+            return f"{', '.join(counted)} instructions per inference"
         return "median " + ", ".join(shown)
     return "accuracy " + ", ".join(
         f"{100 * (evidence[(name, t)].accuracy or 0.0):.2f}%"

@@ -95,6 +95,18 @@ def _parts(parts: dict[str, int]) -> str:
     return " + ".join(f"{name} {value:,} B" for name, value in parts.items())
 
 
+def model_flash_bytes(tflite_bytes: bytes) -> int:
+    """The flash an exported model takes in a TFLM firmware, measured on the file: the .tflite with every
+    tensor TFLM's compressor can store as look-up-table indices stored so (micro/compress.py) and what TFLM
+    never reads dropped (micro/slim.py), before the firmware build leaves any tensor uncompressed for RAM."""
+    from edgecompress.micro import compress as lut
+    from edgecompress.micro.slim import slim
+
+    plan = lut.plan_lut(bytes(tflite_bytes))
+    compressed = lut.apply_lut(bytes(tflite_bytes), plan.chosen) if plan.chosen else bytes(tflite_bytes)
+    return len(slim(compressed).model)
+
+
 def check_budget(
     profile: Any, *, arena_with_margin: int, input_bytes: int, model_flash_bytes: int, op_count: int
 ) -> BudgetCheck:

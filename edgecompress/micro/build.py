@@ -11,6 +11,7 @@ figures; write and compile the firmware project; estimate latency from the MAC c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,13 @@ class _Variant:
     run: tflm.RunResult
     op_names: list[str]
     budget: budget_mod.BudgetCheck | None = None  # set once the variant is checked (see `checked`)
+    named: bytes = b""  # the model before slimming (names for reports); empty: `model` is not slimmed
+    slimming: dict[str, Any] = field(default_factory=dict)  # what slim.py saved, and how it was checked
+
+    @property
+    def reported(self) -> bytes:
+        """The model with its tensor names: what per-layer figures are read from."""
+        return self.named or self.model
 
     @property
     def checked(self) -> budget_mod.BudgetCheck:
@@ -171,10 +179,10 @@ def build_micro(
     it can and says why not otherwise, 'require' fails without it, 'skip' never builds it);
     its ELF's flash and RAM are then the figures checked against the budgets.
 
-    Raises ModelError for ops TFLM cannot run (naming the layer), DataError for eval data
-    that does not fit the model, BudgetError (with every figure) when no build fits the
-    profile's RAM and flash budgets, ToolError when a required tool or tree is missing.
-    The figures are also in out_dir/micro_build.json.
+    Raises ModelError for ops TFLM cannot run (naming the layer), DataError for eval data that
+    does not fit the model, BudgetError (every figure) when no build fits the budgets -- unless
+    `firmware_options.keep_over_budget`: the linked build is then kept, its check saying how far over it is --
+    and ToolError for a missing tool or tree. Figures: out_dir/micro_build.json.
     """
     _require_microcontroller(profile)
     options = firmware_options or FirmwareOptions()
@@ -191,8 +199,8 @@ def build_micro(
     compressed, compression = (
         _compressed_variant(plain, profile, io, eval_npz, out_dir, name) if compress else (None, {"requested": False})
     )
-    variants = [v for v in (compressed, plain) if v is not None]
-    order = _link_order(variants, profile, io, whole)
+    variants = [_slimmed(v, eval_npz) for v in (compressed, plain) if v is not None]
+    order = _link_order(variants, profile, io, whole, options.keep_over_budget)
     candidates = {v.label: _candidate_dict(v) for v in variants}
     if not order:
         raise _refusal(out_dir, profile, {v.label: v.checked for v in variants}, candidates, compression, plain)
@@ -224,10 +232,11 @@ def _measure_plain(
     return plain, litert, io
 
 
-def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool) -> list[_Variant]:
+def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool, keep: bool = False) -> list[_Variant]:
     """Estimates choose the order; the linked firmware, when it can be built, has the last word.
     A variant the estimate refuses is still linked when its model array alone fits the flash
-    budget: the kernel code and arena figures are the uncertain part of the estimate."""
+    budget (the kernel code and arena figures are the uncertain part of the estimate), or
+    whatever its size when over-budget builds are kept."""
     for variant in variants:
         variant.budget = budget_mod.check_budget(
             profile,
@@ -237,7 +246,9 @@ def _link_order(variants: list[_Variant], profile: Any, io: Any, whole: bool) ->
             op_count=len(variant.op_names),
         )
     return [v for v in variants if v.checked.fits] + (
-        [v for v in variants if not v.checked.fits and len(v.model) <= profile.flash_budget_bytes] if whole else []
+        [v for v in variants if not v.checked.fits and (keep or len(v.model) <= profile.flash_budget_bytes)]
+        if whole
+        else []
     )
 
 
@@ -255,7 +266,7 @@ def _summary(
 ) -> MicroBuild:
     """What was built and measured, for micro_build.json and the report."""
     shipped, build, linked, flash = outcome.variant, outcome.build, outcome.linked, outcome.flash
-    macs = estimate.count_macs(shipped.model)
+    macs = estimate.count_macs(shipped.reported)
     return MicroBuild(
         name=name,
         profile=profile.name,
@@ -271,13 +282,13 @@ def _summary(
         tflm_vs_litert=tflm.compare_runs(plain.run, litert),
         uncompressed_bytes=len(plain.model),
         compressed_bytes=len(compressed.model) if compressed else None,
-        compression=compression,
+        compression={**compression, "slimming": shipped.slimming},
         macs=macs,
         latency=estimate.estimate_latency(macs["total"], profile=profile, clock_mhz=profile.cpu.clock_mhz),
         budget=shipped.checked,
         candidates=candidates,
         firmware=build,
-        flash_by_tensor=stored_constants(shipped.model),
+        flash_by_tensor=stored_constants(shipped.reported),
         notes=_notes(shipped, compressed, compression, linked, whole_status),
         image=linked,
         whole_firmware_status=whole_status,
@@ -298,8 +309,10 @@ def _ship_first_that_fits(
     compression: dict[str, Any],
     plain: _Variant,
 ) -> _Shipped:
-    """Write (and, when possible, link) each candidate in order; the first whose measured figures fit is shipped."""
+    """Write (and, when possible, link) each candidate in order; the first whose measured figures fit is
+    shipped; with `options.keep_over_budget` and none fitting, the last one built (its project is the one on disk)."""
     refused: dict[str, budget_mod.BudgetCheck] = {}
+    last: _Shipped | None = None
     for shipped in order:
         build = _write_project(shipped, profile, io, eval_npz, out_dir, name)
         linked = _link(build.directory, shipped, core, io, eval_npz, options, profile) if whole else None
@@ -319,9 +332,12 @@ def _ship_first_that_fits(
             )
         )
         candidates[shipped.label] = _candidate_dict(shipped)
+        last = _Shipped(shipped, build, linked, flash)
         if shipped.budget.fits:
-            return _Shipped(shipped, build, linked, flash)
+            return last
         refused[shipped.label] = shipped.budget
+    if options.keep_over_budget and last is not None and last.linked is not None:
+        return last
     raise _refusal(out_dir, profile, refused, candidates, compression, plain)
 
 
@@ -334,6 +350,7 @@ class FirmwareOptions:
     kernels: str = "cmsis_nn"  # 'cmsis_nn' | 'reference'
     board: str | None = None  # a QEMU board; None: the core's own
     emulate: bool = True  # measure arena and stack on the emulated board when QEMU is there
+    keep_over_budget: bool = False  # a build that does not fit is kept (to compare with), its check saying so
 
 
 def whole_firmware_possible(core: cores.Core | None, options: FirmwareOptions) -> tuple[bool, str]:
@@ -422,6 +439,42 @@ def _require_microcontroller(profile: Any) -> None:
             "TFLite Micro builds are for microcontroller profiles.",
             "Use a microcontroller profile (e.g. esp32-s3, arduino-nano-33-ble, stm32h7) or deploy to the board over SSH.",
         )
+
+
+#: Samples the slimmed model is checked on in TFLM (its outputs must equal the unslimmed one's); on an
+#: emulated board the firmware is then compared with TFLM on every sample (vs_tflm_python).
+SLIM_CHECK_SAMPLES = 256
+
+
+def _slimmed(variant: _Variant, eval_npz: Path) -> _Variant:
+    """The variant with what TFLM never reads dropped (slim.py), if TFLM's outputs stay identical."""
+    from edgecompress.micro import slim as slim_mod
+
+    slimmed = slim_mod.slim(variant.model)
+    subset = _eval_head(eval_npz, variant.path.with_name(variant.path.stem + ".slim-check.npz"))
+    arena = tflm.measure_arena(slimmed.model)
+    check = tflm.evaluate_tflm(slimmed.model, subset, arena.with_margin_bytes)
+    samples = len(check.scores)
+    same = bool(np.array_equal(check.scores, variant.run.scores[:samples]))
+    subset.unlink()
+    report: dict[str, Any] = {**slimmed.to_dict(), "checked_samples": samples, "identical_outputs": same}
+    if not same:
+        return dataclasses.replace(variant, slimming={**report, "result": "discarded: TFLM outputs changed"})
+    path = variant.path.with_name(variant.path.stem + ".micro.tflite")
+    path.write_bytes(slimmed.model)
+    report["result"] = f"{slimmed.saved_bytes:,} B saved; TFLM outputs identical on {samples} samples"
+    return dataclasses.replace(
+        variant, model=slimmed.model, path=path, arena=arena, named=variant.model, slimming=report
+    )
+
+
+def _eval_head(eval_npz: Path, path: Path) -> Path:
+    """The first SLIM_CHECK_SAMPLES evaluation samples as an eval set of their own."""
+    with np.load(eval_npz, allow_pickle=False) as data:
+        np.savez(
+            path, **{key: data[key][:SLIM_CHECK_SAMPLES] if key in ("x", "y") else data[key] for key in data.files}
+        )
+    return path
 
 
 def _compressed_variant(
@@ -674,6 +727,11 @@ def _notes(
         "latency_estimate is from the MAC count; the emulated board (--target qemu) counts instructions",
         *_ram_notes(compression),
     ]
+    if not shipped.checked.fits:
+        notes.append(
+            "built although it does not fit the profile's budgets, to be measured beside the builds that do: "
+            + "; ".join(shipped.checked.shortfalls())
+        )
     if linked is None:
         notes.append(f"flash and RAM are estimates ({whole_status})")
     else:

@@ -9,6 +9,12 @@ from typing import Any
 
 from edgecompress.micro.build import FirmwareOptions
 
+#: what each firmware of a deploy is for: the compressed one must fit, the post-training one is built to compare with
+ROLES = {
+    "compressed": "the plan's compressed model",
+    "post-training": "the profile's post-training int8 model, built to compare with",
+}
+
 
 def firmware_options(targets: list[str], micro: dict[str, Any] | None = None) -> FirmwareOptions:
     """Build options from --target values and the request's micro settings (tflm_dir, kernels).
@@ -40,8 +46,17 @@ def check_firmware_tools(profile: Any, targets: list[str], micro: dict[str, Any]
         whole_firmware_possible(cores.profile_core(profile), options)
 
 
+def firmware_name(source: str) -> str:
+    """The firmware artifact built from the .tflite artifact `source` ('cqat' -> 'cqat-firmware')."""
+    return f"{source}-firmware"
+
+
 def firmware_artifact(run_dir: Path, micro: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Artifact fields (name, kind, description, path) of the linked firmware image, if one was built."""
+    """Artifact fields (name, kind, description, path, extra) of one linked firmware image, if it was built.
+
+    `extra` carries the flash and RAM of the linked ELF, so the budget check of the firmware
+    artifact reads the run's own build.
+    """
     if not micro or not micro.get("firmware_image"):
         return None
     linked = micro.get("linked_firmware") or {}
@@ -49,10 +64,20 @@ def firmware_artifact(run_dir: Path, micro: dict[str, Any] | None) -> dict[str, 
     path = path if path.is_absolute() else Path(run_dir) / path
     core = (linked.get("core") or {}).get("family", "Cortex-M")
     kernels = {"cmsis_nn": "CMSIS-NN", "reference": "reference"}.get(str(linked.get("kernels")), linked.get("kernels"))
+    source = str(micro.get("source") or micro.get("artifact"))
+    fits = micro.get("fits") or {}
     return {
-        "name": "tflm-firmware",
+        "name": str(micro.get("firmware_artifact") or firmware_name(source)),
         "kind": "int8",
-        "description": f"TFLite Micro firmware for {core} ({kernels} kernels), {micro.get('shipped', '')} model: "
-        "flash image of firmware.elf",
+        "description": f"TFLite Micro firmware of {source} for {core} ({kernels} kernels, {micro.get('shipped', '')} "
+        "model): flash image of firmware.elf",
         "path": path,
+        "extra": {
+            "firmware_of": source,
+            "flash_bytes": fits.get("flash_needed_bytes"),
+            "ram_bytes": fits.get("ram_needed_bytes"),
+            "budget_basis": fits.get("basis"),
+            "model_flash_bytes": (micro.get("flash_bytes") or {}).get("model_in_elf"),
+            "macs": {"total": (micro.get("macs") or {}).get("total")},
+        },
     }

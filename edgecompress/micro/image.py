@@ -161,7 +161,7 @@ def build_firmware(
     device, final_emulator, image = _link_final(job, arena, stack)
     device_footprint = footprint.measure(device.elf, device.map_file, device.origin_of())
     emulator_footprint = footprint.measure(final_emulator.elf, final_emulator.map_file, final_emulator.origin_of())
-    extra = _manifest_figures(device_footprint, measured, manifest_extra)
+    extra = _manifest_figures(device_footprint, measured, manifest_extra, stack["reserved_bytes"])
     home = _publish(
         job, device, image, probe, arena, extra, manifest_extra or {}, out_name is None if publish is None else publish
     )
@@ -194,12 +194,14 @@ def _link_final(
 
 
 def _manifest_figures(
-    device: footprint.Footprint, measured: dict[str, Any] | None, manifest_extra: dict[str, Any] | None
+    device: footprint.Footprint, measured: dict[str, Any] | None, manifest_extra: dict[str, Any] | None, stack: int
 ) -> dict[str, Any]:
-    """ELF figures the qemu target reports from the manifest (flash, RAM, instructions); the caller's extras win."""
+    """ELF figures the qemu target reports from the manifest (flash, RAM, instructions) and the stack the
+    firmware was linked with (a rebuild needs it); the caller's extras win."""
     return {
         "flash_bytes": device.flash_bytes,
         "ram_bytes": device.ram_bytes,
+        "stack_bytes": stack,
         "instructions_first_sample": measured["instructions_first_sample"] if measured else None,
         **(manifest_extra or {}),
     }
@@ -551,6 +553,31 @@ def read_manifest(path: Path) -> dict[str, Any]:
             f"{path} is not a firmware manifest written by edgecompress.", "Build the firmware with deploy first."
         )
     return document
+
+
+def relink(project: Path, out: Path, *, tflm_dir: str | Path | None = None) -> Path:
+    """Link `project`'s device firmware again from its own sources, with the core, kernels, memory map,
+    arena and stack its firmware.json records; returns the new flash image (in `out`).
+
+    TFLM's objects come from the object cache when this machine built them before; a project
+    unchanged since it was built links to the very same image, byte for byte.
+    """
+    from edgecompress.hardware import CORES
+
+    manifest = read_manifest(project / MANIFEST)
+    core = next((c for c in CORES.values() if c.family == manifest.get("core_family")), None)
+    if core is None or core.mcpu != manifest.get("core"):
+        raise ToolError(
+            f"{project / MANIFEST} names a core this edgecompress does not build for ({manifest.get('core_family')}).",
+            "Use the edgecompress version that built the firmware.",
+        )
+    board = BOARDS.get(str(manifest.get("board"))) if manifest.get("board") else None
+    job = _Linker(project, core, str(manifest["kernels"]), tflm_dir, board, out)
+    stack = int(manifest.get("stack_bytes") or STACK_UNMEASURED_BYTES)
+    device = job.link(_APP_DEVICE, "firmware", int(manifest["arena_bytes"]), stack)
+    image = out / DEVICE_ELF.replace(".elf", ".bin")
+    subprocess.run([arm_tool("objcopy"), "-O", "binary", str(device.elf), str(image)], check=True)
+    return image
 
 
 def available_boards() -> list[str]:

@@ -47,6 +47,7 @@ class Artifact:
         from edgecompress.model_io import sha256_of
 
         sizes = artifact_sizes(self.path)
+        figures = {**sizes, **{k: v for k, v in self.extra.items() if isinstance(v, int)}}  # a firmware's flash, RAM
         return {
             "name": self.name,
             "kind": self.kind,
@@ -55,6 +56,6 @@ class Artifact:
             "path": self.path.name,
             "sha256": sha256_of(self.path),
             **sizes,
-            "fits_budget": budget.fits(artifact_resources(sizes)),
+            "fits_budget": budget.fits(artifact_resources(figures)),
             **self.extra,
         }

@@ -107,12 +107,17 @@ def _glance(report: dict[str, Any]) -> Section:
         f"{', ...' if len(data.get('classes') or []) > 12 else ''}).",
     ]
     worst = _worst_classes(report)
+    flash = {a["name"]: a.get("flash_bytes") for a in report["artifacts"]}
     cards = []
     for row in report["comparison"]:
         if row["artifact"] == report["baseline"]:
             continue
+        firmware = row.get("instructions_median") is not None  # on an emulated board: counts, flash
         detail = [
-            f"median {fmt.milliseconds(row.get('latency_median_ms'))} ms ({fmt.speed(row.get('speedup_x'))})",
+            f"{fmt.integer(row['instructions_median'])} instructions per inference (about "
+            f"{fmt.milliseconds(row.get('estimated_latency_ms'))} ms)"
+            if firmware
+            else f"median {fmt.milliseconds(row.get('latency_median_ms'))} ms ({fmt.speed(row.get('speedup_x'))})",
             f"accuracy {fmt.percent(row.get('accuracy'))} ({fmt.points(row.get('accuracy_delta_points'))})",
         ]
         hurt = worst.get((row["artifact"], row["target"]))
@@ -121,7 +126,9 @@ def _glance(report: dict[str, Any]) -> Section:
         cards.append(
             Card(
                 title=f"{row['artifact']} on {row['target']}",
-                value=f"{fmt.ratio(row.get('smaller_x_file'))} smaller",
+                value=f"{fmt.integer(flash.get(row['artifact']))} B of flash"
+                if firmware
+                else f"{fmt.ratio(row.get('smaller_x_file'))} smaller",
                 detail=" · ".join(detail),
                 tone=fmt.tone(row.get("accuracy_delta_points")),
                 key=headline_key(row, "glance"),

@@ -37,7 +37,11 @@ HEADLINE_COLUMNS: tuple[HeadlineColumn, ...] = (
         "weights at ceil(log2(unique values)) bits + codebooks + biases: what a packing kernel could reach",
     ),
     HeadlineColumn(
-        "smaller_x_file", "smaller (file)", fmt.ratio, "baseline file size / this file size", higher_is_better=True
+        "smaller_x_file",
+        "smaller (file)",
+        fmt.ratio,
+        "baseline file size / this file size (a firmware: / the flash its model takes)",
+        higher_is_better=True,
     ),
     HeadlineColumn(
         "smaller_x_bitpacked",

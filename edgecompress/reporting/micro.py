@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgecompress.micro.emulated import ROLES
 from edgecompress.reporting import formatting as fmt
 from edgecompress.reporting.document import Bullets, Cell, Column, Paragraph, Section, Table, cell
 
@@ -21,19 +22,33 @@ _ITEM_NAMES = {
 
 
 def micro_section(report: dict[str, Any]) -> Section | None:
-    """The microcontroller section, or None for a run that built no firmware."""
-    micro = report.get("micro")
-    if not micro:
+    """The microcontroller section, one part per firmware built, or None for a run that built none."""
+    firmwares = (report.get("micro") or {}).get("firmwares") or []
+    if not firmwares:
         return None
-    linked = micro.get("linked_firmware")
+    blocks: list[Any] = []
+    for build in firmwares:
+        blocks.extend(_firmware_blocks(build, report))
+    return Section("Microcontroller firmware", blocks, id="micro-section")
+
+
+def _firmware_blocks(build: dict[str, Any], report: dict[str, Any]) -> list[Any]:
+    """One firmware: what it was built from, its measured cost, how it ran on the emulated board."""
+    name = build.get("firmware_artifact", "firmware")
+    head = Paragraph(
+        f"built from {build.get('source')} ({ROLES.get(str(build.get('role')), build.get('role'))}).", lead=f"{name}:"
+    )
+    if not build.get("built", True):
+        return [head, Paragraph(f"{build.get('reason')}", lead="Not built:")]
+    linked = build.get("linked_firmware")
     if linked:
-        blocks = _linked(linked, micro)
+        blocks = [head, *_linked(linked, build, name)]
     else:
-        blocks = [Paragraph(f"{micro.get('whole_firmware', 'not built')}.", lead="Firmware not linked:")]
+        blocks = [head, Paragraph(f"{build.get('whole_firmware', 'not built')}.", lead="Firmware not linked:")]
     for measurement in report.get("measurements", []):
-        if measurement.get("instructions"):
+        if measurement.get("instructions") and measurement["artifact"] == name:
             blocks.extend(_emulated(measurement))
-    latency = micro.get("latency_estimate") or {}
+    latency = build.get("latency_estimate") or {}
     if latency:
         blocks.append(
             Paragraph(
@@ -43,36 +58,38 @@ def micro_section(report: dict[str, Any]) -> Section | None:
                 lead="Estimated (MAC count):",
             )
         )
-    return Section("Microcontroller firmware", blocks, id="micro-section")
+    return blocks
 
 
-def _linked(linked: dict[str, Any], micro: dict[str, Any]) -> list[Any]:
+def _linked(linked: dict[str, Any], micro: dict[str, Any], name: str) -> list[Any]:
     """The linked firmware's measured cost: what was built, flash and RAM per part, arena, stack and build."""
+    fits = micro.get("fits") or {}
+    over = [] if fits.get("flash", True) and fits.get("ram", True) else [" It does not fit the profile's budgets."]
     return [
         Paragraph(
             f"firmware.elf for {linked['core']['family']} ({linked['kernels']} kernels, {linked['optimization']}, "
             f"{linked['toolchain']}), TFLM {linked['tflm']['revision']}. Flash and RAM are measured from the linked ELF and "
-            "its map; the profile's budgets are checked against them.",
+            "its map; the profile's budgets are checked against them." + "".join(over),
             lead="Measured.",
         ),
-        _footprint(linked["device"]),
+        _footprint(linked["device"], name),
         Bullets(_linked_facts(linked, micro)),
     ]
 
 
-def _footprint(device: dict[str, Any]) -> Table:
+def _footprint(device: dict[str, Any], name: str) -> Table:
     """Flash and RAM per part of the firmware (model, runtime, arena, ...), as the linker map itemises them."""
     rows = []
-    for key, name in _ITEM_NAMES.items():
+    for key, part in _ITEM_NAMES.items():
         flash, ram = device["flash"].get(key), device["ram"].get(key)
         if flash is None and ram is None:
             continue
-        rows.append([Cell(name), cell(flash, fmt.integer), cell(ram, fmt.integer)])
+        rows.append([Cell(part), cell(flash, fmt.integer), cell(ram, fmt.integer)])
     return Table(
         [Column("part"), Column("flash bytes", numeric=True), Column("RAM bytes", numeric=True)],
         rows,
-        caption="Whole firmware, itemised from the linker map",
-        id="micro-footprint",
+        caption=f"{name}: whole firmware, itemised from the linker map",
+        id=f"micro-footprint-{name}",
     )
 
 

@@ -25,9 +25,9 @@ from edgecompress.reporting.speed import add_macs, comparison_fields, measuremen
 from edgecompress.run_layout import LAYOUT
 
 SCHEMA = "edgecompress.report"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Versions `edgecompress report` can still render (older ones are migrated on the fly).
-SUPPORTED_VERSIONS = (1, 2, 3, 4)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
 
 #: Per weight tensor of a .tflite artifact, the `tflite_weight_stats` fields report.json keeps.
 WEIGHT_FIELDS = (
@@ -97,8 +97,19 @@ def measurement_entry(artifact: str, target: str, result: dict[str, Any], sample
         "platform": result.get("platform"),
         **measurement_fields(result),
         # emulated microcontroller boards (targets/qemu.py): instructions, not milliseconds
-        **{key: result[key] for key in ("instructions", "latency_estimate", "vs_tflm_python") if key in result},
+        **{
+            key: result[key]
+            for key in ("instructions", "latency_estimate", "vs_tflm_python", "reference_for")
+            if key in result
+        },
     }
+
+
+def _model_bytes(artifact: dict[str, Any]) -> Any:
+    """The bytes the model itself takes: a firmware's file also holds the interpreter, kernels and
+    start-up code, so its model is counted by the flash the model takes inside it (the ELF's map),
+    which is what the baseline's model file compares with."""
+    return artifact.get("model_flash_bytes") or artifact["file_bytes"]
 
 
 def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
@@ -119,7 +130,7 @@ def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]],
             "file_bytes": art["file_bytes"],
             "gzip_bytes": art["gzip_bytes"],
             "bitpacked_bytes": art.get("bitpacked_bytes"),
-            "smaller_x_file": _ratio(base_size["file_bytes"], art["file_bytes"]),
+            "smaller_x_file": _ratio(base_size["file_bytes"], _model_bytes(art)),
             "smaller_x_gzip": _ratio(base_size["gzip_bytes"], art["gzip_bytes"]),
             "smaller_x_bitpacked": _ratio(base_size.get("bitpacked_bytes"), art.get("bitpacked_bytes")),
             "latency_median_ms": latency.get("median"),
@@ -252,7 +263,17 @@ def migrate(report: dict[str, Any]) -> dict[str, Any]:
 
     v3: `keras_reference` has the runner's accuracy shape (`overall`, `n`, `per_class` keyed
     by class index with `name`), like every measurement; v2 had `accuracy` and per_class by name.
+    v5: `micro` lists every firmware built (`firmwares`); v4's one build becomes its only
+    entry, the `tflm-firmware` artifact built from the plan's compressed model.
     """
+    micro = report.get("micro")
+    if isinstance(micro, dict) and "firmwares" not in micro:
+        source = micro.get("artifact")
+        report["micro"] = {
+            "firmwares": [
+                {**micro, "source": source, "firmware_artifact": "tflm-firmware", "role": "compressed", "built": True}
+            ]
+        }
     reference = report.get("keras_reference")
     if isinstance(reference, dict) and "accuracy" in reference and "overall" not in reference:
         names = (report.get("data") or {}).get("classes") or list(reference.get("per_class") or {})

@@ -106,18 +106,28 @@ def _linux_files(run_dir: Path, report: dict[str, Any], name: str, out: Path) ->
     _common_files(run_dir, report, out, out / f"model{source.suffix}")
 
 
-def _firmware_files(run_dir: Path, report: dict[str, Any], name: str, out: Path) -> None:
-    micro = report.get("micro") or {}
-    if micro.get("artifact") != name:
+def firmware_build(report: dict[str, Any], name: str) -> dict[str, Any]:
+    """The firmware build behind artifact `name`: the firmware artifact itself, or the .tflite it was built from."""
+    builds = (report.get("micro") or {}).get("firmwares") or []
+    build = next(
+        (b for b in builds if b.get("built", True) and name in (b.get("firmware_artifact"), b.get("source"))), None
+    )
+    if build is None:
+        built = ", ".join(str(b.get("firmware_artifact")) for b in builds if b.get("built", True)) or "none"
         raise BundleError(
-            f"The verdict recommends {name}, but the TFLite Micro firmware was built from {micro.get('artifact')}.",
+            f"The verdict recommends {name}, but no TFLite Micro firmware of it was built (firmwares: {built}).",
             f"Deploy again with --recipe set to {name}'s recipe so its firmware is built.",
         )
-    firmware = run_dir / str(micro.get("firmware_dir", f"{LAYOUT.micro}/firmware"))
+    return build
+
+
+def _firmware_files(run_dir: Path, report: dict[str, Any], name: str, out: Path) -> None:
+    build = firmware_build(report, name)
+    firmware = run_dir / str(build.get("firmware_dir", f"{LAYOUT.micro}/firmware"))
     if not firmware.is_dir():
         raise BundleError(f"The firmware project {firmware} is missing.", "Resume or repeat the deploy to rebuild it.")
-    shutil.copytree(firmware, out / "firmware", symlinks=False)
-    source = run_dir / LAYOUT.artifacts / _artifact(report, name)["path"]
+    shutil.copytree(firmware, out / "firmware", symlinks=False, ignore=shutil.ignore_patterns("build"))
+    source = run_dir / LAYOUT.artifacts / _artifact(report, str(build["source"]))["path"]
     shutil.copyfile(source, out / "model.tflite")
     _common_files(run_dir, report, out, out / "model.tflite")
 
@@ -131,7 +141,8 @@ def _common_files(run_dir: Path, report: dict[str, Any], out: Path, model: Path)
         raise BundleError(f"{eval_file} is missing: the smoke inputs come from it.", "Resume or repeat the deploy.")
     with np.load(eval_file, allow_pickle=False) as data:
         np.save(out / SMOKE_INPUT, np.asarray(data["x"][:SMOKE_SAMPLES], dtype=np.float32), allow_pickle=False)
-    (out / "README.txt").write_text(_readme(report, model.name), encoding="utf-8")
+    readme = _firmware_readme(report) if (out / "firmware").is_dir() else _readme(report, model.name)
+    (out / "README.txt").write_text(readme, encoding="utf-8")
 
 
 def input_spec(report: dict[str, Any], model: Path) -> dict[str, Any]:
@@ -175,6 +186,30 @@ def _readme(report: dict[str, Any], model_name: str) -> str:
     )
 
 
+def _firmware_readme(report: dict[str, Any]) -> str:
+    verdict = report.get("verdict") or {}
+    programmer = (report.get("profile") or {}).get("programmer") or {}
+    flash = (
+        "  "
+        + programmer["command"].replace("{elf}", "firmware/firmware.elf").replace("{bin}", "firmware/firmware.bin")
+        + "\n"
+        f"  ({programmer.get('tool')}: {programmer.get('note') or 'the board vendor documents it'})\n"
+        if programmer.get("command")
+        else "  with your board's programmer (the profile names none)\n"
+    )
+    return (
+        f"firmware/: {verdict.get('recommended')} of {Path(report['model']['path']).name} for {report['profile']['name']}, "
+        "as a TFLite Micro project with its linked firmware.elf, firmware.map and firmware.bin\n\n"
+        f"Why: {verdict.get('reason')}\n\n"
+        "Inputs: see input.json (shape, dtype, quantization, scaling); labels.txt lists the classes in output order;\n"
+        "model.tflite is the int8 model the firmware carries (in model_data.cc).\n"
+        "Check that these sources still link to the very firmware.bin that was measured:\n"
+        "  edgecompress ship RUN_DIR\n"
+        "firmware.ld places code and data at the emulated board's addresses: link with your board's linker script\n"
+        "and start-up file (see firmware/README.md and firmware/Makefile), then flash it, e.g.\n" + flash
+    )
+
+
 def _write_manifest(out: Path, run_dir: Path, report: dict[str, Any], name: str) -> None:
     files = {
         str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
@@ -201,7 +236,33 @@ def _write_manifest(out: Path, run_dir: Path, report: dict[str, Any], name: str)
         "data": _data_fingerprint(run_dir, report),
         "smoke": _smoke_reference(out, model_file, report) if model_file and (out / RUNNER).is_file() else None,
     }
+    if (out / "firmware").is_dir():
+        manifest["firmware"] = _firmware_facts(out, report, name)
     write_atomically(out / MANIFEST, (json.dumps(manifest, indent=2, default=json_default) + "\n").encode())
+
+
+def _firmware_facts(out: Path, report: dict[str, Any], name: str) -> dict[str, Any]:
+    """What a microcontroller bundle carries: the linked ELF's figures, its image, and how the board is flashed."""
+    build = firmware_build(report, name)
+    linked = build.get("linked_firmware") or {}
+    fits = build.get("fits") or {}
+    programmer = (report.get("profile") or {}).get("programmer")
+    return {
+        "source": build.get("source"),
+        "project": "firmware",
+        "elf": "firmware/firmware.elf",
+        "map": "firmware/firmware.map",
+        "image": "firmware/firmware.bin",
+        "core": (linked.get("core") or {}).get("family"),
+        "kernels": linked.get("kernels"),
+        "board_memory_map": linked.get("board"),
+        "flash_bytes": fits.get("flash_needed_bytes"),
+        "ram_bytes": fits.get("ram_needed_bytes"),
+        "budget": {k: fits.get(k) for k in ("flash_budget_bytes", "ram_budget_bytes", "flash", "ram", "basis")},
+        "toolchain": linked.get("toolchain"),
+        "tflm_revision": (linked.get("tflm") or {}).get("revision"),
+        "programmer": programmer,
+    }
 
 
 def expected_figures(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -222,6 +283,7 @@ def expected_figures(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
                 "accuracy_delta_points": row.get("accuracy_delta_points"),
                 "eval_n": row.get("eval_n"),
                 "latency_ms": {"median": row.get("latency_median_ms"), "p90": row.get("latency_p90_ms")},
+                "instructions_median": row.get("instructions_median"),
                 "peak_rss_bytes": row.get("peak_rss_bytes"),
             }
         )

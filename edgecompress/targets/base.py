@@ -90,6 +90,14 @@ class Target(abc.ABC):
         emulated microcontroller (QemuTarget) takes only the firmware built for it."""
         return artifact.suffix in (".tflite", ".onnx")
 
+    def reference(self) -> Target | None:
+        """Where the baseline is scored when this target cannot run it (None: it runs the baseline itself).
+
+        An emulated microcontroller runs firmware only; its accuracy reference is the fp32
+        model on the host runner (targets/host_reference.py), filed under this target's name.
+        """
+        return None
+
     def close(self) -> None:  # noqa: B027 - a target without connections has nothing to release
         """Release connections. Safe to call twice."""
 

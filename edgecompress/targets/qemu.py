@@ -57,6 +57,12 @@ class QemuTarget(Target):
 
         return artifact.suffix == ".bin" and (artifact.parent / MANIFEST).is_file()
 
+    def reference(self) -> Target:
+        """Where the fp32 baseline is scored for this board, which runs firmware only: the host runner."""
+        from edgecompress.targets.host_reference import HostReference
+
+        return HostReference(self.name)
+
     def probe(self) -> dict[str, Any]:
         from edgecompress.errors import ToolError
         from edgecompress.micro.toolchain import qemu_system, qemu_version_text
@@ -111,8 +117,16 @@ class QemuTarget(Target):
                 instructions_hint=manifest.get("instructions_first_sample"),
             )
         result = _result(run, manifest, data, board, project)
+        result["model"].update(_file_facts(job.model))
         device = {"board": board.name, "core": manifest["core_family"], "emulator": run.command[0]}
         return Measurement(target=self.name, result=result, device=device, log=run.console)
+
+
+def _file_facts(path: Path) -> dict[str, Any]:
+    """What was run, as for any board: the image's size and SHA-256 (how the report finds its predictions)."""
+    from edgecompress.model_io import sha256_of
+
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_of(path)}
 
 
 def _quantized_inputs(eval_npz: Path, manifest: dict[str, Any]) -> tuple[Any, bytes]:

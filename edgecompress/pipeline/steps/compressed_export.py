@@ -9,6 +9,7 @@ from edgecompress.pipeline.context import RunContext
 from edgecompress.pipeline.steps.base import Step
 from edgecompress.pipeline.steps.ptq_export import calibration_images
 from edgecompress.run_folder import write_atomically
+from edgecompress.run_layout import LAYOUT
 
 
 class CompressedExport(Step):
@@ -28,9 +29,47 @@ class CompressedExport(Step):
             "data": ctx.prepared.data_fingerprint,
             "seed": ctx.request.seed,
         }
-        ctx.remember_artifact(
+        artifact = ctx.remember_artifact(
             plan.strategy, ".tflite", lambda path: _convert(ctx, path), made_from=made_from if ctx.trained_key else None
         )
+        if _climbed(ctx, artifact):  # `strategy: auto` and the model measured over the budget: the next rung
+            from edgecompress.pipeline.steps.finetune import FineTune
+
+            FineTune().run(ctx)
+            self.run(ctx)
+
+
+def _climbed(ctx: RunContext, artifact: Artifact) -> bool:
+    """Check the exported model's measured size against the budget (recorded in the plan); for an auto plan
+    over it, move the run to the next harsher strategy and say why. True when the run moved on."""
+    from edgecompress.budget import Budget, exported_resources
+    from edgecompress.compression import next_rung
+
+    prepared, plan = ctx.prepared, ctx.prepared.plan
+    budget = Budget.of(prepared.profile)
+    data = artifact.path.read_bytes()
+    flash = None
+    if budget.storage.measure == "flash_bytes":
+        from edgecompress.micro.budget import model_flash_bytes
+
+        flash = model_flash_bytes(data)
+    measured = exported_resources(len(data), flash)
+    fits = budget.fits(measured)
+    plan.measured = {"strategy": plan.strategy, "bytes": measured.get(budget.storage.measure), "fits": fits}
+    if fits is not False or not plan.auto:
+        ctx.folder.write_json(LAYOUT.plan, plan.to_dict())
+        return False
+    higher = next_rung(prepared.profile, prepared.loaded.model, prepared.significance, plan, measured)
+    shortfall = "; ".join(budget.shortfalls(measured))
+    if higher is None:
+        ctx.say(f"{plan.strategy} measures over the budget after export ({shortfall}) and no harsher strategy is left")
+        ctx.folder.write_json(LAYOUT.plan, plan.to_dict())
+        return False
+    ctx.say(f"{plan.strategy} measures over the budget after export ({shortfall}): trying {higher.strategy}")
+    ctx.artifacts.remove(artifact)
+    prepared.plan = higher
+    ctx.folder.write_json(LAYOUT.plan, higher.to_dict())
+    return True
 
 
 def _convert(ctx: RunContext, path: Path) -> Artifact:

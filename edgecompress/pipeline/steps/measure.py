@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.errors import TargetError
-from edgecompress.pipeline.artifacts import Artifact
+from edgecompress.pipeline.artifacts import BASELINE, Artifact
 from edgecompress.pipeline.context import RunContext
 from edgecompress.pipeline.steps.base import Step
 from edgecompress.run_layout import LAYOUT
@@ -41,8 +41,17 @@ class Measure(Step):
             _entry(ctx, artifact, target.name)
             for target in ctx.prepared.targets
             for artifact in ctx.artifacts
-            if target.accepts(artifact.path)
+            if _measured_by(target, artifact) is not None
         ]
+
+
+def _measured_by(target: Any, artifact: Artifact) -> Any:
+    """Who measures `artifact` for `target`: the target itself when it runs it; for the baseline on a
+    target that cannot (an emulated microcontroller), its reference (the host runner); else None."""
+    if target.accepts(artifact.path):
+        return target
+    reference = target.reference() if artifact.name == BASELINE else None
+    return reference if reference is not None and reference.accepts(artifact.path) else None
 
 
 def _key(artifact: Artifact, target_name: str) -> str:
@@ -56,17 +65,18 @@ def _measure_artifact(ctx: RunContext, artifact: Artifact) -> list[str]:
     from edgecompress.targets.measure_options import runner_options
 
     request, folder = ctx.request, ctx.folder
-    pending = [
-        t for t in ctx.prepared.targets if t.accepts(artifact.path) and not folder.is_done(_key(artifact, t.name))
-    ]
+    boards = [_measured_by(t, artifact) for t in ctx.prepared.targets]
+    pending = [b for b in boards if b is not None and not folder.is_done(_key(artifact, b.name))]
     if not pending:
         return []
     names = ", ".join(t.name for t in pending)
     how = (
-        f"{request.warmup} warm-up + {request.runs} timed runs"
-        if artifact.path.suffix in (".tflite", ".onnx")
-        else "every evaluation image; executed instructions counted"
+        "every evaluation image; executed instructions counted"
+        if artifact.path.suffix == ".bin"
+        else f"{request.warmup} warm-up + {request.runs} timed runs"
     )
+    if all(board not in ctx.prepared.targets for board in pending):
+        how = "every evaluation image on the host runner: the emulated board's accuracy reference, not timed"
     ctx.say(f"Measuring {artifact.name} on {names} ({how})")
     job = MeasureJob(
         model=artifact.path,
