@@ -49,7 +49,7 @@ def _mount_commands() -> None:
     from edgecompress.cli.profiles import app as profiles_app
 
     app.callback()(_root)
-    app.command(cls=RequiredUnlessResuming)(deploy.deploy)
+    app.command(cls=RequiredUnlessResuming, epilog=deploy.EXAMPLE)(deploy.deploy)
     app.command()(analyze.analyze)
     app.command("example-model")(quickstart.example_model)
     app.command()(quickstart.quickstart)

@@ -18,6 +18,8 @@ from edgecompress.errors import EdgeCompressError, GateFailed
 from edgecompress.pipeline.request import TARGET_OPTIONS, DeployRequest
 
 D = DeployRequest.default  # every default below is DeployRequest's own
+#: shown under `deploy --help`
+EXAMPLE = "Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits --target local"
 
 
 #: what --recipe accepts, listed in its help
@@ -210,10 +212,7 @@ def deploy(
     json_output: opt.Json = False,
     debug: opt.Debug = False,
 ) -> None:
-    """Convert MODEL for a device profile, run it on the target, and write a report.
-
-    Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits --target local
-    """
+    """Convert MODEL for a device profile, run it on the target, and write a report."""
     setup_logging(debug)
     _run(opt.plain(locals()))
 

@@ -36,6 +36,15 @@ LEASE_S = 20.0
 POLL_S = 5.0
 #: the largest body a page may post (raw outputs of a large evaluation set)
 MAX_BODY = 256 * 1024 * 1024
+#: on every answer: never cached, cross-origin isolated (WebAssembly threads), nothing sent elsewhere
+HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cross-Origin-Embedder-Policy", "require-corp"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
 _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".html": "text/html"}
 
 
@@ -202,6 +211,18 @@ def _inside(root: Path, relative: str) -> tuple[int, Any]:
     return 200, candidate
 
 
+def _body(status: int, payload: Any) -> tuple[bytes, str]:
+    """(bytes, content type) of an answer: a file, raw bytes, JSON, or the status phrase alone."""
+    if isinstance(payload, Path):
+        kind = _TYPES.get(payload.suffix) or mimetypes.guess_type(payload.name)[0] or "application/octet-stream"
+        return payload.read_bytes(), kind
+    if isinstance(payload, bytes):
+        return payload, "application/octet-stream"
+    if payload is None:
+        return (HTTPStatus(status).phrase + "\n").encode(), "text/plain"
+    return json.dumps(payload).encode(), "application/json"
+
+
 def _handler(server: PhoneServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -237,26 +258,9 @@ def _handler(server: PhoneServer) -> type[BaseHTTPRequestHandler]:
             return parts.path[len(prefix) :], query
 
         def _send(self, status: int, payload: Any) -> None:
-            if isinstance(payload, Path):
-                body = payload.read_bytes()
-                kind = _TYPES.get(payload.suffix) or mimetypes.guess_type(payload.name)[0] or "application/octet-stream"
-            elif isinstance(payload, bytes):
-                body, kind = payload, "application/octet-stream"
-            elif payload is None:
-                body, kind = (HTTPStatus(status).phrase + "\n").encode(), "text/plain"
-            else:
-                body, kind = json.dumps(payload).encode(), "application/json"
+            body, kind = _body(status, payload)
             self.send_response(status)
-            for name, value in (
-                ("Content-Type", kind),
-                ("Content-Length", str(len(body))),
-                ("Cache-Control", "no-store"),
-                ("Cross-Origin-Opener-Policy", "same-origin"),
-                ("Cross-Origin-Embedder-Policy", "require-corp"),
-                ("Cross-Origin-Resource-Policy", "same-origin"),
-                ("X-Content-Type-Options", "nosniff"),
-                ("Referrer-Policy", "no-referrer"),
-            ):
+            for name, value in (("Content-Type", kind), ("Content-Length", str(len(body))), *HEADERS):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
