@@ -56,98 +56,98 @@ function pick(info) {
 
 // ---------------------------------------------------------------------------- runtimes
 
+// Each runtime: import (once), then compile a model for one backend; `load` below tries the
+// backends in order and keeps the first that compiles *and* runs the first image.
 const runtimes = {
   litert: {
     module: null,
-    async load(bytes, threads, attempts) {
-      const started = performance.now();
-      let importMs = 0;
-      if (!this.module) {
-        this.module = await import(ASSETS + "litertjs-core/dist/index.js");
-        await this.module.loadLiteRt(ASSETS + "litertjs-core/wasm/", {threads: threads > 1});
-        importMs = performance.now() - started;
-      }
+    async init(threads) {
+      this.module = await import(ASSETS + "litertjs-core/dist/index.js");
+      await this.module.loadLiteRt(ASSETS + "litertjs-core/wasm/", {threads: threads > 1});
+    },
+    available(backend) { return backend !== "webgpu" || this.module.isWebGPUSupported(); },
+    async compile(bytes, backend, threads) {
       const lib = this.module;
-      for (const backend of ["webgpu", "wasm"]) {
-        if (backend === "webgpu" && !lib.isWebGPUSupported()) {
-          attempts.push({backend, error: "WebGPU is not available in this page"});
-          continue;
-        }
-        const t0 = performance.now();
-        try {
-          const options = {accelerator: backend};
-          if (backend === "wasm") options.cpuOptions = {numThreads: threads};
-          const model = await lib.loadAndCompile(bytes.slice(), options);
-          const loadMs = performance.now() - t0;
-          const input = model.getInputDetails()[0];
-          if (input.dtype !== "float32") {
-            model.delete();
-            throw new Error(`the model's input is ${input.dtype}; the page feeds float32 images`);
-          }
-          const shape = Array.from(input.shape);
-          return {
-            backend, importMs, loadMs, threads: backend === "wasm" ? threads : 1,
-            async run(sample) {
-              const tensor = new lib.Tensor(sample, shape);
-              const results = await model.run(tensor);
-              tensor.delete();
-              let out = results[0];
-              if (out.accelerator !== "wasm") { const moved = await out.moveTo("wasm"); out = moved; }
-              const values = Float32Array.from(out.toTypedArray());
-              out.delete();
-              return values;
-            },
-            close() { model.delete(); },
-          };
-        } catch (e) {
-          attempts.push({backend, error: String(e && e.message || e)});
-          if (backend === "wasm") throw new Error(attempts.map((a) => `${a.backend}: ${a.error}`).join("; "));
-        }
+      const options = {accelerator: backend};
+      if (backend === "wasm") options.cpuOptions = {numThreads: threads};
+      const model = await lib.loadAndCompile(bytes.slice(), options);
+      const input = model.getInputDetails()[0];
+      if (input.dtype !== "float32") {
+        model.delete();
+        throw new Error(`the model's input is ${input.dtype}; the page feeds float32 images`);
       }
+      const shape = Array.from(input.shape);
+      return {
+        threads: backend === "wasm" ? threads : 1,
+        async run(sample) {
+          const tensor = new lib.Tensor(sample, shape);
+          const results = await model.run(tensor);
+          tensor.delete();
+          let out = results[0];
+          if (out.accelerator !== "wasm") out = await out.moveTo("wasm");
+          const values = Float32Array.from(out.toTypedArray());
+          out.delete();
+          return values;
+        },
+        close() { model.delete(); },
+      };
     },
   },
   ort: {
     module: null,
-    async load(bytes, threads, attempts) {
-      const started = performance.now();
-      let importMs = 0;
-      if (!this.module) {
-        this.module = await import(ASSETS + "onnxruntime-web/dist/ort.webgpu.min.mjs");
-        this.module.env.wasm.wasmPaths = new URL(ASSETS + "onnxruntime-web/dist/", location.href).href;
-        this.module.env.wasm.numThreads = threads;
-        importMs = performance.now() - started;
-      }
+    async init(threads) {
+      this.module = await import(ASSETS + "onnxruntime-web/dist/ort.webgpu.min.mjs");
+      this.module.env.wasm.wasmPaths = new URL(ASSETS + "onnxruntime-web/dist/", location.href).href;
+      this.module.env.wasm.numThreads = threads;
+    },
+    available(backend) { return backend !== "webgpu" || Boolean(navigator.gpu); },
+    async compile(bytes, backend) {
       const ort = this.module;
-      for (const backend of ["webgpu", "wasm"]) {
-        if (backend === "webgpu" && !navigator.gpu) {
-          attempts.push({backend, error: "WebGPU is not available in this page"});
-          continue;
-        }
-        const t0 = performance.now();
-        try {
-          const model = await ort.InferenceSession.create(bytes.slice(), {executionProviders: [backend]});
-          const loadMs = performance.now() - t0;
-          const [inputName] = model.inputNames;
-          const [outputName] = model.outputNames;
-          return {
-            backend, importMs, loadMs, threads: backend === "wasm" ? ort.env.wasm.numThreads : 1,
-            async run(sample, shape) {
-              const results = await model.run({[inputName]: new ort.Tensor("float32", sample, shape)});
-              const out = results[outputName];
-              const values = Float32Array.from(await out.getData());
-              out.dispose();
-              return values;
-            },
-            close() { model.release(); },
-          };
-        } catch (e) {
-          attempts.push({backend, error: String(e && e.message || e)});
-          if (backend === "wasm") throw new Error(attempts.map((a) => `${a.backend}: ${a.error}`).join("; "));
-        }
-      }
+      const model = await ort.InferenceSession.create(bytes.slice(), {executionProviders: [backend]});
+      const [inputName] = model.inputNames;
+      const [outputName] = model.outputNames;
+      return {
+        threads: backend === "wasm" ? ort.env.wasm.numThreads : 1,
+        async run(sample, shape) {
+          const results = await model.run({[inputName]: new ort.Tensor("float32", sample, shape)});
+          const out = results[outputName];
+          const values = Float32Array.from(await out.getData());
+          out.dispose();
+          return values;
+        },
+        close() { model.release(); },
+      };
     },
   },
 };
+
+async function load(runtime, bytes, threads, attempts, first, shape) {
+  let importMs = 0;
+  if (!runtime.module) {
+    const started = performance.now();
+    await runtime.init(threads);
+    importMs = performance.now() - started;
+  }
+  for (const backend of ["webgpu", "wasm"]) {
+    if (!runtime.available(backend)) {
+      attempts.push({backend, error: "not available in this page"});
+      continue;
+    }
+    let runner = null;
+    try {
+      const t0 = performance.now();
+      runner = await runtime.compile(bytes, backend, threads);
+      const loadMs = performance.now() - t0;
+      const t1 = performance.now();
+      await runner.run(first, shape);
+      return {...runner, backend, importMs, loadMs, firstMs: performance.now() - t1};
+    } catch (e) {
+      if (runner) runner.close();
+      attempts.push({backend, error: String(e && e.message || e)});
+    }
+  }
+  throw new Error(attempts.map((a) => `${a.backend}: ${a.error}`).join("; "));
+}
 
 // ---------------------------------------------------------------------------- one job
 
@@ -207,11 +207,8 @@ async function runJob(job) {
   const [threads, threadsBasis] = chooseThreads(job);
   const attempts = [];
   await progress(`loading ${job.model}`, true);
-  const runner = await runtimes[job.runtime].load(model, threads, attempts);
+  const runner = await load(runtimes[job.runtime], model, threads, attempts, sample(0), shape);
   try {
-    let t = performance.now();
-    await runner.run(sample(0), shape);
-    const firstMs = performance.now() - t;
     const resolution = timerResolution();
     for (let i = 0; i < job.warmup; i++) await runner.run(sample((1 + i) % job.latency_inputs), shape);
     const repeats = await calibrate(runner, sample, shape, job, resolution);
@@ -236,7 +233,7 @@ async function runJob(job) {
       simd: runner.backend === "wasm" ? await simdSupported() : null,
       wasm_file: loadedWasm(job.runtime), cross_origin_isolated: self.crossOriginIsolated === true,
       timer_resolution_ms: resolution, inferences_per_sample: repeats,
-      import_ms: runner.importMs, load_ms: runner.loadMs, first_inference_ms: firstMs,
+      import_ms: runner.importMs, load_ms: runner.loadMs, first_inference_ms: runner.firstMs,
       warmup: job.warmup, latency_samples_ms: samples, outputs,
       model_bytes: model.byteLength, model_sha256: await sha256(model),
     };
