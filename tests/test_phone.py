@@ -248,7 +248,7 @@ def test_a_page_closed_mid_run_leaves_a_run_a_reopened_page_finishes(
     failed = Path(resume.group(1))
     assert failed.is_dir() and not (failed / "report.json").exists()
 
-    again = Deploy("--resume", str(failed), *common, cwd=tmp_path)
+    again = Deploy("--resume", str(failed), cwd=tmp_path)  # the run remembers --listen and --wait
     try:
         page = browser.new_page()
         page.goto(again.until(URL.pattern).group(1))
