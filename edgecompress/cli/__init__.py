@@ -5,7 +5,7 @@ code; a traceback is shown only with --debug, or for genuine bugs.
 
 Modules: deploy (deploy), analyze (analyze), quickstart (quickstart, example-model),
 profiles (profiles list/show), report (report, compare), ship (ship), tune (tune), rules (acceptance-rule options),
-cache (cache info/clear), micro (micro setup/doctor), console and progress (output).
+cache (cache info/clear), micro (micro setup/doctor), phone (phone setup), console and progress (output).
 """
 
 from __future__ import annotations
@@ -45,10 +45,11 @@ def _mount_commands() -> None:
     from edgecompress.cli.cache import app as cache_app
     from edgecompress.cli.micro import app as micro_app
     from edgecompress.cli.options import RequiredUnlessResuming
+    from edgecompress.cli.phone import app as phone_app
     from edgecompress.cli.profiles import app as profiles_app
 
     app.callback()(_root)
-    app.command(cls=RequiredUnlessResuming)(deploy.deploy)
+    app.command(cls=RequiredUnlessResuming, epilog=deploy.EXAMPLE)(deploy.deploy)
     app.command()(analyze.analyze)
     app.command("example-model")(quickstart.example_model)
     app.command()(quickstart.quickstart)
@@ -60,6 +61,11 @@ def _mount_commands() -> None:
     app.add_typer(profiles_app, name="profiles", help="List, inspect and start device profiles.")
     app.add_typer(cache_app, name="cache", help="Show or clear what deploy reuses across runs.")
     app.add_typer(micro_app, name="micro", help="Prepare TFLM sources and check the firmware toolchain and emulator.")
+    app.add_typer(
+        phone_app,
+        name="phone",
+        help="Fetch the runtimes the phone page runs artifacts with (LiteRT.js, ONNX Runtime Web).",
+    )
 
 
 def _show_version(value: bool) -> None:

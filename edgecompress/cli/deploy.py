@@ -18,6 +18,8 @@ from edgecompress.errors import EdgeCompressError, GateFailed
 from edgecompress.pipeline.request import TARGET_OPTIONS, DeployRequest
 
 D = DeployRequest.default  # every default below is DeployRequest's own
+#: shown under `deploy --help`
+EXAMPLE = "Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits --target local"
 
 
 #: what --recipe accepts, listed in its help
@@ -73,7 +75,7 @@ Target = Annotated[
     typer.Option(
         "--target",
         "-t",
-        help="local, ssh://user@host:port, a target name or file, or qemu / qemu:BOARD (microcontroller firmware on an emulated board). Repeat for a fleet.",
+        help="local, phone (the artifacts run in a browser that opens the printed link), ssh://user@host:port, a target name or file, or qemu / qemu:BOARD (microcontroller firmware on an emulated board). Repeat for a fleet.",
         rich_help_panel=TARGET,
     ),
 ]
@@ -182,6 +184,10 @@ def deploy(
     connect_timeout: opt.ConnectTimeout = None,
     remote_python: opt.RemotePython = None,
     remote_dir: opt.RemoteDir = None,
+    listen: opt.Listen = None,
+    wait: opt.Wait = None,
+    tls_cert: opt.TlsCert = None,
+    tls_key: opt.TlsKey = None,
     recipe: Recipe = D("recipe"),
     finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
     finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
@@ -203,10 +209,7 @@ def deploy(
     debug: opt.Debug = False,
     **rules: Any,
 ) -> None:
-    """Convert MODEL for a device profile, run it on the target, and write a report.
-
-    Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits --target local
-    """
+    """Convert MODEL for a device profile, run it on the target, and write a report."""
     setup_logging(debug)
     _run(opt.plain({**locals(), **rules}))
 
@@ -260,7 +263,7 @@ def request_from_options(options: dict[str, Any]) -> DeployRequest:
         options["profile"],
         target=options["target"],
         **fields,
-        **{name: options[name] for name in TARGET_OPTIONS},
+        **{name: options.get(name) for name in TARGET_OPTIONS},
     )
 
 

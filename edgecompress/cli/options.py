@@ -220,6 +220,42 @@ RemoteDir = Annotated[
     Optional[str],
     typer.Option(help="Work folder on the board.", show_default="~/.edgecompress", rich_help_panel=TARGET),
 ]
+# --target phone: where the page is served and how long to wait for a browser (targets/phone.py)
+Listen = Annotated[
+    Optional[str],
+    typer.Option(
+        "--listen",
+        metavar="HOST:PORT",
+        help="--target phone: address and port the page is served on; 127.0.0.1:PORT with adb reverse.",
+        show_default="this machine's LAN address, a free port",
+        rich_help_panel=TARGET,
+    ),
+]
+Wait = Annotated[
+    Optional[float],
+    typer.Option(
+        "--wait",
+        metavar="SECONDS",
+        help="--target phone: how long to wait for a browser to open the link.",
+        show_default="300",
+        rich_help_panel=TARGET,
+    ),
+]
+TlsCert = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--tls-cert",
+        help="--target phone: serve over HTTPS with this PEM certificate, for threads and WebGPU on a phone.",
+        show_default="plain http",
+        rich_help_panel=TARGET,
+    ),
+]
+TlsKey = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--tls-key", help="--target phone: the private key of --tls-cert.", show_default=False, rich_help_panel=TARGET
+    ),
+]
 
 # ------------------------------------------------------------------------------ fine-tuning
 

@@ -41,6 +41,8 @@ def check_targets(request: DeployRequest, profile: Profile, say: Say) -> None:
             say(f"Target local (not contacted): {_local_line(profile)}")
         elif is_qemu_spec(spec):
             say(f"Target {spec} (not started): {_qemu_line(spec, profile)}")
+        elif spec == "phone":
+            say(f"Target phone (not started): {_phone_line(request.target_options)}")
         else:
             say(f"Target {spec} (not contacted): {_ssh_line(spec, request.target_options)}")
 
@@ -61,6 +63,19 @@ def _qemu_line(spec: str, profile: Profile) -> str:
     core = cores.profile_core(profile)
     board = board_of(spec) or (cores.board_for(core).name if core is not None else "none for this core")
     return f"emulated board {board} for the profile's {core.family if core else 'core'}; instructions are counted, not timed"
+
+
+def _phone_line(options: dict[str, Any]) -> str:
+    """Where the page would be served, with the page's runtimes (checked present by check_target_spec)."""
+    from edgecompress.targets.phone import DEFAULT_WAIT_S, parse_listen
+    from edgecompress.targets.phone_assets import PACKAGES
+
+    host, port = parse_listen(options.get("listen"))
+    where = f"{'https' if options.get('tls_cert') else 'http'}://{host}:{port or 'a free port'}"
+    runtimes = ", ".join(package.spec for package in PACKAGES)
+    return (
+        f"a page served on {where} for a browser to open within {options.get('wait') or DEFAULT_WAIT_S:g} s; {runtimes}"
+    )
 
 
 def _ssh_line(spec: str, options: dict[str, Any]) -> str:

@@ -602,4 +602,5 @@ def _connect_targets(request: DeployRequest, say: Say) -> tuple[list[Target], di
 def _probe_line(probe: dict[str, Any]) -> str:
     platform = probe.get("platform", {})
     runtimes = ", ".join(f"{k} {v}" for k, v in (probe.get("runtimes") or {}).items() if v) or "no runtime"
-    return f"{platform.get('machine', '?')} {platform.get('system', '')}, Python {probe.get('python', '?')}, {runtimes}"
+    python = f"Python {probe['python']}, " if probe.get("python") else ""  # a browser (--target phone) has none
+    return f"{platform.get('machine', '?')} {platform.get('system', '')}, {python}{runtimes}"

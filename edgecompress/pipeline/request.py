@@ -19,9 +19,10 @@ from edgecompress.errors import EdgeCompressError
 TARGET_OPTIONS = (
     "identity", "known_hosts", "accept_new_host_key", "keep_remote", "password_env",
     "retries", "connect_timeout", "remote_python", "remote_dir", "ssh_config",
+    "listen", "wait", "tls_cert", "tls_key",
 )  # fmt: skip
 #: target options that name files on this machine, stored absolute
-_PATH_TARGET_OPTIONS = ("identity", "known_hosts", "ssh_config")
+_PATH_TARGET_OPTIONS = ("identity", "known_hosts", "ssh_config", "tls_cert", "tls_key")
 
 
 @dataclass
