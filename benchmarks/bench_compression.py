@@ -25,6 +25,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
+
+from summaries import STD_DEFINITION, resummarise  # noqa: E402
 
 #: setup -> (reference accuracy %, reference MB), from the study this project builds on
 REFERENCE = {
@@ -177,7 +180,7 @@ def summarise(runs: list[dict], clusters: int = 16) -> dict:
                 series = [v[key] for v in values]
                 entry[key] = {
                     "mean": statistics.fmean(series),
-                    "std": statistics.pstdev(series) if len(series) > 1 else 0.0,
+                    "std": statistics.stdev(series) if len(series) > 1 else 0.0,  # the sample std, as every benchmark
                 }
             base = [r["rows"]["base"] for r in of_pair if setup in r["rows"]]
             entry["smaller_x_gzip"] = statistics.fmean(b["gzip_bytes"] / v["gzip_bytes"] for b, v in zip(base, values))
@@ -263,7 +266,15 @@ def main() -> None:
     parser.add_argument("--setups", nargs="*", default=None, help="limit the trained setups (default: all)")
     parser.add_argument("--quick", action="store_true", help="one seed, short training: a smoke run, not the result")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "compression.json")
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="recompute the summary of the runs already in --out (no training, no measuring) and print the tables",
+    )
     args = parser.parse_args()
+    if args.summarise_only:
+        resummarise(args.out, lambda runs: summarise(runs, args.clusters), print_tables)
+        return
     if args.quick:
         args.seeds, args.max_epochs, args.finetune_epochs = args.seeds[:1], 3, 1
     from benchmarks.datasets_cache import ensure_cifar10_jpeg
@@ -295,6 +306,7 @@ def main() -> None:
                             "clusters": args.clusters,
                             "bits": args.bits,
                         },
+                        "std": STD_DEFINITION,
                         "size_definitions": {
                             "file_bytes": ".tflite file size",
                             "gzip_bytes": "gzip -9 of the .tflite",

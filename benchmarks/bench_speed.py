@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 from bench_compression import train_base  # noqa: E402  - the reference CNN and its training, shared
+from summaries import STD_DEFINITION, resummarise  # noqa: E402
 
 WIDTH_FACTORS = (0.2, 0.3, 0.45, 0.65, 1.0)
 ENERGIES = (0.4, 0.5, 0.6, 0.7, 0.8)
@@ -205,7 +206,8 @@ KEYS = (
 
 
 def _stats(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+    """Mean and sample standard deviation (n - 1), the one std every benchmark reports."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -324,6 +326,11 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "speed.json")
     parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="recompute the summary of the runs already in --out (no training, no measuring) and print the tables",
+    )
+    parser.add_argument(
         "--tile-widths",
         nargs="+",
         type=int,
@@ -331,6 +338,9 @@ def main() -> None:
         "writes benchmarks/results/channel_tile.json",
     )
     args = parser.parse_args()
+    if args.summarise_only:
+        resummarise(args.out, summarise, print_tables)
+        return
     if args.quick:
         args.seeds, args.max_epochs, args.finetune_epochs = args.seeds[:1], 3, 1
         args.width_factors, args.energies, args.rounds, args.runs = args.width_factors[1:3], args.energies[2:4], 2, 50
@@ -376,6 +386,7 @@ def main() -> None:
                             "speedup_vs_fp32_x": "fp32 median latency / this median latency, same run",
                             "goal": GOAL,
                         },
+                        "std": STD_DEFINITION,
                         "summary": summary,
                         "runs": runs,
                     },

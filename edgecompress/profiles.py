@@ -204,7 +204,7 @@ class Acceptance(_Strict):
     max_impacted_classes: int | None = Field(
         default=None,
         ge=0,
-        description="most classes allowed to be significantly impacted (sigma rule, or Welch over seeds; null: reported, not checked)",
+        description="most classes allowed to be impacted (sigma rule; with several seeds Welch's t-test, false discovery rate controlled; null: reported, not checked)",
     )
     max_latency_ms: float | None = Field(
         default=None,
@@ -223,6 +223,19 @@ class Acceptance(_Strict):
         default="size",
         description="which passing artifact to recommend: the smallest, the fastest or the most accurate",
     )
+    size_tolerance_percent: float = Field(
+        default=5.0,
+        ge=0,
+        lt=100,
+        description="when choosing among passing artifacts, sizes within this percentage of each other count as "
+        "equally small (the next figure decides)",
+    )
+    latency_tolerance: float = Field(
+        default=3.0,
+        ge=0,
+        description="when choosing among passing artifacts, latencies within this many times the board's timing "
+        "noise count as equally fast (without timing rounds: overlapping 95% intervals)",
+    )
     allow_baseline: bool = Field(
         default=False, description="the uncompressed baseline may be recommended when it passes"
     )
@@ -234,12 +247,16 @@ class Acceptance(_Strict):
         if self.max_class_drop_points is not None:
             lines.append(f"any class's recall drop <= {self.max_class_drop_points:g} pt")
         if self.max_impacted_classes is not None:
-            lines.append(f"significantly impacted classes <= {self.max_impacted_classes}")
+            lines.append(f"impacted classes <= {self.max_impacted_classes}")
         if self.max_latency_ms is not None:
             lines.append(f"{self.latency_statistic} latency <= {self.max_latency_ms:g} ms")
         if self.max_peak_memory_bytes is not None:
             lines.append(f"peak memory <= {self.max_peak_memory_bytes:,} bytes")
         lines.append("fits the profile's size budget")
+        lines.append(
+            f"prefer {self.prefer}, counting sizes within {self.size_tolerance_percent:g} % and latencies within "
+            f"{self.latency_tolerance:g}x the timing noise as ties"
+        )
         return lines
 
 

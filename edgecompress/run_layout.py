@@ -39,6 +39,10 @@ class RunLayout:
         """measurements/<stem>.json, .samples.json and .log for one (artifact, target)."""
         return f"{self.measurements}/{artifact}@{safe_name(target)}"
 
+    def rounds_stem(self, target: str) -> str:
+        """measurements/rounds@<target>.json and .log: every artifact of one board timed in interleaved rounds."""
+        return f"{self.measurements}/rounds@{safe_name(target)}"
+
 
 LAYOUT = RunLayout()
 

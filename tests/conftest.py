@@ -21,6 +21,24 @@ from edgecompress._tf import tensorflow as _tensorflow
 
 SEED = 0
 
+#: markers of long runs, excluded by default (pyproject's addopts); they run only when the -m expression names them
+#: (`pytest -m e2e`), so that another -m -- `pytest -m "not slow"`, which replaces addopts' own -- cannot bring them back
+OPT_IN = ("e2e", "arm64", "faults")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import re
+
+    expression = config.getoption("markexpr") or ""
+    named = {marker for marker in OPT_IN if re.search(rf"\b{marker}\b", expression)}
+    keep, drop = [], []
+    for item in items:
+        markers = {m for m in OPT_IN if item.get_closest_marker(m) is not None}
+        (drop if markers and not markers & named else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_stage_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
@@ -158,8 +176,8 @@ def rpi4_run(tmp_path_factory: pytest.TempPathFactory, digits_model: Path) -> An
         "rpi4",
         data="sklearn:digits",
         output=tmp_path_factory.mktemp("runs"),
-        warmup=2,
-        runs=5,
+        warmup=5,
+        runs=10,  # 5 rounds of 1 warm-up + 2 timed runs per artifact
         max_eval=200,
     )
 

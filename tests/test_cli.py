@@ -139,6 +139,20 @@ def test_the_readme_exit_code_table_is_errors_py() -> None:
     assert {cls.exit_code for cls in classes(EdgeCompressError)} | {EdgeCompressError.exit_code} <= set(EXIT_CODES)
 
 
+@pytest.mark.parametrize(
+    "options, named",
+    [(["--rounds", "0"], "--rounds 0 (at least 1)"), (["--cooldown", "-1"], "--cooldown -1.0 (seconds, 0 or more)")],
+)
+def test_timing_that_cannot_be_measured_is_refused_before_a_run_folder_exists(
+    tiny_h5: Path, tmp_path: Path, capsys, options: list[str], named: str
+) -> None:
+    runs = tmp_path / "runs"
+    code = main(["deploy", "--profile", "rpi4", str(tiny_h5), "--data", "sklearn:digits", "-o", str(runs), *options])
+    err = capsys.readouterr().err
+    assert code == 2 and named in err and "Traceback" not in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
 # ------------------------------------------------------------------------------ dry run
 
 

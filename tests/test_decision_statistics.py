@@ -88,3 +88,101 @@ def test_welch_matches_statsmodels_and_needs_two_seeds() -> None:
     assert ours.statistic == pytest.approx(t) and ours.p_value == pytest.approx(p) and ours.significant
     assert not stats.welch([90.0], [80.0]).significant  # one seed proves nothing
     assert stats.welch([90.0, 90.0], [90.0, 90.0]).p_value == 1.0
+
+
+# ----------------------------------------------------------------------------- interleaved rounds
+
+
+def _rounds(level: float, drift: list[float], rng: np.random.Generator, *, jitter: float, runs: int = 20) -> list:
+    """Runs per round around `level` x the round's drift, each slot off by up to +-jitter, each run by 0.3 %."""
+    return [
+        (level * factor * (1 + jitter * rng.uniform(-1, 1)) * (1 + 0.003 * rng.standard_normal(runs))).tolist()
+        for factor in drift
+    ]
+
+
+def _two_level(rounds: list[list[float]], resamples: int, seed: int) -> tuple[float, float]:
+    """An independent two-level bootstrap of the median of round medians, one resample at a time."""
+    rng = np.random.default_rng(seed)
+    replicates = []
+    for _ in range(resamples):
+        chosen = [rounds[i] for i in rng.integers(0, len(rounds), len(rounds))]
+        replicates.append(np.median([np.median(rng.choice(r, len(r))) for r in chosen]))
+    return float(np.percentile(replicates, 2.5)), float(np.percentile(replicates, 97.5))
+
+
+def test_rounds_interval_agrees_with_an_independent_two_level_bootstrap() -> None:
+    rounds = _rounds(5.0, [1.0, 1.1, 0.95, 1.3, 1.0], np.random.default_rng(1), jitter=0.02)
+    interval = stats.rounds_interval(rounds)
+    low, high = _two_level(rounds, 4000, seed=9)
+
+    assert interval.median == pytest.approx(np.median([np.median(r) for r in rounds]))
+    assert interval.rounds == 5 and interval.n == 100
+    assert interval.low == pytest.approx(low, rel=0.02) and interval.high == pytest.approx(high, rel=0.02)
+    # drift between rounds widens it: the same runs as one block claim far more precision
+    block = stats.median_interval([v for r in rounds for v in r])
+    assert (interval.high - interval.low) > 3 * (block.high - block.low)
+    assert stats.rounds_interval([[2.0, 2.1]]).rounds == 1 and stats.rounds_interval([[2.0]]) is None
+
+
+def test_a_ratio_paired_by_round_cancels_drift_that_swamps_the_medians() -> None:
+    rng = np.random.default_rng(2)
+    drift = [1.0, 1.4, 1.9, 2.5, 3.0]  # a board that heats up and throttles
+    base, fast = _rounds(10.0, drift, rng, jitter=0.01), _rounds(8.0, drift, rng, jitter=0.01)
+
+    ratio = stats.paired_ratio(fast, base)
+    assert ratio.paired and ratio.low < 0.8 < ratio.high and ratio.high - ratio.low < 0.05
+    assert stats.latency_order(ratio, 0.02, 3.0) == 1  # faster by 25 %, beyond 3 x 2 % noise
+    assert stats.rounds_interval(fast).overlaps(stats.rounds_interval(base))  # unpaired: lost in the drift
+
+
+def test_intervals_from_rounds_cover_the_truth_where_one_block_does_not() -> None:
+    """The issue's three deploys: byte-identical artifacts whose medians moved 1.8x from run to run.
+
+    Two artifacts of equal speed, timed in 5 rounds on a board whose speed wanders (each slot
+    off by up to 5 %): the paired interval holds the true ratio 1 in about 94 % of runs (with 5
+    rounds the percentile interval of a median reaches the outer round ratios), while two
+    single-block intervals of the medians, 100 runs each as before, fail to overlap in most runs.
+    """
+    rng = np.random.default_rng(4)
+    covered = overlapping = 0
+    trials = 100
+    for _ in range(trials):
+        drift = list(rng.uniform(0.6, 1.8, 5))
+        a, b = _rounds(1.0, drift, rng, jitter=0.05), _rounds(1.0, drift, rng, jitter=0.05)
+        ratio = stats.paired_ratio(a, b, resamples=600)
+        covered += ratio.low <= 1.0 <= ratio.high
+        block_a = stats.median_interval(rng.choice(a[0], 100) * (1 + 0.05 * rng.uniform(-1, 1)), resamples=500)
+        block_b = stats.median_interval(rng.choice(b[0], 100) * (1 + 0.05 * rng.uniform(-1, 1)), resamples=500)
+        overlapping += block_a.overlaps(block_b)
+    assert covered / trials >= 0.88
+    assert overlapping / trials < 0.3
+
+
+def test_the_noise_floor_is_how_far_the_same_file_strays_from_itself() -> None:
+    rng = np.random.default_rng(3)
+    drift = [1.0, 1.2, 0.9, 1.1, 1.0]
+    first, second = _rounds(4.0, drift, rng, jitter=0.04), _rounds(4.0, drift, rng, jitter=0.04)
+    noise = stats.noise_floor(first, second, "baseline-fp32")
+
+    assert 0.02 < noise.fraction < 0.12
+    assert noise.fraction == pytest.approx(max(noise.ratio.high - 1, 1 - noise.ratio.low), abs=1e-6)
+    assert noise.words("local") == f"timing noise on local: ±{noise.percent:.1f} %"
+    assert stats.latency_order(noise.ratio, noise.fraction, 1.0) == 0  # the pair itself is never told apart
+    assert stats.compare_in_rounds(noise.ratio, noise, reference_name="baseline-fp32").equal
+
+
+@pytest.mark.parametrize(
+    "ratio, low, high, noise, tolerance, order",
+    [
+        (0.80, 0.78, 0.82, 0.02, 3.0, 1),  # 25 % faster, beyond 6 %
+        (0.95, 0.93, 0.97, 0.02, 3.0, 0),  # 5 % faster: within 3 x 2 %
+        (0.95, 0.93, 0.97, 0.02, 1.0, 1),  # ... but beyond 1 x 2 %
+        (1.25, 1.20, 1.30, 0.05, 3.0, -1),  # 25 % slower, beyond 15 %
+        (0.70, 0.40, 1.10, 0.01, 3.0, 0),  # far off, but the interval holds 1
+    ],
+)
+def test_latency_order_needs_both_a_clear_interval_and_more_than_the_noise(
+    ratio: float, low: float, high: float, noise: float, tolerance: float, order: int
+) -> None:
+    assert stats.latency_order(stats.Ratio(ratio, low, high, 5, True), noise, tolerance) == order

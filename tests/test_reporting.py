@@ -79,13 +79,13 @@ def test_runner_reports_one_prediction_per_eval_sample(tiny_tflite_int8: Path, e
 # ------------------------------------------------------------------------------ report.json
 
 
-def test_report_json_is_schema_5_with_every_headline_figure(report: dict, run_dir: Path) -> None:
+def test_report_json_is_schema_6_with_every_headline_figure(report: dict, run_dir: Path) -> None:
     from edgecompress.export import bitpacked_size, tflite_weight_stats
 
     assert (
         (report["schema"], report["schema_version"])
         == ("edgecompress.report", SCHEMA_VERSION)
-        == ("edgecompress.report", 5)
+        == ("edgecompress.report", 6)
     )
     rows = {row["artifact"]: row for row in report["comparison"]}
     assert list(rows)[:2] == ["baseline-fp32", "ptq-int8"] and len(rows) == len(report["artifacts"])
@@ -100,15 +100,18 @@ def test_report_json_is_schema_5_with_every_headline_figure(report: dict, run_di
             assert row["smaller_x_bitpacked"] == round(base["bitpacked_bytes"] / row["bitpacked_bytes"], 3)
             assert artifact["weights"] and all(w["unique_values"] >= 1 for w in artifact["weights"])
         result = measurement_result(run_dir, artifact["name"])
-        assert row["latency_median_ms"] == result["latency_ms"]["median"]
-        assert row["latency_p90_ms"] == result["latency_ms"]["p90"]
+        rounds = json.loads((run_dir / "measurements" / f"{artifact['name']}@local.samples.json").read_text())
+        timed = np.concatenate(rounds["rounds"])  # latency comes from the interleaved rounds: 5 rounds of 2 runs
+        assert len(rounds["rounds"]) == 5 and timed.size == 10
+        assert row["latency_median_ms"] == round(float(np.median([np.median(r) for r in rounds["rounds"]])), 6)
+        assert row["latency_p90_ms"] == round(float(np.percentile(timed, 90)), 6)
         assert row["accuracy"] == result["accuracy"]["overall"]
         assert row["peak_rss_bytes"] == result["memory"]["peak_rss_bytes"]
         assert (row["runtime"], row["threads"], row["warmup"], row["runs"], row["eval_n"]) == (
             f"{result['runtime']['name']} {result['runtime']['version']}",
             result["threads"],
-            2,
             5,
+            10,
             200,
         )
         assert row["device"] and result["platform"]["machine"] in row["device"]
@@ -334,7 +337,7 @@ def test_json_summary_carries_the_headline_and_class_damage(report: dict) -> Non
     json.dumps(summary)  # serialisable as is
     assert (summary["schema"], summary["report_schema_version"], summary["baseline"]) == (
         "edgecompress.report-summary",
-        5,
+        SCHEMA_VERSION,
         "baseline-fp32",
     )
     for entry, row in zip(summary["rows"], report["comparison"]):

@@ -62,3 +62,20 @@ def test_a_model_is_measured_and_scored_on_python_38(
     assert result["latency_ms"]["runs"] == 10 and result["latency_ms"]["median"] > 0
     assert result["accuracy"]["n"] == 360 and result["accuracy"]["overall"] > 0.85  # the tiny digits model
     assert measurement.device["python"].startswith("3.8.")
+
+
+def test_interleaved_timing_rounds_run_on_python_38(
+    sshd: SshServer, python38: str, tiny_tflite_fp32: Path, tiny_tflite_int8: Path, eval_npz: Path, tmp_path: Path
+) -> None:
+    """The runner's --rounds (board state read around every round, the baseline twice) on the oldest Python."""
+    from edgecompress.decision.timing import BoardTiming
+    from edgecompress.targets.rounds import RoundsJob, time_in_rounds
+
+    job = RoundsJob.split([tiny_tflite_fp32, tiny_tflite_int8], eval_npz, rounds=3, warmup=3, runs=15, threads=1)
+    with _board(sshd, python38, tmp_path) as board:
+        measurement = time_in_rounds(board, job)
+    assert measurement is not None and measurement.device["python"].startswith("3.8.")
+    rounds = measurement.result["round_results"]
+    assert len(rounds) == 3 and all(r["state_before"]["time_s"] <= r["state_after"]["time_s"] for r in rounds)
+    timing = BoardTiming.from_file({"target": "py38", "artifacts": ["fp32", "int8"], "result": measurement.result})
+    assert [len(r) for r in timing.rounds("int8") or []] == [5, 5, 5] and timing.noise() is not None

@@ -22,12 +22,15 @@ from edgecompress.compression.channels import analyse
 from edgecompress.compression.lowrank import LowRankRule, factorise, plan_factorisation
 from edgecompress.compression.speed import StructureKnobs
 from edgecompress.compression.structured import prune_channels
-from edgecompress.compression.widths import MacModel, uniform_at_macs
+from edgecompress.compression.widths import DEFAULT_TILE, ChannelTile, MacModel, uniform_at_macs
 from edgecompress.export import tflite_weight_stats, to_tflite
 from edgecompress.export.macs import keras_macs, onnx_macs, summary, tflite_macs
 from edgecompress.export.onnx import onnx_precision, verify_onnx
 from edgecompress.export.onnx_quant import export_onnx
 from edgecompress.profiles import load_profile
+
+#: no rounding: the width rules' own arithmetic, apart from the kernels' tile
+NO_TILE = ChannelTile(1, "no tile (tests of the width rule itself)")
 
 pytestmark = pytest.mark.slow  # deploys, fine-tunes, SSH boards or firmware builds: `pytest -m 'not slow'` skips them
 
@@ -137,12 +140,24 @@ def test_id_guided_widths_follow_the_layer_ids(digits: Digits) -> None:
         "twonn-prune",
         digits.model,
         significance=digits.significance,
+        knobs=Knobs(speed=StructureKnobs(width_factor=1.0, width_boost=1.0, width_floor=2, tile=NO_TILE)),
+    )
+    tiled = baseline_plan(
+        "twonn-prune",
+        digits.model,
+        significance=digits.significance,
         knobs=Knobs(speed=StructureKnobs(width_factor=1.0, width_boost=1.0, width_floor=2)),
     )
     ids = {layer.name: layer.id for layer in digits.significance.layers}
+    widths = {layer.name: layer.structure_params for layer in tiled.layers}
     for layer in plan.layers:
         if "width" in layer.structure_params:
             assert layer.structure_params["width"] == int(np.ceil(ids[layer.name]))
+            # on LiteRT's kernels the same width is rounded up to the next multiple of 8
+            of = layer.structure_params["of"]
+            rounded = min(of, -(-int(np.ceil(ids[layer.name])) // 8) * 8)
+            assert widths[layer.name].get("width", of) == rounded  # a layer rounded to its full width is not pruned
+    assert any("rounded up to a multiple of 8 channels" in note for note in tiled.notes)
     last = plan.layers[-1]
     assert "is the model's output" in last.note and "width" not in last.structure_params
 
@@ -151,12 +166,14 @@ def test_uniform_control_matches_the_macs_of_the_id_guided_widths(digits: Digits
     twonn = baseline_plan("twonn-prune", digits.model, significance=digits.significance)
     uniform = baseline_plan("uniform-prune", digits.model, knobs=Knobs(speed=StructureKnobs(target_macs=twonn.macs)))
     assert abs(uniform.macs - twonn.macs) <= 0.15 * twonn.macs
-    fractions = {
-        round(x.structure_params["width"] / x.structure_params["of"], 1)
-        for x in uniform.layers
-        if "width" in x.structure_params
-    }
-    assert len(fractions) == 1, f"uniform widths differ between layers: {fractions}"
+    # one fraction for every layer, each width then rounded up to the kernels' tile
+    pruned = [
+        (x.structure_params["width"], x.structure_params["of"]) for x in uniform.layers if "width" in x.structure_params
+    ]
+    assert pruned and any(
+        all(width == DEFAULT_TILE.round_up(round(fraction * of), of) for width, of in pruned)
+        for fraction in np.linspace(0.001, 1.0, 1000)
+    ), f"no one fraction gives these widths: {pruned}"
 
 
 def test_batchnorm_residual_add_and_depthwise_keep_tied_channels_consistent() -> None:
@@ -200,8 +217,11 @@ def test_layers_whose_channels_cannot_be_followed_are_refused_with_a_plan_note()
 def test_a_speed_preferring_profile_combines_a_speed_and_a_size_recipe_per_layer(digits: Digits) -> None:
     from rich.console import Console
 
-    profile = load_profile("rpi-zero-2w")
-    assert profile.compression.prefer == "speed"
+    auto = load_profile("rpi-zero-2w")
+    assert auto.compression.prefer == "speed" and auto.compression.strategy == "auto"
+    # auto: the model fits as int8, so the size half is post-training int8 beside the pruning
+    assert make_plan(auto, digits.model, digits.significance).strategy == "twonn-prune+ptq-only"
+    profile = auto.model_copy(update={"compression": auto.compression.model_copy(update={"strategy": "cqat"})})
     plan = make_plan(profile, digits.model, digits.significance)
     assert plan.strategy.startswith("twonn-prune+") and plan.macs < plan.macs_before
     middle = [layer for layer in plan.layers if layer.role in ("significant", "insignificant")]
@@ -282,7 +302,7 @@ def test_keras_tflite_and_onnx_count_the_same_macs(digits: Digits, tmp_path: Pat
 def test_uniform_at_macs_finds_the_closest_fraction() -> None:
     channels = analyse(_residual_model())
     macs = MacModel(channels)
-    fraction, widths = uniform_at_macs(channels, macs.total // 4)
+    fraction, widths = uniform_at_macs(channels, macs.total // 4, tile=NO_TILE)
     assert 0.3 < fraction < 0.7 and abs(macs.macs(widths) - macs.total / 4) < 0.2 * macs.total
 
 

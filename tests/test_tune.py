@@ -16,6 +16,7 @@ import pytest
 import edgecompress
 from edgecompress.analysis import SignificanceProfile
 from edgecompress.cache import StageCache
+from edgecompress.decision.judging import Judging
 from edgecompress.errors import EdgeCompressError, ProfileError
 from edgecompress.pipeline.artifacts import BASELINE
 from edgecompress.profiles import load_profile, with_overrides
@@ -398,6 +399,51 @@ def test_a_left_over_entry_without_its_meta_file_is_replaced_not_reused(tmp_path
     hit = cache.store("kind", "k", lambda folder: (folder / "file").write_text("whole"), {"by": "new"})
     assert hit is not None and hit.file("file").read_text() == "whole" and hit.meta["by"] == "new"
     assert [p.name for p in (tmp_path / "kind").iterdir()] == ["k"]  # nothing set aside is left behind
+
+
+def test_the_tune_verdict_compares_trials_through_their_baselines_and_quotes_seeded_figures(tmp_path: Path) -> None:
+    """The issue's tune: two trials of the same file size, the second measured while the board ran 1.6x slower.
+
+    On absolute medians the first trial looks faster, the size tie goes to it, and accuracy is never
+    consulted. Through each run's own baseline (timed in the same rounds) they are equally fast, so
+    the significantly more accurate trial wins, quoted by its mean +- std over its three seeds.
+    """
+    from test_verdict_rounds import BASELINE as BASE
+    from test_verdict_rounds import STEADY, make_run, right_on
+
+    from edgecompress.reporting import write_all
+
+    (tmp_path / "tune").mkdir()
+    folder = TuneFolder(tmp_path / "tune")
+    plain = make_run(tmp_path / "trial-0001", {BASE: {"bytes": 2_000_000, "right": right_on(1800), "median": 0.20},
+                     "cqat": {"bytes": 554_320, "right": right_on(1794), "median": 0.080, "sha": "1" * 64}},
+                     drift=STEADY, jitter=0.01)  # fmt: skip
+    clustered = make_run(tmp_path / "trial-0002", {BASE: {"bytes": 2_000_000, "right": right_on(1800), "median": 0.32},
+                         "cqat": {"bytes": 554_400, "right": right_on(1863), "median": 0.128, "sha": "2" * 64}},
+                         drift=STEADY, jitter=0.01, seed=1)  # fmt: skip
+    for run in (plain, clustered):
+        write_all(run, judging=Judging({"max_accuracy_drop_points": 100.0}))
+    records = [
+        TrialRecord("trial-0001", 1, 0, {STRATEGY: "cqat"}, {}, state=COMPLETE, run_dir=str(plain), artifact="cqat",
+                    figures={"accuracy": 89.7, "size": 554_320, "latency": 0.080}, passes=True),
+        TrialRecord("trial-0002", 2, 0, {STRATEGY: "clustering"}, {}, state=COMPLETE, run_dir=str(clustered),
+                    artifact="cqat", figures={"accuracy": 93.15, "size": 554_400, "latency": 0.128}, passes=True),
+    ]  # fmt: skip
+    for seed, accuracy, latency in ((1, 93.0, 0.075), (2, 93.3, 0.081)):
+        records.append(TrialRecord(f"trial-0002-seed{seed}", None, seed, {STRATEGY: "clustering"}, {}, state=COMPLETE,
+                                   artifact="cqat", figures={"accuracy": accuracy, "size": 554_400, "latency": latency},
+                                   passes=True, rerun_of="trial-0002"))  # fmt: skip
+    for record in records:
+        folder.put(record)
+
+    verdict = results.decide(folder, records[:2], {})
+
+    assert verdict["recommended_trial"] == "trial-0002"
+    reason = verdict["reason"]
+    assert "it passes every rule on pi (on 3 of 3 seeds)" in reason
+    assert "equally fast as trial-0002/cqat (their ratio is within 3x the timing noise" in reason
+    assert "accuracy 93.15 ± 0.15% over 3 seeds" in reason and "median 0.0947 ± 0.029 ms over 3 seeds" in reason
+    assert "accuracy 93.15%" not in reason  # never the search seed's own figure
 
 
 def test_ctrl_c_while_optuna_writes_its_journal_waits_for_the_write() -> None:

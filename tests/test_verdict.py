@@ -268,6 +268,8 @@ def test_impacted_classes_by_the_sigma_rule(tmp_path: Path) -> None:
     assert impacted["rule"] == "sigma" and impacted["threshold_points"] == pytest.approx(5.6569, abs=1e-3)
     assert [c["name"] for c in impacted["classes"]] == ["dog"]  # -6 pt moves more than sigma; frog's -2 pt does not
     assert verdict["recommended"] is None and verdict["closest"]["rule"] == "impacted_classes"
+    # a threshold, not a test: "impacted", never "significantly impacted"
+    assert verdict["closest"]["text"].startswith("1 impacted class (dog -6.0 pt; sigma rule, threshold 5.66 pt)")
 
 
 def test_latency_ceiling_on_the_median_or_p90(tmp_path: Path) -> None:
@@ -398,8 +400,38 @@ def test_welch_over_seeds_replaces_the_sigma_rule(tmp_path: Path, capsys) -> Non
     )
     verdict = json.loads((runs[0] / "report.json").read_text())["verdict"]
     impacted = verdict["targets"][0]["artifacts"][1]["evidence"]["impacted_classes"]
-    assert impacted["rule"] == "welch" and impacted["seeds"] == 3
+    assert impacted["rule"] == "welch" and impacted["seeds"] == 3 and impacted["fdr"] == "benjamini-hochberg"
     assert [c["name"] for c in impacted["classes"]] == ["dog"] and verdict["recommended"] is None
+    assert impacted["classes"][0]["q_value"] >= impacted["classes"][0]["p_value"]
+    assert "1 significantly impacted class (dog" in verdict["targets"][0]["artifacts"][1]["first_failure"]["text"]
+
+
+def test_welch_over_many_classes_controls_the_false_discovery_rate() -> None:
+    """Forty classes whose recall only wobbles from seed to seed: a few raw p-values fall under 0.05 by chance
+    alone, and the adjusted ones do not; one class that really lost recall stays impacted."""
+    from edgecompress.decision.evidence import impacted_over_seeds
+
+    rng = np.random.default_rng(21)  # in these figures two steady classes pass p < 0.05 by chance
+    n_classes, seeds = 40, 4
+    reports = []
+    for _seed in range(seeds):
+        rows = []
+        for index in range(n_classes):
+            base = 0.80 + 0.03 * rng.standard_normal()
+            lost = 0.15 if index == 7 else 0.0
+            rows.append({"index": index, "name": f"c{index}",
+                         "recall": {"baseline-fp32": base, "cqat": 0.80 + 0.03 * rng.standard_normal() - lost}})  # fmt: skip
+        reports.append({"baseline": "baseline-fp32", "per_class": [{"target": "pi", "classes": rows}]})
+    found = impacted_over_seeds(reports, 0.05)[("cqat", "pi")]
+    from edgecompress.decision import statistics as stats
+
+    raw = [
+        stats.welch([r["per_class"][0]["classes"][i]["recall"]["baseline-fp32"] for r in reports],
+                    [r["per_class"][0]["classes"][i]["recall"]["cqat"] for r in reports]).p_value
+        for i in range(n_classes)
+    ]  # fmt: skip
+    assert sum(p < 0.05 for i, p in enumerate(raw) if i != 7) == 2  # chance alone, before the adjustment
+    assert [c["name"] for c in found["classes"]] == ["c7"] and found["classes_tested"] == n_classes
 
 
 def _firmware(flash: int, instructions: float, wrong_extra: dict[int, int] | None = None) -> dict[str, Any]:

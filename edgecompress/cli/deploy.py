@@ -154,6 +154,7 @@ Wide = Annotated[
 ]
 
 
+@rule_options.with_rule_options(after="cache")
 def deploy(
     model: opt.ModelFile = None,
     profile: Profile = None,
@@ -166,6 +167,8 @@ def deploy(
     target: Target = D("targets"),
     warmup: opt.Warmup = D("warmup"),
     runs: opt.Runs = D("runs"),
+    rounds: opt.Rounds = D("rounds"),
+    cooldown: opt.Cooldown = D("cooldown"),
     threads: opt.Threads = D("threads"),
     identity: opt.Identity = None,
     known_hosts: opt.KnownHosts = None,
@@ -185,16 +188,6 @@ def deploy(
     delta: Delta = D("delta"),
     method: Method = D("method"),
     cache: Cache = D("cache"),
-    max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
-    max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
-    max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
-    max_latency_ms: Optional[float] = rule_options.MAX_LATENCY,
-    latency_statistic: Optional[rule_options.LatencyStatistic] = rule_options.LATENCY_STATISTIC,
-    max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
-    prefer: Optional[rule_options.Preference] = rule_options.PREFER,
-    allow_baseline: bool = rule_options.ALLOW_BASELINE,
-    alpha: Optional[float] = rule_options.ALPHA,
-    gate: bool = rule_options.GATE,
     tflm_dir: TflmDir = None,
     kernels: Kernels = "cmsis_nn",
     output: Output = Path(D("output")),
@@ -205,13 +198,14 @@ def deploy(
     quiet: opt.Quiet = False,
     json_output: opt.Json = False,
     debug: opt.Debug = False,
+    **rules: Any,
 ) -> None:
     """Convert MODEL for a device profile, run it on the target, and write a report.
 
     Example: edgecompress deploy --profile rpi4 model.h5 --data sklearn:digits --target local
     """
     setup_logging(debug)
-    _run(opt.plain(locals()))
+    _run(opt.plain({**locals(), **rules}))
 
 
 def _run(options: dict[str, Any]) -> None:

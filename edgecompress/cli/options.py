@@ -117,8 +117,21 @@ MaxEval = Annotated[
 
 # ------------------------------------------------------------------------------ target and timing
 
-Warmup = Annotated[int, typer.Option(help="Warm-up inferences before timing.", rich_help_panel=TARGET)]
-Runs = Annotated[int, typer.Option(help="Timed inferences.", rich_help_panel=TARGET)]
+Warmup = Annotated[
+    int, typer.Option(help="Warm-up inferences per artifact, spread over the timing rounds.", rich_help_panel=TARGET)
+]
+Runs = Annotated[
+    int, typer.Option(help="Timed inferences per artifact, spread over the timing rounds.", rich_help_panel=TARGET)
+]
+Rounds = Annotated[
+    int,
+    typer.Option(
+        help="Interleaved timing rounds per board: every artifact once per round, the order rotated, the baseline "
+        "twice (its timing noise).",
+        rich_help_panel=TARGET,
+    ),
+]
+Cooldown = Annotated[float, typer.Option(help="Seconds the board rests between timing rounds.", rich_help_panel=TARGET)]
 Threads = Annotated[
     Optional[int],
     typer.Option(help="Interpreter threads on the board.", show_default="the runtime's choice", rich_help_panel=TARGET),

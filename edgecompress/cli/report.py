@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -21,21 +21,12 @@ QUIET_HELP = "Print nothing but errors (and the JSON with --json)."
 WIDE_HELP = "Show every column of the results table (report.md and report.html always have them all)."
 
 
+@rule_options.with_rule_options(after="wide")
 def report(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `edgecompress deploy`."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP, rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP, rich_help_panel=OUTPUT),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP, rich_help_panel=OUTPUT),
-    max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
-    max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
-    max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
-    max_latency_ms: Optional[float] = rule_options.MAX_LATENCY,
-    latency_statistic: Optional[rule_options.LatencyStatistic] = rule_options.LATENCY_STATISTIC,
-    max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
-    prefer: Optional[rule_options.Preference] = rule_options.PREFER,
-    allow_baseline: bool = rule_options.ALLOW_BASELINE,
-    alpha: Optional[float] = rule_options.ALPHA,
-    gate: bool = rule_options.GATE,
     seed_runs: list[Path] = typer.Option(
         [],
         "--seed-run",
@@ -43,6 +34,7 @@ def report(
         show_default="none",
         rich_help_panel=RULES,
     ),
+    **rules: Any,
 ) -> None:
     """Re-render report.md, report.html and the figures of a run, judging it again (under other rules if given) without measuring."""
     from edgecompress.cli.progress import Progress
@@ -53,7 +45,7 @@ def report(
     from edgecompress.reporting.terminal import render_summary, render_verdict
 
     judging = Judging(
-        rule_options.overrides(dict(locals())),
+        rule_options.overrides({**locals(), **rules}),
         where="`edgecompress report`",
         seed_reports=_seed_reports(run_dir, seed_runs),
     )
@@ -70,7 +62,7 @@ def report(
         stdout_console().print(render_summary(rendered.report, wide=wide))
         stdout_console().print(render_verdict(rendered.report))
         print_line(f"Report: {rendered.html}  ({rendered.markdown.name}, {len(rendered.figures)} figures)")
-    if gate:
+    if rules["gate"]:
         enforce(rendered.report["verdict"], run_dir)
 
 

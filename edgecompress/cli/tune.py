@@ -106,6 +106,7 @@ ResumeTrials = Annotated[
 ]
 
 
+@rule_options.with_rule_options(after="cache")
 def tune(
     ctx: typer.Context,
     model: opt.ModelFile = None,
@@ -130,6 +131,8 @@ def tune(
     max_eval: opt.MaxEval = D("max_eval"),
     warmup: opt.Warmup = D("warmup"),
     runs: opt.Runs = D("runs"),
+    rounds: opt.Rounds = D("rounds"),
+    cooldown: opt.Cooldown = D("cooldown"),
     threads: opt.Threads = D("threads"),
     finetune_steps: opt.FinetuneSteps = D("finetune_steps"),
     finetune_minutes: opt.FinetuneMinutes = D("finetune_minutes"),
@@ -148,22 +151,13 @@ def tune(
     connect_timeout: opt.ConnectTimeout = None,
     remote_python: opt.RemotePython = None,
     remote_dir: opt.RemoteDir = None,
-    max_accuracy_drop: Optional[float] = rule_options.MAX_ACCURACY_DROP,
-    max_class_drop: Optional[float] = rule_options.MAX_CLASS_DROP,
-    max_impacted_classes: Optional[int] = rule_options.MAX_IMPACTED,
-    max_latency_ms: Optional[float] = rule_options.MAX_LATENCY,
-    latency_statistic: Optional[rule_options.LatencyStatistic] = rule_options.LATENCY_STATISTIC,
-    max_peak_memory: Optional[str] = rule_options.MAX_MEMORY,
-    prefer: Optional[rule_options.Preference] = rule_options.PREFER,
-    allow_baseline: bool = rule_options.ALLOW_BASELINE,
-    alpha: Optional[float] = rule_options.ALPHA,
-    gate: bool = rule_options.GATE,
     quiet: opt.Quiet = False,
     json_output: opt.Json = False,
     debug: opt.Debug = False,
+    **rules: Any,
 ) -> None:
     """Search compression plans for MODEL on a device by measurement: a Pareto front of accuracy, size and latency, and a shippable pick."""
-    _run(opt.plain(locals()))
+    _run(opt.plain({**locals(), **rules}))
 
 
 def _run(options: dict[str, Any]) -> None:
@@ -238,6 +232,8 @@ def request_from_options(options: dict[str, Any]) -> TuneRequest:
             "max_eval",
             "warmup",
             "runs",
+            "rounds",
+            "cooldown",
             "threads",
             "finetune_steps",
             "finetune_minutes",

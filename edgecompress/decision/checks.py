@@ -130,19 +130,20 @@ def _class_drop(ev: Evidence, rules: Acceptance) -> Check | None:
 
 
 def impacted_words(impacted: dict[str, Any]) -> str:
-    """'2 significantly impacted classes (cat -7.5 pt, dog +6.0 pt; sigma rule, threshold 3.1 pt)'."""
+    """'2 impacted classes (cat -7.5 pt, dog +6.0 pt; sigma rule, threshold 3.1 pt)'; over seeds, a test decides:
+    '1 significantly impacted class (dog -5.2 pt; Welch's t-test over 3 seeds, false discovery rate 0.05)'."""
     count = impacted.get("count")
     if count is None:
         return "impacted classes not computed"
     names = ", ".join(f"{c['name']} {c['recall_change_points']:+.1f} pt" for c in impacted.get("classes", [])[:4])
+    welch = impacted.get("rule") == "welch"
     how = (
-        f"Welch's t-test over {impacted.get('seeds')} seeds"
-        if impacted.get("rule") == "welch"
+        f"Welch's t-test over {impacted.get('seeds')} seeds, false discovery rate {impacted.get('alpha', 0.05):g}"
+        if welch
         else f"sigma rule, threshold {impacted.get('threshold_points') or 0:.2f} pt"
     )
-    return f"{count} significantly impacted {'class' if count == 1 else 'classes'}" + (
-        f" ({names}; {how})" if names else f" ({how})"
-    )
+    kind = "significantly impacted" if welch else "impacted"  # the sigma rule is a threshold, not a test
+    return f"{count} {kind} {'class' if count == 1 else 'classes'}" + (f" ({names}; {how})" if names else f" ({how})")
 
 
 def _impacted(ev: Evidence, rules: Acceptance) -> Check | None:

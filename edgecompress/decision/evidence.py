@@ -17,6 +17,7 @@ import numpy as np
 
 from edgecompress.budget import Budget, LimitCheck, Resources, artifact_resources
 from edgecompress.decision import statistics as stats
+from edgecompress.decision.timing import TimedInRounds
 from edgecompress.profiles import Acceptance
 
 
@@ -39,6 +40,7 @@ class Evidence:
     impacted: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, float | None] = field(default_factory=dict)
     interval: stats.Interval | None = None
+    timing: TimedInRounds | None = None  # timed in interleaved rounds (None: a run from before them)
     speed: stats.SpeedComparison | None = None
     peak_memory_bytes: int | None = None
     macs: dict[str, Any] | None = None
@@ -56,6 +58,7 @@ class Evidence:
             "impacted_classes": self.impacted,
             "latency_ms": self.latency,
             "latency_interval": self.interval.to_dict() if self.interval else None,
+            "timing_noise": self.timing.noise.to_dict() if self.timing and self.timing.noise else None,
             "speed_vs_baseline": self.speed.to_dict() if self.speed else None,
             "peak_memory_bytes": self.peak_memory_bytes,
             "macs": self.macs,
@@ -84,14 +87,9 @@ def gather(
     baseline = report["baseline"]
     labels = files.eval_labels() if files is not None else None
     measured = {(m["artifact"], m["target"]): m for m in report["measurements"]}
-    intervals = {
-        key: stats.median_interval(files.latency_samples(m) or []) if files is not None else None
-        for key, m in measured.items()
-    }
-    if any(value is None for value in intervals.values()):
-        notes.append(
-            "latency samples missing for some measurements: their speed is compared on medians alone, without an interval"
-        )
+    timed = _timed(measured, files)
+    intervals = {key: _interval(m, files, timed.get(key)) for key, m in measured.items()}
+    _latency_notes(measured, intervals, timed, notes)
     correct = _correctness(artifacts, measured, files, labels)
     if labels is None or any(value is None for value in correct.values()):
         notes.append(
@@ -108,14 +106,63 @@ def gather(
         key = (row["artifact"], row["target"])
         found[key] = _evidence(row, artifacts[row["artifact"]], budget, report, correct, intervals, impact, rules)
         ev = found[key]
+        ev.timing = timed.get(key)
         base_correct = correct.get((baseline, row["target"]))
         if ev.correct is not None and base_correct is not None and row["artifact"] != baseline:
             ev.paired = stats.mcnemar_exact(base_correct, ev.correct, alpha=rules.alpha)
         if row["artifact"] != baseline and ev.instructions is None:  # firmware counts instructions, not time
-            ev.speed = stats.compare_speed(
-                intervals.get(key), intervals.get((baseline, row["target"])), reference_name=baseline
-            )
+            ev.speed = _speed(ev, timed.get((baseline, row["target"])), intervals, baseline)
     return found, notes
+
+
+def _timed(measured: dict[tuple[str, str], Any], files: Any) -> dict[tuple[str, str], TimedInRounds | None]:
+    """Per (artifact, target): its rounds, its run's baseline rounds and the board's noise floor (computed once)."""
+    found: dict[tuple[str, str], TimedInRounds | None] = {}
+    for target in dict.fromkeys(target for _, target in measured):
+        timing = files.board_timing(target) if files is not None else None
+        noise = timing.noise() if timing is not None else None
+        for name, board in measured:
+            if board == target:
+                found[(name, target)] = timing.timed(name, noise) if timing is not None else None
+    return found
+
+
+def _interval(measurement: dict[str, Any], files: Any, timed: TimedInRounds | None) -> stats.Interval | None:
+    if timed is not None:
+        return stats.rounds_interval(timed.rounds)
+    return stats.median_interval(files.latency_samples(measurement) or []) if files is not None else None
+
+
+def _latency_notes(
+    measured: dict[tuple[str, str], Any],
+    intervals: dict[tuple[str, str], stats.Interval | None],
+    timed: dict[tuple[str, str], TimedInRounds | None],
+    notes: list[str],
+) -> None:
+    if any(value is None for value in intervals.values()):
+        notes.append(
+            "latency samples missing for some measurements: their speed is compared on medians alone, without an interval"
+        )
+    single = [key for key, m in measured.items() if timed.get(key) is None and (m.get("latency_ms") or {}).get("runs")]
+    if single:
+        notes.append(
+            "some latencies were timed in one block, not in interleaved rounds (a run from an older edgecompress): "
+            "their intervals treat every run as an independent draw and miss drift, so they may be over-confident"
+        )
+
+
+def _speed(
+    ev: Evidence,
+    base: TimedInRounds | None,
+    intervals: dict[tuple[str, str], stats.Interval | None],
+    baseline: str,
+) -> stats.SpeedComparison:
+    """Against the baseline: paired round by round when both were timed in the same rounds, else by intervals."""
+    if ev.timing is not None and base is not None and ev.timing.run == base.run:
+        return stats.compare_in_rounds(
+            stats.paired_ratio(ev.timing.rounds, base.rounds), ev.timing.noise, reference_name=baseline
+        )
+    return stats.compare_speed(ev.interval, intervals.get((baseline, ev.target)), reference_name=baseline)
 
 
 def _evidence(
@@ -206,7 +253,7 @@ def _macs(artifact: dict[str, Any], report: dict[str, Any]) -> dict[str, Any] | 
 def _impact(
     report: dict[str, Any], rules: Acceptance, seed_reports: list[dict[str, Any]] | None, notes: list[str]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (artifact, target): the largest class drop and the significantly impacted classes."""
+    """Per (artifact, target): the largest class drop and the impacted classes (sigma rule, or Welch over seeds)."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for block in report.get("per_class") or []:
         found[(block["baseline"], block["target"])] = {  # the baseline against itself: nothing moved
@@ -227,42 +274,65 @@ def _impact(
         for key, impacted in impacted_over_seeds([report, *seed_reports], rules.alpha).items():
             if key in found:
                 found[key]["impacted"] = impacted
-        notes.append(f"impacted classes from Welch's t-test over {len(seed_reports) + 1} seeds")
+        notes.append(
+            f"impacted classes from Welch's t-test over {len(seed_reports) + 1} seeds, the false discovery rate "
+            f"controlled over the classes (Benjamini-Hochberg at {rules.alpha:g})"
+        )
     return found
 
 
 def impacted_over_seeds(reports: list[dict[str, Any]], alpha: float) -> dict[tuple[str, str], dict[str, Any]]:
-    """Welch's t-test per class over the runs' (seeds') recalls, artifact against baseline, per target."""
-    recalls: dict[tuple[str, str], dict[int, list[float]]] = {}
-    names: dict[int, str] = {}
-    for report in reports:
-        for block in report.get("per_class") or []:
-            for row in block["classes"]:
-                names[row["index"]] = row["name"]
-                for artifact, value in row["recall"].items():
-                    if value is not None:
-                        recalls.setdefault((artifact, block["target"]), {}).setdefault(row["index"], []).append(
-                            100 * value
-                        )
+    """Welch's t-test per class over the runs' (seeds') recalls, artifact against baseline, per target.
+
+    One test per class is many tests: at alpha 0.05, one class in twenty would look impacted by
+    chance alone. So the p-values of an artifact's classes are adjusted together to control the
+    false discovery rate (Benjamini-Hochberg, scipy.stats.false_discovery_control) and a class
+    counts when its adjusted p-value is below alpha.
+    """
+    recalls = _recalls_by_seed(reports)
+    names = {
+        row["index"]: row["name"] for report in reports for b in report.get("per_class") or [] for row in b["classes"]
+    }
     baseline = reports[0]["baseline"]
     found = {}
     for (artifact, target), per_class in recalls.items():
         base = recalls.get((baseline, target))
         if artifact == baseline or base is None:
             continue
-        classes = []
-        for index, values in sorted(per_class.items()):
-            test = stats.welch(base.get(index, []), values, alpha=alpha)
-            if test.significant:
-                change = round(float(np.mean(values) - np.mean(base[index])), 4)
-                classes.append(
-                    {"index": index, "name": names[index], "recall_change_points": change, "p_value": test.p_value}
-                )
+        tests = {index: stats.welch(base.get(index, []), values, alpha=alpha) for index, values in per_class.items()}
+        adjusted = stats.false_discovery({index: t.p_value for index, t in tests.items() if t.p_value is not None})
+        classes = [
+            {
+                "index": index,
+                "name": names[index],
+                "recall_change_points": round(float(np.mean(per_class[index]) - np.mean(base[index])), 4),
+                "p_value": tests[index].p_value,
+                "q_value": q,
+            }
+            for index, q in sorted(adjusted.items())
+            if q < alpha
+        ]
         found[(artifact, target)] = {
             "rule": "welch",
             "seeds": len(reports),
             "alpha": alpha,
+            "fdr": "benjamini-hochberg",
+            "classes_tested": len(adjusted),
             "count": len(classes),
             "classes": classes,
         }
     return found
+
+
+def _recalls_by_seed(reports: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, list[float]]]:
+    """(artifact, target) -> class index -> recall in points, one per run (seed)."""
+    recalls: dict[tuple[str, str], dict[int, list[float]]] = {}
+    for report in reports:
+        for block in report.get("per_class") or []:
+            for row in block["classes"]:
+                for artifact, value in row["recall"].items():
+                    if value is not None:
+                        recalls.setdefault((artifact, block["target"]), {}).setdefault(row["index"], []).append(
+                            100 * value
+                        )
+    return recalls

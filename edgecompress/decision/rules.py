@@ -32,6 +32,8 @@ OPTIONS: dict[str, str] = {
     "--latency-statistic": "latency_statistic",
     "--max-peak-memory": "max_peak_memory_bytes",
     "--prefer": "prefer",
+    "--size-tolerance": "size_tolerance_percent",
+    "--latency-tolerance": "latency_tolerance",
     "--allow-baseline": "allow_baseline",
     "--alpha": "alpha",
 }
@@ -65,7 +67,8 @@ def resolve(
         raise RulesError(
             f"Impossible acceptance rules from {where}: " + "; ".join(problems) + ".",
             "Drops are points between 0 and 100, ceilings are positive, --prefer is size, latency or accuracy, "
-            "--latency-statistic is median or p90, and --alpha lies between 0 and 0.5.",
+            "--latency-statistic is median or p90, --alpha lies between 0 and 0.5, --size-tolerance is a percentage "
+            "below 100 and --latency-tolerance a multiple of the timing noise (0 or more).",
         ) from None
 
 

@@ -5,17 +5,25 @@ Three questions come up whenever a compressed artifact is judged against its bas
 * accuracy: both were scored on the *same* images, so the right test is a paired one.
   McNemar's exact test looks only at the images on which the two disagree (b: the baseline
   right and the artifact wrong, c: the reverse); under "no difference" b ~ Binomial(b + c, 1/2).
-* latency: a median from 100 timed runs has an error bar. A percentile bootstrap interval of
-  the median (seeded, so a report re-rendered tomorrow says the same) tells "1.07x slower"
-  from "equally fast": two artifacts whose intervals overlap are not told apart.
+* latency: timed runs come in interleaved rounds (every artifact once per round, the order
+  rotated), and runs within one round are not independent draws: a board that heats up or
+  gets a background job moves a whole round. So an artifact's figure is the median of its
+  round medians, and its interval a two-level bootstrap (rounds, then runs within each
+  round, seeded so a report re-rendered tomorrow says the same): drift between rounds widens
+  it. Two artifacts are compared by their per-round ratio, paired round by round, and never
+  called faster or slower by less than the board's own timing noise (`NoiseFloor`: the same
+  baseline timed twice per round). A single block of runs (reports from before rounds) gets
+  the percentile bootstrap of its median.
 * per class: with several seeds, Welch's t-test (unequal variances) over the seeds' per-class
-  recalls; with one, the sigma rule in `reporting.per_class`.
+  recalls, the classes' p-values adjusted together for the false discovery rate
+  (Benjamini-Hochberg); with one seed, the sigma rule in `reporting.per_class`.
 
 Everything here is a pure function of numbers; scipy does the arithmetic.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,6 +36,11 @@ ALPHA = 0.05
 CONFIDENCE = 0.95
 RESAMPLES = 4000
 SEED = 0
+ROUNDS_METHOD = "median of round medians; two-level percentile bootstrap (rounds, then runs within a round)"
+NOISE_METHOD = (
+    "the baseline timed twice per round, half a round apart: the farthest reach from 1 of the 95% interval of "
+    "their ratio (median over rounds, two-level bootstrap)"
+)
 
 
 @dataclass(frozen=True)
@@ -87,12 +100,14 @@ class Interval:
     confidence: float
     resamples: int
     seed: int
+    method: str = "percentile bootstrap of the median"
+    rounds: int | None = None  # timed in interleaved rounds: the median is the median of round medians
 
     def overlaps(self, other: Interval) -> bool:
         return self.low <= other.high and other.low <= self.high
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": "percentile bootstrap of the median", **asdict(self)}
+        return asdict(self)
 
 
 def median_interval(
@@ -126,16 +141,180 @@ def median_interval(
     return Interval(median, low, high, int(values.size), confidence, resamples, seed)
 
 
+def _within(rounds: list[np.ndarray], picks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap medians shaped like `picks`: each picked round's runs drawn again with replacement."""
+    medians = np.empty(picks.shape, dtype=np.float64)
+    for index, values in enumerate(rounds):
+        chosen = picks == index
+        count = int(chosen.sum())
+        if count:
+            medians[chosen] = np.median(values[rng.integers(0, values.size, size=(count, values.size))], axis=1)
+    return medians
+
+
+def _as_rounds(rounds: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    arrays = [np.asarray([float(v) for v in r], dtype=np.float64) for r in rounds]
+    return [a[np.isfinite(a)] for a in arrays if np.isfinite(a).any()]
+
+
+def round_medians(rounds: Sequence[Sequence[float]]) -> list[float]:
+    return [float(np.median(r)) for r in _as_rounds(rounds)]
+
+
+def rounds_interval(
+    rounds: Sequence[Sequence[float]], *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
+) -> Interval | None:
+    """The median of the round medians, with a two-level bootstrap interval (rounds, then runs in a round).
+
+    With one round this is the bootstrap of that round's runs alone; None without two samples.
+    """
+    arrays = _as_rounds(rounds)
+    if not arrays or sum(a.size for a in arrays) < 2:
+        return None
+    point = float(np.median([np.median(a) for a in arrays]))
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(arrays), size=(resamples, len(arrays)))
+    replicates = np.median(_within(arrays, picks, rng), axis=1)
+    low, high = np.percentile(replicates, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return Interval(
+        point, min(float(low), point), max(float(high), point), sum(a.size for a in arrays), confidence, resamples, seed,
+        method=ROUNDS_METHOD, rounds=len(arrays),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """`a`'s latency over `b`'s (below 1: a is faster) with its interval."""
+
+    ratio: float
+    low: float
+    high: float
+    rounds: int
+    paired: bool  # measured in the same rounds (ratio per round), or through each run's own baseline
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def paired_ratio(
+    a: Sequence[Sequence[float]],
+    b: Sequence[Sequence[float]],
+    *,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> Ratio | None:
+    """The median over rounds of a's round median / b's, both timed in the same rounds, with a two-level
+    bootstrap interval (the same rounds drawn for both, then each one's runs within them)."""
+    ra, rb = _as_rounds(a), _as_rounds(b)
+    if not ra or len(ra) != len(rb) or any(v.min() <= 0 for v in ra + rb):
+        return None
+    point = float(np.median([np.median(x) / np.median(y) for x, y in zip(ra, rb)]))
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(ra), size=(resamples, len(ra)))
+    replicates = np.median(_within(ra, picks, rng) / _within(rb, picks, rng), axis=1)
+    low, high = np.percentile(replicates, [50 * (1 - confidence), 50 * (1 + confidence)])
+    return Ratio(point, min(float(low), point), max(float(high), point), len(ra), True)
+
+
+def through_baselines(a_vs_base: Ratio, b_vs_base: Ratio) -> Ratio:
+    """a / b from two runs, each against its own run's baseline (the same file): drift between the runs cancels."""
+    return Ratio(
+        a_vs_base.ratio / b_vs_base.ratio,
+        a_vs_base.low / b_vs_base.high,
+        a_vs_base.high / b_vs_base.low,
+        min(a_vs_base.rounds, b_vs_base.rounds),
+        False,
+    )
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """The board's timing noise: how far apart the baseline's two slots per round are, at most (a fraction)."""
+
+    fraction: float
+    ratio: Ratio
+    artifact: str
+
+    @property
+    def percent(self) -> float:
+        return round(100 * self.fraction, 2)
+
+    def words(self, target: str) -> str:
+        return f"timing noise on {target}: ±{self.percent:.1f} %"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fraction": self.fraction,
+            "percent": self.percent,
+            "artifact": self.artifact,
+            "ratio": self.ratio.to_dict(),
+            "method": NOISE_METHOD,
+        }
+
+
+def noise_floor(
+    first: Sequence[Sequence[float]], second: Sequence[Sequence[float]], artifact: str
+) -> NoiseFloor | None:
+    """The A/A ratio of one file timed twice per round; its interval's farthest reach from 1 is the noise."""
+    ratio = paired_ratio(first, second)
+    if ratio is None:
+        return None
+    return NoiseFloor(round(max(ratio.high - 1.0, 1.0 - ratio.low, 0.0), 6), ratio, artifact)
+
+
+def latency_order(ratio: Ratio | None, noise: float, tolerance: float) -> int:
+    """+1 when a is faster than b beyond noise, -1 when slower, 0 when they cannot be told apart.
+
+    Told apart only when the interval of a/b excludes 1 *and* the ratio is farther from 1 than
+    `tolerance` times the noise floor (symmetrically: 1.05 and 1/1.05 are as far).
+    """
+    if ratio is None:
+        return 0
+    outside = ratio.high < 1.0 or ratio.low > 1.0
+    beyond = abs(math.log(ratio.ratio)) > math.log1p(max(tolerance, 0.0) * max(noise, 0.0))
+    if not (outside and beyond):
+        return 0
+    return 1 if ratio.ratio < 1.0 else -1
+
+
 @dataclass(frozen=True)
 class SpeedComparison:
     """How a candidate's latency compares with a reference's, in words a person reads right."""
 
     ratio: float | None  # reference median / candidate median: > 1 is faster
-    equal: bool  # the intervals overlap: not told apart
+    equal: bool  # not told apart (within the timing noise, or the interval holds 1, or the intervals overlap)
     words: str
+    low: float | None = None  # the speed-up's 95% interval, when timed in rounds
+    high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def compare_in_rounds(
+    ratio: Ratio | None, noise: NoiseFloor | None, *, reference_name: str = "the baseline"
+) -> SpeedComparison:
+    """Candidate against reference timed in the same rounds: 'equally fast' unless the interval of their ratio
+    excludes 1 and the ratio is beyond the board's timing noise; else '1.20x faster' / '1.07x slower'."""
+    if ratio is None:
+        return SpeedComparison(None, False, f"not compared with {reference_name} (no latency samples in rounds)")
+    speedup, low, high = round(1 / ratio.ratio, 3), round(1 / ratio.high, 3), round(1 / ratio.low, 3)
+    floor = noise.fraction if noise is not None else 0.0
+    if latency_order(ratio, floor, 1.0) == 0:
+        holds_one = ratio.low <= 1.0 <= ratio.high
+        why = (
+            f"the {CONFIDENCE:.0%} interval of the ratio, {low:.2f}-{high:.2f}x, includes 1"
+            if holds_one
+            else f"within the board's timing noise of ±{100 * floor:.1f} %"
+        )
+        return SpeedComparison(speedup, True, f"equally fast as {reference_name} ({speedup:.2f}x: {why})", low, high)
+    words = (
+        f"{speedup:.2f}x faster than {reference_name}"
+        if speedup >= 1
+        else f"{1 / speedup:.2f}x slower than {reference_name}"
+    )
+    return SpeedComparison(speedup, False, words, low, high)
 
 
 def compare_speed(
@@ -184,3 +363,15 @@ def welch(reference: Sequence[float], candidate: Sequence[float], *, alpha: floa
     result = ttest_ind(a, b, equal_var=False)
     p = float(result.pvalue)
     return WelchTest(float(result.statistic), p, p < alpha, int(a.size), int(b.size))
+
+
+def false_discovery(p_values: dict[Any, float]) -> dict[Any, float]:
+    """Benjamini-Hochberg adjusted p-values (q) of a family of tests, keyed as given; q < alpha keeps the
+    expected share of false discoveries among the discoveries below alpha."""
+    from scipy.stats import false_discovery_control
+
+    if not p_values:
+        return {}
+    keys = list(p_values)
+    adjusted = false_discovery_control(np.asarray([p_values[k] for k in keys], dtype=np.float64), method="bh")
+    return {key: float(q) for key, q in zip(keys, adjusted)}

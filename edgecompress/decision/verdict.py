@@ -4,9 +4,9 @@
 files (per-sample predictions, latency samples), so `edgecompress report RUN --gate` can
 re-judge a run under other rules without measuring again. Per target, every candidate is
 held to every rule; across a fleet an artifact must pass on every board. Among those that
-pass, the preference picks one, and ties are honest: two sizes tie within 2% (SIZE_TIE), two
-latencies when their bootstrap intervals overlap, two accuracies when McNemar's test cannot
-tell them apart; a tie goes to the next figure (rules.TIE_BREAK).
+pass, the preference picks one (decision.preference), and ties are honest: sizes within the
+rules' size tolerance, latencies within the latency tolerance times the board's timing noise,
+accuracies McNemar's test cannot tell apart; a tie goes to the next figure (rules.TIE_BREAK).
 """
 
 from __future__ import annotations
@@ -17,30 +17,10 @@ from typing import Any
 from edgecompress.decision import statistics as stats
 from edgecompress.decision.checks import RULES_BY_NAME, Check, accuracy_words, impacted_words, judge
 from edgecompress.decision.evidence import Evidence, gather
-from edgecompress.decision.rules import TIE_BREAK
+from edgecompress.decision.preference import better, choose, comparison
 from edgecompress.profiles import Acceptance
 
-VERDICT_VERSION = 1
-#: sizes within this fraction of each other are "as small": 2% of a file is alignment, metadata and
-#: graph layout, not compression, and must not outweigh a real difference in speed or accuracy
-SIZE_TIE = 0.02
-
-#: instruction counts of emulated firmware are exact, but within this fraction of each other they are "equally
-#: fast": a real core's cycles per instruction move by more than that between two builds of the same kernels
-INSTRUCTIONS_TIE = 0.01
-
-#: how each preference is named when it decides
-SUPERLATIVE = {"size": "smallest", "latency": "fastest", "accuracy": "most accurate"}
-TIE_WORDS = {
-    "size": "as small as",
-    "latency": "equally fast as",  # intervals overlap
-    "accuracy": "as accurate as",  # McNemar cannot tell them apart
-}
-TIE_WHY = {
-    "size": f"within {SIZE_TIE:.0%} of each other",
-    "latency": "their 95% intervals of the median overlap, or their instruction counts are within 1%",
-    "accuracy": "McNemar's test cannot tell them apart",
-}
+VERDICT_VERSION = 2
 
 
 def decide(
@@ -110,6 +90,8 @@ def _head(
                 "seed": stats.SEED,
                 "method": "percentile",
             },
+            "latency": stats.ROUNDS_METHOD,
+            "timing_noise": stats.NOISE_METHOD,
             "accuracy_test": "McNemar exact (paired, same images)",
             "impact_rule": "welch over seeds" if seed_reports else "sigma",
         },
@@ -138,15 +120,21 @@ def _target_verdict(
             }
         )
     passing: list[str] = [e["artifact"] for e in entries if e["passed"] and e["role"] == "candidate"]
-    verdict: dict[str, Any] = {"target": target, "artifacts": entries, "passing": passing}
+    noise = next((ev.timing.noise for n in names if (ev := evidence.get((n, target))) and ev.timing), None)
+    verdict: dict[str, Any] = {
+        "target": target,
+        "artifacts": entries,
+        "passing": passing,
+        "timing_noise": noise.to_dict() if noise else None,
+    }
     if passing:
-        winner, phrases = choose(passing, rules.prefer, evidence, [target])
+        winner, phrases = choose(passing, rules, evidence, [target])
         verdict.update(
             recommended=winner, reason=_reason(winner, phrases, [evidence[(winner, target)]], target, len(passing))
         )
         for entry in entries:
             if entry["passed"] and entry["artifact"] != winner and entry["role"] == "candidate":
-                entry["note"] = f"passes; not preferred ({_comparison(entry['artifact'], winner, evidence, [target])})"
+                entry["note"] = f"passes; not preferred ({comparison(entry['artifact'], winner, evidence, [target])})"
     else:
         failures = {n: [c for c in checks[n] if not c.passed] for n in checks if n in candidates}
         baseline_passes = any(e["passed"] for e in entries if e["role"] == "baseline")
@@ -240,7 +228,7 @@ def _fleet_verdict(
     where = f"all {len(targets)} boards"
     fleet: dict[str, Any] = {"targets": targets, "artifacts": entries, "passing": passing}
     if passing:
-        winner, phrases = choose(passing, rules.prefer, evidence, targets)
+        winner, phrases = choose(passing, rules, evidence, targets)
         evs = [evidence[(winner, t)] for t in targets]
         fleet.update(recommended=winner, reason=_reason(winner, phrases, evs, where, len(passing)))
     else:
@@ -249,115 +237,6 @@ def _fleet_verdict(
         )
         fleet.update(recommended=None, **_nothing_passes(failures, f"on every one of {where}", baseline_passes))
     return fleet
-
-
-# ---------------------------------------------------------------------------- preference
-
-
-def choose(
-    passing: list[str], prefer: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]
-) -> tuple[str, list[str]]:
-    """The preferred artifact among `passing`, and the phrases that explain the choice.
-
-    For each figure in TIE_BREAK[prefer]: keep the best one and every artifact it cannot be
-    told apart from; stop when one is left. Left with several, the best point figure of the
-    preferred kind wins (then the earlier artifact).
-    """
-    remaining, phrases = list(passing), []
-    for position, criterion in enumerate(TIE_BREAK[prefer]):
-        best = min(remaining, key=lambda name: (_point(criterion, name, evidence, targets), passing.index(name)))
-        tied = [name for name in remaining if name == best or not better(criterion, best, name, evidence, targets)]
-        if len(tied) == 1:
-            scope = "passing artifact" if position == 0 else "of them"
-            phrases.append(f"the {SUPERLATIVE[criterion]} {scope} ({_figure(criterion, best, evidence, targets)})")
-            return best, phrases
-        others = ", ".join(name for name in tied if name != best)
-        phrases.append(f"{best} is {TIE_WORDS[criterion]} {others} ({TIE_WHY[criterion]})")
-        remaining = tied
-    first = TIE_BREAK[prefer][0]
-    winner = min(remaining, key=lambda name: (_point(first, name, evidence, targets), passing.index(name)))
-    phrases.append(f"indistinguishable on every figure; {winner} has the best {first} point estimate")
-    return winner, phrases
-
-
-def _point(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> float:
-    """Lower is better: bytes, the slowest board's median, minus the worst board's accuracy."""
-    evs = [evidence[(name, t)] for t in targets]
-    if criterion == "size":
-        return float(evs[0].size_bytes) if evs[0].size_bytes is not None else math.inf
-    if criterion == "latency":
-        medians = [ev.latency.get("median") if ev.latency.get("median") is not None else ev.instructions for ev in evs]
-        known = [float(m) for m in medians if m is not None]
-        return max(known) if len(known) == len(medians) else math.inf
-    accuracies = [ev.accuracy for ev in evs]
-    measured = [float(a) for a in accuracies if a is not None]
-    return -min(measured) if len(measured) == len(accuracies) else math.inf
-
-
-def better(criterion: str, a: str, b: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> bool:
-    """True when `a` is distinguishably better than `b`: on some board, and worse on none."""
-    if criterion == "size":
-        return _point("size", a, evidence, targets) < (1 - SIZE_TIE) * _point("size", b, evidence, targets)
-    wins = losses = False
-    for target in targets:
-        ea, eb = evidence[(a, target)], evidence[(b, target)]
-        verdict = _latency_order(ea, eb) if criterion == "latency" else _accuracy_order(ea, eb)
-        wins, losses = wins or verdict > 0, losses or verdict < 0
-    return wins and not losses
-
-
-def _latency_order(a: Evidence, b: Evidence) -> int:
-    """+1 when a is faster beyond noise, -1 when slower, 0 when the intervals overlap."""
-    if a.interval is not None and b.interval is not None:
-        return 0 if a.interval.overlaps(b.interval) else (1 if a.interval.median < b.interval.median else -1)
-    ma, mb = a.latency.get("median"), b.latency.get("median")
-    if ma is None and mb is None and a.instructions and b.instructions:  # firmware on an emulated board
-        if abs(a.instructions - b.instructions) <= INSTRUCTIONS_TIE * max(a.instructions, b.instructions):
-            return 0
-        return 1 if a.instructions < b.instructions else -1
-    return 0 if ma is None or mb is None or ma == mb else (1 if ma < mb else -1)
-
-
-def _accuracy_order(a: Evidence, b: Evidence) -> int:
-    """+1 when a is more accurate beyond noise (McNemar on the same images), -1 when less, 0 otherwise."""
-    if a.correct is not None and b.correct is not None and len(a.correct) == len(b.correct):
-        test = stats.mcnemar_exact(b.correct, a.correct, alpha=a.paired.alpha if a.paired else stats.ALPHA)
-        if not test.significant:
-            return 0
-        return 1 if test.only_candidate_right > test.only_reference_right else -1
-    if a.accuracy is None or b.accuracy is None or a.accuracy == b.accuracy:
-        return 0
-    return 1 if a.accuracy > b.accuracy else -1
-
-
-def _comparison(name: str, winner: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> str:
-    """'65,536 bytes, median 0.041 ms, accuracy 71.35% against cqat's ...': the figures a person compares."""
-
-    def figures(artifact: str) -> str:
-        return "; ".join(_figure(c, artifact, evidence, targets) for c in ("size", "latency", "accuracy"))
-
-    return f"{figures(name)}; {winner}: {figures(winner)}"
-
-
-def _figure(criterion: str, name: str, evidence: dict[tuple[str, str], Evidence], targets: list[str]) -> str:
-    ev = evidence[(name, targets[0])]
-    if criterion == "size":
-        return f"{ev.size_bytes:,} bytes"
-    if criterion == "latency":
-        shown = [
-            f"{evidence[(name, t)].latency.get('median'):.3g} ms"
-            for t in targets
-            if evidence[(name, t)].latency.get("median") is not None
-        ]
-        counted = [f"{ev.instructions:,.0f}" for t in targets if (ev := evidence[(name, t)]).instructions]
-        if not shown and counted:
-            return f"{', '.join(counted)} instructions per inference"
-        return "median " + ", ".join(shown)
-    return "accuracy " + ", ".join(
-        f"{100 * (evidence[(name, t)].accuracy or 0.0):.2f}%"
-        for t in targets
-        if evidence[(name, t)].accuracy is not None
-    )
 
 
 # ---------------------------------------------------------------------------- nothing passes
@@ -420,6 +299,13 @@ def summary_lines(verdict: dict[str, Any]) -> list[str]:
             lines.append(f"  {entry['artifact']}: fails {failure['title']}{on}: {failure['text']}")
         elif entry.get("passed"):
             lines.append(f"  {entry['artifact']}: {entry.get('note') or 'passes, not preferred'}")
+    for target in verdict.get("targets") or []:
+        noise = target.get("timing_noise")
+        if noise:
+            lines.append(
+                f"Timing noise on {target['target']}: ±{noise['percent']:.1f} % (the baseline against itself); "
+                "no artifact is called faster or slower by less."
+            )
     lines.append(f"Rules ({verdict.get('rules_source')}): {'; '.join(verdict.get('rules_text', []))}.")
     return lines
 

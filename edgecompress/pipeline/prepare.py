@@ -70,6 +70,45 @@ class Prepared:
             target.close()
 
 
+def _check_settings(request: DeployRequest, dry_run: bool) -> None:
+    """Settings that cannot work are refused before anything else: timing, and a run folder's parent."""
+    from edgecompress.run_folder import check_output_dir
+
+    _check_timing(request)
+    if not dry_run:
+        check_output_dir(request.output)
+
+
+def _check_timing(request: DeployRequest) -> None:
+    """Timing settings that cannot be measured are refused before anything else."""
+    import math
+
+    wrong = [
+        f"{option} {value!r} ({need})"
+        for option, value, ok, need in (
+            ("--runs", request.runs, isinstance(request.runs, int) and request.runs >= 1, "at least 1"),
+            ("--warmup", request.warmup, isinstance(request.warmup, int) and request.warmup >= 0, "0 or more"),
+            ("--rounds", request.rounds, isinstance(request.rounds, int) and request.rounds >= 1, "at least 1"),
+            (
+                "--cooldown",
+                request.cooldown,
+                isinstance(request.cooldown, (int, float))
+                and math.isfinite(request.cooldown)
+                and request.cooldown >= 0,
+                "seconds, 0 or more",
+            ),
+        )
+        if not ok
+    ]
+    if wrong:
+        raise EdgeCompressError(
+            f"Timing settings that cannot be measured: {'; '.join(wrong)}.",
+            "Every artifact needs at least one timed run in at least one round, e.g. --runs 100 --rounds 5 "
+            "(20 timed runs per artifact and round), and a board rests 0 or more seconds between rounds "
+            "(--cooldown 30).",
+        )
+
+
 def prepare(
     request: DeployRequest,
     say: Say,
@@ -86,10 +125,8 @@ def prepare(
     board pool): they are used as they are instead of connecting to the request's targets.
     """
     from edgecompress.layer_support import check_export_routes
-    from edgecompress.run_folder import check_output_dir
 
-    if not dry_run:
-        check_output_dir(request.output)
+    _check_settings(request, dry_run)
     clock = _PhaseClock()
     profile = _profile(request, say)
     inputs = _inputs(request, say)

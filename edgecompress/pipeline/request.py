@@ -38,8 +38,10 @@ class DeployRequest:
     scaling: str | None = None  # None: decided from the model, or from data when the model does not say
     resize: bool = False
     max_eval: int | None = 2000
-    warmup: int = 20
-    runs: int = 100
+    warmup: int = 20  # warm-up runs per artifact in all, spread over the rounds
+    runs: int = 100  # timed runs per artifact in all, spread over the rounds
+    rounds: int = 5  # interleaved timing rounds per board (targets/rounds.py)
+    cooldown: float = 0.0  # seconds of rest between timing rounds
     threads: int | None = None
     recipe: str | None = None  # None: the plan the profile implies; else a named recipe (ptq-int8, cqat, ...)
     finetune_steps: int | None = None  # optimizer steps per fine-tuning stage at most (None: the profile's)

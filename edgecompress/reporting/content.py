@@ -28,6 +28,7 @@ from edgecompress.reporting.document import (
 from edgecompress.reporting.headline import HEADLINE_COLUMNS, report_title, stand_ins, tone_of
 from edgecompress.reporting.micro import micro_section
 from edgecompress.reporting.speed import plan_speed_bullets, plan_speed_columns, speed_section
+from edgecompress.reporting.timing import timing_section
 from edgecompress.reporting.verdict_section import verdict_section
 
 #: Tables longer than this fold away in HTML (every class of CIFAR-100, every layer of a ResNet).
@@ -62,6 +63,7 @@ def build_document(report: dict[str, Any], figures: dict[str, Path], *, run_name
         _glance(report),
         _headline(report, figures),
         speed_section(report),
+        timing_section(report),
         *_per_class(report, figures),
         _significance(report, figures),
         _plan(report, figures),

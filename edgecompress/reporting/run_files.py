@@ -26,6 +26,7 @@ class RunFiles:
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir)
         self.problems: list[str] = []  # optional files that exist but could not be used
+        self._timings: dict[str, Any] = {}
 
     def read_report_json(self) -> Any:
         """report.json as JSON, or a clear error when the folder is not a finished run folder
@@ -85,7 +86,7 @@ class RunFiles:
         found = {}
         folder = self.path / LAYOUT.measurements
         for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            if file.name.endswith(".samples.json"):
+            if file.name.endswith(".samples.json") or file.name.startswith("rounds@"):
                 continue
             document = self._json(f"{LAYOUT.measurements}/{file.name}")
             if isinstance(document, dict) and isinstance(document.get("result"), dict):
@@ -97,13 +98,40 @@ class RunFiles:
         result = self._measurement_results.get((target, artifact.get("sha256")))
         return None if result is None else (result.get("accuracy") or {}).get("predictions")
 
-    def latency_samples(self, measurement: dict[str, Any]) -> list[float] | None:
-        """The timed samples of one measurement: a list, or the runner's {'samples': [...]} form."""
+    def latency_rounds(self, measurement: dict[str, Any]) -> list[list[float]] | None:
+        """The timed samples of one measurement per round: {'kind': 'rounds', 'rounds': [[...], ...]}; a list or the
+        runner's {'samples': [...]} (runs before interleaved rounds) is one round."""
         name = measurement.get("latency_samples_file")
         document = self._json(name) if name else None
         if isinstance(document, dict):
-            document = document.get("samples")
-        return [float(v) for v in document] if isinstance(document, list) else None
+            document = document.get("rounds") if document.get("kind") == "rounds" else [document.get("samples")]
+        elif isinstance(document, list) and (not document or not isinstance(document[0], list)):
+            document = [document]
+        if not isinstance(document, list) or not all(isinstance(r, list) for r in document):
+            return None
+        try:
+            return [[float(v) for v in r] for r in document if r]
+        except (TypeError, ValueError):
+            self.note(f"{name} holds latencies that are not numbers; left out")
+            return None
+
+    def latency_samples(self, measurement: dict[str, Any]) -> list[float] | None:
+        """Every timed sample of one measurement, all rounds together."""
+        rounds = self.latency_rounds(measurement)
+        return None if rounds is None else [v for r in rounds for v in r]
+
+    def board_timing(self, target: str) -> Any:
+        """The board's interleaved timing rounds (decision.timing.BoardTiming), or None for a run without them."""
+        if target not in self._timings:
+            from edgecompress.decision.timing import BoardTiming
+
+            saved = self._json(f"{LAYOUT.rounds_stem(target)}.json")
+            try:
+                self._timings[target] = BoardTiming.from_file(saved) if isinstance(saved, dict) else None
+            except (KeyError, IndexError, TypeError, ValueError) as error:
+                self.note(f"the timing rounds of {target} are unreadable ({error!r}); left out")
+                self._timings[target] = None
+        return self._timings[target]
 
     @cached_property
     def _eval(self) -> Any:

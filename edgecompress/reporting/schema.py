@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.reporting.speed import add_macs, comparison_fields, measurement_fields
+from edgecompress.reporting.timing import add_timing
 from edgecompress.run_layout import LAYOUT
 
 SCHEMA = "edgecompress.report"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Versions `edgecompress report` can still render (older ones are migrated on the fly).
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)
 
 #: Per weight tensor of a .tflite artifact, the `tflite_weight_stats` fields report.json keeps.
 WEIGHT_FIELDS = (
@@ -135,6 +136,7 @@ def compare(artifacts: list[dict[str, Any]], measurements: list[dict[str, Any]],
             "smaller_x_bitpacked": _ratio(base_size.get("bitpacked_bytes"), art.get("bitpacked_bytes")),
             "latency_median_ms": latency.get("median"),
             "latency_p90_ms": latency.get("p90"),
+            "latency_marked_rounds": len(m["latency_marks"]) if isinstance(m.get("latency_marks"), list) else None,
             "instructions_median": ((m.get("instructions") or {}).get("per_inference") or {}).get("median"),
             "estimated_latency_ms": (m.get("latency_estimate") or {}).get("milliseconds"),
             "peak_rss_bytes": (m.get("memory") or {}).get("peak_rss_bytes"),
@@ -250,8 +252,9 @@ def complete_report(report: dict[str, Any], run_dir: str | Path, *, judging: Any
     earlier = _disagreements_by_key(done.get("per_class") or [])
     done["per_class"] = per_class_impact(done["measurements"], done["baseline"])
     _add_disagreements(done, files, earlier)
+    add_timing(done, files)
     done["comparison"] = compare(done["artifacts"], done["measurements"], done["baseline"])
-    done.setdefault("fleet_spread", fleet_spread(done["measurements"]))
+    done["fleet_spread"] = fleet_spread(done["measurements"])  # after add_timing: the rounds' latencies
     done["verdict"] = judge_report(done, files, judging)
     done["schema_version"] = SCHEMA_VERSION
     done["report_notes"] = files.problems
@@ -265,6 +268,8 @@ def migrate(report: dict[str, Any]) -> dict[str, Any]:
     by class index with `name`), like every measurement; v2 had `accuracy` and per_class by name.
     v5: `micro` lists every firmware built (`firmwares`); v4's one build becomes its only
     entry, the `tflm-firmware` artifact built from the plan's compressed model.
+    v6: latency from the boards' timing rounds; a report from before them has no rounds file,
+    keeps its single-block figures and gets no `timing` section (reporting/timing.add_timing).
     """
     micro = report.get("micro")
     if isinstance(micro, dict) and "firmwares" not in micro:

@@ -23,7 +23,10 @@ def measurement_fields(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def latency_at(measurement: dict[str, Any] | None, threads: int) -> float | None:
-    """Median batch-1 latency at `threads` threads, from the runner's per-thread timings."""
+    """Median batch-1 latency at `threads` threads: the main figure when it was timed at that count, else the
+    runner's per-thread timings."""
+    if (measurement or {}).get("threads") == threads:
+        return ((measurement or {}).get("latency_ms") or {}).get("median")
     for row in (measurement or {}).get("latency_by_threads") or []:
         if row.get("threads") == threads:
             return (row.get("latency_ms") or {}).get("median")

@@ -35,8 +35,9 @@ def verdict_section(report: dict[str, Any]) -> Section | None:
             ]
         )
     )
+    marked = {(r["artifact"], r["target"]): r.get("latency_marked_rounds") for r in report.get("comparison") or []}
     for target in verdict.get("targets") or []:
-        blocks.append(_target_table(target, len(verdict["targets"]) > 1))
+        blocks.append(_target_table(target, len(verdict["targets"]) > 1, marked))
     if verdict.get("fleet"):
         blocks.append(_fleet_table(verdict["fleet"]))
     notes = list(verdict.get("notes") or [])
@@ -53,7 +54,7 @@ def _statistics_line(verdict: dict[str, Any]) -> str:
     statistics = verdict.get("statistics") or {}
     boot = statistics.get("bootstrap") or {}
     impact = (
-        "Welch's t-test over seeds"
+        "Welch's t-test over seeds, the classes' p-values adjusted for the false discovery rate (Benjamini-Hochberg)"
         if statistics.get("impact_rule", "").startswith("welch")
         else (
             "the sigma rule (a class whose recall moves by more than the standard deviation of the baseline's per-class recalls)"
@@ -61,10 +62,21 @@ def _statistics_line(verdict: dict[str, Any]) -> str:
     )
     return (
         f"Statistics: accuracy changes by McNemar's exact test on the same images (alpha {statistics.get('alpha')}); "
-        f"latency by a {fmt.percent(boot.get('confidence')).replace('.00', '')} percentile bootstrap interval of the median "
-        f"({boot.get('resamples')} resamples, seed {boot.get('seed')}), overlapping intervals counting as equally fast; "
-        f"impacted classes by {impact}."
+        f"latency {_latency_words(statistics, boot)}; impacted classes by {impact}."
     )
+
+
+def _latency_words(statistics: dict[str, Any], boot: dict[str, Any]) -> str:
+    confidence = fmt.percent(boot.get("confidence")).replace(".00", "")
+    how = f"{boot.get('resamples')} resamples, seed {boot.get('seed')}"
+    if statistics.get("latency"):  # verdict v2: timed in interleaved rounds
+        return (
+            f"timed in interleaved rounds: the median of round medians with a {confidence} two-level bootstrap "
+            f"interval ({how}); two artifacts are compared by their ratio paired round by round, and called faster or "
+            "slower only when its interval excludes 1 and it lies beyond the board's timing noise (the baseline "
+            "timed twice per round)"
+        )
+    return f"by a {confidence} percentile bootstrap interval of the median ({how}), overlapping intervals counting as equally fast"
 
 
 COLUMNS = [
@@ -84,7 +96,15 @@ COLUMNS = [
 ]
 
 
-def _target_table(target: dict[str, Any], several: bool) -> Table:
+def _median(value: float | None, marked: int | None) -> Cell:
+    """The median, and how many of its timing rounds were marked (clock changed or throttled: 'How it was timed')."""
+    shown = fmt.milliseconds(value)
+    if marked:
+        shown += f" ({marked} round{'s' if marked != 1 else ''} marked)"
+    return Cell(shown, value=value)
+
+
+def _target_table(target: dict[str, Any], several: bool, marked: dict[tuple[str, str], int | None]) -> Table:
     rows = []
     for entry in target["artifacts"]:
         ev = entry.get("evidence") or {}
@@ -110,7 +130,7 @@ def _target_table(target: dict[str, Any], several: bool) -> Table:
                     lambda v: fmt.DASH if v is None else f"-{v:.2f} pt" if v > 0 else "none lost",
                 ),
                 cell((ev.get("impacted_classes") or {}).get("count"), fmt.integer),
-                cell((ev.get("latency_ms") or {}).get("median"), fmt.milliseconds),
+                _median((ev.get("latency_ms") or {}).get("median"), marked.get((entry["artifact"], target["target"]))),
                 Cell(
                     f"{fmt.milliseconds(interval['low'])}–{fmt.milliseconds(interval['high'])}"
                     if interval

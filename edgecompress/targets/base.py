@@ -11,7 +11,10 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgecompress.targets.rounds import RoundsJob
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,12 @@ class Target(abc.ABC):
 
         Raise TargetError (with the failed step and the fix) when the run cannot complete.
         """
+
+    def measure_rounds(self, job: RoundsJob) -> Measurement | None:
+        """Time every model of `job` against the others in interleaved rounds (targets.rounds) and return the
+        runner's JSON; None for a board with no wall clock to time (an emulated microcontroller counts
+        instructions instead)."""
+        return None
 
     def accepts(self, artifact: Path) -> bool:
         """Whether this target runs `artifact`: boards with the runner take model files; an

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +22,9 @@ from edgecompress.config_files import explain_validation, read_mapping
 from edgecompress.errors import EdgeCompressError, TargetError
 from edgecompress.targets.base import MeasureJob, Measurement, Target
 from edgecompress.targets.measurement_check import Expected, measure_checked
+
+if TYPE_CHECKING:
+    from edgecompress.targets.rounds import RoundsJob
 
 T = TypeVar("T")
 _WAKE_S = 0.2
@@ -120,6 +123,20 @@ def measure_fleet(targets: Sequence[Target], job: MeasureJob, max_workers: int |
             outcomes.append(BoardOutcome(target.name, error=value))
     measured = [o.measurement for o in outcomes if o.measurement is not None]
     return FleetResult(outcomes, spread_across(measured))
+
+
+def time_fleet_in_rounds(
+    targets: Sequence[Target], job: RoundsJob
+) -> dict[str, Measurement | None | EdgeCompressError]:
+    """Every board times its interleaved rounds (targets.rounds) at the same time: they are separate machines.
+
+    Each result is checked before it counts; a failure costs its own board only. None: a board
+    with no wall clock to time (an emulator).
+    """
+    from edgecompress.targets.rounds import time_in_rounds
+
+    _require_distinct_names(targets)
+    return {target.name: value for target, value in run_in_parallel(targets, lambda t: time_in_rounds(t, job))}
 
 
 def probe_fleet(

@@ -19,6 +19,8 @@ from edgecompress.errors import TargetError
 from edgecompress.resources import runner_script
 from edgecompress.targets.base import MeasureJob, Measurement, Target, attach_samples, printable
 from edgecompress.targets.measurement_check import check_probe
+from edgecompress.targets.rounds import RoundsJob
+from edgecompress.targets.rounds import runner_args as rounds_runner_args
 
 PROBE_TIMEOUT_S = 120.0
 _TAIL_CHARS = 2000
@@ -49,6 +51,19 @@ class LocalTarget(Target):
                 self._parse(completed, step=f"measure {job.model.name}"), _read_samples(samples_path)
             )
         return Measurement(target=self.name, result=result, device=self._device, log=completed.stderr)
+
+    def measure_rounds(self, job: RoundsJob) -> Measurement:
+        if self._device is None:
+            self._device = self.probe()
+        step = f"timing rounds of {len(job.models)} models"
+        completed = self._run_runner(
+            rounds_runner_args(job, [str(m) for m in job.models], str(job.eval_data)),
+            timeout_s=job.timeout_s,
+            step=step,
+        )
+        return Measurement(
+            target=self.name, result=self._parse(completed, step=step), device=self._device, log=completed.stderr
+        )
 
     def _run_runner(self, args: list[str], timeout_s: float, step: str) -> subprocess.CompletedProcess[str]:
         command = [self.python, str(runner_script()), *args]

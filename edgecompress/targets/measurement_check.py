@@ -400,4 +400,18 @@ def _human(count: int) -> str:
     return f"{count} B"
 
 
-__all__ = ["Expected", "MeasurementRejected", "check_measurement", "check_probe", "measure_checked"]
+#: what targets.rounds_check reads a board's timing rounds with
+Problems = _Problems
+board_ram = _board_ram
+shown = _shown
+
+__all__ = [
+    "Expected",
+    "MeasurementRejected",
+    "Problems",
+    "board_ram",
+    "check_measurement",
+    "check_probe",
+    "measure_checked",
+    "shown",
+]

@@ -24,6 +24,8 @@ from edgecompress.resources import runner_script
 from edgecompress.targets import ssh_board_tools as tools
 from edgecompress.targets.base import MeasureJob, Measurement, Target, attach_samples, printable
 from edgecompress.targets.measurement_check import check_probe
+from edgecompress.targets.rounds import RoundsJob
+from edgecompress.targets.rounds import runner_args as rounds_runner_args
 from edgecompress.targets.ssh_config import TargetDefinition, load_definition
 from edgecompress.targets.ssh_connection import (
     Cancelled,
@@ -111,7 +113,8 @@ class SshTarget(Target):
         try:
             run_dir, transfers = self._step("upload", lambda up: self._stage(up, files))
             self.transfers += transfers
-            document = self._step("run", lambda up: self._run_runner(up, run_dir, job, model.name, log_lines))
+            args = _measure_args(job, model.name)
+            document = self._step("run", lambda up: self._run_runner(up, run_dir, args, job.timeout_s, log_lines))
             samples = self._step("fetch", lambda up: up.read_json(posixpath.join(run_dir, SAMPLES_FILE)))
         finally:
             if run_dir is not None and not self.keep_remote:
@@ -159,20 +162,35 @@ class SshTarget(Target):
         up.link_into_run(run_dir, [(up.layout.cached(file), name) for name, file in files.items()])
         return run_dir, transfers
 
+    def measure_rounds(self, job: RoundsJob) -> Measurement:
+        """Upload the runner, every model and the eval data, and time the models against each other in rounds."""
+        for path in job.models:
+            self._check_local_inputs(Path(path), Path(job.eval_data))
+        probe = self.probe()
+        for suffix in sorted({Path(m).suffix.lower() for m in job.models}):
+            self._require_runtime(probe, suffix=suffix)
+        files = {RUNNER_NAME: LocalFile.of(runner_script()), EVAL_NAME: LocalFile.of(Path(job.eval_data))}
+        files.update({Path(m).name: LocalFile.of(Path(m)) for m in job.models})
+        args = rounds_runner_args(job, [Path(m).name for m in job.models], EVAL_NAME)
+        run_dir: str | None = None
+        log_lines: list[str] = []
+        try:
+            run_dir, transfers = self._step("upload", lambda up: self._stage(up, files))
+            self.transfers += transfers
+            document = self._step("run", lambda up: self._run_runner(up, run_dir, args, job.timeout_s, log_lines))
+        finally:
+            if run_dir is not None and not self.keep_remote:
+                self._remove_quietly(run_dir)
+        return Measurement(target=self.name, result=document, device=probe, log="\n".join(log_lines))
+
     def _run_runner(
-        self, up: Uploader, run_dir: str, job: MeasureJob, model_name: str, log_lines: list[str]
+        self, up: Uploader, run_dir: str, args: list[str], timeout_s: float, log_lines: list[str]
     ) -> dict[str, Any]:
         pid_file = posixpath.join(run_dir, PID_FILE)
         if run_dir in self._launched:  # a retry: the runner a dropped connection left behind must not skew this one
             self._stop_runner(up, pid_file, wait_for_pid_s=0)
         self._launched.add(run_dir)
-        runner_args = [
-            RUNNER_NAME, "--model", model_name, "--data", EVAL_NAME,
-            "--warmup", str(job.warmup), "--runs", str(job.runs),
-            *(["--threads", str(job.threads)] if job.threads else []),
-            "--samples-out", SAMPLES_FILE, "--progress", *job.extra_args,
-        ]  # fmt: skip
-        argv = tools.tool_argv(up.python, tools.LAUNCH, run_dir, pid_file, *up.python, *runner_args)
+        argv = tools.tool_argv(up.python, tools.LAUNCH, run_dir, pid_file, *up.python, RUNNER_NAME, *args)
         del log_lines[:]
 
         def on_line(line: str) -> None:
@@ -181,11 +199,11 @@ class SshTarget(Target):
             self._say(line)
 
         try:
-            result = up.conn.run(argv, timeout=job.timeout_s, on_stderr_line=on_line, cancel=self._cancel)
+            result = up.conn.run(argv, timeout=timeout_s, on_stderr_line=on_line, cancel=self._cancel)
         except CommandTimeout:
             self._stop_runner(up, pid_file, wait_for_pid_s=STOP_GRACE_S)
             raise TargetError(
-                f"The runner did not finish within {job.timeout_s:.0f} s and was stopped.",
+                f"The runner did not finish within {timeout_s:.0f} s and was stopped.",
                 "Measure with fewer --runs or a smaller --max-eval, or check that the board is not busy or throttling (uptime; vcgencmd get_throttled on a Pi).",
             ) from None
         except (Cancelled, KeyboardInterrupt):
@@ -374,6 +392,15 @@ class SshTarget(Target):
             self._progress(line)
         else:
             log.info(line)
+
+
+def _measure_args(job: MeasureJob, model_name: str) -> list[str]:
+    return [
+        "--model", model_name, "--data", EVAL_NAME,
+        "--warmup", str(job.warmup), "--runs", str(job.runs),
+        *(["--threads", str(job.threads)] if job.threads else []),
+        "--samples-out", SAMPLES_FILE, "--progress", *job.extra_args,
+    ]  # fmt: skip
 
 
 def _json_or_none(result: CommandResult) -> Any:

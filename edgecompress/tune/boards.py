@@ -13,9 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecompress.targets.base import MeasureJob, Measurement, Target
+
+if TYPE_CHECKING:
+    from edgecompress.targets.rounds import RoundsJob
 
 
 @dataclass
@@ -49,6 +52,17 @@ class PooledBoard(Target):
             got = time.monotonic()
             try:
                 return self.target.measure(job)
+            finally:
+                self.use.measurements += 1
+                self.use.waited_s += got - asked
+                self.use.busy_s += time.monotonic() - got
+
+    def measure_rounds(self, job: RoundsJob) -> Measurement | None:
+        asked = time.monotonic()
+        with self._lock:
+            got = time.monotonic()
+            try:
+                return self.target.measure_rounds(job)
             finally:
                 self.use.measurements += 1
                 self.use.waited_s += got - asked

@@ -5,8 +5,9 @@ The shortlist -- the front of the trials that pass the rules, then the rest of t
 then re-judged with its seeds' reports (the decision module's Welch test over seeds for
 impacted classes), and its figures are shown as mean +- std. The recommendation is made by the
 decision module too: among the shortlisted trials whose run recommends an artifact under the
-user's rules, `decision.verdict.choose` picks by the rules' preference with the same honest ties
-(sizes within 2%, overlapping latency intervals, McNemar on the same images) as a deploy does.
+user's rules, `decision.preference.choose` picks by the rules' preference with the same honest ties
+(the rules' size and latency tolerances, McNemar on the same images) as a deploy does; latencies
+of different trials are compared through each trial's own baseline, timed in the same rounds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import math
 import statistics
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +108,7 @@ def rejudge_with_seeds(folder: TuneFolder, record: TrialRecord) -> dict[str, Any
 def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str, Any]) -> dict[str, Any]:
     """The tune's verdict: the trial whose run recommends the artifact the rules prefer among `records` (the shortlist)."""
     from edgecompress.decision.judging import rules_for
-    from edgecompress.decision.verdict import choose
+    from edgecompress.decision.preference import choose
 
     reports = {r.name: rep for r in records if (rep := _report(r.run_dir))}
     recommending = _recommending(folder, reports)
@@ -123,8 +125,40 @@ def decide(folder: TuneFolder, records: list[TrialRecord], acceptance: dict[str,
     if not recommending:
         return _none_passes(head, reports)
     evidence, keys, targets = _evidence(folder, recommending, rules)
-    winner, phrases = choose(list(keys), rules.prefer, evidence, targets)
-    return _recommended(folder, head, keys[winner], keys, phrases, targets, recommending)
+    quote = _seeded(folder, keys, evidence, targets)
+    winner, phrases = choose(list(keys), rules, evidence, targets, quote=quote)
+    return _recommended(folder, head, keys[winner], keys, phrases, targets, recommending, quote)
+
+
+#: criterion -> (objective figure, how it is worded): a trial is quoted by its mean +- std over seeds
+SEEDED: dict[str, tuple[str, Callable[[float, float], str]]] = {
+    "accuracy": ("accuracy", lambda m, s: f"accuracy {m:.2f} ± {s:.2f}%"),
+    "latency": ("latency", lambda m, s: f"median {m:.3g} ± {s:.2g} ms"),
+    "size": ("size", lambda m, s: f"{m:,.0f} bytes" if s == 0 else f"{m:,.0f} ± {s:,.0f} bytes"),
+}
+
+
+def _seeded(
+    folder: TuneFolder, keys: dict[str, tuple[str, str]], evidence: dict[tuple[str, str], Evidence], targets: list[str]
+) -> Callable[[str, str], str]:
+    """How a trial's figure is quoted: its mean +- sample std over the seeds it ran with (the search's run and its
+    re-runs), not the search seed's figure; an artifact that is not the trial's own candidate, by that run's."""
+    from edgecompress.decision.preference import figure
+
+    seeds = {
+        key: over_seeds(folder, folder.records[name], [])
+        for key, (name, artifact) in keys.items()
+        if artifact == folder.records[name].artifact
+    }
+
+    def quote(criterion: str, key: str) -> str:
+        figure_name, words = SEEDED[criterion]
+        found = seeds.get(key, {}).get(figure_name)
+        if not found or found["n"] < 2:
+            return figure(criterion, key, evidence, targets)
+        return f"{words(found['mean'], found['std'])} over {found['n']} seeds"
+
+    return quote
 
 
 def _recommending(folder: TuneFolder, reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -189,16 +223,20 @@ def _recommended(
     phrases: list[str],
     targets: list[str],
     recommending: dict[str, dict[str, Any]],
+    quote: Callable[[str, str], str],
 ) -> dict[str, Any]:
     """The verdict naming the winning trial and artifact, with the reason it beat the other Pareto trials."""
     name, artifact = winner
     record = folder.records[name]
     own = "its candidate" if artifact == record.artifact else "not its candidate but a file every trial holds"
+    passes = (over_seeds(folder, record, []).get("passes") or {}) if artifact == record.artifact else {}
+    on_seeds = f" (on {passes['passing']} of {passes['n']} seeds)" if passes.get("n", 0) > 1 else ""
+    figures = ", ".join(quote(criterion, f"{name}/{artifact}") for criterion in ("accuracy", "size", "latency"))
     reason = (
         f"{name} ({record.candidate.get('strategy')}; {_knobs(record)}) ships {artifact} ({own}): it passes every rule "
-        f"on {', '.join(targets)}; "
+        f"on {', '.join(targets)}{on_seeds}; "
         + ("the only shortlisted trial that does" if len(keys) == 1 else "; ".join(phrases))
-        + "."
+        + f"; {figures}."
     )
     return {
         **head,

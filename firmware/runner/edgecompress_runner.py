@@ -25,7 +25,7 @@ import traceback
 import zipfile
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-RUNNER_VERSION = "2"
+RUNNER_VERSION = "3"
 
 #: (name reported in JSON, module to import, pip package that provides it), best first.
 TFLITE_RUNTIMES = (
@@ -238,9 +238,15 @@ def probe() -> Dict[str, Any]:
         disk_free = shutil.disk_usage(os.path.dirname(os.path.abspath(__file__))).free  # type: Optional[int]
     except OSError:
         disk_free = None
+    try:
+        board = Board()
+        sensors = board.exposes(power_meter(board))  # type: Optional[Dict[str, Any]]
+    except Exception:  # noqa: BLE001 - what the board tells about itself is a bonus in a probe
+        sensors = None
     return {
         "runner_version": RUNNER_VERSION,
         "platform": platform_info(),
+        "board": sensors,
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "numpy": numpy_version,
@@ -280,6 +286,349 @@ def _installed_version(package: str) -> Optional[str]:
 def _runtime_version(module: Any, package: str) -> str:
     top = sys.modules.get(module.__name__.split(".")[0], module)
     return str(getattr(top, "__version__", None) or _installed_version(package))
+
+
+# --------------------------------------------------------------------------- board state
+#
+# What the board says about itself while it is timed: clock per core (cpufreq), temperatures
+# (thermal zones), throttling (Raspberry Pi firmware, x86 thermal_throttle counters), load and
+# free memory. Every reader takes the file-system root, so the parsing can be checked against
+# sysfs trees laid out as the kernel documents them; a file a board does not have is left out.
+
+#: `vcgencmd get_throttled` bits (Raspberry Pi firmware documentation): now (0-3) and since boot (16-19)
+THROTTLE_BITS = {
+    0: "under-voltage",
+    1: "arm frequency capped",
+    2: "throttled",
+    3: "soft temperature limit",
+}
+SINCE_BOOT_SHIFT = 16
+
+
+def _read_text(path: str) -> Optional[str]:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _read_int(path: str) -> Optional[int]:
+    text = _read_text(path)
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _numbered(paths: Sequence[str]) -> List[str]:
+    """cpu10 after cpu9: sort by the number in the last path component that has one."""
+    import re
+
+    def key(path: str) -> Tuple[Any, ...]:
+        return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path))
+
+    return sorted(paths, key=key)
+
+
+def _glob(root: str, pattern: str) -> List[str]:
+    import glob
+
+    return _numbered(glob.glob(os.path.join(root, pattern)))
+
+
+def read_cpufreq(root: str = "/") -> Dict[str, Dict[str, Any]]:
+    """Per core: current and maximum clock (kHz) and governor, from cpuN/cpufreq (a link to its policy)."""
+    cores = {}  # type: Dict[str, Dict[str, Any]]
+    for folder in _glob(root, "sys/devices/system/cpu/cpu[0-9]*/cpufreq"):
+        core = os.path.basename(os.path.dirname(folder))
+        current = _read_int(os.path.join(folder, "scaling_cur_freq"))
+        if current is None:
+            current = _read_int(os.path.join(folder, "cpuinfo_cur_freq"))
+        if current is None:
+            continue
+        cores[core] = {
+            "khz": current,
+            "max_khz": _read_int(os.path.join(folder, "scaling_max_freq")),
+            "governor": _read_text(os.path.join(folder, "scaling_governor")),
+        }
+    return cores
+
+
+def read_temperatures(root: str = "/") -> Dict[str, float]:
+    """Degrees Celsius per thermal zone (`temp` is in millidegrees); hwmon temp*_input where there is no zone."""
+    found = {}  # type: Dict[str, float]
+    for zone in _glob(root, "sys/class/thermal/thermal_zone[0-9]*"):
+        value = _read_int(os.path.join(zone, "temp"))
+        if value is not None:
+            kind = _read_text(os.path.join(zone, "type"))
+            found["%s (%s)" % (os.path.basename(zone), kind) if kind else os.path.basename(zone)] = value / 1000.0
+    if found:
+        return found
+    for sensor in _glob(root, "sys/class/hwmon/hwmon[0-9]*/temp[0-9]*_input"):
+        value = _read_int(sensor)
+        if value is None:
+            continue
+        device = os.path.dirname(sensor)
+        label = _read_text(sensor.replace("_input", "_label")) or os.path.basename(sensor).split("_")[0]
+        found["%s %s" % (_read_text(os.path.join(device, "name")) or os.path.basename(device), label)] = value / 1000.0
+    return found
+
+
+def read_throttle_counts(root: str = "/") -> Dict[str, int]:
+    """x86 thermal throttling events per core since boot (thermal_throttle/core_throttle_count)."""
+    counts = {}
+    for path in _glob(root, "sys/devices/system/cpu/cpu[0-9]*/thermal_throttle/core_throttle_count"):
+        value = _read_int(path)
+        if value is not None:
+            counts[path.split(os.sep)[-3]] = value
+    return counts
+
+
+def parse_throttled(text: str) -> Optional[Dict[str, Any]]:
+    """`throttled=0x50005` -> the raw value and the named conditions, now and since boot; None if unreadable."""
+    _, _, value = text.strip().partition("=")
+    try:
+        bits = int(value.strip(), 16)
+    except ValueError:
+        return None
+    return {
+        "raw": "0x%x" % bits,
+        "now": [name for bit, name in sorted(THROTTLE_BITS.items()) if bits & (1 << bit)],
+        "since_boot": [name for bit, name in sorted(THROTTLE_BITS.items()) if bits & (1 << (bit + SINCE_BOOT_SHIFT))],
+    }
+
+
+def run_vcgencmd(vcgencmd: Optional[str], *args: str) -> Optional[str]:
+    """The output of Raspberry Pi's `vcgencmd` (None where it does not exist or fails)."""
+    if not vcgencmd:
+        return None
+    import subprocess
+
+    try:
+        completed = subprocess.run(
+            [vcgencmd] + list(args), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return completed.stdout.decode("utf-8", "replace") if completed.returncode == 0 else None
+
+
+def read_load_average(root: str = "/") -> Optional[List[float]]:
+    text = _read_text(os.path.join(root, "proc/loadavg"))
+    try:
+        return [float(part) for part in text.split()[:3]] if text else None
+    except ValueError:
+        return None
+
+
+def read_available_memory(root: str = "/") -> Optional[int]:
+    """MemAvailable of /proc/meminfo, in bytes."""
+    text = _read_text(os.path.join(root, "proc/meminfo"))
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(":")
+        if key == "MemAvailable":
+            try:
+                return int(value.split()[0]) * 1024
+            except (ValueError, IndexError):
+                return None
+    return None
+
+
+class Board:
+    """This board's own account of its state, read under `root` ("/" on a real board)."""
+
+    def __init__(self, root: str = "/", vcgencmd: Optional[str] = None) -> None:
+        self.root = root
+        self.vcgencmd = vcgencmd if vcgencmd is not None else (shutil.which("vcgencmd") if root == "/" else None)
+        self._started = time.monotonic()
+
+    def state(self) -> Dict[str, Any]:
+        """Clock, temperatures, throttling, load and free memory now (a figure the board lacks is null or empty)."""
+        throttled_text = run_vcgencmd(self.vcgencmd, "get_throttled")
+        return {
+            "time_s": round(time.monotonic() - self._started, 3),
+            "cpufreq": read_cpufreq(self.root),
+            "temperatures_c": read_temperatures(self.root),
+            "throttled": parse_throttled(throttled_text) if throttled_text else None,
+            "throttle_counts": read_throttle_counts(self.root),
+            "load_average": read_load_average(self.root),
+            "memory_available_bytes": read_available_memory(self.root),
+        }
+
+    def exposes(self, meter: "Optional[PowerMeter]") -> Dict[str, Any]:
+        """What this board can tell at all: which readers found something."""
+        state = self.state()
+        return {
+            "cpufreq_cores": len(state["cpufreq"]),
+            "temperature_sensors": sorted(state["temperatures_c"]),
+            "throttling": "vcgencmd get_throttled"
+            if state["throttled"] is not None
+            else ("thermal_throttle counters" if state["throttle_counts"] else None),
+            "load_average": state["load_average"] is not None,
+            "memory_available": state["memory_available_bytes"] is not None,
+            "power": meter.describe() if meter is not None else None,
+        }
+
+
+# --------------------------------------------------------------------------- energy
+#
+# Power where the board can tell: hwmon power*_input (microwatts), or in*_input (mV) x
+# curr*_input (mA) of the same channel (INA3221 on Jetson and other hwmon monitors); the older
+# Jetson INA3221 IIO driver's in_power*_input (mW); Raspberry Pi 5's PMIC through
+# `vcgencmd pmic_read_adc` (V x A per rail). Energy per inference is computed by the host from
+# the raw readings (runner/README.md).
+
+#: a rail whose label names the board's whole input (VDD_IN, POM_5V_IN, VIN, ...) is read alone, not summed with its parts
+TOTAL_RAIL = r"(?:^|[\s_])IN(?:$|[\s_])|\bVIN\b|INPUT|TOTAL"
+
+
+class PowerRail:
+    """One power reading: a name, how it is read, and a function returning watts (None when a read fails)."""
+
+    def __init__(self, name: str, method: str, read: Callable[[], Optional[float]]) -> None:
+        self.name, self.method, self.read = name, method, read
+
+
+def _hwmon_power(path: str, scale: float) -> Callable[[], Optional[float]]:
+    def read() -> Optional[float]:
+        value = _read_int(path)
+        return None if value is None else value * scale
+
+    return read
+
+
+def _hwmon_volts_amps(volts: str, amps: str) -> Callable[[], Optional[float]]:
+    def read() -> Optional[float]:
+        millivolts, milliamps = _read_int(volts), _read_int(amps)
+        return None if millivolts is None or milliamps is None else millivolts * milliamps / 1e6
+
+    return read
+
+
+def hwmon_rails(root: str = "/") -> List[PowerRail]:
+    """Per hwmon device: power*_input (uW) channels, or else in*_input x curr*_input pairs of the same number."""
+    import re
+
+    rails = []
+    for device in _glob(root, "sys/class/hwmon/hwmon[0-9]*"):
+        chip = _read_text(os.path.join(device, "name")) or os.path.basename(device)
+        powers = _glob(device, "power[0-9]*_input")
+        for path in powers:
+            label = _read_text(path.replace("_input", "_label")) or os.path.basename(path).split("_")[0]
+            rails.append(
+                PowerRail("%s %s" % (chip, label), "hwmon %s" % os.path.basename(path), _hwmon_power(path, 1e-6))
+            )
+        if powers:
+            continue
+        for current in _glob(device, "curr[0-9]*_input"):
+            channel = re.findall(r"curr(\d+)_input", os.path.basename(current))[0]
+            voltage = os.path.join(device, "in%s_input" % channel)
+            if not os.path.exists(voltage):
+                continue
+            label = _read_text(os.path.join(device, "in%s_label" % channel)) or "channel %s" % channel
+            rails.append(
+                PowerRail(
+                    "%s %s" % (chip, label),
+                    "hwmon in%s_input x curr%s_input" % (channel, channel),
+                    _hwmon_volts_amps(voltage, current),
+                )
+            )
+    return rails
+
+
+def ina3221_iio_rails(root: str = "/") -> List[PowerRail]:
+    """Older Jetson kernels: the ina3221x IIO driver's in_power*_input (mW), named by rail_name_*."""
+    rails = []
+    for path in _glob(root, "sys/bus/i2c/drivers/ina3221x/*/iio:device[0-9]*/in_power[0-9]*_input"):
+        channel = os.path.basename(path)[len("in_power") : -len("_input")]
+        label = _read_text(os.path.join(os.path.dirname(path), "rail_name_%s" % channel)) or "channel %s" % channel
+        rails.append(
+            PowerRail("ina3221 %s" % label, "ina3221x iio in_power%s_input" % channel, _hwmon_power(path, 1e-3))
+        )
+    return rails
+
+
+def parse_pmic_adc(text: str) -> Optional[float]:
+    """Raspberry Pi 5 `vcgencmd pmic_read_adc`: the sum over rails of volts x amps (a rail needs both)."""
+    import re
+
+    amps, volts = {}, {}  # type: Dict[str, float], Dict[str, float]
+    for name, kind, value in re.findall(r"(\S+)\s+(current|volt)\(\d+\)=([-+0-9.eE]+)[AV]", text):
+        (amps if kind == "current" else volts)[name.rsplit("_", 1)[0]] = float(value)
+    rails = [amps[name] * volts[name] for name in amps if name in volts]
+    return sum(rails) if rails else None
+
+
+def pmic_rails(vcgencmd: Optional[str]) -> List[PowerRail]:
+    if parse_pmic_adc(run_vcgencmd(vcgencmd, "pmic_read_adc") or "") is None:
+        return []
+
+    def read() -> Optional[float]:
+        return parse_pmic_adc(run_vcgencmd(vcgencmd, "pmic_read_adc") or "")
+
+    return [PowerRail("Raspberry Pi 5 PMIC (sum of rails)", "vcgencmd pmic_read_adc, V x A per rail", read)]
+
+
+class PowerMeter:
+    """The board's power in watts: its whole-input rail when one is named so, else the sum of every rail."""
+
+    def __init__(self, rails: List[PowerRail]) -> None:
+        import re
+
+        total = [rail for rail in rails if re.search(TOTAL_RAIL, rail.name.split(" ", 1)[-1], re.IGNORECASE)]
+        self.rails = rails
+        self.used = total[:1] or rails
+
+    def read(self) -> Optional[float]:
+        values = [rail.read() for rail in self.used]
+        return None if any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
+
+    def describe(self) -> Dict[str, Any]:
+        used = self.used
+        how = used[0].name if len(used) == 1 else "sum of %d rails" % len(used)
+        return {
+            "rails": [{"name": r.name, "method": r.method} for r in self.rails],
+            "used": [r.name for r in used],
+            "method": "%s (%s)" % (how, "; ".join(sorted({r.method for r in used}))),
+        }
+
+
+def power_meter(board: Board) -> Optional[PowerMeter]:
+    """The board's power meter, or None where it exposes no power at all."""
+    rails = hwmon_rails(board.root) + ina3221_iio_rails(board.root) + pmic_rails(board.vcgencmd)
+    meter = PowerMeter(rails) if rails else None
+    return meter if meter is not None and meter.read() is not None else None
+
+
+def energy_window(session: "Session", inputs: Any, meter: PowerMeter, seconds: float, every: float) -> Dict[str, Any]:
+    """Idle power for `seconds`, then power while inferring for `seconds`: the raw readings (W) and the count."""
+    idle = []  # type: List[float]
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(idle) < 2:
+        reading = meter.read()
+        if reading is not None:
+            idle.append(reading)
+        time.sleep(every)
+    idle_s = time.perf_counter() - start
+    active = []  # type: List[float]
+    count, start = 0, time.perf_counter()
+    next_read = start
+    while True:
+        session.run(inputs[count % len(inputs)][None, ...])
+        count += 1
+        now = time.perf_counter()
+        if now >= next_read:
+            reading = meter.read()
+            if reading is not None:
+                active.append(reading)
+            next_read = now + every
+        if now - start >= seconds and len(active) >= 2:
+            break
+    return {
+        "idle": {"seconds": round(idle_s, 4), "watts": [round(v, 6) for v in idle]},
+        "active": {"seconds": round(now - start, 6), "inferences": count, "watts": [round(v, 6) for v in active]},
+    }
 
 
 # --------------------------------------------------------------------------- eval data
@@ -1259,6 +1608,157 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- interleaved rounds
+#
+# `--rounds N` times several models against each other: every round times each model once
+# (`--warmup` untimed, then `--runs` timed batch-1 calls), in an order rotated by one slot each
+# round, so a board that heats up, throttles or gets a background job half-way slows every
+# model alike instead of whichever came later. With `--noise-pair` the first model (the
+# baseline) has a second slot half a round away from its first: the two are the same file, so
+# how far their times differ is the board's own timing noise. The board's state is read before
+# and after every round; the host computes every figure from the raw samples.
+
+#: seconds between power readings inside an energy window
+ENERGY_EVERY_S = 0.02
+
+
+def slot_plan(n_models: int, noise_pair: bool) -> List[Tuple[int, int]]:
+    """(model index, copy) per slot; the first model's second copy sits half a round away from its first."""
+    slots = [(index, 0) for index in range(n_models)]
+    if noise_pair:
+        slots.insert((n_models + 2) // 2, (0, 1))
+    return slots
+
+
+def round_order(index: int, n_slots: int) -> List[int]:
+    """Round `index` starts with slot `index` (mod the slots): each slot leads once every n_slots rounds."""
+    return [(index + i) % n_slots for i in range(n_slots)]
+
+
+def _thread_counts(main_threads: int, extra: Sequence[int]) -> List[int]:
+    usable = usable_cpus()
+    counts = [main_threads]
+    for requested in extra:
+        if min(requested, usable) not in counts:
+            counts.append(min(requested, usable))
+    return counts
+
+
+def _load_rounds_models(
+    args: argparse.Namespace, data: EvalData, counts: List[int], emit: Callable[[str], None]
+) -> Tuple[List[Dict[str, Any]], Dict[Tuple[int, int], Session]]:
+    """Every model loaded once per thread count and run once (first call: allocations, weight packing)."""
+    inputs = data.head(1)
+    facts, sessions = [], {}  # type: List[Dict[str, Any]], Dict[Tuple[int, int], Session]
+    runtimes = {}  # type: Dict[str, Runtime]
+    for index, model in enumerate(args.model):
+        if not os.path.isfile(model):
+            raise RunnerError(
+                "bad_model",
+                "Model file %s does not exist." % model,
+                "Copy every model to the device and pass its path.",
+            )
+        suffix = os.path.splitext(model)[1].lower()
+        if suffix not in runtimes:
+            runtimes[suffix] = import_runtime(model, args.runtime, emit)
+        runtime = runtimes[suffix]
+        accelerator = Accelerator(runtime, args.accelerator, args.delegate)
+        for count in counts:
+            emit("loading %s at %d thread(s)" % (os.path.basename(model), count))
+            session = runtime.load(model, count, accelerator)
+            check_input_shape(session, data, model)
+            session.run(inputs)
+            sessions[(index, count)] = session
+        facts.append({**file_facts(model), "runtime": {"name": runtime.name, "version": runtime.version}})
+    return facts, sessions
+
+
+def _time_slot(session: Session, inputs: Any, args: argparse.Namespace) -> List[float]:
+    time_single_runs(session, inputs, args.warmup, offset=1)
+    return [round(s, 6) for s in time_single_runs(session, inputs, args.runs, offset=1 + args.warmup)]
+
+
+def one_round(
+    index: int,
+    slots: List[Tuple[int, int]],
+    sessions: Dict[Tuple[int, int], Session],
+    counts: List[int],
+    inputs: Any,
+    args: argparse.Namespace,
+    board: Board,
+    meter: Optional[PowerMeter],
+) -> Dict[str, Any]:
+    """Every slot once, in this round's order, between two readings of the board's state."""
+    order = round_order(index, len(slots))
+    before, start = board.state(), time.perf_counter()
+    timings, energy = [], []
+    for slot in order:
+        model, copy = slots[slot]
+        for count in counts:
+            timings.append(
+                {"slot": slot, "threads": count, "samples": _time_slot(sessions[(model, count)], inputs, args)}
+            )
+        if meter is not None and copy == 0:
+            window = energy_window(sessions[(model, counts[0])], inputs, meter, args.energy_window, ENERGY_EVERY_S)
+            energy.append({"slot": slot, "threads": counts[0], **window})
+    return {
+        "round": index,
+        "order": order,
+        "seconds": round(time.perf_counter() - start, 4),
+        "state_before": before,
+        "state_after": board.state(),
+        "timings": timings,
+        "energy": energy,
+    }
+
+
+def measure_rounds(args: argparse.Namespace) -> Dict[str, Any]:
+    emit = progress_printer(args.progress)
+    threads, threads_basis = thread_count(args.threads, args.cores)
+    counts = _thread_counts(threads, args.latency_threads)
+    data = EvalData(args.data)
+    inputs = data.head(min(data.n, 64))
+    board = Board(args.board_root)
+    meter = power_meter(board) if args.energy_window > 0 else None
+    exposes = board.exposes(meter)
+    results = []
+    try:
+        models, sessions = _load_rounds_models(args, data, counts, emit)
+        slots = slot_plan(len(models), args.noise_pair)
+        for index in range(args.rounds):
+            if index and args.cooldown:
+                emit("cooling down %g s" % args.cooldown)
+                time.sleep(args.cooldown)
+            names = [os.path.basename(args.model[slots[s][0]]) for s in round_order(index, len(slots))]
+            emit("round %d/%d: %s" % (index + 1, args.rounds, ", ".join(names)))
+            results.append(one_round(index, slots, sessions, counts, inputs, args, board, meter))
+    except RunnerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an invoke failure on the device is reported, not crashed on
+        raise RunnerError(
+            "runtime_error",
+            "Timing rounds failed: %s" % _one_line(exc),
+            "Re-run with --progress to see the failing round; measure each model alone to find the one that fails.",
+        ) from exc
+    return {
+        "runner_version": RUNNER_VERSION,
+        "kind": "rounds",
+        "platform": platform_info(),
+        "threads": threads,
+        "threads_basis": threads_basis,
+        "thread_counts": counts,
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "runs": args.runs,
+        "cooldown_s": args.cooldown,
+        "energy_window_s": args.energy_window if meter is not None else None,
+        "models": models,
+        "slots": [{"model": model, "copy": copy} for model, copy in slots],
+        "board": exposes,
+        "round_results": results,
+    }
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -1272,7 +1772,12 @@ class _JsonArgumentParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _JsonArgumentParser(prog="edgecompress_runner.py", description=__doc__.splitlines()[0])
     parser.add_argument("--probe", action="store_true", help="describe this device and exit")
-    parser.add_argument("--model", help=".tflite or .onnx file")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help=".tflite or .onnx file (repeat with --rounds: every model is timed)",
+    )
     parser.add_argument("--data", help="eval .npz (x, y, class_names, output_kind)")
     parser.add_argument("--warmup", type=_non_negative, default=20)
     parser.add_argument("--runs", type=_positive, default=100)
@@ -1314,6 +1819,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runtime", default="auto", choices=["auto"] + [name for name, _, _ in ALL_RUNTIMES])
     parser.add_argument("--samples-out", help="write every timed latency sample (ms) to this JSON file")
+    parser.add_argument(
+        "--rounds",
+        type=_positive,
+        default=None,
+        help="time every --model in this many interleaved rounds (order rotated each round); "
+        "--warmup and --runs are then per model per round, and no accuracy is measured",
+    )
+    parser.add_argument(
+        "--noise-pair",
+        action="store_true",
+        help="with --rounds: time the first model twice per round, half a round apart (the board's timing noise)",
+    )
+    parser.add_argument("--cooldown", type=_seconds, default=0.0, help="with --rounds: seconds of rest between rounds")
+    parser.add_argument(
+        "--energy-window",
+        type=_seconds,
+        default=0.5,
+        help="with --rounds, where the board exposes power: seconds of idle and of inferring power read per model "
+        "and round (0: no energy)",
+    )
+    parser.add_argument(
+        "--board-root", default="/", help="read the board's state (sysfs, procfs) under this folder instead of /"
+    )
     parser.add_argument("--progress", action="store_true", help="progress lines on stderr")
     return parser
 
@@ -1335,6 +1863,16 @@ def _thread_list(text: str) -> List[int]:
     return values
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of seconds, got %s" % text) from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number of seconds >= 0, got %s" % text)
+    return value
+
+
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -1353,6 +1891,15 @@ def run(argv: Optional[Sequence[str]]) -> Tuple[Dict[str, Any], int]:
                 "--model and --data are required (or --probe).",
                 "Usage: edgecompress_runner.py --model MODEL.tflite --data eval.npz",
             )
+        if args.rounds is not None:
+            return measure_rounds(args), 0
+        if len(args.model) > 1:
+            raise RunnerError(
+                "bad_args",
+                "%d --model options without --rounds." % len(args.model),
+                "Measure one model at a time, or time several against each other with --rounds N.",
+            )
+        args.model = args.model[0]
         return measure(args), 0
     except RunnerError as exc:
         return exc.as_json(), EXIT_CODES[exc.kind]
