@@ -333,6 +333,8 @@ def test_fine_tuning_runs_on_to_its_cap_while_it_improves(digits: Digits) -> Non
     curve = summary["curve"]
     best_loss = min(point["val_loss"] for point in curve[:-3])
     assert len(curve) == 20 and any(point["val_loss"] < 0.99 * best_loss for point in curve[-3:])
+    gained = 100 * (curve[-1]["val_accuracy"] - curve[-4]["val_accuracy"])  # signed: it may dip while the loss falls
+    assert f"({gained:+.2f} points of validation accuracy over the last 3 checks)" in summary["stop_reason"]
 
 
 def test_the_time_budget_stops_fine_tuning_and_says_so(digits: Digits) -> None:

@@ -262,7 +262,11 @@ def _why_stopped(
         key, reason = (
             "step cap",
             f"reached the cap of {cap} while still improving"
-            + (f" (+{100 * gained:.2f} points over the last {settings.patience} checks)" if gained is not None else ""),
+            + (  # accuracy may have dipped while the loss still fell: the rule's other sign of progress
+                f" ({100 * gained:+.2f} points of validation accuracy over the last {settings.patience} checks)"
+                if gained is not None
+                else ""
+            ),
         )
     rule = {
         "checks": settings.patience,
