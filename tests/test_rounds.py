@@ -43,7 +43,12 @@ def test_every_model_is_timed_once_per_round_in_a_rotated_order(timed: tuple[Rou
     for result in document["round_results"]:
         assert len(result["timings"]) == 4 * len(document["thread_counts"])
         assert all(len(t["samples"]) == 8 and min(t["samples"]) > 0 for t in result["timings"])
+        # the tiny models run in microseconds: each sample averages enough calls to span ~1 ms, so a
+        # scheduler slice taken by another process cannot cover a whole slot
+        assert all(t["calls"] > 1 for t in result["timings"])
+        assert all(t["calls"] * np.median(t["samples"]) > 0.25 for t in result["timings"])
         assert result["state_before"]["load_average"] is not None and result["state_after"]["memory_available_bytes"]
+    assert document["min_sample_ms"] == 1.0
     assert "round 4/4" in measurement.log
 
 
@@ -95,6 +100,7 @@ def test_a_board_that_sends_impossible_rounds_is_refused(timed: tuple[RoundsJob,
         "round_results.1.state_after.memory_available_bytes": (2**60, "not bytes within the board's RAM"),
         "round_results.3.state_after.cpufreq": ({"cpu0": {"khz": -5}}, "not a clock in kHz"),
         "runs": (9, "runs is 9 but 8 was asked for"),
+        "round_results.1.timings.2.calls": (0, "not a count of calls each sample averages"),
         "slots": ([{"model": 0, "copy": 0}], "not every model once and the first twice"),
     }
     for path, (value, problem) in cases.items():

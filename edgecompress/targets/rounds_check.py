@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 MAX_KHZ = 10_000_000  # 10 GHz
 TEMPERATURE_C = (-60.0, 200.0)
 MAX_WATTS = 10_000.0
+#: the runner averages at most this many back-to-back calls in one timed sample (its MAX_CALLS_PER_SAMPLE)
+MAX_CALLS_PER_SAMPLE = 1000
 THROTTLE_FLAGS = {"under-voltage", "arm frequency capped", "throttled", "soft temperature limit"}
 WHAT = "the timing rounds"
 
@@ -124,6 +126,12 @@ def _check_round(
         problems.add(f"{where}.timings does not hold every slot once at each thread count {counts}")
     for position, timing in enumerate(timings):
         _check_samples(problems, f"{where}.timings[{position}].samples", timing.get("samples"), job.runs)
+        calls = timing.get("calls", 1)
+        if not isinstance(calls, int) or isinstance(calls, bool) or not 1 <= calls <= MAX_CALLS_PER_SAMPLE:
+            problems.add(
+                f"{where}.timings[{position}].calls is {shown(calls)}, not a count of calls each sample averages "
+                f"(1 to {MAX_CALLS_PER_SAMPLE})"
+            )
     for key in ("state_before", "state_after"):
         _check_state(problems, f"{where}.{key}", result.get(key), ram)
     for position, window in enumerate(result.get("energy") or []):

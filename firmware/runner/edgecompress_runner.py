@@ -15,6 +15,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import math
 import os
 import platform
 import shlex
@@ -1462,8 +1463,9 @@ def latency_stats(samples_ms: Sequence[float], warmup: int) -> Dict[str, Any]:
     }
 
 
-def time_single_runs(session: Session, inputs: Any, count: int, offset: int) -> List[float]:
-    """Wall time of `count` batch-1 calls (set input, invoke, read output), cycling the inputs.
+def time_single_runs(session: Session, inputs: Any, count: int, offset: int, calls: int = 1) -> List[float]:
+    """Wall time of `count` batch-1 calls (set input, invoke, read output), cycling the inputs; with
+    `calls` above 1 each sample is the mean of that many back-to-back calls.
 
     GC is paused so a collection does not land inside one sample, as timeit does.
     """
@@ -1472,10 +1474,11 @@ def time_single_runs(session: Session, inputs: Any, count: int, offset: int) -> 
     gc.disable()
     try:
         for i in range(count):
-            sample = inputs[(offset + i) % len(inputs)][None, ...]
+            batch = [inputs[(offset + i * calls + j) % len(inputs)][None, ...] for j in range(calls)]
             start = time.perf_counter()
-            session.run(sample)
-            timings.append((time.perf_counter() - start) * 1000.0)
+            for sample in batch:
+                session.run(sample)
+            timings.append((time.perf_counter() - start) * 1000.0 / calls)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -1778,6 +1781,21 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
 
 #: seconds between power readings inside an energy window
 ENERGY_EVERY_S = 0.02
+#: In rounds, one timed sample spans at least this long: a model that runs in 10 us would
+#: otherwise fit a whole slot (20 calls) inside one scheduler time slice, so one burst of
+#: another process could slow a whole slot and, with 5 rounds, set the board's noise floor
+#: (seen on a 2-core machine: one slot 9x slower, a noise of +-840 %).
+MIN_SAMPLE_MS = 1.0
+#: ... by averaging at most this many back-to-back calls per sample
+MAX_CALLS_PER_SAMPLE = 1000
+
+
+def calls_per_sample(session: Session, inputs: Any) -> int:
+    """Back-to-back calls one sample averages so that it spans MIN_SAMPLE_MS (1 for a model slower than that)."""
+    single = sorted(time_single_runs(session, inputs, 5, offset=0))[2]
+    if single <= 0:
+        return MAX_CALLS_PER_SAMPLE
+    return int(max(1, min(MAX_CALLS_PER_SAMPLE, math.ceil(MIN_SAMPLE_MS / single))))
 
 
 def slot_plan(n_models: int, noise_pair: bool) -> List[Tuple[int, int]]:
@@ -1804,10 +1822,12 @@ def _thread_counts(main_threads: int, extra: Sequence[int]) -> List[int]:
 
 def _load_rounds_models(
     args: argparse.Namespace, data: EvalData, counts: List[int], emit: Callable[[str], None]
-) -> Tuple[List[Dict[str, Any]], Dict[Tuple[int, int], Session]]:
-    """Every model loaded once per thread count and run once (first call: allocations, weight packing)."""
+) -> Tuple[List[Dict[str, Any]], Dict[Tuple[int, int], Session], Dict[Tuple[int, int], int]]:
+    """Every model loaded once per thread count and run once (first call: allocations, weight packing),
+    then how many calls one of its timed samples averages."""
     inputs = data.head(1)
     facts, sessions = [], {}  # type: List[Dict[str, Any]], Dict[Tuple[int, int], Session]
+    calls = {}  # type: Dict[Tuple[int, int], int]
     runtimes = {}  # type: Dict[str, Runtime]
     for index, model in enumerate(args.model):
         if not os.path.isfile(model):
@@ -1827,19 +1847,22 @@ def _load_rounds_models(
             check_input_shape(session, data, model)
             session.run(inputs)
             sessions[(index, count)] = session
+            calls[(index, count)] = calls_per_sample(session, data.head(min(data.n, 64)))
         facts.append({**file_facts(model), "runtime": {"name": runtime.name, "version": runtime.version}})
-    return facts, sessions
+    return facts, sessions, calls
 
 
-def _time_slot(session: Session, inputs: Any, args: argparse.Namespace) -> List[float]:
-    time_single_runs(session, inputs, args.warmup, offset=1)
-    return [round(s, 6) for s in time_single_runs(session, inputs, args.runs, offset=1 + args.warmup)]
+def _time_slot(session: Session, inputs: Any, args: argparse.Namespace, calls: int) -> List[float]:
+    time_single_runs(session, inputs, args.warmup, offset=1, calls=calls)
+    samples = time_single_runs(session, inputs, args.runs, offset=1 + args.warmup * calls, calls=calls)
+    return [round(s, 6) for s in samples]
 
 
 def one_round(
     index: int,
     slots: List[Tuple[int, int]],
     sessions: Dict[Tuple[int, int], Session],
+    calls: Dict[Tuple[int, int], int],
     counts: List[int],
     inputs: Any,
     args: argparse.Namespace,
@@ -1853,9 +1876,9 @@ def one_round(
     for slot in order:
         model, copy = slots[slot]
         for count in counts:
-            timings.append(
-                {"slot": slot, "threads": count, "samples": _time_slot(sessions[(model, count)], inputs, args)}
-            )
+            per_sample = calls[(model, count)]
+            samples = _time_slot(sessions[(model, count)], inputs, args, per_sample)
+            timings.append({"slot": slot, "threads": count, "calls": per_sample, "samples": samples})
         if meter is not None and copy == 0:
             window = energy_window(sessions[(model, counts[0])], inputs, meter, args.energy_window, ENERGY_EVERY_S)
             energy.append({"slot": slot, "threads": counts[0], **window})
@@ -1881,7 +1904,7 @@ def measure_rounds(args: argparse.Namespace) -> Dict[str, Any]:
     exposes = board.exposes(meter)
     results = []
     try:
-        models, sessions = _load_rounds_models(args, data, counts, emit)
+        models, sessions, calls = _load_rounds_models(args, data, counts, emit)
         slots = slot_plan(len(models), args.noise_pair)
         for index in range(args.rounds):
             if index and args.cooldown:
@@ -1889,7 +1912,7 @@ def measure_rounds(args: argparse.Namespace) -> Dict[str, Any]:
                 time.sleep(args.cooldown)
             names = [os.path.basename(args.model[slots[s][0]]) for s in round_order(index, len(slots))]
             emit("round %d/%d: %s" % (index + 1, args.rounds, ", ".join(names)))
-            results.append(one_round(index, slots, sessions, counts, inputs, args, board, meter))
+            results.append(one_round(index, slots, sessions, calls, counts, inputs, args, board, meter))
     except RunnerError:
         raise
     except Exception as exc:  # noqa: BLE001 - an invoke failure on the device is reported, not crashed on
@@ -1908,6 +1931,7 @@ def measure_rounds(args: argparse.Namespace) -> Dict[str, Any]:
         "rounds": args.rounds,
         "warmup": args.warmup,
         "runs": args.runs,
+        "min_sample_ms": MIN_SAMPLE_MS,
         "cooldown_s": args.cooldown,
         "energy_window_s": args.energy_window if meter is not None else None,
         "models": models,
