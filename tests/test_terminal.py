@@ -221,7 +221,7 @@ def check_fits(session: Session, columns: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("columns", [80, 200])
+@pytest.mark.parametrize("columns", [80, pytest.param(200, marks=pytest.mark.e2e)])  # 80: the narrow case
 def test_deploy_typed_into_a_terminal_finishes_and_fits(digits_model: Path, tmp_path: Path, columns: int) -> None:
     session = run_in_terminal(deploy_command(digits_model, tmp_path / "runs"), timeout=300, columns=columns)
 
@@ -236,7 +236,7 @@ def test_deploy_typed_into_a_terminal_finishes_and_fits(digits_model: Path, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("columns", [80, 200])
+@pytest.mark.parametrize("columns", [80, pytest.param(200, marks=pytest.mark.e2e)])  # 80: the narrow case
 def test_quickstart_typed_into_a_terminal_finishes_and_prints_its_verdict(tmp_path: Path, columns: int) -> None:
     command = [sys.executable, "-m", "edgecompress", "quickstart", "--epochs", "4", "--finetune-steps", "20"]
     session = run_in_terminal(command, timeout=300, columns=columns, cwd=tmp_path)
@@ -253,7 +253,7 @@ def fine_tuning_started(output: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("where", ["terminal", "pipe"])
+@pytest.mark.parametrize("where", ["terminal", pytest.param("pipe", marks=pytest.mark.e2e)])
 def test_ctrl_c_during_fine_tuning_ends_the_run_with_130(digits_model: Path, tmp_path: Path, where: str) -> None:
     """SIGINT to the process group, as Ctrl-C sends it: exit 130 within seconds, every process of the group
     gone, and the run kept as NAME.failed for --resume."""

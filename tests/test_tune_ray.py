@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 TRIALS = 4
 SCENARIO_TIMEOUT_S = 420
 
-pytestmark = pytest.mark.slow  # a two-node Ray cluster and four fine-tuned trials
+# a two-node Ray cluster and four fine-tuned trials, about two minutes: opt-in (pytest -m e2e); the default run
+# covers tune on one machine (tests/test_tune.py)
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ import numpy as np
 from edgecompress.errors import TargetError
 from edgecompress.targets.base import MeasureJob, Measurement, Target
 from edgecompress.targets.phone_model import served_model
-from edgecompress.targets.phone_results import PageJob, result_from_page, text
+from edgecompress.targets.phone_results import PageJob, page_outputs, result_from_page, text
 from edgecompress.targets.phone_server import LEASE_S, Link, PhoneServer, Work
 
 SPEC = "phone"
@@ -107,7 +107,8 @@ class PhoneTarget(Target):
             )
         result = result_from_page(answer, page_job, labels)
         result["platform"] = self._device.get("platform") if self._device else None
-        return Measurement(target=self.name, result=result, device=self._device or {}, log="")
+        outputs = page_outputs(answer) if job.outputs else None
+        return Measurement(target=self.name, result=result, device=self._device or {}, log="", outputs=outputs)
 
     def cancel(self) -> None:
         """Ctrl-C: stop waiting for the page."""

@@ -140,9 +140,17 @@ def _document(
         "latency_ms": latency,
         "memory": {"peak_rss_bytes": None},  # a page cannot see its process's memory
         "accuracy": accuracy,
+        # the raw outputs travel beside this document (Measurement.outputs), as a board's .npy does
+        "outputs": {"file": None, "shape": [int(d) for d in scores.shape], "dtype": "float32", "names": None},
         "latency_by_threads": [],
         "op_profile": None,
     }
+
+
+def page_outputs(post: Any) -> np.ndarray:
+    """The page's raw outputs as the host keeps a board's (n samples x values, float32); call it only on a
+    post that `result_from_page` accepted."""
+    return np.asarray(post["outputs"], dtype=np.float32)
 
 
 def _sha_by(post: dict[str, Any]) -> str:
@@ -220,4 +228,4 @@ def _shown(value: Any) -> str:
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-__all__ = ["PageJob", "honest_label", "result_from_page", "text"]
+__all__ = ["PageJob", "honest_label", "page_outputs", "result_from_page", "text"]
