@@ -1791,8 +1791,12 @@ MAX_CALLS_PER_SAMPLE = 1000
 
 
 def calls_per_sample(session: Session, inputs: Any) -> int:
-    """Back-to-back calls one sample averages so that it spans MIN_SAMPLE_MS (1 for a model slower than that)."""
-    single = sorted(time_single_runs(session, inputs, 5, offset=0))[2]
+    """Back-to-back calls one sample averages so that it spans MIN_SAMPLE_MS (1 for a model slower than that).
+
+    The cost of one call is the fastest of 10 after 5 untimed ones: the first calls after loading run
+    several times slower (caches, lazy kernels), and a cost read from them left samples far shorter."""
+    time_single_runs(session, inputs, 5, offset=0)
+    single = min(time_single_runs(session, inputs, 10, offset=0))
     if single <= 0:
         return MAX_CALLS_PER_SAMPLE
     return int(max(1, min(MAX_CALLS_PER_SAMPLE, math.ceil(MIN_SAMPLE_MS / single))))
