@@ -173,11 +173,31 @@ def test_the_firmware_carries_the_model_without_what_tflm_never_reads(plain_buil
     assert report["identical_outputs"] and report["slimmed_bytes"] == len(slimmed.model) < len(original)
     assert slimmed.names_dropped > 0 and slimmed.zero_points_dropped > 0
     assert not any(t.name for sg in read_model(slimmed.model).subgraphs for t in sg.tensors)
+    # the int32 biases keep one scale (the kernels derive theirs from input and filter scales); filters keep all
+    biases, filters = _constant_inputs(slimmed.model, 2), _constant_inputs(slimmed.model, 1)
+    assert slimmed.quantizations_dropped == len(biases) > 0
+    assert all(len(np.atleast_1d(t.quantization.scales)) == 1 for t in biases)
+    assert any(len(np.atleast_1d(t.quantization.scales)) > 1 for t in filters)
     arena = plain_build.candidates["uncompressed"]["arena"]["with_margin_bytes"]
     before = tflm.evaluate_tflm(original, eval_npz, arena)
     after = tflm.evaluate_tflm(slimmed.model, eval_npz, arena)
     assert np.array_equal(before.scores, after.scores)  # every sample, not only the build's check
     assert plain_build.flash_by_tensor[0]["layer"] != "(unnamed)"  # reports still read the named model
+
+
+def _constant_inputs(tflite: bytes, position: int) -> list:
+    """The constant tensors at input `position` of every convolution and fully connected operator."""
+    from edgecompress.micro.graph import read_model
+
+    return [
+        op.inputs[position]
+        for sg in read_model(tflite).subgraphs
+        for op in sg.operators
+        if op.opcode_name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+        and len(op.inputs) > position
+        and op.inputs[position] is not None
+        and op.inputs[position].buffer is not None
+    ]
 
 
 # --------------------------------------------------------------------------- compression
@@ -202,6 +222,41 @@ def test_low_cardinality_layer_gets_smaller_with_lut_and_tflm_outputs_do_not_cha
     decoded = tflm.evaluate_tflm(compressed, eval_npz, clustered_build.arena_with_margin)
     assert np.array_equal(original.scores, decoded.scores)
     assert clustered_build.accuracy == original.accuracy["overall"]
+
+
+def test_a_compressed_model_is_slimmed_of_the_quantization_decode_never_reads(tiny_keras_model, eval_npz):
+    """Every kernel clustered (the convolutions quantized per channel): the packed indices keep one scale, the
+    decoded kernels keep a scale per channel and one zero point, the biases one scale; TFLM's outputs are equal."""
+    from edgecompress.micro import compress as lut
+    from edgecompress.micro.graph import read_model
+    from edgecompress.micro.slim import slim
+
+    keras = _keras()
+    model = keras.models.clone_model(tiny_keras_model.model)
+    model.set_weights(tiny_keras_model.model.get_weights())
+    for layer in model.layers:
+        if layer.get_weights() and layer.__class__.__name__ in ("Conv2D", "Dense"):
+            kernel, *rest = layer.get_weights()
+            centroids = np.quantile(kernel, [0.125, 0.375, 0.625, 0.875])
+            layer.set_weights([centroids[np.abs(kernel[..., None] - centroids).argmin(-1)].astype(np.float32), *rest])
+    plain = to_int8_tflite(model, tiny_keras_model.x_train[:200])
+    compressed = lut.apply_lut(plain, lut.plan_lut(plain).chosen)
+    slimmed = slim(compressed)
+    decodes = [
+        op for sg in read_model(slimmed.model).subgraphs for op in sg.operators if op.opcode_name == "TFLM_DECODE"
+    ]
+    per_channel = [op.outputs[0] for op in decodes if len(np.atleast_1d(op.outputs[0].quantization.scales)) > 1]
+    assert per_channel, "the test needs a per-channel decoded kernel"
+    assert all(len(np.atleast_1d(t.quantization.zero_points)) == 1 for t in per_channel)
+    assert all(
+        op.inputs[0].quantization is None or len(np.atleast_1d(op.inputs[0].quantization.scales)) == 1 for op in decodes
+    )
+    assert slimmed.quantizations_dropped >= len(per_channel) + len(_constant_inputs(slimmed.model, 2)) > 0
+    arena = tflm.measure_arena(compressed).with_margin_bytes
+    assert np.array_equal(
+        tflm.evaluate_tflm(compressed, eval_npz, arena).scores,
+        tflm.evaluate_tflm(slimmed.model, eval_npz, arena).scores,
+    )
 
 
 def test_decoded_weights_are_counted_in_the_arena_and_kept_uncompressed_when_ram_is_short(
