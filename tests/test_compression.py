@@ -299,20 +299,28 @@ def test_the_step_budget_bounds_fine_tuning_whatever_the_data_size(digits: Digit
 
 
 def test_fine_tuning_stops_on_a_plateau_and_says_why(digits: Digits) -> None:
-    """A trained model barely moves at a tiny learning rate: no check beats the best by 0.5 point, so it stops."""
+    """A trained model barely moves at a tiny learning rate: no check beats the best by 0.5 point, so the first
+    plateau cuts the learning rate and the second stops the stage."""
     model = _fresh_copy(digits)
     split = split_validation(digits.x_train, digits.y_train, 0.1, SEED)
     settings = FineTuning(steps=200, epochs=1000, progress=False)
     summary = finetune(model, split, settings, learning_rate=1e-7, loss=loss_for(model))
     every = settings.check_every(len(split.x_train))
     assert summary["stopped_by"] == "plateau" and summary["budget_steps"] == 200
-    assert summary["steps"] == (settings.patience + 1) * every < summary["budget_steps"]  # the first check, then 3
+    # the first check, 3 without progress (the rate is cut), 3 more
+    assert summary["steps"] == (2 * settings.patience + 1) * every < summary["budget_steps"]
+    assert summary["annealed_at_step"] == (settings.patience + 1) * every
     assert summary["stop_reason"].startswith(
         "in 3 checks in a row validation accuracy gained less than 0.5 points over its best and validation loss fell "
         "less than 1 %"
     )
+    assert (
+        f"cut the learning rate to 0.1x from the best check at step {(settings.patience + 1) * every}"
+        in (summary["stop_reason"])
+    )
     assert summary["stop_rule"] == {
         "checks": 3,
+        "anneal_factor": 0.1,
         "min_gain": 0.005,
         "min_loss_drop": 0.01,
         "check_every": every,
