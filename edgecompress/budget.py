@@ -6,7 +6,9 @@ build cannot disagree on "fits". Which figure counts against the storage budget 
 the device: a Linux board or phone maps the whole model file into RAM (`file_bytes`); a
 microcontroller keeps the model in flash, where look-up-table compressed tensors take about
 their bit-packed size, and the flash budget is the whole firmware's (`flash_bytes`: a plan adds
-FIRMWARE_BESIDE_MODEL_BYTES to its model estimate, a build reads its linked ELF).
+FIRMWARE_BESIDE_MODEL_BYTES to its model estimate, a build reads its linked ELF); a profile that
+reserves a flash region for the model alone (`model_flash_budget_bytes`) is checked on the model's
+own flash (`model_flash_bytes`: measured on the exported file, then read off the ELF's map).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ MEANINGS = {
     "file_bytes": "the model file as copied to the device",
     "bitpacked_bytes": "weights at ceil(log2(unique values)) bits plus codebooks",
     "flash_bytes": "the firmware's flash (the model, the TFLite Micro interpreter and kernels, the application)",
+    "model_flash_bytes": "the model's own flash inside the firmware (LUT-compressed and slimmed as TFLM stores it)",
     "ram_bytes": "RAM the model takes while running",
 }
 
@@ -36,6 +39,7 @@ class Resources:
     file_bytes: int | None = None
     bitpacked_bytes: int | None = None
     flash_bytes: int | None = None
+    model_flash_bytes: int | None = None
     ram_bytes: int | None = None
     estimated: bool = False  # True for a plan's promise, False for figures read off a built file
 
@@ -89,8 +93,13 @@ class Budget:
     @classmethod
     def of(cls, profile: Any) -> Budget:
         if profile.device_class == "microcontroller":
+            model_flash = getattr(profile, "model_flash_budget_bytes", None)
+            # a region reserved for the model is the figure plans are sized against: the model's flash is
+            # measured exactly on the exported file, the rest of the firmware only once it is linked
+            own = (Limit("model_flash_bytes", int(model_flash), "model_flash_budget_bytes"),) if model_flash else ()
             return cls(
                 (
+                    *own,
                     Limit("flash_bytes", int(profile.flash_budget_bytes), "flash_budget_bytes"),
                     Limit(
                         "ram_bytes", int(profile.model_memory_budget_bytes), "model_memory_budget_bytes", required=False
@@ -134,7 +143,11 @@ def exported_resources(file_bytes: int, model_flash_bytes: int | None = None) ->
     (the linked ELF's own figure replaces both once the firmware is built)."""
     if model_flash_bytes is None:
         return Resources(file_bytes=file_bytes, flash_bytes=file_bytes)
-    return Resources(file_bytes=file_bytes, flash_bytes=model_flash_bytes + FIRMWARE_BESIDE_MODEL_BYTES)
+    return Resources(
+        file_bytes=file_bytes,
+        flash_bytes=model_flash_bytes + FIRMWARE_BESIDE_MODEL_BYTES,
+        model_flash_bytes=model_flash_bytes,
+    )
 
 
 def artifact_resources(sizes: dict[str, Any], *, flash_bytes: int | None = None) -> Resources:
@@ -142,4 +155,5 @@ def artifact_resources(sizes: dict[str, Any], *, flash_bytes: int | None = None)
     known = {f.name for f in fields(Resources)}
     figures: dict[str, int | None] = {k: v for k, v in sizes.items() if k in known and isinstance(v, int)}
     figures.setdefault("flash_bytes", flash_bytes if flash_bytes is not None else figures.get("file_bytes"))
+    figures.setdefault("model_flash_bytes", figures.get("file_bytes"))  # a model not built into firmware: as stored
     return Resources(**figures)  # type: ignore[arg-type]

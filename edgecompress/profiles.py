@@ -326,6 +326,13 @@ class Profile(_Strict):
         "kernels, start-up and application), i.e. what the bootloader, RTOS and radio stack leave; the plan "
         "estimates the firmware against it, the firmware build checks the linked ELF against it",
     )
+    model_flash_budget_bytes: OptionalSize = Field(
+        default=None,
+        description="microcontrollers, optional: the flash the model itself may take (weights, value tables and "
+        "graph, as model_data.o in the firmware), when the application reserves a region for it; plans and "
+        "strategy auto's ladder are then sized against it, measured exactly on each exported model, and the "
+        "firmware's map checks it again",
+    )
     int8: bool = Field(description="int8 inference is a fast path on the device's main compute unit")
     fp16: bool = Field(description="float16 arithmetic is a fast path on the device's main compute unit")
     accelerator: Accelerator = Field(default="none", description="the unit models are offloaded to, if any")
@@ -511,6 +518,24 @@ CONSISTENCY_RULES: tuple[Rule, ...] = (
         "kernels, application), what the bootloader and RTOS leave.",
     ),
     Rule(
+        "model_flash_budget_bytes",
+        lambda p: p.model_flash_budget_bytes is not None and not _mcu(p),
+        "only a microcontroller keeps its model in flash; a {p.device_class} is budgeted by model_memory_budget_bytes.",
+        "Remove model_flash_budget_bytes, or set device_class: microcontroller.",
+    ),
+    Rule(
+        "model_flash_budget_bytes",
+        lambda p: (
+            _mcu(p)
+            and p.model_flash_budget_bytes is not None
+            and p.flash_budget_bytes is not None
+            and p.model_flash_budget_bytes >= p.flash_budget_bytes
+        ),
+        "the model's share of flash ({p.model_flash_budget_bytes:,} bytes) must leave room in the whole firmware's "
+        "({p.flash_budget_bytes:,} bytes) for the TFLite Micro interpreter and kernels.",
+        "Lower model_flash_budget_bytes, or raise flash_budget_bytes.",
+    ),
+    Rule(
         "compression.final_artifact",
         lambda p: _mcu(p) and p.compression.final_artifact != "tflite-micro",
         "a microcontroller runs TFLite Micro.",
@@ -568,7 +593,13 @@ PROFILE_SUFFIXES = (".yaml", ".yml", ".toml")
 
 
 #: fields holding a microcontroller's memory, where a datasheet's "256 KB" means KiB
-MEMORY_FIELDS = ("ram_bytes", "external_ram_bytes", "model_memory_budget_bytes", "flash_budget_bytes")
+MEMORY_FIELDS = (
+    "ram_bytes",
+    "external_ram_bytes",
+    "model_memory_budget_bytes",
+    "flash_budget_bytes",
+    "model_flash_budget_bytes",
+)
 DECIMAL_UNITS = {"KB": "KiB", "kB": "KiB", "MB": "MiB", "GB": "GiB"}
 
 

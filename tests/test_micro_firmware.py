@@ -508,6 +508,48 @@ def test_the_bundle_holds_the_recommended_firmware_and_ship_relinks_it(qemu_run,
     load_manifest(bundle)  # checking it wrote nothing into the bundle
 
 
+@pytest.fixture(scope="module")
+def region_run(qemu_run, tiny_h5: Path, tmp_path_factory):
+    """The same deploy for an application whose flash map reserves for the model one byte less than the first
+    plan's firmware gave it (`model_flash_budget_bytes`)."""
+    import edgecompress
+
+    first = qemu_run.report["plan"]["strategy"]
+    builds = {b["firmware_artifact"]: b for b in qemu_run.report["micro"]["firmwares"]}
+    budget = builds[f"{first}-firmware"]["flash_bytes"]["model_in_elf"] - 1
+    run = edgecompress.deploy(
+        tiny_h5,
+        "arduino-nano-33-ble",
+        data="sklearn:digits",
+        target="qemu",
+        output=tmp_path_factory.mktemp("region_runs"),
+        max_eval=120,
+        epochs=1,
+        profile_overrides={"model_flash_budget_bytes": budget},
+    )
+    return run, first, budget
+
+
+def test_a_flash_region_for_the_model_climbs_to_fewer_clusters_and_fails_the_int8_firmware(qemu_run, region_run):
+    run, first, budget = region_run
+    plan = run.report["plan"]
+    assert plan["strategy"] == f"{first}-8" and plan["budget_field"] == "model_flash_budget_bytes"
+    assert {layer["params"]["clusters"] for layer in plan["layers"] if "clusters" in layer["params"]} == {8}
+    steps = {step["strategy"]: step["outcome"] for step in plan["ladder"]}
+    # the first plan's estimate fits the region, its exported model (graph, scales, class names) does not
+    assert steps[first].startswith("measured ") and "over the" in steps[first]
+    assert "model_flash_budget_bytes: a harsher strategy was needed" in steps[first]
+    assert plan["measured"]["fits"] and plan["measured"]["bytes"] <= budget
+    builds = {b["firmware_artifact"]: b for b in run.report["micro"]["firmwares"]}
+    assert builds[f"{first}-8-firmware"]["flash_bytes"]["model_in_elf"] <= budget  # the map agrees
+    entries = {e["artifact"]: e for e in run.report["verdict"]["targets"][0]["artifacts"]}
+    int8_budget = next(c for c in entries["ptq-int8-firmware"]["checks"] if c["rule"] == "budget")
+    assert not int8_budget["passed"] and "model_flash_budget_bytes" in int8_budget["text"]
+    ours = next(c for c in entries[f"{first}-8-firmware"]["checks"] if c["rule"] == "budget")
+    assert ours["passed"] and "model_flash_budget_bytes" in ours["text"]
+    assert run.report["verdict"]["recommended"] == f"{first}-8-firmware"
+
+
 def test_deploy_refuses_qemu_for_a_linux_board_before_doing_anything(tiny_h5: Path, tmp_path):
     import edgecompress
     from edgecompress.errors import TargetError

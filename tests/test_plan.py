@@ -278,11 +278,24 @@ def test_auto_gives_a_model_that_fits_as_int8_the_mildest_compression_not_binari
     assert plan.auto and plan.strategy == "cqat" and plan.fits
     assert "binary" not in recipes(plan).values() and "bits" not in recipes(plan).values()
     steps = {step["strategy"]: step["outcome"] for step in plan.ladder}
-    assert list(steps) == ["ptq-only", "clustering", "cqat", "cqat-binary", "mixed-precision", "binary"]  # README order
+    # README order; strategies that only cluster are tried with half the clusters, then a quarter, before binarising
+    assert list(steps) == [
+        "ptq-only",
+        "clustering",
+        "cqat",
+        "clustering-8",
+        "cqat-8",
+        "clustering-4",
+        "cqat-4",
+        "cqat-binary",
+        "mixed-precision",
+        "binary",
+    ]
     assert steps["ptq-only"].startswith("skipped: post-training quantization only: every deploy builds")
     assert steps["clustering"] == "skipped: cqat reaches the same size and also trains for the int8 export"
+    assert steps["clustering-8"] == "skipped: cqat-8 reaches the same size and also trains for the int8 export"
     assert steps["cqat"] == "chosen: the mildest whose estimate fits"
-    assert plan.harsher == ["cqat-binary", "mixed-precision", "binary"]  # where a measured miss climbs
+    assert plan.harsher == ["cqat-8", "cqat-4", "cqat-binary", "mixed-precision", "binary"]  # a measured miss climbs
     assert all(steps[name] == "not needed yet: a milder one fits" for name in plan.harsher)
     assert any(line.startswith("strategy auto, mildest first: ptq-only: skipped") for line in plan.summary_lines())
 
@@ -308,13 +321,15 @@ def test_auto_moves_to_the_next_rung_when_the_exported_model_measures_over_the_b
     assert plan.strategy == "cqat"
     over = exported_resources(50_000, board.flash_budget_bytes - FIRMWARE + 10)  # model + firmware beside it
     higher = next_rung(board, model, SIGNIFICANCE, plan, over)
-    assert higher is not None and higher.auto and higher.strategy == "cqat-binary"
+    assert higher is not None and higher.auto and higher.strategy == "cqat-8"  # fewer clusters before binarising
+    assert {layer.setting for layer in higher.layers if layer.recipe in ("cqat", "clustering")} == {"8 clusters"}
+    assert "8 clusters (the profile's 16 halved to fit)" in higher.description
     step = next(s for s in higher.ladder if s["strategy"] == "cqat")
     assert step["measured_bytes"] == board.flash_budget_bytes + 10
     assert step["outcome"].startswith(f"measured {board.flash_budget_bytes + 10:,} bytes after export")
     chosen = next(s for s in higher.ladder if s["outcome"].startswith("chosen"))
-    assert chosen["strategy"] == "cqat-binary" and higher.harsher == ["mixed-precision", "binary"]
-    assert len(higher.ladder) == len({s["strategy"] for s in higher.ladder}) == 6
+    assert chosen["strategy"] == "cqat-8" and higher.harsher == ["cqat-4", "cqat-binary", "mixed-precision", "binary"]
+    assert len(higher.ladder) == len({s["strategy"] for s in higher.ladder}) == 10
     last = make_plan(mcu(**{"compression.strategy": "binary"}), model, SIGNIFICANCE)
     last.auto, last.ladder = True, [{"strategy": "binary", "outcome": "chosen"}]
     assert next_rung(board, model, SIGNIFICANCE, last, over) is None  # nothing harsher: the verdict shows the miss

@@ -422,6 +422,16 @@ CONTRADICTIONS = {
     ),
     "mcu without core": ("stm32h7", [_set("cpu.core", None)], "cpu.core is not set"),
     "core of another arch": ("rpi4", [_set("cpu.core", "cortex-m7")], "cpu.core = cortex-m7"),
+    "model flash budget off a microcontroller": (
+        "rpi4",
+        [_set("model_flash_budget_bytes", "64KiB")],
+        "model_flash_budget_bytes = 65536",
+    ),
+    "model flash budget over the firmware's": (
+        "arduino-nano-33-ble",
+        [_set("model_flash_budget_bytes", "600KiB")],
+        "model_flash_budget_bytes = 614400",
+    ),
     "budget over ram": (
         "arduino-nano-33-ble",
         [_set("model_memory_budget_bytes", "300KiB")],

@@ -18,7 +18,7 @@ shown so nobody mistakes one for the other.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from edgecompress.budget import FIRMWARE_BESIDE_MODEL_BYTES, MEANINGS, Budget, Limit, Resources
@@ -32,7 +32,9 @@ from edgecompress.compression.recipes import (
     STRATEGIES,
     STRATEGY_BY_NAME,
     STRUCTURES,
+    Rung,
     Strategy,
+    auto_rungs,
     strategies_from,
 )
 from edgecompress.compression.speed import StructureKnobs, StructurePlan, plan_structure
@@ -147,6 +149,7 @@ class Plan:
             file_bytes=self.estimated_file_bytes,
             bitpacked_bytes=self.estimated_bytes,
             flash_bytes=self.estimated_bytes + FIRMWARE_BESIDE_MODEL_BYTES,  # the budget is the whole firmware's
+            model_flash_bytes=self.estimated_bytes,
             estimated=True,
         )
 
@@ -437,8 +440,9 @@ def make_plan(profile: Any, model: Any, significance: _Significance | None = Non
     With `compression.strategy: auto` the plan is the mildest strategy on the auto ladder whose
     estimate fits; the deploy then checks its measured size after export (`next_rung`).
     """
-    candidates, limit = _candidates(profile, model, significance)
-    if profile.compression.strategy == AUTO:
+    auto = profile.compression.strategy == AUTO
+    candidates, limit = _candidates(profile, model, significance, auto=auto)
+    if auto:
         chosen = _auto(candidates, profile.name, limit)
     else:
         chosen = _first_that_fits(candidates, profile.compression.strategy, profile.name, limit)
@@ -451,7 +455,8 @@ def next_rung(
     """After an auto plan's export measured over the budget: the next harsher strategy on its ladder
     whose estimate fits (its ladder saying why each step was needed), or None when none is left (then
     `plan`'s own ladder records the miss and why no harsher strategy could help)."""
-    candidates, limit = _candidates(profile, model, significance)
+    candidates, limit = _candidates(profile, model, significance, auto=True)
+    order = list(candidates)
     figure = measured.get(limit.measure)
     failed = next((step["strategy"] for step in plan.ladder if step["outcome"].startswith("chosen")), plan.strategy)
     ladder = [step for step in plan.ladder if step["strategy"] not in (failed, *plan.harsher)] + [
@@ -475,14 +480,19 @@ def next_rung(
             continue
         rung.auto, rung.harsher = True, plan.harsher[plan.harsher.index(name) + 1 :]
         untried = [_step(candidates[left], limit, "not needed yet: a milder one fits") for left in rung.harsher]
-        rung.ladder = _in_order([*ladder, _step(rung, limit, "chosen: the mildest left whose estimate fits"), *untried])
+        rung.ladder = _in_order(
+            [*ladder, _step(rung, limit, "chosen: the mildest left whose estimate fits"), *untried], order
+        )
         return _finished(rung, candidates)
-    plan.ladder, plan.harsher = _in_order(ladder), []  # nothing left: the plan keeps why, the verdict the miss
+    plan.ladder, plan.harsher = _in_order(ladder, order), []  # nothing left: the plan keeps why, the verdict the miss
     return None
 
 
-def _candidates(profile: Any, model: Any, significance: _Significance | None) -> tuple[dict[str, Plan], Limit]:
-    """One plan per strategy of recipes.STRATEGIES for this profile and model, and the budget's limit."""
+def _candidates(
+    profile: Any, model: Any, significance: _Significance | None, *, auto: bool = False
+) -> tuple[dict[str, Plan], Limit]:
+    """One plan per strategy of recipes.STRATEGIES for this profile and model (with `auto`, per rung of its
+    ladder, recipes.auto_rungs: fewer clusters before binarised layers), in ladder order, and the budget's limit."""
     compression = profile.compression
     export_mode, io_dtype, notes = export_choice(profile)
     first_last = compression.first_last_precision
@@ -508,14 +518,18 @@ def _candidates(profile: Any, model: Any, significance: _Significance | None) ->
     changes = _structure_plan(model, structure, facts, significance, knobs)
     notes += changes.summary
 
-    def build(strategy: Strategy) -> Plan:
+    def build(rung: Rung) -> Plan:
+        strategy = rung.strategy
+        description = strategy.description + (
+            f", {rung.clusters} clusters (the profile's {knobs.clusters} halved to fit)" if rung.halved else ""
+        )
         return Plan(
             profile=profile.name,
-            strategy=strategy.name,
-            description=_described(strategy.description, structure),
+            strategy=rung.named,
+            description=_described(description, structure),
             export_mode=export_mode,
             io_dtype=io_dtype,
-            layers=assign_recipes(facts, strategy.roles, export_mode, knobs, changes),
+            layers=assign_recipes(facts, strategy.roles, export_mode, replace(knobs, clusters=rung.clusters), changes),
             budget_bytes=limit.bytes,
             budget_field=limit.field,
             budget_measure=limit.measure,
@@ -524,7 +538,8 @@ def _candidates(profile: Any, model: Any, significance: _Significance | None) ->
             prefer=prefer,
         )
 
-    return {strategy.name: build(strategy) for strategy in STRATEGIES}, limit
+    rungs = auto_rungs(knobs.clusters) if auto else tuple(Rung(s, knobs.clusters, s.name) for s in STRATEGIES)
+    return {rung.named: build(rung) for rung in rungs}, limit
 
 
 def _finished(chosen: Plan, candidates: dict[str, Plan]) -> Plan:
@@ -565,9 +580,10 @@ def _first_that_fits(candidates: dict[str, Plan], preferred: str, profile_name: 
 def _auto(candidates: dict[str, Plan], profile_name: str, limit: Limit) -> Plan:
     """`strategy: auto`: the mildest strategy on the ladder whose estimate fits; the rest stay to climb to
     when the exported model measures over the budget. BudgetError when no estimate fits."""
+    order = list(candidates)
     rungs, ladder = auto_ladder(list(candidates.values()))
     if not rungs:  # no recipe changes this model beyond its export: post-training quantization is the plan
-        rungs = [candidates[STRATEGIES[0].name]]
+        rungs = [candidates[order[0]]]
         ladder = [step for step in ladder if step["strategy"] != rungs[0].strategy]
     for index, plan in enumerate(rungs):
         if plan.fits is False:
@@ -575,7 +591,9 @@ def _auto(candidates: dict[str, Plan], profile_name: str, limit: Limit) -> Plan:
             continue
         plan.auto, plan.harsher = True, [rung.strategy for rung in rungs[index + 1 :]]
         untried = [_step(rung, limit, "not needed yet: a milder one fits") for rung in rungs[index + 1 :]]
-        plan.ladder = _in_order([*ladder, _step(plan, limit, "chosen: the mildest whose estimate fits"), *untried])
+        plan.ladder = _in_order(
+            [*ladder, _step(plan, limit, "chosen: the mildest whose estimate fits"), *untried], order
+        )
         return plan
     raise _budget_error(profile_name, min(rungs, key=lambda plan: plan.budget_figure or 0), limit)
 
@@ -621,9 +639,8 @@ def _dominates(harsher: Plan, plan: Plan) -> bool:
     return all(mine >= theirs for mine, theirs in stages) and any(mine > theirs for mine, theirs in stages)
 
 
-def _in_order(ladder: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ladder steps in recipes.STRATEGIES' order (the README's), mildest first."""
-    order = [strategy.name for strategy in STRATEGIES]
+def _in_order(ladder: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+    """Ladder steps in the ladder's order (recipes.auto_rungs: the README's), mildest first."""
     return sorted(ladder, key=lambda step: order.index(step["strategy"]))
 
 

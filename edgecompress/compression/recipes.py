@@ -270,6 +270,52 @@ STRATEGY_BY_NAME: dict[str, Strategy] = {strategy.name: strategy for strategy in
 AUTO = "auto"
 
 
+#: `strategy: auto` halves the clusters of a strategy that only clusters (profile's `clusters`, then half,
+#: ...) down to this many before it tries one that binarises layers: 4 clusters are 2-bit indices, still a
+#: learned value set per layer, where binarisation keeps one bit and a scale. Value tables per channel make
+#: fewer than 4 clusters save little more flash.
+MIN_AUTO_CLUSTERS = 4
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step of `strategy: auto`'s ladder: a strategy with the number of clusters its clustering recipes use."""
+
+    strategy: Strategy
+    clusters: int
+    named: str  # the plan's and artifact's name: the strategy's, with the clusters when auto changed them
+
+    @property
+    def halved(self) -> bool:
+        return self.named != self.strategy.name
+
+
+def _value_sets(strategy: Strategy) -> set[str]:
+    return {RECIPES[recipe].value_set for recipe in strategy.roles.values() if recipe in RECIPES}
+
+
+def auto_rungs(clusters: int) -> tuple[Rung, ...]:
+    """The ladder `auto` climbs, mildest first: README order, except that strategies which only cluster are
+    tried with the profile's `clusters`, then half as many, down to MIN_AUTO_CLUSTERS, before any strategy that
+    binarises or codes layers in a few bits."""
+    counts = [clusters]
+    while counts[-1] // 2 >= MIN_AUTO_CLUSTERS:
+        counts.append(counts[-1] // 2)
+    coded = [strategy for strategy in STRATEGIES if "codes" in _value_sets(strategy)]
+    clustering = [s for s in STRATEGIES if "clusters" in _value_sets(s) and s not in coded]
+    kept = [s for s in STRATEGIES if s not in coded and s not in clustering]  # post-training quantization only
+    halving = [
+        Rung(strategy, count, strategy.name if count == clusters else f"{strategy.name}-{count}")
+        for count in counts
+        for strategy in clustering
+    ]
+    return (
+        *(Rung(s, clusters, s.name) for s in kept),
+        *halving,
+        *(Rung(s, clusters, s.name) for s in coded),
+    )
+
+
 def strategies_from(name: str) -> tuple[Strategy, ...]:
     """The named strategy followed by every more aggressive one: what a tight budget may use."""
     names = [strategy.name for strategy in STRATEGIES]
@@ -280,6 +326,9 @@ def strategies_from(name: str) -> tuple[Strategy, ...]:
 
 __all__ = [
     "AUTO",
+    "MIN_AUTO_CLUSTERS",
+    "Rung",
+    "auto_rungs",
     "EDGE_PRECISION",
     "EDGE_RECIPES",
     "INTEGER_EXPORT",

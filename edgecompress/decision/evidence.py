@@ -93,6 +93,7 @@ def budget_of(profile: dict[str, Any]) -> Budget:
         SimpleNamespace(
             device_class=profile.get("device_class"),
             flash_budget_bytes=profile.get("flash_budget_bytes") or 0,
+            model_flash_budget_bytes=profile.get("model_flash_budget_bytes"),
             model_memory_budget_bytes=profile.get("model_memory_budget_bytes") or 0,
         )
     )
@@ -276,9 +277,13 @@ def _resources(artifact: dict[str, Any], micro: dict[str, Any] | None) -> Resour
         ),
         None,
     )
+    model_flash = None
     if build is not None:
         flash, ram = build["fits"].get("flash_needed_bytes"), build["fits"].get("ram_needed_bytes")
+        model_flash = (build.get("flash_bytes") or {}).get("model_in_elf")
     resources = artifact_resources(artifact, flash_bytes=flash)
+    if model_flash is not None and resources.model_flash_bytes is None:
+        resources = dataclasses.replace(resources, model_flash_bytes=model_flash)
     return dataclasses.replace(resources, ram_bytes=ram) if ram is not None else resources
 
 

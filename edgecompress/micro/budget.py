@@ -95,16 +95,23 @@ def _parts(parts: dict[str, int]) -> str:
     return " + ".join(f"{name} {value:,} B" for name, value in parts.items())
 
 
-def model_flash_bytes(tflite_bytes: bytes) -> int:
+def model_flash_bytes(tflite_bytes: bytes, class_names: Sequence[str] = ()) -> int:
     """The flash an exported model takes in a TFLM firmware, measured on the file: the .tflite with every
     tensor TFLM's compressor can store as look-up-table indices stored so (micro/compress.py) and what TFLM
-    never reads dropped (micro/slim.py), before the firmware build leaves any tensor uncompressed for RAM."""
+    never reads dropped (micro/slim.py), before the firmware build leaves any tensor uncompressed for RAM.
+
+    With `class_names`, what the firmware's model_data.o holds beside the array (firmware/tflm/
+    model_data.cc.in): the array padded to its 16-byte alignment, and a pointer and a NUL-ended string per
+    class on the 32-bit core -- the figure the linked ELF's map gives the model, to a few bytes."""
     from edgecompress.micro import compress as lut
     from edgecompress.micro.slim import slim
 
     plan = lut.plan_lut(bytes(tflite_bytes))
     compressed = lut.apply_lut(bytes(tflite_bytes), plan.chosen) if plan.chosen else bytes(tflite_bytes)
-    return len(slim(compressed).model)
+    size = len(slim(compressed).model)
+    if not class_names:
+        return size
+    return -(-size // 16) * 16 + sum(4 + len(name.encode("utf-8")) + 1 for name in class_names)
 
 
 def check_budget(

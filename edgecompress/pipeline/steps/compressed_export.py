@@ -49,10 +49,11 @@ def _climbed(ctx: RunContext, artifact: Artifact) -> bool:
     budget = Budget.of(prepared.profile)
     data = artifact.path.read_bytes()
     flash = None
-    if budget.storage.measure == "flash_bytes":
+    if budget.storage.measure in ("flash_bytes", "model_flash_bytes"):
         from edgecompress.micro.budget import model_flash_bytes
 
-        flash = model_flash_bytes(data)
+        dataset = prepared.dataset  # the firmware stores the class names beside the model
+        flash = model_flash_bytes(data, dataset.class_names if dataset.labelled else ["output"])
     measured = exported_resources(len(data), flash)
     fits = budget.fits(measured)
     plan.measured = {"strategy": plan.strategy, "bytes": measured.get(budget.storage.measure), "fits": fits}
