@@ -150,10 +150,15 @@ def exported_resources(file_bytes: int, model_flash_bytes: int | None = None) ->
     )
 
 
-def artifact_resources(sizes: dict[str, Any], *, flash_bytes: int | None = None) -> Resources:
-    """An exported artifact's figures; in flash a file takes its own size unless a build says otherwise."""
+def artifact_resources(
+    sizes: dict[str, Any], *, flash_bytes: int | None = None, model_flash_bytes: int | None = None
+) -> Resources:
+    """An exported artifact's figures; in flash a file takes its own size unless a build says otherwise
+    (`flash_bytes`: its firmware's; `model_flash_bytes`: the model's share of it)."""
     known = {f.name for f in fields(Resources)}
     figures: dict[str, int | None] = {k: v for k, v in sizes.items() if k in known and isinstance(v, int)}
     figures.setdefault("flash_bytes", flash_bytes if flash_bytes is not None else figures.get("file_bytes"))
-    figures.setdefault("model_flash_bytes", figures.get("file_bytes"))  # a model not built into firmware: as stored
+    figures.setdefault(
+        "model_flash_bytes", model_flash_bytes if model_flash_bytes is not None else figures.get("file_bytes")
+    )
     return Resources(**figures)  # type: ignore[arg-type]

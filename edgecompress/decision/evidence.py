@@ -281,9 +281,7 @@ def _resources(artifact: dict[str, Any], micro: dict[str, Any] | None) -> Resour
     if build is not None:
         flash, ram = build["fits"].get("flash_needed_bytes"), build["fits"].get("ram_needed_bytes")
         model_flash = (build.get("flash_bytes") or {}).get("model_in_elf")
-    resources = artifact_resources(artifact, flash_bytes=flash)
-    if model_flash is not None and resources.model_flash_bytes is None:
-        resources = dataclasses.replace(resources, model_flash_bytes=model_flash)
+    resources = artifact_resources(artifact, flash_bytes=flash, model_flash_bytes=model_flash)
     return dataclasses.replace(resources, ram_bytes=ram) if ram is not None else resources
 
 
