@@ -339,3 +339,13 @@ def test_auto_moves_to_the_next_rung_when_the_exported_model_measures_over_the_b
 def test_an_explicit_strategy_still_wins_over_auto(model) -> None:
     plan = make_plan(profile("arduino-nano-33-ble", **{"compression.strategy": "mixed-precision"}), model, SIGNIFICANCE)
     assert plan.strategy == "mixed-precision" and not plan.auto and plan.ladder == []
+
+
+def test_fewer_clusters_and_fewer_bits_get_a_larger_fine_tuning_cap() -> None:
+    """Each bit an index loses below 4 adds one base step budget; binarisation keeps the largest."""
+    from edgecompress.compression.recipes import RECIPES
+
+    clustering = RECIPES["clustering"]
+    assert [clustering.steps_scale({"clusters": k}) for k in (32, 16, 8, 4)] == [1.0, 1.0, 2.0, 3.0]
+    assert RECIPES["binary"].steps_scale({"bits": 1}) == 4.0 > clustering.steps_scale({"clusters": 4})
+    assert RECIPES["bits"].steps_scale({"bits": 2}) == 2.0 and RECIPES["keep"].steps_scale({}) == 1.0

@@ -15,7 +15,7 @@ short of its cap would otherwise end on weights trained at a high rate, which is
 over the cap is there to avoid (8-cluster clustering of a CIFAR-10 ResNet: 1.4 points worse when a
 2,000-step cap let it stop at step 1,000 than with a 1,000-step cap); the second plateau stops it.
 A step cap bounds it, scaled by how harsh the stage's recipes are
-(`Recipe.step_scale`: binarisation gets 4x clustering's), and the whole fine-tune has an
+(`Recipe.steps_scale`: binarisation gets 4x the budget of 16-cluster clustering, 8 clusters 2x), and the whole fine-tune has an
 optional wall-clock budget. Batches are drawn from the whole training set in a seeded
 order; the learning rate warms up and follows a cosine decay over the cap. Every check is
 one progress line with an ETA, and training.json says why each stage stopped. Small data
@@ -104,7 +104,7 @@ class FineTuning:
         return (
             f"each stage trains while it improves, up to {self.stage_steps(n_train):,} steps of {self.batch_size} "
             f"images (the smaller of {self.steps:,} steps and {self.epochs} passes over {n_train:,} training images; "
-            f"binarised and few-bit recipes and a speed recipe's new shapes get 2-4x that), validation on "
+            f"binarised, few-bit and few-cluster recipes and a speed recipe's new shapes get 2-4x that), validation on "
             f"{min(self.validation_max, n_examples - n_train):,} held-out images every {self.check_every(n_train):,} steps, "
             f"stopping on a plateau ({self.patience} checks without {100 * self.min_gain:g} points of validation "
             f"accuracy gained or {100 * self.min_loss_drop:g} % of validation loss shed), {limit}"
