@@ -381,7 +381,14 @@ def resnet_deploys(
             **options,
         )
         row = resnet_row(result.report, round(time.perf_counter() - started, 1))
-        section["deploys"][name] = {"profile": bundled, "profile_adds": adds, "deploy_options": options, **row}
+        command = f'python benchmarks/bench_micro.py --skip-reference-cnn --resnet --resnet-deploys "{name}"'
+        section["deploys"][name] = {
+            "command": command,
+            "profile": bundled,
+            "profile_adds": adds,
+            "deploy_options": options,
+            **row,
+        }
         print(f"resnet, {name}: {json.dumps(row['aims'])}", flush=True)
     return section
 

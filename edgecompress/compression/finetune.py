@@ -260,11 +260,16 @@ def _why_stopped(
             if record["val_accuracy"] is not None
             else f"best validation loss {record['val_loss']:.4g}"  # a task trained without accuracy (MSE, distillation)
         )
+        gained = (
+            f"validation accuracy gained less than {100 * settings.min_gain:g} points over its best and "
+            if record["val_accuracy"] is not None
+            else ""  # trained without an accuracy (MSE, distillation): the loss alone decides
+        )
         reason = (
-            f"in {settings.patience} checks in a row validation accuracy gained less than {100 * settings.min_gain:g} "
-            f"points over its best and validation loss fell less than {100 * settings.min_loss_drop:g} % "
-            f"({best} at step {record['best_step']:,}), after the first such plateau had cut the learning rate to "
-            f"{ANNEAL_FACTOR:g}x from the best check at step {watch.check_every * (plateau.annealed_at + 1):,}"
+            f"in {settings.patience} checks in a row {gained}validation loss fell less than "
+            f"{100 * settings.min_loss_drop:g} % ({best} at step {record['best_step']:,}), after the first such "
+            f"plateau had cut the learning rate to {ANNEAL_FACTOR:g}x from the best check at step "
+            f"{watch.check_every * (plateau.annealed_at + 1):,}"
         )
     else:
         gained = _last_gain(watch.curve, settings.patience)
