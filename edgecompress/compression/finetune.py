@@ -260,13 +260,13 @@ def _why_stopped(
             if record["val_accuracy"] is not None
             else f"best validation loss {record['val_loss']:.4g}"  # a task trained without accuracy (MSE, distillation)
         )
-        gained = (
+        no_gain = (
             f"validation accuracy gained less than {100 * settings.min_gain:g} points over its best and "
             if record["val_accuracy"] is not None
             else ""  # trained without an accuracy (MSE, distillation): the loss alone decides
         )
         reason = (
-            f"in {settings.patience} checks in a row {gained}validation loss fell less than "
+            f"in {settings.patience} checks in a row {no_gain}validation loss fell less than "
             f"{100 * settings.min_loss_drop:g} % ({best} at step {record['best_step']:,}), after the first such "
             f"plateau had cut the learning rate to {ANNEAL_FACTOR:g}x from the best check at step "
             f"{watch.check_every * (plateau.annealed_at + 1):,}"
