@@ -346,6 +346,6 @@ def test_fewer_clusters_and_fewer_bits_get_a_larger_fine_tuning_cap() -> None:
     from edgecompress.compression.recipes import RECIPES
 
     clustering = RECIPES["clustering"]
-    assert [clustering.steps_scale({"clusters": k}) for k in (32, 16, 8, 4)] == [1.0, 1.0, 2.0, 3.0]
-    assert RECIPES["binary"].steps_scale({"bits": 1}) == 4.0 > clustering.steps_scale({"clusters": 4})
-    assert RECIPES["bits"].steps_scale({"bits": 2}) == 2.0 and RECIPES["keep"].steps_scale({}) == 1.0
+    assert [clustering.step_scale_for({"clusters": k}) for k in (32, 16, 8, 4)] == [1.0, 1.0, 2.0, 3.0]
+    assert RECIPES["binary"].step_scale_for({"bits": 1}) == 4.0 > clustering.step_scale_for({"clusters": 4})
+    assert RECIPES["bits"].step_scale_for({"bits": 2}) == 2.0 and RECIPES["keep"].step_scale_for({}) == 1.0

@@ -269,7 +269,7 @@ def _shape_stage(
         callbacks += technique.callbacks()
         settle = max(settle, ramp_steps if technique.needs_ramp else 0)
     rate = max(RECIPES[layer.recipe].learning_rate for layer in shaped)
-    scale = max(RECIPES[layer.recipe].steps_scale(layer.params) for layer in shaped)
+    scale = max(RECIPES[layer.recipe].step_scale_for(layer.params) for layer in shaped)
     label = f"shape ({', '.join(sorted({layer.recipe for layer in shaped}))})"
     if weights is None:
         stages.append(training.run(model, rate, label, callbacks=callbacks, settle_steps=settle, budget_scale=scale))

@@ -15,7 +15,7 @@ short of its cap would otherwise end on weights trained at a high rate, which is
 over the cap is there to avoid (8-cluster clustering of a CIFAR-10 ResNet: 1.4 points worse when a
 2,000-step cap let it stop at step 1,000 than with a 1,000-step cap); the second plateau stops it.
 A step cap bounds it, scaled by how harsh the stage's recipes are
-(`Recipe.steps_scale`: binarisation gets 4x the budget of 16-cluster clustering, 8 clusters 2x), and the whole fine-tune has an
+(`Recipe.step_scale_for`: binarisation gets 4x the budget of 16-cluster clustering, 8 clusters 2x), and the whole fine-tune has an
 optional wall-clock budget. Batches are drawn from the whole training set in a seeded
 order; the learning rate warms up and follows a cosine decay over the cap. Every check is
 one progress line with an ETA, and training.json says why each stage stopped. Small data

@@ -66,7 +66,7 @@ class Recipe:
     #: CIFAR ResNet was still gaining 12 points in its last 500 of 1,000 steps
     step_scale: float = 1.0
 
-    def steps_scale(self, params: dict[str, float]) -> float:
+    def step_scale_for(self, params: dict[str, float]) -> float:
         """`step_scale`, raised for a clustered layer with few clusters: each bit fewer than 4 per index (16
         clusters) adds one base budget (8 clusters 2x, 4 clusters 3x), as few-bit and binarised recipes get --
         3-bit clustering of a CIFAR-10 ResNet was still improving when a 1,000-step cap stopped it."""
