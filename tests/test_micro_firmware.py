@@ -413,8 +413,7 @@ def _manifest_extra(linked) -> dict:
 # --------------------------------------------------------------------------- through deploy
 
 
-@pytest.fixture(scope="module")
-def qemu_run(tiny_h5: Path, tmp_path_factory):
+def _nano_qemu_deploy(tiny_h5: Path, output: Path, **options):  # noqa: ANN202 - a DeployResult
     """`deploy --profile arduino-nano-33-ble --target qemu` of the tiny digits CNN, as a user runs it."""
     import edgecompress
 
@@ -423,10 +422,16 @@ def qemu_run(tiny_h5: Path, tmp_path_factory):
         "arduino-nano-33-ble",
         data="sklearn:digits",
         target="qemu",
-        output=tmp_path_factory.mktemp("qemu_runs"),
+        output=output,
         max_eval=120,
         epochs=1,
+        **options,
     )
+
+
+@pytest.fixture(scope="module")
+def qemu_run(tiny_h5: Path, tmp_path_factory):
+    return _nano_qemu_deploy(tiny_h5, tmp_path_factory.mktemp("qemu_runs"))
 
 
 def test_deploy_to_the_emulated_board_measures_both_firmwares_against_the_fp32_baseline(qemu_run):
@@ -512,21 +517,11 @@ def test_the_bundle_holds_the_recommended_firmware_and_ship_relinks_it(qemu_run,
 def region_run(qemu_run, tiny_h5: Path, tmp_path_factory):
     """The same deploy for an application whose flash map reserves for the model one byte less than the first
     plan's firmware gave it (`model_flash_budget_bytes`)."""
-    import edgecompress
-
     first = qemu_run.report["plan"]["strategy"]
     builds = {b["firmware_artifact"]: b for b in qemu_run.report["micro"]["firmwares"]}
     budget = builds[f"{first}-firmware"]["flash_bytes"]["model_in_elf"] - 1
-    run = edgecompress.deploy(
-        tiny_h5,
-        "arduino-nano-33-ble",
-        data="sklearn:digits",
-        target="qemu",
-        output=tmp_path_factory.mktemp("region_runs"),
-        max_eval=120,
-        epochs=1,
-        profile_overrides={"model_flash_budget_bytes": budget},
-    )
+    output = tmp_path_factory.mktemp("region_runs")
+    run = _nano_qemu_deploy(tiny_h5, output, profile_overrides={"model_flash_budget_bytes": budget})
     return run, first, budget
 
 

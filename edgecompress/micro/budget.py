@@ -95,6 +95,16 @@ def _parts(parts: dict[str, int]) -> str:
     return " + ".join(f"{name} {value:,} B" for name, value in parts.items())
 
 
+def stored_class_names(class_names: Sequence[str], labelled: bool, output_elements: int) -> list[str]:
+    """The names a firmware stores beside its model (firmware/tflm/model_data.cc.in's kClassNames): for labelled
+    data one per score (a single sigmoid score has two classes), an index where the data names none; otherwise one
+    'output' (the demo prints the largest output's index, and there is no label to check)."""
+    if not labelled:
+        return ["output"]
+    n_classes = max(len(class_names), 2 if output_elements == 1 else output_elements)
+    return [class_names[i] if i < len(class_names) else str(i) for i in range(n_classes)]
+
+
 def model_flash_bytes(tflite_bytes: bytes, class_names: Sequence[str] = ()) -> int:
     """The flash an exported model takes in a TFLM firmware, measured on the file: the .tflite with every
     tensor TFLM's compressor can store as look-up-table indices stored so (micro/compress.py) and what TFLM

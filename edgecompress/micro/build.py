@@ -628,11 +628,7 @@ def _write_project(
     runner = tflm.runner_module()
     data = runner.EvalData(str(eval_npz))
     sample = runner.quantize(data.head(1), io.input.dtype, (io.input.scale, io.input.zero_point))
-    if data.labelled:
-        n_classes = max(len(data.class_names), 2 if io.output.elements == 1 else io.output.elements)
-        class_names = [data.class_names[i] if i < len(data.class_names) else str(i) for i in range(n_classes)]
-    else:  # not a classifier: the demo prints the largest output's index, and there is no label to check
-        class_names = ["output"]
+    class_names = budget_mod.stored_class_names(data.class_names, data.labelled, io.output.elements)
     if arena is not None and arena.get("measured_32bit_bytes"):
         minimum, size, note = (
             arena["smallest_working_bytes"],

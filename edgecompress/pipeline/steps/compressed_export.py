@@ -50,10 +50,11 @@ def _climbed(ctx: RunContext, artifact: Artifact) -> bool:
     data = artifact.path.read_bytes()
     flash = None
     if budget.storage.measure in ("flash_bytes", "model_flash_bytes"):
-        from edgecompress.micro.budget import model_flash_bytes
+        from edgecompress.micro.budget import model_flash_bytes, stored_class_names
 
-        dataset = prepared.dataset  # the firmware stores the class names beside the model
-        flash = model_flash_bytes(data, dataset.class_names if dataset.labelled else ["output"])
+        dataset, first_output = prepared.dataset, prepared.loaded.facts.outputs[0]
+        names = stored_class_names(dataset.class_names, dataset.labelled, first_output.size)
+        flash = model_flash_bytes(data, names)  # with the names the firmware stores beside the model
     measured = exported_resources(len(data), flash)
     fits = budget.fits(measured)
     plan.measured = {"strategy": plan.strategy, "bytes": measured.get(budget.storage.measure), "fits": fits}
